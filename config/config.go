@@ -1,0 +1,173 @@
+package config
+
+import "time"
+
+// Config is the whole of Tongban's configuration, as CONTRACT.md lists it. The yaml tags are the
+// contract's key names; the environment override of a key is TONGBAN_ followed by its path in
+// upper case with "_" between the parts (TONGBAN_REDIS_URL, TONGBAN_PROVIDERS_0_CLIENT_SECRET).
+type Config struct {
+	Listen        string `yaml:"listen"`
+	MetricsListen string `yaml:"metrics_listen"`
+	// PublicURL is the bridge's issuer and the base of every URL the service hands out.
+	PublicURL string `yaml:"public_url"`
+	Dev       bool   `yaml:"dev"`
+
+	// ShutdownTimeout bounds graceful shutdown: in-flight requests and websockets get this long.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `yaml:"log_level"`
+
+	Redis          Redis           `yaml:"redis"`
+	Secrets        Secrets         `yaml:"secrets"`
+	Providers      []Provider      `yaml:"providers"`
+	Clients        []Client        `yaml:"clients"`
+	MachineClients []MachineClient `yaml:"machine_clients"`
+	Catalog        string          `yaml:"catalog"`
+	Push           Push            `yaml:"push"`
+	GraphQL        GraphQL         `yaml:"graphql"`
+}
+
+// Redis says where shared state lives. Both empty means an embedded store in this process.
+type Redis struct {
+	URL     string   `yaml:"url"`
+	Cluster []string `yaml:"cluster"`
+}
+
+// Secrets are the process-wide keys. Each may instead be read from a file (the *_file keys),
+// which Load resolves before validation.
+type Secrets struct {
+	Pepper               string `yaml:"pepper"`
+	PepperFile           string `yaml:"pepper_file"`
+	KeyEncryptionKey     string `yaml:"key_encryption_key"`
+	KeyEncryptionKeyFile string `yaml:"key_encryption_key_file"`
+}
+
+// Provider is a member app whose identity provider signs citizens in.
+type Provider struct {
+	ID                   string         `yaml:"id"`
+	Name                 string         `yaml:"name"`
+	Region               string         `yaml:"region"`
+	Issuer               string         `yaml:"issuer"`
+	ClientID             string         `yaml:"client_id"`
+	ClientSecret         string         `yaml:"client_secret"`
+	ClientSecretFile     string         `yaml:"client_secret_file"`
+	Scopes               []string       `yaml:"scopes"`
+	Algorithms           []string       `yaml:"algorithms"`
+	Claims               ClaimMap       `yaml:"claims"`
+	AssuranceLevels      map[string]int `yaml:"assurance_levels"`
+	AutoLinkMinAssurance int            `yaml:"auto_link_min_assurance"`
+}
+
+// ClaimMap names the provider's claim that carries each normalized claim.
+type ClaimMap struct {
+	IDNumber  string `yaml:"id_number"`
+	Name      string `yaml:"name"`
+	Phone     string `yaml:"phone"`
+	Assurance string `yaml:"assurance"`
+}
+
+// Client is a member app that receives switches: the bridge is its OpenID provider.
+type Client struct {
+	ID               string   `yaml:"id"`
+	Name             string   `yaml:"name"`
+	Region           string   `yaml:"region"`
+	Secret           string   `yaml:"secret"`
+	SecretSHA256     string   `yaml:"secret_sha256"`
+	SecretFile       string   `yaml:"secret_file"`
+	RedirectURIs     []string `yaml:"redirect_uris"`
+	InitiateLoginURI string   `yaml:"initiate_login_uri"`
+	Scopes           []string `yaml:"scopes"`
+	SubjectType      string   `yaml:"subject_type"`
+}
+
+// MachineClient is a data platform or service owner that authenticates with client credentials.
+type MachineClient struct {
+	ID           string   `yaml:"id"`
+	Secret       string   `yaml:"secret"`
+	SecretSHA256 string   `yaml:"secret_sha256"`
+	SecretFile   string   `yaml:"secret_file"`
+	Scopes       []string `yaml:"scopes"`
+	Departments  []string `yaml:"departments"`
+}
+
+// Push configures 免申即享 delivery.
+type Push struct {
+	FCM        FCM    `yaml:"fcm"`
+	TimeZone   string `yaml:"time_zone"`
+	QuietHours string `yaml:"quiet_hours"`
+	DailyCap   int    `yaml:"daily_cap"`
+}
+
+// FCM is the Firebase Cloud Messaging project the sender uses.
+type FCM struct {
+	ProjectID       string `yaml:"project_id"`
+	CredentialsFile string `yaml:"credentials_file"`
+	Endpoint        string `yaml:"endpoint"`
+}
+
+// GraphQL holds the API's limits. The ones beyond CONTRACT.md's list (aliases, tokens, body
+// size) exist because each closes a denial-of-service path the others leave open.
+type GraphQL struct {
+	Introspection   bool     `yaml:"introspection"`
+	ComplexityLimit int      `yaml:"complexity_limit"`
+	DepthLimit      int      `yaml:"depth_limit"`
+	AliasLimit      int      `yaml:"alias_limit"`
+	TokenLimit      int      `yaml:"token_limit"`
+	MaxBodyBytes    int64    `yaml:"max_body_bytes"`
+	AllowedOrigins  []string `yaml:"allowed_origins"`
+}
+
+// Duration is a time.Duration written in YAML and the environment as "15s", "2m".
+type Duration time.Duration
+
+// Std returns the value as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// UnmarshalText parses Go duration syntax.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes Go duration syntax.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// App is one member app as the rest of the service sees it: the union of its provider and
+// client entries, which share an id when the app both signs people in and receives switches.
+type App struct {
+	ID               string
+	Name             string
+	Region           string
+	CanSignIn        bool
+	CanReceiveSwitch bool
+}
+
+// Apps lists the member apps in configuration order: providers first, then clients that are
+// not also providers.
+func (c *Config) Apps() []App {
+	var apps []App
+	index := map[string]int{}
+	for _, p := range c.Providers {
+		index[p.ID] = len(apps)
+		apps = append(apps, App{ID: p.ID, Name: p.Name, Region: p.Region, CanSignIn: true})
+	}
+	for _, cl := range c.Clients {
+		if i, ok := index[cl.ID]; ok {
+			apps[i].CanReceiveSwitch = true
+			if apps[i].Name == "" {
+				apps[i].Name = cl.Name
+			}
+			if apps[i].Region == "" {
+				apps[i].Region = cl.Region
+			}
+			continue
+		}
+		index[cl.ID] = len(apps)
+		apps = append(apps, App{ID: cl.ID, Name: cl.Name, Region: cl.Region, CanReceiveSwitch: true})
+	}
+	return apps
+}

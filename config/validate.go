@@ -1,0 +1,461 @@
+package config
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	_ "time/tzdata" // push.time_zone must load on hosts (and images) without a zoneinfo database
+)
+
+// Problem is one thing wrong with a configuration. Key names it as the YAML path
+// (providers[1].issuer), the environment variable (TONGBAN_REDIS_URLL) or the file and line.
+type Problem struct {
+	Key     string
+	Message string
+}
+
+func (p Problem) String() string {
+	if p.Key == "" {
+		return p.Message
+	}
+	return p.Key + ": " + p.Message
+}
+
+// Problems is every problem found at once, so an operator fixes a configuration in one pass.
+type Problems []Problem
+
+// Error is one line per problem, "key: message".
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// check is one row of validation: the key and what is wrong with it, "" when nothing is.
+type check struct {
+	key     string
+	problem string
+}
+
+func (ps *Problems) check(cs ...check) {
+	for _, c := range cs {
+		if c.problem != "" {
+			*ps = append(*ps, Problem{Key: c.key, Message: c.problem})
+		}
+	}
+}
+
+var (
+	idPattern = regexp.MustCompile(`^[a-z][a-z0-9-]{1,31}$`)
+
+	logLevels          = []string{"debug", "info", "warn", "error"}
+	subjectTypes       = []string{"pairwise", "public"}
+	clientScopes       = []string{"openid", "profile", "phone", "id_number", "offline_access"}
+	machineScopes      = []string{"events", "rules"}
+	signingAlgorithms  = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+	redisSchemes       = []string{"redis", "rediss", "unix"}
+	minPepperBytes     = 32
+	keyEncryptionBytes = 32
+)
+
+// Validate returns nil or Problems listing everything wrong, in the order of the keys in
+// CONTRACT.md. It checks the configuration as it will be used, so it expects the *_file keys
+// already resolved and the per-element defaults applied, as Load does.
+func (c *Config) Validate() error {
+	var ps Problems
+	c.validateServer(&ps)
+	c.validateRedis(&ps)
+	c.validateSecrets(&ps)
+	c.validateProviders(&ps)
+	c.validateClients(&ps)
+	c.validateMachineClients(&ps)
+	c.validateCatalog(&ps)
+	c.validatePush(&ps)
+	c.validateGraphQL(&ps)
+	if len(ps) == 0 {
+		return nil
+	}
+	return ps
+}
+
+func (c *Config) validateServer(ps *Problems) {
+	ps.check(
+		check{"listen", required(c.Listen, hostPort(c.Listen, false))},
+		check{"metrics_listen", optional(c.MetricsListen, hostPort(c.MetricsListen, false))},
+		check{"public_url", required(c.PublicURL, httpsURL(c.PublicURL, true))},
+		check{"shutdown_timeout", when(c.ShutdownTimeout <= 0, "must be positive, like 15s")},
+		check{"log_level", oneOf(c.LogLevel, logLevels)},
+	)
+}
+
+func (c *Config) validateRedis(ps *Problems) {
+	ps.check(
+		check{"redis", when(c.Redis.URL != "" && len(c.Redis.Cluster) > 0,
+			"set url or cluster, not both")},
+		check{"redis.url", optional(c.Redis.URL, redisURL(c.Redis.URL))},
+	)
+	for i, addr := range c.Redis.Cluster {
+		ps.check(check{fmt.Sprintf("redis.cluster[%d]", i), hostPort(addr, true)})
+	}
+}
+
+func (c *Config) validateSecrets(ps *Problems) {
+	s := c.Secrets
+	pepperKey := secretKey("secrets.pepper", s.PepperFile)
+	kekKey := secretKey("secrets.key_encryption_key", s.KeyEncryptionKeyFile)
+	_, kekErr := decodeKEK(s.KeyEncryptionKey)
+	ps.check(
+		check{pepperKey, when(!c.Dev && s.Pepper == "",
+			"required outside dev mode (set secrets.pepper or secrets.pepper_file)")},
+		check{pepperKey, when(s.Pepper != "" && len(s.Pepper) < minPepperBytes,
+			fmt.Sprintf("must be at least %d bytes (got %d)", minPepperBytes, len(s.Pepper)))},
+		check{kekKey, when(!c.Dev && s.KeyEncryptionKey == "",
+			"required outside dev mode (32 random bytes in base64, e.g. `openssl rand -base64 32`)")},
+		check{kekKey, optional(s.KeyEncryptionKey, problemOf(kekErr))},
+	)
+}
+
+func (c *Config) validateProviders(ps *Problems) {
+	seen := map[string]int{}
+	for i, p := range c.Providers {
+		key := func(k string) string { return fmt.Sprintf("providers[%d].%s", i, k) }
+		ps.check(
+			check{key("id"), appID(p.ID, "providers", seen, i)},
+			check{key("name"), required(p.Name, "")},
+			check{key("issuer"), required(p.Issuer, httpsURL(p.Issuer, true))},
+			check{key("client_id"), required(p.ClientID, "")},
+			check{key("scopes"), when(!slices.Contains(p.Scopes, "openid"), "must contain openid")},
+			check{key("algorithms"), when(len(p.Algorithms) == 0, "at least one is required, like [RS256]")},
+		)
+		for j, alg := range p.Algorithms {
+			ps.check(check{fmt.Sprintf("providers[%d].algorithms[%d]", i, j), algorithm(alg)})
+		}
+		for _, name := range sortedKeys(p.AssuranceLevels) {
+			ps.check(check{fmt.Sprintf("providers[%d].assurance_levels[%q]", i, name),
+				assuranceLevel(p.AssuranceLevels[name])})
+		}
+		ps.check(check{key("auto_link_min_assurance"), assuranceLevel(p.AutoLinkMinAssurance)})
+	}
+}
+
+func (c *Config) validateClients(ps *Problems) {
+	seen := map[string]int{}
+	for i, cl := range c.Clients {
+		prefix := fmt.Sprintf("clients[%d]", i)
+		ps.check(check{prefix + ".id", appID(cl.ID, "clients", seen, i)})
+		ps.check(secretChecks(prefix, cl.Secret, cl.SecretSHA256, cl.SecretFile)...)
+		ps.check(check{prefix + ".redirect_uris", when(len(cl.RedirectURIs) == 0,
+			"at least one is required (exact match)")})
+		for j, u := range cl.RedirectURIs {
+			ps.check(check{fmt.Sprintf("%s.redirect_uris[%d]", prefix, j), required(u, httpsURL(u, false))})
+		}
+		ps.check(
+			check{prefix + ".initiate_login_uri", required(cl.InitiateLoginURI, httpsURL(cl.InitiateLoginURI, false))},
+			check{prefix + ".scopes", when(!slices.Contains(cl.Scopes, "openid"), "must contain openid")},
+		)
+		for j, s := range cl.Scopes {
+			ps.check(check{fmt.Sprintf("%s.scopes[%d]", prefix, j), oneOf(s, clientScopes)})
+		}
+		ps.check(check{prefix + ".subject_type", oneOf(cl.SubjectType, subjectTypes)})
+	}
+}
+
+func (c *Config) validateMachineClients(ps *Problems) {
+	clients := map[string]int{}
+	for i, cl := range c.Clients {
+		if _, dup := clients[cl.ID]; !dup {
+			clients[cl.ID] = i
+		}
+	}
+	seen := map[string]int{}
+	for i, m := range c.MachineClients {
+		prefix := fmt.Sprintf("machine_clients[%d]", i)
+		idProblem := appID(m.ID, "machine_clients", seen, i)
+		if j, clash := clients[m.ID]; clash && idProblem == "" {
+			idProblem = fmt.Sprintf("%q is already a client id (clients[%d]); both authenticate at the same token endpoint", m.ID, j)
+		}
+		ps.check(check{prefix + ".id", idProblem})
+		ps.check(secretChecks(prefix, m.Secret, m.SecretSHA256, m.SecretFile)...)
+		ps.check(check{prefix + ".scopes", when(len(m.Scopes) == 0, "at least one of events, rules is required")})
+		for j, s := range m.Scopes {
+			ps.check(check{fmt.Sprintf("%s.scopes[%d]", prefix, j), oneOf(s, machineScopes)})
+		}
+		ps.check(check{prefix + ".departments", when(slices.Contains(m.Scopes, "rules") && len(m.Departments) == 0,
+			"required with scope rules: the departments whose rules this client may manage")})
+		for j, d := range m.Departments {
+			ps.check(check{fmt.Sprintf("%s.departments[%d]", prefix, j), required(strings.TrimSpace(d), "")})
+		}
+	}
+}
+
+func (c *Config) validateCatalog(ps *Problems) {
+	ps.check(check{"catalog", optional(c.Catalog, fileExists(c.Catalog))})
+}
+
+func (c *Config) validatePush(ps *Problems) {
+	p := c.Push
+	_, zoneErr := p.Location()
+	_, _, quietErr := parseQuietHours(p.QuietHours)
+	ps.check(
+		check{"push.fcm.project_id", when(p.FCM.CredentialsFile != "" && p.FCM.ProjectID == "",
+			"required when credentials_file is set")},
+		check{"push.fcm.credentials_file", optional(p.FCM.CredentialsFile, fileExists(p.FCM.CredentialsFile))},
+		check{"push.fcm.endpoint", optional(p.FCM.Endpoint, httpsURL(p.FCM.Endpoint, false))},
+		check{"push.time_zone", required(p.TimeZone, problemOf(zoneErr))},
+		check{"push.quiet_hours", optional(p.QuietHours, problemOf(quietErr))},
+		check{"push.daily_cap", when(p.DailyCap < 0, fmt.Sprintf("must be 0 or more (got %d)", p.DailyCap))},
+	)
+}
+
+func (c *Config) validateGraphQL(ps *Problems) {
+	g := c.GraphQL
+	ps.check(
+		check{"graphql.complexity_limit", positive(int64(g.ComplexityLimit))},
+		check{"graphql.depth_limit", positive(int64(g.DepthLimit))},
+		check{"graphql.alias_limit", positive(int64(g.AliasLimit))},
+		check{"graphql.token_limit", positive(int64(g.TokenLimit))},
+		check{"graphql.max_body_bytes", positive(g.MaxBodyBytes)},
+	)
+	for i, o := range g.AllowedOrigins {
+		ps.check(check{fmt.Sprintf("graphql.allowed_origins[%d]", i), origin(o)})
+	}
+}
+
+// The checks below return "" when the value is fine, or what is wrong and what is expected.
+
+func when(bad bool, msg string) string {
+	if bad {
+		return msg
+	}
+	return ""
+}
+
+// required reports an empty value, and otherwise the problem found in it.
+func required(v, problem string) string {
+	if v == "" {
+		return "required"
+	}
+	return problem
+}
+
+// optional ignores the problem found in an empty value.
+func optional(v, problem string) string {
+	if v == "" {
+		return ""
+	}
+	return problem
+}
+
+func problemOf(err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+func positive(n int64) string {
+	return when(n <= 0, fmt.Sprintf("must be positive (got %d)", n))
+}
+
+func oneOf(v string, allowed []string) string {
+	return when(!slices.Contains(allowed, v),
+		fmt.Sprintf("must be one of %s (got %q)", strings.Join(allowed, ", "), v))
+}
+
+func sortedKeys(m map[string]int) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// secretKey names the key an operator should fix: the *_file key when the value came from a file.
+func secretKey(key, file string) string {
+	if file != "" {
+		return key + "_file"
+	}
+	return key
+}
+
+func hostPort(addr string, needHost bool) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Sprintf("must be host:port, like :8080 or 127.0.0.1:8080 (got %q)", addr)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Sprintf("must have a numeric port 0-65535 (got %q)", addr)
+	}
+	if needHost && host == "" {
+		return fmt.Sprintf("must name a host, like redis-1:6379 (got %q)", addr)
+	}
+	return ""
+}
+
+// httpsURL checks a URL the service hands to browsers or providers: absolute, https (or http
+// on a loopback host, in any mode), no fragment; an issuer also takes no query, since it is
+// compared byte for byte and extended with paths.
+func httpsURL(raw string, noQuery bool) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Sprintf("must be an absolute URL like https://host/path (got %q)", raw)
+	}
+	switch {
+	case u.Scheme == "" || u.Host == "" || u.Opaque != "":
+		return fmt.Sprintf("must be an absolute URL like https://host/path (got %q)", raw)
+	case u.Scheme == "http" && !isLoopback(u.Hostname()):
+		return fmt.Sprintf("must be https; http only on a loopback host (got %q)", raw)
+	case u.Scheme != "https" && u.Scheme != "http":
+		return fmt.Sprintf("must be https (got scheme %q)", u.Scheme)
+	case strings.Contains(raw, "#"):
+		return fmt.Sprintf("must not have a fragment (got %q)", raw)
+	case noQuery && (u.RawQuery != "" || u.ForceQuery):
+		return fmt.Sprintf("must not have a query (got %q)", raw)
+	}
+	return ""
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// redisURL never echoes the URL: it usually carries a password.
+func redisURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "is not a URL (want redis://host:6379/0, rediss://… or unix://…)"
+	}
+	return when(!slices.Contains(redisSchemes, u.Scheme),
+		fmt.Sprintf("scheme must be redis, rediss or unix (got %q)", u.Scheme))
+}
+
+func appID(id, list string, seen map[string]int, i int) string {
+	if id == "" {
+		return "required"
+	}
+	if !idPattern.MatchString(id) {
+		return fmt.Sprintf("must be 2-32 characters of a-z, 0-9 and -, starting with a letter (got %q)", id)
+	}
+	if j, dup := seen[id]; dup {
+		return fmt.Sprintf("duplicate id %q (also %s[%d])", id, list, j)
+	}
+	seen[id] = i
+	return ""
+}
+
+func algorithm(alg string) string {
+	const use = "use RS256, ES256, …"
+	switch {
+	case slices.Contains(signingAlgorithms, alg):
+		return ""
+	case strings.EqualFold(alg, "none"):
+		return fmt.Sprintf("%q is never accepted (unsigned); %s", alg, use)
+	case strings.HasPrefix(strings.ToUpper(alg), "HS"):
+		return fmt.Sprintf("%q is never accepted (symmetric); %s", alg, use)
+	}
+	return fmt.Sprintf("unknown algorithm %q; want one of %s", alg, strings.Join(signingAlgorithms, ", "))
+}
+
+func assuranceLevel(n int) string {
+	return when(n < 1 || n > 4, fmt.Sprintf("must be a level from 1 to 4 (got %d)", n))
+}
+
+func secretChecks(prefix, secret, sha, file string) []check {
+	switch {
+	case secret == "" && sha == "":
+		return []check{{prefix + ".secret", "missing secret (set secret, secret_sha256 or secret_file)"}}
+	case secret != "" && sha != "":
+		return []check{{secretKey(prefix+".secret", file), "set only one of secret and secret_sha256"}}
+	case sha != "":
+		b, err := hex.DecodeString(sha)
+		return []check{{prefix + ".secret_sha256", when(err != nil || len(b) != 32,
+			fmt.Sprintf("must be 64 hex characters, the SHA-256 of the secret (got %d characters)", len(sha)))}}
+	}
+	return nil
+}
+
+func fileExists(path string) string {
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("file %q must exist: %v", path, unwrapPathError(err))
+	case fi.IsDir():
+		return fmt.Sprintf("%q is a directory; want a file", path)
+	}
+	return ""
+}
+
+func origin(o string) string {
+	if o == "*" {
+		return ""
+	}
+	u, err := url.Parse(o)
+	if err != nil || u.Scheme == "" || u.Host == "" || u.Opaque != "" || u.User != nil ||
+		u.Path != "" || u.RawQuery != "" || u.ForceQuery || strings.Contains(o, "#") {
+		return fmt.Sprintf("must be * or scheme://host[:port] with no path (got %q)", o)
+	}
+	return ""
+}
+
+// Location loads push.time_zone.
+func (p Push) Location() (*time.Location, error) {
+	loc, err := time.LoadLocation(p.TimeZone)
+	if err != nil {
+		return nil, fmt.Errorf("unknown time zone %q; want an IANA name like Asia/Shanghai", p.TimeZone)
+	}
+	return loc, nil
+}
+
+// QuietWindow returns push.quiet_hours as offsets from midnight. ok is false when there are no
+// default quiet hours (or the value is invalid, which Validate reports). A window may wrap past
+// midnight: start 22:00, end 08:00.
+func (p Push) QuietWindow() (start, end time.Duration, ok bool) {
+	start, end, err := parseQuietHours(p.QuietHours)
+	return start, end, err == nil && p.QuietHours != ""
+}
+
+func parseQuietHours(s string) (start, end time.Duration, err error) {
+	bad := fmt.Errorf(`must be "HH:MM-HH:MM", like "22:00-08:00", or "" for none (got %q)`, s)
+	from, to, ok := strings.Cut(s, "-")
+	if !ok {
+		return 0, 0, bad
+	}
+	if start, ok = clock(from); !ok {
+		return 0, 0, bad
+	}
+	if end, ok = clock(to); !ok {
+		return 0, 0, bad
+	}
+	if start == end {
+		return 0, 0, fmt.Errorf("start and end are both %s; use \"\" for no quiet hours", from)
+	}
+	return start, end, nil
+}
+
+// clock parses a 24-hour "HH:MM".
+func clock(s string) (time.Duration, bool) {
+	if len(s) != 5 || s[2] != ':' {
+		return 0, false
+	}
+	h, err1 := strconv.Atoi(s[:2])
+	m, err2 := strconv.Atoi(s[3:])
+	if err1 != nil || err2 != nil || h < 0 || h > 23 || m < 0 || m > 59 ||
+		strings.ContainsAny(s, "+- ") {
+		return 0, false
+	}
+	return time.Duration(h)*time.Hour + time.Duration(m)*time.Minute, true
+}
