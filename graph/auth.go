@@ -1,0 +1,89 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+
+	"github.com/tongban/tongban/identity"
+)
+
+// Authenticator resolves a bearer token to a session. identity.Sessions is the one in use.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (identity.Session, error)
+}
+
+// viewer is the caller of one request (or one websocket connection). The token is checked
+// lazily, once, so requests that never look at the caller cost no Redis round trip.
+type viewer struct {
+	auth  Authenticator
+	token string
+
+	once    sync.Once
+	session *identity.Session
+	err     error
+}
+
+type viewerKey struct{}
+
+func withViewer(ctx context.Context, v *viewer) context.Context {
+	return context.WithValue(ctx, viewerKey{}, v)
+}
+
+// sessionFrom returns the caller's session: nil without a token or with one that is not (or
+// no longer) valid; an error only when the check itself failed.
+func sessionFrom(ctx context.Context) (*identity.Session, error) {
+	v, _ := ctx.Value(viewerKey{}).(*viewer)
+	if v == nil || v.token == "" {
+		return nil, nil
+	}
+	v.once.Do(func() {
+		s, err := v.auth.Authenticate(ctx, v.token)
+		switch {
+		case errors.Is(err, identity.ErrInvalidSession):
+		case err != nil:
+			v.err = err
+		default:
+			v.session = &s
+		}
+	})
+	return v.session, v.err
+}
+
+// bearer extracts the token of an "Authorization: Bearer <token>" value (scheme
+// case-insensitive, RFC 6750); anything else yields "".
+func bearer(header string) string {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}
+
+// websocketInit authenticates a websocket connection once, from the Authorization entry of the
+// connection_init payload. A connection without one is anonymous; one with a token that is
+// not valid is refused, so that a client learns at once that it must sign in again.
+func websocketInit(auth Authenticator) transport.WebsocketInitFunc {
+	return func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+		token := bearer(payload.Authorization())
+		if token == "" {
+			token = payload.GetString("token")
+		}
+		v := &viewer{auth: auth, token: token}
+		ctx = withViewer(ctx, v)
+		if token == "" {
+			return ctx, nil, nil
+		}
+		s, err := sessionFrom(ctx)
+		if err != nil {
+			return ctx, nil, errors.New("could not check the session; try again")
+		}
+		if s == nil {
+			return ctx, nil, errors.New(string(CodeUnauthenticated) + ": the session is invalid or expired; sign in again")
+		}
+		return ctx, nil, nil
+	}
+}

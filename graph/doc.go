@@ -1,0 +1,19 @@
+// Package graph is the GraphQL face of Tongban: the schema (graph/*.graphqls, schema-first),
+// the gqlgen output (generated.go, model/) and resolvers that only adapt — they parse
+// arguments, call identity, bridge and push, and map errors to the contract's codes.
+//
+// The endpoint is built with handler.New and every piece added on purpose: POST, GET
+// (queries only) and websocket (graphql-transport-ws, origin-checked, authenticated by the
+// connection_init payload) transports; a query cache and parser token limit; complexity,
+// depth and alias limits; introspection only when configured; CSRF protection; automatic
+// persisted queries in Redis; an error presenter that gives every error an extensions.code
+// and never shows internals; metrics by operation name and outcome.
+//
+// Regenerate after changing the schema:
+//
+//	go run github.com/99designs/gqlgen generate --config gqlmodel.yml
+//
+// Redis keys (under the store prefix, "tb:" in production):
+//
+//	apq:<sha256 of query>   string  a registered persisted query; TTL 24 h
+package graph

@@ -1,0 +1,155 @@
+package graph
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+)
+
+// limits rejects operations that are valid GraphQL but that a public API must not run: too
+// deep, too many aliases (the cheap way to multiply one expensive field), introspection when
+// it is off, and a mutation sent with GET (which a link or an <img> could trigger). It runs
+// after parsing and validation, before anything executes. Complexity is gqlgen's own
+// extension.
+type limits struct {
+	depth         int
+	aliases       int
+	introspection bool
+}
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = limits{}
+
+func (limits) ExtensionName() string                   { return "TongbanLimits" }
+func (limits) Validate(graphql.ExecutableSchema) error { return nil }
+func (l limits) MutateOperationContext(ctx context.Context, rc *graphql.OperationContext) *gqlerror.Error {
+	op := rc.Operation
+	if methodFrom(ctx) == http.MethodGet && op.Operation != ast.Query {
+		return newError(CodeBadUserInput, "GET requests may only carry queries; send %ss with POST", op.Operation)
+	}
+	if !l.introspection && selectsIntrospection(op.SelectionSet, rc.Doc.Fragments, map[string]bool{}) {
+		return newError(CodeForbidden, "introspection is disabled on this server")
+	}
+	w := walker{fragments: rc.Doc.Fragments, depth: map[string]int{}, aliases: map[string]int{}}
+	if d := w.depthOf(op.SelectionSet, map[string]bool{}); d > l.depth {
+		return newError(CodeDepthLimitExceeded, "operation has depth %d, which exceeds the limit of %d", d, l.depth)
+	}
+	if a := w.aliasesOf(op.SelectionSet, map[string]bool{}); a > l.aliases {
+		return newError(CodeBadUserInput, "operation has %d aliases, which exceeds the limit of %d", a, l.aliases)
+	}
+	return nil
+}
+
+// walker measures a selection set through its fragment spreads, remembering each named
+// fragment's result so that fragments spread many times cost one walk each.
+type walker struct {
+	fragments ast.FragmentDefinitionList
+	depth     map[string]int
+	aliases   map[string]int
+}
+
+// depthOf counts nested fields; introspection fields do not count, so that GraphiQL's own
+// schema query works under a tight limit (introspection is switched off in production).
+func (w walker) depthOf(set ast.SelectionSet, visiting map[string]bool) int {
+	deepest := 0
+	for _, sel := range set {
+		d := 0
+		switch s := sel.(type) {
+		case *ast.Field:
+			if isIntrospectionField(s.Name) {
+				continue
+			}
+			d = 1 + w.depthOf(s.SelectionSet, visiting)
+		case *ast.InlineFragment:
+			d = w.depthOf(s.SelectionSet, visiting)
+		case *ast.FragmentSpread:
+			d = w.fragment(s.Name, w.depth, visiting, w.depthOf)
+		}
+		deepest = max(deepest, d)
+	}
+	return deepest
+}
+
+// aliasesOf counts fields whose response key differs from their name, through fragments as
+// many times as they are spread. The sum saturates so that a pathological document cannot
+// overflow it.
+func (w walker) aliasesOf(set ast.SelectionSet, visiting map[string]bool) int {
+	const ceiling = 1 << 30
+	n := 0
+	for _, sel := range set {
+		switch s := sel.(type) {
+		case *ast.Field:
+			if s.Alias != "" && s.Alias != s.Name {
+				n++
+			}
+			n += w.aliasesOf(s.SelectionSet, visiting)
+		case *ast.InlineFragment:
+			n += w.aliasesOf(s.SelectionSet, visiting)
+		case *ast.FragmentSpread:
+			n += w.fragment(s.Name, w.aliases, visiting, w.aliasesOf)
+		}
+		n = min(n, ceiling)
+	}
+	return n
+}
+
+func (w walker) fragment(name string, memo map[string]int, visiting map[string]bool,
+	measure func(ast.SelectionSet, map[string]bool) int) int {
+	if v, ok := memo[name]; ok {
+		return v
+	}
+	def := w.fragments.ForName(name)
+	if def == nil || visiting[name] {
+		return 0 // validation already rejected unknown and cyclic fragments
+	}
+	visiting[name] = true
+	v := measure(def.SelectionSet, visiting)
+	delete(visiting, name)
+	memo[name] = v
+	return v
+}
+
+func isIntrospectionField(name string) bool {
+	return name == "__schema" || name == "__type"
+}
+
+// selectsIntrospection reports whether a root selection asks for __schema or __type
+// (__typename is harmless and stays allowed).
+func selectsIntrospection(set ast.SelectionSet, fragments ast.FragmentDefinitionList, seen map[string]bool) bool {
+	for _, sel := range set {
+		switch s := sel.(type) {
+		case *ast.Field:
+			if isIntrospectionField(s.Name) {
+				return true
+			}
+		case *ast.InlineFragment:
+			if selectsIntrospection(s.SelectionSet, fragments, seen) {
+				return true
+			}
+		case *ast.FragmentSpread:
+			if def := fragments.ForName(s.Name); def != nil && !seen[s.Name] {
+				seen[s.Name] = true
+				if selectsIntrospection(def.SelectionSet, fragments, seen) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+type methodKey struct{}
+
+func withMethod(ctx context.Context, method string) context.Context {
+	return context.WithValue(ctx, methodKey{}, method)
+}
+
+func methodFrom(ctx context.Context) string {
+	m, _ := ctx.Value(methodKey{}).(string)
+	return m
+}

@@ -1,0 +1,16 @@
+package graph
+
+import (
+	"github.com/tongban/tongban/config"
+)
+
+// Directory lists the member apps. config.Config satisfies it; tests may pass their own.
+type Directory interface {
+	Apps() []config.App
+}
+
+// Resolver holds what the resolvers adapt to GraphQL. Resolvers parse arguments, call these
+// and map results and errors; the rules live in the domain packages.
+type Resolver struct {
+	Directory Directory
+}
