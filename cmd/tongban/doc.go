@@ -1,0 +1,9 @@
+// Command tongban runs the Tongban service.
+//
+//	tongban                       dev mode: embedded store, GraphiQL, sample data
+//	tongban --config tongban.yaml whatever the file says; TONGBAN_<PATH> overrides any key
+//
+// It parses flags, loads and validates the configuration (printing one line per problem),
+// builds the app with internal/app and serves until SIGINT or SIGTERM, then shuts down
+// gracefully. It holds no logic of its own.
+package main

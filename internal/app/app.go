@@ -1,0 +1,204 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tongban/tongban/config"
+	"github.com/tongban/tongban/graph"
+	"github.com/tongban/tongban/identity"
+	"github.com/tongban/tongban/internal/redisx"
+)
+
+// App is one running Tongban process.
+type App struct {
+	cfg *config.Config
+	log *slog.Logger
+
+	Store    *redisx.Store
+	Sessions *identity.Sessions
+	Registry *prometheus.Registry
+
+	graphql *graph.Handler
+	health  *health
+	handler http.Handler
+	metrics http.Handler
+}
+
+// Option adjusts what New builds; tests use it to swap a collaborator for one that
+// misbehaves on purpose.
+type Option func(*options)
+
+type options struct {
+	store     *redisx.Store
+	directory graph.Directory
+}
+
+// WithStore uses an already open store instead of opening the configured one. App.Close
+// still closes it.
+func WithStore(s *redisx.Store) Option { return func(o *options) { o.store = s } }
+
+// WithDirectory replaces the member-app directory (the configuration by default).
+func WithDirectory(d graph.Directory) Option { return func(o *options) { o.directory = d } }
+
+// New builds the service from a validated configuration.
+func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
+	var o options
+	for _, f := range opt {
+		f(&o)
+	}
+	store := o.store
+	if store == nil {
+		var err error
+		store, err = redisx.Open(redisx.Options{URL: cfg.Redis.URL, Cluster: cfg.Redis.Cluster})
+		if err != nil {
+			return nil, fmt.Errorf("app: %w", err)
+		}
+	}
+	log.Info("store", "using", store.Describe())
+	if store.Kind == redisx.KindEmbedded {
+		log.Warn("the embedded store keeps nothing across restarts; set redis.url or redis.cluster to keep state")
+	}
+
+	a := &App{cfg: cfg, log: log, Store: store, Registry: prometheus.NewRegistry()}
+	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.Sessions = identity.NewSessions(store, identity.DefaultAccessTTL, nil)
+	if o.directory == nil {
+		o.directory = cfg
+	}
+	a.graphql = graph.NewHandler(&graph.Resolver{Directory: o.directory}, graph.Options{
+		Introspection:   cfg.GraphQL.Introspection,
+		ComplexityLimit: cfg.GraphQL.ComplexityLimit,
+		DepthLimit:      cfg.GraphQL.DepthLimit,
+		AliasLimit:      cfg.GraphQL.AliasLimit,
+		TokenLimit:      cfg.GraphQL.TokenLimit,
+		AllowedOrigins:  cfg.GraphQL.AllowedOrigins,
+		PublicURL:       cfg.PublicURL,
+		Auth:            a.Sessions,
+		Store:           store,
+		Metrics:         graph.NewMetrics(a.Registry),
+		Log:             log,
+	})
+	a.health = &health{checks: []check{{name: "redis", run: store.Ping}}}
+	a.handler = a.routes()
+	a.metrics = promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{Registry: a.Registry})
+	return a, nil
+}
+
+func (a *App) routes() http.Handler {
+	httpMetrics := newHTTPMetrics(a.Registry)
+	mux := http.NewServeMux()
+	route := func(pattern, name string, h http.Handler) { mux.Handle(pattern, httpMetrics.instrument(name, h)) }
+	route("/graphql", "graphql", a.graphql)
+	route("GET /healthz/live", "live", http.HandlerFunc(a.health.live))
+	route("GET /healthz/ready", "ready", http.HandlerFunc(a.health.ready))
+	if a.cfg.Dev {
+		route("GET /{$}", "graphiql", playground.Handler("Tongban", "/graphql"))
+	}
+	route("/", "not_found", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusNotFound, map[string]any{"error": "not found"})
+	}))
+
+	var h http.Handler = mux
+	h = withBodyLimit(a.cfg.GraphQL.MaxBodyBytes, h)
+	h = withDeadlines(h)
+	h = withAccessLog(a.log, h)
+	h = withRequestID(h)
+	return h
+}
+
+// Handler is the public HTTP API.
+func (a *App) Handler() http.Handler { return a.handler }
+
+// MetricsHandler serves /metrics from the app's own registry.
+func (a *App) MetricsHandler() http.Handler { return a.metrics }
+
+// Run listens on the configured addresses and serves until ctx ends, then shuts down.
+func (a *App) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", a.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("app: listen %s: %w", a.cfg.Listen, err)
+	}
+	var mln net.Listener
+	if a.cfg.MetricsListen != "" {
+		mln, err = net.Listen("tcp", a.cfg.MetricsListen)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("app: listen %s (metrics_listen): %w", a.cfg.MetricsListen, err)
+		}
+	}
+	return a.Serve(ctx, ln, mln)
+}
+
+// Serve serves the API on ln and metrics on mln (nil: none) until ctx ends. Then it drains:
+// readiness fails at once, the listeners close, in-flight requests finish and websocket
+// clients are told to go, all within shutdown_timeout.
+func (a *App) Serve(ctx context.Context, ln, mln net.Listener) error {
+	api := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	servers := []*http.Server{api}
+	errc := make(chan error, 2)
+	go func() { errc <- api.Serve(ln) }()
+	a.log.Info("listening", "addr", ln.Addr().String(), "public_url", a.cfg.PublicURL)
+	if a.cfg.Dev {
+		a.log.Info("dev mode: GraphiQL at " + a.cfg.PublicURL + "/")
+	}
+	if mln != nil {
+		ms := &http.Server{Handler: a.metricsMux(), ReadHeaderTimeout: 10 * time.Second}
+		servers = append(servers, ms)
+		go func() { errc <- ms.Serve(mln) }()
+		a.log.Info("metrics listening", "addr", mln.Addr().String())
+	}
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+		serveErr = fmt.Errorf("app: serve: %w", serveErr)
+	}
+
+	a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout.Std().String())
+	a.health.draining.Store(true)
+	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout.Std())
+	defer cancel()
+	errs := make(chan error, len(servers)+1)
+	go func() { errs <- a.graphql.CloseWebsockets(sctx) }()
+	for _, s := range servers {
+		go func() { errs <- s.Shutdown(sctx) }()
+	}
+	var shutdownErr error
+	for range len(servers) + 1 {
+		if err := <-errs; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			shutdownErr = errors.Join(shutdownErr, err)
+		}
+	}
+	if shutdownErr != nil {
+		return errors.Join(serveErr, fmt.Errorf("app: shutdown: %w", shutdownErr))
+	}
+	a.log.Info("stopped")
+	return serveErr
+}
+
+func (a *App) metricsMux() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", a.metrics)
+	return mux
+}
+
+// Close releases the store (and stops the embedded one).
+func (a *App) Close() error { return a.Store.Close() }

@@ -1,0 +1,162 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
+
+	"github.com/tongban/tongban/config"
+	"github.com/tongban/tongban/identity"
+)
+
+type wsMessage struct {
+	ID      string          `json:"id,omitempty"`
+	Type    string          `json:"type"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+// dialWS opens a graphql-transport-ws connection and sends connection_init with payload.
+func dialWS(t *testing.T, h *harness, origin string, payload map[string]any) (*websocket.Conn, *http.Response, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	hdr := http.Header{}
+	if origin != "" {
+		hdr.Set("Origin", origin)
+	}
+	c, resp, err := websocket.Dial(ctx, strings.Replace(h.url, "http", "ws", 1)+"/graphql", &websocket.DialOptions{
+		HTTPHeader: hdr, Subprotocols: []string{"graphql-transport-ws"},
+	})
+	if err != nil {
+		return nil, resp, err
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	if err := wsjson.Write(ctx, c, map[string]any{"type": "connection_init", "payload": payload}); err != nil {
+		t.Fatal(err)
+	}
+	return c, resp, nil
+}
+
+func readWS(t *testing.T, c *websocket.Conn) (wsMessage, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for {
+		var m wsMessage
+		if err := wsjson.Read(ctx, c, &m); err != nil {
+			return m, err
+		}
+		if m.Type != "ping" && m.Type != "pong" {
+			return m, nil
+		}
+	}
+}
+
+func TestWebsocketQueryWithSession(t *testing.T) {
+	h := start(t, devConfig(t, nil))
+	token, _, err := h.app.Sessions.Open(context.Background(), identity.Grant{
+		PersonID: "p-ws", App: "suishenban", Assurance: 2, AuthTime: time.Now(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := dialWS(t, h, "", map[string]any{"Authorization": "Bearer " + token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := readWS(t, c); err != nil || m.Type != "connection_ack" {
+		t.Fatalf("want connection_ack, got %+v %v", m, err)
+	}
+	ctx := context.Background()
+	if err := wsjson.Write(ctx, c, map[string]any{"id": "1", "type": "subscribe",
+		"payload": map[string]any{"query": "{ me { id } apps { id } }"}}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := readWS(t, c)
+	if err != nil || m.Type != "next" || !strings.Contains(string(m.Payload), `"p-ws"`) {
+		t.Fatalf("want next with the person, got %+v %v", m, err)
+	}
+	if m, err := readWS(t, c); err != nil || m.Type != "complete" {
+		t.Fatalf("want complete, got %+v %v", m, err)
+	}
+}
+
+func TestWebsocketRejections(t *testing.T) {
+	h := start(t, devConfig(t, func(c *config.Config) {
+		c.GraphQL.AllowedOrigins = []string{"https://m.zjzwfw.gov.cn"}
+	}))
+	tests := []struct {
+		name    string
+		origin  string
+		payload map[string]any
+		// wantStatus is the HTTP status of a refused upgrade; 0 means the upgrade succeeds and
+		// the refusal comes on the websocket.
+		wantStatus int
+	}{
+		{"origin not allowed", "https://evil.example", nil, http.StatusForbidden},
+		{"origin of another port", "http://localhost:9999", nil, http.StatusForbidden},
+		{"invalid session token", "https://m.zjzwfw.gov.cn", map[string]any{"Authorization": "Bearer tba_" + strings.Repeat("B", 43)}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, resp, err := dialWS(t, h, tt.origin, tt.payload)
+			if tt.wantStatus != 0 {
+				if err == nil || resp == nil || resp.StatusCode != tt.wantStatus {
+					t.Fatalf("want upgrade refused with %d, got err=%v resp=%v", tt.wantStatus, err, resp)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("dial: %v", err)
+			}
+			m, err := readWS(t, c)
+			if err == nil && m.Type == "connection_ack" {
+				t.Fatalf("connection with an invalid session was acknowledged")
+			}
+		})
+	}
+	t.Run("allowed origin and the server's own", func(t *testing.T) {
+		for _, origin := range []string{"https://m.zjzwfw.gov.cn", "http://localhost:8080", ""} {
+			c, _, err := dialWS(t, h, origin, nil)
+			if err != nil {
+				t.Fatalf("origin %q: %v", origin, err)
+			}
+			if m, err := readWS(t, c); err != nil || m.Type != "connection_ack" {
+				t.Fatalf("origin %q: want ack, got %+v %v", origin, m, err)
+			}
+		}
+	})
+}
+
+func TestShutdownClosesWebsockets(t *testing.T) {
+	h := start(t, devConfig(t, nil))
+	c, _, err := dialWS(t, h, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := readWS(t, c); err != nil || m.Type != "connection_ack" {
+		t.Fatalf("want ack, got %+v %v", m, err)
+	}
+	// A real client keeps reading; that is what answers the server's close frame.
+	readErr := make(chan error, 1)
+	go func() { _, err := readWS(t, c); readErr <- err }()
+	begun := time.Now()
+	if err := h.shutdown(); err != nil {
+		t.Fatalf("shutdown with an open websocket: %v", err)
+	}
+	if d := time.Since(begun); d > 4*time.Second {
+		t.Errorf("shutdown waited %v for the websocket instead of closing it", d)
+	}
+	err = <-readErr
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) {
+		t.Fatalf("client should see a close frame, got %v", err)
+	}
+}
