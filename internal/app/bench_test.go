@@ -138,4 +138,3 @@ func fetch(b *testing.B, url string, body []byte) []byte {
 	out, _ := io.ReadAll(resp.Body)
 	return out
 }
-
