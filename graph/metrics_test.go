@@ -1,0 +1,178 @@
+package graph
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+)
+
+// The module does not require prometheus/testutil's own dependencies, so these read the
+// registry through Gather, which is what a scrape sees anyway.
+
+// metricSamples returns, for the family called name, each series' label set (as
+// "k=v,k=v" in label order) and its counter value or histogram sample count.
+func metricSamples(t *testing.T, reg *prometheus.Registry, name string) map[string]float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	out := map[string]float64{}
+	for _, mf := range families {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, lp := range m.GetLabel() {
+				labels = append(labels, lp.GetName()+"="+lp.GetValue())
+			}
+			v := m.GetCounter().GetValue()
+			if h := m.GetHistogram(); h != nil {
+				v = float64(h.GetSampleCount())
+			}
+			out[strings.Join(labels, ",")] = v
+		}
+	}
+	return out
+}
+
+func TestMetricsLabel(t *testing.T) {
+	m := NewMetrics(prometheus.NewRegistry())
+	tests := []struct {
+		name string
+		op   string
+		want string
+	}{
+		{"anonymous operation", "", "anonymous"},
+		{"ordinary name", "GetMe", "GetMe"},
+		{"leading underscore", "_private", "_private"},
+		{"64 characters", strings.Repeat("a", 64), strings.Repeat("a", 64)},
+		{"65 characters", strings.Repeat("a", 65), "invalid"},
+		{"leading digit", "1stQuery", "invalid"},
+		{"hyphen", "get-me", "invalid"},
+		{"space", "Get Me", "invalid"},
+		{"newline", "GetMe\n", "invalid"},
+		{"non-ASCII", "查询", "invalid"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := m.label(tt.op); got != tt.want {
+				t.Errorf("label(%q) = %q, want %q", tt.op, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestMetricsLabelBounded(t *testing.T) {
+	m := NewMetrics(prometheus.NewRegistry())
+	for i := range maxOperationNames {
+		name := fmt.Sprintf("Op%d", i)
+		if got := m.label(name); got != name {
+			t.Fatalf("label(%q) = %q before the bound was reached", name, got)
+		}
+	}
+	if got := m.label("OneTooMany"); got != "other" {
+		t.Errorf("label past the bound = %q, want other", got)
+	}
+	if got := m.label("Op0"); got != "Op0" {
+		t.Errorf("a name seen before the bound = %q, want it kept", got)
+	}
+	if got := m.label(""); got != "anonymous" {
+		t.Errorf("anonymous past the bound = %q, want anonymous", got)
+	}
+	if got := m.label("bad name"); got != "invalid" {
+		t.Errorf("invalid past the bound = %q, want invalid", got)
+	}
+}
+
+func TestMetricsExtensionCounts(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	ext := metricsExtension{m}
+
+	respond := func(rc *graphql.OperationContext, resp *graphql.Response) {
+		ctx := graphql.StartOperationTrace(context.Background())
+		if rc != nil {
+			ctx = graphql.WithOperationContext(ctx, rc)
+		}
+		got := ext.InterceptResponse(ctx, func(context.Context) *graphql.Response { return resp })
+		if got != resp {
+			t.Fatalf("the extension replaced the response")
+		}
+	}
+	op := func(name string, kind ast.Operation) *graphql.OperationContext {
+		return &graphql.OperationContext{
+			Operation: &ast.OperationDefinition{Name: name, Operation: kind},
+			Stats:     graphql.Stats{OperationStart: time.Now()},
+		}
+	}
+	ok := &graphql.Response{}
+	failed := func(code string) *graphql.Response {
+		e := &gqlerror.Error{Message: "x"}
+		if code != "" {
+			e.Extensions = map[string]any{extensionCode: code}
+		}
+		return &graphql.Response{Errors: gqlerror.List{e, newError(CodeInternal, "second error is not the outcome")}}
+	}
+
+	respond(op("GetMe", ast.Query), ok)
+	respond(op("GetMe", ast.Query), ok)
+	respond(op("", ast.Mutation), failed("FORBIDDEN"))
+	respond(op("Inbox", ast.Subscription), ok)
+	respond(nil, failed("BAD_USER_INPUT")) // failed before an operation existed
+	respond(op("Weird", ast.Query), failed(""))
+	named := op("Ignored", ast.Query)
+	named.OperationName = "Sent"
+	respond(named, nil)
+
+	ops := metricSamples(t, reg, "tongban_graphql_operations_total")
+	want := map[string]float64{
+		"operation=GetMe,outcome=ok,type=query":                   2,
+		"operation=anonymous,outcome=FORBIDDEN,type=mutation":     1,
+		"operation=Inbox,outcome=ok,type=subscription":            1,
+		"operation=anonymous,outcome=BAD_USER_INPUT,type=unknown": 1,
+		"operation=Weird,outcome=INTERNAL,type=query":             1,
+		"operation=Sent,outcome=ok,type=query":                    1,
+	}
+	if len(ops) != len(want) {
+		t.Errorf("series = %v, want %v", ops, want)
+	}
+	for series, n := range want {
+		if ops[series] != n {
+			t.Errorf("%s = %v, want %v (all: %v)", series, ops[series], n, ops)
+		}
+	}
+
+	lat := metricSamples(t, reg, "tongban_graphql_operation_duration_seconds")
+	if lat["operation=GetMe,outcome=ok"] != 2 {
+		t.Errorf("latency samples for GetMe = %v, want 2 (all: %v)", lat["operation=GetMe,outcome=ok"], lat)
+	}
+	if _, ok := lat["operation=Inbox,outcome=ok"]; ok {
+		t.Errorf("a subscription's lifetime was observed as latency: %v", lat)
+	}
+}
+
+func TestMetricsExtensionBoundsSeries(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	ext := metricsExtension{NewMetrics(reg)}
+	for i := range maxOperationNames + 50 {
+		rc := &graphql.OperationContext{Operation: &ast.OperationDefinition{Name: fmt.Sprintf("Op%d", i), Operation: ast.Query}}
+		ctx := graphql.WithOperationContext(graphql.StartOperationTrace(context.Background()), rc)
+		ext.InterceptResponse(ctx, func(context.Context) *graphql.Response { return &graphql.Response{} })
+	}
+	ops := metricSamples(t, reg, "tongban_graphql_operations_total")
+	if len(ops) != maxOperationNames+1 {
+		t.Errorf("%d series, want %d names and other", len(ops), maxOperationNames)
+	}
+	if ops["operation=other,outcome=ok,type=query"] != 50 {
+		t.Errorf("other = %v, want 50", ops["operation=other,outcome=ok,type=query"])
+	}
+}
