@@ -18,6 +18,9 @@ const (
 	// apqMaxQuery keeps one client from parking megabytes per hash in Redis. A larger query
 	// still runs; it is just not cached, and the client keeps sending it in full.
 	apqMaxQuery = 64 << 10
+	// apqTimeout bounds each cache call: when Redis is in trouble a request degrades to a miss
+	// quickly instead of waiting through the client's retries.
+	apqTimeout = 250 * time.Millisecond
 )
 
 // apqCache keeps automatic persisted queries in Redis, so a hash registered through one
@@ -33,6 +36,8 @@ var _ graphql.Cache[string] = apqCache{}
 func (c apqCache) key(hash string) string { return c.store.Key("apq:" + hash) }
 
 func (c apqCache) Get(ctx context.Context, hash string) (string, bool) {
+	ctx, cancel := context.WithTimeout(ctx, apqTimeout)
+	defer cancel()
 	q, err := c.store.Client.Get(ctx, c.key(hash)).Result()
 	if err != nil {
 		if !errors.Is(err, redis.Nil) {
@@ -47,6 +52,8 @@ func (c apqCache) Add(ctx context.Context, hash string, query string) {
 	if len(query) > apqMaxQuery {
 		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, apqTimeout)
+	defer cancel()
 	if err := c.store.Client.Set(ctx, c.key(hash), query, apqTTL).Err(); err != nil {
 		c.log.WarnContext(ctx, "apq: write failed", "err", err)
 	}

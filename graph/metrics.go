@@ -11,7 +11,9 @@ import (
 )
 
 // Metrics counts GraphQL operations by name, type and outcome. Operation names come from
-// clients, so the set of names kept as label values is bounded; the rest count as "other".
+// clients, so the set of names kept as label values is bounded; the rest count as "(other)".
+// The bucket names are in parentheses, which no GraphQL name may contain, so a client cannot
+// pass its operations off as one of them.
 type Metrics struct {
 	operations *prometheus.CounterVec
 	latency    *prometheus.HistogramVec
@@ -20,7 +22,12 @@ type Metrics struct {
 	names map[string]bool
 }
 
-const maxOperationNames = 200
+const (
+	maxOperationNames = 200
+	labelAnonymous    = "(anonymous)"
+	labelInvalid      = "(invalid)"
+	labelOther        = "(other)"
+)
 
 var graphQLName = regexp.MustCompile(`^[_A-Za-z][_0-9A-Za-z]{0,63}$`)
 
@@ -45,9 +52,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) label(name string) string {
 	switch {
 	case name == "":
-		return "anonymous"
+		return labelAnonymous
 	case !graphQLName.MatchString(name):
-		return "invalid"
+		return labelInvalid
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -55,7 +62,7 @@ func (m *Metrics) label(name string) string {
 		return name
 	}
 	if len(m.names) >= maxOperationNames {
-		return "other"
+		return labelOther
 	}
 	m.names[name] = true
 	return name

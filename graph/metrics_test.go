@@ -51,16 +51,16 @@ func TestMetricsLabel(t *testing.T) {
 		op   string
 		want string
 	}{
-		{"anonymous operation", "", "anonymous"},
+		{"anonymous operation", "", "(anonymous)"},
 		{"ordinary name", "GetMe", "GetMe"},
 		{"leading underscore", "_private", "_private"},
 		{"64 characters", strings.Repeat("a", 64), strings.Repeat("a", 64)},
-		{"65 characters", strings.Repeat("a", 65), "invalid"},
-		{"leading digit", "1stQuery", "invalid"},
-		{"hyphen", "get-me", "invalid"},
-		{"space", "Get Me", "invalid"},
-		{"newline", "GetMe\n", "invalid"},
-		{"non-ASCII", "查询", "invalid"},
+		{"65 characters", strings.Repeat("a", 65), "(invalid)"},
+		{"leading digit", "1stQuery", "(invalid)"},
+		{"hyphen", "get-me", "(invalid)"},
+		{"space", "Get Me", "(invalid)"},
+		{"newline", "GetMe\n", "(invalid)"},
+		{"non-ASCII", "查询", "(invalid)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -79,16 +79,16 @@ func TestMetricsLabelBounded(t *testing.T) {
 			t.Fatalf("label(%q) = %q before the bound was reached", name, got)
 		}
 	}
-	if got := m.label("OneTooMany"); got != "other" {
+	if got := m.label("OneTooMany"); got != "(other)" {
 		t.Errorf("label past the bound = %q, want other", got)
 	}
 	if got := m.label("Op0"); got != "Op0" {
 		t.Errorf("a name seen before the bound = %q, want it kept", got)
 	}
-	if got := m.label(""); got != "anonymous" {
-		t.Errorf("anonymous past the bound = %q, want anonymous", got)
+	if got := m.label(""); got != "(anonymous)" {
+		t.Errorf("anonymous past the bound = %q, want (anonymous)", got)
 	}
-	if got := m.label("bad name"); got != "invalid" {
+	if got := m.label("bad name"); got != "(invalid)" {
 		t.Errorf("invalid past the bound = %q, want invalid", got)
 	}
 }
@@ -135,12 +135,12 @@ func TestMetricsExtensionCounts(t *testing.T) {
 
 	ops := metricSamples(t, reg, "tongban_graphql_operations_total")
 	want := map[string]float64{
-		"operation=GetMe,outcome=ok,type=query":                   2,
-		"operation=anonymous,outcome=FORBIDDEN,type=mutation":     1,
-		"operation=Inbox,outcome=ok,type=subscription":            1,
-		"operation=anonymous,outcome=BAD_USER_INPUT,type=unknown": 1,
-		"operation=Weird,outcome=INTERNAL,type=query":             1,
-		"operation=Sent,outcome=ok,type=query":                    1,
+		"operation=GetMe,outcome=ok,type=query":                     2,
+		"operation=(anonymous),outcome=FORBIDDEN,type=mutation":     1,
+		"operation=Inbox,outcome=ok,type=subscription":              1,
+		"operation=(anonymous),outcome=BAD_USER_INPUT,type=unknown": 1,
+		"operation=Weird,outcome=INTERNAL,type=query":               1,
+		"operation=Sent,outcome=ok,type=query":                      1,
 	}
 	if len(ops) != len(want) {
 		t.Errorf("series = %v, want %v", ops, want)
@@ -172,7 +172,7 @@ func TestMetricsExtensionBoundsSeries(t *testing.T) {
 	if len(ops) != maxOperationNames+1 {
 		t.Errorf("%d series, want %d names and other", len(ops), maxOperationNames)
 	}
-	if ops["operation=other,outcome=ok,type=query"] != 50 {
-		t.Errorf("other = %v, want 50", ops["operation=other,outcome=ok,type=query"])
+	if ops["operation=(other),outcome=ok,type=query"] != 50 {
+		t.Errorf("other = %v, want 50", ops["operation=(other),outcome=ok,type=query"])
 	}
 }

@@ -199,16 +199,36 @@ type originPolicy struct {
 
 func newOriginPolicy(publicURL string, allowed []string) originPolicy {
 	p := originPolicy{allowed: map[string]bool{}}
-	if u, err := url.Parse(publicURL); err == nil && u.Host != "" {
-		p.allowed[strings.ToLower(u.Scheme+"://"+u.Host)] = true
-	}
-	for _, o := range allowed {
+	for _, o := range append([]string{publicURL}, allowed...) {
 		if o == "*" {
 			p.any = true
+			continue
 		}
-		p.allowed[strings.ToLower(strings.TrimRight(o, "/"))] = true
+		if origin, ok := normalizeOrigin(o); ok {
+			p.allowed[origin] = true
+		}
 	}
 	return p
+}
+
+// normalizeOrigin reduces a configured URL to the form a browser sends in Origin: lower-case
+// scheme://host, with the port only when it is not the scheme's default.
+func normalizeOrigin(raw string) (string, bool) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return "", false
+	}
+	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
+	if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
+		port = ""
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port != "" {
+		host += ":" + port
+	}
+	return scheme + "://" + host, true
 }
 
 func (p originPolicy) allows(r *http.Request) bool {

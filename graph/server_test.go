@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"testing"
 )
@@ -50,5 +51,22 @@ func TestOriginPolicy(t *testing.T) {
 					tt.origin, tt.publicURL, tt.allowed, got, tt.want)
 			}
 		})
+	}
+}
+
+func TestOriginPolicyNormalizesDefaultPorts(t *testing.T) {
+	p := newOriginPolicy("https://tongban.example.cn:443/", []string{"HTTP://Partner.Example:80", "http://[::1]:8080"})
+	for origin, want := range map[string]bool{
+		"https://tongban.example.cn": true,
+		"http://partner.example":     true,
+		"http://[::1]:8080":          true,
+		"https://partner.example":    false,
+		"http://[::1]":               false,
+	} {
+		r, _ := http.NewRequest(http.MethodGet, "/graphql", nil)
+		r.Header.Set("Origin", origin)
+		if got := p.allows(r); got != want {
+			t.Errorf("origin %s: allowed = %v, want %v", origin, got, want)
+		}
 	}
 }

@@ -126,7 +126,7 @@ func (s *Store) Close() error {
 // clean up after themselves on a shared Redis; it uses SCAN, never KEYS.
 func (s *Store) DeletePrefix(ctx context.Context, prefix string) error {
 	del := func(ctx context.Context, c *redis.Client) error {
-		iter := c.Scan(ctx, 0, prefix+"*", 500).Iterator()
+		iter := c.Scan(ctx, 0, globEscape(prefix)+"*", 500).Iterator()
 		for iter.Next(ctx) {
 			if err := c.Unlink(ctx, iter.Val()).Err(); err != nil {
 				return err
@@ -141,6 +141,19 @@ func (s *Store) DeletePrefix(ctx context.Context, prefix string) error {
 		return del(ctx, c)
 	}
 	return fmt.Errorf("redisx: unsupported client %T", s.Client)
+}
+
+// globEscape quotes the characters SCAN MATCH treats as a pattern, so a prefix matches only
+// itself.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\\^`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // Redact hides the password of a Redis URL for logs and errors.

@@ -269,3 +269,23 @@ func first(m map[string]bool) string {
 	}
 	return ""
 }
+
+func TestDeletePrefixTreatsPatternCharactersLiterally(t *testing.T) {
+	s := testenv.Redis(t)
+	ctx := context.Background()
+	for _, k := range []string{"a*:1", "ab:1", "a?:1", "aX:1", "a[b]:1", "ab]:1"} {
+		if err := s.Client.Set(ctx, s.Key(k), "v", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, prefix := range []string{"a*:", "a?:", "a[b]:"} {
+		if err := s.DeletePrefix(ctx, s.Key(prefix)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k, want := range map[string]int64{"a*:1": 0, "a?:1": 0, "a[b]:1": 0, "ab:1": 1, "aX:1": 1, "ab]:1": 1} {
+		if n := s.Client.Exists(ctx, s.Key(k)).Val(); n != want {
+			t.Errorf("%s exists = %d, want %d", k, n, want)
+		}
+	}
+}

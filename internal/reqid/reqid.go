@@ -64,5 +64,7 @@ func (h Handler) Handle(ctx context.Context, r slog.Record) error {
 // WithAttrs keeps the wrapper around the derived handler.
 func (h Handler) WithAttrs(as []slog.Attr) slog.Handler { return Handler{h.Handler.WithAttrs(as)} }
 
-// WithGroup keeps the wrapper around the derived handler.
+// WithGroup keeps the wrapper around the derived handler. The id then lands inside the group
+// (slog offers a wrapper no way out of it); nothing in Tongban logs through a group, and a
+// caller that starts to should log the id itself.
 func (h Handler) WithGroup(name string) slog.Handler { return Handler{h.Handler.WithGroup(name)} }
