@@ -32,14 +32,21 @@ func (l limits) MutateOperationContext(ctx context.Context, rc *graphql.Operatio
 	if methodFrom(ctx) == http.MethodGet && op.Operation != ast.Query {
 		return newError(CodeBadUserInput, "GET requests may only carry queries; send %ss with POST", op.Operation)
 	}
-	if !l.introspection && selectsIntrospection(op.SelectionSet, rc.Doc.Fragments, map[string]bool{}) {
+	// The bookkeeping maps are needed only when there are fragments to follow; most
+	// operations have none, and this runs on every request.
+	var seen, visitingDepth, visitingAliases map[string]bool
+	w := walker{fragments: rc.Doc.Fragments}
+	if len(rc.Doc.Fragments) > 0 {
+		seen, visitingDepth, visitingAliases = map[string]bool{}, map[string]bool{}, map[string]bool{}
+		w.depth, w.aliases = map[string]int{}, map[string]int{}
+	}
+	if !l.introspection && selectsIntrospection(op.SelectionSet, rc.Doc.Fragments, seen) {
 		return newError(CodeForbidden, "introspection is disabled on this server")
 	}
-	w := walker{fragments: rc.Doc.Fragments, depth: map[string]int{}, aliases: map[string]int{}}
-	if d := w.depthOf(op.SelectionSet, map[string]bool{}); d > l.depth {
+	if d := w.depthOf(op.SelectionSet, visitingDepth); d > l.depth {
 		return newError(CodeDepthLimitExceeded, "operation has depth %d, which exceeds the limit of %d", d, l.depth)
 	}
-	if a := w.aliasesOf(op.SelectionSet, map[string]bool{}); a > l.aliases {
+	if a := w.aliasesOf(op.SelectionSet, visitingAliases); a > l.aliases {
 		return newError(CodeBadUserInput, "operation has %d aliases, which exceeds the limit of %d", a, l.aliases)
 	}
 	return nil

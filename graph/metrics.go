@@ -18,7 +18,7 @@ type Metrics struct {
 	operations *prometheus.CounterVec
 	latency    *prometheus.HistogramVec
 
-	mu    sync.Mutex
+	mu    sync.RWMutex
 	names map[string]bool
 }
 
@@ -55,6 +55,12 @@ func (m *Metrics) label(name string) string {
 		return labelAnonymous
 	case !graphQLName.MatchString(name):
 		return labelInvalid
+	}
+	m.mu.RLock()
+	known := m.names[name]
+	m.mu.RUnlock()
+	if known {
+		return name
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

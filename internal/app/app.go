@@ -96,9 +96,8 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 }
 
 func (a *App) routes() http.Handler {
-	httpMetrics := newHTTPMetrics(a.Registry)
 	mux := http.NewServeMux()
-	route := func(pattern, name string, h http.Handler) { mux.Handle(pattern, httpMetrics.instrument(name, h)) }
+	route := func(pattern, name string, h http.Handler) { mux.Handle(pattern, named(name, h)) }
 	route("/graphql", "graphql", a.graphql)
 	route("GET /healthz/live", "live", http.HandlerFunc(a.health.live))
 	route("GET /healthz/ready", "ready", http.HandlerFunc(a.health.ready))
@@ -111,8 +110,8 @@ func (a *App) routes() http.Handler {
 
 	var h http.Handler = mux
 	h = withBodyLimit(a.cfg.GraphQL.MaxBodyBytes, h)
-	h = withDeadlines(h)
-	h = withAccessLog(a.log, h)
+	h = withWebsocketDeadlines(h)
+	h = withObservation(a.log, newHTTPMetrics(a.Registry), h)
 	h = withRequestID(h)
 	return h
 }
@@ -147,6 +146,8 @@ func (a *App) Serve(ctx context.Context, ln, mln net.Listener) error {
 	api := &http.Server{
 		Handler:           a.handler,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       requestReadTimeout,
+		WriteTimeout:      requestWriteTimeout,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),

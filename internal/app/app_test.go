@@ -326,7 +326,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		`tongban_graphql_operations_total{operation="ListApps",outcome="ok",type="query"} 1`,
 		`tongban_graphql_operations_total{operation="Costly",outcome="COMPLEXITY_LIMIT_EXCEEDED",type="query"} 1`,
 		`tongban_graphql_operation_duration_seconds_count{operation="ListApps",outcome="ok"} 1`,
-		`tongban_http_requests_total{code="200",handler="graphql",method="post"}`,
+		`tongban_http_requests_total{code="200",handler="graphql",method="post"} 2`,
 		"go_goroutines",
 		"process_cpu_seconds_total",
 	} {

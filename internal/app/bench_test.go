@@ -1,26 +1,39 @@
 package app
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
+	"os"
+	"os/exec"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/ast"
+
 	"github.com/tongban/tongban/config"
-	"github.com/tongban/tongban/internal/testenv"
+	"github.com/tongban/tongban/graph"
 )
 
 // BenchmarkServerOverhead measures what Tongban's HTTP and GraphQL stack costs: the `apps`
 // query over real HTTP with keep-alive at a fixed concurrency, against a bare net/http
 // handler that returns the same bytes, both in the same run on the same machine. Only the
 // ratio is comparable across runs.
+//
+// Each server runs in a process of its own (this test binary, re-executed), as it would in
+// production, so that neither the load generator's garbage nor the other server's shares a
+// heap and a garbage collector with the server being measured.
 //
 //	go test -run '^$' -bench ServerOverhead -benchtime 1x ./internal/app
 func BenchmarkServerOverhead(b *testing.B) {
@@ -29,38 +42,28 @@ func BenchmarkServerOverhead(b *testing.B) {
 		requests    = 20000 // per round and server
 		rounds      = 3     // interleaved, so drift in machine load hits both alike
 	)
-	cfg, err := config.Load("", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	log := NewLogger(io.Discard, false, "info") // production format, nowhere to write
-	a, err := New(cfg, log, WithStore(testenv.Redis(b)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, ln, nil) }()
-	defer func() { cancel(); <-done }()
-	tongban := "http://" + ln.Addr().String() + "/graphql"
-
 	body := []byte(`{"query":"{ apps { id name region canSignIn canReceiveSwitch } }"}`)
+	tongban := spawnServer(b, "tongban", nil)
 	want := fetch(b, tongban, body)
-	bare := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(want)
-	}))
-	defer bare.Close()
-	if got := fetch(b, bare.URL, body); !bytes.Equal(got, want) {
-		b.Fatalf("baseline returns other bytes")
+	if !strings.Contains(string(want), `"zheliban"`) {
+		b.Fatalf("unexpected answer from tongban: %s", want)
+	}
+	bare := spawnServer(b, "bare", want)
+	if got := fetch(b, bare, body); !bytes.Equal(got, want) {
+		b.Fatalf("baseline returns other bytes: %s", got)
+	}
+	// A reference between the two: gqlgen alone (handler.New, POST, query cache, nothing of
+	// ours), to tell the library's cost from the cost of what Tongban adds around it.
+	gqlgen := spawnServer(b, "gqlgen", nil)
+	if got := fetch(b, gqlgen, body); !bytes.Equal(got, want) {
+		b.Fatalf("gqlgen reference returns other bytes: %s", got)
 	}
 
-	var tb, base result
+	var tb, base, lib result
 	for b.Loop() {
 		for range rounds {
-			base = base.add(load(b, bare.URL, body, concurrency, requests))
+			base = base.add(load(b, bare, body, concurrency, requests))
+			lib = lib.add(load(b, gqlgen, body, concurrency, requests))
 			tb = tb.add(load(b, tongban, body, concurrency, requests))
 		}
 	}
@@ -69,8 +72,94 @@ func BenchmarkServerOverhead(b *testing.B) {
 	b.ReportMetric(tb.rps()/base.rps(), "ratio")
 	b.ReportMetric(float64(tb.p99().Microseconds()), "tongban-p99-µs")
 	b.ReportMetric(float64(base.p99().Microseconds()), "bare-p99-µs")
-	fmt.Printf("apps over HTTP, concurrency %d: tongban %.0f req/s p99 %v | bare net/http %.0f req/s p99 %v | ratio %.2f\n",
-		concurrency, tb.rps(), tb.p99(), base.rps(), base.p99(), tb.rps()/base.rps())
+	b.ReportMetric(lib.rps()/base.rps(), "gqlgen-alone-ratio")
+	fmt.Printf("apps over HTTP, concurrency %d: tongban %.0f req/s p99 %v | bare net/http %.0f req/s p99 %v | ratio %.2f"+
+		" (gqlgen alone %.0f req/s p99 %v, ratio %.2f)\n",
+		concurrency, tb.rps(), tb.p99().Round(time.Microsecond), base.rps(), base.p99().Round(time.Microsecond), tb.rps()/base.rps(),
+		lib.rps(), lib.p99().Round(time.Microsecond), lib.rps()/base.rps())
+}
+
+const (
+	benchServeEnv = "TONGBAN_BENCH_SERVE" // "tongban" or "bare": this process is a server
+	benchBytesEnv = "TONGBAN_BENCH_BYTES" // base64 of what the bare server answers
+)
+
+// TestMain turns the test binary into one of the benchmark's servers when asked to.
+func TestMain(m *testing.M) {
+	if kind := os.Getenv(benchServeEnv); kind != "" {
+		os.Exit(serveForBenchmark(kind))
+	}
+	os.Exit(m.Run())
+}
+
+// serveForBenchmark serves on a loopback port, prints the address, and stops when its
+// standard input closes (when the benchmark ends or dies).
+func serveForBenchmark(kind string) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { _, _ = io.Copy(io.Discard, os.Stdin); cancel() }()
+	switch kind {
+	case "tongban":
+		cfg, err := config.Load("", nil)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		a, err := New(cfg, NewLogger(io.Discard, false, cfg.LogLevel)) // production format, written nowhere
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer a.Close()
+		fmt.Println(ln.Addr().String())
+		if err := a.Serve(ctx, ln, nil); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	case "gqlgen":
+		cfg, _ := config.Load("", nil)
+		srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{Directory: cfg}}))
+		srv.AddTransport(transport.POST{})
+		srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+		hs := &http.Server{Handler: srv}
+		go func() { <-ctx.Done(); _ = hs.Close() }()
+		fmt.Println(ln.Addr().String())
+		_ = hs.Serve(ln)
+	case "bare":
+		want, _ := base64.StdEncoding.DecodeString(os.Getenv(benchBytesEnv))
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(want)
+		})}
+		go func() { <-ctx.Done(); _ = srv.Close() }()
+		fmt.Println(ln.Addr().String())
+		_ = srv.Serve(ln)
+	}
+	return 0
+}
+
+func spawnServer(b *testing.B, kind string, answer []byte) string {
+	b.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), benchServeEnv+"="+kind, benchBytesEnv+"="+base64.StdEncoding.EncodeToString(answer))
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = stdin.Close(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		b.Fatalf("%s server did not start: %v", kind, err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	return "http://" + strings.TrimSpace(line) + "/graphql"
 }
 
 type result struct {

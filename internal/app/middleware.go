@@ -16,9 +16,8 @@ import (
 )
 
 const (
-	// requestReadTimeout and requestWriteTimeout bound one ordinary request. They are set per
-	// request rather than on the http.Server so that websockets, which live for hours, are
-	// not cut off by them.
+	// requestReadTimeout and requestWriteTimeout bound one ordinary request (the http.Server
+	// applies them); withWebsocketDeadlines lifts them for websockets.
 	requestReadTimeout  = 30 * time.Second
 	requestWriteTimeout = 60 * time.Second
 )
@@ -28,31 +27,28 @@ const (
 func withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := reqid.Accept(r)
-		w.Header().Set(reqid.Header, id)
+		w.Header()[reqid.Header] = []string{id} // the name is canonical already
 		next.ServeHTTP(w, r.WithContext(reqid.With(r.Context(), id)))
 	})
 }
 
-// withDeadlines sets read and write deadlines for ordinary requests and clears them for
-// websocket upgrades.
-func withDeadlines(next http.Handler) http.Handler {
+// withWebsocketDeadlines lifts the server's read and write timeouts from a websocket
+// upgrade: they bound ordinary requests, but a websocket lives for hours and keeps itself
+// honest with pings.
+func withWebsocketDeadlines(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rc := http.NewResponseController(w)
 		if r.Header.Get("Upgrade") != "" {
+			rc := http.NewResponseController(w)
 			_ = rc.SetReadDeadline(time.Time{})
 			_ = rc.SetWriteDeadline(time.Time{})
-		} else {
-			now := time.Now()
-			_ = rc.SetReadDeadline(now.Add(requestReadTimeout))
-			_ = rc.SetWriteDeadline(now.Add(requestWriteTimeout))
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-// withBodyLimit answers 413 for a body over limit bytes. It reads the body up front (it is
-// small by definition) so that the 413 does not depend on how a handler reacts to a
-// truncated read.
+// withBodyLimit answers 413 for a body over limit bytes. A declared Content-Length is checked
+// before anything is read (net/http holds the body to it); a chunked body of unknown length is
+// read up front, so that its 413 does not depend on how a handler reacts to a truncated read.
 func withBodyLimit(limit int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body == nil || r.Body == http.NoBody {
@@ -63,7 +59,13 @@ func withBodyLimit(limit int64, next http.Handler) http.Handler {
 			tooLarge(w, limit)
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+		if r.ContentLength >= 0 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		buf := bytes.NewBuffer(make([]byte, 0, 512))
+		_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
+		body := buf.Bytes()
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
@@ -85,12 +87,13 @@ func tooLarge(w http.ResponseWriter, limit int64) {
 		fmt.Sprintf("request body exceeds the limit of %d bytes", limit))
 }
 
-// withAccessLog writes one line per request and recovers a panic outside GraphQL (which
-// recovers its own per field) into a 500 that shows nothing of it.
-func withAccessLog(log *slog.Logger, next http.Handler) http.Handler {
+// withObservation writes one access-log line and one set of HTTP metrics per request, from
+// one recorder, and recovers a panic outside GraphQL (which recovers its own, per field) into
+// a 500 that shows nothing of it.
+func withObservation(log *slog.Logger, m *httpMetrics, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &recorder{ResponseWriter: w}
+		rec := &recorder{ResponseWriter: w, route: "not_found"}
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
@@ -101,14 +104,29 @@ func withAccessLog(log *slog.Logger, next http.Handler) http.Handler {
 					writeJSONError(rec, http.StatusInternalServerError, "INTERNAL", "internal error")
 				}
 			}
+			elapsed := time.Since(start)
+			m.observe(rec.route, r.Method, rec.statusOr200(), elapsed)
 			level := slog.LevelInfo
-			if r.URL.Path == "/healthz/live" || r.URL.Path == "/healthz/ready" {
+			if rec.route == "live" || rec.route == "ready" {
 				level = slog.LevelDebug
 			}
-			log.Log(r.Context(), level, "http request", "method", r.Method, "path", r.URL.Path,
-				"status", rec.statusOr200(), "bytes", rec.bytes, "duration_ms", float64(time.Since(start).Microseconds())/1000)
+			// LogAttrs with typed attributes: this line is written for every request.
+			log.LogAttrs(r.Context(), level, "http request", slog.String("method", r.Method),
+				slog.String("path", r.URL.Path), slog.Int("status", rec.statusOr200()), slog.Int("bytes", rec.bytes),
+				slog.Int64("duration_us", elapsed.Microseconds()))
 		}()
 		next.ServeHTTP(rec, r)
+	})
+}
+
+// named tells the recorder which route answered, for the metrics label: a fixed name, never
+// the raw path, whose values a client could multiply.
+func named(route string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rec, ok := w.(*recorder); ok {
+			rec.route = route
+		}
+		h.ServeHTTP(w, r)
 	})
 }
 
@@ -116,6 +134,7 @@ func withAccessLog(log *slog.Logger, next http.Handler) http.Handler {
 // which websockets need.
 type recorder struct {
 	http.ResponseWriter
+	route  string
 	status int
 	bytes  int
 }

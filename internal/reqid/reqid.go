@@ -4,9 +4,10 @@ package reqid
 
 import (
 	"context"
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 )
 
@@ -26,11 +27,13 @@ func From(ctx context.Context) string {
 	return id
 }
 
-// New returns a fresh random id.
+// New returns a fresh random id. It needs to be unique, not secret, so it comes from the
+// runtime's per-thread generator rather than the kernel's: this runs on every request.
 func New() string {
-	b := make([]byte, 12)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+	var b [12]byte
+	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
+	binary.LittleEndian.PutUint32(b[8:], rand.Uint32())
+	return hex.EncodeToString(b[:])
 }
 
 // Accept returns the id a caller sent when it is safe to echo and log (a load balancer's id
