@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 
@@ -50,6 +51,11 @@ func sessionFrom(ctx context.Context) (*identity.Session, error) {
 			v.session = &s
 		}
 	})
+	// A websocket checks its token once, at connection_init, and may stay open for hours:
+	// past the token's expiry the connection no longer speaks for anyone.
+	if v.session != nil && !time.Now().Before(v.session.ExpiresAt) {
+		return nil, nil
+	}
 	return v.session, v.err
 }
 

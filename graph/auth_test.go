@@ -167,7 +167,7 @@ func TestSessionFrom(t *testing.T) {
 }
 
 func TestSessionFromAsksOncePerRequest(t *testing.T) {
-	sess := identity.Session{ID: "s-1", PersonID: "p-1", App: "app-a", Assurance: 2}
+	sess := identity.Session{ID: "s-1", PersonID: "p-1", App: "app-a", Assurance: 2, ExpiresAt: time.Now().Add(time.Hour)}
 	tests := []struct {
 		name        string
 		token       string
@@ -281,7 +281,7 @@ func TestWebsocketInit(t *testing.T) {
 
 // The check made at connection_init is the one every operation on the connection sees.
 func TestWebsocketInitChecksOnce(t *testing.T) {
-	auth := &mapAuthenticator{sessions: map[string]identity.Session{"good": {ID: "s-1", PersonID: "p-1"}}}
+	auth := &mapAuthenticator{sessions: map[string]identity.Session{"good": {ID: "s-1", PersonID: "p-1", ExpiresAt: time.Now().Add(time.Hour)}}}
 	ctx, _, err := websocketInit(auth)(context.Background(), transport.InitPayload{"Authorization": "Bearer good"})
 	if err != nil {
 		t.Fatal(err)
@@ -293,5 +293,26 @@ func TestWebsocketInitChecksOnce(t *testing.T) {
 	}
 	if n := auth.asked.Load(); n != 1 {
 		t.Errorf("token checked %d times, want once", n)
+	}
+}
+
+func TestSessionFromStopsAtExpiryOnLongLivedConnections(t *testing.T) {
+	auth := &mapAuthenticator{sessions: map[string]identity.Session{
+		"expired": {ID: "s1", PersonID: "p1", ExpiresAt: time.Now().Add(-time.Second)},
+		"live":    {ID: "s2", PersonID: "p2", ExpiresAt: time.Now().Add(time.Hour)},
+	}}
+	for token, want := range map[string]string{"expired": "", "live": "p2"} {
+		ctx := withViewer(context.Background(), &viewer{auth: auth, token: token})
+		s, err := sessionFrom(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		if s != nil {
+			got = s.PersonID
+		}
+		if got != want {
+			t.Errorf("token %s: person %q, want %q", token, got, want)
+		}
 	}
 }
