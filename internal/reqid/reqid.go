@@ -1,5 +1,3 @@
-// Package reqid carries a request id through a request's context and onto every log line
-// written with that context. It owns no Redis keys.
 package reqid
 
 import (
