@@ -14,6 +14,10 @@ type Config struct {
 
 	// ShutdownTimeout bounds graceful shutdown: in-flight requests and websockets get this long.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// ShutdownDelay is how long readiness fails before the listeners close on SIGTERM, so that
+	// a load balancer stops sending new requests first. 0 behind nothing; a few seconds behind
+	// a load balancer.
+	ShutdownDelay Duration `yaml:"shutdown_delay"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 
@@ -108,13 +112,16 @@ type FCM struct {
 // GraphQL holds the API's limits. The ones beyond CONTRACT.md's list (aliases, tokens, body
 // size) exist because each closes a denial-of-service path the others leave open.
 type GraphQL struct {
-	Introspection   bool     `yaml:"introspection"`
-	ComplexityLimit int      `yaml:"complexity_limit"`
-	DepthLimit      int      `yaml:"depth_limit"`
-	AliasLimit      int      `yaml:"alias_limit"`
-	TokenLimit      int      `yaml:"token_limit"`
-	MaxBodyBytes    int64    `yaml:"max_body_bytes"`
-	AllowedOrigins  []string `yaml:"allowed_origins"`
+	Introspection   bool `yaml:"introspection"`
+	ComplexityLimit int  `yaml:"complexity_limit"`
+	DepthLimit      int  `yaml:"depth_limit"`
+	AliasLimit      int  `yaml:"alias_limit"`
+	TokenLimit      int  `yaml:"token_limit"`
+	// SelectionLimit caps the fields of a new query document before it is validated, because
+	// validation (overlapping fields) grows with the square of the fields.
+	SelectionLimit int      `yaml:"selection_limit"`
+	MaxBodyBytes   int64    `yaml:"max_body_bytes"`
+	AllowedOrigins []string `yaml:"allowed_origins"`
 }
 
 // Duration is a time.Duration written in YAML and the environment as "15s", "2m".

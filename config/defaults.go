@@ -6,7 +6,8 @@ import (
 )
 
 // The fixed dev secrets. They are public (they are in the source), so they are only ever used
-// when no configuration file is given; Validate still demands real ones outside dev mode.
+// in dev mode: by Dev, and by Load when dev mode leaves a secret empty. Validate still demands
+// real ones outside dev mode.
 const (
 	devPepper = "tongban-dev-pepper: for dev mode only, never for production"
 	// devKEK is base64 of the 32 ASCII bytes "tongban dev key-encryption key!!".
@@ -30,6 +31,7 @@ func Defaults() *Config {
 		MetricsListen:   ":9090",
 		PublicURL:       "http://localhost:8080",
 		ShutdownTimeout: Duration(15 * time.Second),
+		ShutdownDelay:   0, // nothing in front of the service to drain by default
 		LogLevel:        "info",
 		Push: Push{
 			TimeZone:   "Asia/Shanghai",
@@ -42,6 +44,7 @@ func Defaults() *Config {
 			DepthLimit:      12,
 			AliasLimit:      30,
 			TokenLimit:      15000,
+			SelectionLimit:  500,
 			MaxBodyBytes:    1 << 20,
 		},
 	}
@@ -110,9 +113,10 @@ func Dev() *Config {
 	return c
 }
 
-// applyDefaults fills what each list element leaves empty, and in dev mode the URLs derived
-// from public_url. It runs after the file and the environment, so elements added by either get
-// the same defaults, and never overwrites a value that is set.
+// applyDefaults fills what each list element leaves empty, and in dev mode the dev secrets and
+// the URLs derived from public_url. It runs after the file, the environment and the *_file
+// secrets, so elements added by either get the same defaults, and never overwrites a value that
+// is set.
 func applyDefaults(c *Config) {
 	for i := range c.Providers {
 		p := &c.Providers[i]
@@ -140,6 +144,11 @@ func applyDefaults(c *Config) {
 	if !c.Dev {
 		return
 	}
+	// Dev mode from a file or TONGBAN_DEV=true starts from Defaults, which has no secrets; an
+	// empty pepper or key would otherwise be accepted (Validate asks for neither in dev mode)
+	// and used as it is.
+	fill(&c.Secrets.Pepper, devPepper)
+	fill(&c.Secrets.KeyEncryptionKey, devKEK)
 	base := strings.TrimRight(c.PublicURL, "/")
 	for i := range c.Providers {
 		p := &c.Providers[i]

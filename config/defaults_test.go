@@ -1,6 +1,8 @@
 package config
 
 import (
+	"bytes"
+	"encoding/base64"
 	"reflect"
 	"slices"
 	"testing"
@@ -18,6 +20,7 @@ func TestDefaults(t *testing.T) {
 		{"public_url", c.PublicURL, "http://localhost:8080"},
 		{"dev", c.Dev, false},
 		{"shutdown_timeout", c.ShutdownTimeout.Std(), 15 * time.Second},
+		{"shutdown_delay", c.ShutdownDelay.Std(), time.Duration(0)},
 		{"log_level", c.LogLevel, "info"},
 		{"push.time_zone", c.Push.TimeZone, "Asia/Shanghai"},
 		{"push.quiet_hours", c.Push.QuietHours, "22:00-08:00"},
@@ -27,6 +30,7 @@ func TestDefaults(t *testing.T) {
 		{"graphql.depth_limit", c.GraphQL.DepthLimit, 12},
 		{"graphql.alias_limit", c.GraphQL.AliasLimit, 30},
 		{"graphql.token_limit", c.GraphQL.TokenLimit, 15000},
+		{"graphql.selection_limit", c.GraphQL.SelectionLimit, 500},
 		{"graphql.max_body_bytes", c.GraphQL.MaxBodyBytes, int64(1048576)},
 	}
 	for _, ch := range checks {
@@ -196,4 +200,48 @@ func ids(apps []App) []string {
 		out = append(out, a.ID)
 	}
 	return out
+}
+
+// Dev mode from a file (or TONGBAN_DEV=true over one) starts from Defaults, which has no
+// secrets: Load must not run it with an empty pepper and key.
+func TestDevFillsEmptySecrets(t *testing.T) {
+	pepperFile := writeFile(t, "pepper", "0123456789abcdef0123456789abcdef-from-file\n")
+	otherKEK := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32))
+	tests := []struct {
+		name        string
+		file        string // "" = no file
+		env         []string
+		pepper      string
+		kek         string
+		wantProblem string // key of the first problem expected, "" for none
+	}{
+		{"dev from a file", "dev: true\n", nil, devPepper, devKEK, ""},
+		{"TONGBAN_DEV=true over a file", "listen: :8080\n", []string{"TONGBAN_DEV=true"}, devPepper, devKEK, ""},
+		{"no file, secrets emptied", "", []string{"TONGBAN_SECRETS_PEPPER=", "TONGBAN_SECRETS_KEY_ENCRYPTION_KEY="}, devPepper, devKEK, ""},
+		{"pepper_file is read first", "dev: true\nsecrets:\n  pepper_file: " + pepperFile + "\n", nil,
+			"0123456789abcdef0123456789abcdef-from-file", devKEK, ""},
+		{"a set key is kept", "dev: true\nsecrets:\n  key_encryption_key: " + otherKEK + "\n", nil,
+			devPepper, otherKEK, ""},
+		{"not outside dev", "listen: :8080\n", nil, "", "", "secrets.pepper"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := ""
+			if tt.file != "" {
+				path = writeFile(t, "tongban.yaml", tt.file)
+			}
+			c, err := Load(path, tt.env)
+			ps := problems(t, err)
+			if tt.wantProblem == "" && len(ps) > 0 {
+				t.Fatalf("Load: %v", err)
+			}
+			if tt.wantProblem != "" && (len(ps) == 0 || ps[0].Key != tt.wantProblem) {
+				t.Fatalf("got %v, want a problem with %s", ps, tt.wantProblem)
+			}
+			if c.Secrets.Pepper != tt.pepper || c.Secrets.KeyEncryptionKey != tt.kek {
+				t.Errorf("pepper = %q, key_encryption_key = %q; want %q, %q",
+					c.Secrets.Pepper, c.Secrets.KeyEncryptionKey, tt.pepper, tt.kek)
+			}
+		})
+	}
 }

@@ -14,9 +14,10 @@
 //     the sibling key, so secrets can come from mounted files rather than the YAML or the
 //     environment.
 //  4. Per-element defaults (a provider's scopes, algorithms and claim names, a client's subject
-//     type) and, in dev mode only, the URLs derived from public_url: simulated issuers and the
-//     sample apps' redirect and launch URIs. They come after the environment so that
-//     TONGBAN_PUBLIC_URL moves them.
+//     type) and, in dev mode only, the fixed dev pepper and key-encryption key where the
+//     secrets are still empty, and the URLs derived from public_url: simulated issuers and the
+//     sample apps' redirect and launch URIs. They come after the environment and the secret
+//     files so that TONGBAN_PUBLIC_URL moves the URLs and a secret given in any way wins.
 //  5. Validate, which reports every problem at once, one line each, naming the key.
 //
 // The package only reads: it owns no Redis keys and starts nothing.

@@ -122,6 +122,7 @@ func TestEnvAppendedElementGetsDefaults(t *testing.T) {
 	c, err := Load("", []string{
 		"TONGBAN_CLIENTS_3_ID=wanshitong",
 		"TONGBAN_CLIENTS_3_NAME=皖事通",
+		"TONGBAN_CLIENTS_3_REGION=安徽",
 		"TONGBAN_CLIENTS_3_SECRET=dev-client-secret-wanshitong",
 	})
 	if err != nil {
@@ -179,7 +180,7 @@ func isSection(key string, keys []string) bool {
 
 func sampleValue(key string) string {
 	switch {
-	case strings.HasSuffix(key, "shutdown_timeout"):
+	case strings.HasPrefix(key, "shutdown_"):
 		return "1s"
 	case strings.HasSuffix(key, "dev"), strings.HasSuffix(key, "introspection"):
 		return "true"

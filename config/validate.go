@@ -93,6 +93,7 @@ func (c *Config) validateServer(ps *Problems) {
 		check{"metrics_listen", optional(c.MetricsListen, hostPort(c.MetricsListen, false))},
 		check{"public_url", required(c.PublicURL, httpsURL(c.PublicURL, true))},
 		check{"shutdown_timeout", when(c.ShutdownTimeout <= 0, "must be positive, like 15s")},
+		check{"shutdown_delay", shutdownDelay(c.ShutdownDelay, c.ShutdownTimeout)},
 		check{"log_level", oneOf(c.LogLevel, logLevels)},
 	)
 }
@@ -131,8 +132,12 @@ func (c *Config) validateProviders(ps *Problems) {
 		ps.check(
 			check{key("id"), appID(p.ID, "providers", seen, i)},
 			check{key("name"), required(p.Name, "")},
+			check{key("region"), required(p.Region, "")},
 			check{key("issuer"), required(p.Issuer, httpsURL(p.Issuer, true))},
 			check{key("client_id"), required(p.ClientID, "")},
+			// The simulated providers of dev mode take any client secret.
+			check{key("client_secret"), when(!c.Dev && p.ClientSecret == "",
+				"missing secret (set client_secret or client_secret_file)")},
 			check{key("scopes"), when(!slices.Contains(p.Scopes, "openid"), "must contain openid")},
 			check{key("algorithms"), when(len(p.Algorithms) == 0, "at least one is required, like [RS256]")},
 		)
@@ -148,10 +153,23 @@ func (c *Config) validateProviders(ps *Problems) {
 }
 
 func (c *Config) validateClients(ps *Problems) {
+	providers := map[string]bool{}
+	for _, p := range c.Providers {
+		providers[p.ID] = true
+	}
 	seen := map[string]int{}
 	for i, cl := range c.Clients {
 		prefix := fmt.Sprintf("clients[%d]", i)
 		ps.check(check{prefix + ".id", appID(cl.ID, "clients", seen, i)})
+		// The API shows every app's name and region (Apps). An app that is also a provider takes
+		// them from the provider entry, which requires them; any other app has only this entry.
+		if !providers[cl.ID] {
+			missing := fmt.Sprintf("required: no provider has the id %q to supply it", cl.ID)
+			ps.check(
+				check{prefix + ".name", when(cl.Name == "", missing)},
+				check{prefix + ".region", when(cl.Region == "", missing)},
+			)
+		}
 		ps.check(secretChecks(prefix, cl.Secret, cl.SecretSHA256, cl.SecretFile)...)
 		ps.check(check{prefix + ".redirect_uris", when(len(cl.RedirectURIs) == 0,
 			"at least one is required (exact match)")})
@@ -223,6 +241,7 @@ func (c *Config) validateGraphQL(ps *Problems) {
 		check{"graphql.depth_limit", positive(int64(g.DepthLimit))},
 		check{"graphql.alias_limit", positive(int64(g.AliasLimit))},
 		check{"graphql.token_limit", positive(int64(g.TokenLimit))},
+		check{"graphql.selection_limit", positive(int64(g.SelectionLimit))},
 		check{"graphql.max_body_bytes", positive(g.MaxBodyBytes)},
 	)
 	for i, o := range g.AllowedOrigins {
@@ -264,6 +283,17 @@ func problemOf(err error) string {
 
 func positive(n int64) string {
 	return when(n <= 0, fmt.Sprintf("must be positive (got %d)", n))
+}
+
+// shutdownDelay is only compared with a valid shutdown_timeout: a bad timeout is its own problem.
+func shutdownDelay(delay, timeout Duration) string {
+	switch {
+	case delay < 0:
+		return fmt.Sprintf("must be 0 or more, like 5s behind a load balancer (got %s)", delay.Std())
+	case timeout > 0 && delay >= timeout:
+		return fmt.Sprintf("must be less than shutdown_timeout (%s) (got %s)", timeout.Std(), delay.Std())
+	}
+	return ""
 }
 
 func oneOf(v string, allowed []string) string {

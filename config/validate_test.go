@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // validConfig is a production configuration that passes Validate; each test row breaks one thing.
@@ -24,14 +25,14 @@ func validConfig() *Config {
 		},
 		{
 			ID: "suishenban", Name: "随申办", Region: "上海",
-			Issuer: "https://idp.suishenban.example/oidc", ClientID: "tongban",
+			Issuer: "https://idp.suishenban.example/oidc", ClientID: "tongban", ClientSecret: "provider-secret-2",
 			Scopes: []string{"openid"}, Algorithms: []string{"PS256"}, Claims: claims,
 			AutoLinkMinAssurance: 4,
 		},
 	}
 	c.Clients = []Client{
 		{
-			ID: "suishenban", Name: "随申办", Secret: "client-secret",
+			ID: "suishenban", Name: "随申办", Region: "上海", Secret: "client-secret",
 			RedirectURIs:     []string{"https://app.suishenban.example/callback"},
 			InitiateLoginURI: "https://app.suishenban.example/login",
 			Scopes:           []string{"openid", "profile", "phone", "id_number"},
@@ -89,6 +90,11 @@ func TestValidateRejects(t *testing.T) {
 		{"public_url with query", func(c *Config) { c.PublicURL = "https://tongban.example/?a=1" }, "public_url", "query"},
 		{"public_url with empty query", func(c *Config) { c.PublicURL = "https://tongban.example/?" }, "public_url", "query"},
 		{"shutdown_timeout zero", func(c *Config) { c.ShutdownTimeout = 0 }, "shutdown_timeout", "must be positive"},
+		{"shutdown_delay negative", func(c *Config) { c.ShutdownDelay = Duration(-time.Second) }, "shutdown_delay", "must be 0 or more, like 5s behind a load balancer (got -1s)"},
+		{"shutdown_delay equals shutdown_timeout", func(c *Config) { c.ShutdownDelay = c.ShutdownTimeout }, "shutdown_delay", "must be less than shutdown_timeout (15s) (got 15s)"},
+		{"shutdown_delay longer than shutdown_timeout", func(c *Config) {
+			c.ShutdownTimeout, c.ShutdownDelay = Duration(5*time.Second), Duration(time.Minute)
+		}, "shutdown_delay", "must be less than shutdown_timeout (5s) (got 1m0s)"},
 		{"log_level unknown", func(c *Config) { c.LogLevel = "verbose" }, "log_level", `must be one of debug, info, warn, error (got "verbose")`},
 
 		// redis
@@ -118,6 +124,9 @@ func TestValidateRejects(t *testing.T) {
 		{"provider id too short", func(c *Config) { c.Providers[0].ID = "z" }, "providers[0].id", "2-32 characters"},
 		{"provider id duplicate", func(c *Config) { c.Providers[1].ID = "zheliban" }, "providers[1].id", `duplicate id "zheliban" (also providers[0])`},
 		{"provider name missing", func(c *Config) { c.Providers[1].Name = "" }, "providers[1].name", "required"},
+		{"provider region missing", func(c *Config) { c.Providers[0].Region = "" }, "providers[0].region", "required"},
+		{"provider region missing in dev", func(c *Config) { c.Dev = true; c.Providers[1].Region = "" }, "providers[1].region", "required"},
+		{"provider client_secret missing outside dev", func(c *Config) { c.Providers[0].ClientSecret = "" }, "providers[0].client_secret", "missing secret (set client_secret or client_secret_file)"},
 		{"provider issuer missing", func(c *Config) { c.Providers[0].Issuer = "" }, "providers[0].issuer", "required"},
 		{"provider issuer http off loopback", func(c *Config) { c.Providers[0].Issuer = "http://idp.example" }, "providers[0].issuer", "must be https"},
 		{"provider issuer with query", func(c *Config) { c.Providers[0].Issuer = "https://idp.example?tenant=1" }, "providers[0].issuer", "query"},
@@ -137,6 +146,10 @@ func TestValidateRejects(t *testing.T) {
 		{"client id bad", func(c *Config) { c.Clients[0].ID = "sui_shen_ban" }, "clients[0].id", "a-z, 0-9 and -"},
 		{"client id duplicate", func(c *Config) { c.Clients[1].ID = "suishenban" }, "clients[1].id", `duplicate id "suishenban" (also clients[0])`},
 		{"client secret missing", func(c *Config) { c.Clients[0].Secret = "" }, "clients[0].secret", "missing secret"},
+		{"client name missing, no provider", func(c *Config) { c.Clients[1].Name = "" }, "clients[1].name", `required: no provider has the id "sufuban" to supply it`},
+		{"client region missing, no provider", func(c *Config) { c.Clients[1].Region = "" }, "clients[1].region", `required: no provider has the id "sufuban" to supply it`},
+		{"client region missing in dev, no provider", func(c *Config) { c.Dev = true; c.Clients[1].Region = "" }, "clients[1].region", "required"},
+		{"client region missing, provider id differs", func(c *Config) { c.Clients[0].ID, c.Clients[0].Region = "wanshitong", "" }, "clients[0].region", `no provider has the id "wanshitong"`},
 		{"client secret and sha256", func(c *Config) { c.Clients[0].SecretSHA256 = strings.Repeat("a", 64) }, "clients[0].secret", "set only one of secret and secret_sha256"},
 		{"client secret_sha256 not hex", func(c *Config) { c.Clients[1].SecretSHA256 = strings.Repeat("z", 64) }, "clients[1].secret_sha256", "64 hex characters"},
 		{"client secret_sha256 short", func(c *Config) { c.Clients[1].SecretSHA256 = "abcd" }, "clients[1].secret_sha256", "64 hex characters, the SHA-256 of the secret (got 4 characters)"},
@@ -190,6 +203,8 @@ func TestValidateRejects(t *testing.T) {
 		{"depth_limit negative", func(c *Config) { c.GraphQL.DepthLimit = -1 }, "graphql.depth_limit", "must be positive (got -1)"},
 		{"alias_limit zero", func(c *Config) { c.GraphQL.AliasLimit = 0 }, "graphql.alias_limit", "must be positive"},
 		{"token_limit zero", func(c *Config) { c.GraphQL.TokenLimit = 0 }, "graphql.token_limit", "must be positive"},
+		{"selection_limit zero", func(c *Config) { c.GraphQL.SelectionLimit = 0 }, "graphql.selection_limit", "must be positive (got 0)"},
+		{"selection_limit negative", func(c *Config) { c.GraphQL.SelectionLimit = -5 }, "graphql.selection_limit", "must be positive (got -5)"},
 		{"max_body_bytes zero", func(c *Config) { c.GraphQL.MaxBodyBytes = 0 }, "graphql.max_body_bytes", "must be positive"},
 		{"allowed origin with path", func(c *Config) { c.GraphQL.AllowedOrigins = []string{"https://app.example/"} }, "graphql.allowed_origins[0]", "scheme://host[:port] with no path"},
 		{"allowed origin without scheme", func(c *Config) { c.GraphQL.AllowedOrigins = []string{"*", "app.example"} }, "graphql.allowed_origins[1]", "scheme://host[:port]"},
@@ -231,6 +246,13 @@ func TestValidateAccepts(t *testing.T) {
 		{"redis unix socket", func(c *Config) { c.Redis.URL = "unix:///run/redis.sock" }},
 		{"redis cluster", func(c *Config) { c.Redis.Cluster = []string{"r1:6379", "10.0.0.2:6379"} }},
 		{"dev without secrets", func(c *Config) { c.Dev = true; c.Secrets = Secrets{} }},
+		{"dev provider without client secret", func(c *Config) { c.Dev = true; c.Providers[0].ClientSecret = "" }},
+		{"shutdown_delay behind a load balancer", func(c *Config) { c.ShutdownDelay = Duration(5 * time.Second) }},
+		{"shutdown_delay just under shutdown_timeout", func(c *Config) { c.ShutdownDelay = c.ShutdownTimeout - 1 }},
+		{"client sharing a provider id takes its name and region", func(c *Config) {
+			c.Clients[0].Name, c.Clients[0].Region = "", ""
+		}},
+		{"selection_limit of one", func(c *Config) { c.GraphQL.SelectionLimit = 1 }},
 		{"raw url base64 key", func(c *Config) { c.Secrets.KeyEncryptionKey = strings.TrimRight(devKEK, "=") }},
 		{"machine client shares a provider id", func(c *Config) { c.MachineClients[0].ID = "zheliban" }},
 		{"provider and client share ids", func(c *Config) { c.Clients[1].ID = "zheliban" }},
