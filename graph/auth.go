@@ -17,6 +17,21 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, token string) (identity.Session, error)
 }
 
+// Close codes of graphql-transport-ws for a refused connection_init.
+const (
+	closeForbidden = 4403
+	closeInternal  = 4500
+)
+
+var (
+	errSessionInvalid = errors.New(string(CodeUnauthenticated) + ": the session is invalid or expired; sign in again")
+	errCheckFailed    = errors.New(string(CodeInternal) + ": could not check the session; try again")
+)
+
+// authTimeout bounds the session lookup, so that a Redis in trouble fails a request quickly
+// instead of holding it through the client's retries.
+const authTimeout = 500 * time.Millisecond
+
 // viewer is the caller of one request (or one websocket connection). The token is checked
 // lazily, once, so requests that never look at the caller cost no Redis round trip.
 type viewer struct {
@@ -42,6 +57,8 @@ func sessionFrom(ctx context.Context) (*identity.Session, error) {
 		return nil, nil
 	}
 	v.once.Do(func() {
+		ctx, cancel := context.WithTimeout(ctx, authTimeout)
+		defer cancel()
 		s, err := v.auth.Authenticate(ctx, v.token)
 		switch {
 		case errors.Is(err, identity.ErrInvalidSession):
@@ -71,7 +88,9 @@ func bearer(header string) string {
 
 // websocketInit authenticates a websocket connection once, from the Authorization entry of the
 // connection_init payload. A connection without one is anonymous; one with a token that is
-// not valid is refused, so that a client learns at once that it must sign in again.
+// not valid is refused with close code 4403 (graphql-transport-ws's Forbidden), so that a
+// client learns at once that it must sign in again instead of reconnecting in a loop; a check
+// that could not be made closes with 4500, which a client may retry.
 func websocketInit(auth Authenticator) transport.WebsocketInitFunc {
 	return func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
 		token := bearer(payload.Authorization())
@@ -85,10 +104,10 @@ func websocketInit(auth Authenticator) transport.WebsocketInitFunc {
 		}
 		s, err := sessionFrom(ctx)
 		if err != nil {
-			return ctx, nil, errors.New("could not check the session; try again")
+			return websocketRefusal(ctx, closeInternal, string(CodeInternal)), nil, errCheckFailed
 		}
 		if s == nil {
-			return ctx, nil, errors.New(string(CodeUnauthenticated) + ": the session is invalid or expired; sign in again")
+			return websocketRefusal(ctx, closeForbidden, string(CodeUnauthenticated)), nil, errSessionInvalid
 		}
 		return ctx, nil, nil
 	}

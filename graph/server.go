@@ -1,12 +1,10 @@
 package graph
 
 import (
-	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler"
@@ -27,6 +25,7 @@ type Options struct {
 	DepthLimit      int
 	AliasLimit      int
 	TokenLimit      int
+	SelectionLimit  int
 	// AllowedOrigins may open websockets besides the server's own origin (PublicURL).
 	// "*" allows any.
 	AllowedOrigins []string
@@ -44,14 +43,7 @@ type Handler struct {
 	auth    Authenticator
 	origins originPolicy
 
-	// Websockets outlive http.Server.Shutdown (they are hijacked), so the handler closes them
-	// itself: closing cancels every connection's context, which makes gqlgen send a close
-	// frame, and wg tells when their handlers have returned.
-	closing   chan struct{}
-	closeOnce sync.Once
-	wg        sync.WaitGroup
-	mu        sync.Mutex
-	closed    bool
+	ws websockets
 }
 
 // NewHandler builds the endpoint with handler.New and adds every transport, cache, limit and
@@ -61,7 +53,7 @@ func NewHandler(r *Resolver, opts Options) *Handler {
 	if log == nil {
 		log = slog.Default()
 	}
-	h := &Handler{auth: opts.Auth, closing: make(chan struct{})}
+	h := &Handler{auth: opts.Auth, ws: websockets{closing: make(chan struct{})}}
 	h.origins = newOriginPolicy(opts.PublicURL, opts.AllowedOrigins)
 
 	srv := handler.New(NewExecutableSchema(Config{Resolvers: r}))
@@ -72,23 +64,29 @@ func NewHandler(r *Resolver, opts Options) *Handler {
 			InsecureSkipVerify: true,
 		}},
 		InitFunc:              websocketInit(opts.Auth),
-		InitTimeout:           10 * time.Second,
+		InitTimeout:           5 * time.Second,
 		KeepAlivePingInterval: 15 * time.Second, // graphql-ws (legacy) keep-alive
 		PingPongInterval:      15 * time.Second, // graphql-transport-ws ping; no pong in 30 s closes
 	})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
 
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	documents := lru.New[*ast.QueryDocument](1000)
+	apq := apqCache{store: opts.Store, log: log}
+	srv.SetQueryCache(documents)
 	srv.SetParserTokenLimit(opts.TokenLimit)
 	srv.SetDisableSuggestion(!opts.Introspection)
 	if opts.Introspection {
 		srv.Use(extension.Introspection{})
 	}
-	srv.Use(extension.AutomaticPersistedQuery{Cache: apqCache{store: opts.Store, log: log}})
-	// limits before complexity: an alias flood is named as what it is, not as its cost.
+	// Order matters: a persisted query is looked up before its fields are counted; limits run
+	// before complexity, so that an alias flood is named as what it is rather than by its
+	// cost; a query is registered for APQ only after all of them passed.
+	srv.Use(apqLookup{cache: apq})
+	srv.Use(selectionLimit{limit: opts.SelectionLimit, tokenLimit: opts.TokenLimit, cache: documents})
 	srv.Use(limits{depth: opts.DepthLimit, aliases: opts.AliasLimit, introspection: opts.Introspection})
 	srv.Use(extension.FixedComplexityLimit(opts.ComplexityLimit))
+	srv.Use(apqRegister{cache: apq})
 	if opts.Metrics != nil {
 		srv.Use(metricsExtension{opts.Metrics})
 	}
@@ -110,131 +108,46 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sendError(w, http.StatusBadRequest, newError(CodeBadUserInput, csrfMessage))
 		return
 	}
+	// Refused here rather than by gqlgen, whose answers to these carry no code.
+	switch r.Method {
+	case http.MethodPost:
+		if !isJSON(r.Header.Get("Content-Type")) {
+			sendError(w, http.StatusUnsupportedMediaType, newError(CodeBadUserInput,
+				"send GraphQL requests with Content-Type: application/json"))
+			return
+		}
+	case http.MethodGet:
+		if msg := checkGETParams(r); msg != "" {
+			sendError(w, http.StatusBadRequest, newError(CodeBadUserInput, "%s", msg))
+			return
+		}
+	default:
+		w.Header().Set("Allow", "GET, POST, OPTIONS")
+		sendError(w, http.StatusMethodNotAllowed, newError(CodeBadUserInput,
+			"method %s is not allowed; use POST, or GET for queries", r.Method))
+		return
+	}
 	ctx := withMethod(r.Context(), r.Method)
 	ctx = withViewer(ctx, &viewer{auth: h.auth, token: bearer(r.Header.Get("Authorization"))})
 	h.srv.ServeHTTP(w, r.WithContext(ctx))
 }
 
-func (h *Handler) serveWebsocket(w http.ResponseWriter, r *http.Request) {
-	if !h.origins.allows(r) {
-		sendError(w, http.StatusForbidden, newError(CodeForbidden, "websocket origin %q is not allowed", r.Header.Get("Origin")))
-		return
+// checkGETParams says what is wrong with a GET request's parameters, or "".
+func checkGETParams(r *http.Request) string {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return "the query string is not valid URL encoding"
 	}
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
-		sendError(w, http.StatusServiceUnavailable, newError(CodeInternal, "the server is shutting down"))
-		return
-	}
-	h.wg.Add(1)
-	h.mu.Unlock()
-	defer h.wg.Done()
-
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	go func() {
-		select {
-		case <-h.closing:
-			cancel()
-		case <-ctx.Done():
+	for _, name := range []string{"variables", "extensions"} {
+		if v := q.Get(name); v != "" && !json.Valid([]byte(v)) {
+			return "the " + name + " parameter must be JSON"
 		}
-	}()
-	h.srv.ServeHTTP(w, r.WithContext(ctx))
+	}
+	return ""
 }
-
-// cors answers preflights and marks responses readable by the allowed browser origins. It
-// reports whether the request has been answered. Credentials are bearer tokens, never
-// cookies, so Access-Control-Allow-Credentials is never sent.
-func (h *Handler) cors(w http.ResponseWriter, r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	allowed := origin != "" && h.origins.allows(r)
-	if allowed {
-		w.Header().Set("Access-Control-Allow-Origin", origin)
-		w.Header().Add("Vary", "Origin")
-	}
-	if r.Method != http.MethodOptions {
-		return false
-	}
-	if allowed {
-		w.Header().Set("Access-Control-Allow-Methods", "GET, POST")
-		w.Header().Set("Access-Control-Allow-Headers", corsAllowHeaders)
-		w.Header().Set("Access-Control-Max-Age", "600")
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return true
-}
-
-const corsAllowHeaders = "Content-Type, Authorization, Apollo-Require-Preflight, X-Apollo-Operation-Name, GraphQL-Require-Preflight, X-Request-Id"
 
 // sendError answers a request that never reached gqlgen, in the GraphQL response shape.
 func sendError(w http.ResponseWriter, status int, err *gqlerror.Error) {
 	w.Header().Set("Content-Type", "application/json")
 	transport.SendError(w, status, err)
-}
-
-// CloseWebsockets tells every websocket client that the server is going away, refuses new
-// ones, and waits until their handlers return or ctx ends.
-func (h *Handler) CloseWebsockets(ctx context.Context) error {
-	h.mu.Lock()
-	h.closed = true
-	h.mu.Unlock()
-	h.closeOnce.Do(func() { close(h.closing) })
-	done := make(chan struct{})
-	go func() { h.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// originPolicy decides which browser origins may open a websocket. Native apps send no Origin
-// and are let through: the check exists to stop a hostile page from riding a browser's
-// credentials, and a websocket here carries its credentials in the init payload anyway.
-type originPolicy struct {
-	any     bool
-	allowed map[string]bool
-}
-
-func newOriginPolicy(publicURL string, allowed []string) originPolicy {
-	p := originPolicy{allowed: map[string]bool{}}
-	for _, o := range append([]string{publicURL}, allowed...) {
-		if o == "*" {
-			p.any = true
-			continue
-		}
-		if origin, ok := normalizeOrigin(o); ok {
-			p.allowed[origin] = true
-		}
-	}
-	return p
-}
-
-// normalizeOrigin reduces a configured URL to the form a browser sends in Origin: lower-case
-// scheme://host, with the port only when it is not the scheme's default.
-func normalizeOrigin(raw string) (string, bool) {
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil || u.Scheme == "" || u.Host == "" {
-		return "", false
-	}
-	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
-	if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
-		port = ""
-	}
-	if strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
-	if port != "" {
-		host += ":" + port
-	}
-	return scheme + "://" + host, true
-}
-
-func (p originPolicy) allows(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" || p.any {
-		return true
-	}
-	return p.allowed[strings.ToLower(origin)]
 }
