@@ -35,18 +35,26 @@ func csrfSafe(r *http.Request) bool {
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		return false
 	}
-	ct := r.Header.Get("Content-Type")
-	if ct == "" {
-		return false
-	}
+	mt, ok := mediaType(r.Header.Get("Content-Type"))
+	return ok && !simpleContentTypes[mt]
+}
+
+// mediaType returns the media type of a Content-Type value, lower-case and without parameters.
+func mediaType(ct string) (string, bool) {
 	if ct == "application/json" { // what nearly every request sends; skip the parser
-		return true
+		return ct, true
+	}
+	if ct == "" {
+		return "", false
 	}
 	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
-		return false
-	}
-	return !simpleContentTypes[mt]
+	return mt, err == nil
+}
+
+// isJSON reports whether a Content-Type is the one the GraphQL endpoint reads.
+func isJSON(ct string) bool {
+	mt, ok := mediaType(ct)
+	return ok && mt == "application/json"
 }
 
 const csrfMessage = "This request has been blocked as a possible cross-site request forgery. " +

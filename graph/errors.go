@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -17,24 +18,35 @@ import (
 type Code string
 
 const (
-	CodeUnauthenticated          Code = "UNAUTHENTICATED"
-	CodeForbidden                Code = "FORBIDDEN"
-	CodeNotFound                 Code = "NOT_FOUND"
-	CodeBadUserInput             Code = "BAD_USER_INPUT"
-	CodeInvalidToken             Code = "INVALID_TOKEN"
-	CodeAssuranceTooLow          Code = "ASSURANCE_TOO_LOW"
-	CodeRateLimited              Code = "RATE_LIMITED"
-	CodeComplexityLimitExceeded  Code = "COMPLEXITY_LIMIT_EXCEEDED"
-	CodeDepthLimitExceeded       Code = "DEPTH_LIMIT_EXCEEDED"
-	CodePersistedQueryNotFound   Code = "PERSISTED_QUERY_NOT_FOUND"
-	CodeInternal                 Code = "INTERNAL"
-	internalMessage                   = "internal error"
-	gqlgenParseFailed                 = "GRAPHQL_PARSE_FAILED"
-	gqlgenValidationFailed            = "GRAPHQL_VALIDATION_FAILED"
-	persistedQueryNotFoundGqlgen      = "PersistedQueryNotFound"
-	extensionCode                     = "code"
-	extensionRequestID                = "requestId"
+	CodeUnauthenticated         Code = "UNAUTHENTICATED"
+	CodeForbidden               Code = "FORBIDDEN"
+	CodeNotFound                Code = "NOT_FOUND"
+	CodeBadUserInput            Code = "BAD_USER_INPUT"
+	CodeInvalidToken            Code = "INVALID_TOKEN"
+	CodeAssuranceTooLow         Code = "ASSURANCE_TOO_LOW"
+	CodeRateLimited             Code = "RATE_LIMITED"
+	CodeComplexityLimitExceeded Code = "COMPLEXITY_LIMIT_EXCEEDED"
+	CodeDepthLimitExceeded      Code = "DEPTH_LIMIT_EXCEEDED"
+	CodePersistedQueryNotFound  Code = "PERSISTED_QUERY_NOT_FOUND"
+	CodeInternal                Code = "INTERNAL"
 )
+
+const (
+	internalMessage = "internal error"
+	// Codes gqlgen sets, which clients never see: the presenter maps them to ours.
+	gqlgenParseFailed            = "GRAPHQL_PARSE_FAILED"
+	gqlgenValidationFailed       = "GRAPHQL_VALIDATION_FAILED"
+	persistedQueryNotFoundGqlgen = "PersistedQueryNotFound"
+	// Extension keys.
+	extensionCode      = "code"
+	extensionRequestID = "requestId"
+)
+
+// requestErrorRewrites replaces gqlgen's request-level messages that show internals.
+var requestErrorRewrites = map[string]string{
+	"json request body could not be decoded": `the body is not a GraphQL request: send one JSON object with "query" (a string) and, optionally, "operationName", "variables" and "extensions" (objects)`,
+	"could not read request body":            "could not read the request body",
+}
 
 // contractCodes are the codes a client may see. Anything else is rewritten by the presenter.
 var contractCodes = map[Code]bool{
@@ -77,9 +89,16 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 			out.Extensions[extensionCode] = string(CodeBadUserInput)
 		case code == persistedQueryNotFoundGqlgen:
 			out.Extensions[extensionCode] = string(CodePersistedQueryNotFound)
-		case code == "" && gerr.Err == nil:
-			// Raised by gqlgen about the request (an unknown operation name, bad APQ data).
+		case code == "" && gerr.Err == nil && graphql.GetFieldContext(ctx) == nil:
+			// Raised by gqlgen about the request before anything executed (bad APQ data, a
+			// body that is not JSON). Some of its messages quote Go types and the whole body;
+			// those are replaced.
 			out.Extensions[extensionCode] = string(CodeBadUserInput)
+			for prefix, message := range requestErrorRewrites {
+				if strings.HasPrefix(gerr.Message, prefix) {
+					out.Message = message
+				}
+			}
 		default:
 			return internalError(ctx, log, err)
 		}

@@ -49,7 +49,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func (m *Metrics) label(name string) string {
+// label returns the label value for an operation name. A name joins the kept set only with a
+// response without errors, so that a client cannot fill the set with names of requests that
+// never ran; it can still spend it with valid ones, and then new names count as "(other)"
+// until restart.
+func (m *Metrics) label(name string, succeeded bool) string {
 	switch {
 	case name == "":
 		return labelAnonymous
@@ -67,7 +71,7 @@ func (m *Metrics) label(name string) string {
 	if m.names[name] {
 		return name
 	}
-	if len(m.names) >= maxOperationNames {
+	if !succeeded || len(m.names) >= maxOperationNames {
 		return labelOther
 	}
 	m.names[name] = true
@@ -109,7 +113,7 @@ func (e metricsExtension) InterceptResponse(ctx context.Context, next graphql.Re
 			outcome = string(CodeInternal)
 		}
 	}
-	label := e.m.label(name)
+	label := e.m.label(name, outcome == "ok")
 	e.m.operations.WithLabelValues(label, opType, outcome).Inc()
 	if !start.IsZero() && opType != "subscription" {
 		e.m.latency.WithLabelValues(label, outcome).Observe(time.Since(start).Seconds())

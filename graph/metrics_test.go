@@ -64,7 +64,7 @@ func TestMetricsLabel(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := m.label(tt.op); got != tt.want {
+			if got := m.label(tt.op, true); got != tt.want {
 				t.Errorf("label(%q) = %q, want %q", tt.op, got, tt.want)
 			}
 		})
@@ -75,20 +75,20 @@ func TestMetricsLabelBounded(t *testing.T) {
 	m := NewMetrics(prometheus.NewRegistry())
 	for i := range maxOperationNames {
 		name := fmt.Sprintf("Op%d", i)
-		if got := m.label(name); got != name {
+		if got := m.label(name, true); got != name {
 			t.Fatalf("label(%q) = %q before the bound was reached", name, got)
 		}
 	}
-	if got := m.label("OneTooMany"); got != "(other)" {
+	if got := m.label("OneTooMany", true); got != "(other)" {
 		t.Errorf("label past the bound = %q, want other", got)
 	}
-	if got := m.label("Op0"); got != "Op0" {
+	if got := m.label("Op0", true); got != "Op0" {
 		t.Errorf("a name seen before the bound = %q, want it kept", got)
 	}
-	if got := m.label(""); got != "(anonymous)" {
+	if got := m.label("", true); got != "(anonymous)" {
 		t.Errorf("anonymous past the bound = %q, want (anonymous)", got)
 	}
-	if got := m.label("bad name"); got != "(invalid)" {
+	if got := m.label("bad name", true); got != "(invalid)" {
 		t.Errorf("invalid past the bound = %q, want invalid", got)
 	}
 }
@@ -139,7 +139,7 @@ func TestMetricsExtensionCounts(t *testing.T) {
 		"operation=(anonymous),outcome=FORBIDDEN,type=mutation":     1,
 		"operation=Inbox,outcome=ok,type=subscription":              1,
 		"operation=(anonymous),outcome=BAD_USER_INPUT,type=unknown": 1,
-		"operation=Weird,outcome=INTERNAL,type=query":               1,
+		"operation=(other),outcome=INTERNAL,type=query":             1,
 		"operation=Sent,outcome=ok,type=query":                      1,
 	}
 	if len(ops) != len(want) {
@@ -174,5 +174,18 @@ func TestMetricsExtensionBoundsSeries(t *testing.T) {
 	}
 	if ops["operation=(other),outcome=ok,type=query"] != 50 {
 		t.Errorf("other = %v, want 50", ops["operation=(other),outcome=ok,type=query"])
+	}
+}
+
+func TestLabelKeepsOnlyNamesOfOperationsThatSucceeded(t *testing.T) {
+	m := NewMetrics(prometheus.NewRegistry())
+	if got := m.label("NeverRan", false); got != labelOther {
+		t.Fatalf("failed operation's unseen name = %q, want %q", got, labelOther)
+	}
+	if got := m.label("NeverRan", true); got != "NeverRan" {
+		t.Fatalf("after a success = %q", got)
+	}
+	if got := m.label("NeverRan", false); got != "NeverRan" {
+		t.Fatalf("a known name keeps its label on failure, got %q", got)
 	}
 }

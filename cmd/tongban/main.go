@@ -41,6 +41,9 @@ func run(args, environ []string, stderr io.Writer) int {
 	redisx.SetLogger(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// After the first signal, the default behaviour comes back: a second Ctrl-C ends the
+	// process at once instead of waiting for the graceful shutdown.
+	go func() { <-ctx.Done(); stop() }()
 
 	a, err := app.New(cfg, log)
 	if err != nil {

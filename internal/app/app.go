@@ -82,6 +82,7 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 		DepthLimit:      cfg.GraphQL.DepthLimit,
 		AliasLimit:      cfg.GraphQL.AliasLimit,
 		TokenLimit:      cfg.GraphQL.TokenLimit,
+		SelectionLimit:  cfg.GraphQL.SelectionLimit,
 		AllowedOrigins:  cfg.GraphQL.AllowedOrigins,
 		PublicURL:       cfg.PublicURL,
 		Auth:            a.Sessions,
@@ -97,19 +98,19 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 
 func (a *App) routes() http.Handler {
 	mux := http.NewServeMux()
-	route := func(pattern, name string, h http.Handler) { mux.Handle(pattern, named(name, h)) }
+	limit := a.cfg.GraphQL.MaxBodyBytes
+	route := func(pattern, name string, h http.Handler) { mux.Handle(pattern, named(name, withBodyLimit(limit, h))) }
 	route("/graphql", "graphql", a.graphql)
 	route("GET /healthz/live", "live", http.HandlerFunc(a.health.live))
 	route("GET /healthz/ready", "ready", http.HandlerFunc(a.health.ready))
 	if a.cfg.Dev {
 		route("GET /{$}", "graphiql", playground.Handler("Tongban", "/graphql"))
 	}
-	route("/", "not_found", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusNotFound, map[string]any{"error": "not found"})
+	route("/", "not_found", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSONError(w, http.StatusNotFound, "NOT_FOUND", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	}))
 
 	var h http.Handler = mux
-	h = withBodyLimit(a.cfg.GraphQL.MaxBodyBytes, h)
 	h = withWebsocketDeadlines(h)
 	h = withObservation(a.log, newHTTPMetrics(a.Registry), h)
 	h = withRequestID(h)
@@ -160,7 +161,8 @@ func (a *App) Serve(ctx context.Context, ln, mln net.Listener) error {
 		a.log.Info("dev mode: GraphiQL at " + a.cfg.PublicURL + "/")
 	}
 	if mln != nil {
-		ms := &http.Server{Handler: a.metricsMux(), ReadHeaderTimeout: 10 * time.Second}
+		ms := &http.Server{Handler: a.metricsMux(), ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout: requestReadTimeout, WriteTimeout: requestWriteTimeout, IdleTimeout: 120 * time.Second}
 		servers = append(servers, ms)
 		go func() { errc <- ms.Serve(mln) }()
 		a.log.Info("metrics listening", "addr", mln.Addr().String())
@@ -173,8 +175,13 @@ func (a *App) Serve(ctx context.Context, ln, mln net.Listener) error {
 		serveErr = fmt.Errorf("app: serve: %w", serveErr)
 	}
 
-	a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout.Std().String())
+	a.log.Info("shutting down", "delay", a.cfg.ShutdownDelay.Std().String(), "timeout", a.cfg.ShutdownTimeout.Std().String())
 	a.health.draining.Store(true)
+	// Readiness fails from now on; a load balancer needs a probe interval or two to notice and
+	// stop sending. Until the listeners close, requests are still served.
+	if d := a.cfg.ShutdownDelay.Std(); d > 0 && serveErr == nil {
+		time.Sleep(d)
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout.Std())
 	defer cancel()
 	errs := make(chan error, len(servers)+1)

@@ -324,7 +324,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	body := string(b)
 	for _, want := range []string{
 		`tongban_graphql_operations_total{operation="ListApps",outcome="ok",type="query"} 1`,
-		`tongban_graphql_operations_total{operation="Costly",outcome="COMPLEXITY_LIMIT_EXCEEDED",type="query"} 1`,
+		`tongban_graphql_operations_total{operation="(other)",outcome="COMPLEXITY_LIMIT_EXCEEDED",type="query"} 1`,
 		`tongban_graphql_operation_duration_seconds_count{operation="ListApps",outcome="ok"} 1`,
 		`tongban_http_requests_total{code="200",handler="graphql",method="post"} 2`,
 		"go_goroutines",
@@ -396,5 +396,100 @@ func TestGracefulShutdownFinishesInFlightRequest(t *testing.T) {
 	}
 	if err := <-stopped; err != nil {
 		t.Fatalf("shutdown: %v", err)
+	}
+}
+
+func TestRequestsGqlgenWouldAnswerWithoutACode(t *testing.T) {
+	h := start(t, devConfig(t, nil))
+	pre := []string{"Apollo-Require-Preflight", "true"}
+	json := []string{"Content-Type", "application/json"}
+	tests := []struct {
+		name       string
+		method     string
+		path       string
+		body       string
+		header     []string
+		wantStatus int
+		wantCode   string
+	}{
+		{"method not allowed", "PUT", "/graphql", `{"query":"{ apps { id } }"}`, json, 405, "BAD_USER_INPUT"},
+		{"head", "HEAD", "/graphql?query=%7Bapps%7Bid%7D%7D", "", pre, 405, ""},
+		{"json refused as another media type", "POST", "/graphql", `{apps{id}}`,
+			[]string{"Apollo-Require-Preflight", "true", "Content-Type", "application/graphql"}, 415, "BAD_USER_INPUT"},
+		{"get with variables that are not json", "GET", "/graphql?query=%7Bapps%7Bid%7D%7D&variables=notjson", "", pre, 400, "BAD_USER_INPUT"},
+		{"get with extensions that are not json", "GET", "/graphql?query=%7Bapps%7Bid%7D%7D&extensions=%7B", "", pre, 400, "BAD_USER_INPUT"},
+		{"batched array body", "POST", "/graphql", `[{"query":"{ apps { id } }"}]`, json, 400, "BAD_USER_INPUT"},
+		{"variables not an object", "POST", "/graphql", `{"query":"{ apps { id } }","variables":"x"}`, json, 400, "BAD_USER_INPUT"},
+		{"body is not json", "POST", "/graphql", `{"query":`, json, 400, "BAD_USER_INPUT"},
+		{"upgrade to something else", "POST", "/graphql", `{}`, []string{"Upgrade", "h2c"}, 400, "BAD_USER_INPUT"},
+		{"unknown path", "GET", "/nope", "", nil, 404, "NOT_FOUND"},
+		{"wrong method on a health route", "POST", "/healthz/live", "", nil, 404, "NOT_FOUND"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var body io.Reader
+			if tt.body != "" {
+				body = strings.NewReader(tt.body)
+			}
+			req, _ := http.NewRequest(tt.method, h.url+tt.path, body)
+			for i := 0; i+1 < len(tt.header); i += 2 {
+				req.Header.Set(tt.header[i], tt.header[i+1])
+			}
+			r := h.do(req)
+			if r.Status != tt.wantStatus || r.code() != tt.wantCode {
+				t.Fatalf("status %d code %q, want %d %q; body %s", r.Status, r.code(), tt.wantStatus, tt.wantCode, r.Raw)
+			}
+			for _, leak := range []string{"Go value", "Go struct", "RawParams", "map[string]interface", "body:"} {
+				if strings.Contains(r.Raw, leak) {
+					t.Fatalf("response shows internals (%q): %s", leak, r.Raw)
+				}
+			}
+		})
+	}
+}
+
+func TestPersistedQueriesStoreOnlyValidQueries(t *testing.T) {
+	h := start(t, devConfig(t, nil))
+	junk := "this is not graphql " + strings.Repeat("x", 100)
+	sum := sha256.Sum256([]byte(junk))
+	ext := map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": hex.EncodeToString(sum[:])}}
+	if r := h.post(map[string]any{"query": junk, "extensions": ext}); r.code() != "BAD_USER_INPUT" {
+		t.Fatalf("junk query: %s", r.Raw)
+	}
+	if r := h.post(map[string]any{"extensions": ext}); r.code() != "PERSISTED_QUERY_NOT_FOUND" {
+		t.Fatalf("junk must not have been stored; hash-only request gave %s", r.Raw)
+	}
+	bad := map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": strings.Repeat("Z", 100000)}}
+	if r := h.post(map[string]any{"extensions": bad}); r.code() != "BAD_USER_INPUT" {
+		t.Fatalf("a hash that is not 64 hex digits: %s", r.Raw)
+	}
+}
+
+func TestSelectionFloodRefusedBeforeValidation(t *testing.T) {
+	h := start(t, devConfig(t, nil))
+	q := "{" + strings.Repeat(" __typename", 10000) + " }"
+	r := h.query(q)
+	if r.code() != "BAD_USER_INPUT" || !strings.Contains(r.message(), "fields") {
+		t.Fatalf("code %q message %q", r.code(), r.message())
+	}
+}
+
+func TestShutdownDelayFailsReadinessBeforeClosing(t *testing.T) {
+	h := start(t, devConfig(t, func(c *config.Config) { c.ShutdownDelay = config.Duration(time.Second) }))
+	stopped := make(chan error, 1)
+	go func() { stopped <- h.shutdown() }()
+	deadline := time.Now().Add(900 * time.Millisecond)
+	for {
+		code, _ := h.get("/healthz/ready")
+		if code == http.StatusServiceUnavailable {
+			break // draining is visible while the listener still answers
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readiness never failed during the shutdown delay (last %d)", code)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -55,5 +55,3 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
-
-func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

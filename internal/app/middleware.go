@@ -3,6 +3,7 @@ package app
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -174,7 +175,7 @@ func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 func writeJSONError(w http.ResponseWriter, status int, code, message string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	b, _ := jsonMarshal(map[string]any{"errors": []any{map[string]any{
+	b, _ := json.Marshal(map[string]any{"errors": []any{map[string]any{
 		"message": message, "extensions": map[string]any{"code": code},
 	}}})
 	_, _ = w.Write(b)

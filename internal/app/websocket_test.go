@@ -120,6 +120,10 @@ func TestWebsocketRejections(t *testing.T) {
 			if err == nil && m.Type == "connection_ack" {
 				t.Fatalf("connection with an invalid session was acknowledged")
 			}
+			var ce websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != 4403 {
+				t.Fatalf("want close code 4403 (Forbidden, sign in again), got %v", err)
+			}
 		})
 	}
 	t.Run("allowed origin and the server's own", func(t *testing.T) {
@@ -158,5 +162,41 @@ func TestShutdownClosesWebsockets(t *testing.T) {
 	var ce websocket.CloseError
 	if !errors.As(err, &ce) {
 		t.Fatalf("client should see a close frame, got %v", err)
+	}
+}
+
+// A connection_init payload that is not an object makes gqlgen give up on the connection
+// without closing it; the server must close the socket anyway, or it leaks.
+func TestMalformedInitClosesTheSocket(t *testing.T) {
+	h := start(t, devConfig(t, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, strings.Replace(h.url, "http", "ws", 1)+"/graphql",
+		&websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if err := wsjson.Write(ctx, c, map[string]any{"type": "connection_init", "payload": 5}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Read(ctx); err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the server kept the connection open: %v", err)
+	}
+}
+
+func TestShutdownCutsWebsocketsThatNeverInitialised(t *testing.T) {
+	h := start(t, devConfig(t, func(c *config.Config) { c.ShutdownTimeout = config.Duration(4 * time.Second) }))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, strings.Replace(h.url, "http", "ws", 1)+"/graphql",
+		&websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	time.Sleep(100 * time.Millisecond) // the server is now waiting for connection_init
+	if err := h.shutdown(); err != nil {
+		t.Fatalf("shutdown must not overrun on a silent websocket: %v", err)
 	}
 }

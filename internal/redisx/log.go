@@ -13,7 +13,7 @@ import (
 type slogLogger struct{ log *slog.Logger }
 
 func (l slogLogger) Printf(ctx context.Context, format string, v ...any) {
-	l.log.WarnContext(ctx, "redis: "+fmt.Sprintf(format, v...))
+	l.log.WarnContext(ctx, fmt.Sprintf(format, v...)) // go-redis starts its messages with "redis: "
 }
 
 // SetLogger routes go-redis's process-wide logger to log. main calls it once.
