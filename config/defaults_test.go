@@ -112,14 +112,14 @@ func TestDevDerivedURLs(t *testing.T) {
 }
 
 func TestDevDerivedURLsFollowPublicURL(t *testing.T) {
-	c, err := Load("", []string{"TONGBAN_PUBLIC_URL=https://tongban.test.example/"})
+	c, err := Load("", []string{"TONGBAN_PUBLIC_URL=http://127.0.0.1:18080/"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := c.Providers[2].Issuer, "https://tongban.test.example/dev/idp/sufuban"; got != want {
+	if got, want := c.Providers[2].Issuer, "http://127.0.0.1:18080/dev/idp/sufuban"; got != want {
 		t.Errorf("issuer = %q, want %q", got, want)
 	}
-	if got, want := c.Clients[0].InitiateLoginURI, "https://tongban.test.example/dev/apps/zheliban/login"; got != want {
+	if got, want := c.Clients[0].InitiateLoginURI, "http://127.0.0.1:18080/dev/apps/zheliban/login"; got != want {
 		t.Errorf("initiate_login_uri = %q, want %q", got, want)
 	}
 }

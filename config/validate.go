@@ -95,7 +95,16 @@ func (c *Config) validateServer(ps *Problems) {
 		check{"shutdown_timeout", when(c.ShutdownTimeout <= 0, "must be positive, like 15s")},
 		check{"shutdown_delay", shutdownDelay(c.ShutdownDelay, c.ShutdownTimeout)},
 		check{"log_level", oneOf(c.LogLevel, logLevels)},
+		check{"dev", when(c.Dev && !loopbackURL(c.PublicURL),
+			"dev mode needs a loopback public_url (http://localhost:…): it signs tokens for anyone through its simulated providers and uses public secrets")},
 	)
+}
+
+// loopbackURL reports whether a URL names a loopback host. An unparsable URL is public_url's
+// own problem, reported there.
+func loopbackURL(raw string) bool {
+	u, err := url.Parse(raw)
+	return err != nil || u.Host == "" || isLoopback(u.Hostname())
 }
 
 func (c *Config) validateRedis(ps *Problems) {

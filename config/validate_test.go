@@ -89,6 +89,7 @@ func TestValidateRejects(t *testing.T) {
 		{"public_url with fragment", func(c *Config) { c.PublicURL = "https://tongban.example/#top" }, "public_url", "fragment"},
 		{"public_url with query", func(c *Config) { c.PublicURL = "https://tongban.example/?a=1" }, "public_url", "query"},
 		{"public_url with empty query", func(c *Config) { c.PublicURL = "https://tongban.example/?" }, "public_url", "query"},
+		{"dev mode on a public URL", func(c *Config) { c.Dev = true }, "dev", "loopback public_url"},
 		{"shutdown_timeout zero", func(c *Config) { c.ShutdownTimeout = 0 }, "shutdown_timeout", "must be positive"},
 		{"shutdown_delay negative", func(c *Config) { c.ShutdownDelay = Duration(-time.Second) }, "shutdown_delay", "must be 0 or more, like 5s behind a load balancer (got -1s)"},
 		{"shutdown_delay equals shutdown_timeout", func(c *Config) { c.ShutdownDelay = c.ShutdownTimeout }, "shutdown_delay", "must be less than shutdown_timeout (15s) (got 15s)"},
@@ -108,7 +109,7 @@ func TestValidateRejects(t *testing.T) {
 		// secrets
 		{"pepper missing outside dev", func(c *Config) { c.Secrets.Pepper = "" }, "secrets.pepper", "required outside dev mode"},
 		{"pepper short", func(c *Config) { c.Secrets.Pepper = "twelve bytes" }, "secrets.pepper", "must be at least 32 bytes (got 12)"},
-		{"pepper short in dev", func(c *Config) { c.Dev = true; c.Secrets.Pepper = "short" }, "secrets.pepper", "at least 32 bytes (got 5)"},
+		{"pepper short in dev", func(c *Config) { c.Dev, c.PublicURL = true, "http://localhost:8080"; c.Secrets.Pepper = "short" }, "secrets.pepper", "at least 32 bytes (got 5)"},
 		{"pepper short from file", func(c *Config) {
 			c.Secrets.PepperFile = "/run/secrets/pepper"
 			c.Secrets.Pepper = "short"
@@ -116,7 +117,7 @@ func TestValidateRejects(t *testing.T) {
 		{"key_encryption_key missing outside dev", func(c *Config) { c.Secrets.KeyEncryptionKey = "" }, "secrets.key_encryption_key", "required outside dev mode"},
 		{"key_encryption_key not base64", func(c *Config) { c.Secrets.KeyEncryptionKey = "not base64!" }, "secrets.key_encryption_key", "is not base64"},
 		{"key_encryption_key wrong length", func(c *Config) { c.Secrets.KeyEncryptionKey = "c2hvcnQ=" }, "secrets.key_encryption_key", "must decode to 32 bytes (got 5)"},
-		{"key_encryption_key wrong length in dev", func(c *Config) { c.Dev = true; c.Secrets.KeyEncryptionKey = "c2hvcnQ=" }, "secrets.key_encryption_key", "must decode to 32 bytes"},
+		{"key_encryption_key wrong length in dev", func(c *Config) { c.Dev, c.PublicURL = true, "http://localhost:8080"; c.Secrets.KeyEncryptionKey = "c2hvcnQ=" }, "secrets.key_encryption_key", "must decode to 32 bytes"},
 
 		// providers
 		{"provider id missing", func(c *Config) { c.Providers[0].ID = "" }, "providers[0].id", "required"},
@@ -125,7 +126,7 @@ func TestValidateRejects(t *testing.T) {
 		{"provider id duplicate", func(c *Config) { c.Providers[1].ID = "zheliban" }, "providers[1].id", `duplicate id "zheliban" (also providers[0])`},
 		{"provider name missing", func(c *Config) { c.Providers[1].Name = "" }, "providers[1].name", "required"},
 		{"provider region missing", func(c *Config) { c.Providers[0].Region = "" }, "providers[0].region", "required"},
-		{"provider region missing in dev", func(c *Config) { c.Dev = true; c.Providers[1].Region = "" }, "providers[1].region", "required"},
+		{"provider region missing in dev", func(c *Config) { c.Dev, c.PublicURL = true, "http://localhost:8080"; c.Providers[1].Region = "" }, "providers[1].region", "required"},
 		{"provider client_secret missing outside dev", func(c *Config) { c.Providers[0].ClientSecret = "" }, "providers[0].client_secret", "missing secret (set client_secret or client_secret_file)"},
 		{"provider issuer missing", func(c *Config) { c.Providers[0].Issuer = "" }, "providers[0].issuer", "required"},
 		{"provider issuer http off loopback", func(c *Config) { c.Providers[0].Issuer = "http://idp.example" }, "providers[0].issuer", "must be https"},
@@ -148,7 +149,7 @@ func TestValidateRejects(t *testing.T) {
 		{"client secret missing", func(c *Config) { c.Clients[0].Secret = "" }, "clients[0].secret", "missing secret"},
 		{"client name missing, no provider", func(c *Config) { c.Clients[1].Name = "" }, "clients[1].name", `required: no provider has the id "sufuban" to supply it`},
 		{"client region missing, no provider", func(c *Config) { c.Clients[1].Region = "" }, "clients[1].region", `required: no provider has the id "sufuban" to supply it`},
-		{"client region missing in dev, no provider", func(c *Config) { c.Dev = true; c.Clients[1].Region = "" }, "clients[1].region", "required"},
+		{"client region missing in dev, no provider", func(c *Config) { c.Dev, c.PublicURL = true, "http://localhost:8080"; c.Clients[1].Region = "" }, "clients[1].region", "required"},
 		{"client region missing, provider id differs", func(c *Config) { c.Clients[0].ID, c.Clients[0].Region = "wanshitong", "" }, "clients[0].region", `no provider has the id "wanshitong"`},
 		{"client secret and sha256", func(c *Config) { c.Clients[0].SecretSHA256 = strings.Repeat("a", 64) }, "clients[0].secret", "set only one of secret and secret_sha256"},
 		{"client secret_sha256 not hex", func(c *Config) { c.Clients[1].SecretSHA256 = strings.Repeat("z", 64) }, "clients[1].secret_sha256", "64 hex characters"},
@@ -245,8 +246,8 @@ func TestValidateAccepts(t *testing.T) {
 		{"redis url", func(c *Config) { c.Redis.URL = "rediss://:pw@redis.example:6380/0" }},
 		{"redis unix socket", func(c *Config) { c.Redis.URL = "unix:///run/redis.sock" }},
 		{"redis cluster", func(c *Config) { c.Redis.Cluster = []string{"r1:6379", "10.0.0.2:6379"} }},
-		{"dev without secrets", func(c *Config) { c.Dev = true; c.Secrets = Secrets{} }},
-		{"dev provider without client secret", func(c *Config) { c.Dev = true; c.Providers[0].ClientSecret = "" }},
+		{"dev without secrets", func(c *Config) { c.Dev, c.PublicURL = true, "http://localhost:8080"; c.Secrets = Secrets{} }},
+		{"dev provider without client secret", func(c *Config) { c.Dev, c.PublicURL = true, "http://localhost:8080"; c.Providers[0].ClientSecret = "" }},
 		{"shutdown_delay behind a load balancer", func(c *Config) { c.ShutdownDelay = Duration(5 * time.Second) }},
 		{"shutdown_delay just under shutdown_timeout", func(c *Config) { c.ShutdownDelay = c.ShutdownTimeout - 1 }},
 		{"client sharing a provider id takes its name and region", func(c *Config) {

@@ -121,16 +121,14 @@ func parseAPQ(ext any) (string, *gqlerror.Error) {
 	if !ok {
 		return "", newError(CodeBadUserInput, "extensions.persistedQuery must be an object")
 	}
-	var version string
+	var version float64
 	switch v := m["version"].(type) {
 	case json.Number:
-		version = v.String()
+		version, _ = v.Float64()
 	case float64:
-		if v == 1 {
-			version = "1"
-		}
+		version = v
 	}
-	if version != "1" {
+	if version != 1 {
 		return "", newError(CodeBadUserInput, "extensions.persistedQuery.version must be 1")
 	}
 	hash, _ := m["sha256Hash"].(string)

@@ -110,6 +110,7 @@ func TestParseAPQRejections(t *testing.T) {
 		{"version missing", map[string]any{"sha256Hash": good}},
 		{"version 2", map[string]any{"version": json.Number("2"), "sha256Hash": good}},
 		{"version as string", map[string]any{"version": "1", "sha256Hash": good}},
+		{"version 1.5", map[string]any{"version": json.Number("1.5"), "sha256Hash": good}},
 		{"hash missing", map[string]any{"version": json.Number("1")}},
 		{"hash too short", map[string]any{"version": json.Number("1"), "sha256Hash": "abc"}},
 		{"hash upper case", map[string]any{"version": json.Number("1"), "sha256Hash": strings.ToUpper(good)}},

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -12,11 +13,17 @@ import (
 // limits rejects operations that are valid GraphQL but that a public API must not run: too
 // deep, too many aliases (the cheap way to multiply one expensive field), introspection when
 // it is off, and a mutation sent with GET (which a link or an <img> could trigger). It runs
-// after parsing and validation, before anything executes. Complexity is gqlgen's own
-// extension.
+// after parsing and validation, before anything executes.
+//
+// Complexity is gqlgen's own extension, which runs next; but gqlgen walks a fragment again at
+// every spread, so a kilobyte of fragments that each spread the next twice costs it seconds.
+// limits first counts the fields as expanded, with each fragment walked once, and refuses an
+// operation whose count alone exceeds the complexity limit (every field costs at least one),
+// so gqlgen only ever walks operations of bounded size.
 type limits struct {
 	depth         int
 	aliases       int
+	complexity    int
 	introspection bool
 }
 
@@ -34,11 +41,11 @@ func (l limits) MutateOperationContext(ctx context.Context, rc *graphql.Operatio
 	}
 	// The bookkeeping maps are needed only when there are fragments to follow; most
 	// operations have none, and this runs on every request.
-	var seen, visitingDepth, visitingAliases map[string]bool
+	var seen, visitingDepth, visitingAliases, visitingFields map[string]bool
 	w := walker{fragments: rc.Doc.Fragments}
 	if len(rc.Doc.Fragments) > 0 {
-		seen, visitingDepth, visitingAliases = map[string]bool{}, map[string]bool{}, map[string]bool{}
-		w.depth, w.aliases = map[string]int{}, map[string]int{}
+		seen, visitingDepth, visitingAliases, visitingFields = map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
+		w.depth, w.aliases, w.fields = map[string]int{}, map[string]int{}, map[string]int{}
 	}
 	if !l.introspection && selectsIntrospection(op.SelectionSet, rc.Doc.Fragments, seen) {
 		return newError(CodeForbidden, "introspection is disabled on this server")
@@ -49,8 +56,22 @@ func (l limits) MutateOperationContext(ctx context.Context, rc *graphql.Operatio
 	if a := w.aliasesOf(op.SelectionSet, visitingAliases); a > l.aliases {
 		return newError(CodeBadUserInput, "operation has %d aliases, which exceeds the limit of %d", a, l.aliases)
 	}
+	if f := w.fieldsOf(op.SelectionSet, visitingFields); f > l.complexity {
+		return newError(CodeComplexityLimitExceeded,
+			"operation selects %s fields once fragments are expanded, which exceeds the complexity limit of %d", atLeast(f), l.complexity)
+	}
 	return nil
 }
+
+func atLeast(n int) string {
+	if n >= saturation {
+		return fmt.Sprintf("more than %d", saturation)
+	}
+	return fmt.Sprint(n)
+}
+
+// saturation caps the walker's sums, so that a document built to overflow them cannot.
+const saturation = 1 << 30
 
 // walker measures a selection set through its fragment spreads, remembering each named
 // fragment's result so that fragments spread many times cost one walk each.
@@ -58,6 +79,7 @@ type walker struct {
 	fragments ast.FragmentDefinitionList
 	depth     map[string]int
 	aliases   map[string]int
+	fields    map[string]int
 }
 
 // depthOf counts nested fields; introspection fields do not count, so that GraphiQL's own
@@ -86,7 +108,6 @@ func (w walker) depthOf(set ast.SelectionSet, visiting map[string]bool) int {
 // many times as they are spread. The sum saturates so that a pathological document cannot
 // overflow it.
 func (w walker) aliasesOf(set ast.SelectionSet, visiting map[string]bool) int {
-	const ceiling = 1 << 30
 	n := 0
 	for _, sel := range set {
 		switch s := sel.(type) {
@@ -100,7 +121,28 @@ func (w walker) aliasesOf(set ast.SelectionSet, visiting map[string]bool) int {
 		case *ast.FragmentSpread:
 			n += w.fragment(s.Name, w.aliases, visiting, w.aliasesOf)
 		}
-		n = min(n, ceiling)
+		n = min(n, saturation)
+	}
+	return n
+}
+
+// fieldsOf counts the fields an operation selects with every fragment expanded where it is
+// spread, as gqlgen's complexity does (which also leaves out __schema).
+func (w walker) fieldsOf(set ast.SelectionSet, visiting map[string]bool) int {
+	n := 0
+	for _, sel := range set {
+		switch s := sel.(type) {
+		case *ast.Field:
+			if s.Name == "__schema" {
+				continue
+			}
+			n += 1 + w.fieldsOf(s.SelectionSet, visiting)
+		case *ast.InlineFragment:
+			n += w.fieldsOf(s.SelectionSet, visiting)
+		case *ast.FragmentSpread:
+			n += w.fragment(s.Name, w.fields, visiting, w.fieldsOf)
+		}
+		n = min(n, saturation)
 	}
 	return n
 }

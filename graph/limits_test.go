@@ -139,7 +139,7 @@ func TestLimits(t *testing.T) {
 			if tt.method != "" {
 				ctx = withMethod(ctx, tt.method)
 			}
-			l := limits{depth: depth, aliases: aliases, introspection: tt.introspection}
+			l := limits{depth: depth, aliases: aliases, complexity: 100000, introspection: tt.introspection}
 			err := l.MutateOperationContext(ctx, rc)
 			if got := limitsCode(err); got != string(tt.wantCode) {
 				t.Fatalf("code = %q (%v), want %q", got, err, tt.wantCode)
@@ -154,7 +154,7 @@ func TestLimits(t *testing.T) {
 // At a production-sized limit, a thousand aliases of one field are refused and the limit
 // itself passes.
 func TestLimitsThousandAliases(t *testing.T) {
-	l := limits{depth: 10, aliases: 100}
+	l := limits{depth: 10, aliases: 100, complexity: 100000}
 	if err := l.MutateOperationContext(context.Background(), limitsOperation(t, manyAliases(100))); err != nil {
 		t.Fatalf("100 aliases under a limit of 100: %v", err)
 	}
@@ -176,7 +176,7 @@ func TestLimitsExponentialFragments(t *testing.T) {
 	fmt.Fprintf(&b, "fragment F%d on Query { x: me { id } }\n", levels)
 	rc := limitsOperation(t, b.String())
 
-	err := limits{depth: 10, aliases: 100}.MutateOperationContext(context.Background(), rc)
+	err := limits{depth: 10, aliases: 100, complexity: 100000}.MutateOperationContext(context.Background(), rc)
 	if limitsCode(err) != string(CodeBadUserInput) {
 		t.Fatalf("want BAD_USER_INPUT, got %v", err)
 	}
@@ -199,7 +199,7 @@ func TestLimitsWalkerSurvivesInvalidFragments(t *testing.T) {
 		`{ ...Missing a { ...A } } fragment A on T { ...A }`,
 	} {
 		rc := limitsOperation(t, q)
-		_ = limits{depth: 10, aliases: 10}.MutateOperationContext(context.Background(), rc)
+		_ = limits{depth: 10, aliases: 10, complexity: 100000}.MutateOperationContext(context.Background(), rc)
 	}
 }
 
@@ -225,7 +225,7 @@ func FuzzLimits(f *testing.F) {
 			rc := &graphql.OperationContext{RawQuery: query, Doc: doc, Operation: op}
 			for _, method := range []string{http.MethodGet, http.MethodPost} {
 				for _, introspection := range []bool{false, true} {
-					l := limits{depth: 5, aliases: 10, introspection: introspection}
+					l := limits{depth: 5, aliases: 10, complexity: 100000, introspection: introspection}
 					if err := l.MutateOperationContext(withMethod(context.Background(), method), rc); err != nil {
 						if limitsCode(err) == "" {
 							t.Fatalf("rejection without a code: %v", err)
@@ -242,4 +242,19 @@ func FuzzLimits(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestFieldsOfExpandsFragmentsOnceEach(t *testing.T) {
+	rc := limitsOperation(t, `{ a { b } ...F ...F } fragment F on Query { c d { e } }`)
+	w := walker{fragments: rc.Doc.Fragments, fields: map[string]int{}}
+	if n := w.fieldsOf(rc.Operation.SelectionSet, map[string]bool{}); n != 8 {
+		t.Fatalf("fields = %d, want 8 (a, b, then c, d, e twice)", n)
+	}
+	err := limits{depth: 10, aliases: 10, complexity: 7}.MutateOperationContext(context.Background(), rc)
+	if limitsCode(err) != string(CodeComplexityLimitExceeded) {
+		t.Fatalf("want COMPLEXITY_LIMIT_EXCEEDED at a limit of 7, got %v", err)
+	}
+	if err := (limits{depth: 10, aliases: 10, complexity: 8}).MutateOperationContext(context.Background(), rc); err != nil {
+		t.Fatalf("at the limit: %v", err)
+	}
 }

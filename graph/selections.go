@@ -41,7 +41,8 @@ func (s selectionLimit) MutateOperationParameters(ctx context.Context, raw *grap
 	return nil
 }
 
-// countFields counts every field written in the document, in operations and fragments alike.
+// countFields counts every field and fragment spread written in the document, in operations
+// and fragments alike.
 func countFields(doc *ast.QueryDocument) int {
 	var count func(ast.SelectionSet) int
 	count = func(set ast.SelectionSet) int {
@@ -52,6 +53,10 @@ func countFields(doc *ast.QueryDocument) int {
 				n += 1 + count(s.SelectionSet)
 			case *ast.InlineFragment:
 				n += count(s.SelectionSet)
+			case *ast.FragmentSpread:
+				// A spread is not a field, but validation compares spreads pairwise as it
+				// does fields, so it counts the same.
+				n++
 			}
 		}
 		return n

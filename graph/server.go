@@ -84,7 +84,7 @@ func NewHandler(r *Resolver, opts Options) *Handler {
 	// cost; a query is registered for APQ only after all of them passed.
 	srv.Use(apqLookup{cache: apq})
 	srv.Use(selectionLimit{limit: opts.SelectionLimit, tokenLimit: opts.TokenLimit, cache: documents})
-	srv.Use(limits{depth: opts.DepthLimit, aliases: opts.AliasLimit, introspection: opts.Introspection})
+	srv.Use(limits{depth: opts.DepthLimit, aliases: opts.AliasLimit, complexity: opts.ComplexityLimit, introspection: opts.Introspection})
 	srv.Use(extension.FixedComplexityLimit(opts.ComplexityLimit))
 	srv.Use(apqRegister{cache: apq})
 	if opts.Metrics != nil {

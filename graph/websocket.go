@@ -27,8 +27,8 @@ type websockets struct {
 }
 
 func (h *Handler) serveWebsocket(w http.ResponseWriter, r *http.Request) {
-	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
-		sendError(w, http.StatusBadRequest, newError(CodeBadUserInput, "only websocket upgrades are supported"))
+	if msg := checkHandshake(r); msg != "" {
+		sendError(w, http.StatusBadRequest, newError(CodeBadUserInput, "%s", msg))
 		return
 	}
 	if !h.origins.allows(r) {
@@ -71,6 +71,36 @@ func (h *Handler) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	h.srv.ServeHTTP(hj, r.WithContext(ctx))
+}
+
+// checkHandshake says what is wrong with a websocket opening handshake (RFC 6455 §4.2.1), or
+// "". The websocket library would refuse the same requests, but in plain text and without a
+// code.
+func checkHandshake(r *http.Request) string {
+	switch {
+	case !strings.EqualFold(r.Header.Get("Upgrade"), "websocket"):
+		return "only websocket upgrades are supported"
+	case r.Method != http.MethodGet:
+		return "a websocket handshake must be a GET request"
+	case !headerHasToken(r.Header, "Connection", "upgrade"):
+		return "a websocket handshake needs Connection: Upgrade"
+	case r.Header.Get("Sec-WebSocket-Version") != "13":
+		return "only websocket protocol version 13 is supported"
+	case r.Header.Get("Sec-WebSocket-Key") == "":
+		return "a websocket handshake needs Sec-WebSocket-Key"
+	}
+	return ""
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for part := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(part), token) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // CloseWebsockets tells every websocket client that the server is going away, refuses new

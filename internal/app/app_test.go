@@ -493,3 +493,20 @@ func TestShutdownDelayFailsReadinessBeforeClosing(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// gqlgen's complexity walks a fragment again at every spread: a kilobyte of fragments, each
+// spreading the next twice, cost it seconds. Ours counts each fragment once and refuses first.
+func TestExponentialFragmentsRefusedBeforeGqlgenWalksThem(t *testing.T) {
+	h := start(t, devConfig(t, nil))
+	var b strings.Builder
+	b.WriteString("query { ...F0 }\n")
+	const n = 24
+	for i := range n {
+		fmt.Fprintf(&b, "fragment F%d on Query { ...F%d ...F%d }\n", i, i+1, i+1)
+	}
+	fmt.Fprintf(&b, "fragment F%d on Query { __typename }\n", n)
+	r := h.query(b.String())
+	if r.code() != "COMPLEXITY_LIMIT_EXCEEDED" || !strings.Contains(r.message(), "once fragments are expanded") {
+		t.Fatalf("code %q message %q", r.code(), r.message())
+	}
+}

@@ -200,3 +200,35 @@ func TestShutdownCutsWebsocketsThatNeverInitialised(t *testing.T) {
 		t.Fatalf("shutdown must not overrun on a silent websocket: %v", err)
 	}
 }
+
+func TestMalformedHandshakesGetCodedAnswers(t *testing.T) {
+	h := start(t, devConfig(t, nil))
+	good := map[string]string{"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+		"Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+	tests := []struct {
+		name   string
+		method string
+		change map[string]string
+	}{
+		{"no connection upgrade", "GET", map[string]string{"Connection": "keep-alive"}},
+		{"protocol version 12", "GET", map[string]string{"Sec-WebSocket-Version": "12"}},
+		{"no version", "GET", map[string]string{"Sec-WebSocket-Version": ""}},
+		{"no key", "GET", map[string]string{"Sec-WebSocket-Key": ""}},
+		{"post", "POST", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, h.url+"/graphql", nil)
+			for k, v := range good {
+				req.Header.Set(k, v)
+			}
+			for k, v := range tt.change {
+				req.Header.Set(k, v)
+			}
+			r := h.do(req)
+			if r.Status != http.StatusBadRequest || r.code() != "BAD_USER_INPUT" {
+				t.Fatalf("status %d code %q: %s", r.Status, r.code(), r.Raw)
+			}
+		})
+	}
+}
