@@ -117,7 +117,10 @@ func TestValidateRejects(t *testing.T) {
 		{"key_encryption_key missing outside dev", func(c *Config) { c.Secrets.KeyEncryptionKey = "" }, "secrets.key_encryption_key", "required outside dev mode"},
 		{"key_encryption_key not base64", func(c *Config) { c.Secrets.KeyEncryptionKey = "not base64!" }, "secrets.key_encryption_key", "is not base64"},
 		{"key_encryption_key wrong length", func(c *Config) { c.Secrets.KeyEncryptionKey = "c2hvcnQ=" }, "secrets.key_encryption_key", "must decode to 32 bytes (got 5)"},
-		{"key_encryption_key wrong length in dev", func(c *Config) { c.Dev, c.PublicURL = true, "http://localhost:8080"; c.Secrets.KeyEncryptionKey = "c2hvcnQ=" }, "secrets.key_encryption_key", "must decode to 32 bytes"},
+		{"key_encryption_key wrong length in dev", func(c *Config) {
+			c.Dev, c.PublicURL = true, "http://localhost:8080"
+			c.Secrets.KeyEncryptionKey = "c2hvcnQ="
+		}, "secrets.key_encryption_key", "must decode to 32 bytes"},
 
 		// providers
 		{"provider id missing", func(c *Config) { c.Providers[0].ID = "" }, "providers[0].id", "required"},
