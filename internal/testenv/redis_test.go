@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -106,5 +107,38 @@ func TestEmbeddedClosesWhenTheTestEnds(t *testing.T) {
 	})
 	if err := s.Ping(context.Background()); err == nil {
 		t.Error("the embedded store still answers after its test ended")
+	}
+}
+
+// The point of running the suites on a cluster: a multi-key command over keys that a package
+// forgot to give one hash tag fails there, as it would in production, while the same command
+// over tagged keys works.
+func TestClusterCatchesUntaggedMultiKeyCommands(t *testing.T) {
+	s := Redis(t)
+	if s.Kind != redisx.KindCluster {
+		t.Skip("only a Redis Cluster tells hash-tag mistakes apart; set REDIS_CLUSTER_ADDRS to run this")
+	}
+	ctx := context.Background()
+	// Find two untagged keys in different slots (most pairs are; the loop makes sure).
+	a := s.Key("untagged:a")
+	slotA, err := s.Client.ClusterKeySlot(ctx, a).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b string
+	for i := 0; ; i++ {
+		b = s.Key(fmt.Sprintf("untagged:b%d", i))
+		if slot, err := s.Client.ClusterKeySlot(ctx, b).Result(); err != nil {
+			t.Fatal(err)
+		} else if slot != slotA {
+			break
+		}
+	}
+	err = s.Client.MSet(ctx, a, "1", b, "2").Err()
+	if err == nil || !strings.Contains(err.Error(), "CROSSSLOT") {
+		t.Fatalf("MSET over untagged keys in two slots: err = %v, want CROSSSLOT", err)
+	}
+	if err := s.Client.MSet(ctx, s.Key("{p:1}:a"), "1", s.Key("{p:1}:b"), "2").Err(); err != nil {
+		t.Fatalf("MSET over keys with one hash tag: %v", err)
 	}
 }
