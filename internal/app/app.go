@@ -65,6 +65,9 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 			return nil, fmt.Errorf("app: %w", err)
 		}
 	}
+	if cfg.Dev {
+		log.Warn("dev mode: public dev secrets, introspection on, GraphiQL served; never run it where others can reach it")
+	}
 	log.Info("store", "using", store.Describe())
 	if store.Kind == redisx.KindEmbedded {
 		log.Warn("the embedded store keeps nothing across restarts; set redis.url or redis.cluster to keep state")
