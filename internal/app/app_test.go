@@ -222,15 +222,7 @@ func TestCSRFAndMethods(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var body io.Reader
-			if tt.body != "" {
-				body = strings.NewReader(tt.body)
-			}
-			req, _ := http.NewRequest(tt.method, h.url+tt.path, body)
-			for i := 0; i+1 < len(tt.header); i += 2 {
-				req.Header.Set(tt.header[i], tt.header[i+1])
-			}
-			r := h.do(req)
+			r := h.send(tt.method, tt.path, tt.body, tt.header...)
 			if tt.wantStatus != 0 && r.Status != tt.wantStatus {
 				t.Fatalf("status = %d, want %d; body %s", r.Status, tt.wantStatus, r.Raw)
 			}
@@ -427,15 +419,7 @@ func TestRequestsGqlgenWouldAnswerWithoutACode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var body io.Reader
-			if tt.body != "" {
-				body = strings.NewReader(tt.body)
-			}
-			req, _ := http.NewRequest(tt.method, h.url+tt.path, body)
-			for i := 0; i+1 < len(tt.header); i += 2 {
-				req.Header.Set(tt.header[i], tt.header[i+1])
-			}
-			r := h.do(req)
+			r := h.send(tt.method, tt.path, tt.body, tt.header...)
 			if r.Status != tt.wantStatus || r.code() != tt.wantCode {
 				t.Fatalf("status %d code %q, want %d %q; body %s", r.Status, r.code(), tt.wantStatus, tt.wantCode, r.Raw)
 			}

@@ -159,6 +159,23 @@ func (h *harness) query(q string, header ...string) gqlResponse {
 	return h.post(map[string]any{"query": q}, header...)
 }
 
+// send makes a request of any shape; body "" sends none.
+func (h *harness) send(method, path, body string, header ...string) gqlResponse {
+	h.t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, h.url+path, r)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	return h.do(req)
+}
+
 func (h *harness) do(req *http.Request) gqlResponse {
 	h.t.Helper()
 	resp, err := http.DefaultClient.Do(req)

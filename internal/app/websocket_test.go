@@ -22,6 +22,20 @@ type wsMessage struct {
 	Payload json.RawMessage `json:"payload,omitempty"`
 }
 
+// dialSilent opens a graphql-transport-ws connection and sends nothing.
+func dialSilent(t *testing.T, h *harness) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, strings.Replace(h.url, "http", "ws", 1)+"/graphql",
+		&websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
 // dialWS opens a graphql-transport-ws connection and sends connection_init with payload.
 func dialWS(t *testing.T, h *harness, origin string, payload map[string]any) (*websocket.Conn, *http.Response, error) {
 	t.Helper()
@@ -171,12 +185,7 @@ func TestMalformedInitClosesTheSocket(t *testing.T) {
 	h := start(t, devConfig(t, nil))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, strings.Replace(h.url, "http", "ws", 1)+"/graphql",
-		&websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.CloseNow()
+	c := dialSilent(t, h)
 	if err := wsjson.Write(ctx, c, map[string]any{"type": "connection_init", "payload": 5}); err != nil {
 		t.Fatal(err)
 	}
@@ -187,14 +196,7 @@ func TestMalformedInitClosesTheSocket(t *testing.T) {
 
 func TestShutdownCutsWebsocketsThatNeverInitialised(t *testing.T) {
 	h := start(t, devConfig(t, func(c *config.Config) { c.ShutdownTimeout = config.Duration(4 * time.Second) }))
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, _, err := websocket.Dial(ctx, strings.Replace(h.url, "http", "ws", 1)+"/graphql",
-		&websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.CloseNow()
+	dialSilent(t, h)
 	time.Sleep(100 * time.Millisecond) // the server is now waiting for connection_init
 	if err := h.shutdown(); err != nil {
 		t.Fatalf("shutdown must not overrun on a silent websocket: %v", err)
