@@ -211,3 +211,19 @@ func yamlKeys(t reflect.Type, prefix string) []string {
 	}
 	return keys
 }
+
+// FuzzEnv feeds arbitrary TONGBAN_ variables to the override walker: any name and value gets
+// applied or reported as a problem, never a panic.
+func FuzzEnv(f *testing.F) {
+	for _, seed := range [][2]string{
+		{"REDIS_URL", "redis://x"}, {"PROVIDERS_0_SCOPES", "[a, b"}, {"PROVIDERS_9_ID", "x"},
+		{"PROVIDERS_0_ASSURANCE_LEVELS", `{"a": "b"}`}, {"GRAPHQL_DEPTH_LIMIT", "99999999999999999999"},
+		{"SHUTDOWN_TIMEOUT", "-1h"}, {"PUSH", "x"}, {"CLIENTS_1_REDIRECT_URIS_0", "https://x"},
+	} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, name, value string) {
+		c := Dev()
+		_ = applyEnv(c, []string{"TONGBAN_" + name + "=" + value})
+	})
+}
