@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -41,12 +40,6 @@ const (
 	extensionCode      = "code"
 	extensionRequestID = "requestId"
 )
-
-// requestErrorRewrites replaces gqlgen's request-level messages that show internals.
-var requestErrorRewrites = map[string]string{
-	"json request body could not be decoded": `the body is not a GraphQL request: send one JSON object with "query" (a string) and, optionally, "operationName", "variables" and "extensions" (objects)`,
-	"could not read request body":            "could not read the request body",
-}
 
 // contractCodes are the codes a client may see. Anything else is rewritten by the presenter.
 var contractCodes = map[Code]bool{
@@ -90,15 +83,10 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		case code == persistedQueryNotFoundGqlgen:
 			out.Extensions[extensionCode] = string(CodePersistedQueryNotFound)
 		case code == "" && gerr.Err == nil && graphql.GetFieldContext(ctx) == nil:
-			// Raised by gqlgen about the request before anything executed (bad APQ data, a
-			// body that is not JSON). Some of its messages quote Go types and the whole body;
-			// those are replaced.
+			// Raised by gqlgen about the request before anything executed, such as an
+			// operationName the document does not hold. (Bodies it cannot decode never reach
+			// it: postJSON and checkGETParams answer those.)
 			out.Extensions[extensionCode] = string(CodeBadUserInput)
-			for prefix, message := range requestErrorRewrites {
-				if strings.HasPrefix(gerr.Message, prefix) {
-					out.Message = message
-				}
-			}
 		default:
 			return internalError(ctx, log, err)
 		}

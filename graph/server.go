@@ -69,7 +69,7 @@ func NewHandler(r *Resolver, opts Options) *Handler {
 		PingPongInterval:      15 * time.Second, // graphql-transport-ws ping; no pong in 30 s closes
 	})
 	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
+	srv.AddTransport(postJSON{})
 
 	documents := lru.New[*ast.QueryDocument](1000)
 	apq := apqCache{store: opts.Store, log: log}
@@ -138,9 +138,11 @@ func checkGETParams(r *http.Request) string {
 	if err != nil {
 		return "the query string is not valid URL encoding"
 	}
+	// Decoded as gqlgen's GET transport will, which answers a failure without a code.
 	for _, name := range []string{"variables", "extensions"} {
-		if v := q.Get(name); v != "" && !json.Valid([]byte(v)) {
-			return "the " + name + " parameter must be JSON"
+		var obj map[string]any
+		if v := q.Get(name); v != "" && json.Unmarshal([]byte(v), &obj) != nil {
+			return "the " + name + " parameter must be a JSON object"
 		}
 	}
 	return ""

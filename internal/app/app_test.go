@@ -410,6 +410,7 @@ func TestRequestsGqlgenWouldAnswerWithoutACode(t *testing.T) {
 			[]string{"Apollo-Require-Preflight", "true", "Content-Type", "application/graphql"}, 415, "BAD_USER_INPUT"},
 		{"get with variables that are not json", "GET", "/graphql?query=%7Bapps%7Bid%7D%7D&variables=notjson", "", pre, 400, "BAD_USER_INPUT"},
 		{"get with extensions that are not json", "GET", "/graphql?query=%7Bapps%7Bid%7D%7D&extensions=%7B", "", pre, 400, "BAD_USER_INPUT"},
+		{"get with variables that are json but not an object", "GET", "/graphql?query=%7Bapps%7Bid%7D%7D&variables=5", "", pre, 400, "BAD_USER_INPUT"},
 		{"batched array body", "POST", "/graphql", `[{"query":"{ apps { id } }"}]`, json, 400, "BAD_USER_INPUT"},
 		{"variables not an object", "POST", "/graphql", `{"query":"{ apps { id } }","variables":"x"}`, json, 400, "BAD_USER_INPUT"},
 		{"body is not json", "POST", "/graphql", `{"query":`, json, 400, "BAD_USER_INPUT"},
