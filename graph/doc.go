@@ -2,12 +2,16 @@
 // the gqlgen output (generated.go, model/) and resolvers that only adapt — they parse
 // arguments, call identity, bridge and push, and map errors to the contract's codes.
 //
-// The endpoint is built with handler.New and every piece added on purpose: POST, GET
-// (queries only) and websocket (graphql-transport-ws, origin-checked, authenticated by the
-// connection_init payload) transports; a query cache and parser token limit; complexity,
-// depth and alias limits; introspection only when configured; CSRF protection; automatic
-// persisted queries in Redis; an error presenter that gives every error an extensions.code
-// and never shows internals; metrics by operation name and outcome.
+// The endpoint is built with handler.New and every piece added on purpose: our POST
+// transport (postJSON: coded errors for undecodable bodies, responses written without a
+// second encoding pass), gqlgen's GET (queries only) and websocket (graphql-transport-ws,
+// origin-checked, authenticated by the connection_init payload, sockets always closed)
+// transports; a query cache and parser token limit; a field count before validation
+// (selections.go); depth, alias and expanded-field limits through fragments (limits.go) and
+// gqlgen's complexity limit; introspection only when configured; CSRF protection (csrf.go) and
+// CORS (origin.go); automatic persisted queries in Redis, stored only once valid (apq.go); an
+// error presenter that gives every error an extensions.code and never shows internals
+// (errors.go); metrics by operation name and outcome (metrics.go).
 //
 // Regenerate after changing the schema:
 //
