@@ -41,24 +41,24 @@ func (l limits) MutateOperationContext(ctx context.Context, rc *graphql.Operatio
 	}
 	// The bookkeeping maps are needed only when there are fragments to follow; most
 	// operations have none, and this runs on every request.
-	var seen, visitingDepth, visitingAliases, visitingFields map[string]bool
+	var seen map[string]bool
 	w := walker{fragments: rc.Doc.Fragments}
 	if len(rc.Doc.Fragments) > 0 {
-		seen, visitingDepth, visitingAliases, visitingFields = map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
-		w.depth, w.aliases, w.fields = map[string]int{}, map[string]int{}, map[string]int{}
+		seen, w.memo, w.visiting = map[string]bool{}, map[string]size{}, map[string]bool{}
 	}
 	if !l.introspection && selectsIntrospection(op.SelectionSet, rc.Doc.Fragments, seen) {
 		return newError(CodeForbidden, "introspection is disabled on this server")
 	}
-	if d := w.depthOf(op.SelectionSet, visitingDepth); d > l.depth {
-		return newError(CodeDepthLimitExceeded, "operation has depth %d, which exceeds the limit of %d", d, l.depth)
+	m := w.measure(op.SelectionSet)
+	if m.depth > l.depth {
+		return newError(CodeDepthLimitExceeded, "operation has depth %d, which exceeds the limit of %d", m.depth, l.depth)
 	}
-	if a := w.aliasesOf(op.SelectionSet, visitingAliases); a > l.aliases {
-		return newError(CodeBadUserInput, "operation has %d aliases, which exceeds the limit of %d", a, l.aliases)
+	if m.aliases > l.aliases {
+		return newError(CodeBadUserInput, "operation has %d aliases, which exceeds the limit of %d", m.aliases, l.aliases)
 	}
-	if f := w.fieldsOf(op.SelectionSet, visitingFields); f > l.complexity {
+	if m.fields > l.complexity {
 		return newError(CodeComplexityLimitExceeded,
-			"operation selects %s fields once fragments are expanded, which exceeds the complexity limit of %d", atLeast(f), l.complexity)
+			"operation selects %s fields once fragments are expanded, which exceeds the complexity limit of %d", atLeast(m.fields), l.complexity)
 	}
 	return nil
 }
@@ -73,93 +73,66 @@ func atLeast(n int) string {
 // saturation caps the walker's sums, so that a document built to overflow them cannot.
 const saturation = 1 << 30
 
+// size is what limits measures of a selection set, in one walk:
+//   - depth: nested fields; __schema and __type do not count, so that GraphiQL's own schema
+//     query works under a tight limit (introspection is switched off in production);
+//   - aliases: fields whose response key differs from their name, through fragments as many
+//     times as they are spread;
+//   - fields: fields with every fragment expanded where it is spread, as gqlgen's complexity
+//     counts them (which also leaves out __schema).
+//
+// Sums saturate, so that a pathological document cannot overflow them.
+type size struct{ depth, aliases, fields int }
+
 // walker measures a selection set through its fragment spreads, remembering each named
-// fragment's result so that fragments spread many times cost one walk each.
+// fragment's size so that fragments spread many times cost one walk each.
 type walker struct {
 	fragments ast.FragmentDefinitionList
-	depth     map[string]int
-	aliases   map[string]int
-	fields    map[string]int
+	memo      map[string]size
+	visiting  map[string]bool
 }
 
-// depthOf counts nested fields; introspection fields do not count, so that GraphiQL's own
-// schema query works under a tight limit (introspection is switched off in production).
-func (w walker) depthOf(set ast.SelectionSet, visiting map[string]bool) int {
-	deepest := 0
+func (w walker) measure(set ast.SelectionSet) size {
+	var m size
 	for _, sel := range set {
-		d := 0
+		var sub size
 		switch s := sel.(type) {
 		case *ast.Field:
-			if isIntrospectionField(s.Name) {
-				continue
-			}
-			d = 1 + w.depthOf(s.SelectionSet, visiting)
-		case *ast.InlineFragment:
-			d = w.depthOf(s.SelectionSet, visiting)
-		case *ast.FragmentSpread:
-			d = w.fragment(s.Name, w.depth, visiting, w.depthOf)
-		}
-		deepest = max(deepest, d)
-	}
-	return deepest
-}
-
-// aliasesOf counts fields whose response key differs from their name, through fragments as
-// many times as they are spread. The sum saturates so that a pathological document cannot
-// overflow it.
-func (w walker) aliasesOf(set ast.SelectionSet, visiting map[string]bool) int {
-	n := 0
-	for _, sel := range set {
-		switch s := sel.(type) {
-		case *ast.Field:
+			inner := w.measure(s.SelectionSet)
 			if s.Alias != "" && s.Alias != s.Name {
-				n++
+				sub.aliases = 1
 			}
-			n += w.aliasesOf(s.SelectionSet, visiting)
+			sub.aliases += inner.aliases
+			if s.Name != "__schema" {
+				sub.fields = 1 + inner.fields
+			}
+			if !isIntrospectionField(s.Name) {
+				sub.depth = 1 + inner.depth
+			}
 		case *ast.InlineFragment:
-			n += w.aliasesOf(s.SelectionSet, visiting)
+			sub = w.measure(s.SelectionSet)
 		case *ast.FragmentSpread:
-			n += w.fragment(s.Name, w.aliases, visiting, w.aliasesOf)
+			sub = w.fragment(s.Name)
 		}
-		n = min(n, saturation)
+		m.depth = max(m.depth, sub.depth)
+		m.aliases = min(m.aliases+sub.aliases, saturation)
+		m.fields = min(m.fields+sub.fields, saturation)
 	}
-	return n
+	return m
 }
 
-// fieldsOf counts the fields an operation selects with every fragment expanded where it is
-// spread, as gqlgen's complexity does (which also leaves out __schema).
-func (w walker) fieldsOf(set ast.SelectionSet, visiting map[string]bool) int {
-	n := 0
-	for _, sel := range set {
-		switch s := sel.(type) {
-		case *ast.Field:
-			if s.Name == "__schema" {
-				continue
-			}
-			n += 1 + w.fieldsOf(s.SelectionSet, visiting)
-		case *ast.InlineFragment:
-			n += w.fieldsOf(s.SelectionSet, visiting)
-		case *ast.FragmentSpread:
-			n += w.fragment(s.Name, w.fields, visiting, w.fieldsOf)
-		}
-		n = min(n, saturation)
-	}
-	return n
-}
-
-func (w walker) fragment(name string, memo map[string]int, visiting map[string]bool,
-	measure func(ast.SelectionSet, map[string]bool) int) int {
-	if v, ok := memo[name]; ok {
+func (w walker) fragment(name string) size {
+	if v, ok := w.memo[name]; ok {
 		return v
 	}
 	def := w.fragments.ForName(name)
-	if def == nil || visiting[name] {
-		return 0 // validation already rejected unknown and cyclic fragments
+	if def == nil || w.visiting[name] {
+		return size{} // validation already rejected unknown and cyclic fragments
 	}
-	visiting[name] = true
-	v := measure(def.SelectionSet, visiting)
-	delete(visiting, name)
-	memo[name] = v
+	w.visiting[name] = true
+	v := w.measure(def.SelectionSet)
+	delete(w.visiting, name)
+	w.memo[name] = v
 	return v
 }
 

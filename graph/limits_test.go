@@ -185,8 +185,8 @@ func TestLimitsExponentialFragments(t *testing.T) {
 		t.Errorf("message = %q, want the saturated count (%q)", err.Message, want)
 	}
 
-	w := walker{fragments: rc.Doc.Fragments, depth: map[string]int{}, aliases: map[string]int{}}
-	if d := w.depthOf(rc.Operation.SelectionSet, map[string]bool{}); d != 2 {
+	w := walker{fragments: rc.Doc.Fragments, memo: map[string]size{}, visiting: map[string]bool{}}
+	if d := w.measure(rc.Operation.SelectionSet).depth; d != 2 {
 		t.Errorf("depth = %d, want 2 (fragments add no level)", d)
 	}
 }
@@ -233,11 +233,11 @@ func FuzzLimits(f *testing.F) {
 					}
 				}
 			}
-			w := walker{fragments: doc.Fragments, depth: map[string]int{}, aliases: map[string]int{}}
-			if d := w.depthOf(op.SelectionSet, map[string]bool{}); d < 0 {
+			w := walker{fragments: doc.Fragments, memo: map[string]size{}, visiting: map[string]bool{}}
+			if d := w.measure(op.SelectionSet).depth; d < 0 {
 				t.Fatalf("negative depth %d", d)
 			}
-			if a := w.aliasesOf(op.SelectionSet, map[string]bool{}); a < 0 || a > 1<<30 {
+			if a := w.measure(op.SelectionSet).aliases; a < 0 || a > 1<<30 {
 				t.Fatalf("alias count %d outside [0, 2^30]", a)
 			}
 		}
@@ -246,8 +246,8 @@ func FuzzLimits(f *testing.F) {
 
 func TestFieldsOfExpandsFragmentsOnceEach(t *testing.T) {
 	rc := limitsOperation(t, `{ a { b } ...F ...F } fragment F on Query { c d { e } }`)
-	w := walker{fragments: rc.Doc.Fragments, fields: map[string]int{}}
-	if n := w.fieldsOf(rc.Operation.SelectionSet, map[string]bool{}); n != 8 {
+	w := walker{fragments: rc.Doc.Fragments, memo: map[string]size{}, visiting: map[string]bool{}}
+	if n := w.measure(rc.Operation.SelectionSet).fields; n != 8 {
 		t.Fatalf("fields = %d, want 8 (a, b, then c, d, e twice)", n)
 	}
 	err := limits{depth: 10, aliases: 10, complexity: 7}.MutateOperationContext(context.Background(), rc)
