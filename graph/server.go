@@ -153,3 +153,9 @@ func sendError(w http.ResponseWriter, status int, err *gqlerror.Error) {
 	w.Header().Set("Content-Type", "application/json")
 	transport.SendError(w, status, err)
 }
+
+// WriteError answers any HTTP request of the service (a 404, a 413, a panic outside GraphQL)
+// in the GraphQL error shape with a contract code, so that clients read every refusal alike.
+func WriteError(w http.ResponseWriter, status int, code Code, message string) {
+	sendError(w, status, newError(code, "%s", message))
+}

@@ -110,7 +110,7 @@ func (a *App) routes() http.Handler {
 		route("GET /{$}", "graphiql", playground.Handler("Tongban", "/graphql"))
 	}
 	route("/", "not_found", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSONError(w, http.StatusNotFound, "NOT_FOUND", "no such endpoint: "+r.Method+" "+r.URL.Path)
+		graph.WriteError(w, http.StatusNotFound, graph.CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	}))
 
 	var h http.Handler = mux

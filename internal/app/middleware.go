@@ -3,7 +3,6 @@ package app
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/tongban/tongban/graph"
 	"github.com/tongban/tongban/internal/reqid"
 )
 
@@ -73,7 +73,7 @@ func withBodyLimit(limit int64, next http.Handler) http.Handler {
 				tooLarge(w, limit)
 				return
 			}
-			writeJSONError(w, http.StatusBadRequest, "BAD_USER_INPUT", "could not read the request body")
+			graph.WriteError(w, http.StatusBadRequest, graph.CodeBadUserInput, "could not read the request body")
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
@@ -84,7 +84,7 @@ func withBodyLimit(limit int64, next http.Handler) http.Handler {
 
 func tooLarge(w http.ResponseWriter, limit int64) {
 	w.Header().Set("Connection", "close")
-	writeJSONError(w, http.StatusRequestEntityTooLarge, "BAD_USER_INPUT",
+	graph.WriteError(w, http.StatusRequestEntityTooLarge, graph.CodeBadUserInput,
 		fmt.Sprintf("request body exceeds the limit of %d bytes", limit))
 }
 
@@ -102,7 +102,7 @@ func withObservation(log *slog.Logger, m *httpMetrics, next http.Handler) http.H
 				}
 				log.ErrorContext(r.Context(), "http: panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 				if rec.status == 0 {
-					writeJSONError(rec, http.StatusInternalServerError, "INTERNAL", "internal error")
+					graph.WriteError(rec, http.StatusInternalServerError, graph.CodeInternal, "internal error")
 				}
 			}
 			elapsed := time.Since(start)
@@ -170,13 +170,4 @@ func (r *recorder) Flush() { _ = http.NewResponseController(r.ResponseWriter).Fl
 func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	r.status = http.StatusSwitchingProtocols
 	return http.NewResponseController(r.ResponseWriter).Hijack()
-}
-
-func writeJSONError(w http.ResponseWriter, status int, code, message string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	b, _ := json.Marshal(map[string]any{"errors": []any{map[string]any{
-		"message": message, "extensions": map[string]any{"code": code},
-	}}})
-	_, _ = w.Write(b)
 }
