@@ -1,0 +1,23 @@
+// Package devidp is a simulated OpenID Connect provider for one member app (浙里办 zheliban,
+// 随申办 suishenban, 苏服办 sufuban). Dev mode mounts one per app at {public_url}/dev/idp/{app},
+// and tests start one on loopback with httptest, so that Tongban's sign-in code runs against a
+// provider that speaks the real protocol rather than a mock that echoes.
+//
+// The flow is the authorization code flow with PKCE (S256 only):
+//
+//	GET  /.well-known/openid-configuration  discovery
+//	GET  /jwks                              the published signing keys
+//	GET  /authorize                         login_hint=<fixture key> issues a code at once;
+//	                                        without it, a page lists the app's citizens
+//	POST /token                             code + verifier → access token and ID token
+//	GET  /userinfo                          Bearer access token → the citizen's claims
+//	POST /mint                              {"citizen": key, "nonce": …} → a signed ID token
+//
+// Everything the provider knows is sample data (Fixtures) and in-process memory: codes and
+// access tokens live in maps behind a mutex and vanish with the process. It is a fake of the
+// outside world, not Tongban state, so it owns no Redis keys.
+//
+// Tests make it misbehave through Mint (forged algs, foreign keys, odd kids, any claim),
+// SetTokenHook (the same for the ID token /token returns), Rotate, AddKey and Retire, and
+// watch it through JWKSFetches.
+package devidp
