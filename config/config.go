@@ -22,6 +22,7 @@ type Config struct {
 	LogLevel string `yaml:"log_level"`
 
 	Redis          Redis           `yaml:"redis"`
+	Sessions       Sessions        `yaml:"sessions"`
 	Secrets        Secrets         `yaml:"secrets"`
 	Providers      []Provider      `yaml:"providers"`
 	Clients        []Client        `yaml:"clients"`
@@ -35,6 +36,16 @@ type Config struct {
 type Redis struct {
 	URL     string   `yaml:"url"`
 	Cluster []string `yaml:"cluster"`
+}
+
+// Sessions sets the lifetimes of the sessions sign-ins open.
+type Sessions struct {
+	// AccessTTL is the lifetime of an access token.
+	AccessTTL Duration `yaml:"access_ttl"`
+	// RefreshTTL is how long a session lives without a refresh; each refresh extends it.
+	RefreshTTL Duration `yaml:"refresh_ttl"`
+	// MaxPerPerson is the number of live sessions a person may have; a new one ends the oldest.
+	MaxPerPerson int `yaml:"max_per_person"`
 }
 
 // Secrets are the process-wide keys. Each may instead be read from a file (the *_file keys),
@@ -60,6 +71,10 @@ type Provider struct {
 	Claims               ClaimMap       `yaml:"claims"`
 	AssuranceLevels      map[string]int `yaml:"assurance_levels"`
 	AutoLinkMinAssurance int            `yaml:"auto_link_min_assurance"`
+	// RedirectURIs are the callbacks registered for Tongban's client at this provider, where a
+	// member app receives the code of a sign-in it began with beginSignIn. Exact match; empty =
+	// any https (or loopback http) URI, left to the provider to check.
+	RedirectURIs []string `yaml:"redirect_uris"`
 }
 
 // ClaimMap names the provider's claim that carries each normalized claim.

@@ -33,6 +33,11 @@ func Defaults() *Config {
 		ShutdownTimeout: Duration(15 * time.Second),
 		ShutdownDelay:   0, // nothing in front of the service to drain by default
 		LogLevel:        "info",
+		Sessions: Sessions{
+			AccessTTL:    Duration(15 * time.Minute),
+			RefreshTTL:   Duration(30 * 24 * time.Hour),
+			MaxPerPerson: 10,
+		},
 		Push: Push{
 			TimeZone:   "Asia/Shanghai",
 			QuietHours: "22:00-08:00",
@@ -153,6 +158,11 @@ func applyDefaults(c *Config) {
 	for i := range c.Providers {
 		p := &c.Providers[i]
 		fill(&p.Issuer, base+"/dev/idp/"+p.ID)
+		if len(p.RedirectURIs) == 0 {
+			// The simulated app's callback page, which shows the code to paste into
+			// completeSignIn.
+			p.RedirectURIs = []string{base + "/dev/apps/" + p.ID + "/callback"}
+		}
 	}
 	for i := range c.Clients {
 		cl := &c.Clients[i]

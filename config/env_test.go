@@ -180,13 +180,13 @@ func isSection(key string, keys []string) bool {
 
 func sampleValue(key string) string {
 	switch {
-	case strings.HasPrefix(key, "shutdown_"):
+	case strings.HasPrefix(key, "shutdown_"), strings.HasSuffix(key, "_ttl"):
 		return "1s"
 	case strings.HasSuffix(key, "dev"), strings.HasSuffix(key, "introspection"):
 		return "true"
 	case strings.HasSuffix(key, "assurance_levels"):
 		return "{a: 1}"
-	case slices.Contains([]string{"push.daily_cap", "providers[].auto_link_min_assurance"}, key),
+	case slices.Contains([]string{"push.daily_cap", "providers[].auto_link_min_assurance", "sessions.max_per_person"}, key),
 		strings.HasPrefix(key, "graphql.") && strings.HasSuffix(key, "_limit"),
 		key == "graphql.max_body_bytes":
 		return "1"

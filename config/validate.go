@@ -74,6 +74,7 @@ func (c *Config) Validate() error {
 	var ps Problems
 	c.validateServer(&ps)
 	c.validateRedis(&ps)
+	c.validateSessions(&ps)
 	c.validateSecrets(&ps)
 	c.validateProviders(&ps)
 	c.validateClients(&ps)
@@ -118,6 +119,17 @@ func (c *Config) validateRedis(ps *Problems) {
 	}
 }
 
+func (c *Config) validateSessions(ps *Problems) {
+	s := c.Sessions
+	ps.check(
+		check{"sessions.access_ttl", when(s.AccessTTL < Duration(time.Minute) || s.AccessTTL > Duration(24*time.Hour),
+			"must be between 1m and 24h, like 15m")},
+		check{"sessions.refresh_ttl", when(s.RefreshTTL < s.AccessTTL,
+			"must be at least sessions.access_ttl, like 720h")},
+		check{"sessions.max_per_person", when(s.MaxPerPerson < 1, "must be at least 1")},
+	)
+}
+
 func (c *Config) validateSecrets(ps *Problems) {
 	s := c.Secrets
 	pepperKey := secretKey("secrets.pepper", s.PepperFile)
@@ -158,6 +170,9 @@ func (c *Config) validateProviders(ps *Problems) {
 				assuranceLevel(p.AssuranceLevels[name])})
 		}
 		ps.check(check{key("auto_link_min_assurance"), assuranceLevel(p.AutoLinkMinAssurance)})
+		for j, u := range p.RedirectURIs {
+			ps.check(check{fmt.Sprintf("providers[%d].redirect_uris[%d]", i, j), required(u, httpsURL(u, false))})
+		}
 	}
 }
 

@@ -96,6 +96,12 @@ func TestValidateRejects(t *testing.T) {
 		{"shutdown_delay longer than shutdown_timeout", func(c *Config) {
 			c.ShutdownTimeout, c.ShutdownDelay = Duration(5*time.Second), Duration(time.Minute)
 		}, "shutdown_delay", "must be less than shutdown_timeout (5s) (got 1m0s)"},
+		// sessions
+		{"access_ttl too short", func(c *Config) { c.Sessions.AccessTTL = Duration(time.Second) }, "sessions.access_ttl", "between 1m and 24h"},
+		{"access_ttl too long", func(c *Config) { c.Sessions.AccessTTL = Duration(48 * time.Hour) }, "sessions.access_ttl", "between 1m and 24h"},
+		{"refresh_ttl shorter than access_ttl", func(c *Config) { c.Sessions.RefreshTTL = Duration(time.Minute) }, "sessions.refresh_ttl", "at least sessions.access_ttl"},
+		{"max_per_person zero", func(c *Config) { c.Sessions.MaxPerPerson = 0 }, "sessions.max_per_person", "at least 1"},
+		{"provider redirect_uri http off loopback", func(c *Config) { c.Providers[0].RedirectURIs = []string{"http://app.example/cb"} }, "providers[0].redirect_uris[0]", "must be https"},
 		{"log_level unknown", func(c *Config) { c.LogLevel = "verbose" }, "log_level", `must be one of debug, info, warn, error (got "verbose")`},
 
 		// redis
