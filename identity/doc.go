@@ -1,15 +1,36 @@
 // Package identity is the upstream side of Tongban: the member apps' identity providers that
-// sign citizens in, the Person that links one real person's accounts across apps, and the
+// sign citizens in, the Person that joins one real person's accounts across apps, and the
 // sessions a sign-in opens.
 //
-// Today it holds sessions: opaque bearer access tokens that the GraphQL API accepts in
-// `Authorization: Bearer` and in the websocket connection_init payload. Sign-in flows,
-// provider registry, ID-token checks and account linking build on them.
+// Sign-in: beginSignIn stores a one-time state bound to the app and redirect URI; the PKCE
+// verifier and the nonce are derived from the state (HMAC under a key derived from the pepper),
+// so neither is stored. completeSignIn checks RFC 9207's iss, redeems the code with
+// x/oauth2 and verifies the ID token; signInWithIdToken verifies a token the app holds and
+// accepts it once. Verification is go-oidc (signature against the provider's JWKS, issuer,
+// audience, algorithm list) plus what go-oidc leaves to the caller, each refusal a TokenError
+// with CONTRACT.md's reason. The JWKS is fetched through a guard: at most one fetch per
+// provider per 10 s, however many unknown kids arrive.
 //
-// Redis keys (all under the store prefix, "tb:" in production):
+// Persons: an account joins the person that holds its link key (HMAC-SHA256(pepper, ID
+// number)) when it is at or above its provider's auto-link level, and becomes a person of its
+// own otherwise. Two first sign-ins racing from two apps meet at SET NX on the link key.
+// Explicit linking merges; unlinking splits the account off into a person of its own.
 //
-//	at:<sha256(token), hex>   hash  session id, person, app, assurance, auth_time; TTL = access-token lifetime
+// Redis keys (all under the store prefix, "tb:" in production). Keys used together share a
+// hash tag, so every transaction and script stays in one cluster slot:
 //
-// Tokens are never stored: only their SHA-256, so a copy of Redis does not hold a usable
-// credential.
+//	signin:<b64url sha256(state)>    hash   app, redirect_uri; TTL 10 min; read and deleted in one MULTI
+//	idt:<b64url sha256(id token)>    string one-time slot of a token presented directly; TTL until it expires
+//	acct:<hex sha256(app \0 sub)>    string the person an account belongs to
+//	lk:<link key>                    string the person an ID number auto-links to
+//	{p:<pid>}:person                 hash   name, phone, masked number, link key, sealed number,
+//	                                        birth, gender, hukou (division), created; merged_into
+//	{p:<pid>}:accounts               hash   app -> {sub, assurance, linked_at}
+//	{p:<pid>}:sessions               zset   session ids by opening time
+//	s:{<sid>}                        hash   person, app, assurance, auth_time, created, at/at_exp,
+//	                                        at_prev/at_prev_exp, rt, used; TTL = refresh lifetime
+//
+// Tokens are never stored, only SHA-256 of their secret part; the ID number is never stored in
+// clear: only as the link key, masked (first 3, last 4), and sealed with AES-256-GCM under the
+// key-encryption key for release to partners the person consented to.
 package identity

@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,15 +23,35 @@ import (
 // never learn which: the answer to all four is "sign in again".
 var ErrInvalidSession = errors.New("identity: invalid or expired session")
 
-// accessTokenPrefix marks Tongban access tokens so that secret scanners and people can tell
-// them apart from other credentials in logs or pastes.
-const accessTokenPrefix = "tba_"
+// ErrInvalidRefreshToken means a refresh token is malformed, unknown or expired. A refresh
+// token that was already rotated gets the same answer, and its whole session ends with it.
+var ErrInvalidRefreshToken = errors.New("identity: invalid refresh token")
 
-// tokenBytes is 256 bits of randomness.
-const tokenBytes = 32
+// Token prefixes mark Tongban credentials, so that secret scanners and people can tell them
+// apart in logs or pastes.
+const (
+	accessTokenPrefix  = "tba_"
+	refreshTokenPrefix = "tbr_"
+)
 
-// DefaultAccessTTL is how long an access token lives.
-const DefaultAccessTTL = 15 * time.Minute
+// A token is prefix + session id (16 random bytes) + secret (32 random bytes), base64url. The
+// session id puts every key of a session in one hash slot; the secret is what is hashed.
+const (
+	sidBytes    = 16
+	secretBytes = 32
+)
+
+var (
+	sidLen    = base64.RawURLEncoding.EncodedLen(sidBytes)
+	secretLen = base64.RawURLEncoding.EncodedLen(secretBytes)
+)
+
+// Defaults for SessionOptions.
+const (
+	DefaultAccessTTL   = 15 * time.Minute
+	DefaultRefreshTTL  = 30 * 24 * time.Hour
+	DefaultMaxSessions = 10
+)
 
 // Session is what a valid access token stands for.
 type Session struct {
@@ -38,7 +60,7 @@ type Session struct {
 	App       string
 	Assurance int
 	AuthTime  time.Time
-	ExpiresAt time.Time
+	ExpiresAt time.Time // of the access token
 }
 
 // Grant is what a completed sign-in hands to Open.
@@ -49,117 +71,338 @@ type Grant struct {
 	AuthTime  time.Time
 }
 
-// Sessions issues and checks access tokens.
+// Tokens are the credentials of a session, shown to the client once.
+type Tokens struct {
+	AccessToken  string
+	RefreshToken string
+	Session      Session
+}
+
+// SessionOptions sets lifetimes and limits. Zero values take the defaults.
+type SessionOptions struct {
+	AccessTTL time.Duration
+	// RefreshTTL is how long a session lives without being refreshed; each refresh extends it.
+	RefreshTTL time.Duration
+	// MaxPerPerson is the number of live sessions a person may have; opening one more ends the
+	// oldest.
+	MaxPerPerson int
+	Now          func() time.Time
+}
+
+// Sessions issues and checks access and refresh tokens.
 type Sessions struct {
-	store     *redisx.Store
-	accessTTL time.Duration
-	now       func() time.Time
+	store *redisx.Store
+	opts  SessionOptions
 }
 
-// NewSessions returns sessions kept in store. now may be nil (time.Now).
-func NewSessions(store *redisx.Store, accessTTL time.Duration, now func() time.Time) *Sessions {
-	if accessTTL <= 0 {
-		accessTTL = DefaultAccessTTL
+// NewSessions returns sessions kept in store.
+func NewSessions(store *redisx.Store, o SessionOptions) *Sessions {
+	if o.AccessTTL <= 0 {
+		o.AccessTTL = DefaultAccessTTL
 	}
-	if now == nil {
-		now = time.Now
+	if o.RefreshTTL <= 0 {
+		o.RefreshTTL = DefaultRefreshTTL
 	}
-	return &Sessions{store: store, accessTTL: accessTTL, now: now}
+	if o.MaxPerPerson <= 0 {
+		o.MaxPerPerson = DefaultMaxSessions
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Sessions{store: store, opts: o}
 }
 
-// Open starts a session and returns its access token, which is shown only this once.
-func (s *Sessions) Open(ctx context.Context, g Grant) (string, Session, error) {
+func (s *Sessions) sessionKey(sid string) string     { return s.store.Key("s:{" + sid + "}") }
+func (s *Sessions) personSessions(pid string) string { return s.store.Key("{p:" + pid + "}:sessions") }
+
+// Open starts a session (a refresh-token family) and returns its first tokens.
+func (s *Sessions) Open(ctx context.Context, g Grant) (Tokens, error) {
 	if g.PersonID == "" || g.App == "" || g.Assurance < 1 || g.Assurance > 4 {
-		return "", Session{}, fmt.Errorf("identity: open session: incomplete grant %+v", g)
+		return Tokens{}, fmt.Errorf("identity: open session: incomplete grant %+v", g)
 	}
-	token, err := newToken(accessTokenPrefix)
+	sid, err := randomString(sidBytes)
 	if err != nil {
-		return "", Session{}, err
+		return Tokens{}, err
 	}
-	sid, err := newToken("")
+	access, accessHash, err := newSecret(accessTokenPrefix, sid)
 	if err != nil {
-		return "", Session{}, err
+		return Tokens{}, err
 	}
-	now := s.now()
+	refresh, refreshHash, err := newSecret(refreshTokenPrefix, sid)
+	if err != nil {
+		return Tokens{}, err
+	}
+	now := s.opts.Now()
 	sess := Session{
-		ID: sid[:22], PersonID: g.PersonID, App: g.App, Assurance: g.Assurance,
-		AuthTime: g.AuthTime.UTC().Truncate(time.Second), ExpiresAt: now.Add(s.accessTTL).UTC().Truncate(time.Second),
+		ID: sid, PersonID: g.PersonID, App: g.App, Assurance: g.Assurance,
+		AuthTime: g.AuthTime.UTC().Truncate(time.Second), ExpiresAt: now.Add(s.opts.AccessTTL).UTC().Truncate(time.Second),
 	}
-	key := s.store.Key("at:" + hashToken(token))
+	key := s.sessionKey(sid)
 	_, err = s.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, key, map[string]any{
-			"sid": sess.ID, "person": sess.PersonID, "app": sess.App,
-			"assurance": sess.Assurance, "auth_time": sess.AuthTime.Unix(), "exp": sess.ExpiresAt.Unix(),
+			"person": sess.PersonID, "app": sess.App, "assurance": sess.Assurance,
+			"auth_time": sess.AuthTime.Unix(), "created": now.Unix(),
+			"at": accessHash, "at_exp": sess.ExpiresAt.Unix(), "rt": refreshHash,
 		})
-		p.PExpireAt(ctx, key, sess.ExpiresAt)
+		p.PExpire(ctx, key, s.opts.RefreshTTL)
 		return nil
 	})
 	if err != nil {
-		return "", Session{}, fmt.Errorf("identity: store session: %w", err)
+		return Tokens{}, fmt.Errorf("identity: store session: %w", err)
 	}
-	return token, sess, nil
+	if err := s.track(ctx, g.PersonID, sid, now); err != nil {
+		return Tokens{}, err
+	}
+	return Tokens{AccessToken: access, RefreshToken: refresh, Session: sess}, nil
 }
 
-// Authenticate returns the session a bearer token stands for, or ErrInvalidSession.
+// track adds the session to the person's list and ends the oldest ones over the limit. Entries
+// of sessions that expired on their own are pruned on the way.
+func (s *Sessions) track(ctx context.Context, pid, sid string, now time.Time) error {
+	list := s.personSessions(pid)
+	if err := s.store.Client.ZAdd(ctx, list, redis.Z{Score: float64(now.UnixMicro()), Member: sid}).Err(); err != nil {
+		return fmt.Errorf("identity: track session: %w", err)
+	}
+	s.store.Client.Expire(ctx, list, s.opts.RefreshTTL)
+	sids, err := s.store.Client.ZRange(ctx, list, 0, -1).Result()
+	if err != nil || len(sids) <= s.opts.MaxPerPerson {
+		return nil
+	}
+	live := make([]string, 0, len(sids))
+	for _, id := range sids {
+		n, err := s.store.Client.Exists(ctx, s.sessionKey(id)).Result()
+		if err != nil {
+			return nil // pruning is best effort; the limit is enforced on the next sign-in
+		}
+		if n == 1 {
+			live = append(live, id)
+		} else {
+			s.store.Client.ZRem(ctx, list, id)
+		}
+	}
+	// The session just opened is never the one ended, whatever the clocks of the replicas that
+	// scored the list.
+	live = slices.DeleteFunc(live, func(id string) bool { return id == sid })
+	for _, id := range live[:max(0, len(live)+1-s.opts.MaxPerPerson)] {
+		if err := s.end(ctx, pid, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// end deletes a session: its access and refresh tokens stop working at once.
+func (s *Sessions) end(ctx context.Context, pid, sid string) error {
+	if err := s.store.Client.Del(ctx, s.sessionKey(sid)).Err(); err != nil {
+		return fmt.Errorf("identity: end session: %w", err)
+	}
+	if pid != "" {
+		s.store.Client.ZRem(ctx, s.personSessions(pid), sid)
+	}
+	return nil
+}
+
+// Authenticate returns the session a bearer access token stands for, or ErrInvalidSession.
 func (s *Sessions) Authenticate(ctx context.Context, token string) (Session, error) {
-	if !wellFormed(token) {
+	sid, hash, ok := parseToken(accessTokenPrefix, token)
+	if !ok {
 		return Session{}, ErrInvalidSession
 	}
-	m, err := s.store.Client.HGetAll(ctx, s.store.Key("at:"+hashToken(token))).Result()
+	v, err := s.store.Client.HMGet(ctx, s.sessionKey(sid), "person", "app", "assurance", "auth_time", "at", "at_exp", "at_prev", "at_prev_exp").Result()
 	if err != nil {
 		return Session{}, fmt.Errorf("identity: look up session: %w", err)
 	}
-	if len(m) == 0 {
+	f := make([]string, len(v))
+	for i, x := range v {
+		f[i], _ = x.(string)
+	}
+	if f[0] == "" {
 		return Session{}, ErrInvalidSession
 	}
-	assurance, err1 := strconv.Atoi(m["assurance"])
-	authTime, err2 := strconv.ParseInt(m["auth_time"], 10, 64)
-	exp, err3 := strconv.ParseInt(m["exp"], 10, 64)
+	var expField string
+	switch {
+	case subtle.ConstantTimeCompare([]byte(hash), []byte(f[4])) == 1:
+		expField = f[5]
+	case f[6] != "" && subtle.ConstantTimeCompare([]byte(hash), []byte(f[6])) == 1:
+		expField = f[7] // the access token before the last refresh lives out its time
+	default:
+		return Session{}, ErrInvalidSession
+	}
+	assurance, err1 := strconv.Atoi(f[2])
+	authTime, err2 := strconv.ParseInt(f[3], 10, 64)
+	exp, err3 := strconv.ParseInt(expField, 10, 64)
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return Session{}, fmt.Errorf("identity: corrupt session record: %w", err)
 	}
 	sess := Session{
-		ID: m["sid"], PersonID: m["person"], App: m["app"], Assurance: assurance,
+		ID: sid, PersonID: f[0], App: f[1], Assurance: assurance,
 		AuthTime: time.Unix(authTime, 0).UTC(), ExpiresAt: time.Unix(exp, 0).UTC(),
 	}
-	// The TTL removes the record, but a clock that runs ahead of Redis's must not stretch a
-	// token's life past what it was issued for.
-	if !s.now().Before(sess.ExpiresAt) {
+	if !s.opts.Now().Before(sess.ExpiresAt) {
 		return Session{}, ErrInvalidSession
 	}
 	return sess, nil
 }
 
-// Revoke ends the access token at once. Revoking an unknown token is not an error.
-func (s *Sessions) Revoke(ctx context.Context, token string) error {
-	if !wellFormed(token) {
-		return nil
+// usedKept is how many rotated refresh tokens a session remembers for reuse detection. A copy
+// of a token older than that is refused as unknown rather than ending the session; the bound
+// keeps a session refreshed every 15 minutes for months from growing without limit.
+const usedKept = 64
+
+// refreshScript rotates a session's refresh token in one step, on one key.
+//
+// KEYS[1] session; ARGV: presented hash, new access hash, new access exp, new refresh hash,
+// ttl ms, usedKept. Returns {"ok", person, app, assurance, auth_time}, {"reused"} (the
+// presented token was rotated before: the session is deleted) or {"invalid"}. The session's
+// facts come back from the script itself: a second read could find the session already ended
+// by a concurrent reuse.
+var refreshScript = redis.NewScript(`
+local f = redis.call('HMGET', KEYS[1], 'rt', 'used', 'at', 'at_exp', 'person', 'app', 'assurance', 'auth_time')
+if not f[1] then return {'invalid'} end
+local used = f[2] or ''
+if string.find(' ' .. used .. ' ', ' ' .. ARGV[1] .. ' ', 1, true) then
+  redis.call('DEL', KEYS[1])
+  return {'reused'}
+end
+if f[1] ~= ARGV[1] then return {'invalid'} end
+used = ARGV[1] .. ' ' .. used
+local keep = tonumber(ARGV[6]) * (string.len(ARGV[1]) + 1)
+if string.len(used) > keep then used = string.sub(used, 1, keep - 1) end
+redis.call('HSET', KEYS[1], 'used', used, 'rt', ARGV[4], 'at_prev', f[3], 'at_prev_exp', f[4], 'at', ARGV[2], 'at_exp', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return {'ok', f[5], f[6], f[7], f[8]}
+`)
+
+// Refresh rotates a refresh token: the presented one stops working, a new pair is returned.
+// Presenting a refresh token that was already rotated ends the whole session, because either
+// the client or a thief holds a copy that should not exist.
+func (s *Sessions) Refresh(ctx context.Context, refreshToken string) (Tokens, error) {
+	sid, hash, ok := parseToken(refreshTokenPrefix, refreshToken)
+	if !ok {
+		return Tokens{}, ErrInvalidRefreshToken
 	}
-	if err := s.store.Client.Del(ctx, s.store.Key("at:"+hashToken(token))).Err(); err != nil {
-		return fmt.Errorf("identity: revoke session: %w", err)
+	access, accessHash, err := newSecret(accessTokenPrefix, sid)
+	if err != nil {
+		return Tokens{}, err
+	}
+	refresh, refreshHash, err := newSecret(refreshTokenPrefix, sid)
+	if err != nil {
+		return Tokens{}, err
+	}
+	exp := s.opts.Now().Add(s.opts.AccessTTL).UTC().Truncate(time.Second)
+	key := s.sessionKey(sid)
+	res, err := refreshScript.Run(ctx, s.store.Client, []string{key},
+		hash, accessHash, exp.Unix(), refreshHash, s.opts.RefreshTTL.Milliseconds(), usedKept).StringSlice()
+	if err != nil {
+		return Tokens{}, fmt.Errorf("identity: refresh: %w", err)
+	}
+	switch {
+	case len(res) == 5 && res[0] == "ok":
+	case len(res) == 1 && res[0] == "reused":
+		return Tokens{}, fmt.Errorf("%w: it was already used; the session is ended", ErrInvalidRefreshToken)
+	default:
+		return Tokens{}, ErrInvalidRefreshToken
+	}
+	assurance, err1 := strconv.Atoi(res[3])
+	authTime, err2 := strconv.ParseInt(res[4], 10, 64)
+	if err := errors.Join(err1, err2); err != nil || res[1] == "" {
+		return Tokens{}, fmt.Errorf("identity: corrupt session record: %w", err)
+	}
+	sess := Session{
+		ID: sid, PersonID: res[1], App: res[2], Assurance: assurance,
+		AuthTime: time.Unix(authTime, 0).UTC(), ExpiresAt: exp,
+	}
+	s.store.Client.Expire(ctx, s.personSessions(sess.PersonID), s.opts.RefreshTTL) // the list must outlive the session it names
+	return Tokens{AccessToken: access, RefreshToken: refresh, Session: sess}, nil
+}
+
+// SignOut ends the session the access token belongs to.
+func (s *Sessions) SignOut(ctx context.Context, sess Session) error {
+	return s.end(ctx, sess.PersonID, sess.ID)
+}
+
+// Revoke ends the session of an access or refresh token. The token's secret must match the
+// session's current (or previous) access token or its current refresh token: the session id
+// inside a token is not a secret. An unknown token is not an error (RFC 7009).
+func (s *Sessions) Revoke(ctx context.Context, token string) error {
+	sid, hash, ok := parseToken(accessTokenPrefix, token)
+	fields := []string{"at", "at_prev"}
+	if !ok {
+		if sid, hash, ok = parseToken(refreshTokenPrefix, token); !ok {
+			return nil
+		}
+		fields = []string{"rt"}
+	}
+	v, err := s.store.Client.HMGet(ctx, s.sessionKey(sid), append([]string{"person"}, fields...)...).Result()
+	if err != nil {
+		return fmt.Errorf("identity: revoke: %w", err)
+	}
+	pid, _ := v[0].(string)
+	for _, x := range v[1:] {
+		if h, _ := x.(string); h != "" && subtle.ConstantTimeCompare([]byte(h), []byte(hash)) == 1 {
+			return s.end(ctx, pid, sid)
+		}
 	}
 	return nil
 }
 
-func newToken(prefix string) (string, error) {
-	b := make([]byte, tokenBytes)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("identity: random token: %w", err)
+// EndAll ends every session of a person, or only those opened with app when app is not empty.
+func (s *Sessions) EndAll(ctx context.Context, pid, app string) error {
+	sids, err := s.store.Client.ZRange(ctx, s.personSessions(pid), 0, -1).Result()
+	if err != nil {
+		return fmt.Errorf("identity: list sessions: %w", err)
 	}
-	return prefix + base64.RawURLEncoding.EncodeToString(b), nil
+	for _, sid := range sids {
+		if app != "" {
+			a, err := s.store.Client.HGet(ctx, s.sessionKey(sid), "app").Result()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				return fmt.Errorf("identity: read session: %w", err)
+			}
+			if a != app && err == nil {
+				continue
+			}
+		}
+		if err := s.end(ctx, pid, sid); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-func hashToken(token string) string {
-	sum := sha256.Sum256([]byte(token))
+func randomString(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("identity: random: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// newSecret returns a token for session sid and the hash under which it is stored.
+func newSecret(prefix, sid string) (token, hash string, err error) {
+	secret, err := randomString(secretBytes)
+	if err != nil {
+		return "", "", err
+	}
+	return prefix + sid + secret, hashSecret(secret), nil
+}
+
+func hashSecret(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
 	return hex.EncodeToString(sum[:])
 }
 
-// wellFormed rejects anything that cannot be one of our tokens before it costs a round trip.
-func wellFormed(token string) bool {
-	rest, ok := strings.CutPrefix(token, accessTokenPrefix)
-	if !ok || len(rest) != base64.RawURLEncoding.EncodedLen(tokenBytes) {
-		return false
+// parseToken splits a token into its session id and the hash of its secret, refusing anything
+// that cannot be one of ours before it costs a round trip.
+func parseToken(prefix, token string) (sid, hash string, ok bool) {
+	rest, ok := strings.CutPrefix(token, prefix)
+	if !ok || len(rest) != sidLen+secretLen {
+		return "", "", false
 	}
-	_, err := base64.RawURLEncoding.DecodeString(rest)
-	return err == nil
+	if _, err := base64.RawURLEncoding.DecodeString(rest[:sidLen]); err != nil {
+		return "", "", false
+	}
+	if _, err := base64.RawURLEncoding.DecodeString(rest[sidLen:]); err != nil {
+		return "", "", false
+	}
+	return rest[:sidLen], hashSecret(rest[sidLen:]), true
 }

@@ -1,0 +1,86 @@
+package identity
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/tongban/tongban/internal/idnumber"
+)
+
+// Keys are the process secrets identity uses: the pepper for link keys and the key-encryption
+// key that seals ID numbers.
+type Keys struct {
+	Pepper []byte // ≥ 32 bytes
+	KEK    []byte // 32 bytes, AES-256
+}
+
+// sealAAD binds a sealed value to its purpose, so a sealed ID number cannot be passed off as
+// another kind of sealed secret (signing keys are sealed under the same KEK).
+const sealAAD = "tongban/identity/id_number/v1"
+
+// LinkKey is HMAC-SHA256(pepper, normalized number), hex: the only form in which an ID number
+// is used as a key. push uses the same function for events that name people by number.
+func (k Keys) LinkKey(n idnumber.Number) string {
+	m := hmac.New(sha256.New, k.Pepper)
+	m.Write([]byte(n.String()))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// seal encrypts the number with AES-256-GCM under the KEK, for release to partners the person
+// consented to. The result is base64(nonce || ciphertext).
+func (k Keys) seal(n idnumber.Number) (string, error) {
+	gcm, err := k.gcm()
+	if err != nil {
+		return "", err
+	}
+	nonce := make([]byte, gcm.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return "", fmt.Errorf("identity: seal: %w", err)
+	}
+	out := gcm.Seal(nonce, nonce, []byte(n.String()), []byte(sealAAD))
+	return base64.RawStdEncoding.EncodeToString(out), nil
+}
+
+// Unseal is the inverse of seal. Only the bridge calls it, to release the number to a client
+// the person consented to.
+func (k Keys) Unseal(sealed string) (idnumber.Number, error) {
+	b, err := base64.RawStdEncoding.DecodeString(sealed)
+	if err != nil {
+		return idnumber.Number{}, fmt.Errorf("identity: unseal: %w", err)
+	}
+	gcm, err := k.gcm()
+	if err != nil {
+		return idnumber.Number{}, err
+	}
+	if len(b) < gcm.NonceSize() {
+		return idnumber.Number{}, errors.New("identity: unseal: too short")
+	}
+	plain, err := gcm.Open(nil, b[:gcm.NonceSize()], b[gcm.NonceSize():], []byte(sealAAD))
+	if err != nil {
+		return idnumber.Number{}, fmt.Errorf("identity: unseal: %w", err)
+	}
+	return idnumber.Parse(string(plain))
+}
+
+func (k Keys) gcm() (cipher.AEAD, error) {
+	block, err := aes.NewCipher(k.KEK)
+	if err != nil {
+		return nil, fmt.Errorf("identity: key-encryption key: %w", err)
+	}
+	return cipher.NewGCM(block)
+}
+
+// derive returns a purpose-bound key from the pepper, so that one secret is never used for two
+// jobs directly.
+func (k Keys) derive(purpose string) []byte {
+	m := hmac.New(sha256.New, k.Pepper)
+	m.Write([]byte("tongban/identity/derive/" + purpose))
+	return m.Sum(nil)
+}

@@ -1,0 +1,273 @@
+package identity
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/oauth2"
+
+	"github.com/tongban/tongban/internal/redisx"
+)
+
+// stateTTL is how long a begun sign-in may take to complete.
+const stateTTL = 10 * time.Minute
+
+// Service is the identity side as the API sees it: sign-in, sessions, linking.
+type Service struct {
+	Registry *Registry
+	Persons  *Persons
+	Sessions *Sessions
+
+	store  *redisx.Store
+	keys   Keys
+	client *http.Client
+	now    func() time.Time
+	// signinKey derives each sign-in's PKCE verifier and nonce from its state, so neither is
+	// stored: the state alone, held by the app, reproduces them.
+	signinKey []byte
+}
+
+// NewService wires the identity side.
+func NewService(store *redisx.Store, keys Keys, reg *Registry, sessions *Sessions) *Service {
+	return &Service{
+		Registry: reg, Sessions: sessions, Persons: NewPersons(store, keys, reg.opts.Now),
+		store: store, keys: keys, client: reg.opts.HTTPClient, now: reg.opts.Now,
+		signinKey: keys.derive("signin"),
+	}
+}
+
+// Challenge is a begun sign-in: the app sends the citizen to AuthorizationURL and keeps State.
+type Challenge struct {
+	AuthorizationURL string
+	State            string
+}
+
+func (s *Service) stateKey(state string) string {
+	sum := sha256.Sum256([]byte(state))
+	return s.store.Key("signin:" + base64.RawURLEncoding.EncodeToString(sum[:]))
+}
+
+func (s *Service) derived(purpose, state string) string {
+	m := hmac.New(sha256.New, s.signinKey)
+	m.Write([]byte(purpose + "\x00" + state))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// BeginSignIn starts an authorization-code sign-in with PKCE S256 at app's provider. The state
+// is one-time and bound to the app and redirect URI.
+func (s *Service) BeginSignIn(ctx context.Context, app, redirectURI string) (Challenge, error) {
+	p, err := s.Registry.Get(app)
+	if err != nil {
+		return Challenge{}, err
+	}
+	if msg := checkRedirect(p.Config.RedirectURIs, redirectURI); msg != "" {
+		return Challenge{}, inputErr("redirectUri", "%s", msg)
+	}
+	disc, _, _, err := p.state()
+	if err != nil {
+		return Challenge{}, err
+	}
+	state, err := randomString(32)
+	if err != nil {
+		return Challenge{}, err
+	}
+	_, err = s.store.Client.TxPipelined(ctx, func(pl redis.Pipeliner) error {
+		pl.HSet(ctx, s.stateKey(state), "app", app, "redirect_uri", redirectURI)
+		pl.Expire(ctx, s.stateKey(state), stateTTL)
+		return nil
+	})
+	if err != nil {
+		return Challenge{}, fmt.Errorf("identity: store sign-in state: %w", err)
+	}
+	conf := s.oauth(p, disc.Endpoint(), redirectURI)
+	u := conf.AuthCodeURL(state,
+		oauth2.S256ChallengeOption(s.derived("pkce", state)),
+		oauth2.SetAuthURLParam("nonce", s.derived("nonce", state)))
+	return Challenge{AuthorizationURL: u, State: state}, nil
+}
+
+func (s *Service) oauth(p *Provider, ep oauth2.Endpoint, redirectURI string) *oauth2.Config {
+	return &oauth2.Config{
+		ClientID: p.Config.ClientID, ClientSecret: p.Config.ClientSecret,
+		Endpoint: ep, RedirectURL: redirectURI, Scopes: p.Config.Scopes,
+	}
+}
+
+// CompleteSignIn redeems the code the provider sent to the redirect URI. iss is the iss
+// parameter of the authorization response (RFC 9207), "" when there was none; a provider that
+// announces the parameter must send it.
+func (s *Service) CompleteSignIn(ctx context.Context, state, code, iss string) (Tokens, Person, error) {
+	if state == "" || len(state) > 128 {
+		return Tokens{}, Person{}, inputErr("state", "unknown or expired sign-in; begin again")
+	}
+	if code == "" || len(code) > 2048 {
+		return Tokens{}, Person{}, inputErr("code", "must be the code from the provider's redirect (1 to 2048 characters)")
+	}
+	var rec *redis.MapStringStringCmd
+	_, err := s.store.Client.TxPipelined(ctx, func(pl redis.Pipeliner) error {
+		rec = pl.HGetAll(ctx, s.stateKey(state))
+		pl.Del(ctx, s.stateKey(state))
+		return nil
+	})
+	if err != nil {
+		return Tokens{}, Person{}, fmt.Errorf("identity: read sign-in state: %w", err)
+	}
+	app, redirectURI := rec.Val()["app"], rec.Val()["redirect_uri"]
+	if app == "" {
+		return Tokens{}, Person{}, inputErr("state", "unknown, used or expired sign-in; begin again")
+	}
+	p, err := s.Registry.Get(app)
+	if err != nil {
+		return Tokens{}, Person{}, err
+	}
+	disc, _, _, err := p.state()
+	if err != nil {
+		return Tokens{}, Person{}, err
+	}
+	var meta struct {
+		IssParam bool `json:"authorization_response_iss_parameter_supported"`
+	}
+	_ = disc.Claims(&meta)
+	switch {
+	case iss != "" && iss != p.Config.Issuer:
+		return Tokens{}, Person{}, tokenErr(ReasonIssuerMismatch, "the authorization response names another issuer than %s", p.Config.Issuer)
+	case iss == "" && meta.IssParam:
+		return Tokens{}, Person{}, inputErr("iss", "%s sends the iss parameter (RFC 9207); pass it from the redirect", app)
+	}
+	tok, err := s.oauth(p, disc.Endpoint(), redirectURI).Exchange(
+		context.WithValue(ctx, oauth2.HTTPClient, s.client), code, oauth2.VerifierOption(s.derived("pkce", state)))
+	if err != nil {
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) && re.ErrorCode != "" {
+			return Tokens{}, Person{}, inputErr("code", "%s refused the code (%s); begin again", app, re.ErrorCode)
+		}
+		return Tokens{}, Person{}, &ProviderError{App: app, Err: err}
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		return Tokens{}, Person{}, tokenErr(ReasonMalformed, "%s returned no ID token", app)
+	}
+	v, err := p.verify(ctx, raw, expectation{nonce: s.derived("nonce", state), accessToken: tok.AccessToken})
+	if err != nil {
+		return Tokens{}, Person{}, err
+	}
+	return s.open(ctx, p, v)
+}
+
+// SignInWithIDToken signs in with an ID token the app obtained itself (native SDK flow). The
+// same token is accepted only once.
+func (s *Service) SignInWithIDToken(ctx context.Context, app, raw, nonce string) (Tokens, Person, error) {
+	p, v, err := s.verifyOnce(ctx, app, raw, nonce)
+	if err != nil {
+		return Tokens{}, Person{}, err
+	}
+	return s.open(ctx, p, v)
+}
+
+// verifyOnce verifies an ID token presented directly and takes its one-time slot.
+func (s *Service) verifyOnce(ctx context.Context, app, raw, nonce string) (*Provider, *verified, error) {
+	p, err := s.Registry.Get(app)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(nonce) > 512 {
+		return nil, nil, inputErr("nonce", "must be at most 512 characters")
+	}
+	v, err := p.verify(ctx, raw, expectation{nonce: nonce})
+	if err != nil {
+		return nil, nil, err
+	}
+	// The slot is taken only after every check passed, so forged tokens cannot fill the store,
+	// and lives until the token could no longer pass the expiry check anyway.
+	ttl := v.token.Expiry.Add(Leeway).Sub(s.now())
+	sum := sha256.Sum256([]byte(raw))
+	fresh, err := s.store.Client.SetNX(ctx, s.store.Key("idt:"+base64.RawURLEncoding.EncodeToString(sum[:])), 1, max(ttl, time.Second)).Result()
+	if err != nil {
+		return nil, nil, fmt.Errorf("identity: replay check: %w", err)
+	}
+	if !fresh {
+		return nil, nil, tokenErr(ReasonReplayed, "this ID token was already used; get a new one")
+	}
+	return p, v, nil
+}
+
+func (s *Service) open(ctx context.Context, p *Provider, v *verified) (Tokens, Person, error) {
+	id, err := p.identityFrom(v)
+	if err != nil {
+		return Tokens{}, Person{}, err
+	}
+	pid, err := s.Persons.Resolve(ctx, id, p.Config.AutoLinkMinAssurance)
+	if err != nil {
+		return Tokens{}, Person{}, err
+	}
+	t, err := s.Sessions.Open(ctx, Grant{PersonID: pid, App: id.App, Assurance: id.Assurance, AuthTime: id.AuthTime})
+	if err != nil {
+		return Tokens{}, Person{}, err
+	}
+	person, err := s.Persons.Get(ctx, pid)
+	return t, person, err
+}
+
+// Refresh rotates a refresh token.
+func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, Person, error) {
+	t, err := s.Sessions.Refresh(ctx, refreshToken)
+	if err != nil {
+		return Tokens{}, Person{}, err
+	}
+	person, err := s.Persons.Get(ctx, t.Session.PersonID)
+	return t, person, err
+}
+
+// Link joins the account behind idToken to the session's person.
+func (s *Service) Link(ctx context.Context, sess Session, app, raw, nonce string) (Person, error) {
+	p, v, err := s.verifyOnce(ctx, app, raw, nonce)
+	if err != nil {
+		return Person{}, err
+	}
+	id, err := p.identityFrom(v)
+	if err != nil {
+		return Person{}, err
+	}
+	if err := s.Persons.Link(ctx, sess.PersonID, id, s.Sessions); err != nil {
+		return Person{}, err
+	}
+	return s.Persons.Get(ctx, sess.PersonID)
+}
+
+// Unlink detaches the session person's account in app.
+func (s *Service) Unlink(ctx context.Context, sess Session, app string) (Person, error) {
+	if err := s.Persons.Unlink(ctx, sess.PersonID, sess.App, app, s.Sessions); err != nil {
+		return Person{}, err
+	}
+	return s.Persons.Get(ctx, sess.PersonID)
+}
+
+// checkRedirect returns what is wrong with a redirect URI, "" when nothing is.
+func checkRedirect(registered []string, uri string) string {
+	if len(registered) > 0 {
+		if !slices.Contains(registered, uri) {
+			return "is not a redirect URI registered for this app"
+		}
+		return ""
+	}
+	u, err := url.Parse(uri)
+	if err != nil || !u.IsAbs() || u.Host == "" || u.Fragment != "" || strings.Contains(uri, "#") {
+		return "must be an absolute URL without a fragment"
+	}
+	host := u.Hostname()
+	loopback := host == "localhost" || host == "127.0.0.1" || host == "::1" || strings.HasPrefix(host, "127.")
+	if u.Scheme != "https" && !(u.Scheme == "http" && loopback) {
+		return "must be https (http only on a loopback host)"
+	}
+	return ""
+}
