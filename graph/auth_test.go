@@ -97,14 +97,14 @@ type authFixture struct {
 
 func newAuthFixture(t *testing.T) authFixture {
 	t.Helper()
-	sessions := identity.NewSessions(testenv.Redis(t), time.Hour, nil)
-	token, sess, err := sessions.Open(context.Background(), identity.Grant{
+	sessions := identity.NewSessions(testenv.Redis(t), identity.SessionOptions{AccessTTL: time.Hour})
+	opened, err := sessions.Open(context.Background(), identity.Grant{
 		PersonID: "p-1", App: "app-a", Assurance: 2, AuthTime: time.Now(),
 	})
 	if err != nil {
 		t.Fatalf("open session: %v", err)
 	}
-	return authFixture{sessions: sessions, token: token, session: sess}
+	return authFixture{sessions: sessions, token: opened.AccessToken, session: opened.Session}
 }
 
 // brokenSessions are sessions whose store has gone away, so every check fails.
@@ -114,7 +114,7 @@ func brokenSessions(t *testing.T) *identity.Sessions {
 	if err := store.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return identity.NewSessions(store, time.Hour, nil)
+	return identity.NewSessions(store, identity.SessionOptions{AccessTTL: time.Hour})
 }
 
 func sameSession(a, b identity.Session) bool {
@@ -123,7 +123,7 @@ func sameSession(a, b identity.Session) bool {
 }
 
 // unknownToken is well formed but was never issued.
-const unknownToken = "tba_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+const unknownToken = "tba_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 
 func TestSessionFrom(t *testing.T) {
 	fx := newAuthFixture(t)

@@ -46,7 +46,7 @@ var contractCodes = map[Code]bool{
 	CodeUnauthenticated: true, CodeForbidden: true, CodeNotFound: true, CodeBadUserInput: true,
 	CodeInvalidToken: true, CodeAssuranceTooLow: true, CodeRateLimited: true,
 	CodeComplexityLimitExceeded: true, CodeDepthLimitExceeded: true,
-	CodePersistedQueryNotFound: true, CodeInternal: true,
+	CodePersistedQueryNotFound: true, CodeInternal: true, CodeProviderUnavailable: true,
 }
 
 // newError is how resolvers and extensions say something a client can act on.

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"github.com/tongban/tongban/config"
+	"github.com/tongban/tongban/identity"
 )
 
 // Directory lists the member apps. config.Config satisfies it; tests may pass their own.
@@ -13,4 +14,6 @@ type Directory interface {
 // and map results and errors; the rules live in the domain packages.
 type Resolver struct {
 	Directory Directory
+	// Identity signs citizens in and keeps persons and sessions.
+	Identity *identity.Service
 }

@@ -7,8 +7,10 @@ package graph
 
 import (
 	"context"
+	"errors"
 
 	"github.com/tongban/tongban/graph/model"
+	"github.com/tongban/tongban/identity"
 )
 
 // Me is the resolver for the me field.
@@ -17,7 +19,14 @@ func (r *queryResolver) Me(ctx context.Context) (*model.Person, error) {
 	if err != nil || s == nil {
 		return nil, err
 	}
-	return &model.Person{ID: s.PersonID}, nil
+	p, err := r.Identity.Persons.Get(ctx, s.PersonID)
+	if errors.Is(err, identity.ErrNoPerson) {
+		return nil, nil // merged away or deleted: the session no longer speaks for anyone
+	}
+	if err != nil {
+		return nil, err
+	}
+	return r.person(p), nil
 }
 
 // Apps is the resolver for the apps field.

@@ -2,6 +2,10 @@
 
 package model
 
+import (
+	"time"
+)
+
 // A member app of the alliance: a provincial government-service app such as 浙里办 (Zheliban).
 type App struct {
 	// Stable id used everywhere an app is named, e.g. `zheliban`.
@@ -16,12 +20,56 @@ type App struct {
 	CanReceiveSwitch bool `json:"canReceiveSwitch"`
 }
 
+// A person's account in one member app.
+type LinkedAccount struct {
+	App *App `json:"app"`
+	// The account's subject at the app's identity provider.
+	Subject string `json:"subject"`
+	// Assurance level of the account's latest sign-in, 1 to 4.
+	Assurance int `json:"assurance"`
+	// When the account joined this person.
+	LinkedAt time.Time `json:"linkedAt"`
+}
+
+// Every change. Operations that act on the signed-in person need `Authorization: Bearer <accessToken>`.
+type Mutation struct {
+}
+
 // One real person, across every app they have an account in.
 type Person struct {
 	// Opaque, stable id of the person inside Tongban.
 	ID string `json:"id"`
+	// The name the person's latest sign-in gave; null when no provider sent one.
+	DisplayName *string `json:"displayName,omitempty"`
+	// e.g. 330************1234; the full number is never returned.
+	MaskedIDNumber *string `json:"maskedIdNumber,omitempty"`
+	// The person's accounts in member apps, oldest link first.
+	Accounts []LinkedAccount `json:"accounts"`
 }
 
 // The root of every read.
 type Query struct {
+}
+
+// The credentials and facts of a signed-in session. The tokens are shown only here, once.
+type Session struct {
+	// Bearer token for /graphql, opaque; valid until expiresAt.
+	AccessToken string `json:"accessToken"`
+	// Exchange it with refreshSession for new tokens; it works once.
+	RefreshToken string `json:"refreshToken"`
+	// When accessToken expires.
+	ExpiresAt time.Time `json:"expiresAt"`
+	// The app the citizen signed in with.
+	App *App `json:"app"`
+	// Assurance level of this login, 1 (weakest) to 4 (face or in-person verified).
+	Assurance int     `json:"assurance"`
+	Person    *Person `json:"person"`
+}
+
+// A begun sign-in.
+type SignInChallenge struct {
+	// Where to send the citizen: the provider's authorization endpoint with state, nonce and PKCE.
+	AuthorizationURL string `json:"authorizationUrl"`
+	// Keep it and pass it to completeSignIn with the code.
+	State string `json:"state"`
 }

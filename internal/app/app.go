@@ -17,6 +17,7 @@ import (
 	"github.com/tongban/tongban/config"
 	"github.com/tongban/tongban/graph"
 	"github.com/tongban/tongban/identity"
+	"github.com/tongban/tongban/internal/devidp"
 	"github.com/tongban/tongban/internal/redisx"
 )
 
@@ -27,7 +28,10 @@ type App struct {
 
 	Store    *redisx.Store
 	Sessions *identity.Sessions
+	Identity *identity.Service
 	Registry *prometheus.Registry
+	// DevIdPs are the simulated identity providers of dev mode, by app id.
+	DevIdPs map[string]*devidp.Provider
 
 	graphql *graph.Handler
 	health  *health
@@ -40,9 +44,17 @@ type App struct {
 type Option func(*options)
 
 type options struct {
-	store     *redisx.Store
-	directory graph.Directory
+	store      *redisx.Store
+	directory  graph.Directory
+	now        func() time.Time
+	httpClient *http.Client
 }
+
+// WithClock replaces time.Now for sessions, token checks and the simulated providers.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithHTTPClient sets the client that talks to identity providers.
+func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.httpClient = c } }
 
 // WithStore uses an already open store instead of opening the configured one. App.Close
 // still closes it.
@@ -75,11 +87,13 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 
 	a := &App{cfg: cfg, log: log, Store: store, Registry: prometheus.NewRegistry()}
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	a.Sessions = identity.NewSessions(store, identity.DefaultAccessTTL, nil)
+	if err := a.buildIdentity(o); err != nil {
+		return nil, err
+	}
 	if o.directory == nil {
 		o.directory = cfg
 	}
-	a.graphql = graph.NewHandler(&graph.Resolver{Directory: o.directory}, graph.Options{
+	a.graphql = graph.NewHandler(&graph.Resolver{Directory: o.directory, Identity: a.Identity}, graph.Options{
 		Introspection:   cfg.GraphQL.Introspection,
 		ComplexityLimit: cfg.GraphQL.ComplexityLimit,
 		DepthLimit:      cfg.GraphQL.DepthLimit,
@@ -93,7 +107,7 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 		Metrics:         graph.NewMetrics(a.Registry),
 		Log:             log,
 	})
-	a.health = &health{checks: []check{{name: "redis", run: store.Ping}}}
+	a.health = &health{checks: []check{{name: "redis", run: store.Ping}}, degraded: a.missingProviders}
 	a.handler = a.routes()
 	a.metrics = promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{Registry: a.Registry})
 	return a, nil
@@ -108,6 +122,8 @@ func (a *App) routes() http.Handler {
 	route("GET /healthz/ready", "ready", http.HandlerFunc(a.health.ready))
 	if a.cfg.Dev {
 		route("GET /{$}", "graphiql", playground.Handler("Tongban", "/graphql"))
+		route("/dev/idp/{app}/", "dev_idp", http.HandlerFunc(a.serveDevIdP))
+		route("GET /dev/apps/{app}/callback", "dev_app_callback", http.HandlerFunc(a.serveDevCallback))
 	}
 	route("/", "not_found", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		graph.WriteError(w, http.StatusNotFound, graph.CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
@@ -170,6 +186,12 @@ func (a *App) Serve(ctx context.Context, ln, mln net.Listener) error {
 		go func() { errc <- ms.Serve(mln) }()
 		a.log.Info("metrics listening", "addr", mln.Addr().String())
 	}
+
+	// Providers are discovered once the listener is up: in dev mode they are served by this
+	// very process.
+	discovery, stopDiscovery := context.WithCancel(context.Background())
+	defer stopDiscovery()
+	a.Identity.Registry.Start(discovery)
 
 	var serveErr error
 	select {

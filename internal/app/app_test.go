@@ -1,7 +1,6 @@
 package app
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/tongban/tongban/config"
-	"github.com/tongban/tongban/identity"
 	"github.com/tongban/tongban/internal/testenv"
 )
 
@@ -35,23 +33,19 @@ func TestAppsQueryListsConfiguredApps(t *testing.T) {
 }
 
 func TestMeIsNullWithoutAValidSession(t *testing.T) {
-	h := start(t, devConfig(t, nil))
-	token, _, err := h.app.Sessions.Open(context.Background(), identity.Grant{
-		PersonID: "p-test", App: "zheliban", Assurance: 3, AuthTime: time.Now(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := startIdentity(t, nil)
+	in := h.signIn("zheliban", "wang-fang")
+	token := in.access
 	tests := []struct {
 		name, header string
 		wantID       any
 	}{
 		{"no authorization header", "", nil},
 		{"not a bearer scheme", "Basic " + token, nil},
-		{"unknown token", "Bearer tba_" + strings.Repeat("A", 43), nil},
+		{"unknown token", "Bearer tba_" + strings.Repeat("A", 22+43), nil},
 		{"malformed token", "Bearer nonsense", nil},
-		{"valid session", "Bearer " + token, "p-test"},
-		{"scheme is case-insensitive", "bearer " + token, "p-test"},
+		{"valid session", "Bearer " + token, in.person},
+		{"scheme is case-insensitive", "bearer " + token, in.person},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

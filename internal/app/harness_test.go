@@ -69,14 +69,20 @@ func start(t *testing.T, cfg *config.Config, opts ...Option) *harness {
 	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(NewLogger(logs, false, "debug").Handler())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startOn(t, cfg, ln, logs, log, opts...)
+}
+
+// startOn serves on ln, which the caller opened (to put its address into public_url first).
+func startOn(t *testing.T, cfg *config.Config, ln net.Listener, logs *syncBuffer, log *slog.Logger, opts ...Option) *harness {
+	t.Helper()
 	opts = append([]Option{WithStore(testenv.Redis(t))}, opts...)
 	a, err := New(cfg, log, opts...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
 	}
 	mln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -100,6 +106,10 @@ func start(t *testing.T, cfg *config.Config, opts ...Option) *harness {
 // shutdown stops the server as SIGTERM would and returns what Serve returned. Safe to call
 // more than once.
 func (h *harness) shutdown() error {
+	// Clients go away first. Connections the client dialed but never sent a request on are
+	// "new" to the server, and http.Server.Shutdown waits 5 s before it counts them as idle.
+	http.DefaultClient.CloseIdleConnections()
+	noRedirects.CloseIdleConnections()
 	h.stop()
 	select {
 	case err, ok := <-h.done:

@@ -22,6 +22,10 @@ type check struct {
 type health struct {
 	draining atomic.Bool
 	checks   []check
+	// degraded names what is missing without making the replica unready: an identity provider
+	// that is down affects sign-in with one app on every replica alike, so taking replicas out
+	// of the load balancer for it would turn one app's outage into everyone's.
+	degraded func() map[string]any
 }
 
 func (h *health) live(w http.ResponseWriter, _ *http.Request) {
@@ -46,7 +50,13 @@ func (h *health) ready(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "problems": problems})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
+	body := map[string]any{"status": "ready"}
+	if h.degraded != nil {
+		if d := h.degraded(); len(d) > 0 {
+			body["status"], body["degraded"] = "degraded", d
+		}
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -13,7 +13,6 @@ import (
 	"github.com/coder/websocket/wsjson"
 
 	"github.com/tongban/tongban/config"
-	"github.com/tongban/tongban/identity"
 )
 
 type wsMessage struct {
@@ -74,13 +73,9 @@ func readWS(t *testing.T, c *websocket.Conn) (wsMessage, error) {
 }
 
 func TestWebsocketQueryWithSession(t *testing.T) {
-	h := start(t, devConfig(t, nil))
-	token, _, err := h.app.Sessions.Open(context.Background(), identity.Grant{
-		PersonID: "p-ws", App: "suishenban", Assurance: 2, AuthTime: time.Now(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := startIdentity(t, nil)
+	in := h.signIn("suishenban", "wang-fang")
+	token := in.access
 	c, _, err := dialWS(t, h, "", map[string]any{"Authorization": "Bearer " + token})
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +89,7 @@ func TestWebsocketQueryWithSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	m, err := readWS(t, c)
-	if err != nil || m.Type != "next" || !strings.Contains(string(m.Payload), `"p-ws"`) {
+	if err != nil || m.Type != "next" || !strings.Contains(string(m.Payload), `"`+in.person+`"`) {
 		t.Fatalf("want next with the person, got %+v %v", m, err)
 	}
 	if m, err := readWS(t, c); err != nil || m.Type != "complete" {
