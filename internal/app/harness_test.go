@@ -21,7 +21,7 @@ import (
 // harness is one Tongban process served on loopback listeners, built by New exactly as main
 // builds it.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	app     *App
 	url     string
 	metrics string
@@ -48,7 +48,7 @@ func (s *syncBuffer) String() string {
 }
 
 // devConfig is the configuration `go run ./cmd/tongban` starts with, changed by mutate.
-func devConfig(t *testing.T, mutate func(*config.Config)) *config.Config {
+func devConfig(t testing.TB, mutate func(*config.Config)) *config.Config {
 	t.Helper()
 	cfg, err := config.Load("", nil)
 	if err != nil {
@@ -65,7 +65,7 @@ func devConfig(t *testing.T, mutate func(*config.Config)) *config.Config {
 	return cfg
 }
 
-func start(t *testing.T, cfg *config.Config, opts ...Option) *harness {
+func start(t testing.TB, cfg *config.Config, opts ...Option) *harness {
 	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(NewLogger(logs, false, "debug").Handler())
@@ -77,7 +77,7 @@ func start(t *testing.T, cfg *config.Config, opts ...Option) *harness {
 }
 
 // startOn serves on ln, which the caller opened (to put its address into public_url first).
-func startOn(t *testing.T, cfg *config.Config, ln net.Listener, logs *syncBuffer, log *slog.Logger, opts ...Option) *harness {
+func startOn(t testing.TB, cfg *config.Config, ln net.Listener, logs *syncBuffer, log *slog.Logger, opts ...Option) *harness {
 	t.Helper()
 	opts = append([]Option{WithStore(testenv.Redis(t))}, opts...)
 	a, err := New(cfg, log, opts...)

@@ -40,7 +40,7 @@ func (c *testClock) advance(d time.Duration) {
 // startIdentity starts the dev server with public_url set to its own listener, so the three
 // simulated providers are served by it and discovered over real HTTP at their issuers, and
 // waits until they are. mutate sees the configuration before validation.
-func startIdentity(t *testing.T, mutate func(*config.Config), opts ...Option) *harness {
+func startIdentity(t testing.TB, mutate func(*config.Config), opts ...Option) *harness {
 	t.Helper()
 	h := startIdentityPartial(t, mutate, opts...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -52,7 +52,7 @@ func startIdentity(t *testing.T, mutate func(*config.Config), opts ...Option) *h
 }
 
 // startIdentityPartial is startIdentity waiting only for the providers this server simulates.
-func startIdentityPartial(t *testing.T, mutate func(*config.Config), opts ...Option) *harness {
+func startIdentityPartial(t testing.TB, mutate func(*config.Config), opts ...Option) *harness {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -91,7 +91,7 @@ func startIdentityPartial(t *testing.T, mutate func(*config.Config), opts ...Opt
 }
 
 // closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
+func closedPort(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -190,7 +190,7 @@ var nonceSeq atomic.Int64
 // noRedirects is a client that shows redirects instead of following them.
 var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
-func mustJSON(t *testing.T, v any) string {
+func mustJSON(t testing.TB, v any) string {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
