@@ -104,6 +104,14 @@ func (g *jwksGuard) known(kid string) (known bool, keys int) {
 	return g.kids[kid], g.nkeys
 }
 
+// failing returns why the key set cannot be trusted to be current: the last real fetch failed.
+// nil while the last fetch succeeded.
+func (g *jwksGuard) failing() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.lastErr
+}
+
 // Fetches is the number of real JWKS requests sent.
 func (g *jwksGuard) Fetches() int {
 	g.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -189,8 +190,16 @@ func (s *Service) verifyOnce(ctx context.Context, app, raw, nonce string) (*Prov
 	}
 	// The slot is taken only after every check passed, so forged tokens cannot fill the store,
 	// and lives until the token could no longer pass the expiry check anyway.
+	//
+	// The slot is keyed by the signed claims, not by the token's text: one signed token has many
+	// spellings (base64url's unused low bits, ECDSA's s and n-s), and each would otherwise be
+	// a fresh token. Two genuinely different tokens always differ in their claims (iat, nonce).
+	var claims json.RawMessage
+	if err := v.token.Claims(&claims); err != nil {
+		return nil, nil, &TokenError{Reason: ReasonMalformed, Message: "the ID token's claims could not be read", Err: err}
+	}
 	ttl := v.token.Expiry.Add(Leeway).Sub(s.now())
-	sum := sha256.Sum256([]byte(raw))
+	sum := sha256.Sum256(claims)
 	fresh, err := s.store.Client.SetNX(ctx, s.store.Key("idt:"+base64.RawURLEncoding.EncodeToString(sum[:])), 1, max(ttl, time.Second)).Result()
 	if err != nil {
 		return nil, nil, fmt.Errorf("identity: replay check: %w", err)

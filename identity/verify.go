@@ -59,7 +59,12 @@ func (p *Provider) verify(ctx context.Context, raw string, want expectation) (*v
 	trace := &verifyTrace{}
 	tok, verr := verifier.Verify(context.WithValue(ctx, traceKey{}, trace), raw)
 	if verr != nil && !trace.ok {
-		known, _ := guard.known(hdr.Kid)
+		known, nkeys := guard.known(hdr.Kid)
+		// A key set that could not be fetched says nothing about the token: the provider is
+		// unavailable, not the token bad.
+		if err := guard.failing(); err != nil && (nkeys == 0 || (hdr.Kid != "" && !known)) {
+			return nil, &ProviderError{App: p.Config.ID, Err: fmt.Errorf("JWKS: %w", err)}
+		}
 		switch {
 		case !trace.checked:
 			return nil, &TokenError{Reason: ReasonMalformed, Message: "the ID token could not be parsed", Err: verr}
