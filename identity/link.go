@@ -19,6 +19,14 @@ end
 return 0
 `)
 
+// casDelScript deletes KEYS[1] only while it holds ARGV[1].
+var casDelScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
+
 // Link joins the account behind id to the person pid, on the person's explicit request. The
 // account must carry the same ID number as the person. When the account already belongs to
 // another person, that person is merged into pid: all its accounts move, its sessions end. The
@@ -66,7 +74,7 @@ func (ps *Persons) Link(ctx context.Context, pid string, id Identity, sessions *
 			return err
 		}
 	}
-	return ps.record(ctx, pid, id, lk)
+	return ps.record(ctx, pid, id, lk, false)
 }
 
 // merge moves every account of person from into person into.
@@ -76,23 +84,21 @@ func (ps *Persons) merge(ctx context.Context, from, into, lk string, sessions *S
 	if err != nil {
 		return fmt.Errorf("identity: read accounts: %w", err)
 	}
-	for app, raw := range theirs {
-		var a Account
-		if err := json.Unmarshal([]byte(raw), &a); err != nil {
-			return fmt.Errorf("identity: corrupt account %s: %w", app, err)
-		}
-		if ps.hasOtherAccountIn(ctx, into, app, a.Subject) {
-			return &ForbiddenError{Message: fmt.Sprintf("both people have a %s account; unlink one of them first", app)}
+	accounts, err := decodeAccounts(theirs)
+	if err != nil {
+		return err
+	}
+	for _, a := range accounts {
+		if ps.hasOtherAccountIn(ctx, into, a.App, a.Subject) {
+			return &ForbiddenError{Message: fmt.Sprintf("both people have a %s account; unlink one of them first", a.App)}
 		}
 	}
-	for app, raw := range theirs {
-		var a Account
-		_ = json.Unmarshal([]byte(raw), &a)
-		if err := casScript.Run(ctx, c, []string{ps.accountKey(app, a.Subject)}, from, into).Err(); err != nil {
-			return fmt.Errorf("identity: move account %s: %w", app, err)
+	for _, a := range accounts {
+		if err := casScript.Run(ctx, c, []string{ps.accountKey(a.App, a.Subject)}, from, into).Err(); err != nil {
+			return fmt.Errorf("identity: move account %s: %w", a.App, err)
 		}
-		if err := c.HSet(ctx, ps.accountsKey(into), app, raw).Err(); err != nil {
-			return fmt.Errorf("identity: move account %s: %w", app, err)
+		if err := c.HSet(ctx, ps.accountsKey(into), a.App, theirs[a.App], sinceField+a.App, theirs[sinceField+a.App]).Err(); err != nil {
+			return fmt.Errorf("identity: move account %s: %w", a.App, err)
 		}
 	}
 	if err := casScript.Run(ctx, c, []string{ps.linkKey(lk)}, from, into).Err(); err != nil {
@@ -125,10 +131,12 @@ func (ps *Persons) Unlink(ctx context.Context, pid, sessionApp, app string, sess
 	if !ok {
 		return inputErr("app", "the person has no %s account", app)
 	}
-	if len(accounts) == 1 {
+	if all, err := decodeAccounts(accounts); err != nil {
+		return err
+	} else if len(all) == 1 {
 		return &ForbiddenError{Message: "the last account cannot be unlinked"}
 	}
-	var a Account
+	var a storedAccount
 	if err := json.Unmarshal([]byte(raw), &a); err != nil {
 		return fmt.Errorf("identity: corrupt account %s: %w", app, err)
 	}
@@ -151,7 +159,7 @@ func (ps *Persons) Unlink(ctx context.Context, pid, sessionApp, app string, sess
 	}
 	_, err = c.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, ps.personKey(alone), fields)
-		p.HSet(ctx, ps.accountsKey(alone), app, raw)
+		p.HSet(ctx, ps.accountsKey(alone), app, raw, sinceField+app, ps.now().Unix())
 		return nil
 	})
 	if err != nil {
@@ -165,7 +173,7 @@ func (ps *Persons) Unlink(ctx context.Context, pid, sessionApp, app string, sess
 		c.Del(ctx, ps.personKey(alone), ps.accountsKey(alone))
 		return &ForbiddenError{Message: "the account changed while unlinking; try again"}
 	}
-	if err := c.HDel(ctx, ps.accountsKey(pid), app).Err(); err != nil {
+	if err := c.HDel(ctx, ps.accountsKey(pid), app, sinceField+app).Err(); err != nil {
 		return fmt.Errorf("identity: unlink: %w", err)
 	}
 	return sessions.EndAll(ctx, pid, app)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -30,12 +31,21 @@ type Person struct {
 
 // Account is a person's account in one member app.
 type Account struct {
-	App       string    `json:"-"`
-	Subject   string    `json:"sub"`
-	Assurance int       `json:"assurance"`
-	LinkedAt  time.Time `json:"-"`
-	Linked    int64     `json:"linked_at"`
+	App       string
+	Subject   string
+	Assurance int
+	LinkedAt  time.Time
 }
+
+// The accounts hash of a person holds two fields per app: the account itself under the app id,
+// rewritten by every sign-in, and under sinceField the time it joined, written once (HSETNX), so
+// that a sign-in writes without reading first.
+type storedAccount struct {
+	Subject   string `json:"sub"`
+	Assurance int    `json:"assurance"`
+}
+
+const sinceField = "since:"
 
 // Persons keeps people and their accounts.
 type Persons struct {
@@ -65,7 +75,8 @@ func (ps *Persons) accountKey(app, sub string) string {
 
 func newPersonID() (string, error) { return randomString(16) }
 
-// Resolve returns the person of a signed-in identity, creating or joining one for a new account.
+// Resolve returns the person of a signed-in identity, creating or joining one for a new
+// account, and records what the sign-in says about them.
 //
 // A new account joins the person already claimed by its ID number (the link key) when it is at
 // or above its provider's auto-link level: the person behind lk:<key> was created or joined by an
@@ -73,66 +84,110 @@ func newPersonID() (string, error) { return randomString(16) }
 // of its own. Two first sign-ins racing from two apps meet at the SET NX of the link key, so they
 // yield one person; one account racing with itself meets at the SET NX of the account key.
 func (ps *Persons) Resolve(ctx context.Context, id Identity, autoLinkMin int) (string, error) {
-	lk := ""
-	if !id.IDNumber.IsZero() {
-		lk = ps.keys.LinkKey(id.IDNumber)
-	}
-	eligible := lk != "" && id.Assurance >= autoLinkMin
-	akey := ps.accountKey(id.App, id.Subject)
-	c := ps.store.Client
-
-	pid, err := c.Get(ctx, akey).Result()
+	var l *lookup
+	_, err := ps.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		var err error
+		l, err = ps.queueLookup(ctx, p, id, autoLinkMin)
+		return err
+	})
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return "", fmt.Errorf("identity: look up account: %w", err)
 	}
-	if pid == "" {
-		target, err := newPersonID()
-		if err != nil {
-			return "", err
-		}
-		if eligible {
-			if linked, err := ps.claimLinkKey(ctx, lk, target); err != nil {
-				return "", err
-			} else if linked != target && !ps.hasOtherAccountIn(ctx, linked, id.App, id.Subject) {
-				target = linked
-			}
-		}
-		ok, err := c.SetNX(ctx, akey, target, 0).Result()
-		if err != nil {
-			return "", fmt.Errorf("identity: claim account: %w", err)
-		}
-		if ok {
-			pid = target
-		} else if pid, err = c.Get(ctx, akey).Result(); err != nil {
-			return "", fmt.Errorf("identity: read account: %w", err)
-		}
-	} else if eligible {
-		// An account that reaches the auto-link level later claims a free link key for its
-		// person; one that is taken by another person is left alone (never merged silently).
-		if _, err := ps.claimLinkKey(ctx, lk, pid); err != nil {
-			return "", err
-		}
+	pid, fresh, err := ps.settle(ctx, l)
+	if err != nil {
+		return "", err
 	}
-	if err := ps.record(ctx, pid, id, lk); err != nil {
+	if err := ps.record(ctx, pid, id, l.lk, fresh); err != nil {
 		return "", err
 	}
 	return pid, nil
 }
 
-// claimLinkKey sets lk:<key> to pid unless it is set, and returns the person it names.
-func (ps *Persons) claimLinkKey(ctx context.Context, lk, pid string) (string, error) {
-	ok, err := ps.store.Client.SetNX(ctx, ps.linkKey(lk), pid, 0).Result()
+func (ps *Persons) linkKeyOf(id Identity) string {
+	if id.IDNumber.IsZero() {
+		return ""
+	}
+	return ps.keys.LinkKey(id.IDNumber)
+}
+
+// lookup is the first round trip of resolving a person, queued on the caller's pipeline with
+// its own commands: the account's current person and, for an account that may auto-link, an
+// optimistic claim of the link key for a new person. Claiming before knowing whether the account
+// is new saves a round trip on every first sign-in; the rare claim made for nobody (a returning
+// account whose person never held the key) is handed to that person in settle.
+type lookup struct {
+	id      Identity
+	lk      string
+	cand    string
+	account *redis.StringCmd
+	claim   *redis.StatusCmd // nil unless the account may auto-link
+}
+
+func (ps *Persons) queueLookup(ctx context.Context, p redis.Pipeliner, id Identity, autoLinkMin int) (*lookup, error) {
+	cand, err := newPersonID()
 	if err != nil {
-		return "", fmt.Errorf("identity: claim link key: %w", err)
+		return nil, err
 	}
-	if ok {
-		return pid, nil
+	l := &lookup{id: id, lk: ps.linkKeyOf(id), cand: cand}
+	l.account = p.Get(ctx, ps.accountKey(id.App, id.Subject))
+	if l.lk != "" && id.Assurance >= autoLinkMin {
+		l.claim = p.SetArgs(ctx, ps.linkKey(l.lk), cand, redis.SetArgs{Mode: "NX", Get: true})
 	}
-	linked, err := ps.store.Client.Get(ctx, ps.linkKey(lk)).Result()
-	if err != nil {
-		return "", fmt.Errorf("identity: read link key: %w", err)
+	return l, nil
+}
+
+// release undoes a lookup that will not be settled (the sign-in was refused): a link key it
+// claimed for its would-be person is freed again.
+func (ps *Persons) release(ctx context.Context, l *lookup) error {
+	if l.claim == nil {
+		return nil
 	}
-	return linked, nil
+	if _, err := l.claim.Result(); !errors.Is(err, redis.Nil) {
+		return nil // not claimed by this lookup
+	}
+	if err := casDelScript.Run(ctx, ps.store.Client, []string{ps.linkKey(l.lk)}, l.cand).Err(); err != nil {
+		return fmt.Errorf("identity: release link key: %w", err)
+	}
+	return nil
+}
+
+// settle finishes resolving after the lookup ran. fresh reports that the person was created by
+// this sign-in, so the caller knows everything about it without reading it back.
+func (ps *Persons) settle(ctx context.Context, l *lookup) (pid string, fresh bool, err error) {
+	if err := l.account.Err(); err != nil && !errors.Is(err, redis.Nil) {
+		return "", false, fmt.Errorf("identity: look up account: %w", err)
+	}
+	linked := "" // the person the link key names, when it is claimed
+	claimedByUs := false
+	if l.claim != nil {
+		switch old, err := l.claim.Result(); {
+		case errors.Is(err, redis.Nil):
+			linked, claimedByUs = l.cand, true
+		case err != nil:
+			return "", false, fmt.Errorf("identity: claim link key: %w", err)
+		default:
+			linked = old
+		}
+	}
+	pid = l.account.Val()
+	if pid == "" {
+		target := l.cand
+		if linked != "" && !claimedByUs && !ps.hasOtherAccountIn(ctx, linked, l.id.App, l.id.Subject) {
+			target = linked
+		}
+		if pid, err = setNXGet(ctx, ps.store, ps.accountKey(l.id.App, l.id.Subject), target, "claim account"); err != nil {
+			return "", false, err
+		}
+	}
+	// A link key claimed for a person that did not come to be goes to the account's person; an
+	// account that reaches the auto-link level later claims a free link key this way too. One
+	// taken by another person is left alone: never merged silently.
+	if claimedByUs && pid != l.cand {
+		if err := casScript.Run(ctx, ps.store.Client, []string{ps.linkKey(l.lk)}, l.cand, pid).Err(); err != nil {
+			return "", false, fmt.Errorf("identity: hand over link key: %w", err)
+		}
+	}
+	return pid, pid == l.cand, nil
 }
 
 // hasOtherAccountIn reports whether pid already has a different account in app. Such an account
@@ -142,51 +197,15 @@ func (ps *Persons) hasOtherAccountIn(ctx context.Context, pid, app, sub string) 
 	if err != nil {
 		return false
 	}
-	var a Account
+	var a storedAccount
 	return json.Unmarshal([]byte(raw), &a) == nil && a.Subject != sub
 }
 
-// record writes what this sign-in says about the person and the account, in one transaction on
-// the person's slot. Fields only ever set once (created, the ID-number facts) use HSETNX, so
-// that a racing sign-in cannot overwrite them with other values.
-func (ps *Persons) record(ctx context.Context, pid string, id Identity, lk string) error {
-	now := ps.now()
-	acct := Account{Subject: id.Subject, Assurance: id.Assurance, Linked: now.Unix()}
-	var sealed string
-	if lk != "" {
-		var err error
-		if sealed, err = ps.keys.seal(id.IDNumber); err != nil {
-			return err
-		}
-	}
-	pkey, akey := ps.personKey(pid), ps.accountsKey(pid)
-	existing, err := ps.store.Client.HGet(ctx, akey, id.App).Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return fmt.Errorf("identity: read account: %w", err)
-	}
-	var prev Account
-	if existing != "" && json.Unmarshal([]byte(existing), &prev) == nil && prev.Subject == id.Subject {
-		acct.Linked = prev.Linked
-	}
-	blob, _ := json.Marshal(acct)
-	_, err = ps.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSetNX(ctx, pkey, "created", now.Unix())
-		if id.Name != "" {
-			p.HSet(ctx, pkey, "name", id.Name)
-		}
-		if id.Phone != "" {
-			p.HSet(ctx, pkey, "phone", id.Phone)
-		}
-		if lk != "" {
-			p.HSetNX(ctx, pkey, "lk", lk)
-			p.HSetNX(ctx, pkey, "sealed", sealed)
-			p.HSetNX(ctx, pkey, "masked", id.IDNumber.Masked())
-			p.HSetNX(ctx, pkey, "birth", id.IDNumber.BirthDate().Format(time.DateOnly))
-			p.HSetNX(ctx, pkey, "gender", id.IDNumber.Gender())
-			p.HSetNX(ctx, pkey, "hukou", id.IDNumber.Division())
-		}
-		p.HSet(ctx, akey, id.App, blob)
-		return nil
+// record writes what this sign-in says about the person and the account.
+func (ps *Persons) record(ctx context.Context, pid string, id Identity, lk string, fresh bool) error {
+	_, err := ps.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		_, err := ps.queueRecord(ctx, p, pid, id, lk, fresh)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("identity: record person: %w", err)
@@ -194,38 +213,117 @@ func (ps *Persons) record(ctx context.Context, pid string, id Identity, lk strin
 	return nil
 }
 
+// queueRecord queues the writes of record on p, and returns the person as this sign-in leaves
+// them when it created them (fresh), since nothing else can have joined them in between.
+//
+// A fresh person is written in one HSET per hash. Otherwise the facts that never change (created,
+// the ID-number facts, when the account joined) use HSETNX, so that racing sign-ins cannot
+// overwrite each other's; they carry the same values for the same ID number anyway.
+func (ps *Persons) queueRecord(ctx context.Context, p redis.Pipeliner, pid string, id Identity, lk string, fresh bool) (Person, error) {
+	now := ps.now().Unix()
+	facts := map[string]any{}
+	if lk != "" {
+		sealed, err := ps.keys.seal(id.IDNumber)
+		if err != nil {
+			return Person{}, err
+		}
+		facts = map[string]any{
+			"lk": lk, "sealed": sealed, "masked": id.IDNumber.Masked(),
+			"birth": id.IDNumber.BirthDate().Format(time.DateOnly), "gender": id.IDNumber.Gender(), "hukou": id.IDNumber.Division(),
+		}
+	}
+	blob, _ := json.Marshal(storedAccount{Subject: id.Subject, Assurance: id.Assurance})
+	pkey, akey := ps.personKey(pid), ps.accountsKey(pid)
+	latest := map[string]any{}
+	if id.Name != "" {
+		latest["name"] = id.Name
+	}
+	if id.Phone != "" {
+		latest["phone"] = id.Phone
+	}
+	if fresh {
+		facts["created"] = now
+		for k, v := range latest {
+			facts[k] = v
+		}
+		p.HSet(ctx, pkey, facts)
+		p.HSet(ctx, akey, id.App, blob, sinceField+id.App, now)
+		out := Person{ID: pid, DisplayName: id.Name, MaskedIDNumber: id.IDNumber.Masked(),
+			Accounts: []Account{{App: id.App, Subject: id.Subject, Assurance: id.Assurance, LinkedAt: time.Unix(now, 0).UTC()}}}
+		if lk != "" {
+			out.MaskedIDNumber, out.BirthDate, out.Gender, out.Hukou = id.IDNumber.Masked(), id.IDNumber.BirthDate(), id.IDNumber.Gender(), id.IDNumber.Division()
+		}
+		return out, nil
+	}
+	p.HSetNX(ctx, pkey, "created", now)
+	if len(latest) > 0 {
+		p.HSet(ctx, pkey, latest)
+	}
+	for _, k := range []string{"lk", "sealed", "masked", "birth", "gender", "hukou"} {
+		if v, ok := facts[k]; ok {
+			p.HSetNX(ctx, pkey, k, v)
+		}
+	}
+	p.HSet(ctx, akey, id.App, blob)
+	p.HSetNX(ctx, akey, sinceField+id.App, now)
+	return Person{}, nil
+}
+
 // Get returns a person, or ErrNoPerson.
 func (ps *Persons) Get(ctx context.Context, pid string) (Person, error) {
-	var person, accounts *redis.MapStringStringCmd
+	var read func() (Person, error)
 	_, err := ps.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		person = p.HGetAll(ctx, ps.personKey(pid))
-		accounts = p.HGetAll(ctx, ps.accountsKey(pid))
+		read = ps.queueGet(ctx, p, pid)
 		return nil
 	})
 	if err != nil {
 		return Person{}, fmt.Errorf("identity: read person: %w", err)
 	}
-	f := person.Val()
-	if len(f) == 0 || f["merged_into"] != "" {
-		return Person{}, ErrNoPerson
+	return read()
+}
+
+// queueGet queues the reads of Get on p; the function it returns decodes them once p ran.
+func (ps *Persons) queueGet(ctx context.Context, p redis.Pipeliner, pid string) func() (Person, error) {
+	person := p.HGetAll(ctx, ps.personKey(pid))
+	accounts := p.HGetAll(ctx, ps.accountsKey(pid))
+	return func() (Person, error) {
+		if err := errors.Join(person.Err(), accounts.Err()); err != nil {
+			return Person{}, fmt.Errorf("identity: read person: %w", err)
+		}
+		f := person.Val()
+		if len(f) == 0 || f["merged_into"] != "" {
+			return Person{}, ErrNoPerson
+		}
+		out := Person{ID: pid, DisplayName: f["name"], MaskedIDNumber: f["masked"], Gender: f["gender"], Hukou: f["hukou"]}
+		if b, err := time.Parse(time.DateOnly, f["birth"]); err == nil {
+			out.BirthDate = b
+		}
+		var err error
+		if out.Accounts, err = decodeAccounts(accounts.Val()); err != nil {
+			return Person{}, err
+		}
+		return out, nil
 	}
-	out := Person{ID: pid, DisplayName: f["name"], MaskedIDNumber: f["masked"], Gender: f["gender"], Hukou: f["hukou"]}
-	if b, err := time.Parse(time.DateOnly, f["birth"]); err == nil {
-		out.BirthDate = b
-	}
-	for app, raw := range accounts.Val() {
-		var a Account
+}
+
+// decodeAccounts reads an accounts hash, oldest link first.
+func decodeAccounts(fields map[string]string) ([]Account, error) {
+	var out []Account
+	for app, raw := range fields {
+		if strings.HasPrefix(app, sinceField) {
+			continue
+		}
+		var a storedAccount
 		if err := json.Unmarshal([]byte(raw), &a); err != nil {
-			return Person{}, fmt.Errorf("identity: corrupt account %s of person: %w", app, err)
+			return nil, fmt.Errorf("identity: corrupt account %s of person: %w", app, err)
 		}
-		a.App, a.LinkedAt = app, time.Unix(a.Linked, 0).UTC()
-		out.Accounts = append(out.Accounts, a)
+		out = append(out, Account{App: app, Subject: a.Subject, Assurance: a.Assurance, LinkedAt: parseUnix(fields[sinceField+app])})
 	}
-	sort.Slice(out.Accounts, func(i, j int) bool {
-		if !out.Accounts[i].LinkedAt.Equal(out.Accounts[j].LinkedAt) {
-			return out.Accounts[i].LinkedAt.Before(out.Accounts[j].LinkedAt)
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].LinkedAt.Equal(out[j].LinkedAt) {
+			return out[i].LinkedAt.Before(out[j].LinkedAt)
 		}
-		return out.Accounts[i].App < out.Accounts[j].App
+		return out[i].App < out[j].App
 	})
 	return out, nil
 }
@@ -251,4 +349,17 @@ func parseUnix(s string) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(n, 0).UTC()
+}
+
+// setNXGet sets key to value unless it is set, in one round trip, and returns what key holds
+// afterwards.
+func setNXGet(ctx context.Context, store *redisx.Store, key, value, what string) (string, error) {
+	old, err := store.Client.SetArgs(ctx, key, value, redis.SetArgs{Mode: "NX", Get: true}).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return value, nil
+	case err != nil:
+		return "", fmt.Errorf("identity: %s: %w", what, err)
+	}
+	return old, nil
 }

@@ -117,20 +117,44 @@ func (s *Sessions) personSessions(pid string) string { return s.store.Key("{p:" 
 
 // Open starts a session (a refresh-token family) and returns its first tokens.
 func (s *Sessions) Open(ctx context.Context, g Grant) (Tokens, error) {
+	var opened *opening
+	_, err := s.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		var err error
+		opened, err = s.queueOpen(ctx, p, g)
+		return err
+	})
+	if err != nil {
+		return Tokens{}, fmt.Errorf("identity: store session: %w", err)
+	}
+	return opened.finish(ctx)
+}
+
+// opening is a session whose writes are queued on a pipeline; finish completes it once the
+// pipeline ran.
+type opening struct {
+	s      *Sessions
+	tokens Tokens
+	count  *redis.IntCmd // sessions in the person's list, this one included
+}
+
+// queueOpen queues the writes of a new session on p: the session record (its own slot) and its
+// entry in the person's list (the person's slot), so that a sign-in can send them together with
+// the person's own writes in one round trip.
+func (s *Sessions) queueOpen(ctx context.Context, p redis.Pipeliner, g Grant) (*opening, error) {
 	if g.PersonID == "" || g.App == "" || g.Assurance < 1 || g.Assurance > 4 {
-		return Tokens{}, fmt.Errorf("identity: open session: incomplete grant %+v", g)
+		return nil, fmt.Errorf("identity: open session: incomplete grant %+v", g)
 	}
 	sid, err := randomString(sidBytes)
 	if err != nil {
-		return Tokens{}, err
+		return nil, err
 	}
 	access, accessHash, err := newSecret(accessTokenPrefix, sid)
 	if err != nil {
-		return Tokens{}, err
+		return nil, err
 	}
 	refresh, refreshHash, err := newSecret(refreshTokenPrefix, sid)
 	if err != nil {
-		return Tokens{}, err
+		return nil, err
 	}
 	now := s.opts.Now()
 	sess := Session{
@@ -138,32 +162,31 @@ func (s *Sessions) Open(ctx context.Context, g Grant) (Tokens, error) {
 		AuthTime: g.AuthTime.UTC().Truncate(time.Second), ExpiresAt: now.Add(s.opts.AccessTTL).UTC().Truncate(time.Second),
 	}
 	key := s.sessionKey(sid)
-	_, err = s.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, key, map[string]any{
-			"person": sess.PersonID, "app": sess.App, "assurance": sess.Assurance,
-			"auth_time": sess.AuthTime.Unix(), "created": now.Unix(),
-			"at": accessHash, "at_exp": sess.ExpiresAt.Unix(), "rt": refreshHash,
-		})
-		p.PExpire(ctx, key, s.opts.RefreshTTL)
-		return nil
+	p.HSet(ctx, key, map[string]any{
+		"person": sess.PersonID, "app": sess.App, "assurance": sess.Assurance,
+		"auth_time": sess.AuthTime.Unix(), "created": now.Unix(),
+		"at": accessHash, "at_exp": sess.ExpiresAt.Unix(), "rt": refreshHash,
 	})
-	if err != nil {
-		return Tokens{}, fmt.Errorf("identity: store session: %w", err)
-	}
-	if err := s.track(ctx, g.PersonID, sid, now); err != nil {
-		return Tokens{}, err
-	}
-	return Tokens{AccessToken: access, RefreshToken: refresh, Session: sess}, nil
+	p.PExpire(ctx, key, s.opts.RefreshTTL)
+	list := s.personSessions(g.PersonID)
+	p.ZAdd(ctx, list, redis.Z{Score: float64(now.UnixMicro()), Member: sid})
+	p.Expire(ctx, list, s.opts.RefreshTTL)
+	return &opening{s: s, tokens: Tokens{AccessToken: access, RefreshToken: refresh, Session: sess}, count: p.ZCard(ctx, list)}, nil
 }
 
-// track adds the session to the person's list and ends the oldest ones over the limit. Entries
-// of sessions that expired on their own are pruned on the way.
-func (s *Sessions) track(ctx context.Context, pid, sid string, now time.Time) error {
-	list := s.personSessions(pid)
-	if err := s.store.Client.ZAdd(ctx, list, redis.Z{Score: float64(now.UnixMicro()), Member: sid}).Err(); err != nil {
-		return fmt.Errorf("identity: track session: %w", err)
+func (o *opening) finish(ctx context.Context) (Tokens, error) {
+	if n, err := o.count.Result(); err == nil && n > int64(o.s.opts.MaxPerPerson) {
+		if err := o.s.enforceLimit(ctx, o.tokens.Session.PersonID, o.tokens.Session.ID); err != nil {
+			return Tokens{}, err
+		}
 	}
-	s.store.Client.Expire(ctx, list, s.opts.RefreshTTL)
+	return o.tokens, nil
+}
+
+// enforceLimit ends the oldest sessions of a person over the limit. Entries of sessions that
+// expired on their own are pruned on the way.
+func (s *Sessions) enforceLimit(ctx context.Context, pid, sid string) error {
+	list := s.personSessions(pid)
 	sids, err := s.store.Client.ZRange(ctx, list, 0, -1).Result()
 	if err != nil || len(sids) <= s.opts.MaxPerPerson {
 		return nil

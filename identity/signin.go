@@ -162,21 +162,21 @@ func (s *Service) CompleteSignIn(ctx context.Context, state, code, iss string) (
 	if err != nil {
 		return Tokens{}, Person{}, err
 	}
-	return s.open(ctx, p, v)
+	return s.open(ctx, p, v, false)
 }
 
 // SignInWithIDToken signs in with an ID token the app obtained itself (native SDK flow). The
 // same token is accepted only once.
 func (s *Service) SignInWithIDToken(ctx context.Context, app, raw, nonce string) (Tokens, Person, error) {
-	p, v, err := s.verifyOnce(ctx, app, raw, nonce)
+	p, v, err := s.verifyDirect(ctx, app, raw, nonce)
 	if err != nil {
 		return Tokens{}, Person{}, err
 	}
-	return s.open(ctx, p, v)
+	return s.open(ctx, p, v, true)
 }
 
-// verifyOnce verifies an ID token presented directly and takes its one-time slot.
-func (s *Service) verifyOnce(ctx context.Context, app, raw, nonce string) (*Provider, *verified, error) {
+// verifyDirect verifies an ID token presented directly (not from our own code exchange).
+func (s *Service) verifyDirect(ctx context.Context, app, raw, nonce string) (*Provider, *verified, error) {
 	p, err := s.Registry.Get(app)
 	if err != nil {
 		return nil, nil, err
@@ -188,43 +188,98 @@ func (s *Service) verifyOnce(ctx context.Context, app, raw, nonce string) (*Prov
 	if err != nil {
 		return nil, nil, err
 	}
-	// The slot is taken only after every check passed, so forged tokens cannot fill the store,
-	// and lives until the token could no longer pass the expiry check anyway.
-	//
-	// The slot is keyed by the signed claims, not by the token's text: one signed token has many
-	// spellings (base64url's unused low bits, ECDSA's s and n-s), and each would otherwise be
-	// a fresh token. Two genuinely different tokens always differ in their claims (iat, nonce).
-	var claims json.RawMessage
-	if err := v.token.Claims(&claims); err != nil {
-		return nil, nil, &TokenError{Reason: ReasonMalformed, Message: "the ID token's claims could not be read", Err: err}
-	}
-	ttl := v.token.Expiry.Add(Leeway).Sub(s.now())
-	sum := sha256.Sum256(claims)
-	fresh, err := s.store.Client.SetNX(ctx, s.store.Key("idt:"+base64.RawURLEncoding.EncodeToString(sum[:])), 1, max(ttl, time.Second)).Result()
-	if err != nil {
-		return nil, nil, fmt.Errorf("identity: replay check: %w", err)
-	}
-	if !fresh {
-		return nil, nil, tokenErr(ReasonReplayed, "this ID token was already used; get a new one")
-	}
 	return p, v, nil
 }
 
-func (s *Service) open(ctx context.Context, p *Provider, v *verified) (Tokens, Person, error) {
+// queueReplaySlot queues the taking of a directly presented token's one-time slot. It is taken
+// only after every check passed, so forged tokens cannot fill the store, and lives until the
+// token could no longer pass the expiry check anyway.
+//
+// The slot is keyed by the signed claims, not by the token's text: one signed token has many
+// spellings (base64url's unused low bits, ECDSA's s and n-s), and each would otherwise be a
+// fresh token. Two genuinely different tokens always differ in their claims (iat, nonce).
+func (s *Service) queueReplaySlot(ctx context.Context, pl redis.Pipeliner, v *verified) (*redis.BoolCmd, error) {
+	var claims json.RawMessage
+	if err := v.token.Claims(&claims); err != nil {
+		return nil, &TokenError{Reason: ReasonMalformed, Message: "the ID token's claims could not be read", Err: err}
+	}
+	ttl := v.token.Expiry.Add(Leeway).Sub(s.now())
+	sum := sha256.Sum256(claims)
+	return pl.SetNX(ctx, s.store.Key("idt:"+base64.RawURLEncoding.EncodeToString(sum[:])), 1, max(ttl, time.Second)), nil
+}
+
+var errReplayed = tokenErr(ReasonReplayed, "this ID token was already used; get a new one")
+
+// open turns a verified token into a session in two round trips for a returning account and
+// three for a new one: take the replay slot (for tokens presented directly) with the person
+// lookup; claim the account if it is new; then write the person and the session, reading the
+// person back only when this sign-in did not create them.
+func (s *Service) open(ctx context.Context, p *Provider, v *verified, oneTime bool) (Tokens, Person, error) {
 	id, err := p.identityFrom(v)
 	if err != nil {
 		return Tokens{}, Person{}, err
 	}
-	pid, err := s.Persons.Resolve(ctx, id, p.Config.AutoLinkMinAssurance)
+	var slot *redis.BoolCmd
+	var l *lookup
+	_, err = s.store.Client.Pipelined(ctx, func(pl redis.Pipeliner) error {
+		var err error
+		if oneTime {
+			if slot, err = s.queueReplaySlot(ctx, pl, v); err != nil {
+				return err
+			}
+		}
+		l, err = s.Persons.queueLookup(ctx, pl, id, p.Config.AutoLinkMinAssurance)
+		return err
+	})
+	var te *TokenError
+	switch {
+	case errors.As(err, &te):
+		return Tokens{}, Person{}, err
+	case err != nil && !errors.Is(err, redis.Nil):
+		return Tokens{}, Person{}, fmt.Errorf("identity: sign-in: %w", err)
+	case slot != nil && !slot.Val():
+		// A replay changes nothing: a link key claimed optimistically for a person that will not
+		// exist is freed again.
+		if err := s.Persons.release(ctx, l); err != nil {
+			return Tokens{}, Person{}, err
+		}
+		return Tokens{}, Person{}, errReplayed
+	}
+	pid, fresh, err := s.Persons.settle(ctx, l)
 	if err != nil {
 		return Tokens{}, Person{}, err
 	}
-	t, err := s.Sessions.Open(ctx, Grant{PersonID: pid, App: id.App, Assurance: id.Assurance, AuthTime: id.AuthTime})
+	var (
+		opened *opening
+		person Person
+		read   func() (Person, error)
+	)
+	_, err = s.store.Client.Pipelined(ctx, func(pl redis.Pipeliner) error {
+		var err error
+		if person, err = s.Persons.queueRecord(ctx, pl, pid, id, l.lk, fresh); err != nil {
+			return err
+		}
+		if opened, err = s.Sessions.queueOpen(ctx, pl, Grant{PersonID: pid, App: id.App, Assurance: id.Assurance, AuthTime: id.AuthTime}); err != nil {
+			return err
+		}
+		if !fresh {
+			read = s.Persons.queueGet(ctx, pl, pid)
+		}
+		return nil
+	})
+	if err != nil {
+		return Tokens{}, Person{}, fmt.Errorf("identity: sign-in: %w", err)
+	}
+	t, err := opened.finish(ctx)
 	if err != nil {
 		return Tokens{}, Person{}, err
 	}
-	person, err := s.Persons.Get(ctx, pid)
-	return t, person, err
+	if read != nil {
+		if person, err = read(); err != nil {
+			return Tokens{}, Person{}, err
+		}
+	}
+	return t, person, nil
 }
 
 // Refresh rotates a refresh token.
@@ -239,9 +294,19 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, Per
 
 // Link joins the account behind idToken to the session's person.
 func (s *Service) Link(ctx context.Context, sess Session, app, raw, nonce string) (Person, error) {
-	p, v, err := s.verifyOnce(ctx, app, raw, nonce)
+	p, v, err := s.verifyDirect(ctx, app, raw, nonce)
 	if err != nil {
 		return Person{}, err
+	}
+	var slot *redis.BoolCmd
+	if _, err := s.store.Client.Pipelined(ctx, func(pl redis.Pipeliner) error {
+		slot, err = s.queueReplaySlot(ctx, pl, v)
+		return err
+	}); err != nil {
+		return Person{}, err
+	}
+	if !slot.Val() {
+		return Person{}, errReplayed
 	}
 	id, err := p.identityFrom(v)
 	if err != nil {
