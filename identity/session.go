@@ -118,7 +118,9 @@ func (s *Sessions) personSessions(pid string) string { return s.store.Key("{p:" 
 // Open starts a session (a refresh-token family) and returns its first tokens.
 func (s *Sessions) Open(ctx context.Context, g Grant) (Tokens, error) {
 	var opened *opening
-	_, err := s.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	// A pipeline, not a transaction: the session and the person's list live in different
+	// slots. Both are written by one batch that the server runs whatever becomes of the client.
+	_, err := s.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		var err error
 		opened, err = s.queueOpen(ctx, p, g)
 		return err
