@@ -12,38 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/tongban/tongban/internal/redisx"
 	"github.com/tongban/tongban/internal/testenv"
 )
-
-// clock is the injected time of a test: it starts at the real time, so that TTLs set from it
-// mean the same to a real Redis, and moves only when the test says so.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Now()} }
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 var testGrant = Grant{PersonID: "p-1", App: "app-a", Assurance: 3, AuthTime: time.Date(2026, 5, 1, 9, 30, 15, 500, time.UTC)}
 
@@ -55,48 +26,17 @@ const (
 	testTokenLen  = 4 + testSIDLen + testSecretLen
 )
 
-// keysUnder lists the keys under the store's prefix on every node, as DeletePrefix does.
-func keysUnder(t *testing.T, store *redisx.Store) []string {
-	t.Helper()
-	ctx := context.Background()
-	var mu sync.Mutex
-	var keys []string
-	scan := func(ctx context.Context, c *redis.Client) error {
-		iter := c.Scan(ctx, 0, store.Prefix+"*", 500).Iterator()
-		for iter.Next(ctx) {
-			mu.Lock()
-			keys = append(keys, iter.Val())
-			mu.Unlock()
-		}
-		return iter.Err()
-	}
-	var err error
-	switch c := store.Client.(type) {
-	case *redis.ClusterClient:
-		err = c.ForEachMaster(ctx, scan)
-	case *redis.Client:
-		err = scan(ctx, c)
-	default:
-		t.Fatalf("unsupported client %T", store.Client)
-	}
-	if err != nil {
-		t.Fatalf("scan %s*: %v", store.Prefix, err)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
 func sameSession(a, b Session) bool {
 	return a.ID == b.ID && a.PersonID == b.PersonID && a.App == b.App && a.Assurance == b.Assurance &&
 		a.AuthTime.Equal(b.AuthTime) && a.ExpiresAt.Equal(b.ExpiresAt)
 }
 
 // sessionsUnderTest returns sessions on a store of their own, with o and an injected clock.
-func sessionsUnderTest(t *testing.T, o SessionOptions) (*Sessions, *redisx.Store, *clock) {
+func sessionsUnderTest(t *testing.T, o SessionOptions) (*Sessions, *redisx.Store, *testenv.Clock) {
 	t.Helper()
 	store := testenv.Redis(t)
-	clk := newClock()
-	o.Now = clk.now
+	clk := testenv.NewClock()
+	o.Now = clk.Now
 	return NewSessions(store, o), store, clk
 }
 
@@ -202,11 +142,11 @@ func listedSessions(t *testing.T, store *redisx.Store, pid string) []string {
 // ageStore moves time ahead by d for the code and for the store: the clock moves, and every key
 // under the store's prefix comes d closer to its expiry, going away if it would have expired by
 // then. Unlike the embedded store's FastForward it works on a real Redis too.
-func ageStore(t *testing.T, store *redisx.Store, clk *clock, d time.Duration) {
+func ageStore(t *testing.T, store *redisx.Store, clk *testenv.Clock, d time.Duration) {
 	t.Helper()
 	ctx := context.Background()
-	clk.advance(d)
-	for _, k := range keysUnder(t, store) {
+	clk.Advance(d)
+	for _, k := range testenv.Keys(t, store) {
 		ttl, err := store.Client.PTTL(ctx, k).Result()
 		if err != nil {
 			t.Fatal(err)
@@ -272,7 +212,7 @@ func TestOpenAuthenticate(t *testing.T) {
 	want := Session{
 		ID: opened.Session.ID, PersonID: "p-1", App: "app-a", Assurance: 3,
 		AuthTime:  time.Date(2026, 5, 1, 9, 30, 15, 0, time.UTC),
-		ExpiresAt: clk.now().Add(10 * time.Minute).UTC().Truncate(time.Second),
+		ExpiresAt: clk.Now().Add(10 * time.Minute).UTC().Truncate(time.Second),
 	}
 	if !sameSession(opened.Session, want) {
 		t.Errorf("opened %+v, want %+v", opened.Session, want)
@@ -299,7 +239,7 @@ func TestOpenAuthenticate(t *testing.T) {
 	}
 	want2 := []string{sessionListOf(store, "p-1"), key}
 	slices.Sort(want2)
-	if keys := keysUnder(t, store); !slices.Equal(keys, want2) {
+	if keys := testenv.Keys(t, store); !slices.Equal(keys, want2) {
 		t.Errorf("keys = %v, want %v", keys, want2)
 	}
 
@@ -316,7 +256,7 @@ func TestSessionDefaults(t *testing.T) {
 	s, store, clk := sessionsUnderTest(t, SessionOptions{})
 	ctx := context.Background()
 	first := mustOpen(t, s, testGrant)
-	if want := clk.now().Add(DefaultAccessTTL).Truncate(time.Second); !first.Session.ExpiresAt.Equal(want) {
+	if want := clk.Now().Add(DefaultAccessTTL).Truncate(time.Second); !first.Session.ExpiresAt.Equal(want) {
 		t.Errorf("ExpiresAt = %v, want %v", first.Session.ExpiresAt, want)
 	}
 	ttl, err := store.Client.PTTL(ctx, sessionKeyOf(store, first.Session.ID)).Result()
@@ -328,11 +268,11 @@ func TestSessionDefaults(t *testing.T) {
 	}
 	// DefaultMaxSessions sessions live side by side; one more ends the first.
 	for range DefaultMaxSessions - 1 {
-		clk.advance(time.Second)
+		clk.Advance(time.Second)
 		mustOpen(t, s, testGrant)
 	}
 	accessWorks(t, s, first.AccessToken, "first of DefaultMaxSessions sessions")
-	clk.advance(time.Second)
+	clk.Advance(time.Second)
 	mustOpen(t, s, testGrant)
 	accessRefused(t, s, first.AccessToken, "first session after one more than DefaultMaxSessions")
 }
@@ -355,7 +295,7 @@ func TestTokensNotStoredInClear(t *testing.T) {
 		}
 	}
 
-	keys := keysUnder(t, store)
+	keys := testenv.Keys(t, store)
 	want := []string{
 		sessionListOf(store, "p-1"), sessionListOf(store, "p-2"),
 		sessionKeyOf(store, first.Session.ID), sessionKeyOf(store, other.Session.ID),
@@ -404,83 +344,83 @@ func TestAuthenticateRejects(t *testing.T) {
 		name string
 		// token returns the token to present, given a session just opened with tokens open on
 		// sessions whose clock is clk.
-		token func(t *testing.T, s *Sessions, store *redisx.Store, clk *clock, open Tokens) string
+		token func(t *testing.T, s *Sessions, store *redisx.Store, clk *testenv.Clock, open Tokens) string
 	}{
-		{"empty token", func(*testing.T, *Sessions, *redisx.Store, *clock, Tokens) string { return "" }},
-		{"refresh token", func(_ *testing.T, _ *Sessions, _ *redisx.Store, _ *clock, open Tokens) string {
+		{"empty token", func(*testing.T, *Sessions, *redisx.Store, *testenv.Clock, Tokens) string { return "" }},
+		{"refresh token", func(_ *testing.T, _ *Sessions, _ *redisx.Store, _ *testenv.Clock, open Tokens) string {
 			return open.RefreshToken
 		}},
-		{"wrong prefix", func(_ *testing.T, _ *Sessions, _ *redisx.Store, _ *clock, open Tokens) string {
+		{"wrong prefix", func(_ *testing.T, _ *Sessions, _ *redisx.Store, _ *testenv.Clock, open Tokens) string {
 			return "tbr_" + strings.TrimPrefix(open.AccessToken, "tba_")
 		}},
-		{"prefix in upper case", func(_ *testing.T, _ *Sessions, _ *redisx.Store, _ *clock, open Tokens) string {
+		{"prefix in upper case", func(_ *testing.T, _ *Sessions, _ *redisx.Store, _ *testenv.Clock, open Tokens) string {
 			return "TBA_" + strings.TrimPrefix(open.AccessToken, "tba_")
 		}},
-		{"prefix missing", func(_ *testing.T, _ *Sessions, _ *redisx.Store, _ *clock, open Tokens) string {
+		{"prefix missing", func(_ *testing.T, _ *Sessions, _ *redisx.Store, _ *testenv.Clock, open Tokens) string {
 			return strings.TrimPrefix(open.AccessToken, "tba_")
 		}},
-		{"one character short", func(_ *testing.T, _ *Sessions, _ *redisx.Store, _ *clock, open Tokens) string {
+		{"one character short", func(_ *testing.T, _ *Sessions, _ *redisx.Store, _ *testenv.Clock, open Tokens) string {
 			return open.AccessToken[:len(open.AccessToken)-1]
 		}},
-		{"one character long", func(_ *testing.T, _ *Sessions, _ *redisx.Store, _ *clock, open Tokens) string {
+		{"one character long", func(_ *testing.T, _ *Sessions, _ *redisx.Store, _ *testenv.Clock, open Tokens) string {
 			return open.AccessToken + "A"
 		}},
-		{"not base64url", func(_ *testing.T, _ *Sessions, _ *redisx.Store, _ *clock, open Tokens) string {
+		{"not base64url", func(_ *testing.T, _ *Sessions, _ *redisx.Store, _ *testenv.Clock, open Tokens) string {
 			return open.AccessToken[:len(open.AccessToken)-2] + "+/"
 		}},
-		{"surrounding space", func(_ *testing.T, _ *Sessions, _ *redisx.Store, _ *clock, open Tokens) string {
+		{"surrounding space", func(_ *testing.T, _ *Sessions, _ *redisx.Store, _ *testenv.Clock, open Tokens) string {
 			return " " + open.AccessToken
 		}},
-		{"unknown session", func(t *testing.T, _ *Sessions, _ *redisx.Store, _ *clock, _ Tokens) string {
+		{"unknown session", func(t *testing.T, _ *Sessions, _ *redisx.Store, _ *testenv.Clock, _ Tokens) string {
 			return forgeToken(t, "tba_", randomSID(t))
 		}},
-		{"wrong secret for a live session", func(t *testing.T, _ *Sessions, _ *redisx.Store, _ *clock, open Tokens) string {
+		{"wrong secret for a live session", func(t *testing.T, _ *Sessions, _ *redisx.Store, _ *testenv.Clock, open Tokens) string {
 			return forgeToken(t, "tba_", open.Session.ID)
 		}},
-		{"refresh secret behind the access prefix", func(t *testing.T, _ *Sessions, _ *redisx.Store, _ *clock, open Tokens) string {
+		{"refresh secret behind the access prefix", func(t *testing.T, _ *Sessions, _ *redisx.Store, _ *testenv.Clock, open Tokens) string {
 			return "tba_" + strings.TrimPrefix(open.RefreshToken, "tbr_")
 		}},
-		{"signed out", func(t *testing.T, s *Sessions, _ *redisx.Store, _ *clock, open Tokens) string {
+		{"signed out", func(t *testing.T, s *Sessions, _ *redisx.Store, _ *testenv.Clock, open Tokens) string {
 			if err := s.SignOut(context.Background(), open.Session); err != nil {
 				t.Fatal(err)
 			}
 			return open.AccessToken
 		}},
-		{"revoked", func(t *testing.T, s *Sessions, _ *redisx.Store, _ *clock, open Tokens) string {
+		{"revoked", func(t *testing.T, s *Sessions, _ *redisx.Store, _ *testenv.Clock, open Tokens) string {
 			if err := s.Revoke(context.Background(), open.AccessToken); err != nil {
 				t.Fatal(err)
 			}
 			return open.AccessToken
 		}},
-		{"session ended by refresh token reuse", func(t *testing.T, s *Sessions, _ *redisx.Store, _ *clock, open Tokens) string {
+		{"session ended by refresh token reuse", func(t *testing.T, s *Sessions, _ *redisx.Store, _ *testenv.Clock, open Tokens) string {
 			mustRefresh(t, s, open.RefreshToken)
 			if _, err := s.Refresh(context.Background(), open.RefreshToken); !errors.Is(err, ErrInvalidRefreshToken) {
 				t.Fatalf("reuse: %v", err)
 			}
 			return open.AccessToken
 		}},
-		{"replaced by two refreshes", func(t *testing.T, s *Sessions, _ *redisx.Store, _ *clock, open Tokens) string {
+		{"replaced by two refreshes", func(t *testing.T, s *Sessions, _ *redisx.Store, _ *testenv.Clock, open Tokens) string {
 			second := mustRefresh(t, s, open.RefreshToken)
 			mustRefresh(t, s, second.RefreshToken)
 			return open.AccessToken // only the access token before the last refresh lives on
 		}},
-		{"expired by the clock while the record remains", func(t *testing.T, _ *Sessions, store *redisx.Store, clk *clock, open Tokens) string {
-			clk.set(open.Session.ExpiresAt)
+		{"expired by the clock while the record remains", func(t *testing.T, _ *Sessions, store *redisx.Store, clk *testenv.Clock, open Tokens) string {
+			clk.Set(open.Session.ExpiresAt)
 			n, err := store.Client.Exists(context.Background(), sessionKeyOf(store, open.Session.ID)).Result()
 			if err != nil || n != 1 {
 				t.Fatalf("the record is gone (%d, %v); the row tests the clock check", n, err)
 			}
 			return open.AccessToken
 		}},
-		{"previous access token expired by the clock", func(t *testing.T, s *Sessions, _ *redisx.Store, clk *clock, open Tokens) string {
-			clk.advance(accessTTL / 2)
+		{"previous access token expired by the clock", func(t *testing.T, s *Sessions, _ *redisx.Store, clk *testenv.Clock, open Tokens) string {
+			clk.Advance(accessTTL / 2)
 			mustRefresh(t, s, open.RefreshToken)
-			clk.set(open.Session.ExpiresAt)
+			clk.Set(open.Session.ExpiresAt)
 			return open.AccessToken
 		}},
-		{"expired by TTL", func(t *testing.T, _ *Sessions, store *redisx.Store, clk *clock, open Tokens) string {
+		{"expired by TTL", func(t *testing.T, _ *Sessions, store *redisx.Store, clk *testenv.Clock, open Tokens) string {
 			ageStore(t, store, clk, refreshTTL)
-			clk.set(open.Session.ExpiresAt.Add(-time.Second)) // only the store says no
+			clk.Set(open.Session.ExpiresAt.Add(-time.Second)) // only the store says no
 			return open.AccessToken
 		}},
 	}
@@ -498,7 +438,7 @@ func TestAuthenticateRejects(t *testing.T) {
 func TestAuthenticateJustBeforeExpiry(t *testing.T) {
 	s, _, clk := sessionsUnderTest(t, SessionOptions{AccessTTL: 10 * time.Minute})
 	open := mustOpen(t, s, testGrant)
-	clk.set(open.Session.ExpiresAt.Add(-time.Second))
+	clk.Set(open.Session.ExpiresAt.Add(-time.Second))
 	accessWorks(t, s, open.AccessToken, "a second before expiry")
 }
 
@@ -580,7 +520,7 @@ func TestOpenRefusesIncompleteGrants(t *testing.T) {
 			}
 		})
 	}
-	if keys := keysUnder(t, store); len(keys) != 0 {
+	if keys := testenv.Keys(t, store); len(keys) != 0 {
 		t.Errorf("refused grants wrote %v", keys)
 	}
 }
@@ -640,7 +580,7 @@ func TestRefreshRotates(t *testing.T) {
 	const accessTTL = 10 * time.Minute
 	s, store, clk := sessionsUnderTest(t, SessionOptions{AccessTTL: accessTTL, RefreshTTL: time.Hour})
 	open := mustOpen(t, s, testGrant)
-	clk.advance(accessTTL / 2)
+	clk.Advance(accessTTL / 2)
 
 	next := mustRefresh(t, s, open.RefreshToken)
 	if next.AccessToken == open.AccessToken || next.RefreshToken == open.RefreshToken {
@@ -655,7 +595,7 @@ func TestRefreshRotates(t *testing.T) {
 		t.Errorf("rotated tokens carry session ids %q, %q; want the session's %q", asid, rsid, open.Session.ID)
 	}
 	want := open.Session
-	want.ExpiresAt = clk.now().Add(accessTTL).UTC().Truncate(time.Second)
+	want.ExpiresAt = clk.Now().Add(accessTTL).UTC().Truncate(time.Second)
 	if !sameSession(next.Session, want) {
 		t.Errorf("refreshed session %+v, want %+v", next.Session, want)
 	}
@@ -667,9 +607,9 @@ func TestRefreshRotates(t *testing.T) {
 	if got := accessWorks(t, s, open.AccessToken, "old access token after refresh"); !sameSession(got, open.Session) {
 		t.Errorf("old access token authenticates as %+v, want %+v", got, open.Session)
 	}
-	clk.set(open.Session.ExpiresAt.Add(-time.Second))
+	clk.Set(open.Session.ExpiresAt.Add(-time.Second))
 	accessWorks(t, s, open.AccessToken, "old access token a second before its expiry")
-	clk.set(open.Session.ExpiresAt)
+	clk.Set(open.Session.ExpiresAt)
 	accessRefused(t, s, open.AccessToken, "old access token at its expiry")
 	accessWorks(t, s, next.AccessToken, "new access token when the old one expires")
 
@@ -727,61 +667,61 @@ func TestRefreshRejects(t *testing.T) {
 		name string
 		// token returns the refresh token to present, given a session just opened with tokens
 		// open.
-		token func(t *testing.T, s *Sessions, store *redisx.Store, clk *clock, open Tokens) string
+		token func(t *testing.T, s *Sessions, store *redisx.Store, clk *testenv.Clock, open Tokens) string
 		// survives says that the session is expected to go on working after the refusal.
 		survives bool
 	}{
-		{"empty token", func(*testing.T, *Sessions, *redisx.Store, *clock, Tokens) string { return "" }, true},
-		{"access token", func(_ *testing.T, _ *Sessions, _ *redisx.Store, _ *clock, open Tokens) string {
+		{"empty token", func(*testing.T, *Sessions, *redisx.Store, *testenv.Clock, Tokens) string { return "" }, true},
+		{"access token", func(_ *testing.T, _ *Sessions, _ *redisx.Store, _ *testenv.Clock, open Tokens) string {
 			return open.AccessToken
 		}, true},
-		{"access secret behind the refresh prefix", func(_ *testing.T, _ *Sessions, _ *redisx.Store, _ *clock, open Tokens) string {
+		{"access secret behind the refresh prefix", func(_ *testing.T, _ *Sessions, _ *redisx.Store, _ *testenv.Clock, open Tokens) string {
 			return "tbr_" + strings.TrimPrefix(open.AccessToken, "tba_")
 		}, true},
-		{"prefix missing", func(_ *testing.T, _ *Sessions, _ *redisx.Store, _ *clock, open Tokens) string {
+		{"prefix missing", func(_ *testing.T, _ *Sessions, _ *redisx.Store, _ *testenv.Clock, open Tokens) string {
 			return strings.TrimPrefix(open.RefreshToken, "tbr_")
 		}, true},
-		{"one character short", func(_ *testing.T, _ *Sessions, _ *redisx.Store, _ *clock, open Tokens) string {
+		{"one character short", func(_ *testing.T, _ *Sessions, _ *redisx.Store, _ *testenv.Clock, open Tokens) string {
 			return open.RefreshToken[:len(open.RefreshToken)-1]
 		}, true},
-		{"one character long", func(_ *testing.T, _ *Sessions, _ *redisx.Store, _ *clock, open Tokens) string {
+		{"one character long", func(_ *testing.T, _ *Sessions, _ *redisx.Store, _ *testenv.Clock, open Tokens) string {
 			return open.RefreshToken + "A"
 		}, true},
-		{"not base64url", func(_ *testing.T, _ *Sessions, _ *redisx.Store, _ *clock, open Tokens) string {
+		{"not base64url", func(_ *testing.T, _ *Sessions, _ *redisx.Store, _ *testenv.Clock, open Tokens) string {
 			return open.RefreshToken[:len(open.RefreshToken)-2] + "+/"
 		}, true},
-		{"trailing newline", func(_ *testing.T, _ *Sessions, _ *redisx.Store, _ *clock, open Tokens) string {
+		{"trailing newline", func(_ *testing.T, _ *Sessions, _ *redisx.Store, _ *testenv.Clock, open Tokens) string {
 			return open.RefreshToken + "\n"
 		}, true},
-		{"unknown session", func(t *testing.T, _ *Sessions, _ *redisx.Store, _ *clock, _ Tokens) string {
+		{"unknown session", func(t *testing.T, _ *Sessions, _ *redisx.Store, _ *testenv.Clock, _ Tokens) string {
 			return forgeToken(t, "tbr_", randomSID(t))
 		}, true},
-		{"wrong secret for a live session", func(t *testing.T, _ *Sessions, _ *redisx.Store, _ *clock, open Tokens) string {
+		{"wrong secret for a live session", func(t *testing.T, _ *Sessions, _ *redisx.Store, _ *testenv.Clock, open Tokens) string {
 			return forgeToken(t, "tbr_", open.Session.ID)
 		}, true},
-		{"expired by TTL", func(t *testing.T, _ *Sessions, store *redisx.Store, clk *clock, open Tokens) string {
+		{"expired by TTL", func(t *testing.T, _ *Sessions, store *redisx.Store, clk *testenv.Clock, open Tokens) string {
 			ageStore(t, store, clk, refreshTTL)
 			return open.RefreshToken
 		}, false},
-		{"expired by TTL after a refresh", func(t *testing.T, s *Sessions, store *redisx.Store, clk *clock, open Tokens) string {
+		{"expired by TTL after a refresh", func(t *testing.T, s *Sessions, store *redisx.Store, clk *testenv.Clock, open Tokens) string {
 			ageStore(t, store, clk, refreshTTL/2)
 			next := mustRefresh(t, s, open.RefreshToken)
 			ageStore(t, store, clk, refreshTTL)
 			return next.RefreshToken
 		}, false},
-		{"signed out", func(t *testing.T, s *Sessions, _ *redisx.Store, _ *clock, open Tokens) string {
+		{"signed out", func(t *testing.T, s *Sessions, _ *redisx.Store, _ *testenv.Clock, open Tokens) string {
 			if err := s.SignOut(context.Background(), open.Session); err != nil {
 				t.Fatal(err)
 			}
 			return open.RefreshToken
 		}, false},
-		{"revoked", func(t *testing.T, s *Sessions, _ *redisx.Store, _ *clock, open Tokens) string {
+		{"revoked", func(t *testing.T, s *Sessions, _ *redisx.Store, _ *testenv.Clock, open Tokens) string {
 			if err := s.Revoke(context.Background(), open.RefreshToken); err != nil {
 				t.Fatal(err)
 			}
 			return open.RefreshToken
 		}, false},
-		{"ended by EndAll", func(t *testing.T, s *Sessions, _ *redisx.Store, _ *clock, open Tokens) string {
+		{"ended by EndAll", func(t *testing.T, s *Sessions, _ *redisx.Store, _ *testenv.Clock, open Tokens) string {
 			if err := s.EndAll(context.Background(), open.Session.PersonID, ""); err != nil {
 				t.Fatal(err)
 			}
@@ -853,14 +793,14 @@ func TestMaxPerPerson(t *testing.T) {
 	other := mustOpen(t, s, Grant{PersonID: "p-2", App: "app-a", Assurance: 2})
 	var opened []Tokens
 	for range limit {
-		clk.advance(time.Second)
+		clk.Advance(time.Second)
 		opened = append(opened, mustOpen(t, s, testGrant))
 	}
 	for i, tok := range opened {
 		accessWorks(t, s, tok.AccessToken, "session "+strconv.Itoa(i+1)+" within the limit")
 	}
 
-	clk.advance(time.Second)
+	clk.Advance(time.Second)
 	newest := mustOpen(t, s, testGrant)
 	accessRefused(t, s, opened[0].AccessToken, "oldest session over the limit")
 	refreshRefused(t, s, opened[0].RefreshToken, "oldest session over the limit")
@@ -874,9 +814,9 @@ func TestMaxPerPerson(t *testing.T) {
 	}
 
 	// A refresh does not make a session younger in the list: the limit goes by sign-in.
-	clk.advance(time.Second)
+	clk.Advance(time.Second)
 	mustRefresh(t, s, opened[1].RefreshToken)
-	clk.advance(time.Second)
+	clk.Advance(time.Second)
 	mustOpen(t, s, testGrant)
 	accessRefused(t, s, opened[1].AccessToken, "second-oldest session, refreshed, after yet another sign-in")
 }
@@ -885,14 +825,14 @@ func TestMaxPerPerson(t *testing.T) {
 func TestMaxPerPersonPrunesExpired(t *testing.T) {
 	s, store, clk := sessionsUnderTest(t, SessionOptions{MaxPerPerson: 2})
 	a := mustOpen(t, s, testGrant)
-	clk.advance(time.Second)
+	clk.Advance(time.Second)
 	b := mustOpen(t, s, testGrant)
 	expireNow(t, store, sessionKeyOf(store, a.Session.ID))
 	if ids := listedSessions(t, store, "p-1"); len(ids) != 2 {
 		t.Fatalf("sessions of p-1 = %v; the expired one should still be listed before the next sign-in", ids)
 	}
 
-	clk.advance(time.Second)
+	clk.Advance(time.Second)
 	c := mustOpen(t, s, testGrant)
 	accessWorks(t, s, b.AccessToken, "older live session, the expired one not counting")
 	accessWorks(t, s, c.AccessToken, "newest session")
@@ -945,11 +885,11 @@ func TestEndAll(t *testing.T) {
 			s, store, clk := sessionsUnderTest(t, SessionOptions{})
 			ctx := context.Background()
 			a1 := mustOpen(t, s, testGrant)
-			clk.advance(time.Second)
+			clk.Advance(time.Second)
 			b1 := mustOpen(t, s, Grant{PersonID: "p-1", App: "app-b", Assurance: 2})
-			clk.advance(time.Second)
+			clk.Advance(time.Second)
 			a2 := mustRefresh(t, s, mustOpen(t, s, testGrant).RefreshToken)
-			clk.advance(time.Second)
+			clk.Advance(time.Second)
 			gone := mustOpen(t, s, testGrant) // expired on its own, still listed
 			expireNow(t, store, sessionKeyOf(store, gone.Session.ID))
 			otherPerson := mustOpen(t, s, Grant{PersonID: "p-2", App: "app-a", Assurance: 3})

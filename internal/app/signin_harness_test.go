@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,27 +14,6 @@ import (
 	"github.com/tongban/tongban/config"
 	"github.com/tongban/tongban/internal/devidp"
 )
-
-// testClock is the injected time of a test: it starts at the real time, so TTLs set from it
-// mean the same to a real Redis, and moves only when the test says so.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newTestClock() *testClock { return &testClock{t: time.Now()} }
-
-func (c *testClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // startIdentity starts the dev server with public_url set to its own listener, so the three
 // simulated providers are served by it and discovered over real HTTP at their issuers, and

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tongban/tongban/internal/devidp"
+	"github.com/tongban/tongban/internal/testenv"
 )
 
 // keysSignIn sends m's token (for wang-fang with a fresh nonce unless m says otherwise) to
@@ -55,8 +56,8 @@ func keysJWKSFetches(t *testing.T, h *harness) int {
 }
 
 func TestSignInAcrossKeyRotation(t *testing.T) {
-	clk := newTestClock()
-	h := startIdentity(t, nil, WithClock(clk.now))
+	clk := testenv.NewClock()
+	h := startIdentity(t, nil, WithClock(clk.Now))
 	idp := h.idp("zheliban")
 
 	for _, citizen := range []string{"wang-fang", "zhang-wei", "li-na"} {
@@ -78,7 +79,7 @@ func TestSignInAcrossKeyRotation(t *testing.T) {
 
 	// 11 s on the injected clock (far less in real time): the first token with the new kid
 	// fetches the JWKS again and is accepted.
-	clk.advance(11 * time.Second)
+	clk.Advance(11 * time.Second)
 	keysWantSession(t, keysSignIn(t, h, devidp.MintRequest{}), "first token with the new kid")
 	if n := keysJWKSFetches(t, h); n != before+1 {
 		t.Errorf("JWKS fetches after the rotation = %d, want %d", n, before+1)
@@ -90,7 +91,7 @@ func TestSignInAcrossKeyRotation(t *testing.T) {
 
 	// A rotation to another algorithm the provider is allowed to use.
 	mustRotate(t, idp, "ES256")
-	clk.advance(11 * time.Second)
+	clk.Advance(11 * time.Second)
 	keysWantSession(t, keysSignIn(t, h, devidp.MintRequest{}), "first ES256 token")
 	keysWantSession(t, keysSignIn(t, h, devidp.MintRequest{Citizen: "li-na"}), "second ES256 token")
 	if n := keysJWKSFetches(t, h); n != before+2 {
@@ -129,8 +130,8 @@ func currentKid(t *testing.T, idp *devidp.Provider) string {
 }
 
 func TestUnknownKidStormFetchesJWKSAtMostOncePer10s(t *testing.T) {
-	clk := newTestClock()
-	h := startIdentity(t, nil, WithClock(clk.now))
+	clk := testenv.NewClock()
+	h := startIdentity(t, nil, WithClock(clk.Now))
 	idp := h.idp("zheliban")
 
 	storm := func(round string) {
@@ -186,7 +187,7 @@ func TestUnknownKidStormFetchesJWKSAtMostOncePer10s(t *testing.T) {
 		t.Errorf("second storm in the same window: %d more JWKS fetches, want 0", f-f1)
 	}
 
-	clk.advance(11 * time.Second)
+	clk.Advance(11 * time.Second)
 	storm("storm after 11 s")
 	f2 := keysJWKSFetches(t, h)
 	if f2-f1 > 1 {
@@ -199,7 +200,7 @@ func TestUnknownKidStormFetchesJWKSAtMostOncePer10s(t *testing.T) {
 	if _, err := idp.Rotate(""); err != nil {
 		t.Fatal(err)
 	}
-	clk.advance(11 * time.Second)
+	clk.Advance(11 * time.Second)
 	keysWantSession(t, keysSignIn(t, h, devidp.MintRequest{}), "first token after rotation")
 	if f := keysJWKSFetches(t, h); f != f2+1 {
 		t.Errorf("the rotated token fetched the JWKS %d times, want 1", f-f2)

@@ -13,19 +13,20 @@ import (
 
 	"github.com/tongban/tongban/config"
 	"github.com/tongban/tongban/internal/devidp"
+	"github.com/tongban/tongban/internal/testenv"
 )
 
 // rejectEnv is one server with its own injected clock, for the rows of
 // TestSignInWithIDTokenRejects.
 type rejectEnv struct {
 	h   *harness
-	clk *testClock
+	clk *testenv.Clock
 }
 
 func newRejectEnv(t *testing.T, mutate func(*config.Config)) *rejectEnv {
 	t.Helper()
-	clk := newTestClock()
-	return &rejectEnv{h: startIdentity(t, mutate, WithClock(clk.now)), clk: clk}
+	clk := testenv.NewClock()
+	return &rejectEnv{h: startIdentity(t, mutate, WithClock(clk.Now)), clk: clk}
 }
 
 // on is the harness as seen by the (sub)test t, so that its Fatalf stops the right test.
@@ -99,7 +100,7 @@ func TestSignInWithIDTokenRejects(t *testing.T) {
 	// timed mints with claims set relative to the (frozen) clock of the row's server.
 	timed := func(claims func(now time.Time) map[string]any) func(*testing.T, *rejectEnv, *harness) (string, string) {
 		return func(t *testing.T, e *rejectEnv, h *harness) (string, string) {
-			return rejectMint(t, h, devidp.MintRequest{Claims: claims(e.clk.now())})
+			return rejectMint(t, h, devidp.MintRequest{Claims: claims(e.clk.Now())})
 		}
 	}
 	raw := func(tok string) func(*testing.T, *rejectEnv, *harness) (string, string) {
@@ -117,7 +118,7 @@ func TestSignInWithIDTokenRejects(t *testing.T) {
 				if _, err := e.h.idp("zheliban").Rotate("ES256"); err != nil {
 					t.Fatal(err)
 				}
-				e.clk.advance(11 * time.Second) // whatever fetched the JWKS before, the next fetch goes through
+				e.clk.Advance(11 * time.Second) // whatever fetched the JWKS before, the next fetch goes through
 			},
 			token: mint(devidp.MintRequest{ForeignKey: true, Alg: "ES256"}),
 			code:  invalid, reason: "bad_signature"},
@@ -204,7 +205,7 @@ func TestSignInWithIDTokenRejects(t *testing.T) {
 				if _, err := e.h.idp("zheliban").AddKey(""); err != nil {
 					t.Fatal(err)
 				}
-				e.clk.advance(11 * time.Second)
+				e.clk.Advance(11 * time.Second)
 			},
 			token: mint(devidp.MintRequest{KeyID: rejectKid("")}),
 			code:  invalid, reason: "unknown_key"},
@@ -229,7 +230,7 @@ func TestSignInWithIDTokenRejects(t *testing.T) {
 				if _, err := e.h.idp("zheliban").Rotate("ES256"); err != nil {
 					t.Fatal(err)
 				}
-				e.clk.advance(11 * time.Second)
+				e.clk.Advance(11 * time.Second)
 			},
 			token: mint(devidp.MintRequest{}), replay: negateECDSAS, code: invalid, reason: "replayed"},
 

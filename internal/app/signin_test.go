@@ -10,12 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/tongban/tongban/config"
 	"github.com/tongban/tongban/internal/devidp"
 	"github.com/tongban/tongban/internal/idnumber"
-	"github.com/tongban/tongban/internal/redisx"
+	"github.com/tongban/tongban/internal/testenv"
 )
 
 const meQuery = `{ me { id displayName maskedIdNumber accounts { app { id } subject assurance linkedAt } } }`
@@ -357,8 +355,8 @@ func TestFirstSignInRaceYieldsOnePerson(t *testing.T) {
 const refreshSession = `mutation($r: String!) { refreshSession(refreshToken: $r) { accessToken refreshToken person { id } } }`
 
 func TestRefreshSignOutAndExpiry(t *testing.T) {
-	clk := newTestClock()
-	h := startIdentity(t, nil, WithClock(clk.now))
+	clk := testenv.NewClock()
+	h := startIdentity(t, nil, WithClock(clk.Now))
 	in := h.signIn("zheliban", "zhang-wei")
 
 	r := h.gql(refreshSession, map[string]any{"r": in.refresh}, "")
@@ -396,7 +394,7 @@ func TestRefreshSignOutAndExpiry(t *testing.T) {
 
 	// An expired access token is no session: me is null, and what needs one is UNAUTHENTICATED.
 	e := h.signIn("zheliban", "zhang-wei")
-	clk.advance(15*time.Minute + time.Second)
+	clk.Advance(15*time.Minute + time.Second)
 	if me := h.gql(meQuery, nil, e.access); me.field("me") != nil {
 		t.Errorf("expired token works: %s", me.Raw)
 	}
@@ -431,7 +429,7 @@ func TestNoIDNumberStoredInClear(t *testing.T) {
 	}
 	store := h.app.Store
 	var dump strings.Builder
-	for _, key := range scanAll(t, store) {
+	for _, key := range testenv.Keys(t, store) {
 		dump.WriteString(key + "\n")
 		typ, err := store.Client.Type(context.Background(), key).Result()
 		if err != nil {
@@ -464,41 +462,14 @@ func TestNoIDNumberStoredInClear(t *testing.T) {
 	}
 }
 
-func scanAll(t *testing.T, store *redisx.Store) []string {
-	t.Helper()
-	ctx := context.Background()
-	var mu sync.Mutex
-	var keys []string
-	scan := func(ctx context.Context, c *redis.Client) error {
-		iter := c.Scan(ctx, 0, store.Prefix+"*", 500).Iterator()
-		for iter.Next(ctx) {
-			mu.Lock()
-			keys = append(keys, iter.Val())
-			mu.Unlock()
-		}
-		return iter.Err()
-	}
-	var err error
-	switch c := store.Client.(type) {
-	case *redis.ClusterClient:
-		err = c.ForEachMaster(ctx, scan)
-	case *redis.Client:
-		err = scan(ctx, c)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return keys
-}
-
 // One provider that cannot be reached stops neither the server nor sign-in with the others;
 // readiness stays up and names it.
 func TestProviderDownDoesNotStopTheOthers(t *testing.T) {
 	ln := closedPort(t)
-	clk := newTestClock()
+	clk := testenv.NewClock()
 	h := startIdentityPartial(t, func(c *config.Config) {
 		c.Providers[1].Issuer = "http://" + ln + "/nowhere"
-	}, WithClock(clk.now))
+	}, WithClock(clk.Now))
 	status, body := h.get("/healthz/ready")
 	if status != 200 || !strings.Contains(body, "identity_providers_missing") || !strings.Contains(body, "suishenban") {
 		t.Errorf("readiness: %d %s", status, body)

@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,26 +25,6 @@ const (
 	testSecret   = "dev secret&=+/"
 	testRedirect = "http://127.0.0.1:9/auth/callback?from=test"
 )
-
-// clock is an injectable clock tests can move forward.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Now()} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // start runs a provider on loopback, mounted under its issuer path the way Tongban's server
 // mounts it: a ServeMux subtree pattern, no StripPrefix. ES256 unless edit says otherwise,

@@ -12,6 +12,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/tongban/tongban/internal/testenv"
 )
 
 // codeFor runs authParams through /authorize and returns the code.
@@ -69,7 +71,7 @@ func postToken(t *testing.T, p *Provider, form url.Values, basic *[2]string) tok
 var goodBasic = &[2]string{testClient, testSecret}
 
 func TestTokenRejects(t *testing.T) {
-	clk := newClock()
+	clk := testenv.NewClock()
 	p := start(t, func(o *Options) { o.Now = clk.Now })
 	for _, tc := range []struct {
 		name       string
@@ -214,7 +216,7 @@ func TestTokenHookMakesCodeFlowMisbehave(t *testing.T) {
 }
 
 func TestAuthTimeIsWhenTheCodeWasIssued(t *testing.T) {
-	clk := newClock()
+	clk := testenv.NewClock()
 	p := start(t, func(o *Options) { o.Now = clk.Now })
 	issued := clk.Now().Unix()
 	form := tokenForm(codeFor(t, p))
@@ -244,7 +246,7 @@ func userinfoStatus(t *testing.T, p *Provider, authz string) int {
 }
 
 func TestUserinfoRejects(t *testing.T) {
-	clk := newClock()
+	clk := testenv.NewClock()
 	p := start(t, func(o *Options) { o.Now = clk.Now })
 	r := postToken(t, p, tokenForm(codeFor(t, p)), goodBasic)
 	at := r.body["access_token"].(string)
