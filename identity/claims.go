@@ -28,11 +28,11 @@ func (p *Provider) identityFrom(v *verified) (Identity, error) {
 	c := v.claims
 	id := Identity{
 		App:       p.Config.ID,
-		Subject:   v.token.Subject,
+		Subject:   v.subject,
 		Name:      stringClaim(c, p.Config.Claims.Name),
 		Phone:     stringClaim(c, p.Config.Claims.Phone),
 		Assurance: p.assurance(c[p.Config.Claims.Assurance]),
-		Expiry:    v.token.Expiry,
+		Expiry:    v.expiry,
 	}
 	if raw := stringClaim(c, p.Config.Claims.IDNumber); raw != "" {
 		n, err := idnumber.Parse(raw)
@@ -42,8 +42,8 @@ func (p *Provider) identityFrom(v *verified) (Identity, error) {
 		}
 		id.IDNumber = n
 	}
-	id.AuthTime = v.token.IssuedAt
-	if at, ok := numericDate(c["auth_time"]); ok && !at.After(v.token.IssuedAt) {
+	id.AuthTime = v.issuedAt
+	if at, ok := numericDate(c["auth_time"]); ok && !at.After(v.issuedAt) {
 		id.AuthTime = at
 	}
 	return id, nil

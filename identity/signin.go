@@ -203,7 +203,7 @@ func (s *Service) queueReplaySlot(ctx context.Context, pl redis.Pipeliner, v *ve
 	if err := v.token.Claims(&claims); err != nil {
 		return nil, &TokenError{Reason: ReasonMalformed, Message: "the ID token's claims could not be read", Err: err}
 	}
-	ttl := v.token.Expiry.Add(Leeway).Sub(s.now())
+	ttl := v.expiry.Add(Leeway).Sub(s.now())
 	sum := sha256.Sum256(claims)
 	return pl.SetNX(ctx, s.store.Key("idt:"+base64.RawURLEncoding.EncodeToString(sum[:])), 1, max(ttl, time.Second)), nil
 }

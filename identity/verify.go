@@ -29,11 +29,17 @@ type expectation struct {
 	accessToken string
 }
 
-// verified is an ID token that passed every check.
+// verified is an ID token that passed every check. Its registered claims are the ones
+// checkClaims read from the same decoded payload, never go-oidc's struct: Go's JSON decoder
+// matches struct fields case-insensitively, so a payload with both "sub" and "Sub" would give the
+// struct another subject than the one that was checked.
 type verified struct {
-	claims map[string]any
-	token  *oidc.IDToken
-	kid    string
+	claims   map[string]any
+	token    *oidc.IDToken
+	kid      string
+	subject  string
+	expiry   time.Time
+	issuedAt time.Time
 }
 
 // Verify checks rawIDToken as issued by this provider to Tongban: go-oidc's checks (signature
@@ -84,6 +90,9 @@ func (p *Provider) verify(ctx context.Context, raw string, want expectation) (*v
 	if err := p.checkClaims(claims, want); err != nil {
 		return nil, err
 	}
+	sub, _ := claims["sub"].(string)
+	exp, _ := numericDate(claims["exp"])
+	iat, _ := numericDate(claims["iat"])
 	if verr != nil {
 		return nil, &TokenError{Reason: ReasonMalformed, Message: "the ID token was refused", Err: verr}
 	}
@@ -92,7 +101,7 @@ func (p *Provider) verify(ctx context.Context, raw string, want expectation) (*v
 			return nil, &TokenError{Reason: ReasonAccessTokenMismatch, Message: "at_hash does not match the access token", Err: err}
 		}
 	}
-	return &verified{claims: claims, token: tok, kid: hdr.Kid}, nil
+	return &verified{claims: claims, token: tok, kid: hdr.Kid, subject: sub, expiry: exp, issuedAt: iat}, nil
 }
 
 // checkClaims runs the checks go-oidc leaves to the caller, plus issuer and audience again so
@@ -175,6 +184,15 @@ func peek(raw string) (joseHeader, map[string]any, error) {
 	}
 	if claims == nil {
 		return h, nil, errors.New("payload: not a JSON object")
+	}
+	// Claim names that differ only in case are refused: decoders disagree on which one counts.
+	seen := make(map[string]bool, len(claims))
+	for name := range claims {
+		folded := strings.ToLower(name)
+		if seen[folded] {
+			return h, nil, fmt.Errorf("payload: claim names differ only in case (%q)", folded)
+		}
+		seen[folded] = true
 	}
 	return h, claims, nil
 }

@@ -212,6 +212,10 @@ func TestSignInWithIDTokenRejects(t *testing.T) {
 		{name: "accepted/no kid with a single published key", token: mint(devidp.MintRequest{KeyID: rejectKid("")})},
 
 		{name: "malformed/oversized", token: mint(devidp.MintRequest{Size: 17000}), code: invalid, reason: "malformed"},
+		// Go's JSON decoder matches struct fields case-insensitively: a second "Sub" must never
+		// choose the account while "sub" is what was checked.
+		{name: "malformed/sub and Sub", token: mint(devidp.MintRequest{Claims: map[string]any{"Sub": "zlb-0002"}}), code: invalid, reason: "malformed"},
+		{name: "malformed/exp and EXP", token: mint(devidp.MintRequest{Claims: map[string]any{"EXP": 1}}), code: invalid, reason: "malformed"},
 		{name: "malformed/garbage a.b.c", token: raw("a.b.c"), code: invalid, reason: "malformed"},
 		{name: "malformed/not a jwt", token: raw("not a jwt"), code: invalid, reason: "malformed"},
 		{name: "malformed/id_number with a bad check digit",
