@@ -81,6 +81,15 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 		log.Warn("dev mode: public dev secrets, introspection on, GraphiQL served; never run it where others can reach it")
 	}
 	log.Info("store", "using", store.Describe())
+	vctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	err := store.CheckVersion(vctx)
+	cancel()
+	if err != nil {
+		if o.store == nil {
+			store.Close()
+		}
+		return nil, fmt.Errorf("app: %w", err)
+	}
 	if store.Kind == redisx.KindEmbedded {
 		log.Warn("the embedded store keeps nothing across restarts; set redis.url or redis.cluster to keep state")
 	}
