@@ -69,6 +69,11 @@ func (ps *Persons) Link(ctx context.Context, pid string, id Identity, sessions *
 			return ps.Link(ctx, pid, id, sessions)
 		}
 	case pid:
+		// The account is already this person's. A merge that moved it and was then cut short
+		// left the other person marked as merging into this one: finish it.
+		if err := ps.resumeMerge(ctx, pid, lk, sessions); err != nil {
+			return err
+		}
 	default:
 		if err := ps.merge(ctx, owner, pid, lk, sessions); err != nil {
 			return err
@@ -77,7 +82,33 @@ func (ps *Persons) Link(ctx context.Context, pid string, id Identity, sessions *
 	return ps.record(ctx, pid, id, lk, false)
 }
 
+// resumeMerge finishes a merge into pid that was cut short: the link key still names the old
+// person, which is marked as merged into pid.
+func (ps *Persons) resumeMerge(ctx context.Context, pid, lk string, sessions *Sessions) error {
+	other, err := ps.store.Client.Get(ctx, ps.linkKey(lk)).Result()
+	if errors.Is(err, redis.Nil) || other == pid {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("identity: read link key: %w", err)
+	}
+	into, err := ps.store.Client.HGet(ctx, ps.personKey(other), "merged_into").Result()
+	if errors.Is(err, redis.Nil) || into != pid {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("identity: read person: %w", err)
+	}
+	return ps.merge(ctx, other, pid, lk, sessions)
+}
+
 // merge moves every account of person from into person into.
+//
+// The steps touch several slots, so they cannot be one transaction; each is idempotent and a
+// retry of the same Link finishes what a failure left (resumeMerge). From is marked first: from
+// then on its sessions speak for nobody (Get answers ErrNoPerson) and a retry knows what to
+// finish. Each account moves by compare-and-set, and joins into's list only if it really points
+// at into, so an account that left from in between (an unlink) is not claimed.
 func (ps *Persons) merge(ctx context.Context, from, into, lk string, sessions *Sessions) error {
 	c := ps.store.Client
 	theirs, err := c.HGetAll(ctx, ps.accountsKey(from)).Result()
@@ -93,9 +124,20 @@ func (ps *Persons) merge(ctx context.Context, from, into, lk string, sessions *S
 			return &ForbiddenError{Message: fmt.Sprintf("both people have a %s account; unlink one of them first", a.App)}
 		}
 	}
+	if err := c.HSet(ctx, ps.personKey(from), "merged_into", into).Err(); err != nil {
+		return fmt.Errorf("identity: mark merged person: %w", err)
+	}
 	for _, a := range accounts {
-		if err := casScript.Run(ctx, c, []string{ps.accountKey(a.App, a.Subject)}, from, into).Err(); err != nil {
+		key := ps.accountKey(a.App, a.Subject)
+		if err := casScript.Run(ctx, c, []string{key}, from, into).Err(); err != nil {
 			return fmt.Errorf("identity: move account %s: %w", a.App, err)
+		}
+		owner, err := c.Get(ctx, key).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return fmt.Errorf("identity: move account %s: %w", a.App, err)
+		}
+		if owner != into {
+			continue
 		}
 		if err := c.HSet(ctx, ps.accountsKey(into), a.App, theirs[a.App], sinceField+a.App, theirs[sinceField+a.App]).Err(); err != nil {
 			return fmt.Errorf("identity: move account %s: %w", a.App, err)
@@ -104,53 +146,72 @@ func (ps *Persons) merge(ctx context.Context, from, into, lk string, sessions *S
 	if err := casScript.Run(ctx, c, []string{ps.linkKey(lk)}, from, into).Err(); err != nil {
 		return fmt.Errorf("identity: move link key: %w", err)
 	}
-	_, err = c.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, ps.personKey(from), "merged_into", into)
-		p.Del(ctx, ps.accountsKey(from))
-		return nil
-	})
-	if err != nil {
+	if err := c.Del(ctx, ps.accountsKey(from)).Err(); err != nil {
 		return fmt.Errorf("identity: retire merged person: %w", err)
 	}
 	return sessions.EndAll(ctx, from, "")
 }
 
+// detachScript removes an account from a person's list unless it is the last one, in one step
+// on one key, so two unlinks racing from two sessions cannot leave a person with none.
+//
+// KEYS[1] accounts hash; ARGV[1] app. Returns {"ok", account, since}, {"missing"} or {"last"}.
+var detachScript = redis.NewScript(`
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return {'missing'} end
+local n = 0
+for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if string.sub(f, 1, 6) ~= 'since:' then n = n + 1 end
+end
+if n <= 1 then return {'last'} end
+local since = redis.call('HGET', KEYS[1], 'since:' .. ARGV[1]) or ''
+redis.call('HDEL', KEYS[1], ARGV[1], 'since:' .. ARGV[1])
+return {'ok', raw, since}
+`)
+
 // Unlink detaches the person's account in app into a person of its own (so that it does not
 // auto-link back on its next sign-in) and ends the sessions opened with it. The account of the
 // current session and the last account cannot be unlinked.
+//
+// The account leaves the list first (atomically, never the last one), then the new person is
+// written, then the account's index moves to it; if that compare-and-set finds the account
+// moved by someone else, the list entry is put back.
 func (ps *Persons) Unlink(ctx context.Context, pid, sessionApp, app string, sessions *Sessions) error {
 	if app == sessionApp {
 		return &ForbiddenError{Message: "the account of the current session cannot be unlinked; sign in with another app first"}
 	}
 	c := ps.store.Client
-	accounts, err := c.HGetAll(ctx, ps.accountsKey(pid)).Result()
+	res, err := detachScript.Run(ctx, c, []string{ps.accountsKey(pid)}, app).StringSlice()
 	if err != nil {
-		return fmt.Errorf("identity: read accounts: %w", err)
+		return fmt.Errorf("identity: unlink: %w", err)
 	}
-	raw, ok := accounts[app]
-	if !ok {
+	switch {
+	case len(res) == 1 && res[0] == "missing":
 		return inputErr("app", "the person has no %s account", app)
-	}
-	if all, err := decodeAccounts(accounts); err != nil {
-		return err
-	} else if len(all) == 1 {
+	case len(res) == 1 && res[0] == "last":
 		return &ForbiddenError{Message: "the last account cannot be unlinked"}
+	case len(res) != 3:
+		return fmt.Errorf("identity: unlink: unexpected answer %q", res)
 	}
+	raw, since := res[1], res[2]
+	restore := func() { c.HSet(ctx, ps.accountsKey(pid), app, raw, sinceField+app, since) }
 	var a storedAccount
 	if err := json.Unmarshal([]byte(raw), &a); err != nil {
+		restore()
 		return fmt.Errorf("identity: corrupt account %s: %w", app, err)
 	}
 	person, err := c.HGetAll(ctx, ps.personKey(pid)).Result()
 	if err != nil {
+		restore()
 		return fmt.Errorf("identity: read person: %w", err)
 	}
 	alone, err := newPersonID()
 	if err != nil {
+		restore()
 		return err
 	}
-	// The new person is written before the account moves to it, so the account never points at
-	// a person that does not exist. It keeps the ID-number facts (for an explicit link later),
-	// not the link key's claim, which stays with pid.
+	// The new person keeps the ID-number facts (for an explicit link later), not the link key's
+	// claim, which stays with pid.
 	fields := map[string]any{"created": ps.now().Unix()}
 	for _, k := range []string{"name", "phone", "lk", "sealed", "masked", "birth", "gender", "hukou"} {
 		if v := person[k]; v != "" {
@@ -163,18 +224,22 @@ func (ps *Persons) Unlink(ctx context.Context, pid, sessionApp, app string, sess
 		return nil
 	})
 	if err != nil {
+		restore()
 		return fmt.Errorf("identity: create person for unlinked account: %w", err)
 	}
-	moved, err := casScript.Run(ctx, c, []string{ps.accountKey(app, a.Subject)}, pid, alone).Int()
-	if err != nil {
-		return fmt.Errorf("identity: move account: %w", err)
-	}
-	if moved == 0 {
+	akey := ps.accountKey(app, a.Subject)
+	moved, err := casScript.Run(ctx, c, []string{akey}, pid, alone).Int()
+	if err != nil || moved == 0 {
 		c.Del(ctx, ps.personKey(alone), ps.accountsKey(alone))
+		// Back on the list only if the account is still the person's: one that a concurrent
+		// merge moved away is not theirs to list.
+		if owner, _ := c.Get(ctx, akey).Result(); owner == pid {
+			restore()
+		}
+		if err != nil {
+			return fmt.Errorf("identity: move account: %w", err)
+		}
 		return &ForbiddenError{Message: "the account changed while unlinking; try again"}
-	}
-	if err := c.HDel(ctx, ps.accountsKey(pid), app, sinceField+app).Err(); err != nil {
-		return fmt.Errorf("identity: unlink: %w", err)
 	}
 	return sessions.EndAll(ctx, pid, app)
 }

@@ -136,17 +136,44 @@ func (ps *Persons) queueLookup(ctx context.Context, p redis.Pipeliner, id Identi
 	return l, nil
 }
 
-// release undoes a lookup that will not be settled (the sign-in was refused): a link key it
-// claimed for its would-be person is freed again.
-func (ps *Persons) release(ctx context.Context, l *lookup) error {
-	if l.claim == nil {
+// abandon ends a lookup that will not be settled (the token was a replay). A link key it
+// claimed goes to the account's person when the account exists; for a new account it stays with
+// the would-be person, whom the concurrent sign-in that did take the token's slot settles onto
+// (it read the key from this claim), or whom a later first sign-in of the account adopts.
+// Deleting it instead could take the key from under that concurrent sign-in.
+func (ps *Persons) abandon(ctx context.Context, l *lookup) error {
+	if !l.claimedByUs() {
 		return nil
 	}
-	if _, err := l.claim.Result(); !errors.Is(err, redis.Nil) {
-		return nil // not claimed by this lookup
+	if pid := l.account.Val(); pid != "" {
+		return ps.handOver(ctx, l, pid)
 	}
-	if err := casDelScript.Run(ctx, ps.store.Client, []string{ps.linkKey(l.lk)}, l.cand).Err(); err != nil {
-		return fmt.Errorf("identity: release link key: %w", err)
+	return nil
+}
+
+func (l *lookup) claimedByUs() bool {
+	if l.claim == nil {
+		return false
+	}
+	_, err := l.claim.Result()
+	return errors.Is(err, redis.Nil)
+}
+
+// handOver gives the link key this lookup claimed for a would-be person to pid, the account's
+// real person, unless pid already holds another ID number's link key: then the claim is
+// dropped, because a person never takes on a second number (the provider's number for the
+// account changed, and joining on it would mix two citizens' facts).
+func (ps *Persons) handOver(ctx context.Context, l *lookup, pid string) error {
+	mine, err := ps.store.Client.HGet(ctx, ps.personKey(pid), "lk").Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("identity: read person: %w", err)
+	}
+	script, args := casScript, []any{l.cand, pid}
+	if mine != "" && mine != l.lk {
+		script, args = casDelScript, []any{l.cand}
+	}
+	if err := script.Run(ctx, ps.store.Client, []string{ps.linkKey(l.lk)}, args...).Err(); err != nil {
+		return fmt.Errorf("identity: hand over link key: %w", err)
 	}
 	return nil
 }
@@ -158,21 +185,18 @@ func (ps *Persons) settle(ctx context.Context, l *lookup) (pid string, fresh boo
 		return "", false, fmt.Errorf("identity: look up account: %w", err)
 	}
 	linked := "" // the person the link key names, when it is claimed
-	claimedByUs := false
-	if l.claim != nil {
-		switch old, err := l.claim.Result(); {
-		case errors.Is(err, redis.Nil):
-			linked, claimedByUs = l.cand, true
-		case err != nil:
+	claimedByUs := l.claimedByUs()
+	if l.claim != nil && !claimedByUs {
+		old, err := l.claim.Result()
+		if err != nil {
 			return "", false, fmt.Errorf("identity: claim link key: %w", err)
-		default:
-			linked = old
 		}
+		linked = old
 	}
 	pid = l.account.Val()
 	if pid == "" {
 		target := l.cand
-		if linked != "" && !claimedByUs && !ps.hasOtherAccountIn(ctx, linked, l.id.App, l.id.Subject) {
+		if linked != "" && !ps.hasOtherAccountIn(ctx, linked, l.id.App, l.id.Subject) {
 			target = linked
 		}
 		if pid, err = setNXGet(ctx, ps.store, ps.accountKey(l.id.App, l.id.Subject), target, "claim account"); err != nil {
@@ -183,8 +207,8 @@ func (ps *Persons) settle(ctx context.Context, l *lookup) (pid string, fresh boo
 	// account that reaches the auto-link level later claims a free link key this way too. One
 	// taken by another person is left alone: never merged silently.
 	if claimedByUs && pid != l.cand {
-		if err := casScript.Run(ctx, ps.store.Client, []string{ps.linkKey(l.lk)}, l.cand, pid).Err(); err != nil {
-			return "", false, fmt.Errorf("identity: hand over link key: %w", err)
+		if err := ps.handOver(ctx, l, pid); err != nil {
+			return "", false, err
 		}
 	}
 	return pid, pid == l.cand, nil

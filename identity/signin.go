@@ -238,9 +238,7 @@ func (s *Service) open(ctx context.Context, p *Provider, v *verified, oneTime bo
 	case err != nil && !errors.Is(err, redis.Nil):
 		return Tokens{}, Person{}, fmt.Errorf("identity: sign-in: %w", err)
 	case slot != nil && !slot.Val():
-		// A replay changes nothing: a link key claimed optimistically for a person that will not
-		// exist is freed again.
-		if err := s.Persons.release(ctx, l); err != nil {
+		if err := s.Persons.abandon(ctx, l); err != nil {
 			return Tokens{}, Person{}, err
 		}
 		return Tokens{}, Person{}, errReplayed

@@ -484,3 +484,35 @@ func TestProviderDownDoesNotStopTheOthers(t *testing.T) {
 		t.Error("no log line names the missing provider")
 	}
 }
+
+// The same fresh token presented twenty times at once: one sign-in, and the replays leave the
+// citizen's link key with the person it made, so their next app joins that person.
+func TestConcurrentReplaysOfAFirstSignIn(t *testing.T) {
+	h := startIdentity(t, nil)
+	tok := h.mint("zheliban", devidp.MintRequest{Citizen: "chen-jianguo"})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var people []string
+	reasons := map[string]int{}
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := h.gql(signInWithIDToken, map[string]any{"app": "zheliban", "t": tok}, "")
+			mu.Lock()
+			defer mu.Unlock()
+			if pid := r.str("signInWithIdToken", "person", "id"); pid != "" {
+				people = append(people, pid)
+			} else {
+				reasons[r.reason()]++
+			}
+		}()
+	}
+	wg.Wait()
+	if len(people) != 1 || reasons["replayed"] != 19 {
+		t.Fatalf("%d sign-ins, refusals %v", len(people), reasons)
+	}
+	if other := h.signIn("sufuban", "chen-jianguo"); other.person != people[0] {
+		t.Errorf("the second app made person %s, want %s", other.person, people[0])
+	}
+}
