@@ -29,14 +29,18 @@ type jwksGuard struct {
 	interval time.Duration
 	now      func() time.Time
 
-	mu      sync.Mutex
-	last    time.Time // time of the last real fetch, successful or not
-	body    []byte    // last good document
-	header  http.Header
-	lastErr error
-	kids    map[string]bool
-	nkeys   int
-	fetches int
+	// fetching serializes fetches (go-oidc already joins concurrent callers); mu guards the
+	// fields below and is never held across the network, so that known and failing answer at
+	// once while a slow fetch is under way.
+	fetching sync.Mutex
+	mu       sync.Mutex
+	last     time.Time // time of the last real fetch, successful or not
+	body     []byte    // last good document
+	header   http.Header
+	lastErr  error
+	kids     map[string]bool
+	nkeys    int
+	fetches  int
 }
 
 func newJWKSGuard(next http.RoundTripper, url string, interval time.Duration, now func() time.Time) *jwksGuard {
@@ -54,10 +58,12 @@ func (g *jwksGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.String() != g.url {
 		return g.next.RoundTrip(req)
 	}
+	g.fetching.Lock()
+	defer g.fetching.Unlock()
 	g.mu.Lock()
-	defer g.mu.Unlock() // one fetch at a time; go-oidc already joins concurrent callers
 	now := g.now()
 	if !g.last.IsZero() && now.Sub(g.last) < g.interval {
+		defer g.mu.Unlock()
 		if g.body == nil {
 			return nil, fmt.Errorf("identity: JWKS fetch held back for %s after a failure: %w", g.interval, g.lastErr)
 		}
@@ -65,28 +71,43 @@ func (g *jwksGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	g.last = now
 	g.fetches++
+	g.mu.Unlock()
+
 	resp, err := g.next.RoundTrip(req)
 	if err != nil {
-		g.lastErr = err
+		g.setResult(nil, nil, err)
 		return nil, err
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
 	if err != nil {
-		g.lastErr = err
+		g.setResult(nil, nil, err)
 		return nil, fmt.Errorf("identity: read JWKS: %w", err)
 	}
 	if resp.StatusCode == http.StatusOK {
-		if kids, n, err := keyIDs(body); err == nil {
-			g.body, g.header, g.kids, g.nkeys, g.lastErr = body, resp.Header.Clone(), kids, n, nil
+		if _, _, err := keyIDs(body); err == nil {
+			g.setResult(body, resp.Header, nil)
 		} else {
-			g.lastErr = err
+			g.setResult(nil, nil, err)
 		}
 	} else {
-		g.lastErr = fmt.Errorf("identity: JWKS answered %s", resp.Status)
+		g.setResult(nil, nil, fmt.Errorf("identity: JWKS answered %s", resp.Status))
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	return resp, nil
+}
+
+// setResult records a fetch: a good document replaces the last one; a failure keeps it (go-oidc
+// keeps its cached keys too) and is what failing reports.
+func (g *jwksGuard) setResult(body []byte, header http.Header, err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.lastErr = err
+	if body == nil {
+		return
+	}
+	kids, n, _ := keyIDs(body)
+	g.body, g.header, g.kids, g.nkeys = body, header.Clone(), kids, n
 }
 
 func (g *jwksGuard) cached(req *http.Request) *http.Response {
