@@ -72,8 +72,8 @@ type Provider struct {
 	AssuranceLevels      map[string]int `yaml:"assurance_levels"`
 	AutoLinkMinAssurance int            `yaml:"auto_link_min_assurance"`
 	// RedirectURIs are the callbacks registered for Tongban's client at this provider, where a
-	// member app receives the code of a sign-in it began with beginSignIn. Exact match; empty =
-	// any https (or loopback http) URI, left to the provider to check.
+	// member app receives the code of a sign-in it began with beginSignIn. Exact match; required
+	// outside dev mode.
 	RedirectURIs []string `yaml:"redirect_uris"`
 }
 

@@ -20,6 +20,7 @@ providers:
     issuer: https://idp.zheliban.example
     client_id: tongban
     client_secret: provider-secret
+    redirect_uris: [https://app.zheliban.example/cb]
 clients:
   - id: suishenban
     name: 随申办
@@ -125,21 +126,21 @@ func TestLoadFileProblems(t *testing.T) {
 		{"unknown top-level key", "listn: :8080\n" + minimalYAML,
 			"listn: no such configuration key (FILE:1)"},
 		{"unknown nested key", minimalYAML + "push:\n  fcm:\n    projct_id: x\n",
-			"push.fcm.projct_id: no such configuration key (FILE:25)"},
+			"push.fcm.projct_id: no such configuration key (FILE:26)"},
 		{"unknown key in a list element", strings.Replace(minimalYAML, "    client_id: tongban\n", "    client_id: tongban\n    isuer: x\n", 1),
 			"providers[0].isuer: no such configuration key (FILE:11)"},
 		{"two unknown keys", "a: 1\n" + minimalYAML + "b: 2\n",
-			"a: no such configuration key (FILE:1)\nb: no such configuration key (FILE:24)"},
+			"a: no such configuration key (FILE:1)\nb: no such configuration key (FILE:25)"},
 		{"wrong type", minimalYAML + "push:\n  daily_cap: many\n",
-			`push.daily_cap: want an integer, got "many" (FILE:24)`},
+			`push.daily_cap: want an integer, got "many" (FILE:25)`},
 		{"scalar for a list", minimalYAML + "graphql:\n  allowed_origins: https://a.example\n",
-			`graphql.allowed_origins: want a list, got "https:/..." (FILE:24)`},
+			`graphql.allowed_origins: want a list, got "https:/..." (FILE:25)`},
 		{"mapping for a scalar", minimalYAML + "listen: {a: 1}\n",
-			`listen: want a single value, got a mapping (FILE:23)`},
+			`listen: want a single value, got a mapping (FILE:24)`},
 		{"bad duration", minimalYAML + "shutdown_timeout: 15\n",
-			`shutdown_timeout: want a duration like 15s or 2m, got "15" (FILE:23)`},
+			`shutdown_timeout: want a duration like 15s or 2m, got "15" (FILE:24)`},
 		{"duplicate key", minimalYAML + "catalog: \"\"\ncatalog: \"\"\n",
-			"catalog: set twice; the first is at line 23 (FILE:24)"},
+			"catalog: set twice; the first is at line 24 (FILE:25)"},
 		{"not a mapping", "just a string\n",
 			"FILE:1: want a mapping of keys to values, got \"just a ...\""},
 		{"syntax error", "listen: :8080\n  bad indent: [\n",

@@ -170,6 +170,10 @@ func (c *Config) validateProviders(ps *Problems) {
 				assuranceLevel(p.AssuranceLevels[name])})
 		}
 		ps.check(check{key("auto_link_min_assurance"), assuranceLevel(p.AutoLinkMinAssurance)})
+		// Without a list, beginSignIn would take any https URI, and the provider's own matching
+		// would be all that stands between a phishing redirect URI and a citizen's code.
+		ps.check(check{key("redirect_uris"), when(!c.Dev && len(p.RedirectURIs) == 0,
+			"at least one is required outside dev mode (exact match): the callbacks where member apps receive the code")})
 		for j, u := range p.RedirectURIs {
 			ps.check(check{fmt.Sprintf("providers[%d].redirect_uris[%d]", i, j), required(u, httpsURL(u, false))})
 		}

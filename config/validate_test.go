@@ -19,14 +19,16 @@ func validConfig() *Config {
 		{
 			ID: "zheliban", Name: "浙里办", Region: "浙江",
 			Issuer: "https://idp.zheliban.example", ClientID: "tongban", ClientSecret: "provider-secret",
-			Scopes: []string{"openid", "profile"}, Algorithms: []string{"RS256", "ES256"}, Claims: claims,
+			RedirectURIs: []string{"https://app.zheliban.example/cb"},
+			Scopes:       []string{"openid", "profile"}, Algorithms: []string{"RS256", "ES256"}, Claims: claims,
 			AssuranceLevels:      map[string]int{"urn:example:loa2": 2, "urn:example:face": 4},
 			AutoLinkMinAssurance: 3,
 		},
 		{
 			ID: "suishenban", Name: "随申办", Region: "上海",
 			Issuer: "https://idp.suishenban.example/oidc", ClientID: "tongban", ClientSecret: "provider-secret-2",
-			Scopes: []string{"openid"}, Algorithms: []string{"PS256"}, Claims: claims,
+			RedirectURIs: []string{"https://app.suishenban.example/cb"},
+			Scopes:       []string{"openid"}, Algorithms: []string{"PS256"}, Claims: claims,
 			AutoLinkMinAssurance: 4,
 		},
 	}
@@ -101,6 +103,7 @@ func TestValidateRejects(t *testing.T) {
 		{"access_ttl too long", func(c *Config) { c.Sessions.AccessTTL = Duration(48 * time.Hour) }, "sessions.access_ttl", "between 1m and 24h"},
 		{"refresh_ttl shorter than access_ttl", func(c *Config) { c.Sessions.RefreshTTL = Duration(time.Minute) }, "sessions.refresh_ttl", "at least sessions.access_ttl"},
 		{"max_per_person zero", func(c *Config) { c.Sessions.MaxPerPerson = 0 }, "sessions.max_per_person", "at least 1"},
+		{"provider without redirect_uris outside dev", func(c *Config) { c.Providers[0].RedirectURIs = nil }, "providers[0].redirect_uris", "required outside dev mode"},
 		{"provider redirect_uri http off loopback", func(c *Config) { c.Providers[0].RedirectURIs = []string{"http://app.example/cb"} }, "providers[0].redirect_uris[0]", "must be https"},
 		{"log_level unknown", func(c *Config) { c.LogLevel = "verbose" }, "log_level", `must be one of debug, info, warn, error (got "verbose")`},
 
