@@ -53,8 +53,8 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		BeginSignIn       func(childComplexity int, app string, redirectURI string) int
-		CompleteSignIn    func(childComplexity int, state string, code string, iss *string) int
+		BeginSignIn       func(childComplexity int, app string, redirectURI string, codeChallenge *string) int
+		CompleteSignIn    func(childComplexity int, state string, code string, iss *string, codeVerifier *string) int
 		LinkAccount       func(childComplexity int, app string, idToken string, nonce *string) int
 		RefreshSession    func(childComplexity int, refreshToken string) int
 		SignInWithIDToken func(childComplexity int, app string, idToken string, nonce *string) int
@@ -94,8 +94,8 @@ type ComplexityRoot struct {
 // region    ************************** generated!.gotpl **************************
 
 type MutationResolver interface {
-	BeginSignIn(ctx context.Context, app string, redirectURI string) (*model.SignInChallenge, error)
-	CompleteSignIn(ctx context.Context, state string, code string, iss *string) (*model.Session, error)
+	BeginSignIn(ctx context.Context, app string, redirectURI string, codeChallenge *string) (*model.SignInChallenge, error)
+	CompleteSignIn(ctx context.Context, state string, code string, iss *string, codeVerifier *string) (*model.Session, error)
 	SignInWithIDToken(ctx context.Context, app string, idToken string, nonce *string) (*model.Session, error)
 	RefreshSession(ctx context.Context, refreshToken string) (*model.Session, error)
 	SignOut(ctx context.Context) (bool, error)
@@ -191,7 +191,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.BeginSignIn(childComplexity, args["app"].(string), args["redirectUri"].(string)), true
+		return e.ComplexityRoot.Mutation.BeginSignIn(childComplexity, args["app"].(string), args["redirectUri"].(string), args["codeChallenge"].(*string)), true
 	case "Mutation.completeSignIn":
 		if e.ComplexityRoot.Mutation.CompleteSignIn == nil {
 			break
@@ -202,7 +202,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.CompleteSignIn(childComplexity, args["state"].(string), args["code"].(string), args["iss"].(*string)), true
+		return e.ComplexityRoot.Mutation.CompleteSignIn(childComplexity, args["state"].(string), args["code"].(string), args["iss"].(*string), args["codeVerifier"].(*string)), true
 	case "Mutation.linkAccount":
 		if e.ComplexityRoot.Mutation.LinkAccount == nil {
 			break
@@ -654,6 +654,14 @@ func (ec *executionContext) field_Mutation_beginSignIn_args(ctx context.Context,
 		return nil, err
 	}
 	args["redirectUri"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "codeChallenge",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["codeChallenge"] = arg2
 	return args, nil
 }
 
@@ -684,6 +692,14 @@ func (ec *executionContext) field_Mutation_completeSignIn_args(ctx context.Conte
 		return nil, err
 	}
 	args["iss"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "codeVerifier",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["codeVerifier"] = arg3
 	return args, nil
 }
 
@@ -1089,7 +1105,7 @@ func (ec *executionContext) _Mutation_beginSignIn(ctx context.Context, field gra
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().BeginSignIn(ctx, fc.Args["app"].(string), fc.Args["redirectUri"].(string))
+			return ec.Resolvers.Mutation().BeginSignIn(ctx, fc.Args["app"].(string), fc.Args["redirectUri"].(string), fc.Args["codeChallenge"].(*string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.SignInChallenge) graphql.Marshaler {
@@ -1133,7 +1149,7 @@ func (ec *executionContext) _Mutation_completeSignIn(ctx context.Context, field 
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().CompleteSignIn(ctx, fc.Args["state"].(string), fc.Args["code"].(string), fc.Args["iss"].(*string))
+			return ec.Resolvers.Mutation().CompleteSignIn(ctx, fc.Args["state"].(string), fc.Args["code"].(string), fc.Args["iss"].(*string), fc.Args["codeVerifier"].(*string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.Session) graphql.Marshaler {

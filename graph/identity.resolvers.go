@@ -12,8 +12,8 @@ import (
 )
 
 // BeginSignIn is the resolver for the beginSignIn field.
-func (r *mutationResolver) BeginSignIn(ctx context.Context, app string, redirectURI string) (*model.SignInChallenge, error) {
-	c, err := r.Identity.BeginSignIn(ctx, app, redirectURI)
+func (r *mutationResolver) BeginSignIn(ctx context.Context, app string, redirectURI string, codeChallenge *string) (*model.SignInChallenge, error) {
+	c, err := r.Identity.BeginSignIn(ctx, app, redirectURI, deref(codeChallenge))
 	if err != nil {
 		return nil, identityError(err)
 	}
@@ -21,8 +21,8 @@ func (r *mutationResolver) BeginSignIn(ctx context.Context, app string, redirect
 }
 
 // CompleteSignIn is the resolver for the completeSignIn field.
-func (r *mutationResolver) CompleteSignIn(ctx context.Context, state string, code string, iss *string) (*model.Session, error) {
-	t, p, err := r.Identity.CompleteSignIn(ctx, state, code, deref(iss))
+func (r *mutationResolver) CompleteSignIn(ctx context.Context, state string, code string, iss *string, codeVerifier *string) (*model.Session, error) {
+	t, p, err := r.Identity.CompleteSignIn(ctx, state, code, deref(iss), deref(codeVerifier))
 	if err != nil {
 		return nil, identityError(err)
 	}

@@ -66,13 +66,22 @@ func (s *Service) derived(purpose, state string) string {
 
 // BeginSignIn starts an authorization-code sign-in with PKCE S256 at app's provider. The state
 // is one-time and bound to the app and redirect URI.
-func (s *Service) BeginSignIn(ctx context.Context, app, redirectURI string) (Challenge, error) {
+//
+// codeChallenge is the app's own PKCE S256 challenge, or "". With it, the challenge goes to the
+// provider as it is and only the app's verifier, given to CompleteSignIn, redeems the code: the
+// code and state that travel through the browser are then worth nothing to whoever intercepts
+// them. Without it, Tongban derives a verifier from the state, which binds the code to this
+// sign-in but not to the app.
+func (s *Service) BeginSignIn(ctx context.Context, app, redirectURI, codeChallenge string) (Challenge, error) {
 	p, err := s.Registry.Get(app)
 	if err != nil {
 		return Challenge{}, err
 	}
 	if msg := checkRedirect(p.Config.RedirectURIs, redirectURI); msg != "" {
 		return Challenge{}, inputErr("redirectUri", "%s", msg)
+	}
+	if codeChallenge != "" && !pkceValue(codeChallenge) {
+		return Challenge{}, inputErr("codeChallenge", "must be an S256 challenge: base64url of a SHA-256 hash, 43 characters")
 	}
 	disc, _, _, err := p.state()
 	if err != nil {
@@ -83,16 +92,20 @@ func (s *Service) BeginSignIn(ctx context.Context, app, redirectURI string) (Cha
 		return Challenge{}, err
 	}
 	_, err = s.store.Client.TxPipelined(ctx, func(pl redis.Pipeliner) error {
-		pl.HSet(ctx, s.stateKey(state), "app", app, "redirect_uri", redirectURI)
+		pl.HSet(ctx, s.stateKey(state), "app", app, "redirect_uri", redirectURI, "code_challenge", codeChallenge)
 		pl.Expire(ctx, s.stateKey(state), stateTTL)
 		return nil
 	})
 	if err != nil {
 		return Challenge{}, fmt.Errorf("identity: store sign-in state: %w", err)
 	}
+	challenge := oauth2.S256ChallengeOption(s.derived("pkce", state))
+	if codeChallenge != "" {
+		challenge = oauth2.SetAuthURLParam("code_challenge", codeChallenge)
+	}
 	conf := s.oauth(p, disc.Endpoint(), redirectURI)
-	u := conf.AuthCodeURL(state,
-		oauth2.S256ChallengeOption(s.derived("pkce", state)),
+	u := conf.AuthCodeURL(state, challenge,
+		oauth2.SetAuthURLParam("code_challenge_method", "S256"),
 		oauth2.SetAuthURLParam("nonce", s.derived("nonce", state)))
 	return Challenge{AuthorizationURL: u, State: state}, nil
 }
@@ -106,8 +119,9 @@ func (s *Service) oauth(p *Provider, ep oauth2.Endpoint, redirectURI string) *oa
 
 // CompleteSignIn redeems the code the provider sent to the redirect URI. iss is the iss
 // parameter of the authorization response (RFC 9207), "" when there was none; a provider that
-// announces the parameter must send it.
-func (s *Service) CompleteSignIn(ctx context.Context, state, code, iss string) (Tokens, Person, error) {
+// announces the parameter must send it. codeVerifier is the app's PKCE verifier, required when
+// BeginSignIn was given a challenge.
+func (s *Service) CompleteSignIn(ctx context.Context, state, code, iss, codeVerifier string) (Tokens, Person, error) {
 	if state == "" || len(state) > 128 {
 		return Tokens{}, Person{}, inputErr("state", "unknown or expired sign-in; begin again")
 	}
@@ -123,9 +137,17 @@ func (s *Service) CompleteSignIn(ctx context.Context, state, code, iss string) (
 	if err != nil {
 		return Tokens{}, Person{}, fmt.Errorf("identity: read sign-in state: %w", err)
 	}
-	app, redirectURI := rec.Val()["app"], rec.Val()["redirect_uri"]
+	app, redirectURI, challenge := rec.Val()["app"], rec.Val()["redirect_uri"], rec.Val()["code_challenge"]
 	if app == "" {
 		return Tokens{}, Person{}, inputErr("state", "unknown, used or expired sign-in; begin again")
+	}
+	verifier := s.derived("pkce", state)
+	if challenge != "" {
+		// Checked here for a clear answer; the provider checks it again on the code.
+		if codeVerifier == "" || oauth2.S256ChallengeFromVerifier(codeVerifier) != challenge {
+			return Tokens{}, Person{}, inputErr("codeVerifier", "does not match the codeChallenge this sign-in began with; begin again")
+		}
+		verifier = codeVerifier
 	}
 	p, err := s.Registry.Get(app)
 	if err != nil {
@@ -146,7 +168,7 @@ func (s *Service) CompleteSignIn(ctx context.Context, state, code, iss string) (
 		return Tokens{}, Person{}, inputErr("iss", "%s sends the iss parameter (RFC 9207); pass it from the redirect", app)
 	}
 	tok, err := s.oauth(p, disc.Endpoint(), redirectURI).Exchange(
-		context.WithValue(ctx, oauth2.HTTPClient, s.client), code, oauth2.VerifierOption(s.derived("pkce", state)))
+		context.WithValue(ctx, oauth2.HTTPClient, s.client), code, oauth2.VerifierOption(verifier))
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.ErrorCode != "" {
@@ -322,6 +344,15 @@ func (s *Service) Unlink(ctx context.Context, sess Session, app string) (Person,
 		return Person{}, err
 	}
 	return s.Persons.Get(ctx, sess.PersonID)
+}
+
+// pkceValue reports whether v is an S256 code challenge: 43 base64url characters.
+func pkceValue(v string) bool {
+	if len(v) != 43 {
+		return false
+	}
+	_, err := base64.RawURLEncoding.DecodeString(v)
+	return err == nil
 }
 
 // checkRedirect returns what is wrong with a redirect URI, "" when nothing is.

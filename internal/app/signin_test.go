@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/oauth2"
+
 	"github.com/tongban/tongban/config"
 	"github.com/tongban/tongban/internal/devidp"
 	"github.com/tongban/tongban/internal/idnumber"
@@ -514,5 +516,40 @@ func TestConcurrentReplaysOfAFirstSignIn(t *testing.T) {
 	}
 	if other := h.signIn("sufuban", "chen-jianguo"); other.person != people[0] {
 		t.Errorf("the second app made person %s, want %s", other.person, people[0])
+	}
+}
+
+// An app that brings its own PKCE challenge makes the code and state of the redirect worthless
+// without its verifier.
+func TestCodeFlowWithTheAppsPKCE(t *testing.T) {
+	h := startIdentity(t, nil)
+	callback := h.url + "/dev/apps/sufuban/callback"
+	const begin = `mutation($app: ID!, $r: String!, $c: String) { beginSignIn(app: $app, redirectUri: $r, codeChallenge: $c) { authorizationUrl state } }`
+	const complete = `mutation($s: String!, $c: String!, $i: String, $v: String) { completeSignIn(state: $s, code: $c, iss: $i, codeVerifier: $v) { person { id displayName } } }`
+	if r := h.gql(begin, map[string]any{"app": "sufuban", "r": callback, "c": "plain"}, ""); r.code() != "BAD_USER_INPUT" {
+		t.Fatalf("a challenge that is not S256: %s", r.Raw)
+	}
+	verifier := oauth2.GenerateVerifier()
+	start := func() (string, url.Values) {
+		r := h.gql(begin, map[string]any{"app": "sufuban", "r": callback, "c": oauth2.S256ChallengeFromVerifier(verifier)}, "")
+		if len(r.Errors) > 0 {
+			t.Fatal(r.Raw)
+		}
+		if u := r.str("beginSignIn", "authorizationUrl"); !strings.Contains(u, url.QueryEscape(oauth2.S256ChallengeFromVerifier(verifier))) {
+			t.Fatalf("the app's challenge is not what the provider gets: %s", u)
+		}
+		return r.str("beginSignIn", "state"), authorize(t, r.str("beginSignIn", "authorizationUrl"), "xu-lei")
+	}
+	for name, v := range map[string]any{"no verifier": nil, "another verifier": oauth2.GenerateVerifier()} {
+		state, back := start()
+		r := h.gql(complete, map[string]any{"s": state, "c": back.Get("code"), "i": back.Get("iss"), "v": v}, "")
+		if r.code() != "BAD_USER_INPUT" || !strings.Contains(r.message(), "codeVerifier") {
+			t.Errorf("%s: %s", name, r.Raw)
+		}
+	}
+	state, back := start()
+	r := h.gql(complete, map[string]any{"s": state, "c": back.Get("code"), "i": back.Get("iss"), "v": verifier}, "")
+	if len(r.Errors) > 0 || r.str("completeSignIn", "person", "displayName") != "徐磊" {
+		t.Fatalf("with the app's verifier: %s", r.Raw)
 	}
 }
