@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -42,8 +43,8 @@ func (c *Clock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// Keys lists every key under the store's prefix, on every node of a cluster, as DeletePrefix
-// finds them: what a test inspects to prove what was (or was not) stored.
+// Keys lists every key under the store's prefix, on every node of a cluster, sorted, as
+// DeletePrefix finds them: what a test inspects to prove what was (or was not) stored.
 func Keys(t testing.TB, store *redisx.Store) []string {
 	t.Helper()
 	ctx := context.Background()
@@ -70,5 +71,6 @@ func Keys(t testing.TB, store *redisx.Store) []string {
 	if err != nil {
 		t.Fatalf("testenv: scan %s*: %v", store.Prefix, err)
 	}
+	slices.Sort(keys)
 	return keys
 }
