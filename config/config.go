@@ -97,6 +97,9 @@ type Client struct {
 	InitiateLoginURI string   `yaml:"initiate_login_uri"`
 	Scopes           []string `yaml:"scopes"`
 	SubjectType      string   `yaml:"subject_type"`
+	// IDTokenAlg signs this client's ID tokens: ES256 (default), RS256 or EdDSA, for client
+	// libraries that cannot verify ES256.
+	IDTokenAlg string `yaml:"id_token_signed_response_alg"`
 }
 
 // MachineClient is a data platform or service owner that authenticates with client credentials.

@@ -142,6 +142,7 @@ func applyDefaults(c *Config) {
 	for i := range c.Clients {
 		cl := &c.Clients[i]
 		fill(&cl.SubjectType, "pairwise")
+		fill(&cl.IDTokenAlg, "ES256")
 		if len(cl.Scopes) == 0 {
 			cl.Scopes = []string{"openid"}
 		}

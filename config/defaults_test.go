@@ -156,8 +156,8 @@ func TestApplyDefaults(t *testing.T) {
 			},
 		},
 		Clients: []Client{
-			{ID: "c", SubjectType: "pairwise", Scopes: []string{"openid"}},
-			{ID: "d", SubjectType: "public", Scopes: []string{"openid", "phone"}},
+			{ID: "c", SubjectType: "pairwise", IDTokenAlg: "ES256", Scopes: []string{"openid"}},
+			{ID: "d", SubjectType: "public", IDTokenAlg: "ES256", Scopes: []string{"openid", "phone"}},
 		},
 	}
 	if !reflect.DeepEqual(c, want) {

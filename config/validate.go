@@ -59,6 +59,7 @@ var (
 
 	logLevels          = []string{"debug", "info", "warn", "error"}
 	subjectTypes       = []string{"pairwise", "public"}
+	idTokenAlgs        = []string{"ES256", "RS256", "EdDSA"}
 	clientScopes       = []string{"openid", "profile", "phone", "id_number", "offline_access"}
 	machineScopes      = []string{"events", "rules"}
 	signingAlgorithms  = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
@@ -212,6 +213,7 @@ func (c *Config) validateClients(ps *Problems) {
 			ps.check(check{fmt.Sprintf("%s.scopes[%d]", prefix, j), oneOf(s, clientScopes)})
 		}
 		ps.check(check{prefix + ".subject_type", oneOf(cl.SubjectType, subjectTypes)})
+		ps.check(check{prefix + ".id_token_signed_response_alg", oneOf(cl.IDTokenAlg, idTokenAlgs)})
 	}
 }
 

@@ -38,7 +38,7 @@ func validConfig() *Config {
 			RedirectURIs:     []string{"https://app.suishenban.example/callback"},
 			InitiateLoginURI: "https://app.suishenban.example/login",
 			Scopes:           []string{"openid", "profile", "phone", "id_number"},
-			SubjectType:      "pairwise",
+			SubjectType:      "pairwise", IDTokenAlg: "ES256",
 		},
 		{
 			ID: "sufuban", Name: "苏服办", Region: "江苏",
@@ -46,7 +46,7 @@ func validConfig() *Config {
 			RedirectURIs:     []string{"https://app.sufuban.example/cb?from=tongban"},
 			InitiateLoginURI: "https://app.sufuban.example/login",
 			Scopes:           []string{"openid", "offline_access"},
-			SubjectType:      "public",
+			SubjectType:      "public", IDTokenAlg: "RS256",
 		},
 	}
 	c.MachineClients = []MachineClient{
@@ -105,6 +105,7 @@ func TestValidateRejects(t *testing.T) {
 		{"max_per_person zero", func(c *Config) { c.Sessions.MaxPerPerson = 0 }, "sessions.max_per_person", "at least 1"},
 		{"provider without redirect_uris outside dev", func(c *Config) { c.Providers[0].RedirectURIs = nil }, "providers[0].redirect_uris", "required outside dev mode"},
 		{"provider redirect_uri http off loopback", func(c *Config) { c.Providers[0].RedirectURIs = []string{"http://app.example/cb"} }, "providers[0].redirect_uris[0]", "must be https"},
+		{"client id_token alg unknown", func(c *Config) { c.Clients[0].IDTokenAlg = "HS256" }, "clients[0].id_token_signed_response_alg", "must be one of ES256, RS256, EdDSA"},
 		{"log_level unknown", func(c *Config) { c.LogLevel = "verbose" }, "log_level", `must be one of debug, info, warn, error (got "verbose")`},
 
 		// redis
