@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tongban/tongban/internal/idnumber"
 	"github.com/tongban/tongban/internal/redisx"
 )
 
@@ -386,4 +387,31 @@ func setNXGet(ctx context.Context, store *redisx.Store, key, value, what string)
 		return "", fmt.Errorf("identity: %s: %w", what, err)
 	}
 	return old, nil
+}
+
+// Claims are what a person's record says, for release to a partner app the person consented to.
+type Claims struct {
+	Name     string
+	Phone    string
+	IDNumber idnumber.Number // zero when no account brought one
+}
+
+// Claims reads the person's name, phone and ID number; the number is unsealed, so callers
+// release it only to a client the person consented to (scope id_number) and never log it.
+func (ps *Persons) Claims(ctx context.Context, pid string) (Claims, error) {
+	f, err := ps.store.Client.HMGet(ctx, ps.personKey(pid), "name", "phone", "sealed", "merged_into", "created").Result()
+	if err != nil {
+		return Claims{}, fmt.Errorf("identity: read person: %w", err)
+	}
+	str := func(i int) string { s, _ := f[i].(string); return s }
+	if str(4) == "" || str(3) != "" {
+		return Claims{}, ErrNoPerson
+	}
+	c := Claims{Name: str(0), Phone: str(1)}
+	if sealed := str(2); sealed != "" {
+		if c.IDNumber, err = ps.keys.Unseal(sealed); err != nil {
+			return Claims{}, err
+		}
+	}
+	return c, nil
 }
