@@ -1,8 +1,27 @@
 // Package bridge is the downstream side of Tongban: the OpenID Connect provider that member
-// apps use to receive a citizen who switches over from another app — signing keys and their
-// rotation, discovery, JWKS, authorize, token (authorization code, refresh, token exchange),
-// userinfo, revoke, introspect, switch tickets, consent and the audit trail.
+// apps use to receive a citizen who switches over from another app, and the token endpoint
+// machine clients (data platforms, service owners) get their tokens from.
 //
-// It holds no code yet: the identity federation it builds on comes first (see the issues).
-// It will own the Redis keys of tickets, codes, bridge tokens, consents and signing keys.
+// The switch: switchApp (in app A) checks the person's consent for the scopes the target
+// asks for and mints a one-time ticket (60 s) bound to the person, A's session and login
+// (assurance, auth_time), the target client and the service; the launch URL is the target's
+// initiate_login_uri with iss, login_hint=<ticket> and target_link_uri (OIDC Core §4). App B
+// starts an ordinary code flow with PKCE S256 and that login_hint; /oauth2/authorize consumes
+// the ticket and redirects with a code at once; B's backend redeems it at /oauth2/token and
+// gets an ID token (pairwise sub, the original acr and auth_time, consented claims only) and
+// access and refresh tokens. Any standard OIDC client library does B's part.
+//
+// Redis keys (under the store prefix). Keys used together share a hash tag:
+//
+//	tk:<sha256(ticket)>        hash   a switch ticket; TTL 60 s; read and deleted in one MULTI
+//	oc:<sha256(code)>          string an authorization code's grant (JSON); TTL 60 s; read and deleted in one MULTI
+//	ocu:<sha256(code)>         string the grant a used code was redeemed for, so a replay revokes it; TTL 10 min
+//	g:{<gid>}                  hash   a grant: client, person, scopes, login facts, access and refresh token
+//	                                  hashes (tokens carry the gid); TTL the refresh lifetime, or the access
+//	                                  lifetime for machine grants
+//	{p:<pid>}:consents         hash   client -> {scopes, granted_at}
+//	keys:set, keys:lease       hash, string   signing keys (sealed) and the rotation lease; see keys.go
+//
+// Tokens are stored only as SHA-256 of their secret part; signing keys only sealed with
+// AES-256-GCM under the key-encryption key.
 package bridge

@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"github.com/tongban/tongban/bridge"
 	"github.com/tongban/tongban/config"
 	"github.com/tongban/tongban/identity"
 )
@@ -16,4 +17,6 @@ type Resolver struct {
 	Directory Directory
 	// Identity signs citizens in and keeps persons and sessions.
 	Identity *identity.Service
+	// Bridge switches citizens into other apps and keeps their consents.
+	Bridge *bridge.Bridge
 }

@@ -39,7 +39,13 @@ func (r *queryResolver) Apps(ctx context.Context) ([]model.App, error) {
 	return out, nil
 }
 
+// Person returns PersonResolver implementation.
+func (r *Resolver) Person() PersonResolver { return &personResolver{r} }
+
 // Query returns QueryResolver implementation.
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
-type queryResolver struct{ *Resolver }
+type (
+	personResolver struct{ *Resolver }
+	queryResolver  struct{ *Resolver }
+)

@@ -2,6 +2,7 @@
 //
 //	tongban                       dev mode: embedded store, GraphiQL, sample data
 //	tongban --config tongban.yaml whatever the file says; TONGBAN_<PATH> overrides any key
+//	tongban keys rotate           rotate the bridge's signing keys on the configured store now
 //
 // It parses flags, loads and validates the configuration (printing one line per problem),
 // builds the app with internal/app and serves until SIGINT or SIGTERM, then shuts down

@@ -20,6 +20,23 @@ type App struct {
 	CanReceiveSwitch bool `json:"canReceiveSwitch"`
 }
 
+// The answer to switchApp.
+type AppSwitch struct {
+	// Scopes the person must consent to first; empty when launchUrl is set.
+	ConsentRequired []string `json:"consentRequired"`
+	// The target's initiate_login_uri with iss, login_hint (a one-time ticket) and target_link_uri
+	// (OpenID Connect Core §4). Open it in the target app; it works once, until expiresAt.
+	LaunchURL *string    `json:"launchUrl,omitempty"`
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+}
+
+// A person's permission for an app to receive some scopes.
+type Consent struct {
+	App       *App      `json:"app"`
+	Scopes    []string  `json:"scopes"`
+	GrantedAt time.Time `json:"grantedAt"`
+}
+
 // A person's account in one member app.
 type LinkedAccount struct {
 	App *App `json:"app"`
@@ -45,6 +62,8 @@ type Person struct {
 	MaskedIDNumber *string `json:"maskedIdNumber,omitempty"`
 	// The person's accounts in member apps, oldest link first.
 	Accounts []LinkedAccount `json:"accounts"`
+	// The apps the person let receive their data, and what.
+	Consents []Consent `json:"consents"`
 }
 
 // The root of every read.

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tongban/tongban/bridge"
 	"github.com/tongban/tongban/config"
 	"github.com/tongban/tongban/graph"
 	"github.com/tongban/tongban/identity"
@@ -29,9 +30,12 @@ type App struct {
 	Store    *redisx.Store
 	Sessions *identity.Sessions
 	Identity *identity.Service
+	Bridge   *bridge.Bridge
+	Keys     *bridge.KeyManager
 	Registry *prometheus.Registry
 	// DevIdPs are the simulated identity providers of dev mode, by app id.
-	DevIdPs map[string]*devidp.Provider
+	DevIdPs     map[string]*devidp.Provider
+	devPartners devPartners
 
 	graphql *graph.Handler
 	health  *health
@@ -99,10 +103,13 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 	if err := a.buildIdentity(o); err != nil {
 		return nil, err
 	}
+	if err := a.buildBridge(o); err != nil {
+		return nil, err
+	}
 	if o.directory == nil {
 		o.directory = cfg
 	}
-	a.graphql = graph.NewHandler(&graph.Resolver{Directory: o.directory, Identity: a.Identity}, graph.Options{
+	a.graphql = graph.NewHandler(&graph.Resolver{Directory: o.directory, Identity: a.Identity, Bridge: a.Bridge}, graph.Options{
 		Introspection:   cfg.GraphQL.Introspection,
 		ComplexityLimit: cfg.GraphQL.ComplexityLimit,
 		DepthLimit:      cfg.GraphQL.DepthLimit,
@@ -116,7 +123,7 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 		Metrics:         graph.NewMetrics(a.Registry),
 		Log:             log,
 	})
-	a.health = &health{checks: []check{{name: "redis", run: store.Ping}}, degraded: a.missingProviders}
+	a.health = &health{checks: []check{{name: "redis", run: store.Ping}, {name: "signing_keys", run: a.keysReady}}, degraded: a.missingProviders}
 	a.handler = a.routes()
 	a.metrics = promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{Registry: a.Registry})
 	return a, nil
@@ -129,10 +136,12 @@ func (a *App) routes() http.Handler {
 	route("/graphql", "graphql", a.graphql)
 	route("GET /healthz/live", "live", http.HandlerFunc(a.health.live))
 	route("GET /healthz/ready", "ready", http.HandlerFunc(a.health.ready))
+	a.Bridge.Routes(route)
 	if a.cfg.Dev {
 		route("GET /{$}", "graphiql", playground.Handler("Tongban", "/graphql"))
 		route("/dev/idp/{app}/", "dev_idp", http.HandlerFunc(a.serveDevIdP))
 		route("GET /dev/apps/{app}/callback", "dev_app_callback", http.HandlerFunc(a.serveDevCallback))
+		route("GET /dev/apps/{app}/login", "dev_app_login", http.HandlerFunc(a.serveDevLogin))
 	}
 	route("/", "not_found", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		graph.WriteError(w, http.StatusNotFound, graph.CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
@@ -201,6 +210,7 @@ func (a *App) Serve(ctx context.Context, ln, mln net.Listener) error {
 	discovery, stopDiscovery := context.WithCancel(context.Background())
 	defer stopDiscovery()
 	a.Identity.Registry.Start(discovery)
+	go a.Keys.Run(discovery)
 
 	var serveErr error
 	select {

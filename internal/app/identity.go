@@ -86,6 +86,16 @@ var devCallback = template.Must(template.New("callback").Parse(`<!doctype html>
 
 func (a *App) serveDevCallback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	// The same callback receives the bridge's answer to a switch (iss = the bridge) and a
+	// provider's answer to a sign-in.
+	if q.Get("iss") == strings.TrimRight(a.cfg.PublicURL, "/") {
+		c, ok := a.devClient(r.PathValue("app"))
+		l, pending := a.devPartners.take(q.Get("state"))
+		if ok && pending && l.app == c.ID {
+			a.serveDevArrival(w, r, c, l)
+			return
+		}
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer")

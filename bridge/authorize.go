@@ -1,0 +1,219 @@
+package bridge
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"html/template"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// acrValues are the assurance levels 1–4 as acr claims.
+var acrValues = []string{"urn:tongban:loa:1", "urn:tongban:loa:2", "urn:tongban:loa:3", "urn:tongban:loa:4"}
+
+func acr(level int) string {
+	if level < 1 || level > 4 {
+		return acrValues[0]
+	}
+	return acrValues[level-1]
+}
+
+func jsonEncoder(w io.Writer) *json.Encoder { return json.NewEncoder(w) }
+
+// code is what an authorization code stands for, under oc:<sha256(code)> for CodeTTL.
+type codeGrant struct {
+	Client      string   `json:"client"`
+	RedirectURI string   `json:"redirect_uri"`
+	Challenge   string   `json:"challenge"`
+	Nonce       string   `json:"nonce,omitempty"`
+	Person      string   `json:"person"`
+	Scopes      []string `json:"scopes"`
+	Assurance   int      `json:"assurance"`
+	AuthTime    int64    `json:"auth_time"`
+	Session     string   `json:"session"`
+	SourceApp   string   `json:"source_app"`
+}
+
+func (b *Bridge) codeKey(code string) string { return b.store.Key("oc:" + hashOf(code)) }
+
+var badRequestPage = template.Must(template.New("bad").Parse(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Invalid request</title></head>
+<body><h1>This sign-in request cannot be handled</h1><p>{{.}}</p><p>The app that sent you here is misconfigured; nothing was sent back to it.</p></body></html>`))
+
+// serveAuthorize is the authorization endpoint: code flow with PKCE S256 only, no UI. A
+// login_hint holding a valid switch ticket for this client is consumed and a code issued at
+// once; anything else is login_required, since the bridge signs nobody in itself.
+func (b *Bridge) serveAuthorize(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		b.badAuthorize(w, "the request could not be parsed")
+		return
+	}
+	q := r.Form
+	for _, p := range []string{"client_id", "redirect_uri", "response_type", "scope", "state", "nonce", "code_challenge", "code_challenge_method", "login_hint"} {
+		if len(q[p]) > 1 {
+			b.badAuthorize(w, "parameter "+p+" is repeated")
+			return
+		}
+	}
+	// Until the client and its redirect URI are known good, errors are shown, never redirected:
+	// redirecting to an unregistered URI would make the bridge an open redirector.
+	c, ok := b.clients.Get(q.Get("client_id"))
+	if !ok || c.Machine {
+		b.badAuthorize(w, "unknown client_id")
+		return
+	}
+	redirect := q.Get("redirect_uri")
+	if !slices.Contains(c.RedirectURIs, redirect) {
+		b.badAuthorize(w, "redirect_uri is not registered for this client")
+		return
+	}
+	fail := func(code, desc string) { b.redirectError(w, r, redirect, q.Get("state"), code, desc) }
+	if q.Get("response_type") != "code" {
+		fail("unsupported_response_type", "only response_type=code is supported")
+		return
+	}
+	scopes := splitScope(q.Get("scope"))
+	if !slices.Contains(scopes, "openid") {
+		fail("invalid_scope", "scope must contain openid")
+		return
+	}
+	if !c.allows(scopes) {
+		fail("invalid_scope", "scope asks for more than the client may have")
+		return
+	}
+	challenge, method := q.Get("code_challenge"), q.Get("code_challenge_method")
+	switch {
+	case challenge == "":
+		fail("invalid_request", "PKCE is required: code_challenge with code_challenge_method=S256")
+		return
+	case method != "S256":
+		fail("invalid_request", "code_challenge_method must be S256")
+		return
+	case len(challenge) != 43 || !base64url(challenge):
+		fail("invalid_request", "code_challenge must be an S256 challenge (43 base64url characters)")
+		return
+	}
+	if len(q.Get("nonce")) > 512 || len(q.Get("state")) > 1024 {
+		fail("invalid_request", "state or nonce is too long")
+		return
+	}
+	hint := q.Get("login_hint")
+	if hint == "" {
+		fail("login_required", "the bridge signs citizens in only through a switch ticket in login_hint")
+		return
+	}
+	tk, ok, err := b.consumeTicket(r.Context(), hint)
+	if err != nil {
+		fail("server_error", "try again")
+		return
+	}
+	if !ok || tk.Client != c.ID {
+		fail("login_required", "the switch ticket is unknown, used, expired or for another app")
+		return
+	}
+	consent, err := b.Consents.Get(r.Context(), tk.Person, c.ID)
+	if err != nil {
+		fail("server_error", "try again")
+		return
+	}
+	// What the client gets: what it asked for, of what the person consented to.
+	granted := []string{"openid"}
+	for _, s := range scopes {
+		if s != "openid" && (s == "offline_access" || slices.Contains(consent.Scopes, s)) {
+			granted = append(granted, s)
+		}
+	}
+	code, err := randomToken("", 32)
+	if err != nil {
+		fail("server_error", "try again")
+		return
+	}
+	blob, _ := json.Marshal(codeGrant{
+		Client: c.ID, RedirectURI: redirect, Challenge: challenge, Nonce: q.Get("nonce"), Person: tk.Person,
+		Scopes: granted, Assurance: tk.Assurance, AuthTime: tk.AuthTime.Unix(), Session: tk.Session, SourceApp: tk.SourceApp,
+	})
+	if err := b.store.Client.Set(r.Context(), b.codeKey(code), blob, CodeTTL).Err(); err != nil {
+		fail("server_error", "try again")
+		return
+	}
+	b.redirectTo(w, r, redirect, url.Values{"code": {code}, "state": optional(q.Get("state")), "iss": {b.issuer}})
+}
+
+func optional(v string) []string {
+	if v == "" {
+		return nil
+	}
+	return []string{v}
+}
+
+func base64url(s string) bool {
+	_, err := base64.RawURLEncoding.DecodeString(s)
+	return err == nil
+}
+
+func (b *Bridge) badAuthorize(w http.ResponseWriter, msg string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusBadRequest)
+	_ = badRequestPage.Execute(w, msg)
+}
+
+func (b *Bridge) redirectError(w http.ResponseWriter, r *http.Request, redirect, state, code, desc string) {
+	b.redirectTo(w, r, redirect, url.Values{"error": {code}, "error_description": {desc}, "state": optional(state), "iss": {b.issuer}})
+}
+
+// redirectTo sends the browser back to a registered redirect URI with params added to its query.
+func (b *Bridge) redirectTo(w http.ResponseWriter, r *http.Request, redirect string, params url.Values) {
+	u, err := url.Parse(redirect)
+	if err != nil {
+		b.badAuthorize(w, "redirect_uri cannot be parsed")
+		return
+	}
+	q := u.Query()
+	for k, v := range params {
+		if len(v) > 0 {
+			q[k] = v
+		}
+	}
+	u.RawQuery = q.Encode()
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	http.Redirect(w, r, u.String(), http.StatusFound)
+}
+
+// consumeCode takes an authorization code once. A code already used answers with the grant it
+// was redeemed for, so the caller can revoke it (RFC 6749 §4.1.2).
+func (b *Bridge) consumeCode(r *http.Request, code string) (codeGrant, string, bool, error) {
+	ctx := r.Context()
+	key := b.codeKey(code)
+	var get *redis.StringCmd
+	var used *redis.StringCmd
+	_, err := b.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.Get(ctx, key)
+		p.Del(ctx, key)
+		return nil
+	})
+	if err != nil && !isNil(err) {
+		return codeGrant{}, "", false, err
+	}
+	if get.Val() == "" {
+		used = b.store.Client.Get(ctx, b.store.Key("ocu:"+hashOf(code)))
+		return codeGrant{}, used.Val(), false, nil
+	}
+	var g codeGrant
+	if err := json.Unmarshal([]byte(get.Val()), &g); err != nil {
+		return codeGrant{}, "", false, err
+	}
+	return g, "", true, nil
+}
+
+func isNil(err error) bool { return err == redis.Nil || strings.HasSuffix(err.Error(), "redis: nil") }

@@ -1,0 +1,122 @@
+package bridge
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tongban/tongban/identity"
+	"github.com/tongban/tongban/internal/redisx"
+)
+
+// Lifetimes of what the bridge issues.
+const (
+	TicketTTL       = 60 * time.Second
+	CodeTTL         = 60 * time.Second
+	AccessTokenTTL  = 15 * time.Minute
+	IDTokenTTL      = 5 * time.Minute
+	RefreshTokenTTL = 30 * 24 * time.Hour
+)
+
+// PersonSource is what the bridge needs of the identity side: the claims a person's record
+// holds. identity.Persons satisfies it.
+type PersonSource interface {
+	Claims(ctx context.Context, pid string) (identity.Claims, error)
+}
+
+// Service is one of the catalog's services (事项), as a switch needs it.
+type Service struct {
+	ID           string
+	App          string
+	Link         string
+	MinAssurance int
+}
+
+// Catalog finds services. The push side's catalog satisfies it; nil means no services.
+type Catalog interface {
+	Service(id string) (Service, bool)
+}
+
+// Options configures a Bridge.
+type Options struct {
+	Issuer  string // public_url
+	Store   *redisx.Store
+	Keys    *KeyManager
+	Clients *Clients
+	Persons PersonSource
+	Catalog Catalog
+	// SubjectKey keys the pairwise subjects (HMAC); derived from the pepper by the caller.
+	SubjectKey []byte
+	Now        func() time.Time
+}
+
+// Bridge is the OpenID provider member apps receive switched citizens from.
+type Bridge struct {
+	issuer   string
+	store    *redisx.Store
+	keys     *KeyManager
+	clients  *Clients
+	persons  PersonSource
+	catalog  Catalog
+	Consents *Consents
+	subject  []byte
+	now      func() time.Time
+}
+
+// New builds the bridge.
+func New(o Options) *Bridge {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Bridge{
+		issuer: strings.TrimRight(o.Issuer, "/"), store: o.Store, keys: o.Keys, clients: o.Clients,
+		persons: o.Persons, catalog: o.Catalog, subject: o.SubjectKey, now: o.Now,
+		Consents: &Consents{store: o.Store, clients: o.Clients, now: o.Now},
+	}
+}
+
+// Issuer is the bridge's issuer identifier.
+func (b *Bridge) Issuer() string { return b.issuer }
+
+// Clients is the client registry.
+func (b *Bridge) Clients() *Clients { return b.clients }
+
+// Routes mounts the bridge's HTTP endpoints through route(pattern, name, handler).
+func (b *Bridge) Routes(route func(pattern, name string, h http.Handler)) {
+	route("GET /.well-known/openid-configuration", "oidc_discovery", http.HandlerFunc(b.serveDiscovery))
+	route("/oauth2/jwks", "oauth2_jwks", http.HandlerFunc(b.keys.ServeJWKS))
+	route("/oauth2/authorize", "oauth2_authorize", http.HandlerFunc(b.serveAuthorize))
+	route("/oauth2/token", "oauth2_token", http.HandlerFunc(b.serveToken))
+	route("/oauth2/userinfo", "oauth2_userinfo", http.HandlerFunc(b.serveUserinfo))
+}
+
+// Subject is the sub a client sees for a person: pairwise (an HMAC of the client's sector and
+// the person, so two clients cannot join their users) or public (the person id).
+func (b *Bridge) Subject(c *Client, pid string) string {
+	if c.SubjectType == "public" {
+		return pid
+	}
+	m := hmac.New(sha256.New, b.subject)
+	m.Write([]byte(c.sector + "\x00" + pid))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func randomToken(prefix string, n int) (string, error) {
+	buf := make([]byte, n)
+	if _, err := rand.Read(buf); err != nil {
+		return "", fmt.Errorf("bridge: random: %w", err)
+	}
+	return prefix + base64.RawURLEncoding.EncodeToString(buf), nil
+}
+
+func hashOf(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}

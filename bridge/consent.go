@@ -1,0 +1,137 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tongban/tongban/internal/redisx"
+)
+
+// Consent is a person's permission for a client to receive some scopes.
+type Consent struct {
+	Client    string
+	Scopes    []string
+	GrantedAt time.Time
+}
+
+// Consents keeps consents in the person's hash {p:<pid>}:consents, client -> JSON.
+type Consents struct {
+	store   *redisx.Store
+	clients *Clients
+	now     func() time.Time
+}
+
+type storedConsent struct {
+	Scopes    []string `json:"scopes"`
+	GrantedAt int64    `json:"granted_at"`
+}
+
+func (cs *Consents) key(pid string) string { return cs.store.Key("{p:" + pid + "}:consents") }
+
+// ErrUnknownClient means the app is not a client of the bridge (it cannot receive switches).
+var ErrUnknownClient = errors.New("bridge: not an app that receives switches")
+
+// ScopeError names scopes a client may not have.
+type ScopeError struct {
+	Client string
+	Scopes []string
+}
+
+func (e *ScopeError) Error() string {
+	return fmt.Sprintf("bridge: %s may not ask for %v", e.Client, e.Scopes)
+}
+
+// Grant adds scopes to the person's consent for a client (consent grows; revoke to shrink).
+func (cs *Consents) Grant(ctx context.Context, pid, clientID string, scopes []string) (Consent, error) {
+	c, ok := cs.clients.Get(clientID)
+	if !ok || c.Machine {
+		return Consent{}, ErrUnknownClient
+	}
+	var bad []string
+	for _, s := range scopes {
+		if !slices.Contains(c.consentScopes(), s) {
+			bad = append(bad, s)
+		}
+	}
+	if len(bad) > 0 || len(scopes) == 0 {
+		return Consent{}, &ScopeError{Client: clientID, Scopes: bad}
+	}
+	prev, err := cs.Get(ctx, pid, clientID)
+	if err != nil {
+		return Consent{}, err
+	}
+	merged := append(slices.Clone(prev.Scopes), scopes...)
+	sort.Strings(merged)
+	merged = slices.Compact(merged)
+	out := Consent{Client: clientID, Scopes: merged, GrantedAt: cs.now().UTC().Truncate(time.Second)}
+	blob, _ := json.Marshal(storedConsent{Scopes: merged, GrantedAt: out.GrantedAt.Unix()})
+	if err := cs.store.Client.HSet(ctx, cs.key(pid), clientID, blob).Err(); err != nil {
+		return Consent{}, fmt.Errorf("bridge: store consent: %w", err)
+	}
+	return out, nil
+}
+
+// Revoke removes the person's consent for a client; it reports whether there was one. Grants
+// issued under it stop refreshing (invalid_grant) and their access tokens stop working.
+func (cs *Consents) Revoke(ctx context.Context, pid, clientID string) (bool, error) {
+	n, err := cs.store.Client.HDel(ctx, cs.key(pid), clientID).Result()
+	if err != nil {
+		return false, fmt.Errorf("bridge: revoke consent: %w", err)
+	}
+	return n > 0, nil
+}
+
+// Get returns the consent for one client; a zero Consent (no scopes) when there is none.
+func (cs *Consents) Get(ctx context.Context, pid, clientID string) (Consent, error) {
+	raw, err := cs.store.Client.HGet(ctx, cs.key(pid), clientID).Result()
+	if errors.Is(err, redis.Nil) {
+		return Consent{Client: clientID}, nil
+	}
+	if err != nil {
+		return Consent{}, fmt.Errorf("bridge: read consent: %w", err)
+	}
+	return decodeConsent(clientID, raw)
+}
+
+// List returns all the person's consents, by client id.
+func (cs *Consents) List(ctx context.Context, pid string) ([]Consent, error) {
+	all, err := cs.store.Client.HGetAll(ctx, cs.key(pid)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("bridge: read consents: %w", err)
+	}
+	out := make([]Consent, 0, len(all))
+	for id, raw := range all {
+		c, err := decodeConsent(id, raw)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Client < out[j].Client })
+	return out, nil
+}
+
+func decodeConsent(clientID, raw string) (Consent, error) {
+	var s storedConsent
+	if err := json.Unmarshal([]byte(raw), &s); err != nil {
+		return Consent{}, fmt.Errorf("bridge: corrupt consent for %s: %w", clientID, err)
+	}
+	return Consent{Client: clientID, Scopes: s.Scopes, GrantedAt: time.Unix(s.GrantedAt, 0).UTC()}, nil
+}
+
+// covers reports whether consent includes every scope that needs consent.
+func (c Consent) covers(scopes []string) bool {
+	for _, s := range scopes {
+		if s != "openid" && s != "offline_access" && !slices.Contains(c.Scopes, s) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,251 @@
+package bridge
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// A grant is what one code redemption (or one client-credentials request) issued: an access
+// token, and for a person a refresh-token family. Like identity's sessions, it is one hash in
+// one slot, g:{<gid>}, and its tokens carry the gid, so revoking the grant revokes every token
+// issued from it at once.
+//
+//	g:{<gid>}  hash  kind (user|machine), client, person, scopes, assurance, auth_time, session,
+//	                 departments, at/at_exp, at_prev/at_prev_exp, rt, used; TTL refresh lifetime
+//	                 (user) or access lifetime (machine)
+const (
+	accessPrefix  = "tbo_"
+	refreshPrefix = "tbq_"
+	gidBytes      = 16
+	secretBytes   = 32
+)
+
+var (
+	gidLen    = base64.RawURLEncoding.EncodedLen(gidBytes)
+	secretLen = base64.RawURLEncoding.EncodedLen(secretBytes)
+)
+
+// Grant is what a bridge access token stands for.
+type Grant struct {
+	ID          string
+	Kind        string // "user" or "machine"
+	Client      string
+	Person      string
+	Scopes      []string
+	Assurance   int
+	AuthTime    time.Time
+	Session     string
+	Departments []string
+	ExpiresAt   time.Time // of the access token presented
+}
+
+// ErrInvalidToken means a bridge token is malformed, unknown, expired or revoked.
+var ErrInvalidToken = errors.New("bridge: invalid or expired token")
+
+func (b *Bridge) grantKey(gid string) string { return b.store.Key("g:{" + gid + "}") }
+
+func newGrantSecret(prefix, gid string) (token, hash string, err error) {
+	s, err := randomToken("", secretBytes)
+	if err != nil {
+		return "", "", err
+	}
+	return prefix + gid + s, hashOf(s), nil
+}
+
+func parseGrantToken(prefix, token string) (gid, hash string, ok bool) {
+	rest, ok := strings.CutPrefix(token, prefix)
+	if !ok || len(rest) != gidLen+secretLen || !base64url(rest[:gidLen]) || !base64url(rest[gidLen:]) {
+		return "", "", false
+	}
+	return rest[:gidLen], hashOf(rest[gidLen:]), true
+}
+
+// issued are the tokens of a new grant or a refresh.
+type issued struct {
+	access, refresh string
+	grant           Grant
+}
+
+// issue creates a grant. withRefresh gives it a refresh-token family (people only).
+func (b *Bridge) issue(ctx context.Context, g Grant, withRefresh bool) (issued, error) {
+	gid, err := randomToken("", gidBytes)
+	if err != nil {
+		return issued{}, err
+	}
+	access, ah, err := newGrantSecret(accessPrefix, gid)
+	if err != nil {
+		return issued{}, err
+	}
+	g.ID = gid
+	g.ExpiresAt = b.now().Add(AccessTokenTTL).UTC().Truncate(time.Second)
+	fields := map[string]any{
+		"kind": g.Kind, "client": g.Client, "person": g.Person, "scopes": strings.Join(g.Scopes, " "),
+		"assurance": g.Assurance, "auth_time": g.AuthTime.Unix(), "session": g.Session,
+		"departments": strings.Join(g.Departments, "\n"), "at": ah, "at_exp": g.ExpiresAt.Unix(),
+	}
+	out := issued{access: access, grant: g}
+	ttl := AccessTokenTTL
+	if withRefresh {
+		refresh, rh, err := newGrantSecret(refreshPrefix, gid)
+		if err != nil {
+			return issued{}, err
+		}
+		fields["rt"] = rh
+		out.refresh = refresh
+		ttl = RefreshTokenTTL
+	}
+	key := b.grantKey(gid)
+	_, err = b.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, key, fields)
+		p.PExpire(ctx, key, ttl)
+		return nil
+	})
+	if err != nil {
+		return issued{}, fmt.Errorf("bridge: store grant: %w", err)
+	}
+	return out, nil
+}
+
+var grantFields = []string{"kind", "client", "person", "scopes", "assurance", "auth_time", "session", "departments"}
+
+func grantFrom(gid string, v []any) (Grant, bool) {
+	f := make([]string, len(v))
+	for i, x := range v {
+		f[i], _ = x.(string)
+	}
+	if f[0] == "" {
+		return Grant{}, false
+	}
+	assurance, _ := strconv.Atoi(f[4])
+	authTime, _ := strconv.ParseInt(f[5], 10, 64)
+	g := Grant{ID: gid, Kind: f[0], Client: f[1], Person: f[2], Scopes: strings.Fields(f[3]),
+		Assurance: assurance, AuthTime: time.Unix(authTime, 0).UTC(), Session: f[6]}
+	if f[7] != "" {
+		g.Departments = strings.Split(f[7], "\n")
+	}
+	return g, true
+}
+
+// Authenticate returns the grant a bridge access token stands for, or ErrInvalidToken.
+func (b *Bridge) Authenticate(ctx context.Context, token string) (Grant, error) {
+	gid, hash, ok := parseGrantToken(accessPrefix, token)
+	if !ok {
+		return Grant{}, ErrInvalidToken
+	}
+	v, err := b.store.Client.HMGet(ctx, b.grantKey(gid), append(slicesClone(grantFields), "at", "at_exp", "at_prev", "at_prev_exp")...).Result()
+	if err != nil {
+		return Grant{}, fmt.Errorf("bridge: look up token: %w", err)
+	}
+	g, ok := grantFrom(gid, v[:len(grantFields)])
+	if !ok {
+		return Grant{}, ErrInvalidToken
+	}
+	tail := v[len(grantFields):]
+	str := func(i int) string { s, _ := tail[i].(string); return s }
+	var exp string
+	switch {
+	case subtle.ConstantTimeCompare([]byte(hash), []byte(str(0))) == 1:
+		exp = str(1)
+	case str(2) != "" && subtle.ConstantTimeCompare([]byte(hash), []byte(str(2))) == 1:
+		exp = str(3)
+	default:
+		return Grant{}, ErrInvalidToken
+	}
+	n, err := strconv.ParseInt(exp, 10, 64)
+	if err != nil || !b.now().Before(time.Unix(n, 0)) {
+		return Grant{}, ErrInvalidToken
+	}
+	g.ExpiresAt = time.Unix(n, 0).UTC()
+	return g, nil
+}
+
+func slicesClone(s []string) []string { return append([]string(nil), s...) }
+
+// revoke ends a grant: its access and refresh tokens stop working at once.
+func (b *Bridge) revoke(ctx context.Context, gid string) error {
+	if err := b.store.Client.Del(ctx, b.grantKey(gid)).Err(); err != nil {
+		return fmt.Errorf("bridge: revoke grant: %w", err)
+	}
+	return nil
+}
+
+// rotateScript is identity's refresh rotation for bridge grants: KEYS[1] grant; ARGV presented
+// hash, new access hash, new access exp, new refresh hash, ttl ms, kept used hashes. Returns
+// "ok", "reused" (the grant is deleted) or "invalid".
+var rotateScript = redis.NewScript(`
+local f = redis.call('HMGET', KEYS[1], 'rt', 'used', 'at', 'at_exp')
+if not f[1] then return 'invalid' end
+local used = f[2] or ''
+if string.find(' ' .. used .. ' ', ' ' .. ARGV[1] .. ' ', 1, true) then
+  redis.call('DEL', KEYS[1])
+  return 'reused'
+end
+if f[1] ~= ARGV[1] then return 'invalid' end
+used = ARGV[1] .. ' ' .. used
+local keep = tonumber(ARGV[6]) * (string.len(ARGV[1]) + 1)
+if string.len(used) > keep then used = string.sub(used, 1, keep - 1) end
+redis.call('HSET', KEYS[1], 'used', used, 'rt', ARGV[4], 'at_prev', f[3], 'at_prev_exp', f[4], 'at', ARGV[2], 'at_exp', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 'ok'
+`)
+
+// refresh rotates a refresh token of client. The grant's consent must still cover its scopes:
+// a person who revoked consent has revoked the grant.
+func (b *Bridge) refresh(ctx context.Context, c *Client, token string) (issued, *OAuthError, error) {
+	gid, hash, ok := parseGrantToken(refreshPrefix, token)
+	if !ok {
+		return issued{}, invalidGrant("unknown refresh token"), nil
+	}
+	v, err := b.store.Client.HMGet(ctx, b.grantKey(gid), grantFields...).Result()
+	if err != nil {
+		return issued{}, nil, fmt.Errorf("bridge: read grant: %w", err)
+	}
+	g, ok := grantFrom(gid, v)
+	if !ok || g.Kind != "user" {
+		return issued{}, invalidGrant("unknown, expired or revoked refresh token"), nil
+	}
+	if g.Client != c.ID {
+		return issued{}, invalidGrant("the refresh token was issued to another client"), nil
+	}
+	consent, err := b.Consents.Get(ctx, g.Person, c.ID)
+	if err != nil {
+		return issued{}, nil, err
+	}
+	if !consent.covers(g.Scopes) {
+		if err := b.revoke(ctx, gid); err != nil {
+			return issued{}, nil, err
+		}
+		return issued{}, invalidGrant("the person revoked consent for this app; ask them to switch again"), nil
+	}
+	access, ah, err := newGrantSecret(accessPrefix, gid)
+	if err != nil {
+		return issued{}, nil, err
+	}
+	refresh, rh, err := newGrantSecret(refreshPrefix, gid)
+	if err != nil {
+		return issued{}, nil, err
+	}
+	exp := b.now().Add(AccessTokenTTL).UTC().Truncate(time.Second)
+	res, err := rotateScript.Run(ctx, b.store.Client, []string{b.grantKey(gid)},
+		hash, ah, exp.Unix(), rh, RefreshTokenTTL.Milliseconds(), 64).Text()
+	if err != nil {
+		return issued{}, nil, fmt.Errorf("bridge: rotate refresh token: %w", err)
+	}
+	switch res {
+	case "ok":
+	case "reused":
+		return issued{}, invalidGrant("the refresh token was already used; every token of its grant is revoked"), nil
+	default:
+		return issued{}, invalidGrant("unknown, expired or revoked refresh token"), nil
+	}
+	g.ExpiresAt = exp
+	return issued{access: access, refresh: refresh, grant: g}, nil, nil
+}

@@ -1,0 +1,142 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tongban/tongban/identity"
+)
+
+// Switch is the answer to switchApp: either the scopes to ask the person for first, or a
+// one-time launch URL.
+type Switch struct {
+	ConsentRequired []string
+	LaunchURL       string
+	ExpiresAt       time.Time
+}
+
+// Errors of SwitchApp that callers map to codes.
+var (
+	ErrUnknownService = errors.New("bridge: no such service")
+	ErrSameApp        = errors.New("bridge: the citizen is already in that app")
+)
+
+// AssuranceError is a service that needs a stronger login than the session's. A switch never
+// raises assurance: the citizen signs in again at the needed level.
+type AssuranceError struct {
+	Need, Have int
+}
+
+func (e *AssuranceError) Error() string {
+	return fmt.Sprintf("bridge: the service needs assurance %d, the session has %d", e.Need, e.Have)
+}
+
+// ticket is what a switch ticket stands for, stored under tk:<sha256(ticket)> for TicketTTL.
+type ticket struct {
+	Person, SourceApp, Session, Client, Service, Link string
+	Assurance                                         int
+	AuthTime                                          time.Time
+}
+
+func (b *Bridge) ticketKey(t string) string { return b.store.Key("tk:" + hashOf(t)) }
+
+// SwitchApp mints a ticket that opens target already signed in as the session's person.
+func (b *Bridge) SwitchApp(ctx context.Context, sess identity.Session, target, serviceID string) (Switch, error) {
+	c, ok := b.clients.Get(target)
+	if !ok || c.Machine {
+		return Switch{}, ErrUnknownClient
+	}
+	if target == sess.App {
+		return Switch{}, ErrSameApp
+	}
+	var svc Service
+	if serviceID != "" {
+		if b.catalog != nil {
+			svc, ok = b.catalog.Service(serviceID)
+		}
+		if b.catalog == nil || !ok {
+			return Switch{}, ErrUnknownService
+		}
+		if svc.MinAssurance > sess.Assurance {
+			return Switch{}, &AssuranceError{Need: svc.MinAssurance, Have: sess.Assurance}
+		}
+	}
+	consent, err := b.Consents.Get(ctx, sess.PersonID, target)
+	if err != nil {
+		return Switch{}, err
+	}
+	var missing []string
+	for _, s := range c.consentScopes() {
+		if !slices.Contains(consent.Scopes, s) {
+			missing = append(missing, s)
+		}
+	}
+	if len(missing) > 0 {
+		return Switch{ConsentRequired: missing}, nil
+	}
+	tk, err := randomToken("tbk_", 32)
+	if err != nil {
+		return Switch{}, err
+	}
+	exp := b.now().Add(TicketTTL).UTC().Truncate(time.Second)
+	key := b.ticketKey(tk)
+	_, err = b.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, key, map[string]any{
+			"person": sess.PersonID, "source_app": sess.App, "session": sess.ID, "client": target,
+			"assurance": sess.Assurance, "auth_time": sess.AuthTime.Unix(), "service": svc.ID, "link": svc.Link,
+		})
+		p.ExpireAt(ctx, key, exp)
+		return nil
+	})
+	if err != nil {
+		return Switch{}, fmt.Errorf("bridge: store ticket: %w", err)
+	}
+	q := url.Values{"iss": {b.issuer}, "login_hint": {tk}}
+	if svc.Link != "" {
+		q.Set("target_link_uri", svc.Link)
+	}
+	launch, err := url.Parse(c.InitiateLoginURI)
+	if err != nil {
+		return Switch{}, fmt.Errorf("bridge: initiate_login_uri of %s: %w", target, err)
+	}
+	merged := launch.Query()
+	for k, v := range q {
+		merged[k] = v
+	}
+	launch.RawQuery = merged.Encode()
+	return Switch{LaunchURL: launch.String(), ExpiresAt: exp}, nil
+}
+
+// consumeTicket takes a ticket once: read and deleted in one transaction on its key.
+func (b *Bridge) consumeTicket(ctx context.Context, tk string) (ticket, bool, error) {
+	if len(tk) < 10 || len(tk) > 100 {
+		return ticket{}, false, nil
+	}
+	key := b.ticketKey(tk)
+	var rec *redis.MapStringStringCmd
+	_, err := b.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		rec = p.HGetAll(ctx, key)
+		p.Del(ctx, key)
+		return nil
+	})
+	if err != nil {
+		return ticket{}, false, fmt.Errorf("bridge: consume ticket: %w", err)
+	}
+	f := rec.Val()
+	if f["person"] == "" {
+		return ticket{}, false, nil
+	}
+	assurance, _ := strconv.Atoi(f["assurance"])
+	authTime, _ := strconv.ParseInt(f["auth_time"], 10, 64)
+	return ticket{
+		Person: f["person"], SourceApp: f["source_app"], Session: f["session"], Client: f["client"],
+		Service: f["service"], Link: f["link"], Assurance: assurance, AuthTime: time.Unix(authTime, 0).UTC(),
+	}, true, nil
+}

@@ -1,0 +1,84 @@
+package app
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"fmt"
+	"time"
+
+	"github.com/tongban/tongban/bridge"
+	"github.com/tongban/tongban/config"
+	"github.com/tongban/tongban/internal/redisx"
+)
+
+// buildBridge wires the OpenID provider member apps receive switched citizens from: its
+// clients, its signing keys (loaded now, rotated by Serve) and the bridge itself.
+func (a *App) buildBridge(o options) error {
+	clients, err := bridge.NewClients(a.cfg)
+	if err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+	kek, err := a.cfg.Secrets.KEK()
+	if err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+	now := o.now
+	if now == nil {
+		now = time.Now
+	}
+	a.Keys, err = bridge.NewKeyManager(a.Store, kek, bridge.KeyOptions{Algorithms: clients.Algorithms(), Now: now, Log: a.log})
+	if err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+	// Keys load now when Redis answers; otherwise the rotation loop loads them once it does,
+	// and readiness fails until then.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := a.Keys.Load(ctx); err != nil {
+		a.log.Warn("bridge signing keys not loaded yet; readiness fails until they are", "err", err)
+	}
+	m := hmac.New(sha256.New, a.cfg.Secrets.PepperBytes())
+	m.Write([]byte("tongban/bridge/pairwise-subject"))
+	a.Bridge = bridge.New(bridge.Options{
+		Issuer: a.cfg.PublicURL, Store: a.Store, Keys: a.Keys, Clients: clients,
+		Persons: a.Identity.Persons, SubjectKey: m.Sum(nil), Now: now,
+	})
+	return nil
+}
+
+func (a *App) keysReady(context.Context) error {
+	if !a.Keys.Ready() {
+		return fmt.Errorf("signing keys not loaded")
+	}
+	return nil
+}
+
+// RotateKeys is `tongban keys rotate`: it opens the configured store, loads the bridge's keys
+// and rotates them, saying what it did.
+func RotateKeys(ctx context.Context, cfg *config.Config) (string, error) {
+	store, err := redisx.Open(redisx.Options{URL: cfg.Redis.URL, Cluster: cfg.Redis.Cluster})
+	if err != nil {
+		return "", err
+	}
+	defer store.Close()
+	if store.Kind == redisx.KindEmbedded {
+		return "", fmt.Errorf("no redis.url or redis.cluster is configured: the embedded store of a running dev server cannot be reached from here")
+	}
+	clients, err := bridge.NewClients(cfg)
+	if err != nil {
+		return "", err
+	}
+	kek, err := cfg.Secrets.KEK()
+	if err != nil {
+		return "", err
+	}
+	keys, err := bridge.NewKeyManager(store, kek, bridge.KeyOptions{Algorithms: clients.Algorithms()})
+	if err != nil {
+		return "", err
+	}
+	if err := keys.Load(ctx); err != nil {
+		return "", err
+	}
+	return keys.Rotate(ctx)
+}

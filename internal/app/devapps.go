@@ -1,0 +1,175 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"html/template"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/tongban/tongban/config"
+)
+
+// devPartners are the backends of the simulated member apps in dev mode, written as a partner
+// team would write theirs: golang.org/x/oauth2 for the code flow with PKCE against the bridge,
+// go-oidc to verify the ID token. They keep their pending logins in memory, as a dev fake may.
+type devPartners struct {
+	mu      sync.Mutex
+	pending map[string]devLogin // by state
+}
+
+type devLogin struct {
+	app, verifier, nonce, target string
+	at                           time.Time
+}
+
+const devLoginTTL = 5 * time.Minute
+
+func (d *devPartners) put(state string, l devLogin) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.pending == nil {
+		d.pending = map[string]devLogin{}
+	}
+	for s, old := range d.pending { // a dev fake: prune on write
+		if time.Since(old.at) > devLoginTTL {
+			delete(d.pending, s)
+		}
+	}
+	d.pending[state] = l
+}
+
+func (d *devPartners) take(state string) (devLogin, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l, ok := d.pending[state]
+	delete(d.pending, state)
+	return l, ok && time.Since(l.at) <= devLoginTTL
+}
+
+func (a *App) devClient(id string) (config.Client, bool) {
+	for _, c := range a.cfg.Clients {
+		if c.ID == id && len(c.RedirectURIs) > 0 {
+			return c, true
+		}
+	}
+	return config.Client{}, false
+}
+
+func (a *App) devOAuth(c config.Client) *oauth2.Config {
+	iss := strings.TrimRight(a.cfg.PublicURL, "/")
+	return &oauth2.Config{
+		ClientID: c.ID, ClientSecret: c.Secret, RedirectURL: c.RedirectURIs[0], Scopes: c.Scopes,
+		Endpoint: oauth2.Endpoint{AuthURL: iss + "/oauth2/authorize", TokenURL: iss + "/oauth2/token", AuthStyle: oauth2.AuthStyleInHeader},
+	}
+}
+
+func devRandom() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// serveDevLogin is a simulated app's initiate_login_uri (OIDC Core §4): a switch lands here with
+// iss, login_hint and target_link_uri, and the app starts an ordinary code flow at the bridge.
+func (a *App) serveDevLogin(w http.ResponseWriter, r *http.Request) {
+	c, ok := a.devClient(r.PathValue("app"))
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	q := r.URL.Query()
+	if q.Get("iss") != strings.TrimRight(a.cfg.PublicURL, "/") || q.Get("login_hint") == "" {
+		http.Error(w, "this app accepts third-party initiated logins from the Tongban bridge only, with a login_hint", http.StatusBadRequest)
+		return
+	}
+	l := devLogin{app: c.ID, verifier: oauth2.GenerateVerifier(), nonce: devRandom(), target: q.Get("target_link_uri"), at: time.Now()}
+	state := devRandom()
+	a.devPartners.put(state, l)
+	http.Redirect(w, r, a.devOAuth(c).AuthCodeURL(state,
+		oauth2.S256ChallengeOption(l.verifier),
+		oauth2.SetAuthURLParam("nonce", l.nonce),
+		oauth2.SetAuthURLParam("login_hint", q.Get("login_hint"))), http.StatusFound)
+}
+
+var devArrived = template.Must(template.New("arrived").Parse(`<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>{{.App}}</title>
+<style>body{font-family:sans-serif;max-width:48rem;margin:2rem auto}td{padding:.2rem .8rem}</style></head>
+<body><h1>{{.App}}: signed in by a switch</h1>
+{{if .Error}}<p>The switch did not complete: <b>{{.Error}}</b></p>{{else}}
+<p>The app's backend redeemed the code at the bridge and verified the ID token with go-oidc. No login page was shown.</p>
+<table>{{range .Claims}}<tr><td>{{.K}}</td><td>{{.V}}</td></tr>{{end}}</table>
+{{if .Target}}<p>It would now open <a href="{{.Target}}">{{.Target}}</a>.</p>{{end}}{{end}}
+</body></html>`))
+
+type devClaim struct{ K, V string }
+
+// serveDevArrival completes a switch like a partner backend: redeem the code with the client's
+// credentials, verify the ID token from the bridge's JWKS, read userinfo, show who arrived.
+func (a *App) serveDevArrival(w http.ResponseWriter, r *http.Request, c config.Client, l devLogin) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	page := map[string]any{"App": c.Name, "Target": l.target}
+	fail := func(msg string) {
+		page["Error"] = msg
+		_ = devArrived.Execute(w, page)
+	}
+	if e := r.URL.Query().Get("error"); e != "" {
+		fail(e + ": " + r.URL.Query().Get("error_description"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	tok, err := a.devOAuth(c).Exchange(ctx, r.URL.Query().Get("code"), oauth2.VerifierOption(l.verifier))
+	if err != nil {
+		fail("code redemption: " + err.Error())
+		return
+	}
+	provider, err := oidc.NewProvider(ctx, strings.TrimRight(a.cfg.PublicURL, "/"))
+	if err != nil {
+		fail("bridge discovery: " + err.Error())
+		return
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	idt, err := provider.Verifier(&oidc.Config{ClientID: c.ID, SupportedSigningAlgs: []string{c.IDTokenAlg}}).Verify(ctx, raw)
+	if err != nil || idt.Nonce != l.nonce {
+		fail("ID token: verification failed")
+		return
+	}
+	var claims map[string]any
+	_ = idt.Claims(&claims)
+	info, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+	if err == nil {
+		_ = info.Claims(&claims)
+	}
+	var rows []devClaim
+	for _, k := range []string{"sub", "name", "phone_number", "id_number", "acr", "auth_time"} {
+		if v, ok := claims[k]; ok {
+			if k == "id_number" { // shown masked even here: the page is a screenshot away from a chat
+				s, _ := v.(string)
+				if len(s) == 18 {
+					v = s[:3] + strings.Repeat("*", 11) + s[14:]
+				}
+			}
+			rows = append(rows, devClaim{K: k, V: toString(v)})
+		}
+	}
+	page["Claims"] = rows
+	_ = devArrived.Execute(w, page)
+}
+
+func toString(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case float64: // a NumericDate
+		return time.Unix(int64(x), 0).UTC().Format(time.RFC3339)
+	}
+	return ""
+}
