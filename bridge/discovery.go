@@ -22,10 +22,10 @@ func (b *Bridge) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 		"scopes_supported":                      []string{"openid", "profile", "phone", "id_number", "offline_access"},
 		"claims_supported": []string{"iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "acr", "nonce",
 			"at_hash", "sid", "name", "phone_number", "id_number"},
-		"acr_values_supported":                          acrValues,
-		"claims_parameter_supported":                    false,
-		"request_parameter_supported":                   false,
-		"request_uri_parameter_supported":               false,
+		"acr_values_supported":                           acrValues,
+		"claims_parameter_supported":                     false,
+		"request_parameter_supported":                    false,
+		"request_uri_parameter_supported":                false,
 		"authorization_response_iss_parameter_supported": true,
 	}
 	writeDoc(w, doc)
