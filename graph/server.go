@@ -56,7 +56,9 @@ func NewHandler(r *Resolver, opts Options) *Handler {
 	h := &Handler{auth: opts.Auth, ws: websockets{closing: make(chan struct{})}}
 	h.origins = newOriginPolicy(opts.PublicURL, opts.AllowedOrigins)
 
-	srv := handler.New(NewExecutableSchema(Config{Resolvers: r}))
+	cfg := Config{Resolvers: r}
+	cfg.Complexity.Person.Activity = activityComplexity
+	srv := handler.New(NewExecutableSchema(cfg))
 	srv.AddTransport(transport.Websocket{
 		Implementation: transport.CoderWebsocketImplementation{AcceptOptions: websocket.AcceptOptions{
 			// The origin was checked in ServeHTTP against allowed_origins, which may name

@@ -28,6 +28,9 @@ type Service struct {
 	Registry *Registry
 	Persons  *Persons
 	Sessions *Sessions
+	// Activity hears of every session opened, for the person's audit trail; nil hears nothing.
+	// Set by the wiring once the recorder (the bridge's audit trail) exists.
+	Activity ActivityRecorder
 
 	store  *redisx.Store
 	keys   Keys
@@ -45,6 +48,12 @@ func NewService(store *redisx.Store, keys Keys, reg *Registry, sessions *Session
 		store: store, keys: keys, client: reg.opts.HTTPClient, now: reg.opts.Now,
 		signinKey: keys.derive("signin"),
 	}
+}
+
+// ActivityRecorder records that a person signed in with an app. It must not fail the sign-in:
+// it handles (logs) its own errors. The bridge's audit trail satisfies it.
+type ActivityRecorder interface {
+	SignedIn(ctx context.Context, pid, app string, at time.Time)
 }
 
 // Challenge is a begun sign-in: the app sends the citizen to AuthorizationURL and keeps State.
@@ -298,6 +307,9 @@ func (s *Service) open(ctx context.Context, p *Provider, v *verified, oneTime bo
 		if person, err = read(); err != nil {
 			return Tokens{}, Person{}, err
 		}
+	}
+	if s.Activity != nil {
+		s.Activity.SignedIn(ctx, pid, id.App, s.now())
 	}
 	return t, person, nil
 }

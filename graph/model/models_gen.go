@@ -6,6 +6,37 @@ import (
 	"time"
 )
 
+// Something that happened across apps. It names the apps and the time, never a token, a ticket
+// or an ID number.
+type Activity struct {
+	// Stable id of the entry in the person's trail.
+	ID string `json:"id"`
+	// e.g. SWITCH_ISSUED, SWITCH_REDEEMED, TOKEN_EXCHANGED, CONSENT_GRANTED, CONSENT_REVOKED, SIGNED_IN
+	Kind string `json:"kind"`
+	// The app the citizen came from (a switch's source, a token exchange's subject app); null when none.
+	FromApp *App `json:"fromApp,omitempty"`
+	// The app acted upon: the switch's or exchange's target, the app consented to, the app signed in with.
+	ToApp *App `json:"toApp,omitempty"`
+	// When it happened.
+	At time.Time `json:"at"`
+}
+
+// A page of a person's activity, newest first.
+type ActivityConnection struct {
+	// The page's entries, newest first.
+	Edges []ActivityEdge `json:"edges"`
+	// Whether more entries follow, and where to continue.
+	PageInfo *PageInfo `json:"pageInfo"`
+}
+
+// One entry of a person's activity, with its position in the list.
+type ActivityEdge struct {
+	// Pass it as `after` to continue after this entry.
+	Cursor string `json:"cursor"`
+	// The entry.
+	Node *Activity `json:"node"`
+}
+
 // A member app of the alliance: a provincial government-service app such as 浙里办 (Zheliban).
 type App struct {
 	// Stable id used everywhere an app is named, e.g. `zheliban`.
@@ -52,6 +83,14 @@ type LinkedAccount struct {
 type Mutation struct {
 }
 
+// A page of a list that grows (Relay connection).
+type PageInfo struct {
+	// More items follow this page: pass endCursor as `after` to get them.
+	HasNextPage bool `json:"hasNextPage"`
+	// The cursor of the page's last item; null when the page is empty.
+	EndCursor *string `json:"endCursor,omitempty"`
+}
+
 // One real person, across every app they have an account in.
 type Person struct {
 	// Opaque, stable id of the person inside Tongban.
@@ -62,6 +101,11 @@ type Person struct {
 	MaskedIDNumber *string `json:"maskedIdNumber,omitempty"`
 	// The person's accounts in member apps, oldest link first.
 	Accounts []LinkedAccount `json:"accounts"`
+	// Cross-app activity: switches, redemptions, exchanges, consent changes and sign-ins, newest
+	// first, kept for 180 days. Only the person can read it. `first` is 1 to 100; `after` is the
+	// `endCursor` (or an edge's `cursor`) of the previous page. A cursor this list did not hand out
+	// is BAD_USER_INPUT.
+	Activity *ActivityConnection `json:"activity"`
 	// The apps the person let receive their data, and what.
 	Consents []Consent `json:"consents"`
 }

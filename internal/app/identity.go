@@ -54,6 +54,10 @@ func (a *App) buildIdentity(o options) error {
 	return nil
 }
 
+// recordSignIns sends every session opened to the person's audit trail. buildBridge calls it:
+// the trail belongs to the bridge, which is built after the identity side.
+func (a *App) recordSignIns(r identity.ActivityRecorder) { a.Identity.Activity = r }
+
 func (a *App) missingProviders() map[string]any {
 	if missing := a.Identity.Registry.Missing(); len(missing) > 0 {
 		return map[string]any{"identity_providers_missing": missing}
