@@ -39,7 +39,15 @@ type codeGrant struct {
 	SourceApp   string   `json:"source_app"`
 }
 
-func (b *Bridge) codeKey(code string) string { return b.store.Key("oc:" + hashOf(code)) }
+// A code and the marker of its use share a hash tag, so one script consumes the one and sets
+// the other.
+func (b *Bridge) codeKey(code string) string { return b.store.Key("oc:{" + hashOf(code) + "}") }
+
+func (b *Bridge) codeUsedKey(code string) string { return b.codeKey(code) + ":used" }
+
+// usedCodeTTL keeps the marker of a used code as long as a grant it issued can live, so a
+// replay at any time revokes it.
+const usedCodeTTL = RefreshTokenTTL
 
 var badRequestPage = template.Must(template.New("bad").Parse(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Invalid request</title></head>
 <body><h1>This sign-in request cannot be handled</h1><p>{{.}}</p><p>The app that sent you here is misconfigured; nothing was sent back to it.</p></body></html>`))
@@ -190,30 +198,45 @@ func (b *Bridge) redirectTo(w http.ResponseWriter, r *http.Request, redirect str
 	http.Redirect(w, r, u.String(), http.StatusFound)
 }
 
-// consumeCode takes an authorization code once. A code already used answers with the grant it
-// was redeemed for, so the caller can revoke it (RFC 6749 §4.1.2).
-func (b *Bridge) consumeCode(r *http.Request, code string) (codeGrant, string, bool, error) {
-	ctx := r.Context()
-	key := b.codeKey(code)
-	var get *redis.StringCmd
-	var used *redis.StringCmd
-	_, err := b.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		get = p.Get(ctx, key)
-		p.Del(ctx, key)
-		return nil
-	})
-	if err != nil && !isNil(err) {
+// consumeScript takes a code once and, in the same step, marks it used by the grant that will
+// be issued for it. KEYS[1] code, KEYS[2] its used marker; ARGV[1] grant id, ARGV[2] marker ttl
+// ms. Returns {1, code grant}, {2, grant id of the earlier redemption} or {0}.
+var consumeScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v then
+  redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+  return {1, v}
+end
+local u = redis.call('GET', KEYS[2])
+if u then return {2, u} end
+return {0}
+`)
+
+// consumeCode takes an authorization code once for the grant gid. A code already used answers
+// with the grant it was redeemed for, so the caller can revoke it (RFC 6749 §4.1.2); the marker
+// is set in the same step as the code is taken, so even a replay racing with the first
+// redemption finds it.
+func (b *Bridge) consumeCode(r *http.Request, code, gid string) (codeGrant, string, bool, error) {
+	res, err := consumeScript.Run(r.Context(), b.store.Client, []string{b.codeKey(code), b.codeUsedKey(code)},
+		gid, usedCodeTTL.Milliseconds()).Slice()
+	if err != nil {
 		return codeGrant{}, "", false, err
 	}
-	if get.Val() == "" {
-		used = b.store.Client.Get(ctx, b.store.Key("ocu:"+hashOf(code)))
-		return codeGrant{}, used.Val(), false, nil
+	kind, _ := res[0].(int64)
+	switch kind {
+	case 1:
+		raw, _ := res[1].(string)
+		var g codeGrant
+		if err := json.Unmarshal([]byte(raw), &g); err != nil {
+			return codeGrant{}, "", false, err
+		}
+		return g, "", true, nil
+	case 2:
+		usedBy, _ := res[1].(string)
+		return codeGrant{}, usedBy, false, nil
 	}
-	var g codeGrant
-	if err := json.Unmarshal([]byte(get.Val()), &g); err != nil {
-		return codeGrant{}, "", false, err
-	}
-	return g, "", true, nil
+	return codeGrant{}, "", false, nil
 }
 
 func isNil(err error) bool { return err == redis.Nil || strings.HasSuffix(err.Error(), "redis: nil") }

@@ -52,6 +52,8 @@ type Options struct {
 	Clients *Clients
 	Persons PersonSource
 	Catalog Catalog
+	// Audit records tickets, redemptions, exchanges and consent changes; nil records nothing.
+	Audit *Audit
 	// SubjectKey keys the pairwise subjects (HMAC); derived from the pepper by the caller.
 	SubjectKey []byte
 	Now        func() time.Time
@@ -66,19 +68,26 @@ type Bridge struct {
 	persons  PersonSource
 	catalog  Catalog
 	Consents *Consents
+	audit    *Audit
 	subject  []byte
 	now      func() time.Time
 }
 
 // New builds the bridge.
 func New(o Options) *Bridge {
+	b := newBridge(o)
+	b.Consents.endGrants = b.revokeClientGrants
+	return b
+}
+
+func newBridge(o Options) *Bridge {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	return &Bridge{
 		issuer: strings.TrimRight(o.Issuer, "/"), store: o.Store, keys: o.Keys, clients: o.Clients,
-		persons: o.Persons, catalog: o.Catalog, subject: o.SubjectKey, now: o.Now,
-		Consents: &Consents{store: o.Store, clients: o.Clients, now: o.Now},
+		persons: o.Persons, catalog: o.Catalog, subject: o.SubjectKey, now: o.Now, audit: o.Audit,
+		Consents: &Consents{store: o.Store, clients: o.Clients, now: o.Now, audit: o.Audit},
 	}
 }
 
@@ -95,6 +104,8 @@ func (b *Bridge) Routes(route func(pattern, name string, h http.Handler)) {
 	route("/oauth2/authorize", "oauth2_authorize", http.HandlerFunc(b.serveAuthorize))
 	route("/oauth2/token", "oauth2_token", http.HandlerFunc(b.serveToken))
 	route("/oauth2/userinfo", "oauth2_userinfo", http.HandlerFunc(b.serveUserinfo))
+	route("/oauth2/revoke", "oauth2_revoke", http.HandlerFunc(b.serveRevoke))
+	route("/oauth2/introspect", "oauth2_introspect", http.HandlerFunc(b.serveIntrospect))
 }
 
 // Subject is the sub a client sees for a person: pairwise (an HMAC of the client's sector and

@@ -25,8 +25,9 @@ type Client struct {
 	IDTokenAlg       string
 	Machine          bool
 	Departments      []string
-	// sector is the pairwise subject's sector: the host all redirect URIs share, or the client
-	// id when they span hosts (OIDC Core §8.1).
+	// sector is the pairwise subject's sector. Each client is its own sector: member apps of
+	// different provinces often share hosting (and in dev mode one host), and OIDC's default of
+	// the redirect URIs' host would give them the same subjects to join their users on.
 	sector     string
 	secretHash [sha256.Size]byte
 }
@@ -63,7 +64,7 @@ func NewClients(cfg *config.Config) (*Clients, error) {
 	for _, cl := range cfg.Clients {
 		c := &Client{
 			ID: cl.ID, Name: cl.Name, RedirectURIs: cl.RedirectURIs, InitiateLoginURI: cl.InitiateLoginURI,
-			Scopes: cl.Scopes, SubjectType: cl.SubjectType, IDTokenAlg: cl.IDTokenAlg, sector: sectorOf(cl.ID, cl.RedirectURIs),
+			Scopes: cl.Scopes, SubjectType: cl.SubjectType, IDTokenAlg: cl.IDTokenAlg, sector: cl.ID,
 		}
 		if err := add(c, cl.Secret, cl.SecretSHA256); err != nil {
 			return nil, err
@@ -76,24 +77,6 @@ func NewClients(cfg *config.Config) (*Clients, error) {
 		}
 	}
 	return cs, nil
-}
-
-func sectorOf(id string, redirects []string) string {
-	host := ""
-	for _, r := range redirects {
-		u, err := url.Parse(r)
-		if err != nil {
-			return id
-		}
-		if host != "" && u.Host != host {
-			return id
-		}
-		host = u.Host
-	}
-	if host == "" {
-		return id
-	}
-	return host
 }
 
 // Get returns a client by id.

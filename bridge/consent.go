@@ -26,6 +26,9 @@ type Consents struct {
 	store   *redisx.Store
 	clients *Clients
 	now     func() time.Time
+	audit   *Audit
+	// endGrants ends the grants a person gave a client; withdrawing consent means that.
+	endGrants func(ctx context.Context, pid, client string) error
 }
 
 type storedConsent struct {
@@ -75,15 +78,25 @@ func (cs *Consents) Grant(ctx context.Context, pid, clientID string, scopes []st
 	if err := cs.store.Client.HSet(ctx, cs.key(pid), clientID, blob).Err(); err != nil {
 		return Consent{}, fmt.Errorf("bridge: store consent: %w", err)
 	}
+	_ = cs.audit.Record(ctx, Activity{Kind: ConsentGranted, Person: pid, ToApp: clientID, At: cs.now()})
 	return out, nil
 }
 
-// Revoke removes the person's consent for a client; it reports whether there was one. Grants
-// issued under it stop refreshing (invalid_grant) and their access tokens stop working.
+// Revoke removes the person's consent for a client; it reports whether there was one. Every
+// grant the person gave the client ends with it: access tokens stop working, refresh tokens
+// are invalid_grant.
 func (cs *Consents) Revoke(ctx context.Context, pid, clientID string) (bool, error) {
 	n, err := cs.store.Client.HDel(ctx, cs.key(pid), clientID).Result()
 	if err != nil {
 		return false, fmt.Errorf("bridge: revoke consent: %w", err)
+	}
+	if cs.endGrants != nil {
+		if err := cs.endGrants(ctx, pid, clientID); err != nil {
+			return n > 0, err
+		}
+	}
+	if n > 0 {
+		_ = cs.audit.Record(ctx, Activity{Kind: ConsentRevoked, Person: pid, ToApp: clientID, At: cs.now()})
 	}
 	return n > 0, nil
 }

@@ -14,12 +14,18 @@
 // Redis keys (under the store prefix). Keys used together share a hash tag:
 //
 //	tk:<sha256(ticket)>        hash   a switch ticket; TTL 60 s; read and deleted in one MULTI
-//	oc:<sha256(code)>          string an authorization code's grant (JSON); TTL 60 s; read and deleted in one MULTI
-//	ocu:<sha256(code)>         string the grant a used code was redeemed for, so a replay revokes it; TTL 10 min
+//	oc:{<sha256(code)>}        string an authorization code's grant (JSON); TTL 60 s
+//	oc:{<sha256(code)>}:used   string the grant id a code is redeemed for, set by the same script that takes
+//	                                  the code, so a replay (even a racing one) revokes it; TTL the refresh lifetime
 //	g:{<gid>}                  hash   a grant: client, person, scopes, login facts, access and refresh token
 //	                                  hashes (tokens carry the gid); TTL the refresh lifetime, or the access
-//	                                  lifetime for machine grants
+//	                                  lifetime for machine grants; act (JSON) for a token exchange's grant; a
+//	                                  replayed code's grant is a tombstone (revoked) that blocks its creation
+//	{p:<pid>}:grants           set    "<client>|<gid>" of the person's grants, so revoking consent ends them
 //	{p:<pid>}:consents         hash   client -> {scopes, granted_at}
+//	{p:<pid>}:activity         stream the person's audit trail (kind, from, to, at; never a token, ticket or
+//	                                  ID number); XADD trims entries older than 180 days (MINID ~); see audit.go
+//	audit                      stream the operators' copy of every entry, with the person; MAXLEN ~ 1,000,000
 //	keys:set, keys:lease       hash, string   signing keys (sealed) and the rotation lease; see keys.go
 //
 // Tokens are stored only as SHA-256 of their secret part; signing keys only sealed with

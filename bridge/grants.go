@@ -75,10 +75,17 @@ type issued struct {
 }
 
 // issue creates a grant. withRefresh gives it a refresh-token family (people only).
+//
+// g.ID may be chosen by the caller (a code redemption names its grant before issuing it, so a
+// replay racing with it can revoke it); the grant is created only if no record of that id
+// exists, and a replay's tombstone is such a record (ErrGrantRevoked).
 func (b *Bridge) issue(ctx context.Context, g Grant, withRefresh bool) (issued, error) {
-	gid, err := randomToken("", gidBytes)
-	if err != nil {
-		return issued{}, err
+	gid := g.ID
+	if gid == "" {
+		var err error
+		if gid, err = randomToken("", gidBytes); err != nil {
+			return issued{}, err
+		}
 	}
 	access, ah, err := newGrantSecret(accessPrefix, gid)
 	if err != nil {
@@ -102,16 +109,75 @@ func (b *Bridge) issue(ctx context.Context, g Grant, withRefresh bool) (issued, 
 		out.refresh = refresh
 		ttl = RefreshTokenTTL
 	}
-	key := b.grantKey(gid)
-	_, err = b.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, key, fields)
-		p.PExpire(ctx, key, ttl)
-		return nil
-	})
+	args := []any{ttl.Milliseconds()}
+	for k, v := range fields {
+		args = append(args, k, v)
+	}
+	created, err := createScript.Run(ctx, b.store.Client, []string{b.grantKey(gid)}, args...).Int()
 	if err != nil {
 		return issued{}, fmt.Errorf("bridge: store grant: %w", err)
 	}
+	if created == 0 {
+		return issued{}, ErrGrantRevoked
+	}
+	if g.Kind == "user" {
+		// The person's index of grants by client, so revoking consent can end them. A
+		// separate slot: best effort after the grant exists; a stale entry is harmless.
+		idx := b.personGrants(g.Person)
+		b.store.Client.SAdd(ctx, idx, g.Client+"|"+gid)
+		b.store.Client.Expire(ctx, idx, RefreshTokenTTL)
+	}
 	return out, nil
+}
+
+// ErrGrantRevoked means a grant was revoked before it was issued (its code was replayed).
+var ErrGrantRevoked = errors.New("bridge: the grant was revoked before it was issued")
+
+// createScript writes a grant only if its key does not exist. KEYS[1] grant; ARGV[1] ttl ms,
+// then field, value pairs.
+var createScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+`)
+
+func (b *Bridge) personGrants(pid string) string { return b.store.Key("{p:" + pid + "}:grants") }
+
+// revokeReplayed ends the grant a replayed code was redeemed for, and leaves a tombstone so
+// that a redemption still under way cannot create it afterwards.
+func (b *Bridge) revokeReplayed(ctx context.Context, gid string) error {
+	key := b.grantKey(gid)
+	_, err := b.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, key)
+		p.HSet(ctx, key, "revoked", "code replayed")
+		p.PExpire(ctx, key, AccessTokenTTL)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("bridge: revoke replayed grant: %w", err)
+	}
+	return nil
+}
+
+// revokeClientGrants ends every grant a person has given client: what withdrawing consent means.
+func (b *Bridge) revokeClientGrants(ctx context.Context, pid, client string) error {
+	idx := b.personGrants(pid)
+	members, err := b.store.Client.SMembers(ctx, idx).Result()
+	if err != nil {
+		return fmt.Errorf("bridge: list grants: %w", err)
+	}
+	for _, m := range members {
+		c, gid, ok := strings.Cut(m, "|")
+		if !ok || c != client {
+			continue
+		}
+		if err := b.revoke(ctx, gid); err != nil {
+			return err
+		}
+		b.store.Client.SRem(ctx, idx, m)
+	}
+	return nil
 }
 
 var grantFields = []string{"kind", "client", "person", "scopes", "assurance", "auth_time", "session", "departments"}

@@ -91,6 +91,7 @@ func (b *Bridge) SwitchApp(ctx context.Context, sess identity.Session, target, s
 		p.HSet(ctx, key, map[string]any{
 			"person": sess.PersonID, "source_app": sess.App, "session": sess.ID, "client": target,
 			"assurance": sess.Assurance, "auth_time": sess.AuthTime.Unix(), "service": svc.ID, "link": svc.Link,
+			"exp": exp.Unix(),
 		})
 		p.ExpireAt(ctx, key, exp)
 		return nil
@@ -111,6 +112,7 @@ func (b *Bridge) SwitchApp(ctx context.Context, sess identity.Session, target, s
 		merged[k] = v
 	}
 	launch.RawQuery = merged.Encode()
+	_ = b.audit.Record(ctx, Activity{Kind: SwitchIssued, Person: sess.PersonID, FromApp: sess.App, ToApp: target, At: b.now()})
 	return Switch{LaunchURL: launch.String(), ExpiresAt: exp}, nil
 }
 
@@ -131,6 +133,11 @@ func (b *Bridge) consumeTicket(ctx context.Context, tk string) (ticket, bool, er
 	}
 	f := rec.Val()
 	if f["person"] == "" {
+		return ticket{}, false, nil
+	}
+	// The key's TTL removes it, but a clock that runs ahead of Redis's must not stretch a
+	// ticket's life past what it was issued for.
+	if exp, err := strconv.ParseInt(f["exp"], 10, 64); err != nil || !b.now().Before(time.Unix(exp, 0)) {
 		return ticket{}, false, nil
 	}
 	assurance, _ := strconv.Atoi(f["assurance"])

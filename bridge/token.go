@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -49,6 +50,8 @@ func (b *Bridge) serveToken(w http.ResponseWriter, r *http.Request) {
 		resp, oerr = b.refreshGrant(r, c)
 	case "client_credentials":
 		resp, oerr = b.clientCredentials(r, c)
+	case "urn:ietf:params:oauth:grant-type:token-exchange":
+		resp, oerr = b.tokenExchange(r, c)
 	case "":
 		oerr = invalidRequest("grant_type is required")
 	default:
@@ -76,13 +79,17 @@ func (b *Bridge) redeemCode(r *http.Request, c *Client) (map[string]any, *OAuthE
 	if code == "" || len(code) > 100 {
 		return nil, invalidRequest("code is required")
 	}
-	g, usedBy, ok, err := b.consumeCode(r, code)
+	gid, err := randomToken("", gidBytes)
+	if err != nil {
+		return nil, serverError()
+	}
+	g, usedBy, ok, err := b.consumeCode(r, code, gid)
 	if err != nil {
 		return nil, serverError()
 	}
 	if !ok {
 		if usedBy != "" {
-			if err := b.revoke(ctx, usedBy); err != nil {
+			if err := b.revokeReplayed(ctx, usedBy); err != nil {
 				return nil, serverError()
 			}
 			return nil, invalidGrant("the code was already used; every token issued from it is revoked")
@@ -98,14 +105,16 @@ func (b *Bridge) redeemCode(r *http.Request, c *Client) (map[string]any, *OAuthE
 		return nil, invalidGrant("code_verifier does not match the code_challenge")
 	}
 	out, err := b.issue(ctx, Grant{
-		Kind: "user", Client: c.ID, Person: g.Person, Scopes: g.Scopes, Assurance: g.Assurance,
+		ID: gid, Kind: "user", Client: c.ID, Person: g.Person, Scopes: g.Scopes, Assurance: g.Assurance,
 		AuthTime: time.Unix(g.AuthTime, 0).UTC(), Session: g.Session,
 	}, true)
+	if errors.Is(err, ErrGrantRevoked) {
+		return nil, invalidGrant("the code was used twice at once; every token issued from it is revoked")
+	}
 	if err != nil {
 		return nil, serverError()
 	}
-	// The code's hash now names its grant, for the replay above.
-	_ = b.store.Client.Set(ctx, b.store.Key("ocu:"+hashOf(code)), out.grant.ID, 10*time.Minute).Err()
+	_ = b.audit.Record(ctx, Activity{Kind: SwitchRedeemed, Person: g.Person, FromApp: g.SourceApp, ToApp: c.ID, At: b.now()})
 	idToken, err := b.idToken(ctx, c, out.grant, g.Nonce, out.access)
 	if err != nil {
 		return nil, serverError()

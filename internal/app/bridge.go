@@ -40,10 +40,12 @@ func (a *App) buildBridge(o options) error {
 	}
 	m := hmac.New(sha256.New, a.cfg.Secrets.PepperBytes())
 	m.Write([]byte("tongban/bridge/pairwise-subject"))
+	audit := bridge.NewAudit(a.Store, bridge.AuditOptions{Log: a.log, Now: now})
 	a.Bridge = bridge.New(bridge.Options{
 		Issuer: a.cfg.PublicURL, Store: a.Store, Keys: a.Keys, Clients: clients,
-		Persons: a.Identity.Persons, SubjectKey: m.Sum(nil), Now: now,
+		Persons: a.Identity.Persons, SubjectKey: m.Sum(nil), Now: now, Audit: audit,
 	})
+	a.recordSignIns(audit)
 	return nil
 }
 

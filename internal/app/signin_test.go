@@ -449,6 +449,16 @@ func TestNoIDNumberStoredInClear(t *testing.T) {
 		case "zset":
 			m, _ := store.Client.ZRange(context.Background(), key, 0, -1).Result()
 			dump.WriteString(strings.Join(m, "\n"))
+		case "set":
+			m, _ := store.Client.SMembers(context.Background(), key).Result()
+			dump.WriteString(strings.Join(m, "\n"))
+		case "stream":
+			msgs, _ := store.Client.XRange(context.Background(), key, "-", "+").Result()
+			for _, m := range msgs {
+				for k, v := range m.Values {
+					dump.WriteString(k + "=" + fmt.Sprint(v) + "\n")
+				}
+			}
 		default:
 			t.Errorf("key %s of type %s not inspected", key, typ)
 		}

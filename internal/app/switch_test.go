@@ -127,6 +127,14 @@ func TestSwitchEndToEnd(t *testing.T) {
 		t.Fatalf("userinfo: %+v %v", info, err)
 	}
 
+	// Withdrawing consent ends what the app holds: its access token no longer reads userinfo.
+	if r := h.gql(`mutation { revokeConsent(app: "suishenban") }`, nil, in.access); r.field("revokeConsent") != true {
+		t.Fatalf("revokeConsent: %s", r.Raw)
+	}
+	if _, err := p.provider.UserInfo(context.Background(), oauth2.StaticTokenSource(tok)); err == nil {
+		t.Error("userinfo still answers after consent was revoked")
+	}
+
 	// The ticket worked once.
 	if again, err := noRedirects.Get(p.conf.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()),
 		oauth2.SetAuthURLParam("login_hint", mustQuery(t, launch, "login_hint")))); err != nil {
