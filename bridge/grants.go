@@ -47,6 +47,13 @@ type Grant struct {
 	ExpiresAt   time.Time // of the access token presented
 }
 
+// IsAccessToken reports whether token has the shape of a bridge access token, so that a caller
+// holding tokens of several kinds knows which to ask.
+func IsAccessToken(token string) bool {
+	_, _, ok := parseGrantToken(accessPrefix, token)
+	return ok
+}
+
 // ErrInvalidToken means a bridge token is malformed, unknown, expired or revoked.
 var ErrInvalidToken = errors.New("bridge: invalid or expired token")
 

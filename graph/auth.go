@@ -9,12 +9,19 @@ import (
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 
+	"github.com/tongban/tongban/bridge"
 	"github.com/tongban/tongban/identity"
 )
 
 // Authenticator resolves a bearer token to a session. identity.Sessions is the one in use.
 type Authenticator interface {
 	Authenticate(ctx context.Context, token string) (identity.Session, error)
+}
+
+// MachineAuthenticator resolves a bridge access token of a machine client (a data platform or
+// a service owner, from client_credentials). bridge.Bridge is the one in use.
+type MachineAuthenticator interface {
+	Authenticate(ctx context.Context, token string) (bridge.Grant, error)
 }
 
 // Close codes of graphql-transport-ws for a refused connection_init.
@@ -35,11 +42,13 @@ const authTimeout = 500 * time.Millisecond
 // viewer is the caller of one request (or one websocket connection). The token is checked
 // lazily, once, so requests that never look at the caller cost no Redis round trip.
 type viewer struct {
-	auth  Authenticator
-	token string
+	auth     Authenticator
+	machines MachineAuthenticator
+	token    string
 
 	once    sync.Once
 	session *identity.Session
+	machine *bridge.Grant
 	err     error
 }
 
@@ -56,9 +65,49 @@ func sessionFrom(ctx context.Context) (*identity.Session, error) {
 	if v == nil || v.token == "" {
 		return nil, nil
 	}
+	v.check(ctx)
+	// A websocket checks its token once, at connection_init, and may stay open for hours:
+	// past the token's expiry the connection no longer speaks for anyone.
+	if v.session != nil && !time.Now().Before(v.session.ExpiresAt) {
+		return nil, nil
+	}
+	return v.session, v.err
+}
+
+// machineFrom returns the caller when it is a machine client (scopes events or rules, and the
+// departments it owns): nil for citizens, anonymous callers and tokens that are not valid.
+func machineFrom(ctx context.Context) (*bridge.Grant, error) {
+	v, _ := ctx.Value(viewerKey{}).(*viewer)
+	if v == nil || v.token == "" {
+		return nil, nil
+	}
+	v.check(ctx)
+	if v.machine != nil && !time.Now().Before(v.machine.ExpiresAt) {
+		return nil, nil
+	}
+	return v.machine, v.err
+}
+
+// check resolves the token once: a bridge access token names a machine client, anything else
+// a citizen's session.
+func (v *viewer) check(ctx context.Context) {
 	v.once.Do(func() {
 		ctx, cancel := context.WithTimeout(ctx, authTimeout)
 		defer cancel()
+		if bridge.IsAccessToken(v.token) {
+			if v.machines == nil {
+				return
+			}
+			g, err := v.machines.Authenticate(ctx, v.token)
+			switch {
+			case errors.Is(err, bridge.ErrInvalidToken):
+			case err != nil:
+				v.err = err
+			case g.Kind == "machine": // a person's bridge token is for its app's backend, not for /graphql
+				v.machine = &g
+			}
+			return
+		}
 		s, err := v.auth.Authenticate(ctx, v.token)
 		switch {
 		case errors.Is(err, identity.ErrInvalidSession):
@@ -68,12 +117,6 @@ func sessionFrom(ctx context.Context) (*identity.Session, error) {
 			v.session = &s
 		}
 	})
-	// A websocket checks its token once, at connection_init, and may stay open for hours:
-	// past the token's expiry the connection no longer speaks for anyone.
-	if v.session != nil && !time.Now().Before(v.session.ExpiresAt) {
-		return nil, nil
-	}
-	return v.session, v.err
 }
 
 // bearer extracts the token of an "Authorization: Bearer <token>" value (scheme
@@ -91,13 +134,13 @@ func bearer(header string) string {
 // not valid is refused with close code 4403 (graphql-transport-ws's Forbidden), so that a
 // client learns at once that it must sign in again instead of reconnecting in a loop; a check
 // that could not be made closes with 4500, which a client may retry.
-func websocketInit(auth Authenticator) transport.WebsocketInitFunc {
+func websocketInit(auth Authenticator, machines MachineAuthenticator) transport.WebsocketInitFunc {
 	return func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
 		token := bearer(payload.Authorization())
 		if token == "" {
 			token = payload.GetString("token")
 		}
-		v := &viewer{auth: auth, token: token}
+		v := &viewer{auth: auth, machines: machines, token: token}
 		ctx = withViewer(ctx, v)
 		if token == "" {
 			return ctx, nil, nil
@@ -106,7 +149,7 @@ func websocketInit(auth Authenticator) transport.WebsocketInitFunc {
 		if err != nil {
 			return websocketRefusal(ctx, closeInternal, string(CodeInternal)), nil, errCheckFailed
 		}
-		if s == nil {
+		if m, _ := machineFrom(ctx); s == nil && m == nil {
 			return websocketRefusal(ctx, closeForbidden, string(CodeUnauthenticated)), nil, errSessionInvalid
 		}
 		return ctx, nil, nil

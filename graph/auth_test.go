@@ -249,7 +249,7 @@ func TestWebsocketInit(t *testing.T) {
 			if tt.auth != nil {
 				auth = tt.auth()
 			}
-			ctx, payload, err := websocketInit(auth)(context.Background(), tt.payload)
+			ctx, payload, err := websocketInit(auth, nil)(context.Background(), tt.payload)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want one mentioning %q", err, tt.wantErr)
@@ -282,7 +282,7 @@ func TestWebsocketInit(t *testing.T) {
 // The check made at connection_init is the one every operation on the connection sees.
 func TestWebsocketInitChecksOnce(t *testing.T) {
 	auth := &mapAuthenticator{sessions: map[string]identity.Session{"good": {ID: "s-1", PersonID: "p-1", ExpiresAt: time.Now().Add(time.Hour)}}}
-	ctx, _, err := websocketInit(auth)(context.Background(), transport.InitPayload{"Authorization": "Bearer good"})
+	ctx, _, err := websocketInit(auth, nil)(context.Background(), transport.InitPayload{"Authorization": "Bearer good"})
 	if err != nil {
 		t.Fatal(err)
 	}

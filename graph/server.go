@@ -31,17 +31,20 @@ type Options struct {
 	AllowedOrigins []string
 	PublicURL      string
 
-	Auth    Authenticator
-	Store   *redisx.Store // automatic persisted queries
-	Metrics *Metrics
-	Log     *slog.Logger
+	Auth Authenticator
+	// Machines authenticates machine clients' bridge access tokens; nil: none are accepted.
+	Machines MachineAuthenticator
+	Store    *redisx.Store // automatic persisted queries
+	Metrics  *Metrics
+	Log      *slog.Logger
 }
 
 // Handler serves /graphql: POST, GET (queries only) and websocket (graphql-transport-ws).
 type Handler struct {
-	srv     *handler.Server
-	auth    Authenticator
-	origins originPolicy
+	srv      *handler.Server
+	auth     Authenticator
+	machines MachineAuthenticator
+	origins  originPolicy
 
 	ws websockets
 }
@@ -53,7 +56,7 @@ func NewHandler(r *Resolver, opts Options) *Handler {
 	if log == nil {
 		log = slog.Default()
 	}
-	h := &Handler{auth: opts.Auth, ws: websockets{closing: make(chan struct{})}}
+	h := &Handler{auth: opts.Auth, machines: opts.Machines, ws: websockets{closing: make(chan struct{})}}
 	h.origins = newOriginPolicy(opts.PublicURL, opts.AllowedOrigins)
 
 	cfg := Config{Resolvers: r}
@@ -65,7 +68,7 @@ func NewHandler(r *Resolver, opts Options) *Handler {
 			// other hosts than this one; the library's own same-host check would refuse them.
 			InsecureSkipVerify: true,
 		}},
-		InitFunc:              websocketInit(opts.Auth),
+		InitFunc:              websocketInit(opts.Auth, opts.Machines),
 		InitTimeout:           5 * time.Second,
 		KeepAlivePingInterval: 15 * time.Second, // graphql-ws (legacy) keep-alive
 		PingPongInterval:      15 * time.Second, // graphql-transport-ws ping; no pong in 30 s closes
@@ -130,7 +133,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := withMethod(r.Context(), r.Method)
-	ctx = withViewer(ctx, &viewer{auth: h.auth, token: bearer(r.Header.Get("Authorization"))})
+	ctx = withViewer(ctx, &viewer{auth: h.auth, machines: h.machines, token: bearer(r.Header.Get("Authorization"))})
 	h.srv.ServeHTTP(w, r.WithContext(ctx))
 }
 

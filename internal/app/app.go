@@ -119,6 +119,7 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 		AllowedOrigins:  cfg.GraphQL.AllowedOrigins,
 		PublicURL:       cfg.PublicURL,
 		Auth:            a.Sessions,
+		Machines:        a.Bridge,
 		Store:           store,
 		Metrics:         graph.NewMetrics(a.Registry),
 		Log:             log,
