@@ -37,6 +37,7 @@ type codeGrant struct {
 	AuthTime    int64    `json:"auth_time"`
 	Session     string   `json:"session"`
 	SourceApp   string   `json:"source_app"`
+	AMR         []string `json:"amr,omitempty"`
 }
 
 // A code and the marker of its use share a hash tag, so one script consumes the one and sets
@@ -148,6 +149,7 @@ func (b *Bridge) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	blob, _ := json.Marshal(codeGrant{
 		Client: c.ID, RedirectURI: redirect, Challenge: challenge, Nonce: q.Get("nonce"), Person: tk.Person,
 		Scopes: granted, Assurance: tk.Assurance, AuthTime: tk.AuthTime.Unix(), Session: tk.Session, SourceApp: tk.SourceApp,
+		AMR: tk.AMR,
 	})
 	if err := b.store.Client.Set(r.Context(), b.codeKey(code), blob, CodeTTL).Err(); err != nil {
 		fail("server_error", "try again")

@@ -24,7 +24,7 @@ func (b *Bridge) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
 		"code_challenge_methods_supported":              []string{"S256"},
 		"scopes_supported":                              []string{"openid", "profile", "phone", "id_number", "offline_access"},
-		"claims_supported": []string{"iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "acr", "nonce",
+		"claims_supported": []string{"iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "acr", "amr", "nonce",
 			"at_hash", "sid", "name", "phone_number", "id_number"},
 		"acr_values_supported":                           acrValues,
 		"claims_parameter_supported":                     false,

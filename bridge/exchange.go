@@ -115,7 +115,7 @@ func (b *Bridge) tokenExchange(r *http.Request, c *Client) (map[string]any, *OAu
 	act = &Actor{Sub: c.ID, Act: act}
 	out, err := b.issue(ctx, Grant{
 		Kind: "user", Client: target.ID, Person: g.Person, Scopes: scopes, Assurance: g.Assurance,
-		AuthTime: g.AuthTime, Session: g.Session,
+		AuthTime: g.AuthTime, Session: g.Session, AMR: g.AMR,
 	}, false)
 	if err != nil {
 		return nil, serverError()

@@ -44,6 +44,7 @@ type Grant struct {
 	AuthTime    time.Time
 	Session     string
 	Departments []string
+	AMR         []string  // authentication methods of the original login
 	ExpiresAt   time.Time // of the access token presented
 }
 
@@ -104,6 +105,7 @@ func (b *Bridge) issue(ctx context.Context, g Grant, withRefresh bool) (issued, 
 		"kind": g.Kind, "client": g.Client, "person": g.Person, "scopes": strings.Join(g.Scopes, " "),
 		"assurance": g.Assurance, "auth_time": g.AuthTime.Unix(), "session": g.Session,
 		"departments": strings.Join(g.Departments, "\n"), "at": ah, "at_exp": g.ExpiresAt.Unix(),
+		"amr": strings.Join(g.AMR, " "),
 	}
 	out := issued{access: access, grant: g}
 	ttl := AccessTokenTTL
@@ -187,7 +189,7 @@ func (b *Bridge) revokeClientGrants(ctx context.Context, pid, client string) err
 	return nil
 }
 
-var grantFields = []string{"kind", "client", "person", "scopes", "assurance", "auth_time", "session", "departments"}
+var grantFields = []string{"kind", "client", "person", "scopes", "assurance", "auth_time", "session", "departments", "amr"}
 
 func grantFrom(gid string, v []any) (Grant, bool) {
 	f := make([]string, len(v))
@@ -204,6 +206,7 @@ func grantFrom(gid string, v []any) (Grant, bool) {
 	if f[7] != "" {
 		g.Departments = strings.Split(f[7], "\n")
 	}
+	g.AMR = strings.Fields(f[8])
 	return g, true
 }
 

@@ -24,6 +24,9 @@ func (b *Bridge) idToken(ctx context.Context, c *Client, g Grant, nonce, accessT
 	if nonce != "" {
 		claims["nonce"] = nonce
 	}
+	if len(g.AMR) > 0 {
+		claims["amr"] = g.AMR
+	}
 	alg := c.IDTokenAlg
 	if alg == "" {
 		alg = "ES256"

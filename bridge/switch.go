@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -43,6 +44,7 @@ type ticket struct {
 	Person, SourceApp, Session, Client, Service, Link string
 	Assurance                                         int
 	AuthTime                                          time.Time
+	AMR                                               []string
 }
 
 func (b *Bridge) ticketKey(t string) string { return b.store.Key("tk:" + hashOf(t)) }
@@ -91,7 +93,7 @@ func (b *Bridge) SwitchApp(ctx context.Context, sess identity.Session, target, s
 		p.HSet(ctx, key, map[string]any{
 			"person": sess.PersonID, "source_app": sess.App, "session": sess.ID, "client": target,
 			"assurance": sess.Assurance, "auth_time": sess.AuthTime.Unix(), "service": svc.ID, "link": svc.Link,
-			"exp": exp.Unix(),
+			"exp": exp.Unix(), "amr": strings.Join(sess.AMR, " "),
 		})
 		p.ExpireAt(ctx, key, exp)
 		return nil
@@ -145,5 +147,6 @@ func (b *Bridge) consumeTicket(ctx context.Context, tk string) (ticket, bool, er
 	return ticket{
 		Person: f["person"], SourceApp: f["source_app"], Session: f["session"], Client: f["client"],
 		Service: f["service"], Link: f["link"], Assurance: assurance, AuthTime: time.Unix(authTime, 0).UTC(),
+		AMR: strings.Fields(f["amr"]),
 	}, true, nil
 }

@@ -106,7 +106,7 @@ func (b *Bridge) redeemCode(r *http.Request, c *Client) (map[string]any, *OAuthE
 	}
 	out, err := b.issue(ctx, Grant{
 		ID: gid, Kind: "user", Client: c.ID, Person: g.Person, Scopes: g.Scopes, Assurance: g.Assurance,
-		AuthTime: time.Unix(g.AuthTime, 0).UTC(), Session: g.Session,
+		AuthTime: time.Unix(g.AuthTime, 0).UTC(), Session: g.Session, AMR: g.AMR,
 	}, true)
 	if errors.Is(err, ErrGrantRevoked) {
 		return nil, invalidGrant("the code was used twice at once; every token issued from it is revoked")

@@ -3,6 +3,7 @@ package identity
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tongban/tongban/internal/idnumber"
@@ -18,6 +19,9 @@ type Identity struct {
 	IDNumber  idnumber.Number // zero when the provider sent none
 	Assurance int
 	AuthTime  time.Time
+	// AMR are the authentication methods the provider reports (RFC 8176), passed on to the
+	// apps a citizen switches into.
+	AMR []string
 	// Expiry of the ID token, for the replay guard.
 	Expiry time.Time
 }
@@ -41,6 +45,13 @@ func (p *Provider) identityFrom(v *verified) (Identity, error) {
 			return Identity{}, &TokenError{Reason: ReasonMalformed, Message: "the " + p.Config.Claims.IDNumber + " claim is not a valid ID number", Err: err}
 		}
 		id.IDNumber = n
+	}
+	if list, ok := c["amr"].([]any); ok {
+		for _, m := range list {
+			if s, ok := m.(string); ok && len(s) <= 32 && len(id.AMR) < 8 && !strings.ContainsAny(s, " \t\n") {
+				id.AMR = append(id.AMR, s)
+			}
+		}
 	}
 	id.AuthTime = v.issuedAt
 	if at, ok := numericDate(c["auth_time"]); ok && !at.After(v.issuedAt) {

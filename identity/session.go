@@ -60,6 +60,8 @@ type Session struct {
 	App       string
 	Assurance int
 	AuthTime  time.Time
+	// AMR are the provider's authentication methods of the login (RFC 8176), when it sent them.
+	AMR       []string
 	ExpiresAt time.Time // of the access token
 }
 
@@ -69,6 +71,7 @@ type Grant struct {
 	App       string
 	Assurance int
 	AuthTime  time.Time
+	AMR       []string
 }
 
 // Tokens are the credentials of a session, shown to the client once.
@@ -162,11 +165,12 @@ func (s *Sessions) queueOpen(ctx context.Context, p redis.Pipeliner, g Grant) (*
 	sess := Session{
 		ID: sid, PersonID: g.PersonID, App: g.App, Assurance: g.Assurance,
 		AuthTime: g.AuthTime.UTC().Truncate(time.Second), ExpiresAt: now.Add(s.opts.AccessTTL).UTC().Truncate(time.Second),
+		AMR: g.AMR,
 	}
 	key := s.sessionKey(sid)
 	p.HSet(ctx, key, map[string]any{
 		"person": sess.PersonID, "app": sess.App, "assurance": sess.Assurance,
-		"auth_time": sess.AuthTime.Unix(), "created": now.Unix(),
+		"auth_time": sess.AuthTime.Unix(), "created": now.Unix(), "amr": strings.Join(sess.AMR, " "),
 		"at": accessHash, "at_exp": sess.ExpiresAt.Unix(), "rt": refreshHash,
 	})
 	p.PExpire(ctx, key, s.opts.RefreshTTL)
@@ -233,7 +237,7 @@ func (s *Sessions) Authenticate(ctx context.Context, token string) (Session, err
 	if !ok {
 		return Session{}, ErrInvalidSession
 	}
-	v, err := s.store.Client.HMGet(ctx, s.sessionKey(sid), "person", "app", "assurance", "auth_time", "at", "at_exp", "at_prev", "at_prev_exp").Result()
+	v, err := s.store.Client.HMGet(ctx, s.sessionKey(sid), "person", "app", "assurance", "auth_time", "at", "at_exp", "at_prev", "at_prev_exp", "amr").Result()
 	if err != nil {
 		return Session{}, fmt.Errorf("identity: look up session: %w", err)
 	}
@@ -261,7 +265,7 @@ func (s *Sessions) Authenticate(ctx context.Context, token string) (Session, err
 	}
 	sess := Session{
 		ID: sid, PersonID: f[0], App: f[1], Assurance: assurance,
-		AuthTime: time.Unix(authTime, 0).UTC(), ExpiresAt: time.Unix(exp, 0).UTC(),
+		AuthTime: time.Unix(authTime, 0).UTC(), ExpiresAt: time.Unix(exp, 0).UTC(), AMR: strings.Fields(f[8]),
 	}
 	if !s.opts.Now().Before(sess.ExpiresAt) {
 		return Session{}, ErrInvalidSession
@@ -277,12 +281,12 @@ const usedKept = 64
 // refreshScript rotates a session's refresh token in one step, on one key.
 //
 // KEYS[1] session; ARGV: presented hash, new access hash, new access exp, new refresh hash,
-// ttl ms, usedKept. Returns {"ok", person, app, assurance, auth_time}, {"reused"} (the
+// ttl ms, usedKept. Returns {"ok", person, app, assurance, auth_time, amr}, {"reused"} (the
 // presented token was rotated before: the session is deleted) or {"invalid"}. The session's
 // facts come back from the script itself: a second read could find the session already ended
 // by a concurrent reuse.
 var refreshScript = redis.NewScript(`
-local f = redis.call('HMGET', KEYS[1], 'rt', 'used', 'at', 'at_exp', 'person', 'app', 'assurance', 'auth_time')
+local f = redis.call('HMGET', KEYS[1], 'rt', 'used', 'at', 'at_exp', 'person', 'app', 'assurance', 'auth_time', 'amr')
 if not f[1] then return {'invalid'} end
 local used = f[2] or ''
 if string.find(' ' .. used .. ' ', ' ' .. ARGV[1] .. ' ', 1, true) then
@@ -295,7 +299,7 @@ local keep = tonumber(ARGV[6]) * (string.len(ARGV[1]) + 1)
 if string.len(used) > keep then used = string.sub(used, 1, keep - 1) end
 redis.call('HSET', KEYS[1], 'used', used, 'rt', ARGV[4], 'at_prev', f[3], 'at_prev_exp', f[4], 'at', ARGV[2], 'at_exp', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return {'ok', f[5], f[6], f[7], f[8]}
+return {'ok', f[5], f[6], f[7], f[8], f[9] or ''}
 `)
 
 // Refresh rotates a refresh token: the presented one stops working, a new pair is returned.
@@ -322,7 +326,7 @@ func (s *Sessions) Refresh(ctx context.Context, refreshToken string) (Tokens, er
 		return Tokens{}, fmt.Errorf("identity: refresh: %w", err)
 	}
 	switch {
-	case len(res) == 5 && res[0] == "ok":
+	case len(res) == 6 && res[0] == "ok":
 	case len(res) == 1 && res[0] == "reused":
 		return Tokens{}, fmt.Errorf("%w: it was already used; the session is ended", ErrInvalidRefreshToken)
 	default:
@@ -335,7 +339,7 @@ func (s *Sessions) Refresh(ctx context.Context, refreshToken string) (Tokens, er
 	}
 	sess := Session{
 		ID: sid, PersonID: res[1], App: res[2], Assurance: assurance,
-		AuthTime: time.Unix(authTime, 0).UTC(), ExpiresAt: exp,
+		AuthTime: time.Unix(authTime, 0).UTC(), ExpiresAt: exp, AMR: strings.Fields(res[5]),
 	}
 	s.store.Client.Expire(ctx, s.personSessions(sess.PersonID), s.opts.RefreshTTL) // the list must outlive the session it names
 	return Tokens{AccessToken: access, RefreshToken: refresh, Session: sess}, nil

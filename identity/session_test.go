@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -75,7 +76,7 @@ func accessRefused(t *testing.T, s *Sessions, token, what string) {
 	if !errors.Is(err, ErrInvalidSession) {
 		t.Errorf("%s: Authenticate = %+v, %v; want ErrInvalidSession", what, sess, err)
 	}
-	if sess != (Session{}) {
+	if !reflect.DeepEqual(sess, Session{}) {
 		t.Errorf("%s: a refused token yielded %+v", what, sess)
 	}
 }
@@ -88,7 +89,7 @@ func refreshRefused(t *testing.T, s *Sessions, token, what string) {
 	if !errors.Is(err, ErrInvalidRefreshToken) {
 		t.Errorf("%s: Refresh = %v, want ErrInvalidRefreshToken", what, err)
 	}
-	if got != (Tokens{}) {
+	if !reflect.DeepEqual(got, Tokens{}) {
 		t.Errorf("%s: a refused refresh token yielded %+v", what, got)
 	}
 }
@@ -451,13 +452,13 @@ func TestSessionStoreFailure(t *testing.T) {
 		if err := store.Close(); err != nil {
 			t.Fatal(err)
 		}
-		if sess, err := s.Authenticate(ctx, open.AccessToken); err == nil || errors.Is(err, ErrInvalidSession) || sess != (Session{}) {
+		if sess, err := s.Authenticate(ctx, open.AccessToken); err == nil || errors.Is(err, ErrInvalidSession) || !reflect.DeepEqual(sess, Session{}) {
 			t.Errorf("Authenticate = %+v, %v; want a failure that is not ErrInvalidSession", sess, err)
 		}
-		if tok, err := s.Refresh(ctx, open.RefreshToken); err == nil || errors.Is(err, ErrInvalidRefreshToken) || tok != (Tokens{}) {
+		if tok, err := s.Refresh(ctx, open.RefreshToken); err == nil || errors.Is(err, ErrInvalidRefreshToken) || !reflect.DeepEqual(tok, Tokens{}) {
 			t.Errorf("Refresh = %+v, %v; want a failure that is not ErrInvalidRefreshToken", tok, err)
 		}
-		if tok, err := s.Open(ctx, testGrant); err == nil || tok != (Tokens{}) {
+		if tok, err := s.Open(ctx, testGrant); err == nil || !reflect.DeepEqual(tok, Tokens{}) {
 			t.Errorf("Open = %+v, %v; want a failure", tok, err)
 		}
 		if err := s.SignOut(ctx, open.Session); err == nil {
@@ -480,7 +481,7 @@ func TestSessionStoreFailure(t *testing.T) {
 			if err := store.Client.HSet(ctx, sessionKeyOf(store, open.Session.ID), field, "high").Err(); err != nil {
 				t.Fatal(err)
 			}
-			if sess, err := s.Authenticate(ctx, open.AccessToken); err == nil || errors.Is(err, ErrInvalidSession) || sess != (Session{}) {
+			if sess, err := s.Authenticate(ctx, open.AccessToken); err == nil || errors.Is(err, ErrInvalidSession) || !reflect.DeepEqual(sess, Session{}) {
 				t.Errorf("Authenticate = %+v, %v; want a corrupt-record failure", sess, err)
 			}
 		})
@@ -491,7 +492,7 @@ func TestSessionStoreFailure(t *testing.T) {
 		if err := store.Client.HSet(ctx, sessionKeyOf(store, open.Session.ID), "assurance", "high").Err(); err != nil {
 			t.Fatal(err)
 		}
-		if tok, err := s.Refresh(ctx, open.RefreshToken); err == nil || errors.Is(err, ErrInvalidRefreshToken) || tok != (Tokens{}) {
+		if tok, err := s.Refresh(ctx, open.RefreshToken); err == nil || errors.Is(err, ErrInvalidRefreshToken) || !reflect.DeepEqual(tok, Tokens{}) {
 			t.Errorf("Refresh = %+v, %v; want a corrupt-record failure", tok, err)
 		}
 	})
@@ -515,7 +516,7 @@ func TestOpenRefusesIncompleteGrants(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "incomplete grant") {
 				t.Errorf("err = %v, want an incomplete grant", err)
 			}
-			if tok != (Tokens{}) {
+			if !reflect.DeepEqual(tok, Tokens{}) {
 				t.Errorf("refused grant still yielded %+v", tok)
 			}
 		})
@@ -646,7 +647,7 @@ func TestRefreshReuseEndsSession(t *testing.T) {
 			if !errors.Is(err, ErrInvalidRefreshToken) {
 				t.Fatalf("reuse: Refresh = %v, want an error wrapping ErrInvalidRefreshToken", err)
 			}
-			if tok != (Tokens{}) {
+			if !reflect.DeepEqual(tok, Tokens{}) {
 				t.Errorf("reuse yielded %+v", tok)
 			}
 			accessRefused(t, s, third.AccessToken, "current access token after reuse")
@@ -973,7 +974,7 @@ func TestRefreshConcurrentSameToken(t *testing.T) {
 			won = append(won, results[i])
 		case !errors.Is(err, ErrInvalidRefreshToken):
 			t.Errorf("refresh %d: %v, want success or ErrInvalidRefreshToken", i, err)
-		case results[i] != (Tokens{}):
+		case !reflect.DeepEqual(results[i], Tokens{}):
 			t.Errorf("refresh %d failed but yielded %+v", i, results[i])
 		}
 	}

@@ -288,7 +288,7 @@ func (s *Service) open(ctx context.Context, p *Provider, v *verified, oneTime bo
 		if person, err = s.Persons.queueRecord(ctx, pl, pid, id, l.lk, fresh); err != nil {
 			return err
 		}
-		if opened, err = s.Sessions.queueOpen(ctx, pl, Grant{PersonID: pid, App: id.App, Assurance: id.Assurance, AuthTime: id.AuthTime}); err != nil {
+		if opened, err = s.Sessions.queueOpen(ctx, pl, Grant{PersonID: pid, App: id.App, Assurance: id.Assurance, AuthTime: id.AuthTime, AMR: id.AMR}); err != nil {
 			return err
 		}
 		if !fresh {

@@ -106,17 +106,19 @@ func TestSwitchEndToEnd(t *testing.T) {
 	p := newPartner(t, h, "suishenban")
 	tok, idt := p.arrive(launch)
 	var claims struct {
-		Name     string `json:"name"`
-		Phone    string `json:"phone_number"`
-		IDNumber string `json:"id_number"`
-		ACR      string `json:"acr"`
-		AuthTime int64  `json:"auth_time"`
-		AZP      string `json:"azp"`
+		Name     string   `json:"name"`
+		Phone    string   `json:"phone_number"`
+		IDNumber string   `json:"id_number"`
+		ACR      string   `json:"acr"`
+		AuthTime int64    `json:"auth_time"`
+		AZP      string   `json:"azp"`
+		AMR      []string `json:"amr"`
 	}
 	if err := idt.Claims(&claims); err != nil {
 		t.Fatal(err)
 	}
-	if claims.Name != "王芳" || claims.IDNumber == "" || claims.ACR != "urn:tongban:loa:4" || claims.AZP != "suishenban" || claims.AuthTime == 0 {
+	if claims.Name != "王芳" || claims.IDNumber == "" || claims.ACR != "urn:tongban:loa:4" || claims.AZP != "suishenban" || claims.AuthTime == 0 ||
+		len(claims.AMR) != 1 || claims.AMR[0] != "face" {
 		t.Errorf("claims %+v", claims)
 	}
 	if idt.Subject == in.person {

@@ -119,6 +119,7 @@ func (p *Provider) claims(m MintRequest, atHash crypto.Hash) (map[string]any, er
 		}
 		c["sub"] = acct.Subject
 		c["acr"] = acct.ACR
+		c["amr"] = amrOf(acct.ACR)
 		c["name"] = citizen.Name
 		c["phone_number"] = citizen.Phone
 		c["id_number"] = citizen.IDNumber
@@ -296,4 +297,16 @@ func (p *Provider) serveMint(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		writeJSON(w, http.StatusOK, map[string]string{"id_token": tok})
 	}
+}
+
+// amrOf is what a simulated login's methods were (RFC 8176): a face check for the highest
+// level, a password and a one-time code for level 3, a password below.
+func amrOf(acr string) []string {
+	switch acr {
+	case ACRFace:
+		return []string{"face"}
+	case ACRLevel3:
+		return []string{"pwd", "otp"}
+	}
+	return []string{"pwd"}
 }

@@ -190,7 +190,7 @@ func (p *Provider) serveDiscovery(w http.ResponseWriter) {
 		TokenAuthMethods:      []string{"client_secret_basic", "client_secret_post"},
 		CodeChallengeMethods:  []string{"S256"},
 		GrantTypes:            []string{"authorization_code"},
-		Claims:                []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "azp", "at_hash", "name", "phone_number", "id_number"},
+		Claims:                []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "at_hash", "name", "phone_number", "id_number"},
 		ACRValues:             []string{ACRLevel1, ACRLevel2, ACRLevel3, ACRFace},
 		IssParamSupported:     !p.omitIss,
 	})
