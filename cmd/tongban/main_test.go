@@ -2,10 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func TestBadConfigStopsStartWithOneLinePerProblem(t *testing.T) {
@@ -49,4 +53,64 @@ func TestTongbanConfigVariableIsUsed(t *testing.T) {
 	if code != 2 || !strings.Contains(stderr.String(), "missing.yaml") {
 		t.Fatalf("exit %d, stderr %q: want the missing file named", code, stderr.String())
 	}
+}
+
+func TestKeysCommandRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  []string
+		code int
+		want string
+	}{
+		{"no subcommand", []string{"keys"}, nil, 2, "usage: tongban keys rotate"},
+		{"unknown subcommand", []string{"keys", "list"}, nil, 2, "usage: tongban keys rotate"},
+		{"embedded store cannot be reached from another process", []string{"keys", "rotate"}, nil, 1, "no redis.url or redis.cluster"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			if code := run(tc.args, tc.env, &stderr); code != tc.code || !strings.Contains(stderr.String(), tc.want) {
+				t.Fatalf("exit %d, stderr %q; want %d and %q", code, stderr.String(), tc.code, tc.want)
+			}
+		})
+	}
+}
+
+// On a real Redis, `tongban keys rotate` publishes a next key and says so. It runs in database
+// 15 of the test Redis, which it empties afterwards, because the command uses the production
+// key prefix.
+func TestKeysRotateOnRealRedis(t *testing.T) {
+	raw := os.Getenv("REDIS_URL")
+	if raw == "" {
+		t.Skip("REDIS_URL not set: no real Redis for tongban keys rotate")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/15"
+	env := []string{"TONGBAN_REDIS_URL=" + u.String()}
+	cleanup := func() {
+		c := redis.NewClient(mustRedisOptions(t, u.String()))
+		defer c.Close()
+		c.FlushDB(context.Background())
+	}
+	cleanup()
+	t.Cleanup(cleanup)
+	var stderr bytes.Buffer
+	if code := run([]string{"keys", "rotate"}, env, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(strings.ToLower(stderr.String()), "es256") {
+		t.Errorf("the command did not say what it did: %q", stderr.String())
+	}
+}
+
+func mustRedisOptions(t *testing.T, raw string) *redis.Options {
+	t.Helper()
+	o, err := redis.ParseURL(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
 }
