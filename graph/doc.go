@@ -13,6 +13,10 @@
 // error presenter that gives every error an extensions.code and never shows internals
 // (errors.go); metrics by operation name and outcome (metrics.go).
 //
+// The caller (auth.go) is resolved from "Authorization: Bearer": a citizen's session
+// (identity) or a machine client's client-credentials token (bridge: data platforms and
+// service owners). Identity refusals map in identity.go, bridge refusals in bridge.go.
+//
 // Regenerate after changing the schema:
 //
 //	go run github.com/99designs/gqlgen generate --config gqlmodel.yml

@@ -27,7 +27,7 @@
 //	                                        birth, gender, hukou (division), created; merged_into
 //	{p:<pid>}:accounts               hash   app -> {sub, assurance, linked_at}
 //	{p:<pid>}:sessions               zset   session ids by opening time
-//	s:{<sid>}                        hash   person, app, assurance, auth_time, created, at/at_exp,
+//	s:{<sid>}                        hash   person, app, assurance, auth_time, amr, created, at/at_exp,
 //	                                        at_prev/at_prev_exp, rt, used; TTL = refresh lifetime
 //
 // Tokens are never stored, only SHA-256 of their secret part; the ID number is never stored in
