@@ -46,8 +46,9 @@ func (b *Bridge) codeKey(code string) string { return b.store.Key("oc:{" + hashO
 
 func (b *Bridge) codeUsedKey(code string) string { return b.codeKey(code) + ":used" }
 
-// usedCodeTTL keeps the marker of a used code as long as a grant it issued can live, so a
-// replay at any time revokes it.
+// usedCodeTTL keeps the marker of a used code for the first refresh lifetime of the grant it
+// issued: a replay within it revokes the grant. (A grant refreshed past that outlives the
+// marker; a code replayed a month later finds no code and no marker and is simply refused.)
 const usedCodeTTL = RefreshTokenTTL
 
 var badRequestPage = template.Must(template.New("bad").Parse(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Invalid request</title></head>
@@ -120,7 +121,7 @@ func (b *Bridge) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		fail("login_required", "the bridge signs citizens in only through a switch ticket in login_hint")
 		return
 	}
-	tk, ok, err := b.consumeTicket(r.Context(), hint)
+	tk, ok, err := b.consumeTicket(r.Context(), hint, c.ID)
 	if err != nil {
 		fail("server_error", "try again")
 		return
@@ -128,6 +129,19 @@ func (b *Bridge) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	if !ok || tk.Client != c.ID {
 		fail("login_required", "the switch ticket is unknown, used, expired or for another app")
 		return
+	}
+	// The ticket speaks for the session it was issued from: a citizen who signed out there
+	// since has taken it back.
+	if b.sessions != nil {
+		alive, err := b.sessions.Alive(r.Context(), tk.Session)
+		if err != nil {
+			fail("server_error", "try again")
+			return
+		}
+		if !alive {
+			fail("login_required", "the session the switch came from has ended")
+			return
+		}
 	}
 	consent, err := b.Consents.Get(r.Context(), tk.Person, c.ID)
 	if err != nil {

@@ -31,6 +31,11 @@ type PersonSource interface {
 	Claims(ctx context.Context, pid string) (identity.Claims, error)
 }
 
+// SessionChecker tells whether a citizen's session still exists. identity.Sessions satisfies it.
+type SessionChecker interface {
+	Alive(ctx context.Context, sid string) (bool, error)
+}
+
 // Service is one of the catalog's services (事项), as a switch needs it.
 type Service struct {
 	ID           string
@@ -51,7 +56,9 @@ type Options struct {
 	Keys    *KeyManager
 	Clients *Clients
 	Persons PersonSource
-	Catalog Catalog
+	// Sessions checks that a ticket's source session is still open at redemption; nil skips it.
+	Sessions SessionChecker
+	Catalog  Catalog
 	// Audit records tickets, redemptions, exchanges and consent changes; nil records nothing.
 	Audit *Audit
 	// SubjectKey keys the pairwise subjects (HMAC); derived from the pepper by the caller.
@@ -66,6 +73,7 @@ type Bridge struct {
 	keys     *KeyManager
 	clients  *Clients
 	persons  PersonSource
+	sessions SessionChecker
 	catalog  Catalog
 	Consents *Consents
 	audit    *Audit
@@ -86,7 +94,7 @@ func newBridge(o Options) *Bridge {
 	}
 	return &Bridge{
 		issuer: strings.TrimRight(o.Issuer, "/"), store: o.Store, keys: o.Keys, clients: o.Clients,
-		persons: o.Persons, catalog: o.Catalog, subject: o.SubjectKey, now: o.Now, audit: o.Audit,
+		persons: o.Persons, sessions: o.Sessions, catalog: o.Catalog, subject: o.SubjectKey, now: o.Now, audit: o.Audit,
 		Consents: &Consents{store: o.Store, clients: o.Clients, now: o.Now, audit: o.Audit},
 	}
 }

@@ -66,17 +66,41 @@ func (cs *Consents) Grant(ctx context.Context, pid, clientID string, scopes []st
 	if len(bad) > 0 || len(scopes) == 0 {
 		return Consent{}, &ScopeError{Client: clientID, Scopes: bad}
 	}
-	prev, err := cs.Get(ctx, pid, clientID)
-	if err != nil {
-		return Consent{}, err
-	}
-	merged := append(slices.Clone(prev.Scopes), scopes...)
-	sort.Strings(merged)
-	merged = slices.Compact(merged)
-	out := Consent{Client: clientID, Scopes: merged, GrantedAt: cs.now().UTC().Truncate(time.Second)}
-	blob, _ := json.Marshal(storedConsent{Scopes: merged, GrantedAt: out.GrantedAt.Unix()})
-	if err := cs.store.Client.HSet(ctx, cs.key(pid), clientID, blob).Err(); err != nil {
-		return Consent{}, fmt.Errorf("bridge: store consent: %w", err)
+	// Read, merge and write under WATCH, so that a concurrent grant's scopes are not lost and a
+	// concurrent revoke is not undone by a grant that read the consent before it.
+	var out Consent
+	key := cs.key(pid)
+	for attempt := 0; ; attempt++ {
+		err := cs.store.Client.Watch(ctx, func(tx *redis.Tx) error {
+			prev := Consent{Client: clientID}
+			raw, err := tx.HGet(ctx, key, clientID).Result()
+			switch {
+			case errors.Is(err, redis.Nil):
+			case err != nil:
+				return err
+			default:
+				if prev, err = decodeConsent(clientID, raw); err != nil {
+					return err
+				}
+			}
+			merged := append(slices.Clone(prev.Scopes), scopes...)
+			sort.Strings(merged)
+			merged = slices.Compact(merged)
+			out = Consent{Client: clientID, Scopes: merged, GrantedAt: cs.now().UTC().Truncate(time.Second)}
+			blob, _ := json.Marshal(storedConsent{Scopes: merged, GrantedAt: out.GrantedAt.Unix()})
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.HSet(ctx, key, clientID, blob)
+				return nil
+			})
+			return err
+		}, key)
+		if errors.Is(err, redis.TxFailedErr) && attempt < 10 {
+			continue
+		}
+		if err != nil {
+			return Consent{}, fmt.Errorf("bridge: store consent: %w", err)
+		}
+		break
 	}
 	_ = cs.audit.Record(ctx, Activity{Kind: ConsentGranted, Person: pid, ToApp: clientID, At: cs.now()})
 	return out, nil

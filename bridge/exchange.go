@@ -28,14 +28,6 @@ type Actor struct {
 // actField is the grant hash's field that holds the JSON Actor of an exchanged grant.
 const actField = "act"
 
-// setActScript stores the actor on a grant that still exists (KEYS[1] grant, ARGV[1] JSON); it
-// never recreates a deleted grant without its TTL.
-var setActScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'act', ARGV[1])
-return 1
-`)
-
 // tokenExchange is RFC 8693 token exchange for backend-to-backend delegation: app A's backend
 // (the authenticated client) presents an access token the bridge issued to A and names app B
 // in audience; it receives an access token for B, for the same person and login, which names A
@@ -103,7 +95,7 @@ func (b *Bridge) tokenExchange(r *http.Request, c *Client) (map[string]any, *OAu
 	if len(consent.Scopes) == 0 {
 		return nil, oauthErr(http.StatusBadRequest, "invalid_target", "the person has not consented to %s", target.ID)
 	}
-	scopes := exchangeScopes(splitScope(f.Get("scope")), target, consent)
+	scopes := exchangeScopes(splitScope(f.Get("scope")), target, consent, g.Scopes)
 	if len(scopes) == 0 {
 		return nil, oauthErr(http.StatusBadRequest, "invalid_scope", "none of the requested scopes is both allowed for %s and consented to", target.ID)
 	}
@@ -113,16 +105,21 @@ func (b *Bridge) tokenExchange(r *http.Request, c *Client) (map[string]any, *OAu
 		return nil, serverError()
 	}
 	act = &Actor{Sub: c.ID, Act: act}
+	actJSON, err := json.Marshal(act)
+	if err != nil {
+		return nil, serverError()
+	}
 	out, err := b.issue(ctx, Grant{
 		Kind: "user", Client: target.ID, Person: g.Person, Scopes: scopes, Assurance: g.Assurance,
-		AuthTime: g.AuthTime, Session: g.Session, AMR: g.AMR,
+		AuthTime: g.AuthTime, Session: g.Session, AMR: g.AMR, Act: string(actJSON), Parent: g.ID,
 	}, false)
 	if err != nil {
 		return nil, serverError()
 	}
-	if err := b.setActor(ctx, out.grant.ID, act); err != nil {
+	// A consent withdrawn while the grant was being issued may have missed it: look again.
+	if again, err := b.Consents.Get(ctx, g.Person, target.ID); err != nil || !again.covers(scopes) {
 		_ = b.revoke(ctx, out.grant.ID)
-		return nil, serverError()
+		return nil, oauthErr(http.StatusBadRequest, "invalid_target", "the person withdrew consent for %s", target.ID)
 	}
 	_ = b.audit.Record(ctx, Activity{Kind: TokenExchanged, Person: g.Person, FromApp: c.ID, ToApp: target.ID, At: b.now()})
 	resp := tokenResponse(out, "")
@@ -131,15 +128,16 @@ func (b *Bridge) tokenExchange(r *http.Request, c *Client) (map[string]any, *OAu
 }
 
 // exchangeScopes are the requested scopes (all the target's scopes when none are requested)
-// that the target may have and the person consented to; openid needs no consent, and
-// offline_access is never granted (an exchanged token has no refresh token).
-func exchangeScopes(requested []string, target *Client, consent Consent) []string {
+// that the subject token has, the target may have and the person consented to; openid needs no
+// consent, and offline_access is never granted (an exchanged token has no refresh token). An
+// exchange never widens what the requesting app already holds.
+func exchangeScopes(requested []string, target *Client, consent Consent, held []string) []string {
 	if len(requested) == 0 {
 		requested = target.Scopes
 	}
 	var out []string
 	for _, s := range requested {
-		if s == "offline_access" || !slices.Contains(target.Scopes, s) || slices.Contains(out, s) {
+		if s == "offline_access" || !slices.Contains(target.Scopes, s) || !slices.Contains(held, s) || slices.Contains(out, s) {
 			continue
 		}
 		if s == "openid" || slices.Contains(consent.Scopes, s) {
@@ -147,22 +145,6 @@ func exchangeScopes(requested []string, target *Client, consent Consent) []strin
 		}
 	}
 	return out
-}
-
-// setActor records who acts on an exchanged grant.
-func (b *Bridge) setActor(ctx context.Context, gid string, act *Actor) error {
-	blob, err := json.Marshal(act)
-	if err != nil {
-		return err
-	}
-	n, err := setActScript.Run(ctx, b.store.Client, []string{b.grantKey(gid)}, string(blob)).Int()
-	if err != nil {
-		return fmt.Errorf("bridge: store actor: %w", err)
-	}
-	if n != 1 {
-		return fmt.Errorf("bridge: grant %s vanished before its actor was stored", gid)
-	}
-	return nil
 }
 
 // actorOf returns the actor of a grant; nil for one that was not exchanged.

@@ -45,6 +45,8 @@ type Grant struct {
 	Session     string
 	Departments []string
 	AMR         []string  // authentication methods of the original login
+	Act         string    // JSON actor of an exchanged grant (RFC 8693 §4.1), "" otherwise
+	Parent      string    // the grant an exchanged grant was exchanged from
 	ExpiresAt   time.Time // of the access token presented
 }
 
@@ -107,6 +109,14 @@ func (b *Bridge) issue(ctx context.Context, g Grant, withRefresh bool) (issued, 
 		"departments": strings.Join(g.Departments, "\n"), "at": ah, "at_exp": g.ExpiresAt.Unix(),
 		"amr": strings.Join(g.AMR, " "),
 	}
+	// An exchanged grant is written with its actor in the same step, so it is never usable
+	// without one.
+	if g.Act != "" {
+		fields[actField] = g.Act
+	}
+	if g.Parent != "" {
+		fields["parent"] = g.Parent
+	}
 	out := issued{access: access, grant: g}
 	ttl := AccessTokenTTL
 	if withRefresh {
@@ -130,11 +140,30 @@ func (b *Bridge) issue(ctx context.Context, g Grant, withRefresh bool) (issued, 
 		return issued{}, ErrGrantRevoked
 	}
 	if g.Kind == "user" {
-		// The person's index of grants by client, so revoking consent can end them. A
-		// separate slot: best effort after the grant exists; a stale entry is harmless.
+		// The person's index of grants by client, so revoking consent can end them; another
+		// slot, so written after the grant. Without the entry consent could not end the
+		// grant: it is revoked again rather than left unreachable.
 		idx := b.personGrants(g.Person)
-		b.store.Client.SAdd(ctx, idx, g.Client+"|"+gid)
-		b.store.Client.Expire(ctx, idx, RefreshTokenTTL)
+		if _, err := b.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.SAdd(ctx, idx, g.Client+"|"+gid)
+			p.Expire(ctx, idx, RefreshTokenTTL)
+			return nil
+		}); err != nil {
+			_ = b.revoke(ctx, gid)
+			return issued{}, fmt.Errorf("bridge: index grant: %w", err)
+		}
+	}
+	if g.Parent != "" {
+		// The parent lists its exchanged grants, so revoking it revokes them (same slot).
+		children := b.grantKey(g.Parent) + ":children"
+		if _, err := b.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.SAdd(ctx, children, gid)
+			p.PExpire(ctx, children, RefreshTokenTTL)
+			return nil
+		}); err != nil {
+			_ = b.revoke(ctx, gid)
+			return issued{}, fmt.Errorf("bridge: link exchanged grant: %w", err)
+		}
 	}
 	return out, nil
 }
@@ -166,7 +195,7 @@ func (b *Bridge) revokeReplayed(ctx context.Context, gid string) error {
 	if err != nil {
 		return fmt.Errorf("bridge: revoke replayed grant: %w", err)
 	}
-	return nil
+	return b.revokeChildren(ctx, gid)
 }
 
 // revokeClientGrants ends every grant a person has given client: what withdrawing consent means.
@@ -189,7 +218,7 @@ func (b *Bridge) revokeClientGrants(ctx context.Context, pid, client string) err
 	return nil
 }
 
-var grantFields = []string{"kind", "client", "person", "scopes", "assurance", "auth_time", "session", "departments", "amr"}
+var grantFields = []string{"kind", "client", "person", "scopes", "assurance", "auth_time", "session", "departments", "amr", actField}
 
 func grantFrom(gid string, v []any) (Grant, bool) {
 	f := make([]string, len(v))
@@ -207,6 +236,7 @@ func grantFrom(gid string, v []any) (Grant, bool) {
 		g.Departments = strings.Split(f[7], "\n")
 	}
 	g.AMR = strings.Fields(f[8])
+	g.Act = f[9]
 	return g, true
 }
 
@@ -246,9 +276,29 @@ func (b *Bridge) Authenticate(ctx context.Context, token string) (Grant, error) 
 func slicesClone(s []string) []string { return append([]string(nil), s...) }
 
 // revoke ends a grant: its access and refresh tokens stop working at once.
+//
+// Grants exchanged from it end with it: what was issued from a grant cannot outlive it.
 func (b *Bridge) revoke(ctx context.Context, gid string) error {
 	if err := b.store.Client.Del(ctx, b.grantKey(gid)).Err(); err != nil {
 		return fmt.Errorf("bridge: revoke grant: %w", err)
+	}
+	return b.revokeChildren(ctx, gid)
+}
+
+// revokeChildren ends the grants exchanged from gid.
+func (b *Bridge) revokeChildren(ctx context.Context, gid string) error {
+	children := b.grantKey(gid) + ":children"
+	kids, err := b.store.Client.SMembers(ctx, children).Result()
+	if err != nil {
+		return fmt.Errorf("bridge: list exchanged grants: %w", err)
+	}
+	for _, kid := range kids {
+		if err := b.revoke(ctx, kid); err != nil {
+			return err
+		}
+	}
+	if len(kids) > 0 {
+		b.store.Client.Del(ctx, children)
 	}
 	return nil
 }
@@ -318,10 +368,15 @@ func (b *Bridge) refresh(ctx context.Context, c *Client, token string) (issued, 
 	switch res {
 	case "ok":
 	case "reused":
+		if err := b.revokeChildren(ctx, gid); err != nil {
+			return issued{}, nil, err
+		}
 		return issued{}, invalidGrant("the refresh token was already used; every token of its grant is revoked"), nil
 	default:
 		return issued{}, invalidGrant("unknown, expired or revoked refresh token"), nil
 	}
 	g.ExpiresAt = exp
+	// The person's index must outlive the grant it names, which this refresh extended.
+	b.store.Client.Expire(ctx, b.personGrants(g.Person), RefreshTokenTTL)
 	return issued{access: access, refresh: refresh, grant: g}, nil, nil
 }

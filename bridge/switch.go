@@ -63,7 +63,8 @@ func (b *Bridge) SwitchApp(ctx context.Context, sess identity.Session, target, s
 		if b.catalog != nil {
 			svc, ok = b.catalog.Service(serviceID)
 		}
-		if b.catalog == nil || !ok {
+		// A service of another app would put that app's deep link into the target's launch.
+		if b.catalog == nil || !ok || svc.App != target {
 			return Switch{}, ErrUnknownService
 		}
 		if svc.MinAssurance > sess.Assurance {
@@ -118,14 +119,23 @@ func (b *Bridge) SwitchApp(ctx context.Context, sess identity.Session, target, s
 	return Switch{LaunchURL: launch.String(), ExpiresAt: exp}, nil
 }
 
-// consumeTicket takes a ticket once: read and deleted in one transaction on its key.
-func (b *Bridge) consumeTicket(ctx context.Context, tk string) (ticket, bool, error) {
+// consumeTicket takes a ticket once, for client: read and deleted in one transaction on its
+// key. A ticket meant for another client is left alone, so presenting it elsewhere cannot burn
+// it.
+func (b *Bridge) consumeTicket(ctx context.Context, tk, client string) (ticket, bool, error) {
 	if len(tk) < 10 || len(tk) > 100 {
 		return ticket{}, false, nil
 	}
 	key := b.ticketKey(tk)
+	owner, err := b.store.Client.HGet(ctx, key, "client").Result()
+	if errors.Is(err, redis.Nil) || (err == nil && owner != client) {
+		return ticket{}, false, nil
+	}
+	if err != nil {
+		return ticket{}, false, fmt.Errorf("bridge: read ticket: %w", err)
+	}
 	var rec *redis.MapStringStringCmd
-	_, err := b.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	_, err = b.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		rec = p.HGetAll(ctx, key)
 		p.Del(ctx, key)
 		return nil

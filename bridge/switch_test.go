@@ -34,6 +34,7 @@ func TestSwitchAppRefuses(t *testing.T) {
 	catalog := catalogOf{
 		"face-only": {ID: "face-only", App: "target", Link: "https://target.example/svc/1", MinAssurance: 4},
 		"basic":     {ID: "basic", App: "target", Link: "https://target.example/svc/2", MinAssurance: 2},
+		"elsewhere": {ID: "elsewhere", App: "other-app", Link: "https://other.example/svc", MinAssurance: 1},
 	}
 	b := switchBridge(t, catalog)
 	ctx := context.Background()
@@ -48,6 +49,7 @@ func TestSwitchAppRefuses(t *testing.T) {
 	}{
 		{"service needs more assurance than the session has", "target", "face-only", func(err error) bool { return errors.As(err, &ae) && ae.Need == 4 && ae.Have == 3 }},
 		{"unknown service", "target", "nothing", func(err error) bool { return errors.Is(err, ErrUnknownService) }},
+		{"service of another app", "target", "elsewhere", func(err error) bool { return errors.Is(err, ErrUnknownService) }},
 		{"unknown target", "elsewhere", "", func(err error) bool { return errors.Is(err, ErrUnknownClient) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

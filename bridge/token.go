@@ -104,6 +104,14 @@ func (b *Bridge) redeemCode(r *http.Request, c *Client) (map[string]any, *OAuthE
 	case !pkceMatches(r.PostForm.Get("code_verifier"), g.Challenge):
 		return nil, invalidGrant("code_verifier does not match the code_challenge")
 	}
+	// Consent withdrawn after the code was issued: the code delivers nothing.
+	consent, err := b.Consents.Get(ctx, g.Person, c.ID)
+	if err != nil {
+		return nil, serverError()
+	}
+	if !consent.covers(g.Scopes) {
+		return nil, invalidGrant("the person withdrew consent for this app; ask them to switch again")
+	}
 	out, err := b.issue(ctx, Grant{
 		ID: gid, Kind: "user", Client: c.ID, Person: g.Person, Scopes: g.Scopes, Assurance: g.Assurance,
 		AuthTime: time.Unix(g.AuthTime, 0).UTC(), Session: g.Session, AMR: g.AMR,
@@ -113,6 +121,11 @@ func (b *Bridge) redeemCode(r *http.Request, c *Client) (map[string]any, *OAuthE
 	}
 	if err != nil {
 		return nil, serverError()
+	}
+	// A withdrawal racing with the issue may have missed the new grant: look again.
+	if again, err := b.Consents.Get(ctx, g.Person, c.ID); err != nil || !again.covers(g.Scopes) {
+		_ = b.revoke(ctx, gid)
+		return nil, invalidGrant("the person withdrew consent for this app; ask them to switch again")
 	}
 	_ = b.audit.Record(ctx, Activity{Kind: SwitchRedeemed, Person: g.Person, FromApp: g.SourceApp, ToApp: c.ID, At: b.now()})
 	idToken, err := b.idToken(ctx, c, out.grant, g.Nonce, out.access)

@@ -21,7 +21,9 @@ func (b *Bridge) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g, err := b.Authenticate(r.Context(), strings.TrimSpace(token))
-	if err != nil || g.Kind != "user" {
+	// An exchanged token is for the audience app's API, which introspects it; its holder (the
+	// actor) may not read the person's claims or the audience's pairwise subject with it.
+	if err != nil || g.Kind != "user" || g.Act != "" {
 		if err != nil && !errors.Is(err, ErrInvalidToken) {
 			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "server_error"})
 			return

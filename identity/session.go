@@ -345,6 +345,18 @@ func (s *Sessions) Refresh(ctx context.Context, refreshToken string) (Tokens, er
 	return Tokens{AccessToken: access, RefreshToken: refresh, Session: sess}, nil
 }
 
+// Alive reports whether a session still exists (neither ended, revoked nor expired).
+func (s *Sessions) Alive(ctx context.Context, sid string) (bool, error) {
+	if len(sid) != sidLen {
+		return false, nil
+	}
+	n, err := s.store.Client.Exists(ctx, s.sessionKey(sid)).Result()
+	if err != nil {
+		return false, fmt.Errorf("identity: look up session: %w", err)
+	}
+	return n == 1, nil
+}
+
 // SignOut ends the session the access token belongs to.
 func (s *Sessions) SignOut(ctx context.Context, sess Session) error {
 	return s.end(ctx, sess.PersonID, sess.ID)

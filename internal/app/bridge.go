@@ -43,7 +43,7 @@ func (a *App) buildBridge(o options) error {
 	audit := bridge.NewAudit(a.Store, bridge.AuditOptions{Log: a.log, Now: now})
 	a.Bridge = bridge.New(bridge.Options{
 		Issuer: a.cfg.PublicURL, Store: a.Store, Keys: a.Keys, Clients: clients,
-		Persons: a.Identity.Persons, SubjectKey: m.Sum(nil), Now: now, Audit: audit,
+		Persons: a.Identity.Persons, Sessions: a.Sessions, SubjectKey: m.Sum(nil), Now: now, Audit: audit,
 	})
 	a.recordSignIns(audit)
 	return nil

@@ -145,7 +145,8 @@ func (a *App) serveDevArrival(w http.ResponseWriter, r *http.Request, c config.C
 	var claims map[string]any
 	_ = idt.Claims(&claims)
 	info, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
-	if err == nil {
+	// OIDC Core §5.3.2: userinfo's sub must be the ID token's, or its claims are someone else's.
+	if err == nil && info.Subject == idt.Subject {
 		_ = info.Claims(&claims)
 	}
 	var rows []devClaim
