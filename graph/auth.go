@@ -45,12 +45,20 @@ type viewer struct {
 	auth     Authenticator
 	machines MachineAuthenticator
 	token    string
+	// recheck is how long a check stands on a long-lived connection (a websocket), so that a
+	// session signed out or revoked elsewhere stops speaking through it within that time;
+	// 0 means once (an HTTP request).
+	recheck time.Duration
 
-	once    sync.Once
-	session *identity.Session
-	machine *bridge.Grant
-	err     error
+	mu        sync.Mutex
+	checkedAt time.Time
+	session   *identity.Session
+	machine   *bridge.Grant
+	err       error
 }
+
+// websocketRecheck bounds how long an open websocket keeps a session that ended elsewhere.
+const websocketRecheck = 30 * time.Second
 
 type viewerKey struct{}
 
@@ -66,8 +74,10 @@ func sessionFrom(ctx context.Context) (*identity.Session, error) {
 		return nil, nil
 	}
 	v.check(ctx)
-	// A websocket checks its token once, at connection_init, and may stay open for hours:
-	// past the token's expiry the connection no longer speaks for anyone.
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	// A websocket may stay open for hours: past the token's expiry the connection no longer
+	// speaks for anyone, whenever it was last checked.
 	if v.session != nil && !time.Now().Before(v.session.ExpiresAt) {
 		return nil, nil
 	}
@@ -82,6 +92,8 @@ func machineFrom(ctx context.Context) (*bridge.Grant, error) {
 		return nil, nil
 	}
 	v.check(ctx)
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	if v.machine != nil && !time.Now().Before(v.machine.ExpiresAt) {
 		return nil, nil
 	}
@@ -91,32 +103,37 @@ func machineFrom(ctx context.Context) (*bridge.Grant, error) {
 // check resolves the token once: a bridge access token names a machine client, anything else
 // a citizen's session.
 func (v *viewer) check(ctx context.Context) {
-	v.once.Do(func() {
-		ctx, cancel := context.WithTimeout(ctx, authTimeout)
-		defer cancel()
-		if bridge.IsAccessToken(v.token) {
-			if v.machines == nil {
-				return
-			}
-			g, err := v.machines.Authenticate(ctx, v.token)
-			switch {
-			case errors.Is(err, bridge.ErrInvalidToken):
-			case err != nil:
-				v.err = err
-			case g.Kind == "machine": // a person's bridge token is for its app's backend, not for /graphql
-				v.machine = &g
-			}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if !v.checkedAt.IsZero() && (v.recheck == 0 || time.Since(v.checkedAt) < v.recheck) {
+		return
+	}
+	v.checkedAt = time.Now()
+	v.session, v.machine, v.err = nil, nil, nil
+	ctx, cancel := context.WithTimeout(ctx, authTimeout)
+	defer cancel()
+	if bridge.IsAccessToken(v.token) {
+		if v.machines == nil {
 			return
 		}
-		s, err := v.auth.Authenticate(ctx, v.token)
+		g, err := v.machines.Authenticate(ctx, v.token)
 		switch {
-		case errors.Is(err, identity.ErrInvalidSession):
+		case errors.Is(err, bridge.ErrInvalidToken):
 		case err != nil:
 			v.err = err
-		default:
-			v.session = &s
+		case g.Kind == "machine": // a person's bridge token is for its app's backend, not for /graphql
+			v.machine = &g
 		}
-	})
+		return
+	}
+	s, err := v.auth.Authenticate(ctx, v.token)
+	switch {
+	case errors.Is(err, identity.ErrInvalidSession):
+	case err != nil:
+		v.err = err
+	default:
+		v.session = &s
+	}
 }
 
 // bearer extracts the token of an "Authorization: Bearer <token>" value (scheme
@@ -140,7 +157,7 @@ func websocketInit(auth Authenticator, machines MachineAuthenticator) transport.
 		if token == "" {
 			token = payload.GetString("token")
 		}
-		v := &viewer{auth: auth, machines: machines, token: token}
+		v := &viewer{auth: auth, machines: machines, token: token, recheck: websocketRecheck}
 		ctx = withViewer(ctx, v)
 		if token == "" {
 			return ctx, nil, nil

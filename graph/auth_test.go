@@ -316,3 +316,36 @@ func TestSessionFromStopsAtExpiryOnLongLivedConnections(t *testing.T) {
 		}
 	}
 }
+
+// On a long-lived connection the session is checked again after recheck: a sign-out elsewhere
+// stops it speaking through an open websocket. Within one HTTP request (recheck 0) the answer
+// stays the same.
+func TestViewerRecheck(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		recheck  time.Duration
+		wantGone bool
+	}{
+		{"websocket: a session ended elsewhere is dropped", time.Millisecond, true},
+		{"HTTP request: checked once", 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fx := newAuthFixture(t)
+			ctx := withViewer(context.Background(), &viewer{auth: fx.sessions, token: fx.token, recheck: tc.recheck})
+			if s, err := sessionFrom(ctx); err != nil || s == nil {
+				t.Fatalf("before sign-out: %v %v", s, err)
+			}
+			if err := fx.sessions.SignOut(context.Background(), fx.session); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(5 * time.Millisecond)
+			s, err := sessionFrom(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if gone := s == nil; gone != tc.wantGone {
+				t.Errorf("after sign-out: session %v, want gone %v", s, tc.wantGone)
+			}
+		})
+	}
+}
