@@ -4,6 +4,7 @@ import (
 	"github.com/tongban/tongban/bridge"
 	"github.com/tongban/tongban/config"
 	"github.com/tongban/tongban/identity"
+	"github.com/tongban/tongban/push"
 )
 
 // Directory lists the member apps. config.Config satisfies it; tests may pass their own.
@@ -19,4 +20,6 @@ type Resolver struct {
 	Identity *identity.Service
 	// Bridge switches citizens into other apps and keeps their consents.
 	Bridge *bridge.Bridge
+	// Catalog is the services (事项) of the member apps; nil is an empty catalog.
+	Catalog *push.Catalog
 }

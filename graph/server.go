@@ -61,6 +61,7 @@ func NewHandler(r *Resolver, opts Options) *Handler {
 
 	cfg := Config{Resolvers: r}
 	cfg.Complexity.Person.Activity = activityComplexity
+	cfg.Complexity.Query.Services = servicesComplexity
 	srv := handler.New(NewExecutableSchema(cfg))
 	srv.AddTransport(transport.Websocket{
 		Implementation: transport.CoderWebsocketImplementation{AcceptOptions: websocket.AcceptOptions{

@@ -114,6 +114,50 @@ type Person struct {
 type Query struct {
 }
 
+// A service (事项) a citizen does in one member app.
+type Service struct {
+	// Stable id, e.g. jx-elderly-transit.
+	ID string `json:"id"`
+	// What citizens call it, e.g. 老年人乘车优惠.
+	Name string `json:"name"`
+	// The department that owns it, e.g. 嘉兴市交通运输局.
+	Department string `json:"department"`
+	// The member app whose deep link opens it.
+	App *App `json:"app"`
+	// One of 教育 就业 社保 医疗 养老 居住 婚育 出行 民政 税务 公积金.
+	Category string `json:"category"`
+	// Deep link in the app; from another app, open it through switchApp(target, serviceId).
+	Link string `json:"link"`
+	// The identity assurance level (1 to 4) a switch into the service needs; below it, ASSURANCE_TOO_LOW.
+	MinAssurance int `json:"minAssurance"`
+}
+
+// A page of services, by app and then id.
+type ServiceConnection struct {
+	// The page's services.
+	Edges []ServiceEdge `json:"edges"`
+	// Whether more services follow, and where to continue.
+	PageInfo *PageInfo `json:"pageInfo"`
+}
+
+// One service, with its position in the list.
+type ServiceEdge struct {
+	// Pass it as `after` to continue after this service.
+	Cursor string `json:"cursor"`
+	// The service.
+	Node *Service `json:"node"`
+}
+
+// Narrows services; every given field must match.
+type ServiceFilter struct {
+	// Only the services of this member app.
+	App *string `json:"app,omitempty"`
+	// Only this category (exact).
+	Category *string `json:"category,omitempty"`
+	// A case-insensitive part of the name or the department.
+	Text *string `json:"text,omitempty"`
+}
+
 // The credentials and facts of a signed-in session. The tokens are shown only here, once.
 type Session struct {
 	// Bearer token for /graphql, opaque; valid until expiresAt.

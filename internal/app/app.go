@@ -20,6 +20,7 @@ import (
 	"github.com/tongban/tongban/identity"
 	"github.com/tongban/tongban/internal/devidp"
 	"github.com/tongban/tongban/internal/redisx"
+	"github.com/tongban/tongban/push"
 )
 
 // App is one running Tongban process.
@@ -31,6 +32,7 @@ type App struct {
 	Sessions *identity.Sessions
 	Identity *identity.Service
 	Bridge   *bridge.Bridge
+	Catalog  *push.Catalog
 	Keys     *bridge.KeyManager
 	Registry *prometheus.Registry
 	// DevIdPs are the simulated identity providers of dev mode, by app id.
@@ -73,6 +75,10 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 	for _, f := range opt {
 		f(&o)
 	}
+	catalog, err := loadCatalog(cfg)
+	if err != nil {
+		return nil, err
+	}
 	store := o.store
 	if store == nil {
 		var err error
@@ -86,7 +92,7 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 	}
 	log.Info("store", "using", store.Describe())
 	vctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	err := store.CheckVersion(vctx)
+	err = store.CheckVersion(vctx)
 	cancel()
 	if err != nil {
 		if o.store == nil {
@@ -98,7 +104,7 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 		log.Warn("the embedded store keeps nothing across restarts; set redis.url or redis.cluster to keep state")
 	}
 
-	a := &App{cfg: cfg, log: log, Store: store, Registry: prometheus.NewRegistry()}
+	a := &App{cfg: cfg, log: log, Store: store, Catalog: catalog, Registry: prometheus.NewRegistry()}
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := a.buildIdentity(o); err != nil {
 		return nil, err
@@ -109,7 +115,7 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 	if o.directory == nil {
 		o.directory = cfg
 	}
-	a.graphql = graph.NewHandler(&graph.Resolver{Directory: o.directory, Identity: a.Identity, Bridge: a.Bridge}, graph.Options{
+	a.graphql = graph.NewHandler(&graph.Resolver{Directory: o.directory, Identity: a.Identity, Bridge: a.Bridge, Catalog: a.Catalog}, graph.Options{
 		Introspection:   cfg.GraphQL.Introspection,
 		ComplexityLimit: cfg.GraphQL.ComplexityLimit,
 		DepthLimit:      cfg.GraphQL.DepthLimit,
