@@ -69,42 +69,43 @@ func withViewer(ctx context.Context, v *viewer) context.Context {
 // sessionFrom returns the caller's session: nil without a token or with one that is not (or
 // no longer) valid; an error only when the check itself failed.
 func sessionFrom(ctx context.Context) (*identity.Session, error) {
-	v, _ := ctx.Value(viewerKey{}).(*viewer)
-	if v == nil || v.token == "" {
-		return nil, nil
-	}
-	v.check(ctx)
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	// A websocket may stay open for hours: past the token's expiry the connection no longer
-	// speaks for anyone, whenever it was last checked.
-	if v.session != nil && !time.Now().Before(v.session.ExpiresAt) {
-		return nil, nil
-	}
-	return v.session, v.err
+	s, _, err := callerFrom(ctx)
+	return s, err
 }
 
 // machineFrom returns the caller when it is a machine client (scopes events or rules, and the
 // departments it owns): nil for citizens, anonymous callers and tokens that are not valid.
 func machineFrom(ctx context.Context) (*bridge.Grant, error) {
-	v, _ := ctx.Value(viewerKey{}).(*viewer)
-	if v == nil || v.token == "" {
-		return nil, nil
-	}
-	v.check(ctx)
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.machine != nil && !time.Now().Before(v.machine.ExpiresAt) {
-		return nil, nil
-	}
-	return v.machine, v.err
+	_, m, err := callerFrom(ctx)
+	return m, err
 }
 
-// check resolves the token once: a bridge access token names a machine client, anything else
-// a citizen's session.
-func (v *viewer) check(ctx context.Context) {
+// callerFrom returns who the request's token speaks for: a citizen's session or a machine
+// client, at most one of them.
+func callerFrom(ctx context.Context) (*identity.Session, *bridge.Grant, error) {
+	v, _ := ctx.Value(viewerKey{}).(*viewer)
+	if v == nil || v.token == "" {
+		return nil, nil, nil
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	v.check(ctx)
+	// A websocket may stay open for hours: past the token's expiry the connection no longer
+	// speaks for anyone, whenever it was last checked.
+	now := time.Now()
+	s, m := v.session, v.machine
+	if s != nil && !now.Before(s.ExpiresAt) {
+		s = nil
+	}
+	if m != nil && !now.Before(m.ExpiresAt) {
+		m = nil
+	}
+	return s, m, v.err
+}
+
+// check resolves the token, once per request or once per recheck period on a websocket: a
+// bridge access token names a machine client, anything else a citizen's session. v.mu is held.
+func (v *viewer) check(ctx context.Context) {
 	if !v.checkedAt.IsZero() && (v.recheck == 0 || time.Since(v.checkedAt) < v.recheck) {
 		return
 	}

@@ -50,17 +50,13 @@ type App struct {
 type Option func(*options)
 
 type options struct {
-	store      *redisx.Store
-	directory  graph.Directory
-	now        func() time.Time
-	httpClient *http.Client
+	store     *redisx.Store
+	directory graph.Directory
+	now       func() time.Time
 }
 
 // WithClock replaces time.Now for sessions, token checks and the simulated providers.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
-
-// WithHTTPClient sets the client that talks to identity providers.
-func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.httpClient = c } }
 
 // WithStore uses an already open store instead of opening the configured one. App.Close
 // still closes it.

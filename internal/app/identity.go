@@ -30,7 +30,7 @@ func (a *App) buildIdentity(o options) error {
 		Now:          now,
 	})
 	reg := identity.NewRegistry(a.cfg.Providers, identity.RegistryOptions{
-		HTTPClient: o.httpClient, Log: a.log, Now: now,
+		Log: a.log, Now: now,
 	})
 	a.Identity = identity.NewService(a.Store, keys, reg, a.Sessions)
 	if !a.cfg.Dev {
