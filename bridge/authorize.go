@@ -8,9 +8,10 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tongban/tongban/internal/opaque"
 )
 
 // acrValues are the assurance levels 1–4 as acr claims.
@@ -42,7 +43,7 @@ type codeGrant struct {
 
 // A code and the marker of its use share a hash tag, so one script consumes the one and sets
 // the other.
-func (b *Bridge) codeKey(code string) string { return b.store.Key("oc:{" + hashOf(code) + "}") }
+func (b *Bridge) codeKey(code string) string { return b.store.Key("oc:{" + opaque.Hash(code) + "}") }
 
 func (b *Bridge) codeUsedKey(code string) string { return b.codeKey(code) + ":used" }
 
@@ -155,7 +156,7 @@ func (b *Bridge) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 			granted = append(granted, s)
 		}
 	}
-	code, err := randomToken("", 32)
+	code, err := opaque.Random(32)
 	if err != nil {
 		fail("server_error", "try again")
 		return
@@ -254,5 +255,3 @@ func (b *Bridge) consumeCode(r *http.Request, code, gid string) (codeGrant, stri
 	}
 	return codeGrant{}, "", false, nil
 }
-
-func isNil(err error) bool { return err == redis.Nil || strings.HasSuffix(err.Error(), "redis: nil") }

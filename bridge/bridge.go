@@ -3,11 +3,8 @@ package bridge
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -125,17 +122,4 @@ func (b *Bridge) Subject(c *Client, pid string) string {
 	m := hmac.New(sha256.New, b.subject)
 	m.Write([]byte(c.sector + "\x00" + pid))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
-
-func randomToken(prefix string, n int) (string, error) {
-	buf := make([]byte, n)
-	if _, err := rand.Read(buf); err != nil {
-		return "", fmt.Errorf("bridge: random: %w", err)
-	}
-	return prefix + base64.RawURLEncoding.EncodeToString(buf), nil
-}
-
-func hashOf(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:])
 }

@@ -3,7 +3,6 @@ package bridge
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tongban/tongban/internal/opaque"
 )
 
 // A grant is what one code redemption (or one client-credentials request) issued: an access
@@ -24,13 +25,6 @@ import (
 const (
 	accessPrefix  = "tbo_"
 	refreshPrefix = "tbq_"
-	gidBytes      = 16
-	secretBytes   = 32
-)
-
-var (
-	gidLen    = base64.RawURLEncoding.EncodedLen(gidBytes)
-	secretLen = base64.RawURLEncoding.EncodedLen(secretBytes)
 )
 
 // Grant is what a bridge access token stands for.
@@ -53,7 +47,7 @@ type Grant struct {
 // IsAccessToken reports whether token has the shape of a bridge access token, so that a caller
 // holding tokens of several kinds knows which to ask.
 func IsAccessToken(token string) bool {
-	_, _, ok := parseGrantToken(accessPrefix, token)
+	_, _, ok := opaque.Parse(accessPrefix, token)
 	return ok
 }
 
@@ -61,22 +55,6 @@ func IsAccessToken(token string) bool {
 var ErrInvalidToken = errors.New("bridge: invalid or expired token")
 
 func (b *Bridge) grantKey(gid string) string { return b.store.Key("g:{" + gid + "}") }
-
-func newGrantSecret(prefix, gid string) (token, hash string, err error) {
-	s, err := randomToken("", secretBytes)
-	if err != nil {
-		return "", "", err
-	}
-	return prefix + gid + s, hashOf(s), nil
-}
-
-func parseGrantToken(prefix, token string) (gid, hash string, ok bool) {
-	rest, ok := strings.CutPrefix(token, prefix)
-	if !ok || len(rest) != gidLen+secretLen || !base64url(rest[:gidLen]) || !base64url(rest[gidLen:]) {
-		return "", "", false
-	}
-	return rest[:gidLen], hashOf(rest[gidLen:]), true
-}
 
 // issued are the tokens of a new grant or a refresh.
 type issued struct {
@@ -93,11 +71,11 @@ func (b *Bridge) issue(ctx context.Context, g Grant, withRefresh bool) (issued, 
 	gid := g.ID
 	if gid == "" {
 		var err error
-		if gid, err = randomToken("", gidBytes); err != nil {
+		if gid, err = opaque.ID(); err != nil {
 			return issued{}, err
 		}
 	}
-	access, ah, err := newGrantSecret(accessPrefix, gid)
+	access, ah, err := opaque.New(accessPrefix, gid)
 	if err != nil {
 		return issued{}, err
 	}
@@ -120,7 +98,7 @@ func (b *Bridge) issue(ctx context.Context, g Grant, withRefresh bool) (issued, 
 	out := issued{access: access, grant: g}
 	ttl := AccessTokenTTL
 	if withRefresh {
-		refresh, rh, err := newGrantSecret(refreshPrefix, gid)
+		refresh, rh, err := opaque.New(refreshPrefix, gid)
 		if err != nil {
 			return issued{}, err
 		}
@@ -242,7 +220,7 @@ func grantFrom(gid string, v []any) (Grant, bool) {
 
 // Authenticate returns the grant a bridge access token stands for, or ErrInvalidToken.
 func (b *Bridge) Authenticate(ctx context.Context, token string) (Grant, error) {
-	gid, hash, ok := parseGrantToken(accessPrefix, token)
+	gid, hash, ok := opaque.Parse(accessPrefix, token)
 	if !ok {
 		return Grant{}, ErrInvalidToken
 	}
@@ -326,7 +304,7 @@ return 'ok'
 // refresh rotates a refresh token of client. The grant's consent must still cover its scopes:
 // a person who revoked consent has revoked the grant.
 func (b *Bridge) refresh(ctx context.Context, c *Client, token string) (issued, *OAuthError, error) {
-	gid, hash, ok := parseGrantToken(refreshPrefix, token)
+	gid, hash, ok := opaque.Parse(refreshPrefix, token)
 	if !ok {
 		return issued{}, invalidGrant("unknown refresh token"), nil
 	}
@@ -351,11 +329,11 @@ func (b *Bridge) refresh(ctx context.Context, c *Client, token string) (issued, 
 		}
 		return issued{}, invalidGrant("the person revoked consent for this app; ask them to switch again"), nil
 	}
-	access, ah, err := newGrantSecret(accessPrefix, gid)
+	access, ah, err := opaque.New(accessPrefix, gid)
 	if err != nil {
 		return issued{}, nil, err
 	}
-	refresh, rh, err := newGrantSecret(refreshPrefix, gid)
+	refresh, rh, err := opaque.New(refreshPrefix, gid)
 	if err != nil {
 		return issued{}, nil, err
 	}

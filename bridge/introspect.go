@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tongban/tongban/internal/opaque"
 )
 
 // serveIntrospect is token introspection (RFC 7662). A client sees only its own tokens: for
@@ -95,7 +97,7 @@ func (b *Bridge) lookupToken(ctx context.Context, token string) (rec tokenRecord
 	if strings.HasPrefix(token, refreshPrefix) {
 		prefix, rec.refresh = refreshPrefix, true
 	}
-	gid, hash, ok := parseGrantToken(prefix, token)
+	gid, hash, ok := opaque.Parse(prefix, token)
 	if !ok {
 		return tokenRecord{}, false, nil
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tongban/tongban/identity"
+	"github.com/tongban/tongban/internal/opaque"
 )
 
 // Switch is the answer to switchApp: either the scopes to ask the person for first, or a
@@ -47,7 +48,7 @@ type ticket struct {
 	AMR                                               []string
 }
 
-func (b *Bridge) ticketKey(t string) string { return b.store.Key("tk:" + hashOf(t)) }
+func (b *Bridge) ticketKey(t string) string { return b.store.Key("tk:" + opaque.Hash(t)) }
 
 // SwitchApp mints a ticket that opens target already signed in as the session's person.
 func (b *Bridge) SwitchApp(ctx context.Context, sess identity.Session, target, serviceID string) (Switch, error) {
@@ -84,10 +85,11 @@ func (b *Bridge) SwitchApp(ctx context.Context, sess identity.Session, target, s
 	if len(missing) > 0 {
 		return Switch{ConsentRequired: missing}, nil
 	}
-	tk, err := randomToken("tbk_", 32)
+	tk, err := opaque.Random(32)
 	if err != nil {
 		return Switch{}, err
 	}
+	tk = "tbk_" + tk
 	exp := b.now().Add(TicketTTL).UTC().Truncate(time.Second)
 	key := b.ticketKey(tk)
 	_, err = b.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {

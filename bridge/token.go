@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tongban/tongban/internal/opaque"
 )
 
 // maxTokenRequest bounds a token request's body.
@@ -79,7 +81,7 @@ func (b *Bridge) redeemCode(r *http.Request, c *Client) (map[string]any, *OAuthE
 	if code == "" || len(code) > 100 {
 		return nil, invalidRequest("code is required")
 	}
-	gid, err := randomToken("", gidBytes)
+	gid, err := opaque.ID()
 	if err != nil {
 		return nil, serverError()
 	}

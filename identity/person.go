@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tongban/tongban/internal/idnumber"
+	"github.com/tongban/tongban/internal/opaque"
 	"github.com/tongban/tongban/internal/redisx"
 )
 
@@ -74,7 +75,7 @@ func (ps *Persons) accountKey(app, sub string) string {
 	return ps.store.Key("acct:" + hex.EncodeToString(sum[:]))
 }
 
-func newPersonID() (string, error) { return randomString(16) }
+func newPersonID() (string, error) { return opaque.ID() }
 
 // Resolve returns the person of a signed-in identity, creating or joining one for a new
 // account, and records what the sign-in says about them.

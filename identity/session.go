@@ -2,11 +2,7 @@ package identity
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -16,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tongban/tongban/internal/opaque"
 	"github.com/tongban/tongban/internal/redisx"
 )
 
@@ -34,17 +31,8 @@ const (
 	refreshTokenPrefix = "tbr_"
 )
 
-// A token is prefix + session id (16 random bytes) + secret (32 random bytes), base64url. The
-// session id puts every key of a session in one hash slot; the secret is what is hashed.
-const (
-	sidBytes    = 16
-	secretBytes = 32
-)
-
-var (
-	sidLen    = base64.RawURLEncoding.EncodedLen(sidBytes)
-	secretLen = base64.RawURLEncoding.EncodedLen(secretBytes)
-)
+// A token is prefix + session id + secret (internal/opaque): the session id puts every key of
+// a session in one hash slot; the secret is what is hashed.
 
 // Defaults for SessionOptions.
 const (
@@ -149,15 +137,15 @@ func (s *Sessions) queueOpen(ctx context.Context, p redis.Pipeliner, g Grant) (*
 	if g.PersonID == "" || g.App == "" || g.Assurance < 1 || g.Assurance > 4 {
 		return nil, fmt.Errorf("identity: open session: incomplete grant %+v", g)
 	}
-	sid, err := randomString(sidBytes)
+	sid, err := opaque.ID()
 	if err != nil {
 		return nil, err
 	}
-	access, accessHash, err := newSecret(accessTokenPrefix, sid)
+	access, accessHash, err := opaque.New(accessTokenPrefix, sid)
 	if err != nil {
 		return nil, err
 	}
-	refresh, refreshHash, err := newSecret(refreshTokenPrefix, sid)
+	refresh, refreshHash, err := opaque.New(refreshTokenPrefix, sid)
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +221,7 @@ func (s *Sessions) end(ctx context.Context, pid, sid string) error {
 
 // Authenticate returns the session a bearer access token stands for, or ErrInvalidSession.
 func (s *Sessions) Authenticate(ctx context.Context, token string) (Session, error) {
-	sid, hash, ok := parseToken(accessTokenPrefix, token)
+	sid, hash, ok := opaque.Parse(accessTokenPrefix, token)
 	if !ok {
 		return Session{}, ErrInvalidSession
 	}
@@ -306,15 +294,15 @@ return {'ok', f[5], f[6], f[7], f[8], f[9] or ''}
 // Presenting a refresh token that was already rotated ends the whole session, because either
 // the client or a thief holds a copy that should not exist.
 func (s *Sessions) Refresh(ctx context.Context, refreshToken string) (Tokens, error) {
-	sid, hash, ok := parseToken(refreshTokenPrefix, refreshToken)
+	sid, hash, ok := opaque.Parse(refreshTokenPrefix, refreshToken)
 	if !ok {
 		return Tokens{}, ErrInvalidRefreshToken
 	}
-	access, accessHash, err := newSecret(accessTokenPrefix, sid)
+	access, accessHash, err := opaque.New(accessTokenPrefix, sid)
 	if err != nil {
 		return Tokens{}, err
 	}
-	refresh, refreshHash, err := newSecret(refreshTokenPrefix, sid)
+	refresh, refreshHash, err := opaque.New(refreshTokenPrefix, sid)
 	if err != nil {
 		return Tokens{}, err
 	}
@@ -347,7 +335,7 @@ func (s *Sessions) Refresh(ctx context.Context, refreshToken string) (Tokens, er
 
 // Alive reports whether a session still exists (neither ended, revoked nor expired).
 func (s *Sessions) Alive(ctx context.Context, sid string) (bool, error) {
-	if len(sid) != sidLen {
+	if len(sid) != opaque.IDLen {
 		return false, nil
 	}
 	n, err := s.store.Client.Exists(ctx, s.sessionKey(sid)).Result()
@@ -366,10 +354,10 @@ func (s *Sessions) SignOut(ctx context.Context, sess Session) error {
 // session's current (or previous) access token or its current refresh token: the session id
 // inside a token is not a secret. An unknown token is not an error (RFC 7009).
 func (s *Sessions) Revoke(ctx context.Context, token string) error {
-	sid, hash, ok := parseToken(accessTokenPrefix, token)
+	sid, hash, ok := opaque.Parse(accessTokenPrefix, token)
 	fields := []string{"at", "at_prev"}
 	if !ok {
-		if sid, hash, ok = parseToken(refreshTokenPrefix, token); !ok {
+		if sid, hash, ok = opaque.Parse(refreshTokenPrefix, token); !ok {
 			return nil
 		}
 		fields = []string{"rt"}
@@ -408,42 +396,4 @@ func (s *Sessions) EndAll(ctx context.Context, pid, app string) error {
 		}
 	}
 	return nil
-}
-
-func randomString(n int) (string, error) {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("identity: random: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
-}
-
-// newSecret returns a token for session sid and the hash under which it is stored.
-func newSecret(prefix, sid string) (token, hash string, err error) {
-	secret, err := randomString(secretBytes)
-	if err != nil {
-		return "", "", err
-	}
-	return prefix + sid + secret, hashSecret(secret), nil
-}
-
-func hashSecret(secret string) string {
-	sum := sha256.Sum256([]byte(secret))
-	return hex.EncodeToString(sum[:])
-}
-
-// parseToken splits a token into its session id and the hash of its secret, refusing anything
-// that cannot be one of ours before it costs a round trip.
-func parseToken(prefix, token string) (sid, hash string, ok bool) {
-	rest, ok := strings.CutPrefix(token, prefix)
-	if !ok || len(rest) != sidLen+secretLen {
-		return "", "", false
-	}
-	if _, err := base64.RawURLEncoding.DecodeString(rest[:sidLen]); err != nil {
-		return "", "", false
-	}
-	if _, err := base64.RawURLEncoding.DecodeString(rest[sidLen:]); err != nil {
-		return "", "", false
-	}
-	return rest[:sidLen], hashSecret(rest[sidLen:]), true
 }

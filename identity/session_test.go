@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tongban/tongban/internal/opaque"
 	"github.com/tongban/tongban/internal/redisx"
 	"github.com/tongban/tongban/internal/testenv"
 )
@@ -1006,7 +1007,7 @@ func FuzzParseToken(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, token string) {
 		for _, prefix := range []string{"tba_", "tbr_"} {
-			sid, hash, ok := parseToken(prefix, token)
+			sid, hash, ok := opaque.Parse(prefix, token)
 			if !ok {
 				if sid != "" || hash != "" {
 					t.Fatalf("parseToken(%q, %q) refused but returned %q, %q", prefix, token, sid, hash)
@@ -1016,7 +1017,7 @@ func FuzzParseToken(f *testing.F) {
 			if len(token) != testTokenLen || !strings.HasPrefix(token, prefix) {
 				t.Fatalf("parseToken(%q, %q) accepted a token of the wrong shape", prefix, token)
 			}
-			if sid != token[4:4+testSIDLen] || hash != hashSecret(token[4+testSIDLen:]) {
+			if sid != token[4:4+testSIDLen] || hash != opaque.Hash(token[4+testSIDLen:]) {
 				t.Fatalf("parseToken(%q, %q) = %q, %q: not the token's session id and secret hash", prefix, token, sid, hash)
 			}
 			for _, part := range []string{sid, token[4+testSIDLen:]} {

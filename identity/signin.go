@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/oauth2"
 
+	"github.com/tongban/tongban/internal/opaque"
 	"github.com/tongban/tongban/internal/redisx"
 )
 
@@ -96,7 +97,7 @@ func (s *Service) BeginSignIn(ctx context.Context, app, redirectURI, codeChallen
 	if err != nil {
 		return Challenge{}, err
 	}
-	state, err := randomString(32)
+	state, err := opaque.Random(32)
 	if err != nil {
 		return Challenge{}, err
 	}
