@@ -28,6 +28,7 @@
 //	audit                      stream the operators' copy of every entry, with the person; MAXLEN ~ 1,000,000
 //	keys:set, keys:lease       hash, string   signing keys (sealed) and the rotation lease; see keys.go
 //
-// Tokens are stored only as SHA-256 of their secret part; signing keys only sealed with
+// Tokens are internal/opaque credentials, rotated by opaque.Rotate like identity's sessions, and
+// stored only as SHA-256 of their secret part; signing keys only sealed with
 // AES-256-GCM under the key-encryption key.
 package bridge

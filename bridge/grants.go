@@ -281,26 +281,6 @@ func (b *Bridge) revokeChildren(ctx context.Context, gid string) error {
 	return nil
 }
 
-// rotateScript is identity's refresh rotation for bridge grants: KEYS[1] grant; ARGV presented
-// hash, new access hash, new access exp, new refresh hash, ttl ms, kept used hashes. Returns
-// "ok", "reused" (the grant is deleted) or "invalid".
-var rotateScript = redis.NewScript(`
-local f = redis.call('HMGET', KEYS[1], 'rt', 'used', 'at', 'at_exp')
-if not f[1] then return 'invalid' end
-local used = f[2] or ''
-if string.find(' ' .. used .. ' ', ' ' .. ARGV[1] .. ' ', 1, true) then
-  redis.call('DEL', KEYS[1])
-  return 'reused'
-end
-if f[1] ~= ARGV[1] then return 'invalid' end
-used = ARGV[1] .. ' ' .. used
-local keep = tonumber(ARGV[6]) * (string.len(ARGV[1]) + 1)
-if string.len(used) > keep then used = string.sub(used, 1, keep - 1) end
-redis.call('HSET', KEYS[1], 'used', used, 'rt', ARGV[4], 'at_prev', f[3], 'at_prev_exp', f[4], 'at', ARGV[2], 'at_exp', ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return 'ok'
-`)
-
 // refresh rotates a refresh token of client. The grant's consent must still cover its scopes:
 // a person who revoked consent has revoked the grant.
 func (b *Bridge) refresh(ctx context.Context, c *Client, token string) (issued, *OAuthError, error) {
@@ -338,14 +318,13 @@ func (b *Bridge) refresh(ctx context.Context, c *Client, token string) (issued, 
 		return issued{}, nil, err
 	}
 	exp := b.now().Add(AccessTokenTTL).UTC().Truncate(time.Second)
-	res, err := rotateScript.Run(ctx, b.store.Client, []string{b.grantKey(gid)},
-		hash, ah, exp.Unix(), rh, RefreshTokenTTL.Milliseconds(), 64).Text()
+	outcome, _, err := opaque.Rotate(ctx, b.store.Client, b.grantKey(gid), hash, ah, exp, rh, RefreshTokenTTL)
 	if err != nil {
 		return issued{}, nil, fmt.Errorf("bridge: rotate refresh token: %w", err)
 	}
-	switch res {
-	case "ok":
-	case "reused":
+	switch outcome {
+	case opaque.Rotated:
+	case opaque.Reused:
 		if err := b.revokeChildren(ctx, gid); err != nil {
 			return issued{}, nil, err
 		}

@@ -261,35 +261,6 @@ func (s *Sessions) Authenticate(ctx context.Context, token string) (Session, err
 	return sess, nil
 }
 
-// usedKept is how many rotated refresh tokens a session remembers for reuse detection. A copy
-// of a token older than that is refused as unknown rather than ending the session; the bound
-// keeps a session refreshed every 15 minutes for months from growing without limit.
-const usedKept = 64
-
-// refreshScript rotates a session's refresh token in one step, on one key.
-//
-// KEYS[1] session; ARGV: presented hash, new access hash, new access exp, new refresh hash,
-// ttl ms, usedKept. Returns {"ok", person, app, assurance, auth_time, amr}, {"reused"} (the
-// presented token was rotated before: the session is deleted) or {"invalid"}. The session's
-// facts come back from the script itself: a second read could find the session already ended
-// by a concurrent reuse.
-var refreshScript = redis.NewScript(`
-local f = redis.call('HMGET', KEYS[1], 'rt', 'used', 'at', 'at_exp', 'person', 'app', 'assurance', 'auth_time', 'amr')
-if not f[1] then return {'invalid'} end
-local used = f[2] or ''
-if string.find(' ' .. used .. ' ', ' ' .. ARGV[1] .. ' ', 1, true) then
-  redis.call('DEL', KEYS[1])
-  return {'reused'}
-end
-if f[1] ~= ARGV[1] then return {'invalid'} end
-used = ARGV[1] .. ' ' .. used
-local keep = tonumber(ARGV[6]) * (string.len(ARGV[1]) + 1)
-if string.len(used) > keep then used = string.sub(used, 1, keep - 1) end
-redis.call('HSET', KEYS[1], 'used', used, 'rt', ARGV[4], 'at_prev', f[3], 'at_prev_exp', f[4], 'at', ARGV[2], 'at_exp', ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return {'ok', f[5], f[6], f[7], f[8], f[9] or ''}
-`)
-
 // Refresh rotates a refresh token: the presented one stops working, a new pair is returned.
 // Presenting a refresh token that was already rotated ends the whole session, because either
 // the client or a thief holds a copy that should not exist.
@@ -308,26 +279,28 @@ func (s *Sessions) Refresh(ctx context.Context, refreshToken string) (Tokens, er
 	}
 	exp := s.opts.Now().Add(s.opts.AccessTTL).UTC().Truncate(time.Second)
 	key := s.sessionKey(sid)
-	res, err := refreshScript.Run(ctx, s.store.Client, []string{key},
-		hash, accessHash, exp.Unix(), refreshHash, s.opts.RefreshTTL.Milliseconds(), usedKept).StringSlice()
+	// The session's facts come back from the rotation itself: a second read could find the
+	// session already ended by a concurrent reuse.
+	outcome, f, err := opaque.Rotate(ctx, s.store.Client, key, hash, accessHash, exp, refreshHash, s.opts.RefreshTTL,
+		"person", "app", "assurance", "auth_time", "amr")
 	if err != nil {
 		return Tokens{}, fmt.Errorf("identity: refresh: %w", err)
 	}
-	switch {
-	case len(res) == 6 && res[0] == "ok":
-	case len(res) == 1 && res[0] == "reused":
+	switch outcome {
+	case opaque.Rotated:
+	case opaque.Reused:
 		return Tokens{}, fmt.Errorf("%w: it was already used; the session is ended", ErrInvalidRefreshToken)
 	default:
 		return Tokens{}, ErrInvalidRefreshToken
 	}
-	assurance, err1 := strconv.Atoi(res[3])
-	authTime, err2 := strconv.ParseInt(res[4], 10, 64)
-	if err := errors.Join(err1, err2); err != nil || res[1] == "" {
+	assurance, err1 := strconv.Atoi(f[2])
+	authTime, err2 := strconv.ParseInt(f[3], 10, 64)
+	if err := errors.Join(err1, err2); err != nil || f[0] == "" {
 		return Tokens{}, fmt.Errorf("identity: corrupt session record: %w", err)
 	}
 	sess := Session{
-		ID: sid, PersonID: res[1], App: res[2], Assurance: assurance,
-		AuthTime: time.Unix(authTime, 0).UTC(), ExpiresAt: exp, AMR: strings.Fields(res[5]),
+		ID: sid, PersonID: f[0], App: f[1], Assurance: assurance,
+		AuthTime: time.Unix(authTime, 0).UTC(), ExpiresAt: exp, AMR: strings.Fields(f[4]),
 	}
 	s.store.Client.Expire(ctx, s.personSessions(sess.PersonID), s.opts.RefreshTTL) // the list must outlive the session it names
 	return Tokens{AccessToken: access, RefreshToken: refresh, Session: sess}, nil

@@ -1040,7 +1040,7 @@ func TestUsedRefreshTokensAreBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	var previous string
-	for range usedKept + 10 {
+	for range opaque.UsedKept + 10 {
 		previous = tok.RefreshToken
 		if tok, err = s.Refresh(ctx, tok.RefreshToken); err != nil {
 			t.Fatal(err)
@@ -1050,8 +1050,8 @@ func TestUsedRefreshTokensAreBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(strings.Fields(used)); n != usedKept {
-		t.Errorf("%d used hashes kept, want %d", n, usedKept)
+	if n := len(strings.Fields(used)); n != opaque.UsedKept {
+		t.Errorf("%d used hashes kept, want %d", n, opaque.UsedKept)
 	}
 	if _, err := s.Refresh(ctx, previous); !errors.Is(err, ErrInvalidRefreshToken) {
 		t.Fatalf("reuse of the previous token: %v", err)
