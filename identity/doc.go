@@ -30,7 +30,8 @@
 //	s:{<sid>}                        hash   person, app, assurance, auth_time, amr, created, at/at_exp,
 //	                                        at_prev/at_prev_exp, rt, used; TTL = refresh lifetime
 //
-// Tokens are never stored, only SHA-256 of their secret part; the ID number is never stored in
+// Tokens are internal/opaque credentials, rotated by opaque.Rotate; they are never stored, only
+// SHA-256 of their secret part; the ID number is never stored in
 // clear: only as the link key, masked (first 3, last 4), and sealed with AES-256-GCM under the
 // key-encryption key for release to partners the person consented to.
 package identity
