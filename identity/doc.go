@@ -14,7 +14,9 @@
 // Persons: an account joins the person that holds its link key (HMAC-SHA256(pepper, ID
 // number)) when it is at or above its provider's auto-link level, and becomes a person of its
 // own otherwise. Two first sign-ins racing from two apps meet at SET NX on the link key.
-// Explicit linking merges; unlinking splits the account off into a person of its own.
+// Explicit linking merges; unlinking splits the account off into a person of its own. A data
+// platform's event about someone who never signed in creates a person without accounts
+// (EnsurePersons), whom a later sign-in joins through the link key like any other.
 //
 // Redis keys (all under the store prefix, "tb:" in production). Keys used together share a
 // hash tag, so every transaction and script stays in one cluster slot:
@@ -27,6 +29,8 @@
 //	                                        birth, gender, hukou (division), created; merged_into
 //	{p:<pid>}:accounts               hash   app -> {sub, assurance, linked_at}
 //	{p:<pid>}:sessions               zset   session ids by opening time
+//	persons:<0..63>                  set    every person's id, sharded by FNV-1a of the id: the walk
+//	                                        of a rule's backfill and the sample of its audience estimate
 //	s:{<sid>}                        hash   person, app, assurance, auth_time, amr, created, at/at_exp,
 //	                                        at_prev/at_prev_exp, rt, used; TTL = refresh lifetime
 //

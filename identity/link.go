@@ -149,6 +149,9 @@ func (ps *Persons) merge(ctx context.Context, from, into, lk string, sessions *S
 	if err := c.Del(ctx, ps.accountsKey(from)).Err(); err != nil {
 		return fmt.Errorf("identity: retire merged person: %w", err)
 	}
+	if err := c.SRem(ctx, ps.indexKey(shardOf(from)), from).Err(); err != nil {
+		return fmt.Errorf("identity: retire merged person: %w", err)
+	}
 	return sessions.EndAll(ctx, from, "")
 }
 
@@ -240,6 +243,9 @@ func (ps *Persons) Unlink(ctx context.Context, pid, sessionApp, app string, sess
 			return fmt.Errorf("identity: move account: %w", err)
 		}
 		return &ForbiddenError{Message: "the account changed while unlinking; try again"}
+	}
+	if err := c.SAdd(ctx, ps.indexKey(shardOf(alone)), alone).Err(); err != nil {
+		return fmt.Errorf("identity: index person of unlinked account: %w", err)
 	}
 	return sessions.EndAll(ctx, pid, app)
 }

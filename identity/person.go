@@ -274,6 +274,7 @@ func (ps *Persons) queueRecord(ctx context.Context, p redis.Pipeliner, pid strin
 		}
 		p.HSet(ctx, pkey, facts)
 		p.HSet(ctx, akey, id.App, blob, sinceField+id.App, now)
+		ps.queueIndex(ctx, p, pid)
 		out := Person{ID: pid, DisplayName: id.Name, MaskedIDNumber: id.IDNumber.Masked(),
 			Accounts: []Account{{App: id.App, Subject: id.Subject, Assurance: id.Assurance, LinkedAt: time.Unix(now, 0).UTC()}}}
 		if lk != "" {
