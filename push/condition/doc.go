@@ -1,0 +1,18 @@
+// Package condition is the eligibility language of push rules: a CEL expression over the
+// profile of one person, the event that triggered the evaluation and the time (the names and
+// types are in CONTRACT.md, "The profile a rule sees").
+//
+// A rule's condition is compiled once when the rule is saved or loaded (Env.Compile), which
+// refuses anything that would fail or run long later: syntax and type errors with their line and
+// column, a result that is not a bool, and an estimated cost above MaxEstimatedCost. The
+// compiled Condition is then evaluated for each person an event or a backfill reaches
+// (Condition.Eval). A condition with a comprehension (all, exists, map, filter) is bounded again
+// at run time by MaxRuntimeCost, because the estimate rests on size hints, not guarantees, and
+// only a comprehension can multiply an oversized input; other conditions run untracked, since
+// tracking would cost more than evaluating them.
+//
+// The package also holds the conversions every caller needs to feed it: AgeAt for the age a
+// rule sees, DecodeObject and Normalize for JSON attributes (CEL keeps int and double apart),
+// RegionOf for a division code, and ParseSample for the sample profiles a rule author previews
+// against. It holds no state beyond the compiled environment and owns no Redis keys.
+package condition

@@ -1,0 +1,155 @@
+package condition
+
+import (
+	"strings"
+	"testing"
+)
+
+func newEnv(t testing.TB) *Env {
+	t.Helper()
+	env, err := NewEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+func TestCompileRefuses(t *testing.T) {
+	env := newEnv(t)
+	tests := []struct {
+		name         string
+		src          string
+		want         string // fragment of the first problem's message
+		line, column int
+	}{
+		{"empty", "", "the condition is empty", 0, 0},
+		{"only space", " \n\t ", "the condition is empty", 0, 0},
+		{"too long", "person.age > 1 || " + strings.Repeat("person.age > 1 || ", 250) + "true",
+			"the limit is 4096", 0, 0},
+		{"syntax error", "person.age >=", "Syntax error: mismatched input '<EOF>'", 1, 14},
+		{"unbalanced parenthesis", "(person.age > 1", "Syntax error", 1, 16},
+		{"overload mismatch", `person.age == "x"`, "found no matching overload for '_==_' applied to '(int, string)'", 1, 12},
+		{"undeclared variable", "x > 1", "undeclared reference to 'x'", 1, 1},
+		{"undefined field", "person.salary > 1", "undefined field 'salary'", 1, 7},
+		{"undefined nested field", `person.hukou.street == "x"`, "undefined field 'street'", 1, 13},
+		{"error on the second line", "person.age > 1 &&\n  person.foo", "undefined field 'foo'", 2, 9},
+		{"column counts characters", `"嘉兴" == person.hukou.city && person.nope`, "undefined field 'nope'", 1, 36},
+		{"not bool", "person.age", "must be a bool expression, but its type is int", 0, 0},
+		{"dyn is not bool", "person.facts.veteran", "its type is dyn", 0, 0},
+		{"cost over limit", `person.facts.exists(a, person.facts.exists(b, person.facts.exists(c, a == b && b == c)))`,
+			"exceeds the limit of 10000", 0, 0},
+		{"two nested scans over limit", `person.facts.exists(a, event.attributes.exists(b, a == b))`,
+			"estimated cost", 0, 0},
+		{"bad regex", `person.gender.matches("[MF")`, "invalid matches argument", 1, 23},
+		{"regex repeat too large", `person.gender.matches("(a{1000}){1000}")`, "invalid matches argument", 1, 23},
+		{"regex program too large", `person.gender.matches("a{1000}")`, "regex program size 1002 exceeds limit of 1000", 1, 23},
+		{"bad duration", `now - person.birthDate > duration("10 years")`, "invalid duration argument", 1, 35},
+		{"bad timestamp", `now > timestamp("2026-13-01T00:00:00Z")`, "invalid timestamp argument", 1, 17},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, problems := env.Compile(tt.src)
+			if c != nil || len(problems) == 0 {
+				t.Fatalf("Compile(%q) = %v, %v; want problems", tt.src, c, problems)
+			}
+			p := problems[0]
+			if !strings.Contains(p.Message, tt.want) {
+				t.Errorf("problem %q, want it to contain %q", p.Message, tt.want)
+			}
+			if p.Line != tt.line || tt.column != 0 && p.Column != tt.column || tt.line == 0 && p.Column != 0 {
+				t.Errorf("problem at %d:%d, want %d:%d (%s)", p.Line, p.Column, tt.line, tt.column, p.Message)
+			}
+		})
+	}
+}
+
+func TestCompileCostMessageNamesEstimateAndLimit(t *testing.T) {
+	_, problems := newEnv(t).Compile(`person.facts.exists(a, person.facts.exists(b, a == b))`)
+	if len(problems) != 1 {
+		t.Fatalf("problems = %v, want one", problems)
+	}
+	msg := problems[0].Message
+	if !strings.Contains(msg, "estimated cost 7145219 exceeds the limit of 10000") {
+		t.Errorf("message %q does not name the estimate and the limit", msg)
+	}
+}
+
+func TestCompileCapsProblems(t *testing.T) {
+	src := strings.Repeat("person.a > 1 && ", 40) + "true"
+	_, problems := newEnv(t).Compile(src)
+	if len(problems) != maxProblems+1 {
+		t.Fatalf("%d problems, want %d", len(problems), maxProblems+1)
+	}
+	if last := problems[maxProblems].Message; last != "and 20 more problems" {
+		t.Errorf("last problem %q", last)
+	}
+}
+
+func TestCompileAccepts(t *testing.T) {
+	env := newEnv(t)
+	for _, src := range []string{
+		ruleSenior,
+		ruleNewborn,
+		ruleNewbornAsWritten,
+		`"zheliban" in person.apps && person.gender == "F"`,
+		`person.apps.exists(a, a.startsWith("zhe"))`,
+		`has(person.facts.children) && person.facts.children >= 2 && person.facts.income < 3000.5`,
+		`person.facts.exists(k, k.startsWith("child") && person.facts[k] > 0)`,
+		`person.birthDate + duration("8760h") < now`,
+		`now - event.occurredAt < duration("72h")`,
+		`person.hukou.code.startsWith("3304") || person.residence.district in ["南湖区", "秀洲区"]`,
+		`person.gender.matches("^[MF]$")`,
+		`person.hukou == person.residence`,
+		`person.age < 60.5 && person.facts.income < 3000`,
+		"person.age >= 60 &&\n  // comments are allowed\n  person.hukou.province == \"浙江\"",
+	} {
+		if _, problems := env.Compile(src); len(problems) > 0 {
+			t.Errorf("Compile(%q): %v", src, problems)
+		}
+	}
+}
+
+func TestConditionSource(t *testing.T) {
+	c, problems := newEnv(t).Compile(ruleSenior)
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	if c.Source() != ruleSenior {
+		t.Errorf("Source() = %q", c.Source())
+	}
+}
+
+func TestProblemString(t *testing.T) {
+	if got := (Problem{Message: "m", Line: 2, Column: 9}).String(); got != "2:9: m" {
+		t.Errorf("String() = %q", got)
+	}
+	if got := (Problem{Message: "m"}).String(); got != "m" {
+		t.Errorf("String() = %q", got)
+	}
+}
+
+func FuzzCompile(f *testing.F) {
+	for _, s := range []string{
+		ruleSenior, ruleNewborn, "", "person.age >=", "person.facts.exists(a, a == 'x')",
+		`"\xff" == person.gender`, "((((((((((", "person.facts['a'].b.c[0] == 1u",
+		"[1,2,3].map(x, x * 2).size() > 0", "person.gender.matches('[')",
+	} {
+		f.Add(s)
+	}
+	env := newEnv(f)
+	f.Fuzz(func(t *testing.T, src string) {
+		c, problems := env.Compile(src)
+		if (c == nil) == (len(problems) == 0) {
+			t.Fatalf("Compile(%q) = %v, %v: want a condition or problems", src, c, problems)
+		}
+		for _, p := range problems {
+			if p.Line < 0 || p.Column < 0 || p.Message == "" || p.Line == 0 && p.Column != 0 {
+				t.Errorf("Compile(%q): bad problem %+v", src, p)
+			}
+		}
+		if c != nil {
+			// Whatever compiles must evaluate without panicking, to a result or an error.
+			_, _ = c.Eval(&Person{Facts: map[string]any{"a": int64(1)}}, nil, testNow)
+		}
+	})
+}
