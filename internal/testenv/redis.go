@@ -40,7 +40,8 @@ func Redis(t testing.TB) *redisx.Store {
 	}
 	t.Cleanup(func() {
 		if s.Kind != redisx.KindEmbedded {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			// Minutes, not seconds: a benchmark may leave millions of keys behind.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
 			if err := s.DeletePrefix(ctx, prefix); err != nil {
 				t.Errorf("testenv: clean up %s*: %v", prefix, err)
