@@ -8,9 +8,48 @@
 // id of 2 to 64 lower-case letters, digits and hyphens, unique; a name and a department; an app
 // that is a provider or client id; a category among 教育 就业 社保 医疗 养老 居住 婚育 出行 民政
 // 税务 公积金; a deep link that is https (http only on a loopback host); min_assurance 1 to 4.
-// The loaded catalog never changes, lives in memory and owns no Redis keys; the bridge reads it
-// to check a switch's service and its assurance.
+// The loaded catalog never changes and lives in memory; the bridge reads it to check a switch's
+// service and its assurance.
 //
-// The rest builds on identity (persons) and bridge (machine clients); it will own the Redis
-// keys of events, profiles, rules, inboxes, devices and delivery streams.
+// Events (events.go): a data platform's events are checked one by one, resolved to a person
+// (by ID number through identity, which creates a person without accounts for someone new, or
+// by an app account), claimed by sender and id, and applied to the person's facts by a script
+// that also remembers the event id on the person, so the same event is applied once however
+// many replicas receive it. Each applied event is then evaluated against the published rules
+// whose triggers name its type (engine.go keeps that index in memory and reloads it when the
+// rules' generation changes).
+//
+// Rules (rules.go) belong to the department of their service; the condition is CEL
+// (push/condition), compiled and cost-checked on save. A change of a rule that was ever
+// published is a new version. Publishing with backfill (backfill.go) queues a walk over every
+// person, run by one replica at a time under a lease, batch by batch, its progress stored after
+// each batch so that it resumes after a crash.
+//
+// Notifications (notify.go, inbox.go): a match takes the dedup slot of (rule, version,
+// person) and, only when it wins, writes the inbox entry in the same script; then the delivery
+// job goes onto the stream, the live message onto pub/sub (hub.go) and the counters are summed.
+//
+// Redis keys (under the store prefix). Keys used together share a hash tag:
+//
+//	ev:<b64 sha256(sender \0 id)[:18]>  string the person an event id was used for; TTL 8 days
+//	{p:<pid>}:facts                     hash   attribute -> JSON value; "@residence" -> division code
+//	{p:<pid>}:events                    zset   event ids applied to the person, by arrival (ms),
+//	                                           trimmed to the last 8 days
+//	{p:<pid>}:matched                   hash   "<rule>:<version>" -> notification id: the dedup slots,
+//	                                           never expiring
+//	{p:<pid>}:inbox                     hash   notification id -> JSON; "r:"+id -> read at (ms); TTL
+//	                                           90 days from the last notification
+//	{rules}:r:<rule>                    string the rule, JSON, at its current version
+//	{rules}:ids                         zset   every rule id, by creation
+//	{rules}:live                        set    published rule ids
+//	{rules}:gen                         string generation, incremented by every change of a rule
+//	{rules}:stats:<rule>                hash   matched, notified (delivered, deferred, failed: delivery)
+//	{rules}:bf:<rule>                   hash   the latest backfill: version, cursor, scanned, done
+//	{rules}:backfills                   set    rules with a backfill to run
+//	{rules}:bflease:<rule>              string the replica running that backfill; TTL 30 s, renewed
+//	push:jobs                           stream delivery jobs: notification, person, rule, version
+//	push:notify                         pub/sub channel of new inbox notifications, for subscribers
+//
+// Notification ids are "n_", the creation time in milliseconds as 11 hex digits, and 128
+// random bits, so an inbox sorts by its field names.
 package push

@@ -1,0 +1,210 @@
+package push
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tongban/tongban/internal/opaque"
+	"github.com/tongban/tongban/internal/redisx"
+)
+
+// Notification is what a person is told: one rule version's match of them.
+type Notification struct {
+	ID        string    `json:"id"`
+	Person    string    `json:"-"`
+	Rule      string    `json:"rule"`
+	Version   int       `json:"version"`
+	Service   string    `json:"service"`
+	Title     string    `json:"title"`
+	Body      string    `json:"body"`
+	Link      string    `json:"link,omitempty"`
+	Category  string    `json:"category"`
+	Channels  []string  `json:"channels"`
+	CreatedAt time.Time `json:"created"`
+	ReadAt    time.Time `json:"-"`
+}
+
+func (e *Engine) matchedKey(pid string) string { return e.store.Key("{p:" + pid + "}:matched") }
+func (e *Engine) inboxKey(pid string) string   { return e.store.Key("{p:" + pid + "}:inbox") }
+
+// readPrefix marks the field of an inbox hash that says when the notification of the same id
+// was read.
+const readPrefix = "r:"
+
+// newNotificationID makes an id that sorts by creation: the creation time in milliseconds as
+// 11 hex digits (enough until the year 2527), then 128 random bits. The inbox needs no sorted
+// set: its hash's field names order it, and the script trims it by comparing names.
+func newNotificationID(at time.Time) (string, error) {
+	r, err := opaque.ID()
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("n_%011x%s", at.UnixMilli(), r), nil
+}
+
+// JobsStream is the delivery stream's key (under the store prefix): one entry per notification
+// that goes to the PUSH channel, with fields notification, person, rule and version, for the
+// delivery workers.
+const JobsStream = "push:jobs"
+
+// notifyChannel is the pub/sub channel every replica listens on for its live subscribers.
+const notifyChannel = "push:notify"
+
+// notifyScript takes the dedup slot of (rule version, person) and, only when it wins, creates
+// the notification: one step on the person's keys, so two replicas matching the same person
+// at once (an event and a backfill, or the same event sent twice) create one notification.
+//
+// KEYS: matched, inbox. ARGV: slot, notification id, notification JSON, cap, ttl (ms), the
+// oldest id still within the ttl. Returns 1 when this call created it; 0 when the slot is
+// taken by a notification whose delivery job is known to be queued; otherwise the id of the
+// notification that holds the slot, whose job may not have been queued (see notify).
+//
+// The inbox is one hash: notification id -> JSON, and "r:"+id -> when it was read. Each
+// command inside a script costs a few microseconds, so the common path is four of them; only
+// when the hash holds more than twice the cap (notifications and read marks together) is it
+// trimmed to the newest cap notifications younger than the ttl.
+var notifyScript = redis.NewScript(`
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+  local held = redis.call('HGET', KEYS[1], ARGV[1])
+  if string.sub(held, -2) == '+q' then return 0 end
+  return held
+end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+local cap = tonumber(ARGV[4])
+if redis.call('HLEN', KEYS[2]) > 2 * cap then
+  local ids = {}
+  for _, f in ipairs(redis.call('HKEYS', KEYS[2])) do
+    if string.sub(f, 1, 2) ~= 'r:' then table.insert(ids, f) end
+  end
+  table.sort(ids)
+  for i, id in ipairs(ids) do
+    if i <= #ids - cap or id < ARGV[6] then redis.call('HDEL', KEYS[2], id, 'r:' .. id) end
+  end
+end
+return 1
+`)
+
+// match is a rule found true for a person.
+type match struct {
+	rule *liveRule
+	who  *profile
+}
+
+// notify records the matches and creates the notifications of those that are the first of
+// their person and rule version: dedup slot and inbox entry in one script on the person's
+// keys, then the delivery job, the live message and the counters. Each step is one pipeline
+// for the whole batch.
+//
+// then, when not nil, queues the caller's own commands on the last pipeline (a backfill's
+// checkpoint), which saves the caller a round trip; it runs also when nothing matched.
+func (e *Engine) notify(ctx context.Context, matches []match, then func(redis.Pipeliner)) (int, error) {
+	if len(matches) == 0 {
+		if then == nil {
+			return 0, nil
+		}
+		_, err := e.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error { then(p); return nil })
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return 0, err
+		}
+		return 0, nil
+	}
+	now := e.now().UTC()
+	oldest := fmt.Sprintf("n_%011x", now.Add(-e.opts.InboxTTL).UnixMilli())
+	notes := make([]Notification, len(matches))
+	calls := make([]redisx.ScriptCall, len(matches))
+	for i, m := range matches {
+		id, err := newNotificationID(now)
+		if err != nil {
+			return 0, err
+		}
+		r := m.rule
+		n := Notification{
+			ID: id, Person: m.who.pid, Rule: r.ID, Version: r.Version, Service: r.ServiceID,
+			Title: render(r.Title, m.who.name, r.service.Name), Body: render(r.Body, m.who.name, r.service.Name),
+			Link: r.service.Link, Category: r.Category, Channels: r.Channels, CreatedAt: now,
+		}
+		notes[i] = n
+		blob, err := json.Marshal(n)
+		if err != nil {
+			return 0, fmt.Errorf("push: encode notification: %w", err)
+		}
+		pid := m.who.pid
+		calls[i] = redisx.ScriptCall{
+			Keys: []string{e.matchedKey(pid), e.inboxKey(pid)},
+			Args: []any{r.ID + ":" + strconv.Itoa(r.Version), n.ID, blob, e.opts.InboxCap, e.opts.InboxTTL.Milliseconds(), oldest},
+		}
+	}
+	wins, err := redisx.EvalPipelined(ctx, e.store.Client, notifyScript, calls)
+	// A failed script created nothing; the others' notifications exist and must get their
+	// jobs, so a failure is reported only after them.
+	var createErr error
+	if err != nil && !errors.Is(err, redis.Nil) {
+		createErr = fmt.Errorf("push: create notifications: %w", err)
+	}
+	// The counters are summed per rule here and written once per batch: a backfill step of
+	// hundreds of matches of one rule costs two HINCRBYs, not hundreds.
+	type tally struct{ matched, notified int64 }
+	tallies := map[string]*tally{}
+	for _, m := range matches {
+		if tallies[m.rule.ID] == nil {
+			tallies[m.rule.ID] = &tally{}
+		}
+		tallies[m.rule.ID].matched++
+	}
+	// What follows the scripts must not be cut short by the caller's context: a backfill
+	// stopped between the two steps would leave notifications whose jobs nobody queues.
+	ctx = context.WithoutCancel(ctx)
+	created := 0
+	_, err = e.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, w := range wins {
+			n, r := notes[i], matches[i].rule
+			switch v, _ := w.Result(); v {
+			case int64(1):
+				created++
+				if r.has(ChannelInbox) {
+					e.hub.queuePublish(ctx, p, n)
+				}
+			case int64(0), nil: // queued already, or the script failed (createErr says so)
+				continue
+			default:
+				// The slot is held by a notification whose job may never have been queued:
+				// its creator stopped (a crash, a cancelled backfill) between the script and
+				// this pipeline, or is in between right now. Queue it again; the delivery
+				// workers send a notification once whatever number of jobs name it.
+				held, _ := v.(string)
+				n.ID = held
+			}
+			tallies[r.ID].notified++
+			if r.has(ChannelPush) {
+				p.XAdd(ctx, &redis.XAddArgs{Stream: e.store.Key(JobsStream), Values: []any{
+					"notification", n.ID, "person", n.Person, "rule", n.Rule, "version", n.Version}})
+			}
+			p.HSet(ctx, e.matchedKey(n.Person), r.ID+":"+strconv.Itoa(r.Version), n.ID+"+q")
+		}
+		for id, t := range tallies {
+			p.HIncrBy(ctx, e.Rules.statsKey(id), "matched", t.matched)
+			if t.notified > 0 {
+				p.HIncrBy(ctx, e.Rules.statsKey(id), "notified", t.notified)
+			}
+		}
+		// The caller's commands (a checkpoint) go only with a batch whose scripts all ran:
+		// a batch cut short must be evaluated again.
+		if then != nil && createErr == nil {
+			then(p)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		// The notifications are in the inboxes; what failed is the job, the live message or a
+		// counter. Say so loudly: a lost job is a push that will not be sent.
+		return created, errors.Join(createErr, fmt.Errorf("push: enqueue %d notifications: %w", created, err))
+	}
+	return created, createErr
+}

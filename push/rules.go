@@ -1,0 +1,492 @@
+package push
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tongban/tongban/internal/opaque"
+	"github.com/tongban/tongban/internal/redisx"
+	"github.com/tongban/tongban/push/condition"
+)
+
+// Status is where a rule is in its life: DRAFT → PUBLISHED ⇄ PAUSED, and ARCHIVED from any of
+// them, for good.
+type Status string
+
+// The statuses of a rule.
+const (
+	Draft     Status = "DRAFT"
+	Published Status = "PUBLISHED"
+	Paused    Status = "PAUSED"
+	Archived  Status = "ARCHIVED"
+)
+
+// Channels a rule's notification goes to.
+const (
+	ChannelPush  = "PUSH"
+	ChannelInbox = "INBOX"
+)
+
+// RuleInput is what a service owner writes: the whole rule, on create and on update.
+type RuleInput struct {
+	Name       string
+	ServiceID  string
+	Condition  string
+	Triggers   []string
+	Backfill   bool
+	Title      string
+	Body       string
+	Category   string
+	Channels   []string // nil = both
+	ValidFrom  time.Time
+	ValidUntil time.Time
+}
+
+// Rule is a stored rule, at its current version.
+type Rule struct {
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	Department string    `json:"department"`
+	ServiceID  string    `json:"service"`
+	Condition  string    `json:"condition"`
+	Triggers   []string  `json:"triggers"`
+	Backfill   bool      `json:"backfill"`
+	Title      string    `json:"title"`
+	Body       string    `json:"body"`
+	Category   string    `json:"category"`
+	Channels   []string  `json:"channels"`
+	Status     Status    `json:"status"`
+	Version    int       `json:"version"`
+	ValidFrom  time.Time `json:"valid_from,omitzero"`
+	ValidUntil time.Time `json:"valid_until,omitzero"`
+	// Live is set once the rule was first published: from then on every change of what it says
+	// is a new version, since people may already have been notified under the old one.
+	Live      bool      `json:"live,omitempty"`
+	Owner     string    `json:"owner"` // the machine client that created it
+	CreatedAt time.Time `json:"created"`
+	UpdatedAt time.Time `json:"updated"`
+}
+
+// validAt reports whether the rule may notify at t: published, and inside its validity window.
+func (r *Rule) validAt(t time.Time) bool {
+	return r.Status == Published && (r.ValidFrom.IsZero() || !t.Before(r.ValidFrom)) &&
+		(r.ValidUntil.IsZero() || t.Before(r.ValidUntil))
+}
+
+func (r *Rule) has(channel string) bool { return slices.Contains(r.Channels, channel) }
+
+// Owner is the service owner calling: a machine client and the departments it manages.
+type Owner struct {
+	Client      string
+	Departments []string
+}
+
+func (o Owner) owns(department string) bool { return slices.Contains(o.Departments, department) }
+
+// Limits on what a rule may say.
+const (
+	maxNameLen   = 100
+	maxTitleLen  = 100
+	maxBodyLen   = 500
+	maxTriggers  = 20
+	maxEventType = 64
+)
+
+// typePattern is the shape of event types and triggers: dotted lower-case words, at least two,
+// e.g. birth.registered, residence.changed.
+var typePattern = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$`)
+
+// Rules keeps service owners' rules. It is safe for concurrent use.
+type Rules struct {
+	store   *redisx.Store
+	catalog *Catalog
+	env     *condition.Env
+	now     func() time.Time
+	// onPublish is told when a change started a backfill, so this replica's runner starts at
+	// once instead of at its next poll.
+	onPublish func()
+}
+
+func (rs *Rules) ruleKey(id string) string { return rs.store.Key("{rules}:r:" + id) }
+func (rs *Rules) idsKey() string           { return rs.store.Key("{rules}:ids") }
+func (rs *Rules) liveKey() string          { return rs.store.Key("{rules}:live") }
+func (rs *Rules) genKey() string           { return rs.store.Key("{rules}:gen") }
+func (rs *Rules) statsKey(id string) string {
+	return rs.store.Key("{rules}:stats:" + id)
+}
+func (rs *Rules) backfillKey(id string) string { return rs.store.Key("{rules}:bf:" + id) }
+func (rs *Rules) pendingKey() string           { return rs.store.Key("{rules}:backfills") }
+
+// check validates a rule's input and returns the rule it describes (without id, status and
+// times) and its compiled condition. The caller must own the service's department.
+func (rs *Rules) check(owner Owner, in RuleInput) (Rule, *condition.Condition, error) {
+	name := strings.TrimSpace(in.Name)
+	switch {
+	case name == "":
+		return Rule{}, nil, inputErr("name", "must not be empty")
+	case utf8.RuneCountInString(name) > maxNameLen:
+		return Rule{}, nil, inputErr("name", "must be at most %d characters", maxNameLen)
+	}
+	svc, ok := rs.catalog.Service(in.ServiceID)
+	if !ok {
+		return Rule{}, nil, inputErr("serviceId", "no service %q in the catalog", in.ServiceID)
+	}
+	if !owner.owns(svc.Department) {
+		return Rule{}, nil, &ForbiddenError{Message: fmt.Sprintf("service %s belongs to %s, which this client does not manage", svc.ID, svc.Department)}
+	}
+	cond, problems := rs.env.Compile(in.Condition)
+	if len(problems) > 0 {
+		return Rule{}, nil, &InputError{Field: "condition", Message: problemsText(problems), Problems: problems}
+	}
+	triggers, err := checkTriggers(in.Triggers, in.Backfill)
+	if err != nil {
+		return Rule{}, nil, err
+	}
+	if e := checkTemplate("title", in.Title, maxTitleLen); e != nil {
+		return Rule{}, nil, e
+	}
+	if e := checkTemplate("body", in.Body, maxBodyLen); e != nil {
+		return Rule{}, nil, e
+	}
+	if !slices.Contains(categories[:], in.Category) {
+		return Rule{}, nil, inputErr("category", "unknown category %q; one of %s", in.Category, strings.Join(categories[:], " "))
+	}
+	channels, err := checkChannels(in.Channels)
+	if err != nil {
+		return Rule{}, nil, err
+	}
+	if !in.ValidFrom.IsZero() && !in.ValidUntil.IsZero() && !in.ValidFrom.Before(in.ValidUntil) {
+		return Rule{}, nil, inputErr("validUntil", "must be after validFrom")
+	}
+	return Rule{
+		Name: name, Department: svc.Department, ServiceID: svc.ID, Condition: in.Condition,
+		Triggers: triggers, Backfill: in.Backfill, Title: in.Title, Body: in.Body, Category: in.Category,
+		Channels: channels, ValidFrom: in.ValidFrom.UTC(), ValidUntil: in.ValidUntil.UTC(),
+	}, cond, nil
+}
+
+func problemsText(ps []condition.Problem) string {
+	var parts []string
+	for _, p := range ps {
+		if p.Line > 0 {
+			parts = append(parts, fmt.Sprintf("%d:%d: %s", p.Line, p.Column, p.Message))
+		} else {
+			parts = append(parts, p.Message)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+func checkTriggers(in []string, backfill bool) ([]string, error) {
+	if len(in) == 0 && !backfill {
+		return nil, inputErr("triggers", "a rule needs at least one trigger, or backfill, or it never runs")
+	}
+	if len(in) > maxTriggers {
+		return nil, inputErr("triggers", "at most %d triggers (got %d)", maxTriggers, len(in))
+	}
+	out := make([]string, 0, len(in))
+	for i, t := range in {
+		if len(t) > maxEventType || !typePattern.MatchString(t) {
+			return nil, inputErr(fmt.Sprintf("triggers[%d]", i), "%q is not an event type: dotted lower-case words such as birth.registered", t)
+		}
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+func checkChannels(in []string) ([]string, error) {
+	if in == nil {
+		return []string{ChannelPush, ChannelInbox}, nil
+	}
+	if len(in) == 0 {
+		return nil, inputErr("channels", "must name at least one channel")
+	}
+	var out []string
+	for i, c := range in {
+		if c != ChannelPush && c != ChannelInbox {
+			return nil, inputErr(fmt.Sprintf("channels[%d]", i), "unknown channel %q", c)
+		}
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// Create stores a new rule as a draft.
+func (rs *Rules) Create(ctx context.Context, owner Owner, in RuleInput) (Rule, error) {
+	r, _, err := rs.check(owner, in)
+	if err != nil {
+		return Rule{}, err
+	}
+	id, err := opaque.ID()
+	if err != nil {
+		return Rule{}, err
+	}
+	now := rs.now().UTC()
+	r.ID, r.Status, r.Version, r.Owner, r.CreatedAt, r.UpdatedAt = "r_"+id, Draft, 1, owner.Client, now, now
+	blob, err := json.Marshal(r)
+	if err != nil {
+		return Rule{}, fmt.Errorf("push: encode rule: %w", err)
+	}
+	_, err = rs.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, rs.ruleKey(r.ID), blob, 0)
+		p.ZAdd(ctx, rs.idsKey(), redis.Z{Score: float64(now.UnixMilli()), Member: r.ID})
+		return nil
+	})
+	if err != nil {
+		return Rule{}, fmt.Errorf("push: store rule: %w", err)
+	}
+	return r, nil
+}
+
+// Get returns a rule of one of the owner's departments.
+func (rs *Rules) Get(ctx context.Context, owner Owner, id string) (Rule, error) {
+	r, err := rs.load(ctx, rs.store.Client, id)
+	if err != nil {
+		return Rule{}, err
+	}
+	if !owner.owns(r.Department) {
+		return Rule{}, ErrNotFound
+	}
+	return r, nil
+}
+
+// load reads a rule whatever its department.
+func (rs *Rules) load(ctx context.Context, c redis.Cmdable, id string) (Rule, error) {
+	return decodeRule(c.Get(ctx, rs.ruleKey(id)), id)
+}
+
+func decodeRule(cmd *redis.StringCmd, id string) (Rule, error) {
+	raw, err := cmd.Bytes()
+	if errors.Is(err, redis.Nil) {
+		return Rule{}, ErrNotFound
+	}
+	if err != nil {
+		return Rule{}, fmt.Errorf("push: read rule: %w", err)
+	}
+	var r Rule
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return Rule{}, fmt.Errorf("push: corrupt rule %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// List returns the rules of the owner's departments, newest first, optionally of one status.
+// Rules are few (a department has tens), so the filter runs here, over one MGET.
+func (rs *Rules) List(ctx context.Context, owner Owner, status Status) ([]Rule, error) {
+	ids, err := rs.store.Client.ZRevRange(ctx, rs.idsKey(), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("push: list rules: %w", err)
+	}
+	return rs.loadMany(ctx, ids, func(r *Rule) bool {
+		return owner.owns(r.Department) && (status == "" || r.Status == status)
+	})
+}
+
+func (rs *Rules) loadMany(ctx context.Context, ids []string, keep func(*Rule) bool) ([]Rule, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = rs.ruleKey(id)
+	}
+	vals, err := rs.store.Client.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("push: read rules: %w", err)
+	}
+	var out []Rule
+	for i, v := range vals {
+		s, ok := v.(string)
+		if !ok {
+			continue
+		}
+		var r Rule
+		if err := json.Unmarshal([]byte(s), &r); err != nil {
+			return nil, fmt.Errorf("push: corrupt rule %s: %w", ids[i], err)
+		}
+		if keep(&r) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// Update replaces what a rule says. A rule that was ever published gets a new version, so that
+// people notified under the old one are notified again when the new one matches them; a
+// published rule stays published (and backfills again when it asks to), a paused one paused.
+func (rs *Rules) Update(ctx context.Context, owner Owner, id string, in RuleInput) (Rule, error) {
+	next, _, err := rs.check(owner, in)
+	if err != nil {
+		return Rule{}, err
+	}
+	return rs.transition(ctx, owner, id, func(r *Rule) error {
+		if r.Status == Archived {
+			return inputErr("id", "rule %s is archived and cannot change", id)
+		}
+		next.ID, next.Status, next.Version, next.Live, next.Owner, next.CreatedAt = r.ID, r.Status, r.Version, r.Live, r.Owner, r.CreatedAt
+		if r.Live {
+			next.Version++
+		}
+		*r = next
+		return nil
+	})
+}
+
+// Publish makes a draft or paused rule match events; with backfill, every stored profile is
+// evaluated too, in the background. Publishing a published rule changes nothing.
+func (rs *Rules) Publish(ctx context.Context, owner Owner, id string) (Rule, error) {
+	return rs.transition(ctx, owner, id, func(r *Rule) error {
+		switch r.Status {
+		case Archived:
+			return inputErr("id", "rule %s is archived and cannot be published", id)
+		case Published:
+			return nil
+		}
+		if !r.ValidUntil.IsZero() && !rs.now().Before(r.ValidUntil) {
+			return inputErr("id", "rule %s expired at %s; set a later validUntil first", id, r.ValidUntil.Format(time.RFC3339))
+		}
+		r.Status, r.Live = Published, true
+		return nil
+	})
+}
+
+// Pause stops a published rule from matching until it is published again.
+func (rs *Rules) Pause(ctx context.Context, owner Owner, id string) (Rule, error) {
+	return rs.transition(ctx, owner, id, func(r *Rule) error {
+		switch r.Status {
+		case Paused:
+			return nil
+		case Published:
+			r.Status = Paused
+			return nil
+		}
+		return inputErr("id", "only a published rule can be paused; rule %s is %s", id, r.Status)
+	})
+}
+
+// Archive retires a rule for good.
+func (rs *Rules) Archive(ctx context.Context, owner Owner, id string) (Rule, error) {
+	return rs.transition(ctx, owner, id, func(r *Rule) error {
+		r.Status = Archived
+		return nil
+	})
+}
+
+// transition applies change to a rule under WATCH, so two owners' changes never overwrite each
+// other, and keeps in the same transaction what depends on the rule: the set of live rules,
+// the generation replicas reload their matching index on, and a backfill to run.
+func (rs *Rules) transition(ctx context.Context, owner Owner, id string, change func(*Rule) error) (Rule, error) {
+	key := rs.ruleKey(id)
+	var out Rule
+	var startBackfill bool
+	txf := func(tx *redis.Tx) error {
+		startBackfill = false
+		r, err := rs.load(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if !owner.owns(r.Department) {
+			return ErrNotFound
+		}
+		before := r
+		if err := change(&r); err != nil {
+			return err
+		}
+		out = r
+		if r.Status == before.Status && r.Version == before.Version && ruleSays(r) == ruleSays(before) {
+			return nil
+		}
+		r.UpdatedAt = rs.now().UTC()
+		out = r
+		blob, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("push: encode rule: %w", err)
+		}
+		startBackfill = r.Status == Published && r.Backfill && (before.Status != Published || r.Version != before.Version)
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, key, blob, 0)
+			if r.Status == Published {
+				p.SAdd(ctx, rs.liveKey(), id)
+			} else {
+				p.SRem(ctx, rs.liveKey(), id)
+			}
+			p.Incr(ctx, rs.genKey())
+			if startBackfill {
+				p.Del(ctx, rs.backfillKey(id))
+				p.HSet(ctx, rs.backfillKey(id), "version", r.Version, "cursor", "", "scanned", 0, "done", 0)
+				p.SAdd(ctx, rs.pendingKey(), id)
+			}
+			return nil
+		})
+		return err
+	}
+	for range 10 {
+		err := rs.store.Client.Watch(ctx, txf, key)
+		if errors.Is(err, redis.TxFailedErr) {
+			continue
+		}
+		if err != nil {
+			var ie *InputError
+			if errors.Is(err, ErrNotFound) || errors.As(err, &ie) {
+				return Rule{}, err
+			}
+			return Rule{}, fmt.Errorf("push: change rule: %w", err)
+		}
+		if startBackfill && rs.onPublish != nil {
+			rs.onPublish()
+		}
+		return out, nil
+	}
+	return Rule{}, fmt.Errorf("push: change rule %s: too much contention, try again", id)
+}
+
+// ruleSays is what a rule says, for telling a change from a no-op.
+func ruleSays(r Rule) string {
+	r.UpdatedAt = time.Time{}
+	b, _ := json.Marshal(r)
+	return string(b)
+}
+
+// Stats are a rule's counters, over all its versions.
+type Stats struct {
+	// Matched counts evaluations that found the condition true; Notified the notifications
+	// created, at most one per person and version.
+	Matched, Notified           int64
+	Delivered, Deferred, Failed int64
+	BackfillScanned             int64
+	BackfillDone                bool
+}
+
+// Stats reads a rule's counters and the progress of its latest backfill.
+func (rs *Rules) Stats(ctx context.Context, id string) (Stats, error) {
+	var counters, bf *redis.MapStringStringCmd
+	_, err := rs.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		counters = p.HGetAll(ctx, rs.statsKey(id))
+		bf = p.HGetAll(ctx, rs.backfillKey(id))
+		return nil
+	})
+	if err != nil {
+		return Stats{}, fmt.Errorf("push: read rule stats: %w", err)
+	}
+	n := func(m map[string]string, k string) int64 { v, _ := strconv.ParseInt(m[k], 10, 64); return v }
+	c, b := counters.Val(), bf.Val()
+	return Stats{
+		Matched: n(c, "matched"), Notified: n(c, "notified"),
+		Delivered: n(c, "delivered"), Deferred: n(c, "deferred"), Failed: n(c, "failed"),
+		BackfillScanned: n(b, "scanned"), BackfillDone: b["done"] == "1",
+	}, nil
+}
