@@ -57,7 +57,7 @@ func Defaults() *Config {
 
 // Dev returns the configuration `go run ./cmd/tongban` uses when given no file: Defaults plus
 // dev mode, introspection, fixed well-known secrets, the three simulated apps as providers and
-// as clients, and three machine clients.
+// as clients, and four machine clients.
 //
 // The providers' issuers and the clients' redirect and launch URIs are left empty: Load derives
 // them from public_url after the environment is applied (so TONGBAN_PUBLIC_URL moves them). A
@@ -113,6 +113,12 @@ func Dev() *Config {
 			Secret:      "dev-jiaxing-transport-secret",
 			Scopes:      []string{"rules"},
 			Departments: []string{"嘉兴市交通运输局"},
+		},
+		{
+			ID:          "zhejiang-health",
+			Secret:      "dev-zhejiang-health-secret",
+			Scopes:      []string{"rules"},
+			Departments: []string{"浙江省卫生健康委员会"},
 		},
 	}
 	return c

@@ -78,7 +78,7 @@ func TestDevValidates(t *testing.T) {
 	for _, m := range c.MachineClients {
 		machines = append(machines, m.ID)
 	}
-	if want := []string{"jiaxing-data", "jiaxing-hrss", "jiaxing-transport"}; !slices.Equal(machines, want) {
+	if want := []string{"jiaxing-data", "jiaxing-hrss", "jiaxing-transport", "zhejiang-health"}; !slices.Equal(machines, want) {
 		t.Errorf("machine clients = %v, want %v", machines, want)
 	}
 }

@@ -22,4 +22,6 @@ type Resolver struct {
 	Bridge *bridge.Bridge
 	// Catalog is the services (事项) of the member apps; nil is an empty catalog.
 	Catalog *push.Catalog
+	// Push is 免申即享: events, rules, matching and the inbox.
+	Push *push.Engine
 }

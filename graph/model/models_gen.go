@@ -3,6 +3,10 @@
 package model
 
 import (
+	"bytes"
+	"fmt"
+	"io"
+	"strconv"
 	"time"
 )
 
@@ -61,11 +65,47 @@ type AppSwitch struct {
 	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
 }
 
+// One citizen event from a data platform.
+type CitizenEventInput struct {
+	// Idempotency key: the same id twice (from the same caller) is counted once. 1 to 128 bytes.
+	ID string `json:"id"`
+	// Dotted lower-case words, e.g. birth.registered, residence.changed.
+	Type string `json:"type"`
+	// The person, by national ID number (hashed on arrival, never stored) ...
+	IDNumber *string `json:"idNumber,omitempty"`
+	// ... or by an app account.
+	App     *string `json:"app,omitempty"`
+	Subject *string `json:"subject,omitempty"`
+	// When it happened; at most 5 minutes in the future.
+	OccurredAt time.Time `json:"occurredAt"`
+	// A JSON object of at most 8 KiB, merged into the person's facts (null deletes a key). Names are
+	// identifiers. `residence` ({code} or {province, city, district}) sets person.residence.
+	Attributes any `json:"attributes,omitempty"`
+}
+
 // A person's permission for an app to receive some scopes.
 type Consent struct {
 	App       *App      `json:"app"`
 	Scopes    []string  `json:"scopes"`
 	GrantedAt time.Time `json:"grantedAt"`
+}
+
+// An event refused, by its index in the call. Codes: INVALID_ID, INVALID_TYPE, MISSING_OCCURRED_AT,
+// OCCURRED_IN_FUTURE, MISSING_PERSON, INVALID_ID_NUMBER, UNKNOWN_APP, UNKNOWN_SUBJECT,
+// PERSON_MISMATCH, INVALID_ATTRIBUTES, ATTRIBUTES_TOO_LARGE, INVALID_RESIDENCE.
+type EventRejection struct {
+	Index   int    `json:"index"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// What ingestEvents did.
+type IngestResult struct {
+	// Events applied by this call.
+	Accepted int `json:"accepted"`
+	// Events already applied (the same id earlier, or twice in this call).
+	Duplicates int              `json:"duplicates"`
+	Rejected   []EventRejection `json:"rejected"`
 }
 
 // A person's account in one member app.
@@ -81,6 +121,35 @@ type LinkedAccount struct {
 
 // Every change. Operations that act on the signed-in person need `Authorization: Bearer <accessToken>`.
 type Mutation struct {
+}
+
+// What a rule told the person: one rule version's match of them.
+type Notification struct {
+	ID string `json:"id"`
+	// The rule's title, with {{name}} and {{service}} filled in.
+	Title string `json:"title"`
+	Body  string `json:"body"`
+	// The service the notification is about; null when it left the catalog.
+	Service *Service `json:"service,omitempty"`
+	// Deep link; for a service of another app, opening it goes through switchApp.
+	Link *string `json:"link,omitempty"`
+	// The rule's category (for muting).
+	Category  string    `json:"category"`
+	CreatedAt time.Time `json:"createdAt"`
+	// When the person marked it read; null while unread.
+	ReadAt *time.Time `json:"readAt,omitempty"`
+}
+
+// A page of the inbox, newest first.
+type NotificationConnection struct {
+	Edges    []NotificationEdge `json:"edges"`
+	PageInfo *PageInfo          `json:"pageInfo"`
+}
+
+// One notification, with its position in the inbox.
+type NotificationEdge struct {
+	Cursor string        `json:"cursor"`
+	Node   *Notification `json:"node"`
 }
 
 // A page of a list that grows (Relay connection).
@@ -108,10 +177,109 @@ type Person struct {
 	Activity *ActivityConnection `json:"activity"`
 	// The apps the person let receive their data, and what.
 	Consents []Consent `json:"consents"`
+	// The person's inbox, newest first: at most 200 notifications, none older than 90 days.
+	// `first` is 1 to 100.
+	Notifications *NotificationConnection `json:"notifications"`
+	// How many notifications in the inbox are unread.
+	UnreadCount int `json:"unreadCount"`
+}
+
+// A service owner's eligibility rule, at its current version.
+type PushRule struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	Department string     `json:"department"`
+	Service    *Service   `json:"service"`
+	Condition  string     `json:"condition"`
+	Triggers   []string   `json:"triggers"`
+	Backfill   bool       `json:"backfill"`
+	Title      string     `json:"title"`
+	Body       string     `json:"body"`
+	Category   string     `json:"category"`
+	Channels   []Channel  `json:"channels"`
+	Status     RuleStatus `json:"status"`
+	// 1 until the rule is first published; each later update adds one.
+	Version    int        `json:"version"`
+	ValidFrom  *time.Time `json:"validFrom,omitempty"`
+	ValidUntil *time.Time `json:"validUntil,omitempty"`
+	Stats      *RuleStats `json:"stats"`
+}
+
+// A page of rules, newest first.
+type PushRuleConnection struct {
+	Edges    []PushRuleEdge `json:"edges"`
+	PageInfo *PageInfo      `json:"pageInfo"`
+}
+
+// One rule, with its position in the list.
+type PushRuleEdge struct {
+	Cursor string    `json:"cursor"`
+	Node   *PushRule `json:"node"`
+}
+
+// A rule as a service owner writes it.
+type PushRuleInput struct {
+	// 1 to 100 characters.
+	Name string `json:"name"`
+	// A service of the caller's departments.
+	ServiceID string `json:"serviceId"`
+	// CEL over `person` (age, birthDate, gender, hukou, residence, apps, facts), `event` (type,
+	// occurredAt, attributes; absent in a backfill: has(event.type) is false) and `now`, e.g.
+	// person.age >= 60 && person.residence.city == "嘉兴". At most 4096 bytes; its estimated cost
+	// is limited at save and its cost at each evaluation.
+	Condition string `json:"condition"`
+	// Event types that trigger evaluation, e.g. ["birth.registered"]; at most 20. May be empty with backfill.
+	Triggers []string `json:"triggers"`
+	// Evaluate every stored profile when the rule is published.
+	Backfill *bool `json:"backfill,omitempty"`
+	// Up to 100 characters; may use {{name}} (the person's name, or 您) and {{service}} (the service's name).
+	Title string `json:"title"`
+	// Up to 500 characters; the same placeholders as the title.
+	Body string `json:"body"`
+	// One of 教育 就业 社保 医疗 养老 居住 婚育 出行 民政 税务 公积金.
+	Category string    `json:"category"`
+	Channels []Channel `json:"channels,omitempty"`
+	// The rule notifies nobody before this time.
+	ValidFrom *time.Time `json:"validFrom,omitempty"`
+	// Nor from this time on.
+	ValidUntil *time.Time `json:"validUntil,omitempty"`
 }
 
 // The root of every read.
 type Query struct {
+}
+
+// What previewPushRule found.
+type RulePreview struct {
+	// Whether the rule would be accepted as it is.
+	Valid    bool          `json:"valid"`
+	Problems []RuleProblem `json:"problems"`
+	// One per sample, in order (all false when the rule is not valid).
+	Matches []bool `json:"matches"`
+	// How many stored people the condition holds for without an event, from a random sample; null when the rule is not valid.
+	EstimatedAudience *int `json:"estimatedAudience,omitempty"`
+}
+
+// One thing wrong with a rule; line and column (1-based) point into the condition.
+type RuleProblem struct {
+	Message string `json:"message"`
+	Line    *int   `json:"line,omitempty"`
+	Column  *int   `json:"column,omitempty"`
+}
+
+// A rule's counters over all its versions.
+type RuleStats struct {
+	// Evaluations that found the condition true.
+	Matched int `json:"matched"`
+	// Notifications created: at most one per person and rule version.
+	Notified  int `json:"notified"`
+	Delivered int `json:"delivered"`
+	Deferred  int `json:"deferred"`
+	Failed    int `json:"failed"`
+	// Profiles the latest backfill has evaluated so far.
+	BackfillScanned int `json:"backfillScanned"`
+	// Whether the latest backfill has finished (false when none ran).
+	BackfillDone bool `json:"backfillDone"`
 }
 
 // A service (事项) a citizen does in one member app.
@@ -179,4 +347,123 @@ type SignInChallenge struct {
 	AuthorizationURL string `json:"authorizationUrl"`
 	// Keep it and pass it to completeSignIn with the code.
 	State string `json:"state"`
+}
+
+type Subscription struct {
+}
+
+// Where a rule's notification goes: the phone (FCM) and the in-app inbox.
+type Channel string
+
+const (
+	ChannelPush  Channel = "PUSH"
+	ChannelInbox Channel = "INBOX"
+)
+
+var AllChannel = []Channel{
+	ChannelPush,
+	ChannelInbox,
+}
+
+func (e Channel) IsValid() bool {
+	switch e {
+	case ChannelPush, ChannelInbox:
+		return true
+	}
+	return false
+}
+
+func (e Channel) String() string {
+	return string(e)
+}
+
+func (e *Channel) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = Channel(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid Channel", str)
+	}
+	return nil
+}
+
+func (e Channel) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *Channel) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e Channel) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Where a rule is in its life: DRAFT → PUBLISHED ⇄ PAUSED; ARCHIVED from any, for good.
+type RuleStatus string
+
+const (
+	RuleStatusDraft     RuleStatus = "DRAFT"
+	RuleStatusPublished RuleStatus = "PUBLISHED"
+	RuleStatusPaused    RuleStatus = "PAUSED"
+	RuleStatusArchived  RuleStatus = "ARCHIVED"
+)
+
+var AllRuleStatus = []RuleStatus{
+	RuleStatusDraft,
+	RuleStatusPublished,
+	RuleStatusPaused,
+	RuleStatusArchived,
+}
+
+func (e RuleStatus) IsValid() bool {
+	switch e {
+	case RuleStatusDraft, RuleStatusPublished, RuleStatusPaused, RuleStatusArchived:
+		return true
+	}
+	return false
+}
+
+func (e RuleStatus) String() string {
+	return string(e)
+}
+
+func (e *RuleStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = RuleStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid RuleStatus", str)
+	}
+	return nil
+}
+
+func (e RuleStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *RuleStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e RuleStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }

@@ -33,6 +33,7 @@ type App struct {
 	Identity *identity.Service
 	Bridge   *bridge.Bridge
 	Catalog  *push.Catalog
+	Push     *push.Engine
 	Keys     *bridge.KeyManager
 	Registry *prometheus.Registry
 	// DevIdPs are the simulated identity providers of dev mode, by app id.
@@ -108,10 +109,18 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 	if err := a.buildBridge(o); err != nil {
 		return nil, err
 	}
+	if err := a.buildPush(o); err != nil {
+		return nil, err
+	}
+	if cfg.Dev {
+		if err := a.seedDevRules(context.Background()); err != nil {
+			return nil, err
+		}
+	}
 	if o.directory == nil {
 		o.directory = cfg
 	}
-	a.graphql = graph.NewHandler(&graph.Resolver{Directory: o.directory, Identity: a.Identity, Bridge: a.Bridge, Catalog: a.Catalog}, graph.Options{
+	a.graphql = graph.NewHandler(&graph.Resolver{Directory: o.directory, Identity: a.Identity, Bridge: a.Bridge, Catalog: a.Catalog, Push: a.Push}, graph.Options{
 		Introspection:   cfg.GraphQL.Introspection,
 		ComplexityLimit: cfg.GraphQL.ComplexityLimit,
 		DepthLimit:      cfg.GraphQL.DepthLimit,
@@ -214,6 +223,7 @@ func (a *App) Serve(ctx context.Context, ln, mln net.Listener) error {
 	defer stopDiscovery()
 	a.Identity.Registry.Start(discovery)
 	go a.Keys.Run(discovery)
+	go a.Push.RunBackfills(discovery)
 
 	var serveErr error
 	select {
@@ -255,5 +265,5 @@ func (a *App) metricsMux() http.Handler {
 	return mux
 }
 
-// Close releases the store (and stops the embedded one).
-func (a *App) Close() error { return a.Store.Close() }
+// Close ends the live subscriptions and releases the store (and stops the embedded one).
+func (a *App) Close() error { return errors.Join(a.Push.Close(), a.Store.Close()) }

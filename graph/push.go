@@ -1,0 +1,197 @@
+package graph
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/tongban/tongban/bridge"
+	"github.com/tongban/tongban/graph/model"
+	"github.com/tongban/tongban/push"
+	"github.com/tongban/tongban/push/condition"
+)
+
+// maxPushPage is the largest `first` of pushRules and notifications.
+const maxPushPage = 100
+
+// requireMachine returns the caller when it is a machine client holding scope, or the error
+// that says why not: UNAUTHENTICATED without a valid token, FORBIDDEN for a citizen or a
+// machine client without the scope.
+func requireMachine(ctx context.Context, scope, what string) (*bridge.Grant, error) {
+	s, m, err := callerFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case m != nil && slices.Contains(m.Scopes, scope):
+		return m, nil
+	case m != nil || s != nil:
+		return nil, newError(CodeForbidden, "%s needs a machine client token with scope %s", what, scope)
+	}
+	return nil, newError(CodeUnauthenticated, "%s needs a machine client token with scope %s (client_credentials at /oauth2/token)", what, scope)
+}
+
+// requireOwner returns the service owner calling.
+func requireOwner(ctx context.Context) (push.Owner, error) {
+	m, err := requireMachine(ctx, "rules", "managing push rules")
+	if err != nil {
+		return push.Owner{}, err
+	}
+	return push.Owner{Client: m.Client, Departments: m.Departments}, nil
+}
+
+// pushError maps a push error to its contract code; anything else is returned as is (the
+// presenter makes it INTERNAL).
+func pushError(err error) error {
+	var (
+		ie *push.InputError
+		fe *push.ForbiddenError
+	)
+	switch {
+	case errors.As(err, &ie):
+		e := newError(CodeBadUserInput, "%s", ie.Error())
+		e.Extensions["field"] = ie.Field
+		if len(ie.Problems) > 0 {
+			e.Extensions["problems"] = problems(ie.Problems)
+		}
+		return e
+	case errors.As(err, &fe):
+		return newError(CodeForbidden, "%s", fe.Message)
+	case errors.Is(err, push.ErrNotFound):
+		return newError(CodeNotFound, "no such rule among your departments' rules")
+	case errors.Is(err, push.ErrTooManyEvents):
+		return newError(CodeBadUserInput, "at most %d events a call", push.MaxEventsPerCall)
+	}
+	return err
+}
+
+func problems(ps []condition.Problem) []model.RuleProblem {
+	out := make([]model.RuleProblem, len(ps))
+	for i, p := range ps {
+		out[i] = model.RuleProblem{Message: p.Message}
+		if p.Line > 0 {
+			line, col := p.Line, p.Column
+			out[i].Line, out[i].Column = &line, &col
+		}
+	}
+	return out
+}
+
+func ruleInput(in model.PushRuleInput) push.RuleInput {
+	out := push.RuleInput{
+		Name: in.Name, ServiceID: in.ServiceID, Condition: in.Condition, Triggers: in.Triggers,
+		Title: in.Title, Body: in.Body, Category: in.Category,
+	}
+	if in.Backfill != nil {
+		out.Backfill = *in.Backfill
+	}
+	if in.Channels != nil {
+		out.Channels = make([]string, len(in.Channels))
+		for i, c := range in.Channels {
+			out.Channels[i] = string(c)
+		}
+	}
+	if in.ValidFrom != nil {
+		out.ValidFrom = *in.ValidFrom
+	}
+	if in.ValidUntil != nil {
+		out.ValidUntil = *in.ValidUntil
+	}
+	return out
+}
+
+// pushRule renders a rule with its counters.
+func (r *Resolver) pushRule(ctx context.Context, rule push.Rule) (*model.PushRule, error) {
+	st, err := r.Push.Rules.Stats(ctx, rule.ID)
+	if err != nil {
+		return nil, err
+	}
+	svc, _ := r.Catalog.Service(rule.ServiceID)
+	out := &model.PushRule{
+		ID: rule.ID, Name: rule.Name, Department: rule.Department, Service: r.service(svc),
+		Condition: rule.Condition, Triggers: rule.Triggers, Backfill: rule.Backfill, Title: rule.Title,
+		Body: rule.Body, Category: rule.Category, Status: model.RuleStatus(rule.Status), Version: rule.Version,
+		Stats: &model.RuleStats{
+			Matched: int(st.Matched), Notified: int(st.Notified), Delivered: int(st.Delivered),
+			Deferred: int(st.Deferred), Failed: int(st.Failed),
+			BackfillScanned: int(st.BackfillScanned), BackfillDone: st.BackfillDone,
+		},
+	}
+	for _, c := range rule.Channels {
+		out.Channels = append(out.Channels, model.Channel(c))
+	}
+	if !rule.ValidFrom.IsZero() {
+		t := rule.ValidFrom
+		out.ValidFrom = &t
+	}
+	if !rule.ValidUntil.IsZero() {
+		t := rule.ValidUntil
+		out.ValidUntil = &t
+	}
+	return out, nil
+}
+
+func (r *Resolver) notification(n push.Notification) *model.Notification {
+	out := &model.Notification{ID: n.ID, Title: n.Title, Body: n.Body, Category: n.Category, CreatedAt: n.CreatedAt}
+	if svc, ok := r.Catalog.Service(n.Service); ok {
+		out.Service = r.service(svc)
+	}
+	if n.Link != "" {
+		link := n.Link
+		out.Link = &link
+	}
+	if !n.ReadAt.IsZero() {
+		t := n.ReadAt
+		out.ReadAt = &t
+	}
+	return out
+}
+
+// cursor and parseCursor make an opaque cursor of an id in a list of kind.
+func cursor(kind, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(kind + ":" + id))
+}
+
+func parseCursor(kind, c string) (string, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return "", false
+	}
+	id, ok := strings.CutPrefix(string(b), kind+":")
+	return id, ok && id != ""
+}
+
+// pageOf cuts the page of first items after the cursor out of a list held in memory, by each
+// item's id; a cursor of an item no longer in the list is BAD_USER_INPUT.
+func pageOf[T any](list []T, idOf func(T) string, kind string, first *int, after *string) ([]T, bool, error) {
+	n := pageSize(first)
+	if n < 1 || n > maxPushPage {
+		return nil, false, newError(CodeBadUserInput, "first must be between 1 and %d", maxPushPage)
+	}
+	start := 0
+	if after != nil {
+		id, ok := parseCursor(kind, *after)
+		i := slices.IndexFunc(list, func(t T) bool { return ok && idOf(t) == id })
+		if i < 0 {
+			return nil, false, newError(CodeBadUserInput, "after is not a cursor of this list")
+		}
+		start = i + 1
+	}
+	end := min(start+n, len(list))
+	return list[start:end], end < len(list), nil
+}
+
+// ruleChange runs one of a rule's lifecycle changes for the service owner calling.
+func (r *Resolver) ruleChange(ctx context.Context, id string, change func(context.Context, push.Owner, string) (push.Rule, error)) (*model.PushRule, error) {
+	owner, err := requireOwner(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rule, err := change(ctx, owner, id)
+	if err != nil {
+		return nil, pushError(err)
+	}
+	return r.pushRule(ctx, rule)
+}
