@@ -118,6 +118,8 @@ type Push struct {
 	TimeZone   string `yaml:"time_zone"`
 	QuietHours string `yaml:"quiet_hours"`
 	DailyCap   int    `yaml:"daily_cap"`
+	// Workers is how many delivery workers each replica runs.
+	Workers int `yaml:"workers"`
 }
 
 // FCM is the Firebase Cloud Messaging project the sender uses.

@@ -42,6 +42,7 @@ func Defaults() *Config {
 			TimeZone:   "Asia/Shanghai",
 			QuietHours: "22:00-08:00",
 			DailyCap:   5,
+			Workers:    4,
 		},
 		GraphQL: GraphQL{
 			Introspection:   false,

@@ -25,6 +25,7 @@ func TestDefaults(t *testing.T) {
 		{"push.time_zone", c.Push.TimeZone, "Asia/Shanghai"},
 		{"push.quiet_hours", c.Push.QuietHours, "22:00-08:00"},
 		{"push.daily_cap", c.Push.DailyCap, 5},
+		{"push.workers", c.Push.Workers, 4},
 		{"graphql.introspection", c.GraphQL.Introspection, false},
 		{"graphql.complexity_limit", c.GraphQL.ComplexityLimit, 1000},
 		{"graphql.depth_limit", c.GraphQL.DepthLimit, 12},

@@ -186,7 +186,7 @@ func sampleValue(key string) string {
 		return "true"
 	case strings.HasSuffix(key, "assurance_levels"):
 		return "{a: 1}"
-	case slices.Contains([]string{"push.daily_cap", "providers[].auto_link_min_assurance", "sessions.max_per_person"}, key),
+	case slices.Contains([]string{"push.daily_cap", "push.workers", "providers[].auto_link_min_assurance", "sessions.max_per_person"}, key),
 		strings.HasPrefix(key, "graphql.") && strings.HasSuffix(key, "_limit"),
 		key == "graphql.max_body_bytes":
 		return "1"

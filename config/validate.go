@@ -261,6 +261,7 @@ func (c *Config) validatePush(ps *Problems) {
 		check{"push.time_zone", required(p.TimeZone, problemOf(zoneErr))},
 		check{"push.quiet_hours", optional(p.QuietHours, problemOf(quietErr))},
 		check{"push.daily_cap", when(p.DailyCap < 0, fmt.Sprintf("must be 0 or more (got %d)", p.DailyCap))},
+		check{"push.workers", when(p.Workers < 1 || p.Workers > 256, fmt.Sprintf("must be 1 to 256 (got %d)", p.Workers))},
 	)
 }
 

@@ -204,6 +204,8 @@ func TestValidateRejects(t *testing.T) {
 		{"quiet_hours single digit", func(c *Config) { c.Push.QuietHours = "22:00-8:00" }, "push.quiet_hours", `must be "HH:MM-HH:MM"`},
 		{"quiet_hours start equals end", func(c *Config) { c.Push.QuietHours = "08:00-08:00" }, "push.quiet_hours", "start and end are both 08:00"},
 		{"daily_cap negative", func(c *Config) { c.Push.DailyCap = -1 }, "push.daily_cap", "must be 0 or more (got -1)"},
+		{"no delivery workers", func(c *Config) { c.Push.Workers = 0 }, "push.workers", "must be 1 to 256 (got 0)"},
+		{"too many delivery workers", func(c *Config) { c.Push.Workers = 1000 }, "push.workers", "must be 1 to 256 (got 1000)"},
 		{"fcm credentials without project", func(c *Config) {
 			c.Push.FCM = FCM{CredentialsFile: credentials}
 		}, "push.fcm.project_id", "required when credentials_file is set"},

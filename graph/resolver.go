@@ -5,6 +5,8 @@ import (
 	"github.com/tongban/tongban/config"
 	"github.com/tongban/tongban/identity"
 	"github.com/tongban/tongban/push"
+	"github.com/tongban/tongban/push/devices"
+	"github.com/tongban/tongban/push/prefs"
 )
 
 // Directory lists the member apps. config.Config satisfies it; tests may pass their own.
@@ -24,4 +26,7 @@ type Resolver struct {
 	Catalog *push.Catalog
 	// Push is 免申即享: events, rules, matching and the inbox.
 	Push *push.Engine
+	// Devices and Prefs are where a person's pushes go and how they want them.
+	Devices *devices.Devices
+	Prefs   *prefs.Prefs
 }

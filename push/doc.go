@@ -29,6 +29,17 @@
 // person) and, only when it wins, writes the inbox entry in the same script; then the delivery
 // job goes onto the stream, the live message onto pub/sub (hub.go) and the counters are summed.
 //
+// Delivery (delivery.go, sender.go): workers of a Redis Streams consumer group take jobs in
+// batches, read each notification, the person's preferences (push/prefs) and devices
+// (push/devices), decide (push off or category muted: inbox only; quiet hours or the daily
+// cap: deferred onto the schedule; no device yet: the job waits for the first), send every
+// pending device's message through the Firebase Admin SDK's SendEach, record each device's
+// outcome, and only then schedule the follow-up (a retry with backoff, or the dead letters
+// after 8 attempts) and acknowledge, in one transaction on the {push} keys. A job redelivered
+// after its worker died (XAUTOCLAIM) skips the devices already recorded, so nobody is pushed
+// twice for one notification. One replica at a time (a lease) moves due jobs from the schedule
+// back onto the stream.
+//
 // Redis keys (under the store prefix). Keys used together share a hash tag:
 //
 //	ev:<b64 sha256(sender \0 id)[:18]>  string the person an event id was used for; TTL 8 days
@@ -47,7 +58,16 @@
 //	{rules}:bf:<rule>                   hash   the latest backfill: version, cursor, scanned, done
 //	{rules}:backfills                   set    rules with a backfill to run
 //	{rules}:bflease:<rule>              string the replica running that backfill; TTL 30 s, renewed
-//	push:jobs                           stream delivery jobs: notification, person, rule, version
+//	{push}:jobs                         stream delivery jobs: notification, person, rule, version, attempt;
+//	                                           consumer group "delivery"; acknowledged entries deleted
+//	{push}:schedule                     zset   deferred and retried jobs (JSON) by due time (ms)
+//	{push}:dead                         stream jobs given up after 8 attempts, with the last reason
+//	{push}:schedule:lease               string the replica releasing due jobs; TTL ~10 polls
+//	{p:<pid>}:dlv:<notification>        hash   device id -> outcome; _status, _sent, _day (daily cap
+//	                                           reservation); TTL 7 days
+//	{p:<pid>}:dlvlock:<notification>    string a worker is on it; TTL = the claim idle time
+//	{p:<pid>}:sent:<day>                string pushes on the person's local day; TTL 48 h
+//	{p:<pid>}:waiting                   hash   notification -> job, waiting for the first device
 //	push:notify                         pub/sub channel of new inbox notifications, for subscribers
 //
 // Notification ids are "n_", the creation time in milliseconds as 11 hex digits, and 128

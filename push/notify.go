@@ -51,7 +51,7 @@ func newNotificationID(at time.Time) (string, error) {
 // JobsStream is the delivery stream's key (under the store prefix): one entry per notification
 // that goes to the PUSH channel, with fields notification, person, rule and version, for the
 // delivery workers.
-const JobsStream = "push:jobs"
+const JobsStream = "{push}:jobs"
 
 // notifyChannel is the pub/sub channel every replica listens on for its live subscribers.
 const notifyChannel = "push:notify"

@@ -90,6 +90,15 @@ type Consent struct {
 	GrantedAt time.Time `json:"grantedAt"`
 }
 
+// A device that receives the person's pushes.
+type Device struct {
+	// Stable for one token.
+	ID           string    `json:"id"`
+	App          *App      `json:"app"`
+	Platform     Platform  `json:"platform"`
+	RegisteredAt time.Time `json:"registeredAt"`
+}
+
 // An event refused, by its index in the call. Codes: INVALID_ID, INVALID_TYPE, MISSING_OCCURRED_AT,
 // OCCURRED_IN_FUTURE, MISSING_PERSON, INVALID_ID_NUMBER, UNKNOWN_APP, UNKNOWN_SUBJECT,
 // PERSON_MISMATCH, INVALID_ATTRIBUTES, ATTRIBUTES_TOO_LARGE, INVALID_RESIDENCE.
@@ -152,6 +161,18 @@ type NotificationEdge struct {
 	Node   *Notification `json:"node"`
 }
 
+// How the person wants to be notified; where they set nothing, the service's defaults.
+type NotificationPreferences struct {
+	// Start of the quiet hours (HH:MM, local), when pushes wait; null for none.
+	QuietStart *string `json:"quietStart,omitempty"`
+	QuietEnd   *string `json:"quietEnd,omitempty"`
+	TimeZone   string  `json:"timeZone"`
+	// Categories pushed to the inbox only.
+	MutedCategories []string `json:"mutedCategories"`
+	// Off: everything goes to the inbox only.
+	PushEnabled bool `json:"pushEnabled"`
+}
+
 // A page of a list that grows (Relay connection).
 type PageInfo struct {
 	// More items follow this page: pass endCursor as `after` to get them.
@@ -177,11 +198,26 @@ type Person struct {
 	Activity *ActivityConnection `json:"activity"`
 	// The apps the person let receive their data, and what.
 	Consents []Consent `json:"consents"`
+	// The person's registered devices, oldest first; tokens are never returned.
+	Devices []Device `json:"devices"`
+	// How the person wants to be notified.
+	Preferences *NotificationPreferences `json:"preferences"`
 	// The person's inbox, newest first: at most 200 notifications, none older than 90 days.
 	// `first` is 1 to 100.
 	Notifications *NotificationConnection `json:"notifications"`
 	// How many notifications in the inbox are unread.
 	UnreadCount int `json:"unreadCount"`
+}
+
+// Changes to the notification preferences; fields left out keep their value.
+type PreferencesInput struct {
+	// Local time, HH:MM, in the person's time zone; both or neither.
+	QuietStart *string `json:"quietStart,omitempty"`
+	QuietEnd   *string `json:"quietEnd,omitempty"`
+	TimeZone   *string `json:"timeZone,omitempty"`
+	// Categories the person does not want pushed (still in the inbox).
+	MutedCategories []string `json:"mutedCategories,omitempty"`
+	PushEnabled     *bool    `json:"pushEnabled,omitempty"`
 }
 
 // A service owner's eligibility rule, at its current version.
@@ -247,6 +283,15 @@ type PushRuleInput struct {
 
 // The root of every read.
 type Query struct {
+}
+
+// A device to register for pushes.
+type RegisterDeviceInput struct {
+	// The member app the token belongs to.
+	App      string   `json:"app"`
+	Platform Platform `json:"platform"`
+	// FCM registration token.
+	Token string `json:"token"`
 }
 
 // What previewPushRule found.
@@ -403,6 +448,68 @@ func (e *Channel) UnmarshalJSON(b []byte) error {
 }
 
 func (e Channel) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// The kind of device an app runs on.
+type Platform string
+
+const (
+	PlatformAndroid     Platform = "ANDROID"
+	PlatformIos         Platform = "IOS"
+	PlatformHarmony     Platform = "HARMONY"
+	PlatformWeb         Platform = "WEB"
+	PlatformMiniprogram Platform = "MINIPROGRAM"
+)
+
+var AllPlatform = []Platform{
+	PlatformAndroid,
+	PlatformIos,
+	PlatformHarmony,
+	PlatformWeb,
+	PlatformMiniprogram,
+}
+
+func (e Platform) IsValid() bool {
+	switch e {
+	case PlatformAndroid, PlatformIos, PlatformHarmony, PlatformWeb, PlatformMiniprogram:
+		return true
+	}
+	return false
+}
+
+func (e Platform) String() string {
+	return string(e)
+}
+
+func (e *Platform) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = Platform(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid Platform", str)
+	}
+	return nil
+}
+
+func (e Platform) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *Platform) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e Platform) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

@@ -19,8 +19,11 @@ import (
 	"github.com/tongban/tongban/graph"
 	"github.com/tongban/tongban/identity"
 	"github.com/tongban/tongban/internal/devidp"
+	"github.com/tongban/tongban/internal/fakefcm"
 	"github.com/tongban/tongban/internal/redisx"
 	"github.com/tongban/tongban/push"
+	"github.com/tongban/tongban/push/devices"
+	"github.com/tongban/tongban/push/prefs"
 )
 
 // App is one running Tongban process.
@@ -34,6 +37,10 @@ type App struct {
 	Bridge   *bridge.Bridge
 	Catalog  *push.Catalog
 	Push     *push.Engine
+	Devices  *devices.Devices
+	Prefs    *prefs.Prefs
+	// FCMSink is dev mode's local FCM server (served at /dev/fcm/); nil otherwise.
+	FCMSink  *fakefcm.Server
 	Keys     *bridge.KeyManager
 	Registry *prometheus.Registry
 	// DevIdPs are the simulated identity providers of dev mode, by app id.
@@ -54,7 +61,11 @@ type options struct {
 	store     *redisx.Store
 	directory graph.Directory
 	now       func() time.Time
+	fcmClient *http.Client
 }
+
+// WithFCMClient sends FCM requests through client (a test's FCM server, in another process).
+func WithFCMClient(c *http.Client) Option { return func(o *options) { o.fcmClient = c } }
 
 // WithClock replaces time.Now for sessions, token checks and the simulated providers.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
@@ -120,7 +131,7 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 	if o.directory == nil {
 		o.directory = cfg
 	}
-	a.graphql = graph.NewHandler(&graph.Resolver{Directory: o.directory, Identity: a.Identity, Bridge: a.Bridge, Catalog: a.Catalog, Push: a.Push}, graph.Options{
+	a.graphql = graph.NewHandler(&graph.Resolver{Directory: o.directory, Identity: a.Identity, Bridge: a.Bridge, Catalog: a.Catalog, Push: a.Push, Devices: a.Devices, Prefs: a.Prefs}, graph.Options{
 		Introspection:   cfg.GraphQL.Introspection,
 		ComplexityLimit: cfg.GraphQL.ComplexityLimit,
 		DepthLimit:      cfg.GraphQL.DepthLimit,
@@ -154,6 +165,9 @@ func (a *App) routes() http.Handler {
 		route("/dev/idp/{app}/", "dev_idp", http.HandlerFunc(a.serveDevIdP))
 		route("GET /dev/apps/{app}/callback", "dev_app_callback", http.HandlerFunc(a.serveDevCallback))
 		route("GET /dev/apps/{app}/login", "dev_app_login", http.HandlerFunc(a.serveDevLogin))
+		if a.FCMSink != nil {
+			route("/dev/fcm/", "dev_fcm", http.HandlerFunc(a.serveFCMSink))
+		}
 	}
 	route("/", "not_found", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		graph.WriteError(w, http.StatusNotFound, graph.CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
@@ -224,6 +238,14 @@ func (a *App) Serve(ctx context.Context, ln, mln net.Listener) error {
 	a.Identity.Registry.Start(discovery)
 	go a.Keys.Run(discovery)
 	go a.Push.RunBackfills(discovery)
+	delivery, stopDelivery := context.WithCancel(context.Background())
+	deliveryDone := make(chan struct{})
+	go func() {
+		defer close(deliveryDone)
+		if err := a.Push.RunDelivery(delivery); err != nil {
+			a.log.Warn("push: no delivery on this replica; notifications stay in the inbox", "err", err)
+		}
+	}()
 
 	var serveErr error
 	select {
@@ -241,6 +263,13 @@ func (a *App) Serve(ctx context.Context, ln, mln net.Listener) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout.Std())
 	defer cancel()
+	// Delivery workers stop taking jobs and finish the batches they hold; what they cannot
+	// finish in time stays pending on the stream for another replica.
+	stopDelivery()
+	select {
+	case <-deliveryDone:
+	case <-sctx.Done():
+	}
 	errs := make(chan error, len(servers)+1)
 	go func() { errs <- a.graphql.CloseWebsockets(sctx) }()
 	for _, s := range servers {

@@ -3,14 +3,27 @@ package app
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
+	firebase "firebase.google.com/go/v4"
+	"golang.org/x/oauth2"
+	"google.golang.org/api/option"
+
+	"github.com/tongban/tongban/internal/fakefcm"
 	"github.com/tongban/tongban/push"
+	"github.com/tongban/tongban/push/devices"
+	"github.com/tongban/tongban/push/prefs"
 )
 
-// buildPush builds 免申即享's engine on the store and the persons of identity.
+// devFCMProject is the FCM project of dev mode's local sink when the configuration names none.
+const devFCMProject = "tongban-dev"
+
+// buildPush builds 免申即享's engine on the store and the persons of identity: devices,
+// preferences, and the FCM sender (in dev mode, the local sink at /dev/fcm/).
 func (a *App) buildPush(o options) error {
-	loc, err := a.cfg.Push.Location()
+	p := a.cfg.Push
+	loc, err := p.Location()
 	if err != nil {
 		return fmt.Errorf("app: push: %w", err)
 	}
@@ -18,14 +31,80 @@ func (a *App) buildPush(o options) error {
 	for _, ap := range a.cfg.Apps() {
 		apps = append(apps, ap.ID)
 	}
+	kek, err := a.cfg.Secrets.KEK()
+	if err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+	if a.Devices, err = devices.New(devices.Options{Store: a.Store, KEK: kek, Apps: apps, Now: o.now}); err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+	if a.Prefs, err = prefs.New(a.Store, prefs.Defaults{TimeZone: p.TimeZone, QuietHours: p.QuietHours}, push.Categories()); err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+	sender, err := a.buildSender(o)
+	if err != nil {
+		return err
+	}
 	a.Push, err = push.New(push.Options{
 		Store: a.Store, People: a.Identity.Persons, Catalog: a.Catalog, Apps: apps,
 		Location: loc, Now: o.now, Logger: a.log,
+		Sender: sender, Devices: a.Devices, Prefs: a.Prefs, DailyCap: p.DailyCap, Workers: p.Workers,
+		Registerer: a.Registry,
 	})
 	if err != nil {
 		return fmt.Errorf("app: %w", err)
 	}
 	return nil
+}
+
+// buildSender is the Firebase Admin SDK's messaging client for push.fcm: credentials from
+// credentials_file as Google's SDK reads them, the endpoint when one is set. In dev mode
+// without credentials it talks to the local FCM sink this process serves at /dev/fcm/, with a
+// token the sink accepts. Without a project outside dev mode there is no sender: notifications
+// stay in the inbox, and a log line says so.
+func (a *App) buildSender(o options) (push.Sender, error) {
+	f := a.cfg.Push.FCM
+	var opts []option.ClientOption
+	switch {
+	case f.CredentialsFile != "":
+		opts = append(opts, option.WithCredentialsFile(f.CredentialsFile))
+	case a.cfg.Dev:
+		if f.ProjectID == "" {
+			f.ProjectID = devFCMProject
+		}
+		a.FCMSink = fakefcm.NewServer(f.ProjectID)
+		if f.Endpoint == "" {
+			f.Endpoint = a.cfg.PublicURL + "/dev/fcm/v1"
+		}
+		opts = append(opts, option.WithTokenSource(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "dev"})))
+	default:
+		a.log.Warn("push.fcm is not configured: notifications stay in the inbox and nothing is pushed")
+		return nil, nil
+	}
+	if f.Endpoint != "" {
+		opts = append(opts, option.WithEndpoint(f.Endpoint))
+	}
+	if o.fcmClient != nil {
+		opts = append(opts, option.WithHTTPClient(o.fcmClient))
+	}
+	fb, err := firebase.NewApp(context.Background(), &firebase.Config{ProjectID: f.ProjectID}, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("app: push.fcm: %w", err)
+	}
+	client, err := fb.Messaging(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("app: push.fcm: %w", err)
+	}
+	return client, nil
+}
+
+// serveFCMSink is dev mode's local FCM: the HTTP v1 API the SDK sends to, and what it received.
+func (a *App) serveFCMSink(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/dev/fcm/messages" {
+		a.FCMSink.MessagesHandler().ServeHTTP(w, r)
+		return
+	}
+	a.FCMSink.Handler().ServeHTTP(w, r)
 }
 
 // devRules are dev mode's sample rules, published at start by the departments that own their

@@ -1,0 +1,602 @@
+package push
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"firebase.google.com/go/v4/messaging"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tongban/tongban/internal/opaque"
+	"github.com/tongban/tongban/internal/redisx"
+	"github.com/tongban/tongban/push/devices"
+	"github.com/tongban/tongban/push/prefs"
+)
+
+type deliveryTarget = devices.Target
+
+// Delivery's Redis keys. The stream, the schedule and the dead letters share the {push} tag, so
+// a job moves between them in one transaction.
+const (
+	deliveryGroup = "delivery"
+	scheduleKey   = "{push}:schedule"
+	deadKey       = "{push}:dead"
+	schedLeaseKey = "{push}:schedule:lease"
+	maxAttempts   = 8
+	// sendTimeout bounds one SendEach call, so a hung FCM cannot hold a worker; the messages
+	// it did not answer for are retried.
+	sendTimeout    = 30 * time.Second
+	deliveryRecord = 7 * 24 * time.Hour // how long a notification's per-device outcomes are kept
+)
+
+func (e *Engine) deliveredKey(pid, nid string) string {
+	return e.store.Key("{p:" + pid + "}:dlv:" + nid)
+}
+func (e *Engine) lockKey(pid, nid string) string {
+	return e.store.Key("{p:" + pid + "}:dlvlock:" + nid)
+}
+func (e *Engine) sentKey(pid, day string) string { return e.store.Key("{p:" + pid + "}:sent:" + day) }
+func (e *Engine) waitingKey(pid string) string   { return e.store.Key("{p:" + pid + "}:waiting") }
+
+// job is one delivery job: a notification to push to every device of its person.
+type job struct {
+	streamID string
+	Note     string `json:"notification"`
+	Person   string `json:"person"`
+	Rule     string `json:"rule"`
+	Version  int    `json:"version"`
+	Attempt  int    `json:"attempt"`
+}
+
+func (j job) fields() []any {
+	return []any{"notification", j.Note, "person", j.Person, "rule", j.Rule, "version", j.Version, "attempt", j.Attempt}
+}
+
+func jobOf(m redis.XMessage) (job, bool) {
+	str := func(k string) string { s, _ := m.Values[k].(string); return s }
+	j := job{streamID: m.ID, Note: str("notification"), Person: str("person"), Rule: str("rule")}
+	j.Version, _ = strconv.Atoi(str("version"))
+	j.Attempt, _ = strconv.Atoi(str("attempt"))
+	return j, j.Note != "" && j.Person != ""
+}
+
+// RunDelivery runs this replica's delivery workers, the reclaiming of dead workers' jobs and
+// (under a lease, one replica at a time) the release of deferred jobs, until ctx ends. Then
+// the workers take no new jobs, finish the ones they hold, and RunDelivery returns.
+func (e *Engine) RunDelivery(ctx context.Context) error {
+	if e.sender == nil {
+		return errors.New("push: delivery needs a sender")
+	}
+	err := e.store.Client.XGroupCreateMkStream(ctx, e.store.Key(JobsStream), deliveryGroup, "0").Err()
+	if err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP") {
+		return fmt.Errorf("push: create the delivery group: %w", err)
+	}
+	replica, err := opaque.Random(6)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	for i := range e.opts.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.work(ctx, fmt.Sprintf("%s-%d", replica, i))
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		e.runSchedule(ctx)
+	}()
+	wg.Wait()
+	return nil
+}
+
+// work is one worker: it takes new jobs, and now and then the jobs of workers that stopped
+// answering (XAUTOCLAIM), until ctx ends.
+func (e *Engine) work(ctx context.Context, consumer string) {
+	stream := e.store.Key(JobsStream)
+	lastClaim := time.Time{}
+	for ctx.Err() == nil {
+		var msgs []redis.XMessage
+		if time.Since(lastClaim) >= e.opts.ClaimEvery {
+			lastClaim = time.Now()
+			claimed, _, err := e.store.Client.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+				Stream: stream, Group: deliveryGroup, Consumer: consumer,
+				MinIdle: e.opts.ClaimIdle, Start: "0-0", Count: int64(e.opts.DeliveryBatch),
+			}).Result()
+			if err == nil {
+				msgs = claimed
+			}
+		}
+		if len(msgs) == 0 {
+			res, err := e.store.Client.XReadGroup(ctx, &redis.XReadGroupArgs{
+				Group: deliveryGroup, Consumer: consumer, Streams: []string{stream, ">"},
+				Count: int64(e.opts.DeliveryBatch), Block: e.opts.DeliveryPoll,
+			}).Result()
+			if err != nil {
+				if !errors.Is(err, redis.Nil) && ctx.Err() == nil {
+					e.log.Warn("push: read delivery jobs", "err", err)
+					e.pause(ctx, time.Second)
+				}
+				continue
+			}
+			for _, s := range res {
+				msgs = append(msgs, s.Messages...)
+			}
+		}
+		if len(msgs) > 0 {
+			// A batch in hand is finished even when ctx ends meanwhile: shutting down hands
+			// nothing back half-done.
+			if err := e.deliver(context.WithoutCancel(ctx), msgs); err != nil {
+				e.log.Warn("push: a delivery batch failed; its jobs stay pending and are retried", "err", err)
+				e.pause(ctx, time.Second)
+			}
+		}
+	}
+}
+
+func (e *Engine) pause(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// work in progress on one job.
+type delivery struct {
+	job     job
+	note    Notification
+	found   bool
+	prefs   prefs.Preferences
+	targets []deliveryTarget
+	done    map[string]string // device id -> recorded outcome
+	locked  bool
+
+	pending  []deliveryTarget // devices to send to now
+	outcomes map[string]outcome
+	wait     time.Duration // the least wait FCM asked for before a retry
+	reasons  []string
+	retried  bool // some device is to be tried again: the follow-up is the next attempt
+}
+
+// Outcome of a job, what happens to its stream entry.
+type disposition int
+
+const (
+	ack        disposition = iota // finished, or nothing to do
+	reschedule                    // back on the schedule at due
+	deadLetter
+	leavePending // another worker holds it; XAUTOCLAIM brings it back later
+)
+
+// deliver handles a batch of jobs: reads what each needs in one pipeline, decides, sends the
+// messages of all of them through SendEach (up to 500 a call), records every device's
+// outcome, and only then schedules follow-ups and acknowledges, in one transaction on the
+// {push} keys. A job redelivered after a worker died skips the devices already recorded.
+func (e *Engine) deliver(ctx context.Context, msgs []redis.XMessage) error {
+	now := e.now()
+	ds := make([]*delivery, 0, len(msgs))
+	var malformed []string
+	for _, m := range msgs {
+		j, ok := jobOf(m)
+		if !ok {
+			malformed = append(malformed, m.ID)
+			continue
+		}
+		ds = append(ds, &delivery{job: j, done: map[string]string{}, outcomes: map[string]outcome{}})
+	}
+	if err := e.loadDeliveries(ctx, ds); err != nil {
+		return err
+	}
+
+	disp := make([]disposition, len(ds))
+	due := make([]time.Time, len(ds))
+	status := make([]string, len(ds))
+	var toReserve []int
+	for i, d := range ds {
+		disp[i], due[i], status[i] = e.decide(d, now)
+		if disp[i] == ack && status[i] == "" && len(d.pending) > 0 {
+			toReserve = append(toReserve, i)
+		}
+	}
+	if err := e.reserveDailyCap(ctx, ds, toReserve, now, disp, due, status); err != nil {
+		return err
+	}
+	e.send(ctx, ds, disp, status)
+	if e.testHookBeforeRecord != nil && e.testHookBeforeRecord() {
+		return errors.New("push: stopped by a test before recording")
+	}
+	if err := e.record(ctx, ds, disp, due, status, now); err != nil {
+		return err
+	}
+	if e.testHookBeforeAck != nil && e.testHookBeforeAck() {
+		return errors.New("push: stopped by a test before acknowledging")
+	}
+	return e.settle(ctx, ds, disp, due, malformed)
+}
+
+// loadDeliveries takes each job's lock and reads its notification, the person's preferences
+// and devices and the outcomes recorded so far, in one pipeline.
+func (e *Engine) loadDeliveries(ctx context.Context, ds []*delivery) error {
+	locks := make([]*redis.BoolCmd, len(ds))
+	notes := make([]*redis.StringCmd, len(ds))
+	done := make([]*redis.MapStringStringCmd, len(ds))
+	prefsOf := make([]func() (prefs.Preferences, error), len(ds))
+	targetsOf := make([]func() ([]deliveryTarget, error), len(ds))
+	_, err := e.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, d := range ds {
+			j := d.job
+			locks[i] = p.SetNX(ctx, e.lockKey(j.Person, j.Note), "1", e.opts.ClaimIdle)
+			notes[i] = p.HGet(ctx, e.inboxKey(j.Person), j.Note)
+			done[i] = p.HGetAll(ctx, e.deliveredKey(j.Person, j.Note))
+			prefsOf[i] = e.prefs.QueueGet(ctx, p, j.Person)
+			targetsOf[i] = e.devices.QueueTargets(ctx, p, j.Person)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("push: read delivery jobs' state: %w", err)
+	}
+	for i, d := range ds {
+		d.locked = locks[i].Val()
+		if raw, err := notes[i].Result(); err == nil {
+			d.found = json.Unmarshal([]byte(raw), &d.note) == nil
+			d.note.Person = d.job.Person
+		}
+		d.done = done[i].Val()
+		if d.prefs, err = prefsOf[i](); err != nil {
+			return err
+		}
+		if d.targets, err = targetsOf[i](); err != nil {
+			if !errors.Is(err, devices.ErrSealed) {
+				return err
+			}
+			// A device whose token no longer opens (a rotated key-encryption key) is skipped;
+			// the person's other devices still get the notification.
+			e.log.Warn("push: a device's token could not be opened; it is skipped", "err", err)
+		}
+	}
+	return nil
+}
+
+// decide says what to do with a job before anything is sent. status, when not "", is the
+// notification's delivery status to record.
+func (e *Engine) decide(d *delivery, now time.Time) (disposition, time.Time, string) {
+	switch {
+	case !d.locked:
+		return leavePending, time.Time{}, ""
+	case !d.found:
+		return ack, time.Time{}, "expired" // left the inbox (trimmed or past its TTL)
+	case finished(d.done["_status"]):
+		return ack, time.Time{}, "" // finished by a worker that died before acknowledging
+	case !d.prefs.PushEnabled:
+		return ack, time.Time{}, "inbox_only:push_off"
+	case d.prefs.Muted(d.note.Category):
+		return ack, time.Time{}, "inbox_only:muted"
+	case len(d.targets) == 0:
+		return ack, time.Time{}, "waiting_for_device"
+	}
+	if until, quiet := d.prefs.QuietUntil(now); quiet {
+		return reschedule, until, "deferred:quiet_hours"
+	}
+	for _, t := range d.targets {
+		if d.done[t.ID] == "" {
+			d.pending = append(d.pending, t)
+		}
+	}
+	if len(d.pending) == 0 {
+		return ack, time.Time{}, "" // every device has an outcome already
+	}
+	return ack, time.Time{}, ""
+}
+
+// finished reports whether a recorded delivery status is final.
+func finished(status string) bool {
+	switch status {
+	case "delivered", "failed", "dead_letter", "expired", "inbox_only:push_off", "inbox_only:muted":
+		return true
+	}
+	return false
+}
+
+// capScript reserves one of the person's daily pushes for a notification, once: a job
+// redelivered or retried keeps the reservation it made. KEYS: delivered, counter; ARGV: day,
+// cap, counter TTL (s). Returns 1 when the notification may be pushed today.
+var capScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], '_day') == ARGV[1] then return 1 end
+if tonumber(redis.call('GET', KEYS[2]) or '0') >= tonumber(ARGV[2]) then return 0 end
+redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('HSET', KEYS[1], '_day', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+`)
+
+// reserveDailyCap applies push.daily_cap: a notification over the person's cap for their day
+// is deferred to the start of their next day.
+func (e *Engine) reserveDailyCap(ctx context.Context, ds []*delivery, idx []int, now time.Time, disp []disposition, due []time.Time, status []string) error {
+	if e.opts.DailyCap <= 0 || len(idx) == 0 {
+		return nil
+	}
+	calls := make([]redisx.ScriptCall, len(idx))
+	for k, i := range idx {
+		d := ds[i]
+		day := d.prefs.Day(now)
+		calls[k] = redisx.ScriptCall{
+			Keys: []string{e.deliveredKey(d.job.Person, d.job.Note), e.sentKey(d.job.Person, day)},
+			Args: []any{day, e.opts.DailyCap, int64((48 * time.Hour).Seconds()), int64(deliveryRecord.Seconds())},
+		}
+	}
+	cmds, err := redisx.EvalPipelined(ctx, e.store.Client, capScript, calls)
+	if err != nil {
+		return fmt.Errorf("push: daily cap: %w", err)
+	}
+	for k, i := range idx {
+		if ok, _ := cmds[k].Int(); ok == 0 {
+			disp[i], due[i], status[i] = reschedule, ds[i].prefs.NextDay(now), "deferred:daily_cap"
+			ds[i].pending = nil
+		}
+	}
+	return nil
+}
+
+// send pushes every pending device of the jobs that go out now, up to 500 messages a call,
+// and classifies each answer.
+func (e *Engine) send(ctx context.Context, ds []*delivery, disp []disposition, status []string) {
+	type slot struct {
+		d *delivery
+		t deliveryTarget
+	}
+	var slots []slot
+	var msgs []*messaging.Message
+	for i, d := range ds {
+		if disp[i] != ack || status[i] != "" {
+			continue
+		}
+		for _, t := range d.pending {
+			slots = append(slots, slot{d, t})
+			msgs = append(msgs, message(d.note, t))
+		}
+	}
+	for start := 0; start < len(msgs); start += maxSendEach {
+		end := min(start+maxSendEach, len(msgs))
+		began := time.Now()
+		sctx, cancel := context.WithTimeout(ctx, sendTimeout)
+		resp, err := e.sender.SendEach(sctx, msgs[start:end])
+		cancel()
+		e.metrics.sendLatency.Observe(time.Since(began).Seconds())
+		for k := start; k < end; k++ {
+			var sendErr error
+			switch {
+			case err != nil:
+				sendErr = err
+			case resp == nil || k-start >= len(resp.Responses) || resp.Responses[k-start] == nil:
+				sendErr = errors.New("push: FCM gave no answer for this message")
+			default:
+				sendErr = resp.Responses[k-start].Error
+			}
+			o, wait, reason := classify(sendErr)
+			s := slots[k]
+			s.d.outcomes[s.t.ID] = o
+			s.d.wait = max(s.d.wait, wait)
+			if reason != "" {
+				s.d.reasons = append(s.d.reasons, reason)
+			}
+			e.metrics.sends.WithLabelValues(o.String()).Inc()
+		}
+	}
+}
+
+// backoff is the wait before attempt n+1 of a job: exponential from one second, capped at
+// half an hour, with full jitter so that a recovering FCM is not hit by every retry at once;
+// never less than FCM asked for.
+func backoff(attempt int, least time.Duration) time.Duration {
+	ceiling := min(time.Second<<min(attempt, 20), 30*time.Minute)
+	d := ceiling/2 + rand.N(ceiling/2+1)
+	return max(d, least)
+}
+
+// record writes what happened to each device and notification, before anything is
+// acknowledged: a worker that dies after this point leaves jobs whose devices are all
+// recorded, which the next worker acknowledges without sending.
+func (e *Engine) record(ctx context.Context, ds []*delivery, disp []disposition, due []time.Time, status []string, now time.Time) error {
+	type drop struct{ pid, id string }
+	var drops []drop
+	_, err := e.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, d := range ds {
+			if disp[i] == leavePending {
+				continue
+			}
+			j := d.job
+			key := e.deliveredKey(j.Person, j.Note)
+			fields := []any{}
+			anySent, anyRetry, anyFailed := d.done["_sent"] == "1", false, false
+			for id, o := range d.outcomes {
+				switch o {
+				case sent:
+					anySent = true
+					fields = append(fields, id, "sent")
+				case dropToken:
+					anyFailed = true
+					fields = append(fields, id, "token_dropped")
+					drops = append(drops, drop{j.Person, id})
+				case failPayload:
+					anyFailed = true
+					fields = append(fields, id, "failed")
+				case retry:
+					anyRetry = true
+				}
+			}
+			if anySent {
+				fields = append(fields, "_sent", "1")
+			}
+			final := status[i]
+			switch {
+			case final != "":
+			case len(d.outcomes) == 0:
+				final = "delivered" // redelivered with every device recorded
+				if d.done["_sent"] != "1" {
+					final = "failed"
+				}
+			case anyRetry && j.Attempt+1 >= maxAttempts:
+				disp[i], final = deadLetter, "dead_letter"
+			case anyRetry:
+				d.retried = true
+				disp[i], due[i], final = reschedule, now.Add(backoff(j.Attempt, d.wait)), "retrying"
+			case anySent:
+				final = "delivered"
+			case anyFailed:
+				final = "failed"
+			}
+			fields = append(fields, "_status", final)
+			p.HSet(ctx, key, fields...)
+			p.Expire(ctx, key, deliveryRecord)
+			if final == "waiting_for_device" {
+				blob, _ := json.Marshal(j)
+				p.HSet(ctx, e.waitingKey(j.Person), j.Note, blob)
+				p.Expire(ctx, e.waitingKey(j.Person), e.opts.InboxTTL)
+			}
+			p.Del(ctx, e.lockKey(j.Person, j.Note))
+			// Counted once per notification: by the call that sent (or gave up), not by a
+			// redelivery that found everything recorded.
+			stats := e.Rules.statsKey(j.Rule)
+			switch {
+			case len(d.outcomes) > 0 && final == "delivered":
+				p.HIncrBy(ctx, stats, "delivered", 1)
+			case len(d.outcomes) > 0 && (final == "failed" || final == "dead_letter"):
+				p.HIncrBy(ctx, stats, "failed", 1)
+			case strings.HasPrefix(final, "deferred:"):
+				p.HIncrBy(ctx, stats, "deferred", 1)
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("push: record deliveries: %w", err)
+	}
+	for _, d := range drops {
+		if _, err := e.devices.Drop(ctx, d.pid, d.id); err != nil {
+			e.log.Warn("push: could not drop a device FCM refused", "err", err)
+		}
+	}
+	return nil
+}
+
+// settle moves each job on in one transaction on the {push} keys: a follow-up onto the
+// schedule or the dead letters, and the acknowledgement, together, so a job is never both
+// lost and never doubled by a crash in between.
+func (e *Engine) settle(ctx context.Context, ds []*delivery, disp []disposition, due []time.Time, malformed []string) error {
+	stream := e.store.Key(JobsStream)
+	var acks []string
+	_, err := e.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for i, d := range ds {
+			j := d.job
+			switch disp[i] {
+			case leavePending:
+				continue
+			case reschedule:
+				next := j
+				if d.retried {
+					next.Attempt++
+				}
+				blob, _ := json.Marshal(next)
+				p.ZAdd(ctx, e.store.Key(scheduleKey), redis.Z{Score: float64(due[i].UnixMilli()), Member: string(blob)})
+			case deadLetter:
+				p.XAdd(ctx, &redis.XAddArgs{Stream: e.store.Key(deadKey), Values: append(j.fields(), "reason", lastReason(d.reasons))})
+				e.metrics.deadLetters.Inc()
+			}
+			acks = append(acks, j.streamID)
+		}
+		acks = append(acks, malformed...)
+		if len(acks) > 0 {
+			p.XAck(ctx, stream, deliveryGroup, acks...)
+			p.XDel(ctx, stream, acks...)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("push: settle delivery jobs: %w", err)
+	}
+	return nil
+}
+
+func lastReason(rs []string) string {
+	if len(rs) == 0 {
+		return ""
+	}
+	return rs[len(rs)-1]
+}
+
+// releaseScript moves due jobs from the schedule back onto the stream, while the lease is
+// this replica's. KEYS: lease, schedule, stream; ARGV: token, now (ms), limit, lease (ms).
+// Returns how many moved, or -1 without the lease.
+var releaseDueScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, member in ipairs(due) do
+  local j = cjson.decode(member)
+  redis.call('XADD', KEYS[3], '*', 'notification', j.notification, 'person', j.person,
+    'rule', j.rule, 'version', tostring(j.version), 'attempt', tostring(j.attempt))
+  redis.call('ZREM', KEYS[2], member)
+end
+return #due
+`)
+
+// runSchedule releases deferred jobs when they fall due, on one replica at a time.
+func (e *Engine) runSchedule(ctx context.Context) {
+	tok, err := opaque.Random(16)
+	if err != nil {
+		return
+	}
+	lease := e.store.Key(schedLeaseKey)
+	keys := []string{lease, e.store.Key(scheduleKey), e.store.Key(JobsStream)}
+	for ctx.Err() == nil {
+		held, err := e.store.Client.SetNX(ctx, lease, tok, 10*e.opts.SchedulePoll+time.Second).Result()
+		if err == nil && !held {
+			held = e.store.Client.Get(ctx, lease).Val() == tok
+		}
+		if held {
+			for ctx.Err() == nil {
+				n, err := releaseDueScript.Run(ctx, e.store.Client, keys, tok, e.now().UnixMilli(), 500,
+					(10*e.opts.SchedulePoll + time.Second).Milliseconds()).Int()
+				if err != nil || n < 500 {
+					break
+				}
+			}
+		}
+		e.pause(ctx, e.opts.SchedulePoll)
+	}
+	releaseScript.Run(context.WithoutCancel(ctx), e.store.Client, []string{lease}, tok)
+}
+
+// DeviceRegistered puts back on the stream the jobs of a person that waited for a device.
+func (e *Engine) DeviceRegistered(ctx context.Context, pid string) error {
+	waiting, err := e.store.Client.HGetAll(ctx, e.waitingKey(pid)).Result()
+	if err != nil || len(waiting) == 0 {
+		return err
+	}
+	for nid, blob := range waiting {
+		var j job
+		if json.Unmarshal([]byte(blob), &j) != nil {
+			continue
+		}
+		// The status first, so the job is not taken for finished; then the job; then the entry.
+		if err := e.store.Client.HSet(ctx, e.deliveredKey(pid, nid), "_status", "retrying").Err(); err != nil {
+			return err
+		}
+		if err := e.store.Client.XAdd(ctx, &redis.XAddArgs{Stream: e.store.Key(JobsStream), Values: j.fields()}).Err(); err != nil {
+			return err
+		}
+		e.store.Client.HDel(ctx, e.waitingKey(pid), nid)
+	}
+	return nil
+}

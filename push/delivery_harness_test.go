@@ -1,0 +1,219 @@
+package push
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	firebase "firebase.google.com/go/v4"
+	"golang.org/x/oauth2"
+	"google.golang.org/api/option"
+
+	"github.com/tongban/tongban/identity"
+	"github.com/tongban/tongban/internal/fakefcm"
+	"github.com/tongban/tongban/internal/idnumber"
+	"github.com/tongban/tongban/internal/redisx"
+	"github.com/tongban/tongban/internal/testenv"
+	"github.com/tongban/tongban/push/devices"
+	"github.com/tongban/tongban/push/prefs"
+)
+
+// deliveryWorld is a replica with delivery running against fakefcm through the real SDK.
+type deliveryWorld struct {
+	t       testing.TB
+	store   *redisx.Store
+	clock   *testenv.Clock
+	fcm     *fakefcm.Server
+	persons *identity.Persons
+	e       *Engine
+	stop    context.CancelFunc
+	stopped chan struct{}
+}
+
+var deliveryApps = []string{"zheliban", "suishenban", "sufuban"}
+
+const fcmProject = "tongban-test"
+
+// sdkFor is the real Firebase Admin SDK's messaging client, talking to fcm over HTTP.
+func sdkFor(t testing.TB, fcm *fakefcm.Server) Sender {
+	t.Helper()
+	ts := httptest.NewServer(fcm.Handler())
+	t.Cleanup(ts.Close)
+	app, err := firebase.NewApp(context.Background(), &firebase.Config{ProjectID: fcmProject},
+		option.WithEndpoint(ts.URL+"/v1"),
+		option.WithTokenSource(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "test"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := app.Messaging(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client
+}
+
+// newDeliveryWorld starts one replica; more replicas join with replica.
+func newDeliveryWorld(t *testing.T, mutate func(*Options)) *deliveryWorld {
+	t.Helper()
+	return newDeliveryWorldOn(t, testenv.Redis(t), mutate)
+}
+
+func newDeliveryWorldOn(t testing.TB, store *redisx.Store, mutate func(*Options)) *deliveryWorld {
+	t.Helper()
+	fcm := fakefcm.NewServer(fcmProject)
+	w := &deliveryWorld{t: t, store: store, clock: testenv.NewClock(), fcm: fcm}
+	w.start(sdkFor(t, fcm), mutate)
+	return w
+}
+
+// replica starts another replica on the same store, clock and FCM.
+func (w *deliveryWorld) replica(mutate func(*Options)) *deliveryWorld {
+	w.t.Helper()
+	other := &deliveryWorld{t: w.t, store: w.store, clock: w.clock, fcm: w.fcm}
+	other.start(sdkFor(w.t, w.fcm), mutate)
+	return other
+}
+
+func (w *deliveryWorld) start(sender Sender, mutate func(*Options)) {
+	t := w.t
+	keys := identity.Keys{Pepper: []byte("a pepper of at least thirty-two bytes"), KEK: []byte("0123456789abcdef0123456789abcdef")}
+	w.persons = identity.NewPersons(w.store, keys, w.clock.Now)
+	cat, err := DevCatalog(deliveryApps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	devs, err := devices.New(devices.Options{Store: w.store, KEK: keys.KEK, Apps: deliveryApps, Now: w.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, err := prefs.New(w.store, prefs.Defaults{TimeZone: "Asia/Shanghai"}, Categories())
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc, _ := time.LoadLocation("Asia/Shanghai")
+	o := Options{
+		Store: w.store, People: w.persons, Catalog: cat, Apps: deliveryApps, Location: loc, Now: w.clock.Now,
+		Sender: sender, Devices: devs, Prefs: pr, Workers: 2,
+		DeliveryPoll: 20 * time.Millisecond, SchedulePoll: 10 * time.Millisecond,
+		ClaimIdle: 300 * time.Millisecond, ClaimEvery: 50 * time.Millisecond,
+	}
+	if mutate != nil {
+		mutate(&o)
+	}
+	if w.e, err = New(o); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w.stop, w.stopped = cancel, make(chan struct{})
+	go func() {
+		defer close(w.stopped)
+		if err := w.e.RunDelivery(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	t.Cleanup(func() { w.shutdown(); w.e.Close() })
+}
+
+// shutdown stops the replica's delivery and waits for it.
+func (w *deliveryWorld) shutdown() {
+	w.stop()
+	select {
+	case <-w.stopped:
+	case <-time.After(20 * time.Second):
+		w.t.Error("delivery did not stop within 20 s")
+	}
+}
+
+// person creates a person (as an event would) and returns their id and ID number.
+func (w *deliveryWorld) person(seq int) (string, idnumber.Number) {
+	w.t.Helper()
+	n, err := idnumber.Build("330402", time.Date(1950, 1, 1, 0, 0, 0, 0, time.UTC), seq)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	pids, err := w.persons.EnsurePersons(context.Background(), []idnumber.Number{n})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return pids[0], n
+}
+
+// token makes a well-formed FCM registration token.
+func token(name string) string {
+	return name + ":" + strings.Repeat("A", 40-len(name))
+}
+
+func (w *deliveryWorld) device(pid, app, tok string) devices.Device {
+	w.t.Helper()
+	d, err := w.e.devices.Register(context.Background(), pid, app, "ANDROID", tok)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return d
+}
+
+// rule publishes a rule that matches everyone on event type "t.x", in category.
+func (w *deliveryWorld) rule(category string) Rule {
+	w.t.Helper()
+	owner := Owner{Client: "t", Departments: []string{"嘉兴市交通运输局"}}
+	r, err := w.e.Rules.Create(context.Background(), owner, RuleInput{Name: "r", ServiceID: "jx-elderly-transit",
+		Condition: "true", Triggers: []string{"t.x"}, Title: "{{name}}您好", Body: "{{service}}", Category: category})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if r, err = w.e.Rules.Publish(context.Background(), owner, r.ID); err != nil {
+		w.t.Fatal(err)
+	}
+	return r
+}
+
+var eventSeq int
+
+// event sends one event of type t.x about the person.
+func (w *deliveryWorld) event(n idnumber.Number) {
+	w.t.Helper()
+	eventSeq++
+	res, err := w.e.Ingest(context.Background(), "test", []Event{{ID: fmt.Sprint("ev-", eventSeq), Type: "t.x", IDNumber: n.String(), OccurredAt: w.clock.Now()}})
+	if err != nil || res.Accepted != 1 {
+		w.t.Fatalf("ingest: %+v %v", res, err)
+	}
+}
+
+// received counts the messages fakefcm accepted for a token.
+func (w *deliveryWorld) received(tok string) []fakefcm.Received {
+	var out []fakefcm.Received
+	for _, m := range w.fcm.Messages() {
+		if m.Message.Token == tok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// eventually waits up to 10 s for cond.
+func (w *deliveryWorld) eventually(what string, cond func() bool) {
+	w.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	w.t.Fatalf("timed out waiting for %s", what)
+}
+
+func (w *deliveryWorld) status(pid, nid string) string {
+	return w.store.Client.HGet(context.Background(), w.e.deliveredKey(pid, nid), "_status").Val()
+}
+
+func (w *deliveryWorld) stats(r Rule) Stats {
+	st, err := w.e.Rules.Stats(context.Background(), r.ID)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return st
+}

@@ -1,0 +1,61 @@
+package push
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tongban/tongban/internal/redisx"
+)
+
+// metrics are delivery's Prometheus metrics.
+type metrics struct {
+	sends       *prometheus.CounterVec
+	sendLatency prometheus.Histogram
+	deadLetters prometheus.Counter
+}
+
+// depthTimeout bounds the Redis reads of a scrape, so a slow store never holds /metrics.
+const depthTimeout = 500 * time.Millisecond
+
+func newMetrics(store *redisx.Store, reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		sends: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tongban_push_sends_total", Help: "Messages sent to FCM, by outcome (sent, token_dropped, failed, retry).",
+		}, []string{"outcome"}),
+		sendLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "tongban_push_send_seconds", Help: "Duration of one SendEach call (up to 500 messages).",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
+		}),
+		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tongban_push_dead_letters_total", Help: "Delivery jobs given up after 8 attempts.",
+		}),
+	}
+	if reg == nil {
+		return m
+	}
+	depth := func(name, help string, read func(ctx context.Context) (int64, error)) prometheus.GaugeFunc {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), depthTimeout)
+			defer cancel()
+			n, err := read(ctx)
+			if err != nil {
+				return -1
+			}
+			return float64(n)
+		})
+	}
+	reg.MustRegister(m.sends, m.sendLatency, m.deadLetters,
+		depth("tongban_push_queue_depth", "Delivery jobs on the stream not yet acknowledged.", func(ctx context.Context) (int64, error) {
+			return store.Client.XLen(ctx, store.Key(JobsStream)).Result()
+		}),
+		depth("tongban_push_schedule_depth", "Delivery jobs deferred (quiet hours, daily cap, retries).", func(ctx context.Context) (int64, error) {
+			return store.Client.ZCard(ctx, store.Key(scheduleKey)).Result()
+		}),
+		depth("tongban_push_dead_letter_depth", "Delivery jobs in the dead-letter stream.", func(ctx context.Context) (int64, error) {
+			return store.Client.XLen(ctx, store.Key(deadKey)).Result()
+		}),
+	)
+	return m
+}
