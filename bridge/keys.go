@@ -30,8 +30,6 @@ package bridge
 import (
 	"context"
 	"crypto"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -53,6 +51,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tongban/tongban/internal/redisx"
+	"github.com/tongban/tongban/internal/seal"
 )
 
 // JWKSMaxAge is the Cache-Control max-age of /oauth2/jwks: how long a relying party may go on
@@ -112,7 +111,7 @@ type KeyOptions struct {
 // and rotates them.
 type KeyManager struct {
 	store                             *redisx.Store
-	aead                              cipher.AEAD
+	kek                               []byte
 	algs                              []string
 	rotateEvery, publishAhead, retain time.Duration
 	now                               func() time.Time
@@ -175,14 +174,6 @@ func NewKeyManager(store *redisx.Store, kek []byte, o KeyOptions) (*KeyManager, 
 	if len(kek) != 32 {
 		return nil, fmt.Errorf("bridge: keys: key-encryption key is %d bytes, want 32", len(kek))
 	}
-	block, err := aes.NewCipher(kek)
-	if err != nil {
-		return nil, fmt.Errorf("bridge: keys: key-encryption key: %w", err)
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, fmt.Errorf("bridge: keys: key-encryption key: %w", err)
-	}
 	algs := []string{"ES256"}
 	for _, a := range o.Algorithms {
 		if _, ok := keyAlgs[a]; !ok {
@@ -193,7 +184,7 @@ func NewKeyManager(store *redisx.Store, kek []byte, o KeyOptions) (*KeyManager, 
 		}
 	}
 	k := &KeyManager{
-		store: store, aead: aead, algs: algs,
+		store: store, kek: slices.Clone(kek), algs: algs,
 		rotateEvery: keyDuration(o.RotateEvery, 30*24*time.Hour), publishAhead: keyDuration(o.PublishAhead, 2*JWKSMaxAge),
 		retain: keyDuration(o.Retain, 24*time.Hour), now: o.Now, log: o.Log, replica: o.ReplicaID,
 	}
@@ -530,11 +521,9 @@ func (k *KeyManager) newKey(r keyRecord) (string, keyRecord, error) {
 		return "", r, fmt.Errorf("bridge: keys: encode %s key %s: %w", r.Alg, kid, err)
 	}
 	defer clear(plain)
-	nonce := make([]byte, k.aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return "", r, fmt.Errorf("bridge: keys: nonce: %w", err)
+	if r.Sealed, err = seal.Seal(k.kek, keySealAAD+kid, plain); err != nil {
+		return "", r, fmt.Errorf("bridge: keys: seal %s key %s: %w", r.Alg, kid, err)
 	}
-	r.Sealed = base64.RawStdEncoding.EncodeToString(k.aead.Seal(nonce, nonce, plain, []byte(keySealAAD+kid)))
 	return kid, r, nil
 }
 
@@ -542,14 +531,12 @@ func (k *KeyManager) newKey(r keyRecord) (string, keyRecord, error) {
 // type, and the key whose thumbprint is kid. Errors name the kid, never the key.
 func (k *KeyManager) open(kid string, r keyRecord) (*keyMaterial, error) {
 	fail := func(why string) error { return fmt.Errorf("%w: kid %s: %s", ErrSealedKey, kid, why) }
-	b, err := base64.RawStdEncoding.DecodeString(r.Sealed)
-	if err != nil || len(b) < k.aead.NonceSize() {
-		return nil, fail("sealed value is not base64 nonce and ciphertext")
-	}
-	ns := k.aead.NonceSize()
-	plain, err := k.aead.Open(nil, b[:ns], b[ns:], []byte(keySealAAD+kid))
-	if err != nil {
+	plain, err := seal.Open(k.kek, keySealAAD+kid, r.Sealed)
+	switch {
+	case errors.Is(err, seal.ErrOpen):
 		return nil, fail("message authentication failed (tampered with, or sealed under another key-encryption key)")
+	case err != nil:
+		return nil, fail("sealed value is not base64 nonce and ciphertext")
 	}
 	defer clear(plain)
 	var jwk jose.JSONWebKey

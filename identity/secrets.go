@@ -1,17 +1,13 @@
 package identity
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
 
 	"github.com/tongban/tongban/internal/idnumber"
+	"github.com/tongban/tongban/internal/seal"
 )
 
 // Keys are the process secrets identity uses: the pepper for link keys and the key-encryption
@@ -34,47 +30,23 @@ func (k Keys) LinkKey(n idnumber.Number) string {
 }
 
 // seal encrypts the number with AES-256-GCM under the KEK, for release to partners the person
-// consented to. The result is base64(nonce || ciphertext).
+// consented to.
 func (k Keys) seal(n idnumber.Number) (string, error) {
-	gcm, err := k.gcm()
+	out, err := seal.Seal(k.KEK, sealAAD, []byte(n.String()))
 	if err != nil {
-		return "", err
-	}
-	nonce := make([]byte, gcm.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
 		return "", fmt.Errorf("identity: seal: %w", err)
 	}
-	out := gcm.Seal(nonce, nonce, []byte(n.String()), []byte(sealAAD))
-	return base64.RawStdEncoding.EncodeToString(out), nil
+	return out, nil
 }
 
 // Unseal is the inverse of seal. Only the bridge calls it, to release the number to a client
 // the person consented to.
 func (k Keys) Unseal(sealed string) (idnumber.Number, error) {
-	b, err := base64.RawStdEncoding.DecodeString(sealed)
-	if err != nil {
-		return idnumber.Number{}, fmt.Errorf("identity: unseal: %w", err)
-	}
-	gcm, err := k.gcm()
-	if err != nil {
-		return idnumber.Number{}, err
-	}
-	if len(b) < gcm.NonceSize() {
-		return idnumber.Number{}, errors.New("identity: unseal: too short")
-	}
-	plain, err := gcm.Open(nil, b[:gcm.NonceSize()], b[gcm.NonceSize():], []byte(sealAAD))
+	plain, err := seal.Open(k.KEK, sealAAD, sealed)
 	if err != nil {
 		return idnumber.Number{}, fmt.Errorf("identity: unseal: %w", err)
 	}
 	return idnumber.Parse(string(plain))
-}
-
-func (k Keys) gcm() (cipher.AEAD, error) {
-	block, err := aes.NewCipher(k.KEK)
-	if err != nil {
-		return nil, fmt.Errorf("identity: key-encryption key: %w", err)
-	}
-	return cipher.NewGCM(block)
 }
 
 // derive returns a purpose-bound key from the pepper, so that one secret is never used for two
