@@ -61,11 +61,7 @@ type options struct {
 	store     *redisx.Store
 	directory graph.Directory
 	now       func() time.Time
-	fcmClient *http.Client
 }
-
-// WithFCMClient sends FCM requests through client (a test's FCM server, in another process).
-func WithFCMClient(c *http.Client) Option { return func(o *options) { o.fcmClient = c } }
 
 // WithClock replaces time.Now for sessions, token checks and the simulated providers.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }

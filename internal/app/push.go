@@ -41,7 +41,7 @@ func (a *App) buildPush(o options) error {
 	if a.Prefs, err = prefs.New(a.Store, prefs.Defaults{TimeZone: p.TimeZone, QuietHours: p.QuietHours}, push.Categories()); err != nil {
 		return fmt.Errorf("app: %w", err)
 	}
-	sender, err := a.buildSender(o)
+	sender, err := a.buildSender()
 	if err != nil {
 		return err
 	}
@@ -62,7 +62,7 @@ func (a *App) buildPush(o options) error {
 // without credentials it talks to the local FCM sink this process serves at /dev/fcm/, with a
 // token the sink accepts. Without a project outside dev mode there is no sender: notifications
 // stay in the inbox, and a log line says so.
-func (a *App) buildSender(o options) (push.Sender, error) {
+func (a *App) buildSender() (push.Sender, error) {
 	f := a.cfg.Push.FCM
 	var opts []option.ClientOption
 	switch {
@@ -83,9 +83,6 @@ func (a *App) buildSender(o options) (push.Sender, error) {
 	}
 	if f.Endpoint != "" {
 		opts = append(opts, option.WithEndpoint(f.Endpoint))
-	}
-	if o.fcmClient != nil {
-		opts = append(opts, option.WithHTTPClient(o.fcmClient))
 	}
 	fb, err := firebase.NewApp(context.Background(), &firebase.Config{ProjectID: f.ProjectID}, opts...)
 	if err != nil {
