@@ -274,3 +274,34 @@ func TestNotificationWaitsForTheFirstDevice(t *testing.T) {
 	}
 	w.eventually("the new device receives it", func() bool { return len(w.received(a)) == 1 })
 }
+
+// Shutting down, workers take no new jobs and finish the batch they hold: it is sent,
+// recorded and acknowledged before RunDelivery returns.
+func TestShutdownFinishesTheBatchInHand(t *testing.T) {
+	w := newDeliveryWorld(t, nil)
+	w.rule("出行")
+	pid, n := w.person(1)
+	a := token("slow")
+	w.device(pid, "zheliban", a)
+	w.fcm.Script(a, fakefcm.Slow(400*time.Millisecond))
+	w.event(n)
+	ctx := context.Background()
+	w.eventually("a worker holds the job", func() bool {
+		p, _ := w.store.Client.XPending(ctx, w.store.Key(JobsStream), deliveryGroup).Result()
+		return p != nil && p.Count == 1
+	})
+	if len(w.received(a)) != 0 {
+		t.Fatal("sent before the shutdown began; the test shows nothing")
+	}
+	w.shutdown()
+	if len(w.received(a)) != 1 {
+		t.Fatal("the batch in hand was not sent before shutdown finished")
+	}
+	if n, _ := w.store.Client.XLen(ctx, w.store.Key(JobsStream)).Result(); n != 0 {
+		t.Fatalf("%d jobs left on the stream after shutdown", n)
+	}
+	pending, _ := w.store.Client.XPending(ctx, w.store.Key(JobsStream), deliveryGroup).Result()
+	if pending.Count != 0 {
+		t.Fatalf("%d jobs left pending after shutdown", pending.Count)
+	}
+}

@@ -2,6 +2,8 @@ package app
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -97,10 +99,38 @@ func TestPushThroughTheDevSink(t *testing.T) {
 			if strings.Contains(body, tok) {
 				t.Fatalf("/dev/fcm/messages shows the full token: %s", body)
 			}
+			checkPushMetrics(t, h)
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	_, body := h.get("/dev/fcm/messages")
 	t.Fatalf("the sink never received the push: %s", body)
+}
+
+// checkPushMetrics: delivery's metrics are on /metrics once something was sent.
+func checkPushMetrics(t *testing.T, h *harness) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	var body string
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(h.metrics + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = string(b)
+		if strings.Contains(body, `tongban_push_sends_total{outcome="sent"} 1`) {
+			for _, want := range []string{"tongban_push_send_seconds_count 1", "tongban_push_queue_depth 0",
+				"tongban_push_schedule_depth 0", "tongban_push_dead_letter_depth 0"} {
+				if !strings.Contains(body, want) {
+					t.Fatalf("/metrics lacks %q", want)
+				}
+			}
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("/metrics never counted the send:\n%s", body)
 }
