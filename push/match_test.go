@@ -186,3 +186,20 @@ func TestSubscriptionAcrossReplicas(t *testing.T) {
 		t.Fatal("the subscription did not close when its context ended")
 	}
 }
+
+// Two events of one call matching one person by one rule make one notification, one job and
+// one count.
+func TestTwoEventsOfOneCallNotifyOnce(t *testing.T) {
+	w := newWorld(t)
+	rule := w.publish(t, transport, elderly())
+	n := citizen(t, "330402", date(1950, 1, 1), 41)
+	now := w.clock.Now()
+	w.ingest(t,
+		push.Event{ID: "a", Type: "residence.changed", IDNumber: n.String(), OccurredAt: now},
+		push.Event{ID: "b", Type: "residence.changed", IDNumber: n.String(), OccurredAt: now})
+	st, _ := w.engine.Rules.Stats(ctxT(t), rule.ID)
+	jobs, _ := w.store.Client.XLen(ctxT(t), w.store.Key(push.JobsStream)).Result()
+	if got := len(w.inbox(t, w.personOf(t, n))); got != 1 || st.Matched != 2 || st.Notified != 1 || jobs != 1 {
+		t.Fatalf("%d notifications, %d jobs, stats %+v; want 1, 1, matched 2 and notified 1", got, jobs, st)
+	}
+}

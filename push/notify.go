@@ -115,6 +115,29 @@ func (e *Engine) notify(ctx context.Context, matches []match, then func(redis.Pi
 		}
 		return 0, nil
 	}
+	// The counters are summed per rule here and written once per batch: a backfill step of
+	// hundreds of matches of one rule costs two HINCRBYs, not hundreds.
+	type tally struct{ matched, notified int64 }
+	tallies := map[string]*tally{}
+	for _, m := range matches {
+		if tallies[m.rule.ID] == nil {
+			tallies[m.rule.ID] = &tally{}
+		}
+		tallies[m.rule.ID].matched++
+	}
+	// Two events of one call may match one person by one rule version: only the first takes
+	// part further, or the second would find the slot held and not yet queued, and queue it
+	// again.
+	seen := make(map[string]bool, len(matches))
+	uniq := matches[:0:0]
+	for _, m := range matches {
+		slot := m.who.pid + "\x00" + m.rule.ID + ":" + strconv.Itoa(m.rule.Version)
+		if !seen[slot] {
+			seen[slot] = true
+			uniq = append(uniq, m)
+		}
+	}
+	matches = uniq
 	now := e.now().UTC()
 	oldest := fmt.Sprintf("n_%011x", now.Add(-e.opts.InboxTTL).UnixMilli())
 	notes := make([]Notification, len(matches))
@@ -147,16 +170,6 @@ func (e *Engine) notify(ctx context.Context, matches []match, then func(redis.Pi
 	var createErr error
 	if err != nil && !errors.Is(err, redis.Nil) {
 		createErr = fmt.Errorf("push: create notifications: %w", err)
-	}
-	// The counters are summed per rule here and written once per batch: a backfill step of
-	// hundreds of matches of one rule costs two HINCRBYs, not hundreds.
-	type tally struct{ matched, notified int64 }
-	tallies := map[string]*tally{}
-	for _, m := range matches {
-		if tallies[m.rule.ID] == nil {
-			tallies[m.rule.ID] = &tally{}
-		}
-		tallies[m.rule.ID].matched++
 	}
 	// What follows the scripts must not be cut short by the caller's context: a backfill
 	// stopped between the two steps would leave notifications whose jobs nobody queues.
