@@ -706,9 +706,6 @@ var (
 	keyLeaseRenew = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then
 	return redis.call("PEXPIRE", KEYS[1], ARGV[2]) end
 return 0`)
-	keyLeaseRelease = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then
-	return redis.call("DEL", KEYS[1]) end
-return 0`)
 )
 
 // leased runs fn while holding keys:lease. Without wait, it returns at once (nil, nil) when
@@ -735,7 +732,7 @@ func (k *KeyManager) leased(ctx context.Context, wait bool, fn func(context.Cont
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if err := keyLeaseRelease.Run(rctx, l.client, []string{l.key}, l.token).Err(); err != nil {
+		if _, err := redisx.DeleteIfEqual(rctx, l.client, l.key, l.token); err != nil {
 			k.log.Warn("bridge: signing keys: release keys:lease (it expires by itself)", "err", err)
 		}
 	}()

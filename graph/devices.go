@@ -17,13 +17,9 @@ func deviceError(err error) error {
 	)
 	switch {
 	case errors.As(err, &de):
-		e := newError(CodeBadUserInput, "%s", de.Error())
-		e.Extensions["field"] = de.Field
-		return e
+		return badInput(de.Field, de.Error())
 	case errors.As(err, &pe):
-		e := newError(CodeBadUserInput, "%s", pe.Error())
-		e.Extensions["field"] = pe.Field
-		return e
+		return badInput(pe.Field, pe.Error())
 	}
 	return err
 }

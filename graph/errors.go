@@ -57,6 +57,14 @@ func newError(code Code, format string, args ...any) *gqlerror.Error {
 	}
 }
 
+// badInput is BAD_USER_INPUT about one argument field, named in extensions.field so that a
+// client can put the message beside the right input.
+func badInput(field, message string) *gqlerror.Error {
+	e := newError(CodeBadUserInput, "%s", message)
+	e.Extensions["field"] = field
+	return e
+}
+
 // presentError gives every error a contract code. Errors the schema layer raised about the
 // request itself (parse, validation, limits) keep their message; anything else a resolver
 // returned that is not already a coded error is an internal failure: it is logged with the

@@ -2,19 +2,14 @@ package graph
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"slices"
-	"strings"
 
 	"github.com/tongban/tongban/bridge"
 	"github.com/tongban/tongban/graph/model"
 	"github.com/tongban/tongban/push"
 	"github.com/tongban/tongban/push/condition"
 )
-
-// maxPushPage is the largest `first` of pushRules and notifications.
-const maxPushPage = 100
 
 // requireMachine returns the caller when it is a machine client holding scope, or the error
 // that says why not: UNAUTHENTICATED without a valid token, FORBIDDEN for a citizen or a
@@ -51,8 +46,7 @@ func pushError(err error) error {
 	)
 	switch {
 	case errors.As(err, &ie):
-		e := newError(CodeBadUserInput, "%s", ie.Error())
-		e.Extensions["field"] = ie.Field
+		e := badInput(ie.Field, ie.Error())
 		if len(ie.Problems) > 0 {
 			e.Extensions["problems"] = problems(ie.Problems)
 		}
@@ -147,40 +141,6 @@ func (r *Resolver) notification(n push.Notification) *model.Notification {
 		out.ReadAt = &t
 	}
 	return out
-}
-
-// cursor and parseCursor make an opaque cursor of an id in a list of kind.
-func cursor(kind, id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(kind + ":" + id))
-}
-
-func parseCursor(kind, c string) (string, bool) {
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil {
-		return "", false
-	}
-	id, ok := strings.CutPrefix(string(b), kind+":")
-	return id, ok && id != ""
-}
-
-// pageOf cuts the page of first items after the cursor out of a list held in memory, by each
-// item's id; a cursor of an item no longer in the list is BAD_USER_INPUT.
-func pageOf[T any](list []T, idOf func(T) string, kind string, first *int, after *string) ([]T, bool, error) {
-	n := pageSize(first)
-	if n < 1 || n > maxPushPage {
-		return nil, false, newError(CodeBadUserInput, "first must be between 1 and %d", maxPushPage)
-	}
-	start := 0
-	if after != nil {
-		id, ok := parseCursor(kind, *after)
-		i := slices.IndexFunc(list, func(t T) bool { return ok && idOf(t) == id })
-		if i < 0 {
-			return nil, false, newError(CodeBadUserInput, "after is not a cursor of this list")
-		}
-		start = i + 1
-	}
-	end := min(start+n, len(list))
-	return list[start:end], end < len(list), nil
 }
 
 // ruleChange runs one of a rule's lifecycle changes for the service owner calling.

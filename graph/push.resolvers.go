@@ -8,6 +8,7 @@ package graph
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/tongban/tongban/graph/model"
@@ -78,9 +79,7 @@ func (r *mutationResolver) PreviewPushRule(ctx context.Context, input model.Push
 	for i, s := range samples {
 		m, ok := s.(map[string]any)
 		if !ok {
-			e := newError(CodeBadUserInput, "samples[%d]: a sample is a JSON object", i)
-			e.Extensions["field"] = "samples"
-			return nil, e
+			return nil, badInput("samples", fmt.Sprintf("samples[%d]: a sample is a JSON object", i))
 		}
 		objs[i] = m
 	}

@@ -19,14 +19,6 @@ end
 return 0
 `)
 
-// casDelScript deletes KEYS[1] only while it holds ARGV[1].
-var casDelScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-`)
-
 // Link joins the account behind id to the person pid, on the person's explicit request. The
 // account must carry the same ID number as the person. When the account already belongs to
 // another person, that person is merged into pid: all its accounts move, its sessions end. The

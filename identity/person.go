@@ -170,11 +170,12 @@ func (ps *Persons) handOver(ctx context.Context, l *lookup, pid string) error {
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("identity: read person: %w", err)
 	}
-	script, args := casScript, []any{l.cand, pid}
 	if mine != "" && mine != l.lk {
-		script, args = casDelScript, []any{l.cand}
+		_, err = redisx.DeleteIfEqual(ctx, ps.store.Client, ps.linkKey(l.lk), l.cand)
+	} else {
+		err = casScript.Run(ctx, ps.store.Client, []string{ps.linkKey(l.lk)}, l.cand, pid).Err()
 	}
-	if err := script.Run(ctx, ps.store.Client, []string{ps.linkKey(l.lk)}, args...).Err(); err != nil {
+	if err != nil {
 		return fmt.Errorf("identity: hand over link key: %w", err)
 	}
 	return nil

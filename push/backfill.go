@@ -11,6 +11,7 @@ import (
 
 	"github.com/tongban/tongban/identity"
 	"github.com/tongban/tongban/internal/opaque"
+	"github.com/tongban/tongban/internal/redisx"
 	"github.com/tongban/tongban/push/condition"
 )
 
@@ -50,12 +51,6 @@ func (e *Engine) RunBackfills(ctx context.Context) {
 	}
 }
 
-// releaseScript deletes a lease only while it is still ours. KEYS: lease; ARGV: token.
-var releaseScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`)
-
 // checkpointScript stores a batch's progress, only while the lease is ours, the backfill is
 // still of the same version (an update may have started another) and the rule is still live
 // (not paused or archived since), and renews the lease. KEYS: lease, backfill, pending, live;
@@ -94,7 +89,7 @@ func (e *Engine) Backfill(ctx context.Context, ruleID string) error {
 	defer func() {
 		// Handing the lease back lets another replica resume at once after a clean stop; a
 		// crash leaves it to expire.
-		releaseScript.Run(context.WithoutCancel(ctx), e.store.Client, []string{e.Rules.leaseKey(ruleID)}, tok)
+		redisx.DeleteIfEqual(context.WithoutCancel(ctx), e.store.Client, e.Rules.leaseKey(ruleID), tok)
 	}()
 	err = e.backfillRun(ctx, ruleID, tok)
 	if errors.Is(err, errStopped) || ctx.Err() != nil {

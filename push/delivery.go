@@ -535,7 +535,7 @@ func lastReason(rs []string) string {
 	return rs[len(rs)-1]
 }
 
-// releaseScript moves due jobs from the schedule back onto the stream, while the lease is
+// releaseDueScript moves due jobs from the schedule back onto the stream, while the lease is
 // this replica's. KEYS: lease, schedule, stream; ARGV: token, now (ms), limit, lease (ms).
 // Returns how many moved, or -1 without the lease.
 var releaseDueScript = redis.NewScript(`
@@ -575,7 +575,7 @@ func (e *Engine) runSchedule(ctx context.Context) {
 		}
 		e.pause(ctx, e.opts.SchedulePoll)
 	}
-	releaseScript.Run(context.WithoutCancel(ctx), e.store.Client, []string{lease}, tok)
+	redisx.DeleteIfEqual(context.WithoutCancel(ctx), e.store.Client, lease, tok)
 }
 
 // DeviceRegistered puts back on the stream the jobs of a person that waited for a device.

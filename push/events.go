@@ -97,6 +97,8 @@ type pending struct {
 	hash  string
 	num   idnumber.Number
 	pid   string
+	// mismatch: the event names the person by ID number and by an account of someone else.
+	mismatch bool
 	// fields are the attribute writes: name → JSON value, "" deletes.
 	fields []any
 }
@@ -378,7 +380,7 @@ func (e *Engine) resolvePeople(ctx context.Context, ps []*pending, reject func(i
 		}
 		for i, p := range byNum {
 			if p.ev.App != "" && p.pid != pids[i] {
-				p.pid = "!" // marks the mismatch for the loop below
+				p.mismatch = true
 				continue
 			}
 			p.pid = pids[i]
@@ -387,7 +389,7 @@ func (e *Engine) resolvePeople(ctx context.Context, ps []*pending, reject func(i
 	out := ps[:0]
 	for _, p := range ps {
 		switch {
-		case p.pid == "!":
+		case p.mismatch:
 			reject(p.index, RejectPersonMismatch, "the account of app %s is not the person of idNumber", p.ev.App)
 		case p.pid == "":
 			reject(p.index, RejectUnknownSubject, "app %s has no account %q that Tongban knows", p.ev.App, p.ev.Subject)

@@ -1,9 +1,7 @@
 package push
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -89,22 +87,11 @@ func buildProfile(p identity.Person, facts map[string]string, now time.Time) (pr
 			c.Residence = condition.RegionOf(raw)
 			continue
 		}
-		v, err := decodeValue([]byte(raw))
+		v, err := condition.DecodeValue([]byte(raw))
 		if err != nil {
 			return profile{}, fmt.Errorf("push: corrupt fact %s of %s: %w", k, p.ID, err)
 		}
 		c.Facts[k] = v
 	}
 	return out, nil
-}
-
-// decodeValue reads one stored attribute value as CEL wants it (integral numbers as int64).
-func decodeValue(raw []byte) (any, error) {
-	d := json.NewDecoder(bytes.NewReader(raw))
-	d.UseNumber()
-	var v any
-	if err := d.Decode(&v); err != nil {
-		return nil, err
-	}
-	return condition.Normalize(v)
 }

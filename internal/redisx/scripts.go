@@ -56,3 +56,17 @@ func EvalPipelined(ctx context.Context, c redis.Cmdable, s *redis.Script, calls 
 func isNoScript(err error) bool {
 	return err != nil && (errors.Is(err, redis.ErrNoScript) || strings.HasPrefix(err.Error(), "NOSCRIPT"))
 }
+
+// deleteIfScript deletes KEYS[1] only while it holds ARGV[1].
+var deleteIfScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)
+
+// DeleteIfEqual deletes key only while it holds value, in one step: how a lease is handed back
+// by the holder alone (value = its token), and how a claim is withdrawn only if nobody took it
+// over in between. It reports whether the key was deleted.
+func DeleteIfEqual(ctx context.Context, c redis.Scripter, key, value string) (bool, error) {
+	n, err := deleteIfScript.Run(ctx, c, []string{key}, value).Int()
+	return n == 1, err
+}

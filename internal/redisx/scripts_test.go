@@ -46,3 +46,22 @@ func TestEvalPipelinedLoadsMissingScripts(t *testing.T) {
 		t.Fatalf("a=%d b=%d: some calls ran twice or not at all", a, b)
 	}
 }
+
+func TestDeleteIfEqual(t *testing.T) {
+	s := testenv.Redis(t)
+	ctx := context.Background()
+	key := s.Key("lease")
+	s.Client.Set(ctx, key, "mine", 0)
+	if ok, err := redisx.DeleteIfEqual(ctx, s.Client, key, "theirs"); ok || err != nil {
+		t.Fatalf("deleted another holder's key: %v %v", ok, err)
+	}
+	if ok, err := redisx.DeleteIfEqual(ctx, s.Client, key, "mine"); !ok || err != nil {
+		t.Fatalf("did not delete our own key: %v %v", ok, err)
+	}
+	if n, _ := s.Client.Exists(ctx, key).Result(); n != 0 {
+		t.Fatal("the key is still there")
+	}
+	if ok, err := redisx.DeleteIfEqual(ctx, s.Client, key, "mine"); ok || err != nil {
+		t.Fatalf("a missing key: %v %v", ok, err)
+	}
+}

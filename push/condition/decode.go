@@ -16,6 +16,22 @@ import (
 // `event.attributes.children == 2` and mean an int; keeping integers integers also keeps values
 // beyond 2^53 exact. This is how event attributes and preview samples enter the package.
 func DecodeObject(data []byte) (map[string]any, error) {
+	v, err := decode(data, "object")
+	if err != nil {
+		return nil, err
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("condition: decode JSON: want an object, got %s", kindOf(v))
+	}
+	return obj, nil
+}
+
+// DecodeValue decodes any JSON value as DecodeObject does an object: how a stored fact comes
+// back into a profile.
+func DecodeValue(data []byte) (any, error) { return decode(data, "value") }
+
+func decode(data []byte, what string) (any, error) {
 	d := json.NewDecoder(bytes.NewReader(data))
 	d.UseNumber()
 	var v any
@@ -23,17 +39,13 @@ func DecodeObject(data []byte) (map[string]any, error) {
 		return nil, fmt.Errorf("condition: decode JSON: %w", err)
 	}
 	if _, err := d.Token(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("condition: decode JSON: data after the object")
+		return nil, fmt.Errorf("condition: decode JSON: data after the %s", what)
 	}
-	obj, ok := v.(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("condition: decode JSON: want an object, got %s", kindOf(v))
-	}
-	n, err := normalize(obj, "")
+	n, err := normalize(v, "")
 	if err != nil {
 		return nil, fmt.Errorf("condition: decode JSON: %w", err)
 	}
-	return n.(map[string]any), nil
+	return n, nil
 }
 
 // Normalize converts a value decoded elsewhere (gqlgen's JSON scalar, encoding/json with or

@@ -3,6 +3,7 @@ package prefs
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -142,26 +143,17 @@ func (p *Prefs) muted(in []string) ([]string, error) {
 		return nil, &InputError{"mutedCategories", fmt.Sprintf("%d given; there are only %d categories", len(in), len(p.categories))}
 	}
 	for _, c := range in {
-		if !containsString(p.categories, c) {
+		if !slices.Contains(p.categories, c) {
 			return nil, &InputError{"mutedCategories", fmt.Sprintf("unknown category %s; want some of %s", quote(c), strings.Join(p.categories, ", "))}
 		}
 	}
 	out := []string{}
 	for _, c := range p.categories {
-		if containsString(in, c) {
+		if slices.Contains(in, c) {
 			out = append(out, c)
 		}
 	}
 	return out, nil
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // quote quotes a short part of input for a message.
