@@ -93,6 +93,26 @@ func (ps *Persons) EnsurePersons(ctx context.Context, numbers []idnumber.Number)
 	return pids, nil
 }
 
+// PersonsByNumber returns the person each ID number links to, "" for a number nobody has
+// brought, creating nobody: for checking what an event says against an account it also names.
+func (ps *Persons) PersonsByNumber(ctx context.Context, numbers []idnumber.Number) ([]string, error) {
+	cmds := make([]*redis.StringCmd, len(numbers))
+	_, err := ps.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, n := range numbers {
+			cmds[i] = p.Get(ctx, ps.linkKey(ps.keys.LinkKey(n)))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("identity: look up ID numbers: %w", err)
+	}
+	out := make([]string, len(numbers))
+	for i, c := range cmds {
+		out[i] = c.Val()
+	}
+	return out, nil
+}
+
 // AccountRef names an account in a member app.
 type AccountRef struct{ App, Subject string }
 

@@ -348,17 +348,13 @@ func residenceOf(v any) (condition.Region, error) {
 	return condition.Region(r), nil
 }
 
-// resolvePeople finds each event's person: by ID number (creating a person without accounts
-// for someone new), by account otherwise; both given must agree.
+// resolvePeople finds each event's person: by account when one is named (an unknown account
+// refuses the event; an ID number named as well must link to the same person), otherwise by ID
+// number, creating a person without accounts for someone new. A refused event creates nobody.
 func (e *Engine) resolvePeople(ctx context.Context, ps []*pending, reject func(int, string, string, ...any)) ([]*pending, error) {
-	var nums []idnumber.Number
-	var byNum, byAcct []*pending
+	var byAcct []*pending
 	var refs []identity.AccountRef
 	for _, p := range ps {
-		if !p.num.IsZero() {
-			nums = append(nums, p.num)
-			byNum = append(byNum, p)
-		}
 		if p.ev.App != "" {
 			refs = append(refs, identity.AccountRef{App: p.ev.App, Subject: p.ev.Subject})
 			byAcct = append(byAcct, p)
@@ -373,26 +369,48 @@ func (e *Engine) resolvePeople(ctx context.Context, ps []*pending, reject func(i
 			p.pid = pids[i]
 		}
 	}
-	if len(nums) > 0 {
-		pids, err := e.people.EnsurePersons(ctx, nums)
+	var check, create []*pending
+	for _, p := range ps {
+		switch {
+		case p.num.IsZero():
+		case p.ev.App != "" && p.pid != "":
+			check = append(check, p)
+		case p.ev.App == "":
+			create = append(create, p)
+		}
+	}
+	numbers := func(list []*pending) []idnumber.Number {
+		out := make([]idnumber.Number, len(list))
+		for i, p := range list {
+			out[i] = p.num
+		}
+		return out
+	}
+	if len(check) > 0 {
+		pids, err := e.people.PersonsByNumber(ctx, numbers(check))
 		if err != nil {
 			return nil, fmt.Errorf("push: resolve event persons: %w", err)
 		}
-		for i, p := range byNum {
-			if p.ev.App != "" && p.pid != pids[i] {
-				p.mismatch = true
-				continue
-			}
+		for i, p := range check {
+			p.mismatch = pids[i] != p.pid
+		}
+	}
+	if len(create) > 0 {
+		pids, err := e.people.EnsurePersons(ctx, numbers(create))
+		if err != nil {
+			return nil, fmt.Errorf("push: resolve event persons: %w", err)
+		}
+		for i, p := range create {
 			p.pid = pids[i]
 		}
 	}
 	out := ps[:0]
 	for _, p := range ps {
 		switch {
-		case p.mismatch:
-			reject(p.index, RejectPersonMismatch, "the account of app %s is not the person of idNumber", p.ev.App)
 		case p.pid == "":
 			reject(p.index, RejectUnknownSubject, "app %s has no account %q that Tongban knows", p.ev.App, p.ev.Subject)
+		case p.mismatch:
+			reject(p.index, RejectPersonMismatch, "the account of app %s is not the person of idNumber", p.ev.App)
 		default:
 			out = append(out, p)
 		}

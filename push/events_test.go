@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tongban/tongban/identity"
+	"github.com/tongban/tongban/internal/idnumber"
 	"github.com/tongban/tongban/internal/testenv"
 	"github.com/tongban/tongban/push"
 )
@@ -15,6 +17,11 @@ func TestEventRejects(t *testing.T) {
 	now := w.clock.Now()
 	good := citizen(t, "330402", date(1960, 5, 1), 11).String()
 	bad := good[:17] + string("0123456789X"[(strings.IndexByte("0123456789X", good[17])+1)%11])
+	// Someone else's account, signed in at 浙里办.
+	other := identity.Identity{App: "zheliban", Subject: "z-other", IDNumber: citizen(t, "310115", date(1970, 2, 2), 13), Assurance: 3}
+	if _, err := w.persons.Resolve(ctxT(t), other, 3); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name string
 		ev   push.Event
@@ -31,6 +38,8 @@ func TestEventRejects(t *testing.T) {
 		{"number too short", push.Event{ID: "1", Type: "a.b", IDNumber: "33040219600501", OccurredAt: now}, push.RejectInvalidIDNumber},
 		{"unknown app", push.Event{ID: "1", Type: "a.b", App: "weixin", Subject: "u1", OccurredAt: now}, push.RejectUnknownApp},
 		{"unknown subject", push.Event{ID: "1", Type: "a.b", App: "zheliban", Subject: "nobody", OccurredAt: now}, push.RejectUnknownSubject},
+		{"unknown subject with an ID number", push.Event{ID: "1", Type: "a.b", IDNumber: good, App: "zheliban", Subject: "nobody", OccurredAt: now}, push.RejectUnknownSubject},
+		{"an account of someone else", push.Event{ID: "1", Type: "a.b", IDNumber: good, App: "zheliban", Subject: "z-other", OccurredAt: now}, push.RejectPersonMismatch},
 		{"attributes not an object", push.Event{ID: "1", Type: "a.b", IDNumber: good, OccurredAt: now, Attributes: []any{1}}, push.RejectInvalidAttributes},
 		{"attribute name not an identifier", push.Event{ID: "1", Type: "a.b", IDNumber: good, OccurredAt: now, Attributes: map[string]any{"child-name": "x"}}, push.RejectInvalidAttributes},
 		{"attributes over 8 KiB", push.Event{ID: "1", Type: "a.b", IDNumber: good, OccurredAt: now, Attributes: map[string]any{"x": strings.Repeat("a", 8200)}}, push.RejectTooLarge},
@@ -51,12 +60,16 @@ func TestEventRejects(t *testing.T) {
 	// A refused event changed nothing: no person was created for the good number.
 	keys := 0
 	for _, k := range testenv.Keys(t, w.store) {
-		if strings.Contains(k, ":facts") || strings.Contains(k, ":events") || strings.Contains(k, "persons:") {
+		if strings.Contains(k, ":facts") || strings.Contains(k, ":events") {
 			keys++
 		}
 	}
 	if keys != 0 {
 		t.Fatalf("refused events left %d fact keys", keys)
+	}
+	n, _ := idnumber.Parse(good)
+	if pids, err := w.persons.PersonsByNumber(ctxT(t), []idnumber.Number{n}); err != nil || pids[0] != "" {
+		t.Fatalf("a refused event created person %q (%v)", pids, err)
 	}
 }
 

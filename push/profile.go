@@ -17,6 +17,7 @@ import (
 // use.
 type People interface {
 	EnsurePersons(ctx context.Context, numbers []idnumber.Number) ([]string, error)
+	PersonsByNumber(ctx context.Context, numbers []idnumber.Number) ([]string, error)
 	PersonsOf(ctx context.Context, refs []identity.AccountRef) ([]string, error)
 	QueueGet(ctx context.Context, p redis.Pipeliner, pid string) func() (identity.Person, error)
 	ScanPersons(ctx context.Context, c identity.Cursor, count int) ([]string, identity.Cursor, error)
