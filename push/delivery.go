@@ -165,6 +165,10 @@ type delivery struct {
 	wait     time.Duration // the least wait FCM asked for before a retry
 	reasons  []string
 	retried  bool // some device is to be tried again: the follow-up is the next attempt
+
+	disp   disposition
+	due    time.Time // of a follow-up on the schedule
+	status string    // the notification's delivery status to record; "" while undecided
 }
 
 // Outcome of a job, what happens to its stream entry.
@@ -197,30 +201,27 @@ func (e *Engine) deliver(ctx context.Context, msgs []redis.XMessage) error {
 		return err
 	}
 
-	disp := make([]disposition, len(ds))
-	due := make([]time.Time, len(ds))
-	status := make([]string, len(ds))
-	var toReserve []int
-	for i, d := range ds {
-		disp[i], due[i], status[i] = e.decide(d, now)
-		if disp[i] == ack && status[i] == "" && len(d.pending) > 0 {
-			toReserve = append(toReserve, i)
+	var toReserve []*delivery
+	for _, d := range ds {
+		d.disp, d.due, d.status = e.decide(d, now)
+		if d.sendsNow() {
+			toReserve = append(toReserve, d)
 		}
 	}
-	if err := e.reserveDailyCap(ctx, ds, toReserve, now, disp, due, status); err != nil {
+	if err := e.reserveDailyCap(ctx, toReserve, now); err != nil {
 		return err
 	}
-	e.send(ctx, ds, disp, status)
+	e.send(ctx, ds)
 	if e.testHookBeforeRecord != nil && e.testHookBeforeRecord() {
 		return errors.New("push: stopped by a test before recording")
 	}
-	if err := e.record(ctx, ds, disp, due, status, now); err != nil {
+	if err := e.record(ctx, ds, now); err != nil {
 		return err
 	}
 	if e.testHookBeforeAck != nil && e.testHookBeforeAck() {
 		return errors.New("push: stopped by a test before acknowledging")
 	}
-	return e.settle(ctx, ds, disp, due, malformed)
+	return e.settle(ctx, ds, malformed)
 }
 
 // loadDeliveries takes each job's lock and reads its notification, the person's preferences
@@ -298,6 +299,10 @@ func (e *Engine) decide(d *delivery, now time.Time) (disposition, time.Time, str
 	return ack, time.Time{}, ""
 }
 
+// sendsNow reports whether the job goes out in this batch: nothing decided against it, and
+// devices left to send to.
+func (d *delivery) sendsNow() bool { return d.disp == ack && d.status == "" && len(d.pending) > 0 }
+
 // finished reports whether a recorded delivery status is final.
 func finished(status string) bool {
 	switch status {
@@ -322,13 +327,12 @@ return 1
 
 // reserveDailyCap applies push.daily_cap: a notification over the person's cap for their day
 // is deferred to the start of their next day.
-func (e *Engine) reserveDailyCap(ctx context.Context, ds []*delivery, idx []int, now time.Time, disp []disposition, due []time.Time, status []string) error {
-	if e.opts.DailyCap <= 0 || len(idx) == 0 {
+func (e *Engine) reserveDailyCap(ctx context.Context, ds []*delivery, now time.Time) error {
+	if e.opts.DailyCap <= 0 || len(ds) == 0 {
 		return nil
 	}
-	calls := make([]redisx.ScriptCall, len(idx))
-	for k, i := range idx {
-		d := ds[i]
+	calls := make([]redisx.ScriptCall, len(ds))
+	for k, d := range ds {
 		day := d.prefs.Day(now)
 		calls[k] = redisx.ScriptCall{
 			Keys: []string{e.deliveredKey(d.job.Person, d.job.Note), e.sentKey(d.job.Person, day)},
@@ -339,10 +343,10 @@ func (e *Engine) reserveDailyCap(ctx context.Context, ds []*delivery, idx []int,
 	if err != nil {
 		return fmt.Errorf("push: daily cap: %w", err)
 	}
-	for k, i := range idx {
+	for k, d := range ds {
 		if ok, _ := cmds[k].Int(); ok == 0 {
-			disp[i], due[i], status[i] = reschedule, ds[i].prefs.NextDay(now), "deferred:daily_cap"
-			ds[i].pending = nil
+			d.disp, d.due, d.status = reschedule, d.prefs.NextDay(now), "deferred:daily_cap"
+			d.pending = nil
 		}
 	}
 	return nil
@@ -350,15 +354,15 @@ func (e *Engine) reserveDailyCap(ctx context.Context, ds []*delivery, idx []int,
 
 // send pushes every pending device of the jobs that go out now, up to 500 messages a call,
 // and classifies each answer.
-func (e *Engine) send(ctx context.Context, ds []*delivery, disp []disposition, status []string) {
+func (e *Engine) send(ctx context.Context, ds []*delivery) {
 	type slot struct {
 		d *delivery
 		t deliveryTarget
 	}
 	var slots []slot
 	var msgs []*messaging.Message
-	for i, d := range ds {
-		if disp[i] != ack || status[i] != "" {
+	for _, d := range ds {
+		if !d.sendsNow() {
 			continue
 		}
 		for _, t := range d.pending {
@@ -407,12 +411,12 @@ func backoff(attempt int, least time.Duration) time.Duration {
 // record writes what happened to each device and notification, before anything is
 // acknowledged: a worker that dies after this point leaves jobs whose devices are all
 // recorded, which the next worker acknowledges without sending.
-func (e *Engine) record(ctx context.Context, ds []*delivery, disp []disposition, due []time.Time, status []string, now time.Time) error {
+func (e *Engine) record(ctx context.Context, ds []*delivery, now time.Time) error {
 	type drop struct{ pid, id string }
 	var drops []drop
 	_, err := e.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, d := range ds {
-			if disp[i] == leavePending {
+		for _, d := range ds {
+			if d.disp == leavePending {
 				continue
 			}
 			j := d.job
@@ -438,7 +442,7 @@ func (e *Engine) record(ctx context.Context, ds []*delivery, disp []disposition,
 			if anySent {
 				fields = append(fields, "_sent", "1")
 			}
-			final := status[i]
+			final := d.status
 			switch {
 			case final != "":
 			case len(d.outcomes) == 0:
@@ -447,10 +451,10 @@ func (e *Engine) record(ctx context.Context, ds []*delivery, disp []disposition,
 					final = "failed"
 				}
 			case anyRetry && j.Attempt+1 >= maxAttempts:
-				disp[i], final = deadLetter, "dead_letter"
+				d.disp, final = deadLetter, "dead_letter"
 			case anyRetry:
 				d.retried = true
-				disp[i], due[i], final = reschedule, now.Add(backoff(j.Attempt, d.wait)), "retrying"
+				d.disp, d.due, final = reschedule, now.Add(backoff(j.Attempt, d.wait)), "retrying"
 			case anySent:
 				final = "delivered"
 			case anyFailed:
@@ -493,13 +497,13 @@ func (e *Engine) record(ctx context.Context, ds []*delivery, disp []disposition,
 // settle moves each job on in one transaction on the {push} keys: a follow-up onto the
 // schedule or the dead letters, and the acknowledgement, together, so a job is never both
 // lost and never doubled by a crash in between.
-func (e *Engine) settle(ctx context.Context, ds []*delivery, disp []disposition, due []time.Time, malformed []string) error {
+func (e *Engine) settle(ctx context.Context, ds []*delivery, malformed []string) error {
 	stream := e.store.Key(JobsStream)
 	var acks []string
 	_, err := e.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		for i, d := range ds {
+		for _, d := range ds {
 			j := d.job
-			switch disp[i] {
+			switch d.disp {
 			case leavePending:
 				continue
 			case reschedule:
@@ -508,7 +512,7 @@ func (e *Engine) settle(ctx context.Context, ds []*delivery, disp []disposition,
 					next.Attempt++
 				}
 				blob, _ := json.Marshal(next)
-				p.ZAdd(ctx, e.store.Key(scheduleKey), redis.Z{Score: float64(due[i].UnixMilli()), Member: string(blob)})
+				p.ZAdd(ctx, e.store.Key(scheduleKey), redis.Z{Score: float64(d.due.UnixMilli()), Member: string(blob)})
 			case deadLetter:
 				p.XAdd(ctx, &redis.XAddArgs{Stream: e.store.Key(deadKey), Values: append(j.fields(), "reason", lastReason(d.reasons))})
 				e.metrics.deadLetters.Inc()

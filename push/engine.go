@@ -163,9 +163,6 @@ func (e *Engine) nudge() {
 	}
 }
 
-// Env is the rule environment, for previews.
-func (e *Engine) Env() *condition.Env { return e.env }
-
 // liveRule is a published rule with its compiled condition and service.
 type liveRule struct {
 	Rule
