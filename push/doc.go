@@ -12,8 +12,10 @@
 // service and its assurance.
 //
 // Events (events.go): a data platform's events are checked one by one, resolved to a person
-// (by ID number through identity, which creates a person without accounts for someone new, or
-// by an app account), claimed by sender and id, and applied to the person's facts by a script
+// (by an app account when one is named, an ID number beside it having to link to the same
+// person; otherwise by ID number through identity, which creates a person without accounts for
+// someone new; a refused event creates nobody), claimed by sender and id, and applied to the
+// person's facts by a script
 // that also remembers the event id on the person, so the same event is applied once however
 // many replicas receive it. Each applied event is then evaluated against the published rules
 // whose triggers name its type (engine.go keeps that index in memory and reloads it when the
@@ -46,7 +48,8 @@
 //	{p:<pid>}:facts                     hash   attribute -> JSON value; "@residence" -> division code
 //	{p:<pid>}:events                    zset   event ids applied to the person, by arrival (ms),
 //	                                           trimmed to the last 8 days
-//	{p:<pid>}:matched                   hash   "<rule>:<version>" -> notification id: the dedup slots,
+//	{p:<pid>}:matched                   hash   "<rule>:<version>" -> notification id, "+q" appended once its
+//	                                           delivery job is queued: the dedup slots,
 //	                                           never expiring
 //	{p:<pid>}:inbox                     hash   notification id -> JSON; "r:"+id -> read at (ms); TTL
 //	                                           90 days from the last notification
