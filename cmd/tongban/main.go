@@ -17,6 +17,8 @@ import (
 )
 
 func main() {
+	// Here and not in run: the tests call run, and must keep their own collector.
+	app.TuneRuntime(os.Environ())
 	os.Exit(run(os.Args[1:], os.Environ(), os.Stderr))
 }
 

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -82,6 +84,9 @@ func BenchmarkServerOverhead(b *testing.B) {
 const (
 	benchServeEnv = "TONGBAN_BENCH_SERVE" // "tongban" or "bare": this process is a server
 	benchBytesEnv = "TONGBAN_BENCH_BYTES" // base64 of what the bare server answers
+	// benchProfileEnv names a folder where each server process writes <kind>.cpu.pprof, to
+	// see where a server's time goes under the benchmark's load.
+	benchProfileEnv = "TONGBAN_BENCH_CPUPROFILE"
 )
 
 // TestMain turns the test binary into one of the benchmark's servers when asked to.
@@ -102,6 +107,22 @@ func serveForBenchmark(kind string) int {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { _, _ = io.Copy(io.Discard, os.Stdin); cancel() }()
+	if dir := os.Getenv(benchProfileEnv); dir != "" {
+		f, err := os.Create(filepath.Join(dir, kind+".cpu.pprof"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
+	// Every server runs with the runtime settings of the tongban binary, so that the ratio
+	// compares code, not collector settings.
+	TuneRuntime(os.Environ())
 	switch kind {
 	case "tongban":
 		cfg, err := config.Load("", nil)
