@@ -124,7 +124,16 @@ func BenchmarkSwitch(b *testing.B) {
 		switches.rate, ms(switches.p99), concurrency, flows)
 	fmt.Printf("bare ES256 ID-token signature:                     %7.0f signs/s  p99 %6.2f ms\n", bare.rate, ms(bare.p99))
 	fmt.Printf("ratio: %.3f (target >= 0.2)\n", switches.rate/bare.rate)
+	// A switch cannot do with less than one GraphQL request (switchApp), two plain HTTP
+	// requests (authorize, token), the signature and four Redis round trips: the session
+	// read, the ticket written, the ticket traded for a code, the code redeemed.
+	f := measureFloor(b, h, client, concurrency, flows)
+	ceiling := f.ceiling(1, 2, 4, bare.rate)
+	fmt.Printf("floor in this run: %s\n", f)
+	fmt.Printf("ceiling: %.3f, the ratio of a switch doing nothing but 1 GraphQL and 2 HTTP requests, 4 Redis round trips and the signature"+
+		" (%.3f were GraphQL free: 3 bare HTTP requests)\n", ceiling, f.ceiling(0, 3, 4, bare.rate))
 	b.ReportMetric(switches.rate, "flows/s")
 	b.ReportMetric(bare.rate, "signs/s")
 	b.ReportMetric(switches.rate/bare.rate, "ratio")
+	b.ReportMetric(ceiling, "ceiling")
 }
