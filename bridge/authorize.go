@@ -132,19 +132,30 @@ func (b *Bridge) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The ticket speaks for the session it was issued from: a citizen who signed out there
-	// since has taken it back.
-	if b.sessions != nil {
-		alive, err := b.sessions.Alive(r.Context(), tk.Session)
+	// since has taken it back. The session and the consent are read in one round trip.
+	var (
+		alive   func() (bool, error)
+		consent func() (Consent, error)
+	)
+	_, _ = b.store.Client.Pipelined(r.Context(), func(p redis.Pipeliner) error {
+		if b.sessions != nil {
+			alive = b.sessions.QueueAlive(r.Context(), p, tk.Session)
+		}
+		consent = b.Consents.queueGet(r.Context(), p, tk.Person, c.ID)
+		return nil
+	}) // each answer below reports its own command's error
+	if alive != nil {
+		ok, err := alive()
 		if err != nil {
 			fail("server_error", "try again")
 			return
 		}
-		if !alive {
+		if !ok {
 			fail("login_required", "the session the switch came from has ended")
 			return
 		}
 	}
-	consent, err := b.Consents.Get(r.Context(), tk.Person, c.ID)
+	cons, err := consent()
 	if err != nil {
 		fail("server_error", "try again")
 		return
@@ -152,7 +163,7 @@ func (b *Bridge) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	// What the client gets: what it asked for, of what the person consented to.
 	granted := []string{"openid"}
 	for _, s := range scopes {
-		if s != "openid" && (s == "offline_access" || slices.Contains(consent.Scopes, s)) {
+		if s != "openid" && (s == "offline_access" || slices.Contains(cons.Scopes, s)) {
 			granted = append(granted, s)
 		}
 	}

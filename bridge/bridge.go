@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/tongban/tongban/identity"
 	"github.com/tongban/tongban/internal/redisx"
 )
@@ -23,14 +25,17 @@ const (
 )
 
 // PersonSource is what the bridge needs of the identity side: the claims a person's record
-// holds. identity.Persons satisfies it.
+// holds, read alone (userinfo) or queued with the bridge's own commands (the code
+// redemption). identity.Persons satisfies it.
 type PersonSource interface {
 	Claims(ctx context.Context, pid string) (identity.Claims, error)
+	QueueClaims(ctx context.Context, p redis.Pipeliner, pid string) func() (identity.Claims, error)
 }
 
-// SessionChecker tells whether a citizen's session still exists. identity.Sessions satisfies it.
+// SessionChecker tells whether a citizen's session still exists, queued with the bridge's own
+// reads. identity.Sessions satisfies it.
 type SessionChecker interface {
-	Alive(ctx context.Context, sid string) (bool, error)
+	QueueAlive(ctx context.Context, p redis.Pipeliner, sid string) func() (bool, error)
 }
 
 // Service is one of the catalog's services (事项), as a switch needs it.

@@ -127,7 +127,17 @@ func (cs *Consents) Revoke(ctx context.Context, pid, clientID string) (bool, err
 
 // Get returns the consent for one client; a zero Consent (no scopes) when there is none.
 func (cs *Consents) Get(ctx context.Context, pid, clientID string) (Consent, error) {
-	raw, err := cs.store.Client.HGet(ctx, cs.key(pid), clientID).Result()
+	return cs.answer(clientID, cs.store.Client.HGet(ctx, cs.key(pid), clientID))
+}
+
+// queueGet queues Get's read on p; the returned function answers once p has run.
+func (cs *Consents) queueGet(ctx context.Context, p redis.Pipeliner, pid, clientID string) func() (Consent, error) {
+	cmd := p.HGet(ctx, cs.key(pid), clientID)
+	return func() (Consent, error) { return cs.answer(clientID, cmd) }
+}
+
+func (cs *Consents) answer(clientID string, cmd *redis.StringCmd) (Consent, error) {
+	raw, err := cmd.Result()
 	if errors.Is(err, redis.Nil) {
 		return Consent{Client: clientID}, nil
 	}

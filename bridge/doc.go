@@ -11,9 +11,16 @@
 // gets an ID token (pairwise sub, the original acr and auth_time, consented claims only) and
 // access and refresh tokens. Any standard OIDC client library does B's part.
 //
+// Round trips to Redis are what a switch costs most on a loaded replica, so each step makes
+// as few as its checks allow: authorize takes the ticket (one script), then reads the
+// session and the consent together, then stores the code; the token endpoint takes the code
+// (one script), creates the grant, then indexes it and reads the consent and the person's
+// claims in one pipeline, then records the audit entry.
+//
 // Redis keys (under the store prefix). Keys used together share a hash tag:
 //
-//	tk:<sha256(ticket)>        hash   a switch ticket; TTL 60 s; read and deleted in one MULTI
+//	tk:<sha256(ticket)>        hash   a switch ticket; TTL 60 s; read and deleted by one script, only by
+//	                                  the client it was issued for
 //	oc:{<sha256(code)>}        string an authorization code's grant (JSON); TTL 60 s
 //	oc:{<sha256(code)>}:used   string the grant id a code is redeemed for, set by the same script that takes
 //	                                  the code, so a replay (even a racing one) revokes it; TTL the refresh lifetime

@@ -67,7 +67,10 @@ type issued struct {
 // g.ID may be chosen by the caller (a code redemption names its grant before issuing it, so a
 // replay racing with it can revoke it); the grant is created only if no record of that id
 // exists, and a replay's tombstone is such a record (ErrGrantRevoked).
-func (b *Bridge) issue(ctx context.Context, g Grant, withRefresh bool) (issued, error) {
+//
+// also, when not nil, queues the caller's own commands behind the person's grant index, in
+// that round trip (people's grants only): reads of the person's keys see the index written.
+func (b *Bridge) issue(ctx context.Context, g Grant, withRefresh bool, also func(redis.Pipeliner)) (issued, error) {
 	gid := g.ID
 	if gid == "" {
 		var err error
@@ -122,11 +125,17 @@ func (b *Bridge) issue(ctx context.Context, g Grant, withRefresh bool) (issued, 
 		// slot, so written after the grant. Without the entry consent could not end the
 		// grant: it is revoked again rather than left unreachable.
 		idx := b.personGrants(g.Person)
-		if _, err := b.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
-			p.SAdd(ctx, idx, g.Client+"|"+gid)
-			p.Expire(ctx, idx, RefreshTokenTTL)
+		var add *redis.IntCmd
+		var expire *redis.BoolCmd
+		_, _ = b.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			add = p.SAdd(ctx, idx, g.Client+"|"+gid)
+			expire = p.Expire(ctx, idx, RefreshTokenTTL)
+			if also != nil {
+				also(p)
+			}
 			return nil
-		}); err != nil {
+		}) // the index's own commands decide; the caller reads its own answers
+		if err := errors.Join(add.Err(), expire.Err()); err != nil {
 			_ = b.revoke(ctx, gid)
 			return issued{}, fmt.Errorf("bridge: index grant: %w", err)
 		}

@@ -8,13 +8,15 @@ import (
 	"fmt"
 	"hash"
 	"slices"
-	"time"
+
+	"github.com/tongban/tongban/identity"
 )
 
 // idToken builds and signs an ID token for a grant (OIDC Core §2, §3.1.3.6): the person's
 // subject for this client, the original login's acr and auth_time, the nonce, at_hash, and
-// claims only for the scopes the person consented to.
-func (b *Bridge) idToken(ctx context.Context, c *Client, g Grant, nonce, accessToken string) (string, error) {
+// claims only for the scopes the person consented to, from person (read by the caller when
+// releasesPersonClaims says the scopes need it; nil otherwise).
+func (b *Bridge) idToken(c *Client, g Grant, nonce, accessToken string, person *identity.Claims) (string, error) {
 	now := b.now().UTC()
 	claims := map[string]any{
 		"iss": b.issuer, "sub": b.Subject(c, g.Person), "aud": c.ID, "azp": c.ID,
@@ -32,8 +34,8 @@ func (b *Bridge) idToken(ctx context.Context, c *Client, g Grant, nonce, accessT
 		alg = "ES256"
 	}
 	claims["at_hash"] = atHash(alg, accessToken)
-	if err := b.personClaims(ctx, g, claims); err != nil {
-		return "", err
+	if person != nil {
+		addPersonClaims(g.Scopes, *person, claims)
 	}
 	tok, err := b.keys.Sign(alg, "JWT", claims)
 	if err != nil {
@@ -42,26 +44,35 @@ func (b *Bridge) idToken(ctx context.Context, c *Client, g Grant, nonce, accessT
 	return tok, nil
 }
 
-// personClaims adds the claims of the grant's scopes: profile → name, phone → phone_number,
-// id_number → the unsealed number.
+// personClaims adds the claims of the grant's scopes, read from the person's record:
+// profile → name, phone → phone_number, id_number → the unsealed number.
 func (b *Bridge) personClaims(ctx context.Context, g Grant, claims map[string]any) error {
-	if !slices.ContainsFunc(g.Scopes, func(s string) bool { return s == "profile" || s == "phone" || s == "id_number" }) {
+	if !releasesPersonClaims(g.Scopes) {
 		return nil
 	}
 	p, err := b.persons.Claims(ctx, g.Person)
 	if err != nil {
 		return fmt.Errorf("bridge: person claims: %w", err)
 	}
-	if slices.Contains(g.Scopes, "profile") && p.Name != "" {
+	addPersonClaims(g.Scopes, p, claims)
+	return nil
+}
+
+// releasesPersonClaims reports whether scopes release anything of the person's record.
+func releasesPersonClaims(scopes []string) bool {
+	return slices.ContainsFunc(scopes, func(s string) bool { return s == "profile" || s == "phone" || s == "id_number" })
+}
+
+func addPersonClaims(scopes []string, p identity.Claims, claims map[string]any) {
+	if slices.Contains(scopes, "profile") && p.Name != "" {
 		claims["name"] = p.Name
 	}
-	if slices.Contains(g.Scopes, "phone") && p.Phone != "" {
+	if slices.Contains(scopes, "phone") && p.Phone != "" {
 		claims["phone_number"] = p.Phone
 	}
-	if slices.Contains(g.Scopes, "id_number") && !p.IDNumber.IsZero() {
+	if slices.Contains(scopes, "id_number") && !p.IDNumber.IsZero() {
 		claims["id_number"] = p.IDNumber.String()
 	}
-	return nil
 }
 
 // atHash is the left half of the access token's hash under the ID token's algorithm.
@@ -77,5 +88,3 @@ func atHash(alg, accessToken string) string {
 	sum := h.Sum(nil)
 	return base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2])
 }
-
-var _ = time.Second

@@ -121,31 +121,32 @@ func (b *Bridge) SwitchApp(ctx context.Context, sess identity.Session, target, s
 	return Switch{LaunchURL: launch.String(), ExpiresAt: exp}, nil
 }
 
-// consumeTicket takes a ticket once, for client: read and deleted in one transaction on its
-// key. A ticket meant for another client is left alone, so presenting it elsewhere cannot burn
-// it.
+// takeTicketScript reads and deletes a ticket in one step, only when it was issued for the
+// client presenting it: a ticket meant for another client is left alone, so presenting it
+// elsewhere cannot burn it. KEYS[1] ticket; ARGV[1] client. Returns the ticket's fields, or nil.
+var takeTicketScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'client') ~= ARGV[1] then return false end
+local f = redis.call('HGETALL', KEYS[1])
+redis.call('DEL', KEYS[1])
+return f
+`)
+
+// consumeTicket takes a ticket once, for client, in one round trip.
 func (b *Bridge) consumeTicket(ctx context.Context, tk, client string) (ticket, bool, error) {
 	if len(tk) < 10 || len(tk) > 100 {
 		return ticket{}, false, nil
 	}
-	key := b.ticketKey(tk)
-	owner, err := b.store.Client.HGet(ctx, key, "client").Result()
-	if errors.Is(err, redis.Nil) || (err == nil && owner != client) {
+	pairs, err := takeTicketScript.Run(ctx, b.store.Client, []string{b.ticketKey(tk)}, client).StringSlice()
+	if errors.Is(err, redis.Nil) {
 		return ticket{}, false, nil
 	}
 	if err != nil {
-		return ticket{}, false, fmt.Errorf("bridge: read ticket: %w", err)
-	}
-	var rec *redis.MapStringStringCmd
-	_, err = b.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		rec = p.HGetAll(ctx, key)
-		p.Del(ctx, key)
-		return nil
-	})
-	if err != nil {
 		return ticket{}, false, fmt.Errorf("bridge: consume ticket: %w", err)
 	}
-	f := rec.Val()
+	f := make(map[string]string, len(pairs)/2)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		f[pairs[i]] = pairs[i+1]
+	}
 	if f["person"] == "" {
 		return ticket{}, false, nil
 	}

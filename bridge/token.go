@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+	"github.com/tongban/tongban/identity"
 	"github.com/tongban/tongban/internal/opaque"
 )
 
@@ -106,31 +108,47 @@ func (b *Bridge) redeemCode(r *http.Request, c *Client) (map[string]any, *OAuthE
 	case !pkceMatches(r.PostForm.Get("code_verifier"), g.Challenge):
 		return nil, invalidGrant("code_verifier does not match the code_challenge")
 	}
-	// Consent withdrawn after the code was issued: the code delivers nothing.
-	consent, err := b.Consents.Get(ctx, g.Person, c.ID)
-	if err != nil {
-		return nil, serverError()
-	}
-	if !consent.covers(g.Scopes) {
-		return nil, invalidGrant("the person withdrew consent for this app; ask them to switch again")
-	}
+	// Consent withdrawn after the code was issued: the code delivers nothing. The consent is
+	// read after the grant is in the person's index, in the same round trip (one hash tag,
+	// so in that order): a withdrawal either is seen here, or comes after and finds the grant
+	// in the index and ends it. The person's claims for the ID token come in that trip too.
+	var (
+		consent func() (Consent, error)
+		person  func() (identity.Claims, error)
+	)
 	out, err := b.issue(ctx, Grant{
 		ID: gid, Kind: "user", Client: c.ID, Person: g.Person, Scopes: g.Scopes, Assurance: g.Assurance,
 		AuthTime: time.Unix(g.AuthTime, 0).UTC(), Session: g.Session, AMR: g.AMR,
-	}, true)
+	}, true, func(p redis.Pipeliner) {
+		consent = b.Consents.queueGet(ctx, p, g.Person, c.ID)
+		if releasesPersonClaims(g.Scopes) {
+			person = b.persons.QueueClaims(ctx, p, g.Person)
+		}
+	})
 	if errors.Is(err, ErrGrantRevoked) {
 		return nil, invalidGrant("the code was used twice at once; every token issued from it is revoked")
 	}
 	if err != nil {
 		return nil, serverError()
 	}
-	// A withdrawal racing with the issue may have missed the new grant: look again.
-	if again, err := b.Consents.Get(ctx, g.Person, c.ID); err != nil || !again.covers(g.Scopes) {
+	if now, err := consent(); err != nil || !now.covers(g.Scopes) {
 		_ = b.revoke(ctx, gid)
+		if err != nil {
+			return nil, serverError()
+		}
 		return nil, invalidGrant("the person withdrew consent for this app; ask them to switch again")
 	}
+	var claims *identity.Claims
+	if person != nil {
+		p, err := person()
+		if err != nil {
+			_ = b.revoke(ctx, gid)
+			return nil, serverError()
+		}
+		claims = &p
+	}
 	_ = b.audit.Record(ctx, Activity{Kind: SwitchRedeemed, Person: g.Person, FromApp: g.SourceApp, ToApp: c.ID, At: b.now()})
-	idToken, err := b.idToken(ctx, c, out.grant, g.Nonce, out.access)
+	idToken, err := b.idToken(c, out.grant, g.Nonce, out.access, claims)
 	if err != nil {
 		return nil, serverError()
 	}
@@ -168,7 +186,7 @@ func (b *Bridge) clientCredentials(r *http.Request, c *Client) (map[string]any, 
 	if !c.allows(scopes) {
 		return nil, oauthErr(http.StatusBadRequest, "invalid_scope", "the client may ask only for %s", strings.Join(c.Scopes, " "))
 	}
-	out, err := b.issue(r.Context(), Grant{Kind: "machine", Client: c.ID, Scopes: scopes, Departments: c.Departments}, false)
+	out, err := b.issue(r.Context(), Grant{Kind: "machine", Client: c.ID, Scopes: scopes, Departments: c.Departments}, false, nil)
 	if err != nil {
 		return nil, serverError()
 	}

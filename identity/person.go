@@ -402,19 +402,35 @@ type Claims struct {
 // Claims reads the person's name, phone and ID number; the number is unsealed, so callers
 // release it only to a client the person consented to (scope id_number) and never log it.
 func (ps *Persons) Claims(ctx context.Context, pid string) (Claims, error) {
-	f, err := ps.store.Client.HMGet(ctx, ps.personKey(pid), "name", "phone", "sealed", "merged_into", "created").Result()
-	if err != nil {
+	var read func() (Claims, error)
+	if _, err := ps.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		read = ps.QueueClaims(ctx, p, pid)
+		return nil
+	}); err != nil && !errors.Is(err, redis.Nil) {
 		return Claims{}, fmt.Errorf("identity: read person: %w", err)
 	}
-	str := func(i int) string { s, _ := f[i].(string); return s }
-	if str(4) == "" || str(3) != "" {
-		return Claims{}, ErrNoPerson
-	}
-	c := Claims{Name: str(0), Phone: str(1)}
-	if sealed := str(2); sealed != "" {
-		if c.IDNumber, err = ps.keys.Unseal(sealed); err != nil {
-			return Claims{}, err
+	return read()
+}
+
+// QueueClaims queues on p the read Claims makes; the returned function answers once p has run.
+// The bridge reads the claims for an ID token in the round trip that indexes the new grant.
+func (ps *Persons) QueueClaims(ctx context.Context, p redis.Pipeliner, pid string) func() (Claims, error) {
+	cmd := p.HMGet(ctx, ps.personKey(pid), "name", "phone", "sealed", "merged_into", "created")
+	return func() (Claims, error) {
+		f, err := cmd.Result()
+		if err != nil {
+			return Claims{}, fmt.Errorf("identity: read person: %w", err)
 		}
+		str := func(i int) string { s, _ := f[i].(string); return s }
+		if str(4) == "" || str(3) != "" {
+			return Claims{}, ErrNoPerson
+		}
+		c := Claims{Name: str(0), Phone: str(1)}
+		if sealed := str(2); sealed != "" {
+			if c.IDNumber, err = ps.keys.Unseal(sealed); err != nil {
+				return Claims{}, err
+			}
+		}
+		return c, nil
 	}
-	return c, nil
 }

@@ -306,16 +306,21 @@ func (s *Sessions) Refresh(ctx context.Context, refreshToken string) (Tokens, er
 	return Tokens{AccessToken: access, RefreshToken: refresh, Session: sess}, nil
 }
 
-// Alive reports whether a session still exists (neither ended, revoked nor expired).
-func (s *Sessions) Alive(ctx context.Context, sid string) (bool, error) {
+// QueueAlive queues on p the check whether a session still exists (neither ended, revoked nor
+// expired); the returned function answers once p has run. Queued, so that a caller that reads
+// other keys at the same point (the bridge's authorize: the session and the consent) pays one
+// round trip for both.
+func (s *Sessions) QueueAlive(ctx context.Context, p redis.Pipeliner, sid string) func() (bool, error) {
 	if len(sid) != opaque.IDLen {
-		return false, nil
+		return func() (bool, error) { return false, nil }
 	}
-	n, err := s.store.Client.Exists(ctx, s.sessionKey(sid)).Result()
-	if err != nil {
-		return false, fmt.Errorf("identity: look up session: %w", err)
+	n := p.Exists(ctx, s.sessionKey(sid))
+	return func() (bool, error) {
+		if err := n.Err(); err != nil {
+			return false, fmt.Errorf("identity: look up session: %w", err)
+		}
+		return n.Val() == 1, nil
 	}
-	return n == 1, nil
 }
 
 // SignOut ends the session the access token belongs to.
