@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
 	"github.com/tongban/tongban/identity"
 	"github.com/tongban/tongban/internal/opaque"
 )
@@ -131,7 +132,7 @@ func (b *Bridge) redeemCode(r *http.Request, c *Client) (map[string]any, *OAuthE
 	if err != nil {
 		return nil, serverError()
 	}
-	if now, err := consent(); err != nil || !now.covers(g.Scopes) {
+	if current, err := consent(); err != nil || !current.covers(g.Scopes) {
 		_ = b.revoke(ctx, gid)
 		if err != nil {
 			return nil, serverError()
