@@ -15,7 +15,7 @@
 // as few as its checks allow: authorize takes the ticket (one script), then reads the
 // session and the consent together, then stores the code; the token endpoint takes the code
 // (one script), creates the grant, then indexes it and reads the consent and the person's
-// claims in one pipeline, then records the audit entry.
+// claims in one transaction on the person's hash tag, then records the audit entry.
 //
 // Redis keys (under the store prefix). Keys used together share a hash tag:
 //

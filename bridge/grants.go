@@ -68,8 +68,10 @@ type issued struct {
 // replay racing with it can revoke it); the grant is created only if no record of that id
 // exists, and a replay's tombstone is such a record (ErrGrantRevoked).
 //
-// also, when not nil, queues the caller's own commands behind the person's grant index, in
-// that round trip (people's grants only): reads of the person's keys see the index written.
+// also, when not nil, queues the caller's own commands with the entry in the person's grant
+// index, in one MULTI on the person's hash tag (people's grants only): they may name only keys
+// of that tag, and their reads see the index written, atomically even while Redis Cluster
+// migrates the slot (commands merely pipelined could run on two nodes then, apart).
 func (b *Bridge) issue(ctx context.Context, g Grant, withRefresh bool, also func(redis.Pipeliner)) (issued, error) {
 	gid := g.ID
 	if gid == "" {
@@ -127,7 +129,7 @@ func (b *Bridge) issue(ctx context.Context, g Grant, withRefresh bool, also func
 		idx := b.personGrants(g.Person)
 		var add *redis.IntCmd
 		var expire *redis.BoolCmd
-		_, _ = b.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		_, _ = b.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			add = p.SAdd(ctx, idx, g.Client+"|"+gid)
 			expire = p.Expire(ctx, idx, RefreshTokenTTL)
 			if also != nil {

@@ -110,9 +110,9 @@ func (b *Bridge) redeemCode(r *http.Request, c *Client) (map[string]any, *OAuthE
 		return nil, invalidGrant("code_verifier does not match the code_challenge")
 	}
 	// Consent withdrawn after the code was issued: the code delivers nothing. The consent is
-	// read after the grant is in the person's index, in the same round trip (one hash tag,
-	// so in that order): a withdrawal either is seen here, or comes after and finds the grant
-	// in the index and ends it. The person's claims for the ID token come in that trip too.
+	// read in the transaction that puts the grant in the person's index: a withdrawal either
+	// is seen here, or comes after and finds the grant in the index and ends it. The person's
+	// claims for the ID token come in that transaction too.
 	var (
 		consent func() (Consent, error)
 		person  func() (identity.Claims, error)
