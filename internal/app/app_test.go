@@ -90,7 +90,7 @@ func TestLivenessAndReadinessFollowRedis(t *testing.T) {
 	if code, _ := h.get("/healthz/live"); code != http.StatusOK {
 		t.Fatalf("live must not depend on redis, got %d", code)
 	}
-	if err := store.Embedded.Restart(); err != nil {
+	if err := testenv.Restart(store); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -62,6 +63,23 @@ func Embedded(t testing.TB) *redisx.Store {
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	return s
+}
+
+// Restart starts an Embedded store's server again after its Close, on the same port, with the
+// same data.
+//
+// miniredis's own Restart (v2.40.0) leaves the server's context cancelled by Close, and a
+// blocking command (XREADGROUP BLOCK, BLPOP) on a cancelled server returns without a reply:
+// the client then waits for its read deadline, ten seconds past the block. A fresh context
+// before the start makes the restarted server answer them as the first one did.
+func Restart(s *redisx.Store) error {
+	if s.Embedded == nil {
+		return fmt.Errorf("testenv: only an embedded store can be restarted")
+	}
+	s.Embedded.Lock() // the closed server's last blocking commands may still read it
+	s.Embedded.Ctx, s.Embedded.CtxCancel = context.WithCancel(context.Background())
+	s.Embedded.Unlock()
+	return s.Embedded.Restart()
 }
 
 func randomHex(n int) string {

@@ -2,10 +2,14 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/tongban/tongban/internal/redisx"
 )
@@ -107,6 +111,26 @@ func TestEmbeddedClosesWhenTheTestEnds(t *testing.T) {
 	})
 	if err := s.Ping(context.Background()); err == nil {
 		t.Error("the embedded store still answers after its test ended")
+	}
+}
+
+// A restarted store answers a blocking command when its block ends, as the first server did;
+// miniredis's own Restart leaves it silent until the client's read deadline.
+func TestRestartAnswersBlockingCommands(t *testing.T) {
+	s := Embedded(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	s.Embedded.Close()
+	if err := Restart(s); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := s.Client.BLPop(ctx, 100*time.Millisecond, s.Key("empty")).Result()
+	if !errors.Is(err, redis.Nil) {
+		t.Fatalf("BLPOP on the restarted store: %v after %v, want redis.Nil after the 100 ms block", err, time.Since(start))
+	}
+	if err := Restart(&redisx.Store{}); err == nil {
+		t.Error("Restart accepted a store without an embedded server")
 	}
 }
 
