@@ -173,6 +173,14 @@ func decodeConsent(clientID, raw string) (Consent, error) {
 	return Consent{Client: clientID, Scopes: s.Scopes, GrantedAt: time.Unix(s.GrantedAt, 0).UTC()}, nil
 }
 
+// holds reports whether the consent still stands for a grant of scopes to client c: it
+// covers them and, for a client that needs consent at all, it exists. covers alone would let
+// a code or grant that holds only openid outlive a withdrawal, since openid needs no consent
+// of its own; but a withdrawal takes back the whole app.
+func (c Consent) holds(client *Client, scopes []string) bool {
+	return c.covers(scopes) && (len(client.consentScopes()) == 0 || !c.GrantedAt.IsZero())
+}
+
 // covers reports whether consent includes every scope that needs consent.
 func (c Consent) covers(scopes []string) bool {
 	for _, s := range scopes {

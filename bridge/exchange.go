@@ -76,7 +76,7 @@ func (b *Bridge) tokenExchange(r *http.Request, c *Client) (map[string]any, *OAu
 	if err != nil {
 		return nil, serverError()
 	}
-	if !own.covers(g.Scopes) {
+	if !own.holds(c, g.Scopes) {
 		return nil, invalidRequest("the subject_token's person revoked consent for this app")
 	}
 

@@ -314,7 +314,7 @@ func (b *Bridge) refresh(ctx context.Context, c *Client, token string) (issued, 
 	if err != nil {
 		return issued{}, nil, err
 	}
-	if !consent.covers(g.Scopes) {
+	if !consent.holds(c, g.Scopes) {
 		if err := b.revoke(ctx, gid); err != nil {
 			return issued{}, nil, err
 		}

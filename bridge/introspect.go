@@ -49,7 +49,7 @@ func (b *Bridge) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 			writeOAuthError(w, serverError())
 			return
 		}
-		if !consent.covers(g.Scopes) {
+		if !consent.holds(c, g.Scopes) {
 			writeJSON(w, http.StatusOK, inactive)
 			return
 		}

@@ -132,7 +132,7 @@ func (b *Bridge) redeemCode(r *http.Request, c *Client) (map[string]any, *OAuthE
 	if err != nil {
 		return nil, serverError()
 	}
-	if current, err := consent(); err != nil || !current.covers(g.Scopes) {
+	if current, err := consent(); err != nil || !current.holds(c, g.Scopes) {
 		_ = b.revoke(ctx, gid)
 		if err != nil {
 			return nil, serverError()

@@ -57,6 +57,34 @@ func TestSwitchRefusalsFromReview(t *testing.T) {
 		}
 	})
 
+	t.Run("a code asking for openid alone delivers nothing after the withdrawal either", func(t *testing.T) {
+		// openid needs no consent of its own, so covering the code's scopes is not enough:
+		// the withdrawal took back the whole app.
+		in := h.signIn("zheliban", "zhou-ting")
+		launch := launchFor(t, h, in, "suishenban")
+		p := newPartner(t, h, "suishenban")
+		p.conf.Scopes = []string{"openid"}
+		verifier := oauth2.GenerateVerifier()
+		resp, err := noRedirects.Get(p.conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier),
+			oauth2.SetAuthURLParam("login_hint", mustQuery(t, launch, "login_hint"))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		back, err := url.Parse(resp.Header.Get("Location"))
+		if err != nil || back.Query().Get("code") == "" {
+			t.Fatalf("authorize: %s %s", resp.Status, resp.Header.Get("Location"))
+		}
+		if r := h.gql(`mutation { revokeConsent(app: "suishenban") }`, nil, in.access); r.field("revokeConsent") != true {
+			t.Fatal(r.Raw)
+		}
+		_, err = p.conf.Exchange(context.Background(), back.Query().Get("code"), oauth2.VerifierOption(verifier))
+		var re *oauth2.RetrieveError
+		if err == nil || !asRetrieve(err, &re) || re.ErrorCode != "invalid_grant" {
+			t.Fatalf("redemption of an openid-only code after withdrawal: %v", err)
+		}
+	})
+
 	t.Run("a ticket presented by another client is not burned", func(t *testing.T) {
 		in := h.signIn("zheliban", "zhou-ting")
 		launch := launchFor(t, h, in, "suishenban")
