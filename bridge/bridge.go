@@ -26,14 +26,15 @@ const (
 
 // PersonSource is what the bridge needs of the identity side: the claims a person's record
 // holds, read alone (userinfo) or queued with the bridge's own commands (the code
-// redemption). identity.Persons satisfies it.
+// redemption). identity.Persons satisfies it. Queued commands run on the bridge's pipeline,
+// so the source must keep its keys on the bridge's Redis, as one store for both does.
 type PersonSource interface {
 	Claims(ctx context.Context, pid string) (identity.Claims, error)
 	QueueClaims(ctx context.Context, p redis.Pipeliner, pid string) func() (identity.Claims, error)
 }
 
 // SessionChecker tells whether a citizen's session still exists, queued with the bridge's own
-// reads. identity.Sessions satisfies it.
+// reads (so on the bridge's Redis, like PersonSource). identity.Sessions satisfies it.
 type SessionChecker interface {
 	QueueAlive(ctx context.Context, p redis.Pipeliner, sid string) func() (bool, error)
 }

@@ -13,9 +13,10 @@ import (
 // KiB that die at once (gqlgen builds a field context per resolved field). At 100 the
 // collector runs every few hundred requests: its marking took 11% of a server's CPU under the
 // `apps` benchmark (BenchmarkServerOverhead), 4% at 400, and the server's throughput rose by
-// a sixth. The price is a heap up to five times a small live heap. Operators who prefer
-// memory to CPU set GOGC (and GOMEMLIMIT, which the runtime honours as well) and this
-// default steps aside.
+// a sixth. The price is a heap up to five times a small live heap (with the embedded store,
+// a dev convenience, the data lives in that heap too). Only GOGC makes this default step
+// aside: operators who prefer memory to CPU set it. GOMEMLIMIT, which the runtime honours
+// as well, caps the heap under either.
 const DefaultGCPercent = 400
 
 // TuneRuntime applies the process-wide runtime defaults of a tongban server: the GC target
