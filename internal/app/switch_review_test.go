@@ -11,10 +11,13 @@ import (
 )
 
 // authorizeWith presents a launch URL's ticket at /oauth2/authorize as client app and returns
-// the redirect's query.
-func authorizeWith(t *testing.T, h *harness, app, launch, verifier string) url.Values {
+// the redirect's query. scopes, when given, replace the partner's usual request.
+func authorizeWith(t *testing.T, h *harness, app, launch, verifier string, scopes ...string) url.Values {
 	t.Helper()
 	p := newPartner(t, h, app)
+	if len(scopes) > 0 {
+		p.conf.Scopes = scopes
+	}
 	auth := p.conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("nonce", "n"),
 		oauth2.SetAuthURLParam("login_hint", mustQuery(t, launch, "login_hint")))
 	resp, err := noRedirects.Get(auth)
@@ -43,47 +46,32 @@ func launchFor(t *testing.T, h *harness, in signedIn, app string) string {
 func TestSwitchRefusalsFromReview(t *testing.T) {
 	h := startIdentity(t, nil)
 
-	t.Run("a code redeemed after consent was withdrawn delivers nothing", func(t *testing.T) {
-		in := h.signIn("zheliban", "wang-fang")
-		verifier := oauth2.GenerateVerifier()
-		back := authorizeWith(t, h, "suishenban", launchFor(t, h, in, "suishenban"), verifier)
-		if r := h.gql(`mutation { revokeConsent(app: "suishenban") }`, nil, in.access); r.field("revokeConsent") != true {
-			t.Fatal(r.Raw)
-		}
-		_, err := newPartner(t, h, "suishenban").conf.Exchange(context.Background(), back.Get("code"), oauth2.VerifierOption(verifier))
-		var re *oauth2.RetrieveError
-		if err == nil || !asRetrieve(err, &re) || re.ErrorCode != "invalid_grant" {
-			t.Fatalf("redemption after withdrawal: %v", err)
-		}
-	})
-
-	t.Run("a code asking for openid alone delivers nothing after the withdrawal either", func(t *testing.T) {
-		// openid needs no consent of its own, so covering the code's scopes is not enough:
-		// the withdrawal took back the whole app.
-		in := h.signIn("zheliban", "zhou-ting")
-		launch := launchFor(t, h, in, "suishenban")
-		p := newPartner(t, h, "suishenban")
-		p.conf.Scopes = []string{"openid"}
-		verifier := oauth2.GenerateVerifier()
-		resp, err := noRedirects.Get(p.conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier),
-			oauth2.SetAuthURLParam("login_hint", mustQuery(t, launch, "login_hint"))))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		back, err := url.Parse(resp.Header.Get("Location"))
-		if err != nil || back.Query().Get("code") == "" {
-			t.Fatalf("authorize: %s %s", resp.Status, resp.Header.Get("Location"))
-		}
-		if r := h.gql(`mutation { revokeConsent(app: "suishenban") }`, nil, in.access); r.field("revokeConsent") != true {
-			t.Fatal(r.Raw)
-		}
-		_, err = p.conf.Exchange(context.Background(), back.Query().Get("code"), oauth2.VerifierOption(verifier))
-		var re *oauth2.RetrieveError
-		if err == nil || !asRetrieve(err, &re) || re.ErrorCode != "invalid_grant" {
-			t.Fatalf("redemption of an openid-only code after withdrawal: %v", err)
-		}
-	})
+	// The second: openid needs no consent of its own, so covering the code's scopes is not
+	// enough; the withdrawal took back the whole app.
+	for _, tc := range []struct {
+		name, citizen string
+		scopes        []string
+	}{
+		{"a code redeemed after consent was withdrawn delivers nothing", "wang-fang", nil},
+		{"a code asking for openid alone delivers nothing after the withdrawal either", "zhou-ting", []string{"openid"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := h.signIn("zheliban", tc.citizen)
+			verifier := oauth2.GenerateVerifier()
+			back := authorizeWith(t, h, "suishenban", launchFor(t, h, in, "suishenban"), verifier, tc.scopes...)
+			if back.Get("code") == "" {
+				t.Fatalf("authorize: %v", back)
+			}
+			if r := h.gql(`mutation { revokeConsent(app: "suishenban") }`, nil, in.access); r.field("revokeConsent") != true {
+				t.Fatal(r.Raw)
+			}
+			_, err := newPartner(t, h, "suishenban").conf.Exchange(context.Background(), back.Get("code"), oauth2.VerifierOption(verifier))
+			var re *oauth2.RetrieveError
+			if err == nil || !asRetrieve(err, &re) || re.ErrorCode != "invalid_grant" {
+				t.Fatalf("redemption after withdrawal: %v", err)
+			}
+		})
+	}
 
 	t.Run("a ticket presented by another client is not burned", func(t *testing.T) {
 		in := h.signIn("zheliban", "zhou-ting")
