@@ -216,15 +216,8 @@ func load(b *testing.B, url string, body []byte, concurrency, total int) result 
 			lat[w] = make([]time.Duration, 0, per)
 			for range per {
 				t0 := time.Now()
-				resp, err := client.Post(url, "application/json", bytes.NewReader(body))
-				if err != nil {
+				if err := postOK(client, url, body); err != nil {
 					b.Error(err)
-					return
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					b.Errorf("status %d", resp.StatusCode)
 					return
 				}
 				lat[w] = append(lat[w], time.Since(t0))

@@ -42,27 +42,15 @@ func measureFloor(b *testing.B, h *harness, client *http.Client, concurrency, n 
 	go func() { _ = bare.Serve(ln) }()
 	defer bare.Close()
 	body := bytes.Repeat([]byte("x"), 1200)
-	post := func(url string, body []byte) error {
-		resp, err := client.Post(url, "application/json", bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s: %s", url, resp.Status)
-		}
-		return nil
-	}
 	items := make([]string, n)
 	for i := range items {
 		items[i] = strconv.Itoa(i)
 	}
 	ctx := context.Background()
 	return floor{
-		http: drive(concurrency, items, func(string) error { return post("http://"+ln.Addr().String()+"/", body) }).rate,
+		http: drive(concurrency, items, func(string) error { return postOK(client, "http://"+ln.Addr().String()+"/", body) }).rate,
 		graphql: drive(concurrency, items, func(string) error {
-			return post(h.url+"/graphql", []byte(`{"query":"{ __typename }"}`))
+			return postOK(client, h.url+"/graphql", []byte(`{"query":"{ __typename }"}`))
 		}).rate,
 		redis: drive(concurrency, items, func(string) error { return h.app.Store.Client.Ping(ctx).Err() }).rate,
 	}
@@ -78,4 +66,19 @@ func (f floor) ceiling(graphql, http, redis int, crypto float64) float64 {
 
 func (f floor) String() string {
 	return fmt.Sprintf("bare HTTP %.0f/s, GraphQL { __typename } %.0f/s, Redis round trip %.0f/s", f.http, f.graphql, f.redis)
+}
+
+// postOK posts a JSON body, reads the answer to its end (so the connection is reused) and
+// wants 200.
+func postOK(client *http.Client, url string, body []byte) error {
+	resp, err := client.Post(url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return nil
 }
