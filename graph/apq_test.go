@@ -6,9 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 
@@ -16,30 +18,46 @@ import (
 	"github.com/tongban/tongban/internal/testenv"
 )
 
-func newAPQCache(store *redisx.Store) (apqCache, *bytes.Buffer) {
+// testAPQ is a store on the test's Redis whose clock the test moves.
+func testAPQ(t *testing.T, store *redisx.Store, opts PersistedQueryOptions) (*apqStore, *bytes.Buffer, *time.Time) {
+	t.Helper()
 	var buf bytes.Buffer
-	return apqCache{store: store, log: slog.New(slog.NewJSONHandler(&buf, nil))}, &buf
+	s := newAPQStore(store, opts, slog.New(slog.NewJSONHandler(&buf, nil)))
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	s.now = func() time.Time { return now }
+	s.refresh = 0
+	return s, &buf, &now
 }
 
-func TestAPQCacheRoundTrip(t *testing.T) {
-	store := testenv.Redis(t)
-	c, logBuf := newAPQCache(store)
-	ctx := context.Background()
-	const hash, query = "ecf4edb46db40b5132295c0291d62fb65d6759a9eedfa4d5d612dd5ec54a6b38", "{ me { id } }"
+func sha(q string) string {
+	sum := sha256.Sum256([]byte(q))
+	return hex.EncodeToString(sum[:])
+}
 
-	if q, ok := c.Get(ctx, hash); ok || q != "" {
-		t.Fatalf("Get before Add = %q, %v; want a miss", q, ok)
+var anonymous = apqCaller{ip: "192.0.2.1"}
+
+func TestAPQStoreRoundTrip(t *testing.T) {
+	store := testenv.Redis(t)
+	s, logBuf, _ := testAPQ(t, store, PersistedQueryOptions{})
+	ctx := context.Background()
+	query := "{ me { id } }"
+	hash := sha(query)
+
+	if q, ok := s.Get(ctx, hash); ok || q != "" {
+		t.Fatalf("Get before Register = %q, %v; want a miss", q, ok)
 	}
-	c.Add(ctx, hash, query)
-	if q, ok := c.Get(ctx, hash); !ok || q != query {
-		t.Fatalf("Get after Add = %q, %v; want %q", q, ok, query)
+	if err := s.Register(ctx, hash, query, anonymous); err != nil {
+		t.Fatal(err)
 	}
-	if q, ok := c.Get(ctx, "other-hash"); ok || q != "" {
+	if q, ok := s.Get(ctx, hash); !ok || q != query {
+		t.Fatalf("Get after Register = %q, %v; want %q", q, ok, query)
+	}
+	if q, ok := s.Get(ctx, sha("other")); ok || q != "" {
 		t.Errorf("Get of another hash = %q, %v; want a miss", q, ok)
 	}
 
-	// The entry lives under the store's prefix, and expires.
-	key := store.Key("apq:" + hash)
+	// The document lives under the store's prefix and the one hash tag, and expires.
+	key := store.Key("apq:{apq}:doc:" + hash)
 	ttl, err := store.Client.PTTL(ctx, key).Result()
 	if err != nil {
 		t.Fatal(err)
@@ -47,51 +65,143 @@ func TestAPQCacheRoundTrip(t *testing.T) {
 	if ttl <= 0 || ttl > apqTTL {
 		t.Errorf("TTL = %v, want within (0, %v]", ttl, apqTTL)
 	}
+	if n, _ := store.Client.ZCard(ctx, store.Key("apq:{apq}:lru")).Result(); n != 1 {
+		t.Errorf("eviction order holds %d documents, want 1", n)
+	}
 	if logBuf.Len() != 0 {
 		t.Errorf("a miss or a hit was logged: %s", logBuf)
 	}
 }
 
-func TestAPQCacheSizeBound(t *testing.T) {
-	store := testenv.Redis(t)
-	c, _ := newAPQCache(store)
-	ctx := context.Background()
+// Each refusal stores nothing and counts nothing against the caller.
+func TestAPQRegistrationRefusals(t *testing.T) {
+	opts := PersistedQueryOptions{MaxDocumentBytes: 64, PerIPPerHour: 3, PerSessionPerHour: 2}
 	tests := []struct {
-		name   string
-		query  string
-		stored bool
+		name  string
+		prior []apqCaller // registrations of other documents before the one refused
+		query string
+		who   apqCaller
+		code  Code
 	}{
-		{"query exactly at the bound", "{" + strings.Repeat(" ", apqMaxQuery-2) + "}", true},
-		{"query one byte over the bound", "{" + strings.Repeat(" ", apqMaxQuery-1) + "}", false},
-		{"query of a megabyte", strings.Repeat("x", 1<<20), false},
+		{"document one byte over the size", nil, "{" + strings.Repeat(" ", 63) + "}", anonymous, CodeBadUserInput},
+		{"document of a megabyte", nil, "{" + strings.Repeat(" ", 1<<20) + "}", anonymous, CodeBadUserInput},
+		{"address past its quota", []apqCaller{anonymous, anonymous, anonymous}, "{ apps { id } }", anonymous, CodeRateLimited},
+		{"session past its quota", []apqCaller{{ip: "192.0.2.7", session: "s:a"}, {ip: "192.0.2.8", session: "s:a"}},
+			"{ apps { id } }", apqCaller{ip: "192.0.2.9", session: "s:a"}, CodeRateLimited},
+		{"signed-in caller at an address past its quota", []apqCaller{{ip: "192.0.2.1"}, {ip: "192.0.2.1"}, {ip: "192.0.2.1"}},
+			"{ apps { id } }", apqCaller{ip: "192.0.2.1", session: "s:b"}, CodeRateLimited},
 	}
-	for i, tt := range tests {
+	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			hash := "h" + string(rune('0'+i))
-			c.Add(ctx, hash, tt.query)
-			q, ok := c.Get(ctx, hash)
-			if ok != tt.stored || (ok && q != tt.query) {
-				t.Errorf("stored = %v (%d bytes back), want %v", ok, len(q), tt.stored)
+			store := testenv.Redis(t)
+			s, _, _ := testAPQ(t, store, opts)
+			ctx := context.Background()
+			for i, who := range tt.prior {
+				if err := s.Register(ctx, sha(fmt.Sprint(i)), fmt.Sprintf("{ a%d: apps { id } }", i), who); err != nil {
+					t.Fatalf("registration %d within the quota: %v", i, err)
+				}
+			}
+			err := s.Register(ctx, sha(tt.query), tt.query, tt.who)
+			if err == nil || err.Extensions[extensionCode] != string(tt.code) {
+				t.Fatalf("want %s, got %v", tt.code, err)
+			}
+			if tt.code == CodeRateLimited {
+				if r, _ := err.Extensions["retryAfter"].(int); r <= 0 || r > 3600 {
+					t.Errorf("retryAfter = %v, want 1 to 3600 seconds", err.Extensions["retryAfter"])
+				}
+			}
+			if _, ok := s.Get(ctx, sha(tt.query)); ok {
+				t.Fatal("a refused document was stored")
+			}
+			if n, _ := store.Client.ZCard(ctx, s.lruKey()).Result(); n != int64(len(tt.prior)) {
+				t.Fatalf("the store holds %d documents, want the %d before", n, len(tt.prior))
 			}
 		})
 	}
 }
 
-// Redis trouble is a miss for the client, a warning for the operator, and never a panic.
-func TestAPQCacheStoreDown(t *testing.T) {
-	store := testenv.Embedded(t)
-	c, logBuf := newAPQCache(store)
+// The same document again, from anyone, costs no quota: behind a carrier NAT, every user of
+// an app version registers the same few documents.
+func TestAPQReRegistrationCountsNothing(t *testing.T) {
+	s, _, _ := testAPQ(t, testenv.Redis(t), PersistedQueryOptions{PerIPPerHour: 1})
 	ctx := context.Background()
-	c.Add(ctx, "h", "{ me { id } }")
-	if _, ok := c.Get(ctx, "h"); !ok {
+	q := "{ apps { id } }"
+	for i := range 5 {
+		if err := s.Register(ctx, sha(q), q, anonymous); err != nil {
+			t.Fatalf("registration %d of the same document: %v", i, err)
+		}
+	}
+	if err := s.Register(ctx, sha("{ me { id } }"), "{ me { id } }", anonymous); err == nil {
+		t.Fatal("a second new document was within a quota of one")
+	}
+}
+
+// Past the cap, the least recently used document goes, where use is a registration or a hit.
+func TestAPQEvictsLeastRecentlyUsed(t *testing.T) {
+	store := testenv.Redis(t)
+	s, _, now := testAPQ(t, store, PersistedQueryOptions{MaxDocuments: 3})
+	ctx := context.Background()
+	q := func(name string) string { return "{ " + name + ": apps { id } }" }
+	step := func() { *now = now.Add(time.Second) }
+	for _, name := range []string{"a", "b", "c"} {
+		step()
+		if err := s.Register(ctx, sha(q(name)), q(name), anonymous); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step()
+	if _, ok := s.Get(ctx, sha(q("a"))); !ok { // a is now the most recently used
+		t.Fatal("a is missing")
+	}
+	for _, name := range []string{"d", "e"} {
+		step()
+		if err := s.Register(ctx, sha(q(name)), q(name), anonymous); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, want := range map[string]bool{"a": true, "b": false, "c": false, "d": true, "e": true} {
+		if _, ok := s.Get(ctx, sha(q(name))); ok != want {
+			t.Errorf("%s stored = %v, want %v", name, ok, want)
+		}
+	}
+	if n, _ := store.Client.ZCard(ctx, s.lruKey()).Result(); n != 3 {
+		t.Errorf("eviction order holds %d, want 3", n)
+	}
+	if keys, _ := store.Client.Keys(ctx, store.Key("apq:{apq}:doc:*")).Result(); len(keys) != 3 {
+		t.Errorf("%d documents in Redis, want 3", len(keys))
+	}
+
+	// A document unused for its TTL leaves the order at the next registration, whatever its
+	// rank.
+	*now = now.Add(apqTTL)
+	step()
+	if err := s.Register(ctx, sha(q("f")), q("f"), anonymous); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := store.Client.ZCard(ctx, s.lruKey()).Result(); n != 1 {
+		t.Errorf("after a day, the order holds %d, want only the new one", n)
+	}
+}
+
+// Redis trouble is a miss for the client, a warning for the operator, and never a panic.
+func TestAPQStoreDown(t *testing.T) {
+	store := testenv.Embedded(t)
+	s, logBuf, _ := testAPQ(t, store, PersistedQueryOptions{})
+	ctx := context.Background()
+	if err := s.Register(ctx, sha("{ me { id } }"), "{ me { id } }", anonymous); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Get(ctx, sha("{ me { id } }")); !ok {
 		t.Fatal("no hit while the store is up")
 	}
 
 	store.Embedded.Close()
-	if q, ok := c.Get(ctx, "h"); ok || q != "" {
+	if q, ok := s.Get(ctx, sha("{ me { id } }")); ok || q != "" {
 		t.Errorf("Get with the store down = %q, %v; want a miss", q, ok)
 	}
-	c.Add(ctx, "h2", "{ apps { id } }")
+	if err := s.Register(ctx, sha("{ apps { id } }"), "{ apps { id } }", anonymous); err != nil {
+		t.Errorf("a registration with the store down refused the query: %v", err)
+	}
 	logged := logBuf.String()
 	for _, want := range []string{"apq: read failed", "apq: write failed"} {
 		if !strings.Contains(logged, want) {
@@ -131,67 +241,117 @@ func TestParseAPQRejections(t *testing.T) {
 	}
 }
 
-func TestAPQRegistersOnlyAfterTheOperationPassed(t *testing.T) {
-	cache := newMemoryCache()
-	query := "{ apps { id } }"
-	sum := sha256.Sum256([]byte(query))
-	hash := hex.EncodeToString(sum[:])
-	raw := &graphql.RawParams{Query: query, Extensions: map[string]any{
+func apqParams(query, hash string) *graphql.RawParams {
+	return &graphql.RawParams{Query: query, Extensions: map[string]any{
 		"persistedQuery": map[string]any{"version": json.Number("1"), "sha256Hash": hash}}}
-	if err := (apqLookup{cache: cache}).MutateOperationParameters(context.Background(), raw); err != nil {
+}
+
+func TestAPQRegistersOnlyAfterTheOperationPassed(t *testing.T) {
+	s, _, _ := testAPQ(t, testenv.Redis(t), PersistedQueryOptions{})
+	ctx := context.Background()
+	query := "{ apps { id } }"
+	hash := sha(query)
+	raw := apqParams(query, hash)
+	if err := (apqLookup{store: s}).MutateOperationParameters(ctx, raw); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := cache.Get(context.Background(), hash); ok {
+	if _, ok := s.Get(ctx, hash); ok {
 		t.Fatal("registered before validation")
 	}
 	rc := &graphql.OperationContext{RawQuery: raw.Query, Extensions: raw.Extensions}
-	if err := (apqRegister{cache: cache}).MutateOperationContext(context.Background(), rc); err != nil {
+	if err := (apqRegister{store: s}).MutateOperationContext(ctx, rc); err != nil {
 		t.Fatal(err)
 	}
-	if q, ok := cache.Get(context.Background(), hash); !ok || q != query {
+	if q, ok := s.Get(ctx, hash); !ok || q != query {
 		t.Fatalf("not registered after passing: %q %v", q, ok)
 	}
 
-	// A hash-only request is answered from the cache and does not register again.
-	again := &graphql.RawParams{Extensions: map[string]any{
-		"persistedQuery": map[string]any{"version": json.Number("1"), "sha256Hash": hash}}}
-	if err := (apqLookup{cache: cache}).MutateOperationParameters(context.Background(), again); err != nil || again.Query != query {
+	// A hash-only request is answered from the store and does not register again.
+	again := apqParams("", hash)
+	if err := (apqLookup{store: s}).MutateOperationParameters(ctx, again); err != nil || again.Query != query {
 		t.Fatalf("lookup: %q %v", again.Query, err)
 	}
 	if req, _ := again.Extensions["persistedQuery"].(apqRequest); req.register {
-		t.Fatal("a cache hit asked to be registered again")
+		t.Fatal("a hit asked to be registered again")
 	}
 
 	// A client cannot forge the marker: it arrives as JSON, never as an apqRequest.
 	forged := &graphql.OperationContext{RawQuery: "{ x }", Extensions: map[string]any{
 		"persistedQuery": map[string]any{"hash": strings.Repeat("0", 64), "register": true}}}
-	_ = (apqRegister{cache: cache}).MutateOperationContext(context.Background(), forged)
-	if _, ok := cache.Get(context.Background(), strings.Repeat("0", 64)); ok {
+	_ = (apqRegister{store: s}).MutateOperationContext(ctx, forged)
+	if _, ok := s.Get(ctx, strings.Repeat("0", 64)); ok {
 		t.Fatal("a forged marker registered a query")
 	}
 }
 
-func TestAPQMismatchAndMiss(t *testing.T) {
-	cache := newMemoryCache()
-	lookup := apqLookup{cache: cache}
-	ext := func() map[string]any {
-		return map[string]any{"persistedQuery": map[string]any{"version": json.Number("1"), "sha256Hash": strings.Repeat("0", 64)}}
+func TestAPQLookupRefusals(t *testing.T) {
+	s, _, _ := testAPQ(t, testenv.Redis(t), PersistedQueryOptions{MaxDocumentBytes: 100})
+	big := "{" + strings.Repeat(" ", 100) + "apps { id } }"
+	tests := []struct {
+		name    string
+		raw     *graphql.RawParams
+		code    Code
+		message string
+	}{
+		{"hash never registered", apqParams("", strings.Repeat("0", 64)), CodePersistedQueryNotFound, apqNotFound},
+		{"query that is not the hash's", apqParams("{ x }", strings.Repeat("0", 64)), CodeBadUserInput, "SHA-256"},
+		{"query over the size", apqParams(big, sha(big)), CodeBadUserInput, "at most 100"},
 	}
-	if err := lookup.MutateOperationParameters(context.Background(), &graphql.RawParams{Extensions: ext()}); err == nil ||
-		err.Extensions[extensionCode] != string(CodePersistedQueryNotFound) || err.Message != apqNotFound {
-		t.Fatalf("miss: %v", err)
-	}
-	if err := lookup.MutateOperationParameters(context.Background(), &graphql.RawParams{Query: "{ x }", Extensions: ext()}); err == nil ||
-		err.Extensions[extensionCode] != string(CodeBadUserInput) {
-		t.Fatalf("mismatch: %v", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := (apqLookup{store: s}).MutateOperationParameters(context.Background(), tt.raw)
+			if err == nil || err.Extensions[extensionCode] != string(tt.code) || !strings.Contains(err.Message, tt.message) {
+				t.Fatalf("want %s (%q), got %v", tt.code, tt.message, err)
+			}
+		})
 	}
 }
 
-// memoryCache is a map that behaves as the Redis cache does, for tests of the extensions'
-// order of events.
-type memoryCache struct{ m map[string]string }
-
-func newMemoryCache() *memoryCache { return &memoryCache{m: map[string]string{}} }
-
-func (c *memoryCache) Get(_ context.Context, k string) (string, bool) { v, ok := c.m[k]; return v, ok }
-func (c *memoryCache) Add(_ context.Context, k, v string)             { c.m[k] = v }
+// In allowlist mode only trusted documents run, by hash or by their text, and nothing is
+// registered; dev mode lets other queries through, as without a list.
+func TestAPQAllowlist(t *testing.T) {
+	trustedQuery := "query Apps { apps { id } }"
+	other := "{ me { id } }"
+	trusted := map[string]string{sha(trustedQuery): trustedQuery}
+	tests := []struct {
+		name      string
+		dev       bool
+		raw       *graphql.RawParams
+		code      Code // "" when it runs
+		wantQuery string
+	}{
+		{"trusted hash", false, apqParams("", sha(trustedQuery)), "", trustedQuery},
+		{"trusted hash with its text", false, apqParams(trustedQuery, sha(trustedQuery)), "", trustedQuery},
+		{"trusted text without a hash", false, &graphql.RawParams{Query: trustedQuery}, "", trustedQuery},
+		{"unknown hash refused", false, apqParams("", sha(other)), CodeForbidden, ""},
+		{"unknown hash with its text refused", false, apqParams(other, sha(other)), CodeForbidden, ""},
+		{"other text refused", false, &graphql.RawParams{Query: other}, CodeForbidden, ""},
+		{"trusted hash with other text refused", false, apqParams(other, sha(trustedQuery)), CodeBadUserInput, ""},
+		{"dev: unknown hash is a miss", true, apqParams("", sha(other)), CodePersistedQueryNotFound, ""},
+		{"dev: other text runs", true, &graphql.RawParams{Query: other}, "", other},
+		{"dev: trusted hash", true, apqParams("", sha(trustedQuery)), "", trustedQuery},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store := testenv.Redis(t)
+			s, _, _ := testAPQ(t, store, PersistedQueryOptions{Trusted: trusted, AllowUntrusted: tt.dev})
+			err := (apqLookup{store: s}).MutateOperationParameters(context.Background(), tt.raw)
+			if tt.code != "" {
+				if err == nil || err.Extensions[extensionCode] != string(tt.code) {
+					t.Fatalf("want %s, got %v", tt.code, err)
+				}
+				return
+			}
+			if err != nil || tt.raw.Query != tt.wantQuery {
+				t.Fatalf("query %q, err %v; want %q to run", tt.raw.Query, err, tt.wantQuery)
+			}
+			rc := &graphql.OperationContext{RawQuery: tt.raw.Query, Extensions: tt.raw.Extensions}
+			if err := (apqRegister{store: s}).MutateOperationContext(context.Background(), rc); err != nil {
+				t.Fatal(err)
+			}
+			if n, _ := store.Client.ZCard(context.Background(), s.lruKey()).Result(); n != 0 {
+				t.Fatal("a trusted document was registered in Redis")
+			}
+		})
+	}
+}

@@ -6,12 +6,16 @@
 // transport (postJSON: coded errors for undecodable bodies, responses written without a
 // second encoding pass), gqlgen's GET (queries only) and websocket (graphql-transport-ws,
 // origin-checked, authenticated by the connection_init payload, sockets always closed)
-// transports; a query cache and parser token limit; a field count before validation
+// transports; a query cache keyed by the query's SHA-256 and bounded by the bytes its
+// documents hold (querycache.go), and a parser token limit; a field count before validation
 // (selections.go); depth, alias and expanded-field limits through fragments (limits.go) and
 // gqlgen's complexity limit; introspection only when configured; CSRF protection (csrf.go) and
-// CORS (origin.go); automatic persisted queries in Redis, stored only once valid (apq.go); an
-// error presenter that gives every error an extensions.code and never shows internals
-// (errors.go); metrics by operation name and outcome (metrics.go).
+// CORS (origin.go); automatic persisted queries in Redis, stored only once valid, within a
+// size, a registration quota per address and per session and a total cap, or only the
+// operator's trusted documents in allowlist mode (apq.go); an error presenter that gives
+// every error an extensions.code and never shows internals (errors.go); metrics by operation
+// name and outcome (metrics.go). Per-address quotas name the client by clientIP
+// (clientip.go).
 //
 // The caller (auth.go) is resolved from "Authorization: Bearer": a citizen's session
 // (identity) or a machine client's client-credentials token (bridge: data platforms and
@@ -23,5 +27,15 @@
 //
 // Redis keys (under the store prefix, "tb:" in production):
 //
-//	apq:<sha256 of query>   string  a registered persisted query; TTL 24 h
+//	apq:{apq}:doc:<sha256 of query>  string  a registered persisted query; TTL 24 h from its
+//	                                         last use
+//	apq:{apq}:lru                    zset    sha256 → last use (ms): the eviction order, at
+//	                                         most max_documents; TTL 24 h
+//	apq:{apq}:quota:ip:<address>     string  new documents registered from an address (an
+//	                                         IPv6 /64) in the window; TTL 1 h
+//	apq:{apq}:quota:session:<who>    string  the same per session ("s:" and a hash of its id)
+//	                                         or machine client ("m:" and its id); TTL 1 h
+//
+// All of them share the hash tag {apq}: a registration checks both quotas, evicts and stores
+// in one script on one slot.
 package graph

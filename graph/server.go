@@ -9,10 +9,8 @@ import (
 
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
-	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/coder/websocket"
-	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/tongban/tongban/internal/redisx"
@@ -37,6 +35,10 @@ type Options struct {
 	Store    *redisx.Store // automatic persisted queries
 	Metrics  *Metrics
 	Log      *slog.Logger
+
+	// QueryCacheBytes bounds the parsed-query cache; 0 is the default, 32 MiB.
+	QueryCacheBytes  int64
+	PersistedQueries PersistedQueryOptions
 }
 
 // Handler serves /graphql: POST, GET (queries only) and websocket (graphql-transport-ws).
@@ -77,8 +79,11 @@ func NewHandler(r *Resolver, opts Options) *Handler {
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(postJSON{})
 
-	documents := lru.New[*ast.QueryDocument](1000)
-	apq := apqCache{store: opts.Store, log: log}
+	if opts.QueryCacheBytes <= 0 {
+		opts.QueryCacheBytes = 32 << 20
+	}
+	documents := newQueryCache(opts.QueryCacheBytes)
+	apq := newAPQStore(opts.Store, opts.PersistedQueries, log)
 	srv.SetQueryCache(documents)
 	srv.SetParserTokenLimit(opts.TokenLimit)
 	srv.SetDisableSuggestion(!opts.Introspection)
@@ -88,11 +93,11 @@ func NewHandler(r *Resolver, opts Options) *Handler {
 	// Order matters: a persisted query is looked up before its fields are counted; limits run
 	// before complexity, so that an alias flood is named as what it is rather than by its
 	// cost; a query is registered for APQ only after all of them passed.
-	srv.Use(apqLookup{cache: apq})
+	srv.Use(apqLookup{store: apq})
 	srv.Use(selectionLimit{limit: opts.SelectionLimit, tokenLimit: opts.TokenLimit, cache: documents})
 	srv.Use(limits{depth: opts.DepthLimit, aliases: opts.AliasLimit, complexity: opts.ComplexityLimit, introspection: opts.Introspection})
 	srv.Use(extension.FixedComplexityLimit(opts.ComplexityLimit))
-	srv.Use(apqRegister{cache: apq})
+	srv.Use(apqRegister{store: apq})
 	if opts.Metrics != nil {
 		srv.Use(metricsExtension{opts.Metrics})
 	}
@@ -103,6 +108,7 @@ func NewHandler(r *Resolver, opts Options) *Handler {
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r = r.WithContext(withClientIP(r.Context(), clientIP(r)))
 	if r.Header.Get("Upgrade") != "" {
 		h.serveWebsocket(w, r)
 		return
