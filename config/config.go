@@ -142,6 +142,9 @@ type GraphQL struct {
 	SelectionLimit int      `yaml:"selection_limit"`
 	MaxBodyBytes   int64    `yaml:"max_body_bytes"`
 	AllowedOrigins []string `yaml:"allowed_origins"`
+	// QueryCacheBytes bounds the parsed-query cache by the memory its documents hold.
+	QueryCacheBytes  int64            `yaml:"query_cache_bytes"`
+	PersistedQueries PersistedQueries `yaml:"persisted_queries"`
 }
 
 // Duration is a time.Duration written in YAML and the environment as "15s", "2m".

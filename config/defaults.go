@@ -52,6 +52,9 @@ func Defaults() *Config {
 			TokenLimit:      15000,
 			SelectionLimit:  500,
 			MaxBodyBytes:    1 << 20,
+
+			QueryCacheBytes:  defaultQueryCacheBytes,
+			PersistedQueries: defaultPersistedQueries(),
 		},
 	}
 }

@@ -190,6 +190,8 @@ func sampleValue(key string) string {
 		strings.HasPrefix(key, "graphql.") && strings.HasSuffix(key, "_limit"),
 		key == "graphql.max_body_bytes":
 		return "1"
+	case strings.HasPrefix(key, "graphql.") && (strings.HasSuffix(key, "_bytes") || strings.HasSuffix(key, "_documents") || strings.HasSuffix(key, "_per_hour")):
+		return "1"
 	}
 	return "x"
 }
