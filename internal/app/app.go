@@ -127,6 +127,10 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 	if o.directory == nil {
 		o.directory = cfg
 	}
+	persisted, err := persistedQueryOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
 	a.graphql = graph.NewHandler(&graph.Resolver{Directory: o.directory, Identity: a.Identity, Bridge: a.Bridge, Catalog: a.Catalog, Push: a.Push, Devices: a.Devices, Prefs: a.Prefs}, graph.Options{
 		Introspection:   cfg.GraphQL.Introspection,
 		ComplexityLimit: cfg.GraphQL.ComplexityLimit,
@@ -141,6 +145,9 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 		Store:           store,
 		Metrics:         graph.NewMetrics(a.Registry),
 		Log:             log,
+
+		QueryCacheBytes:  cfg.GraphQL.QueryCacheBytes,
+		PersistedQueries: persisted,
 	})
 	a.health = &health{checks: []check{{name: "redis", run: store.Ping}, {name: "signing_keys", run: a.keysReady}}, degraded: a.missingProviders}
 	a.handler = a.routes()
