@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,6 +61,9 @@ func (m *Metrics) label(name string, succeeded bool) string {
 	case !graphQLName.MatchString(name):
 		return labelInvalid
 	}
+	// The parser's names are slices of the query text: kept in the set or in a Prometheus
+	// label, a name would keep its whole query alive (200 names of 1 MB queries, 200 MB).
+	name = strings.Clone(name)
 	m.mu.RLock()
 	known := m.names[name]
 	m.mu.RUnlock()
