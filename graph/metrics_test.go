@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/prometheus/client_golang/prometheus"
@@ -187,5 +188,17 @@ func TestLabelKeepsOnlyNamesOfOperationsThatSucceeded(t *testing.T) {
 	}
 	if got := m.label("NeverRan", false); got != "NeverRan" {
 		t.Fatalf("a known name keeps its label on failure, got %q", got)
+	}
+}
+
+// A name the parser sliced out of a large query must not keep the query alive once kept as a
+// label.
+func TestLabelIsACopyOfTheName(t *testing.T) {
+	m := NewMetrics(prometheus.NewRegistry())
+	query := "query Big { apps { id } } #" + strings.Repeat("x", 1<<20)
+	name := query[len("query ") : len("query ")+len("Big")]
+	label := m.label(name, true)
+	if label != "Big" || unsafe.StringData(label) == unsafe.StringData(name) {
+		t.Fatal("the label shares the query's memory")
 	}
 }
