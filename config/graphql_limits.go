@@ -33,11 +33,11 @@ type PersistedQueries struct {
 
 // Defaults of the GraphQL resource bounds, used by Defaults.
 const (
-	defaultQueryCacheBytes       = 32 << 20
-	defaultMaxDocumentBytes      = 16 << 10
-	defaultMaxDocuments          = 10000
-	defaultRegistrationsPerIP    = 100
-	defaultRegistrationsPerSessn = 50
+	defaultQueryCacheBytes         = 32 << 20
+	defaultMaxDocumentBytes        = 16 << 10
+	defaultMaxDocuments            = 10000
+	defaultRegistrationsPerIP      = 100
+	defaultRegistrationsPerSession = 50
 )
 
 func defaultPersistedQueries() PersistedQueries {
@@ -45,7 +45,7 @@ func defaultPersistedQueries() PersistedQueries {
 		MaxDocumentBytes:               defaultMaxDocumentBytes,
 		MaxDocuments:                   defaultMaxDocuments,
 		RegistrationsPerIPPerHour:      defaultRegistrationsPerIP,
-		RegistrationsPerSessionPerHour: defaultRegistrationsPerSessn,
+		RegistrationsPerSessionPerHour: defaultRegistrationsPerSession,
 	}
 }
 

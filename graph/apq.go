@@ -43,8 +43,8 @@ type PersistedQueryOptions struct {
 	PerSessionPerHour int
 	// Trusted, when not nil, turns on allowlist mode: SHA-256 hex of a document to its text.
 	Trusted map[string]string
-	// AllowUntrusted lets other queries run in allowlist mode, and registers them as without
-	// one: dev mode, where GraphiQL sends whatever is typed.
+	// AllowUntrusted lets other queries run beside the trusted documents, and registers them
+	// as usual: dev mode, where GraphiQL sends whatever is typed.
 	AllowUntrusted bool
 }
 
