@@ -139,9 +139,10 @@ type GraphQL struct {
 	TokenLimit      int  `yaml:"token_limit"`
 	// SelectionLimit caps the fields of a new query document before it is validated, because
 	// validation (overlapping fields) grows with the square of the fields.
-	SelectionLimit int      `yaml:"selection_limit"`
-	MaxBodyBytes   int64    `yaml:"max_body_bytes"`
-	AllowedOrigins []string `yaml:"allowed_origins"`
+	SelectionLimit int       `yaml:"selection_limit"`
+	MaxBodyBytes   int64     `yaml:"max_body_bytes"`
+	AllowedOrigins []string  `yaml:"allowed_origins"`
+	Websocket      Websocket `yaml:"websocket"`
 }
 
 // Duration is a time.Duration written in YAML and the environment as "15s", "2m".

@@ -52,6 +52,7 @@ func Defaults() *Config {
 			TokenLimit:      15000,
 			SelectionLimit:  500,
 			MaxBodyBytes:    1 << 20,
+			Websocket:       defaultWebsocket(),
 		},
 	}
 }
