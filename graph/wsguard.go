@@ -174,9 +174,9 @@ func (wc *wsConn) closeWith(code int, reason string, onlyBeforeInit bool) {
 type admission int
 
 const (
-	pass    admission = iota // on to gqlgen
-	skip                     // answered here
-	hangUp                   // the connection is closing
+	pass   admission = iota // on to gqlgen
+	skip                    // answered here
+	hangUp                  // the connection is closing
 )
 
 // admit looks at a client message before gqlgen does.
