@@ -10,13 +10,16 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/tongban/tongban/config"
+	"github.com/tongban/tongban/internal/redisx"
 	"github.com/tongban/tongban/internal/testenv"
 )
 
@@ -376,11 +379,7 @@ func TestAttackPostSubscriptionAfterSignOut(t *testing.T) {
 	channel := store.Key("push:notify")
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		n, err := store.Client.PubSubNumSub(context.Background(), channel).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n[channel] > 0 {
+		if subscribers(t, store, channel) > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -405,4 +404,25 @@ func TestAttackPostSubscriptionAfterSignOut(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the POST subscription kept waiting after signOut")
 	}
+}
+
+// subscribers counts the subscribers of a pub/sub channel, on every shard of a cluster.
+func subscribers(t *testing.T, store *redisx.Store, channel string) int64 {
+	t.Helper()
+	var total atomic.Int64
+	count := func(ctx context.Context, c redis.Cmdable) error {
+		n, err := c.PubSubNumSub(ctx, channel).Result()
+		total.Add(n[channel])
+		return err
+	}
+	var err error
+	if cc, ok := store.Client.(*redis.ClusterClient); ok {
+		err = cc.ForEachShard(context.Background(), func(ctx context.Context, c *redis.Client) error { return count(ctx, c) })
+	} else {
+		err = count(context.Background(), store.Client)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return total.Load()
 }
