@@ -256,18 +256,21 @@ func (wc *wsConn) revoked() {
 // release gives back what the connection held; serveWebsocket calls it when gqlgen is done.
 func (wc *wsConn) release() {
 	wc.mu.Lock()
-	defer wc.mu.Unlock()
 	if wc.initTimer != nil {
 		wc.initTimer.Stop()
 	}
-	if wc.stopWatch != nil {
-		wc.stopWatch()
+	stopWatch, cancel, lease := wc.stopWatch, wc.cancel, wc.lease
+	wc.stopWatch, wc.cancel, wc.lease = nil, nil, nil
+	wc.mu.Unlock()
+	// Outside the lock: giving back the person's place is a round trip to Redis.
+	if stopWatch != nil {
+		stopWatch()
 	}
-	if wc.cancel != nil {
-		wc.cancel()
+	if cancel != nil {
+		cancel()
 	}
-	if wc.lease != nil {
-		wc.lease()
+	if lease != nil {
+		lease()
 	}
 }
 
