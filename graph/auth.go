@@ -8,7 +8,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/tongban/tongban/bridge"
 	"github.com/tongban/tongban/identity"
@@ -271,4 +273,19 @@ func (h *Handler) initWebsocket(ctx context.Context, payload transport.InitPaylo
 	wc.lease = release
 	wc.mu.Unlock()
 	return ctx, ack, nil
+}
+
+// sessionEndedError is what a failure caused by the caller's session ending mid-request is
+// shown as (its context was cancelled by requestViewer or initWebsocket): UNAUTHENTICATED, not
+// an internal error. nil for any other failure.
+func sessionEndedError(ctx context.Context, err error) *gqlerror.Error {
+	v, _ := ctx.Value(viewerKey{}).(*viewer)
+	if v == nil || !v.revoked.Load() || !errors.Is(err, context.Canceled) {
+		return nil
+	}
+	e := errSessionEnded()
+	if graphql.GetFieldContext(ctx) != nil {
+		e.Path = graphql.GetPath(ctx)
+	}
+	return e
 }

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -144,6 +145,15 @@ func TestRequestViewerEndsWithTheSession(t *testing.T) {
 	}
 	if r := subscriptionEnded(ctx); len(r.Errors) != 1 || r.Errors[0].Extensions["code"] != string(CodeUnauthenticated) {
 		t.Errorf("a POST subscription ended by the sign-out answers %+v", r.Errors)
+	}
+	// A resolver that fails because its context was cancelled by the sign-out is not an
+	// internal error.
+	present := presentError(slog.New(slog.DiscardHandler))
+	if e := present(ctx, fmt.Errorf("push: read inbox: %w", context.Canceled)); e.Extensions["code"] != string(CodeUnauthenticated) {
+		t.Errorf("a failure cancelled by the sign-out is presented as %v", e.Extensions)
+	}
+	if e := present(context.Background(), fmt.Errorf("push: read inbox: %w", context.Canceled)); e.Extensions["code"] != string(CodeInternal) {
+		t.Errorf("a cancelled failure without a sign-out is presented as %v", e.Extensions)
 	}
 }
 
