@@ -53,10 +53,9 @@ func (l WebsocketLimits) withDefaults() WebsocketLimits {
 }
 
 // Close codes of graphql-transport-ws (and one of our own reading) for refused connections.
-// Clients of the graphql-ws library do not reconnect after 4400, 4401, 4409 and 4429, and do
-// after 4403 and 4408 (with backoff).
+// Clients of the graphql-ws library do not reconnect after 4401, 4409 and 4429, and do after
+// 4403 and 4408 (with backoff).
 const (
-	closeBadRequest   = 4400
 	closeUnauthorized = 4401
 	closeInitTimeout  = 4408
 	closeDuplicateID  = 4409
