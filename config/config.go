@@ -145,6 +145,7 @@ type GraphQL struct {
 	// QueryCacheBytes bounds the parsed-query cache by the memory its documents hold.
 	QueryCacheBytes  int64            `yaml:"query_cache_bytes"`
 	PersistedQueries PersistedQueries `yaml:"persisted_queries"`
+	Websocket        Websocket        `yaml:"websocket"`
 }
 
 // Duration is a time.Duration written in YAML and the environment as "15s", "2m".

@@ -55,6 +55,7 @@ func Defaults() *Config {
 
 			QueryCacheBytes:  defaultQueryCacheBytes,
 			PersistedQueries: defaultPersistedQueries(),
+			Websocket:        defaultWebsocket(),
 		},
 	}
 }

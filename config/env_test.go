@@ -180,7 +180,7 @@ func isSection(key string, keys []string) bool {
 
 func sampleValue(key string) string {
 	switch {
-	case strings.HasPrefix(key, "shutdown_"), strings.HasSuffix(key, "_ttl"):
+	case strings.HasPrefix(key, "shutdown_"), strings.HasSuffix(key, "_ttl"), strings.HasSuffix(key, "_timeout"):
 		return "1s"
 	case strings.HasSuffix(key, "dev"), strings.HasSuffix(key, "introspection"):
 		return "true"
@@ -188,7 +188,7 @@ func sampleValue(key string) string {
 		return "{a: 1}"
 	case slices.Contains([]string{"push.daily_cap", "push.workers", "providers[].auto_link_min_assurance", "sessions.max_per_person"}, key),
 		strings.HasPrefix(key, "graphql.") && strings.HasSuffix(key, "_limit"),
-		key == "graphql.max_body_bytes":
+		key == "graphql.max_body_bytes", strings.HasPrefix(key, "graphql.websocket.max_"):
 		return "1"
 	case strings.HasPrefix(key, "graphql.") && (strings.HasSuffix(key, "_bytes") || strings.HasSuffix(key, "_documents") || strings.HasSuffix(key, "_per_hour")):
 		return "1"

@@ -84,6 +84,7 @@ func (c *Config) Validate() error {
 	c.validatePush(&ps)
 	c.validateGraphQL(&ps)
 	c.validateGraphQLBounds(&ps)
+	c.validateWebsocket(&ps)
 	if len(ps) == 0 {
 		return nil
 	}

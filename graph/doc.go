@@ -21,6 +21,19 @@
 // (identity) or a machine client's client-credentials token (bridge: data platforms and
 // service owners). Identity refusals map in identity.go, bridge refusals in bridge.go.
 //
+// Websockets (websocket.go, wsguard.go) need a token in connection_init (4401 without one) and
+// are bounded: connections per person across replicas (wsleases.go), per client address on
+// each replica, operations at once per connection (one more gets an error message for its id,
+// RATE_LIMITED), and the wait for connection_init (4408). Refusals close with
+// graphql-transport-ws codes and a reason: 4429 for too many connections or a second
+// connection_init, 4409 for an operation id already running.
+//
+// Revocation: when a session ends on any replica, identity publishes it; this handler watches
+// the sessions it serves (Revocations), closes their websockets with 4403 and cancels their
+// operations and HTTP requests at once; a subscription sent as POST then answers
+// UNAUTHENTICATED. The viewer's periodic recheck (30 s) stays as the backstop for a missed
+// message.
+//
 // Regenerate after changing the schema:
 //
 //	go run github.com/99designs/gqlgen generate --config gqlmodel.yml
@@ -38,4 +51,7 @@
 //
 // All of them share the hash tag {apq}: a registration checks both quotas, evicts and stores
 // in one script on one slot.
+//
+//	{p:<pid>}:ws            zset    the person's open websockets on every replica: connection id
+//	                                scored by its lease's end (ms); renewed every 20 s, TTL 1 min
 package graph

@@ -71,6 +71,9 @@ func badInput(field, message string) *gqlerror.Error {
 // request id and the client sees only "internal error" and that id.
 func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
+		if e := sessionEndedError(ctx, err); e != nil {
+			return e
+		}
 		var gerr *gqlerror.Error
 		if !errors.As(err, &gerr) {
 			return internalError(ctx, log, err)

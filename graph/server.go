@@ -32,7 +32,14 @@ type Options struct {
 	Auth Authenticator
 	// Machines authenticates machine clients' bridge access tokens; nil: none are accepted.
 	Machines MachineAuthenticator
-	Store    *redisx.Store // automatic persisted queries
+	Store    *redisx.Store // automatic persisted queries, websockets per person
+	// Revocations ends what this replica holds for a session (websockets, requests in flight)
+	// when it ends on any replica; nil: only the periodic check does.
+	Revocations Revocations
+	Websocket   WebsocketLimits
+	// ClientIP names a request's client for the per-address websocket limit; nil: the socket's
+	// peer address.
+	ClientIP func(*http.Request) string
 	Metrics  *Metrics
 	Log      *slog.Logger
 
@@ -48,7 +55,12 @@ type Handler struct {
 	machines MachineAuthenticator
 	origins  originPolicy
 
-	ws websockets
+	ws          websockets
+	wsLimits    WebsocketLimits
+	revocations Revocations
+	clientIP    func(*http.Request) string
+	ips         *ipConns
+	persons     *personConns // nil without a store
 }
 
 // NewHandler builds the endpoint with handler.New and adds every transport, cache, limit and
@@ -60,19 +72,21 @@ func NewHandler(r *Resolver, opts Options) *Handler {
 	}
 	h := &Handler{auth: opts.Auth, machines: opts.Machines, ws: websockets{closing: make(chan struct{})}}
 	h.origins = newOriginPolicy(opts.PublicURL, opts.AllowedOrigins)
+	h.setUpWebsockets(opts)
 
 	cfg := Config{Resolvers: r}
 	cfg.Complexity.Person.Activity = activityComplexity
 	cfg.Complexity.Query.Services = servicesComplexity
 	srv := handler.New(NewExecutableSchema(cfg))
 	srv.AddTransport(transport.Websocket{
-		Implementation: transport.CoderWebsocketImplementation{AcceptOptions: websocket.AcceptOptions{
+		Implementation: guardedWebsockets{transport.CoderWebsocketImplementation{AcceptOptions: websocket.AcceptOptions{
 			// The origin was checked in ServeHTTP against allowed_origins, which may name
 			// other hosts than this one; the library's own same-host check would refuse them.
 			InsecureSkipVerify: true,
-		}},
-		InitFunc:              websocketInit(opts.Auth, opts.Machines),
-		InitTimeout:           5 * time.Second,
+		}}},
+		InitFunc: h.initWebsocket,
+		// The init timeout is guardedWebsockets', which closes with graphql-transport-ws's
+		// 4408; gqlgen's own would close with 1002.
 		KeepAlivePingInterval: 15 * time.Second, // graphql-ws (legacy) keep-alive
 		PingPongInterval:      15 * time.Second, // graphql-transport-ws ping; no pong in 30 s closes
 	})
@@ -139,8 +153,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"method %s is not allowed; use POST, or GET for queries", r.Method))
 		return
 	}
-	ctx := withMethod(r.Context(), r.Method)
-	ctx = withViewer(ctx, &viewer{auth: h.auth, machines: h.machines, token: bearer(r.Header.Get("Authorization"))})
+	ctx, release := h.requestViewer(withMethod(r.Context(), r.Method), bearer(r.Header.Get("Authorization")))
+	defer release()
 	h.srv.ServeHTTP(w, r.WithContext(ctx))
 }
 

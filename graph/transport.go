@@ -2,6 +2,7 @@ package graph
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -50,7 +51,24 @@ func (postJSON) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExe
 		return
 	}
 	responses, ctx := exec.DispatchOperation(ctx, rc)
-	writeResponse(w, responses(ctx))
+	resp := responses(ctx)
+	if resp == nil {
+		resp = subscriptionEnded(ctx)
+	}
+	writeResponse(w, resp)
+}
+
+// subscriptionEnded answers a subscription sent as POST that ended before its first event
+// (a POST answers one event): its session ended on some replica, or the server is going away.
+func subscriptionEnded(ctx context.Context) *graphql.Response {
+	if v, _ := ctx.Value(viewerKey{}).(*viewer); v != nil && v.revoked.Load() {
+		return &graphql.Response{Errors: gqlerror.List{errSessionEnded()}}
+	}
+	return &graphql.Response{Errors: gqlerror.List{newError(CodeInternal, "the subscription ended before its first event; subscribe again")}}
+}
+
+func errSessionEnded() *gqlerror.Error {
+	return newError(CodeUnauthenticated, "the session ended (signed out or revoked); sign in again")
 }
 
 var responseBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}

@@ -46,6 +46,15 @@ func (h *Handler) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 	ws.mu.Unlock()
 	defer ws.wg.Done()
 
+	// Refusals past the upgrade, so that the client reads a close code and a reason.
+	wc := newWSConn(h.wsLimits)
+	defer wc.release()
+	if ip := h.clientIP(r); h.ips.acquire(ip) {
+		defer h.ips.release(ip)
+	} else {
+		wc.refuse(closeTooMany, reasonTooManyForIP)
+	}
+
 	// The connection is closed here whatever gqlgen did with it: on some malformed
 	// connection_init payloads it returns without closing, which would leave the socket open
 	// with nobody reading it. Not at once: gqlgen runs the close handshake in the background
@@ -53,7 +62,7 @@ func (h *Handler) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 	hj := &hijackTracker{ResponseWriter: w}
 	defer time.AfterFunc(websocketGrace, hj.close)
 
-	ctx, cancel := context.WithCancel(r.Context())
+	ctx, cancel := context.WithCancel(withWSConn(r.Context(), wc))
 	defer cancel()
 	go func() {
 		select {
@@ -153,4 +162,18 @@ func (t *hijackTracker) close() {
 // client can tell "sign in again" from a network failure and does not reconnect in a loop.
 func websocketRefusal(ctx context.Context, code int, reason string) context.Context {
 	return transport.AppendCloseReason(transport.WithWebsocketCloseCode(ctx, code), reason)
+}
+
+// setUpWebsockets takes the websocket limits and collaborators of opts.
+func (h *Handler) setUpWebsockets(opts Options) {
+	h.wsLimits = opts.Websocket.withDefaults()
+	h.revocations = opts.Revocations
+	h.clientIP = opts.ClientIP
+	if h.clientIP == nil {
+		h.clientIP = remoteIP
+	}
+	h.ips = &ipConns{max: h.wsLimits.MaxPerIP, n: map[string]int{}}
+	if opts.Store != nil {
+		h.persons = &personConns{store: opts.Store, max: h.wsLimits.MaxPerPerson, ttl: wsLeaseTTL}
+	}
 }

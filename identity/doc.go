@@ -34,6 +34,12 @@
 //	s:{<sid>}                        hash   person, app, assurance, auth_time, amr, created, at/at_exp,
 //	                                        at_prev/at_prev_exp, rt, used; TTL = refresh lifetime
 //
+// Pub/sub channel (under the store prefix):
+//
+//	revoked                          the id of every session that ended (sign-out, revocation,
+//	                                 refresh-token reuse, unlink, merge, eviction); each replica
+//	                                 subscribes once (Sessions.Listen) and ends what it holds for it
+//
 // Tokens are internal/opaque credentials, rotated by opaque.Rotate; they are never stored, only
 // SHA-256 of their secret part; the ID number is never stored in
 // clear: only as the link key, masked (first 3, last 4), and sealed with AES-256-GCM under the

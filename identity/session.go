@@ -82,8 +82,9 @@ type SessionOptions struct {
 
 // Sessions issues and checks access and refresh tokens.
 type Sessions struct {
-	store *redisx.Store
-	opts  SessionOptions
+	store   *redisx.Store
+	opts    SessionOptions
+	revoked *revocations
 }
 
 // NewSessions returns sessions kept in store.
@@ -100,7 +101,7 @@ func NewSessions(store *redisx.Store, o SessionOptions) *Sessions {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Sessions{store: store, opts: o}
+	return &Sessions{store: store, opts: o, revoked: newRevocations(store)}
 }
 
 func (s *Sessions) sessionKey(sid string) string     { return s.store.Key("s:{" + sid + "}") }
@@ -208,14 +209,21 @@ func (s *Sessions) enforceLimit(ctx context.Context, pid, sid string) error {
 	return nil
 }
 
-// end deletes a session: its access and refresh tokens stop working at once.
+// end deletes a session: its access and refresh tokens stop working at once, and every
+// replica hears that it ended (revocation.go).
 func (s *Sessions) end(ctx context.Context, pid, sid string) error {
 	if err := s.store.Client.Del(ctx, s.sessionKey(sid)).Err(); err != nil {
 		return fmt.Errorf("identity: end session: %w", err)
 	}
-	if pid != "" {
-		s.store.Client.ZRem(ctx, s.personSessions(pid), sid)
-	}
+	// Best effort, both: a stale list entry is pruned at the next sign-in, and a replica that
+	// misses the news ends what it holds at its next check.
+	_, _ = s.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if pid != "" {
+			p.ZRem(ctx, s.personSessions(pid), sid)
+		}
+		s.revoked.queuePublish(ctx, p, sid)
+		return nil
+	})
 	return nil
 }
 
@@ -289,6 +297,7 @@ func (s *Sessions) Refresh(ctx context.Context, refreshToken string) (Tokens, er
 	switch outcome {
 	case opaque.Rotated:
 	case opaque.Reused:
+		_ = s.revoked.publish(ctx, sid) // best effort, as in end
 		return Tokens{}, fmt.Errorf("%w: it was already used; the session is ended", ErrInvalidRefreshToken)
 	default:
 		return Tokens{}, ErrInvalidRefreshToken

@@ -143,6 +143,8 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 		Auth:            a.Sessions,
 		Machines:        a.Bridge,
 		Store:           store,
+		Revocations:     a.Sessions,
+		Websocket:       a.websocketLimits(),
 		Metrics:         graph.NewMetrics(a.Registry),
 		Log:             log,
 
@@ -220,6 +222,7 @@ func (a *App) Serve(ctx context.Context, ln, mln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
 	servers := []*http.Server{api}
+	defer a.listenRevocations()() // until every websocket and request is done
 	errc := make(chan error, 2)
 	go func() { errc <- api.Serve(ln) }()
 	a.log.Info("listening", "addr", ln.Addr().String(), "public_url", a.cfg.PublicURL)

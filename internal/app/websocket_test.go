@@ -113,6 +113,17 @@ func TestWebsocketRejections(t *testing.T) {
 		{"origin of another port", "http://localhost:9999", nil, http.StatusForbidden},
 		{"invalid session token", "https://m.zjzwfw.gov.cn", map[string]any{"Authorization": "Bearer tba_" + strings.Repeat("B", 43)}, 0},
 	}
+	// An anonymous socket (no token in connection_init) is refused: nothing on a websocket is
+	// public, and an open socket costs the server until it closes.
+	t.Run("no token", func(t *testing.T) {
+		c, _, err := dialWS(t, h, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := readWS(t, c); closeCode(err) != 4401 {
+			t.Fatalf("want close code 4401 (Unauthorized), got %v", err)
+		}
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, resp, err := dialWS(t, h, tt.origin, tt.payload)
@@ -136,8 +147,9 @@ func TestWebsocketRejections(t *testing.T) {
 		})
 	}
 	t.Run("allowed origin and the server's own", func(t *testing.T) {
+		auth := map[string]any{"Authorization": "Bearer " + machineToken(t, h, "jiaxing-data")}
 		for _, origin := range []string{"https://m.zjzwfw.gov.cn", "http://localhost:8080", ""} {
-			c, _, err := dialWS(t, h, origin, nil)
+			c, _, err := dialWS(t, h, origin, auth)
 			if err != nil {
 				t.Fatalf("origin %q: %v", origin, err)
 			}
@@ -150,7 +162,7 @@ func TestWebsocketRejections(t *testing.T) {
 
 func TestShutdownClosesWebsockets(t *testing.T) {
 	h := start(t, devConfig(t, nil))
-	c, _, err := dialWS(t, h, "", nil)
+	c, _, err := dialWS(t, h, "", map[string]any{"Authorization": "Bearer " + machineToken(t, h, "jiaxing-data")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,4 +240,13 @@ func TestMalformedHandshakesGetCodedAnswers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// closeCode is the websocket close code in err, or -1.
+func closeCode(err error) int {
+	var ce websocket.CloseError
+	if errors.As(err, &ce) {
+		return int(ce.Code)
+	}
+	return -1
 }
