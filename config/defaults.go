@@ -53,6 +53,7 @@ func Defaults() *Config {
 			SelectionLimit:  500,
 			MaxBodyBytes:    1 << 20,
 		},
+		RateLimits: DefaultRateLimits(),
 	}
 }
 

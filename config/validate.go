@@ -83,6 +83,7 @@ func (c *Config) Validate() error {
 	c.validateCatalog(&ps)
 	c.validatePush(&ps)
 	c.validateGraphQL(&ps)
+	c.validateRateLimits(&ps)
 	if len(ps) == 0 {
 		return nil
 	}
