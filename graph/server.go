@@ -88,6 +88,7 @@ func NewHandler(r *Resolver, opts Options) *Handler {
 	// Order matters: a persisted query is looked up before its fields are counted; limits run
 	// before complexity, so that an alias flood is named as what it is rather than by its
 	// cost; a query is registered for APQ only after all of them passed.
+	srv.Use(rateLimit{limits: r.Limits}) // first: a refused operation costs no parse, no lookup
 	srv.Use(apqLookup{cache: apq})
 	srv.Use(selectionLimit{limit: opts.SelectionLimit, tokenLimit: opts.TokenLimit, cache: documents})
 	srv.Use(limits{depth: opts.DepthLimit, aliases: opts.AliasLimit, complexity: opts.ComplexityLimit, introspection: opts.Introspection})
