@@ -11,7 +11,10 @@
 // gqlgen's complexity limit; introspection only when configured; CSRF protection (csrf.go) and
 // CORS (origin.go); automatic persisted queries in Redis, stored only once valid (apq.go); an
 // error presenter that gives every error an extensions.code and never shows internals
-// (errors.go); metrics by operation name and outcome (metrics.go).
+// (errors.go); metrics by operation name and outcome (metrics.go); rate limits (ratelimit.go:
+// every operation, on every transport, before it is parsed, per session or per IP; sign-ins
+// per IP, events per machine client and previews per department in the resolvers), refused
+// with RATE_LIMITED and extensions.retryAfter.
 //
 // The caller (auth.go) is resolved from "Authorization: Bearer": a citizen's session
 // (identity) or a machine client's client-credentials token (bridge: data platforms and
