@@ -82,7 +82,8 @@ func TestSharedAllowNIsAllOrNone(t *testing.T) {
 // failures do. A thousand parallel attempts cannot get more than the burst past the check.
 func TestSharedReturnCountsFailuresOnly(t *testing.T) {
 	store := testenv.Redis(t)
-	l := New(Options{Enabled: true, Store: store, Limits: map[Class]Limit{ClientAuthFailures: {Rate: 20, Per: time.Minute, Burst: 20}}})
+	// Per hour, so that no slot comes back during a slow run.
+	l := New(Options{Enabled: true, Store: store, Limits: map[Class]Limit{ClientAuthFailures: {Rate: 20, Per: time.Hour, Burst: 20}}})
 	ctx := context.Background()
 	for i := range 100 {
 		d, err := l.Allow(ctx, ClientAuthFailures, "zheliban|127.0.0.1")
