@@ -32,3 +32,14 @@ func BenchmarkAllow(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMemoryOneKey is the in-memory check under contention: every request of the
+// overhead benchmark comes from one address, so all of them take one shard's lock.
+func BenchmarkMemoryOneKey(b *testing.B) {
+	m := newMemory(Limit{Rate: 1_000_000_000, Per: time.Second, Burst: 1_000_000_000}, time.Now)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			m.allowN("127.0.0.1", 1)
+		}
+	})
+}
