@@ -132,12 +132,6 @@ func IP(ctx context.Context) netip.Addr {
 	return a
 }
 
-// WriteTooMany answers 429 with Retry-After, for a path with no error shape of its own.
-func WriteTooMany(w http.ResponseWriter, d Decision) {
-	SetRetryAfter(w, d)
-	http.Error(w, "too many requests", http.StatusTooManyRequests)
-}
-
 // SetRetryAfter sets the Retry-After header (seconds) of a refusal.
 func SetRetryAfter(w http.ResponseWriter, d Decision) {
 	w.Header().Set("Retry-After", fmt.Sprint(d.RetryAfterSeconds()))
