@@ -131,8 +131,3 @@ func IP(ctx context.Context) netip.Addr {
 	a, _ := ctx.Value(ipKey{}).(netip.Addr)
 	return a
 }
-
-// SetRetryAfter sets the Retry-After header (seconds) of a refusal.
-func SetRetryAfter(w http.ResponseWriter, d Decision) {
-	w.Header().Set("Retry-After", fmt.Sprint(d.RetryAfterSeconds()))
-}

@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"fmt"
 	"math"
+	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -63,6 +65,11 @@ type Decision struct {
 // allowed.
 func (d Decision) RetryAfterSeconds() int {
 	return max(1, int(math.Ceil(d.RetryAfter.Seconds())))
+}
+
+// SetRetryAfter sets the Retry-After header of a refusal, in seconds.
+func SetRetryAfter(w http.ResponseWriter, d Decision) {
+	w.Header().Set("Retry-After", strconv.Itoa(d.RetryAfterSeconds()))
 }
 
 // Options configures a Limiter.
