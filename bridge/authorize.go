@@ -59,6 +59,9 @@ var badRequestPage = template.Must(template.New("bad").Parse(`<!doctype html><ht
 // login_hint holding a valid switch ticket for this client is consumed and a code issued at
 // once; anything else is login_required, since the bridge signs nobody in itself.
 func (b *Bridge) serveAuthorize(w http.ResponseWriter, r *http.Request) {
+	if !b.allowAuthorize(w, r) {
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, POST")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)

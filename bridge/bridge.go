@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tongban/tongban/identity"
+	"github.com/tongban/tongban/internal/ratelimit"
 	"github.com/tongban/tongban/internal/redisx"
 )
 
@@ -67,6 +68,8 @@ type Options struct {
 	// SubjectKey keys the pairwise subjects (HMAC); derived from the pepper by the caller.
 	SubjectKey []byte
 	Now        func() time.Time
+	// Limits holds the authorize and client_auth_failures limits; nil limits nothing.
+	Limits *ratelimit.Limiter
 }
 
 // Bridge is the OpenID provider member apps receive switched citizens from.
@@ -82,6 +85,7 @@ type Bridge struct {
 	audit    *Audit
 	subject  []byte
 	now      func() time.Time
+	limits   *ratelimit.Limiter
 }
 
 // New builds the bridge.
@@ -97,7 +101,7 @@ func newBridge(o Options) *Bridge {
 	}
 	return &Bridge{
 		issuer: strings.TrimRight(o.Issuer, "/"), store: o.Store, keys: o.Keys, clients: o.Clients,
-		persons: o.Persons, sessions: o.Sessions, catalog: o.Catalog, subject: o.SubjectKey, now: o.Now, audit: o.Audit,
+		persons: o.Persons, sessions: o.Sessions, catalog: o.Catalog, subject: o.SubjectKey, now: o.Now, audit: o.Audit, limits: o.Limits,
 		Consents: &Consents{store: o.Store, clients: o.Clients, now: o.Now, audit: o.Audit},
 	}
 }

@@ -17,6 +17,10 @@
 // (one script), creates the grant, then indexes it and reads the consent and the person's
 // claims in one transaction on the person's hash tag, then records the audit entry.
 //
+// Rate limits (ratelimit.go, counted by internal/ratelimit, whose keys they are): authorize per
+// IP, and failed client authentication at every endpoint a client authenticates to, per client
+// id and IP, failures only. A refusal is 429 with Retry-After and temporarily_unavailable.
+//
 // Redis keys (under the store prefix). Keys used together share a hash tag:
 //
 //	tk:<sha256(ticket)>        hash   a switch ticket; TTL 60 s; read and deleted by one script, only by

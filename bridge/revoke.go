@@ -58,10 +58,5 @@ func (b *Bridge) clientRequest(w http.ResponseWriter, r *http.Request) (*Client,
 			return nil, false
 		}
 	}
-	c, oerr := b.clients.Authenticate(r)
-	if oerr != nil {
-		writeOAuthError(w, oerr)
-		return nil, false
-	}
-	return c, true
+	return b.authenticateClient(w, r)
 }

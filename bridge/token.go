@@ -42,12 +42,12 @@ func (b *Bridge) serveToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	c, oerr := b.clients.Authenticate(r)
-	if oerr != nil {
-		writeOAuthError(w, oerr)
+	c, ok := b.authenticateClient(w, r)
+	if !ok {
 		return
 	}
 	var resp map[string]any
+	var oerr *OAuthError
 	switch gt := r.PostForm.Get("grant_type"); gt {
 	case "authorization_code":
 		resp, oerr = b.redeemCode(r, c)

@@ -30,6 +30,9 @@ type Config struct {
 	Catalog        string          `yaml:"catalog"`
 	Push           Push            `yaml:"push"`
 	GraphQL        GraphQL         `yaml:"graphql"`
+	RateLimits     RateLimits      `yaml:"rate_limits"`
+	// TrustedProxies are the CIDRs of proxies whose X-Forwarded-For names the client.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // Redis says where shared state lives. Both empty means an embedded store in this process.

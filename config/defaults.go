@@ -57,6 +57,7 @@ func Defaults() *Config {
 			PersistedQueries: defaultPersistedQueries(),
 			Websocket:        defaultWebsocket(),
 		},
+		RateLimits: DefaultRateLimits(),
 	}
 }
 

@@ -180,6 +180,8 @@ func isSection(key string, keys []string) bool {
 
 func sampleValue(key string) string {
 	switch {
+	case strings.HasPrefix(key, "rate_limits."):
+		return rateLimitSample(key)
 	case strings.HasPrefix(key, "shutdown_"), strings.HasSuffix(key, "_ttl"), strings.HasSuffix(key, "_timeout"):
 		return "1s"
 	case strings.HasSuffix(key, "dev"), strings.HasSuffix(key, "introspection"):

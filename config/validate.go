@@ -85,6 +85,7 @@ func (c *Config) Validate() error {
 	c.validateGraphQL(&ps)
 	c.validateGraphQLBounds(&ps)
 	c.validateWebsocket(&ps)
+	c.validateRateLimits(&ps)
 	if len(ps) == 0 {
 		return nil
 	}

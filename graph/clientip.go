@@ -2,32 +2,23 @@ package graph
 
 import (
 	"context"
-	"net"
 	"net/http"
-	"net/netip"
+
+	"github.com/tongban/tongban/internal/ratelimit"
 )
 
-// clientIP names the client a request comes from, for per-address quotas: the socket's
-// address. An IPv6 client is named by its /64, which one subscriber usually holds whole, so
-// that walking through its addresses does not multiply a quota.
-//
-// It is the one place that decides; behind a proxy it will read X-Forwarded-For through the
-// trusted proxies that internal/ratelimit is adding.
+// clientIP names the client a request comes from, for every per-address count of this package
+// (rate limits, persisted-query quotas, websockets per address). It is the address the app's
+// middleware found behind the trusted proxies (ratelimit.WithClientIP); a handler mounted
+// without that middleware, as in this package's tests, falls back to the socket's peer. An
+// IPv6 client is named by its /64, which one subscriber usually holds whole, so that walking
+// through its addresses does not multiply a quota.
 func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
+	a := ratelimit.IP(r.Context())
+	if !a.IsValid() {
+		a = ratelimit.Proxies{}.ClientIP(r)
 	}
-	addr, err := netip.ParseAddr(host)
-	if err != nil {
-		return host
-	}
-	addr = addr.Unmap()
-	if addr.Is6() {
-		p, _ := addr.Prefix(64)
-		return p.String()
-	}
-	return addr.String()
+	return ratelimit.IPKey(a)
 }
 
 type clientIPKey struct{}
@@ -36,11 +27,11 @@ func withClientIP(ctx context.Context, ip string) context.Context {
 	return context.WithValue(ctx, clientIPKey{}, ip)
 }
 
-// clientIPFrom returns the address ServeHTTP recorded, or "unknown" for a context that did
-// not come through it.
+// clientIPFrom returns the address ServeHTTP recorded, or "-" for a context that did not come
+// through it (as IPKey names an address it could not read).
 func clientIPFrom(ctx context.Context) string {
 	if ip, ok := ctx.Value(clientIPKey{}).(string); ok && ip != "" {
 		return ip
 	}
-	return "unknown"
+	return "-"
 }

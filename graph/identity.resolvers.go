@@ -9,10 +9,14 @@ import (
 	"context"
 
 	"github.com/tongban/tongban/graph/model"
+	"github.com/tongban/tongban/internal/ratelimit"
 )
 
 // BeginSignIn is the resolver for the beginSignIn field.
 func (r *mutationResolver) BeginSignIn(ctx context.Context, app string, redirectURI string, codeChallenge *string) (*model.SignInChallenge, error) {
+	if err := r.limit(ctx, ratelimit.SignIn, clientIPFrom(ctx), 1); err != nil {
+		return nil, err
+	}
 	c, err := r.Identity.BeginSignIn(ctx, app, redirectURI, deref(codeChallenge))
 	if err != nil {
 		return nil, identityError(err)
@@ -22,6 +26,9 @@ func (r *mutationResolver) BeginSignIn(ctx context.Context, app string, redirect
 
 // CompleteSignIn is the resolver for the completeSignIn field.
 func (r *mutationResolver) CompleteSignIn(ctx context.Context, state string, code string, iss *string, codeVerifier *string) (*model.Session, error) {
+	if err := r.limit(ctx, ratelimit.SignIn, clientIPFrom(ctx), 1); err != nil {
+		return nil, err
+	}
 	t, p, err := r.Identity.CompleteSignIn(ctx, state, code, deref(iss), deref(codeVerifier))
 	if err != nil {
 		return nil, identityError(err)
@@ -31,6 +38,9 @@ func (r *mutationResolver) CompleteSignIn(ctx context.Context, state string, cod
 
 // SignInWithIDToken is the resolver for the signInWithIdToken field.
 func (r *mutationResolver) SignInWithIDToken(ctx context.Context, app string, idToken string, nonce *string) (*model.Session, error) {
+	if err := r.limit(ctx, ratelimit.SignIn, clientIPFrom(ctx), 1); err != nil {
+		return nil, err
+	}
 	t, p, err := r.Identity.SignInWithIDToken(ctx, app, idToken, deref(nonce))
 	if err != nil {
 		return nil, identityError(err)
@@ -61,6 +71,9 @@ func (r *mutationResolver) SignOut(ctx context.Context) (bool, error) {
 
 // LinkAccount is the resolver for the linkAccount field.
 func (r *mutationResolver) LinkAccount(ctx context.Context, app string, idToken string, nonce *string) (*model.Person, error) {
+	if err := r.limit(ctx, ratelimit.SignIn, clientIPFrom(ctx), 1); err != nil {
+		return nil, err
+	}
 	s, err := requireSession(ctx)
 	if err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tongban/tongban/graph/model"
+	"github.com/tongban/tongban/internal/ratelimit"
 	"github.com/tongban/tongban/push"
 )
 
@@ -75,6 +76,9 @@ func (r *mutationResolver) PreviewPushRule(ctx context.Context, input model.Push
 	if err != nil {
 		return nil, err
 	}
+	if err := r.limitPreview(ctx, owner, input.ServiceID); err != nil {
+		return nil, err
+	}
 	objs := make([]map[string]any, len(samples))
 	for i, s := range samples {
 		m, ok := s.(map[string]any)
@@ -99,6 +103,9 @@ func (r *mutationResolver) PreviewPushRule(ctx context.Context, input model.Push
 func (r *mutationResolver) IngestEvents(ctx context.Context, events []model.CitizenEventInput) (*model.IngestResult, error) {
 	m, err := requireMachine(ctx, "events", "sending citizen events")
 	if err != nil {
+		return nil, err
+	}
+	if err := r.limit(ctx, ratelimit.Ingest, m.Client, len(events)); err != nil {
 		return nil, err
 	}
 	in := make([]push.Event, len(events))

@@ -4,6 +4,7 @@ import (
 	"github.com/tongban/tongban/bridge"
 	"github.com/tongban/tongban/config"
 	"github.com/tongban/tongban/identity"
+	"github.com/tongban/tongban/internal/ratelimit"
 	"github.com/tongban/tongban/push"
 	"github.com/tongban/tongban/push/devices"
 	"github.com/tongban/tongban/push/prefs"
@@ -29,4 +30,6 @@ type Resolver struct {
 	// Devices and Prefs are where a person's pushes go and how they want them.
 	Devices *devices.Devices
 	Prefs   *prefs.Prefs
+	// Limits are the rate limits; nil limits nothing.
+	Limits *ratelimit.Limiter
 }

@@ -37,8 +37,8 @@ type Options struct {
 	// when it ends on any replica; nil: only the periodic check does.
 	Revocations Revocations
 	Websocket   WebsocketLimits
-	// ClientIP names a request's client for the per-address websocket limit; nil: the socket's
-	// peer address.
+	// ClientIP names a request's client for the per-address websocket limit; nil: clientIP,
+	// the address behind the trusted proxies that the app's middleware found.
 	ClientIP func(*http.Request) string
 	Metrics  *Metrics
 	Log      *slog.Logger
@@ -107,6 +107,7 @@ func NewHandler(r *Resolver, opts Options) *Handler {
 	// Order matters: a persisted query is looked up before its fields are counted; limits run
 	// before complexity, so that an alias flood is named as what it is rather than by its
 	// cost; a query is registered for APQ only after all of them passed.
+	srv.Use(rateLimit{limits: r.Limits}) // first: a refused operation costs no parse, no lookup
 	srv.Use(apqLookup{store: apq})
 	srv.Use(selectionLimit{limit: opts.SelectionLimit, tokenLimit: opts.TokenLimit, cache: documents})
 	srv.Use(limits{depth: opts.DepthLimit, aliases: opts.AliasLimit, complexity: opts.ComplexityLimit, introspection: opts.Introspection})

@@ -170,7 +170,7 @@ func (h *Handler) setUpWebsockets(opts Options) {
 	h.revocations = opts.Revocations
 	h.clientIP = opts.ClientIP
 	if h.clientIP == nil {
-		h.clientIP = remoteIP
+		h.clientIP = clientIP
 	}
 	h.ips = &ipConns{max: h.wsLimits.MaxPerIP, n: map[string]int{}}
 	if opts.Store != nil {

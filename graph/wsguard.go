@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"reflect"
 	"sync"
@@ -381,13 +380,4 @@ func (c *ipConns) release(ip string) {
 	if c.n[ip]--; c.n[ip] <= 0 {
 		delete(c.n, ip)
 	}
-}
-
-// remoteIP is the client address when no better one is configured: the socket's peer.
-func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }

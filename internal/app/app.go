@@ -20,6 +20,7 @@ import (
 	"github.com/tongban/tongban/identity"
 	"github.com/tongban/tongban/internal/devidp"
 	"github.com/tongban/tongban/internal/fakefcm"
+	"github.com/tongban/tongban/internal/ratelimit"
 	"github.com/tongban/tongban/internal/redisx"
 	"github.com/tongban/tongban/push"
 	"github.com/tongban/tongban/push/devices"
@@ -46,6 +47,10 @@ type App struct {
 	// DevIdPs are the simulated identity providers of dev mode, by app id.
 	DevIdPs     map[string]*devidp.Provider
 	devPartners devPartners
+	// Limits are the rate limits (nil when rate_limits.enabled is false); proxies says whose
+	// X-Forwarded-For names the client.
+	Limits  *ratelimit.Limiter
+	proxies ratelimit.Proxies
 
 	graphql *graph.Handler
 	health  *health
@@ -110,6 +115,9 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 
 	a := &App{cfg: cfg, log: log, Store: store, Catalog: catalog, Registry: prometheus.NewRegistry()}
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := a.buildLimits(o); err != nil {
+		return nil, err
+	}
 	if err := a.buildIdentity(o); err != nil {
 		return nil, err
 	}
@@ -131,7 +139,7 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.graphql = graph.NewHandler(&graph.Resolver{Directory: o.directory, Identity: a.Identity, Bridge: a.Bridge, Catalog: a.Catalog, Push: a.Push, Devices: a.Devices, Prefs: a.Prefs}, graph.Options{
+	a.graphql = graph.NewHandler(&graph.Resolver{Directory: o.directory, Identity: a.Identity, Bridge: a.Bridge, Catalog: a.Catalog, Push: a.Push, Devices: a.Devices, Prefs: a.Prefs, Limits: a.Limits}, graph.Options{
 		Introspection:   cfg.GraphQL.Introspection,
 		ComplexityLimit: cfg.GraphQL.ComplexityLimit,
 		DepthLimit:      cfg.GraphQL.DepthLimit,
@@ -181,6 +189,7 @@ func (a *App) routes() http.Handler {
 	var h http.Handler = mux
 	h = withWebsocketDeadlines(h)
 	h = withObservation(a.log, newHTTPMetrics(a.Registry), h)
+	h = ratelimit.WithClientIP(a.proxies, h)
 	h = withRequestID(h)
 	return h
 }

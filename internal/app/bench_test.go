@@ -37,6 +37,10 @@ import (
 // production, so that neither the load generator's garbage nor the other server's shares a
 // heap and a garbage collector with the server being measured.
 //
+// Tongban runs twice: with the rate limits on, as in production (rates raised so that every
+// request is counted and none refused), and with them off; the two are compared for what the
+// limits cost (an anonymous request pays one in-memory graphql_anonymous check).
+//
 //	go test -run '^$' -bench ServerOverhead -benchtime 1x ./internal/app
 func BenchmarkServerOverhead(b *testing.B) {
 	const (
@@ -50,6 +54,10 @@ func BenchmarkServerOverhead(b *testing.B) {
 	if !strings.Contains(string(want), `"zheliban"`) {
 		b.Fatalf("unexpected answer from tongban: %s", want)
 	}
+	nolimits := spawnServer(b, "tongban-nolimits", nil)
+	if got := fetch(b, nolimits, body); !bytes.Equal(got, want) {
+		b.Fatalf("tongban without limits returns other bytes: %s", got)
+	}
 	bare := spawnServer(b, "bare", want)
 	if got := fetch(b, bare, body); !bytes.Equal(got, want) {
 		b.Fatalf("baseline returns other bytes: %s", got)
@@ -61,12 +69,18 @@ func BenchmarkServerOverhead(b *testing.B) {
 		b.Fatalf("gqlgen reference returns other bytes: %s", got)
 	}
 
-	var tb, base, lib result
+	var tb, off, base, lib result
 	for b.Loop() {
-		for range rounds {
+		for r := range rounds {
 			base = base.add(load(b, bare, body, concurrency, requests))
 			lib = lib.add(load(b, gqlgen, body, concurrency, requests))
-			tb = tb.add(load(b, tongban, body, concurrency, requests))
+			if r%2 == 0 {
+				tb = tb.add(load(b, tongban, body, concurrency, requests))
+				off = off.add(load(b, nolimits, body, concurrency, requests))
+			} else {
+				off = off.add(load(b, nolimits, body, concurrency, requests))
+				tb = tb.add(load(b, tongban, body, concurrency, requests))
+			}
 		}
 	}
 	b.ReportMetric(tb.rps(), "tongban-req/s")
@@ -75,14 +89,18 @@ func BenchmarkServerOverhead(b *testing.B) {
 	b.ReportMetric(float64(tb.p99().Microseconds()), "tongban-p99-µs")
 	b.ReportMetric(float64(base.p99().Microseconds()), "bare-p99-µs")
 	b.ReportMetric(lib.rps()/base.rps(), "gqlgen-alone-ratio")
+	b.ReportMetric(off.rps(), "tongban-nolimits-req/s")
+	b.ReportMetric(tb.rps()/off.rps(), "limits-ratio")
 	fmt.Printf("apps over HTTP, concurrency %d: tongban %.0f req/s p99 %v | bare net/http %.0f req/s p99 %v | ratio %.2f"+
 		" (gqlgen alone %.0f req/s p99 %v, ratio %.2f)\n",
 		concurrency, tb.rps(), tb.p99().Round(time.Microsecond), base.rps(), base.p99().Round(time.Microsecond), tb.rps()/base.rps(),
 		lib.rps(), lib.p99().Round(time.Microsecond), lib.rps()/base.rps())
+	fmt.Printf("rate limits: on %.0f req/s p99 %v | off %.0f req/s p99 %v | on/off %.3f (target >= 0.90)\n",
+		tb.rps(), tb.p99().Round(time.Microsecond), off.rps(), off.p99().Round(time.Microsecond), tb.rps()/off.rps())
 }
 
 const (
-	benchServeEnv = "TONGBAN_BENCH_SERVE" // "tongban" or "bare": this process is a server
+	benchServeEnv = "TONGBAN_BENCH_SERVE" // "tongban", "tongban-nolimits", "gqlgen" or "bare": this process is a server
 	benchBytesEnv = "TONGBAN_BENCH_BYTES" // base64 of what the bare server answers
 	// benchProfileEnv names a folder where each server process writes <kind>.cpu.pprof, to
 	// see where a server's time goes under the benchmark's load.
@@ -124,11 +142,16 @@ func serveForBenchmark(kind string) int {
 	// compares code, not collector settings.
 	TuneRuntime(os.Environ())
 	switch kind {
-	case "tongban":
+	case "tongban", "tongban-nolimits":
 		cfg, err := config.Load("", nil)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
+		}
+		if kind == "tongban" {
+			countEverything(cfg)
+		} else {
+			limitsOff(cfg)
 		}
 		a, err := New(cfg, NewLogger(io.Discard, false, cfg.LogLevel)) // production format, written nowhere
 		if err != nil {

@@ -44,7 +44,7 @@ func (a *App) buildBridge(o options) error {
 	a.Bridge = bridge.New(bridge.Options{
 		Issuer: a.cfg.PublicURL, Store: a.Store, Keys: a.Keys, Clients: clients,
 		Persons: a.Identity.Persons, Sessions: a.Sessions, SubjectKey: m.Sum(nil), Now: now, Audit: audit,
-		Catalog: catalogAdapter{a.Catalog},
+		Catalog: catalogAdapter{a.Catalog}, Limits: a.Limits,
 	})
 	a.recordSignIns(audit)
 	return nil
