@@ -62,6 +62,13 @@ type Options struct {
 	SchedulePoll time.Duration
 	// Registerer receives delivery's metrics; nil = none.
 	Registerer prometheus.Registerer
+
+	// MaxFactsPerPerson and MaxFactBytesPerPerson bound what events may store about one
+	// person (DefaultMaxFactsPerPerson, DefaultMaxFactBytesPerPerson).
+	MaxFactsPerPerson     int
+	MaxFactBytesPerPerson int
+	// Privacy configures previews' audience estimates (privacy.go).
+	Privacy Privacy
 }
 
 // Engine is 免申即享's matching side: it takes citizens' events, keeps their facts, evaluates
@@ -99,9 +106,16 @@ type Engine struct {
 
 // New builds an engine.
 func New(o Options) (*Engine, error) {
-	env, err := condition.NewEnv()
+	env, err := condition.NewEnv(o.Catalog.conditionFacts()...)
 	if err != nil {
 		return nil, fmt.Errorf("push: rule environment: %w", err)
+	}
+	o.Privacy.setDefaults()
+	if o.MaxFactsPerPerson <= 0 {
+		o.MaxFactsPerPerson = DefaultMaxFactsPerPerson
+	}
+	if o.MaxFactBytesPerPerson <= 0 {
+		o.MaxFactBytesPerPerson = DefaultMaxFactBytesPerPerson
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -222,6 +236,9 @@ func (e *Engine) prepare(r Rule) (*liveRule, error) {
 	if c == nil {
 		var problems []condition.Problem
 		c, problems = e.env.Compile(r.Condition)
+		if len(problems) == 0 {
+			problems = e.catalog.unreadable(r.Department, c.Reads())
+		}
 		if len(problems) > 0 {
 			return nil, errors.New(problemsText(problems))
 		}
