@@ -1,6 +1,9 @@
 package push_test
 
 import (
+	"bytes"
+	"log/slog"
+	"os"
 	"strings"
 	"testing"
 
@@ -127,4 +130,47 @@ func (w *world) facts(t testing.TB, pid string) map[string]string {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// A published rule that reads a fact its department is no longer a reader of is paused at
+// start, with a log line naming it and the fact; the others stay published.
+func TestPauseUnreadableRules(t *testing.T) {
+	a := newWorld(t)
+	in := elderly()
+	in.Condition = "person.age >= 60 || has(person.facts.disabilityLevel) && person.facts.disabilityLevel <= 2"
+	reads := a.publish(t, transport, in)
+	other := a.publish(t, health, newborn())
+
+	raw, err := os.ReadFile("devdata/catalog.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	narrowed := strings.Replace(string(raw), "readers: [嘉兴市交通运输局, 浙江省民政厅, 上海市民政局]", "readers: [浙江省民政厅, 上海市民政局]", 1)
+	cat, err := push.ParseCatalog([]byte(narrowed), "narrowed.yaml", devApps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	b := replicaOf(t, a.store, a.clock, func(o *push.Options) {
+		o.Catalog = cat
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	n, err := b.engine.PauseUnreadableRules(ctxT(t))
+	if err != nil || n != 1 {
+		t.Fatalf("PauseUnreadableRules = %d, %v; want 1", n, err)
+	}
+	if r, _ := b.engine.Rules.Get(ctxT(t), transport, reads.ID); r.Status != push.Paused {
+		t.Fatalf("rule reading disabilityLevel is %s, want PAUSED", r.Status)
+	}
+	if r, _ := b.engine.Rules.Get(ctxT(t), health, other.ID); r.Status != push.Published {
+		t.Fatalf("the other rule is %s", r.Status)
+	}
+	if l := logs.String(); strings.Count(l, "paused a published rule") != 1 || !strings.Contains(l, reads.ID) ||
+		!strings.Contains(l, "fact disabilityLevel is not readable by 嘉兴市交通运输局") {
+		t.Fatalf("log:\n%s", l)
+	}
+	// Nothing left to pause the second time.
+	if n, err := b.engine.PauseUnreadableRules(ctxT(t)); err != nil || n != 0 {
+		t.Fatalf("again: %d, %v", n, err)
+	}
 }

@@ -111,8 +111,8 @@ func geometric(r io.Reader, epsilon float64) (int64, error) {
 	if _, err := io.ReadFull(r, b[:]); err != nil {
 		return 0, fmt.Errorf("push: privacy noise: %w", err)
 	}
-	k := binary.BigEndian.Uint64(b[:]) >> 11            // 53 bits
-	u := (float64(k) + 1) / (1 << 53)                   // in (0, 1]
+	k := binary.BigEndian.Uint64(b[:]) >> 11              // 53 bits
+	u := (float64(k) + 1) / (1 << 53)                     // in (0, 1]
 	return int64(math.Floor(math.Log(u) / -epsilon)), nil // ln p = -ε
 }
 
