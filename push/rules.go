@@ -156,6 +156,8 @@ func (rs *Rules) check(owner Owner, in RuleInput) (Rule, *condition.Condition, e
 	if err != nil {
 		return Rule{}, nil, err
 	}
+	// Bidi controls and zero-width characters are dropped on save (template.go, invisible).
+	in.Title, in.Body = dropInvisible(in.Title), dropInvisible(in.Body)
 	if e := checkTemplate("title", in.Title, maxTitleLen); e != nil {
 		return Rule{}, nil, e
 	}

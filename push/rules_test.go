@@ -177,3 +177,17 @@ func TestExpiredRuleCannotBePublished(t *testing.T) {
 		t.Fatalf("publish after validUntil: %v, want refused as expired", err)
 	}
 }
+
+func TestRuleTitleDropsInvisibleOnSave(t *testing.T) {
+	w := newWorld(t)
+	in := elderly()
+	in.Title = "{{name}}\u202E，乘车\u200B优惠"
+	in.Body = "\u2066{{service}}\u2069 已为您开通\uFEFF"
+	r, err := w.engine.Rules.Create(ctxT(t), transport, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Title != "{{name}}，乘车优惠" || r.Body != "{{service}} 已为您开通" {
+		t.Fatalf("saved title %q body %q", r.Title, r.Body)
+	}
+}
