@@ -1,6 +1,7 @@
 package push_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -135,4 +136,28 @@ func abs(f float64) float64 {
 		return -f
 	}
 	return f
+}
+
+// Samples are typed by the declarations too: an undeclared fact or a value of the wrong type
+// is the caller's mistake, named with the sample.
+func TestPreviewSampleFactsAreTyped(t *testing.T) {
+	w := newWorld(t)
+	in := hrssRule("person.facts.monthlyIncome < 5000")
+	for _, c := range []struct {
+		name   string
+		sample map[string]any
+		want   string
+	}{
+		{"undeclared fact", map[string]any{"facts": map[string]any{"pet": "cat"}}, "pet is not a declared fact"},
+		{"wrong type", map[string]any{"facts": map[string]any{"monthlyIncome": "lots"}}, "monthlyIncome: want a whole number"},
+		{"undeclared attribute", map[string]any{"event": map[string]any{"type": "a.b", "attributes": map[string]any{"pet": 1}}}, "pet is not a declared fact"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := w.engine.Preview(ctxT(t), hrss, in, []map[string]any{c.sample}, false)
+			var ie *push.InputError
+			if !errors.As(err, &ie) || ie.Field != "samples[0]" || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want samples[0]: %s", err, c.want)
+			}
+		})
+	}
 }
