@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -342,5 +344,41 @@ func TestDevCatalogDeclaresTheWalkThroughsFacts(t *testing.T) {
 	rejected, _ := r.field("ingestEvents", "rejected").([]any)
 	if len(rejected) != 1 || rejected[0].(map[string]any)["code"] != "INVALID_ATTRIBUTES" || !strings.Contains(rejected[0].(map[string]any)["message"].(string), "monthlyIncome") {
 		t.Fatalf("a mistyped fact: %s", r.Raw)
+	}
+}
+
+// A rule published while its department could read a fact is paused when a replica starts with
+// a catalog that no longer lets it, with one log line naming the rule and the fact.
+func TestStartPausesRulesReadingUnreadableFacts(t *testing.T) {
+	store := testenv.Redis(t)
+	one := startIdentity(t, nil, WithStore(store))
+	owner := machineToken(t, one, "jiaxing-transport")
+	in := elderlyRuleInput()
+	in["condition"] = "person.age >= 60 || has(person.facts.disabilityLevel) && person.facts.disabilityLevel <= 2"
+	r := one.gql(createRule, map[string]any{"in": in}, owner)
+	id := r.str("createPushRule", "id")
+	if id == "" {
+		t.Fatal(r.Raw)
+	}
+	if p := one.gql(`mutation($id: ID!) { publishPushRule(id: $id) { status } }`, map[string]any{"id": id}, owner); p.str("publishPushRule", "status") != "PUBLISHED" {
+		t.Fatal(p.Raw)
+	}
+
+	raw, err := os.ReadFile("../../push/devdata/catalog.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	narrowed := strings.Replace(string(raw), "readers: [嘉兴市交通运输局, 浙江省民政厅, 上海市民政局]", "readers: [浙江省民政厅, 上海市民政局]", 1)
+	path := filepath.Join(t.TempDir(), "catalog.yaml")
+	if err := os.WriteFile(path, []byte(narrowed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	two := startIdentity(t, func(c *config.Config) { c.Catalog = path }, WithStore(store))
+	logs := two.logs.String()
+	if strings.Count(logs, "paused a published rule") != 1 || !strings.Contains(logs, id) || !strings.Contains(logs, "fact disabilityLevel is not readable by 嘉兴市交通运输局") {
+		t.Fatalf("start-up log:\n%s", logs)
+	}
+	if g := one.gql(`query($id: ID!) { pushRule(id: $id) { status } }`, map[string]any{"id": id}, owner); g.str("pushRule", "status") != "PAUSED" {
+		t.Fatalf("the rule after the restart: %s", g.Raw)
 	}
 }
