@@ -69,6 +69,7 @@ type AppSwitch struct {
 // of them, scaled up) plus discrete Laplace noise of `epsilon`, reported only at or above a
 // threshold. Each estimate spends `epsilon` of the department's daily budget.
 type AudienceEstimate struct {
+	// Whether there is a count, a threshold or a refusal.
 	Status AudienceStatus `json:"status"`
 	// The noisy estimate, when status is ESTIMATED; null otherwise.
 	Count *int `json:"count,omitempty"`
