@@ -123,6 +123,10 @@ type Push struct {
 	DailyCap   int    `yaml:"daily_cap"`
 	// Workers is how many delivery workers each replica runs.
 	Workers int `yaml:"workers"`
+	// Facts per person and private estimates: push_privacy.go.
+	MaxFactsPerPerson     int         `yaml:"max_facts_per_person"`
+	MaxFactBytesPerPerson int         `yaml:"max_fact_bytes_per_person"`
+	Privacy               PushPrivacy `yaml:"privacy"`
 }
 
 // FCM is the Firebase Cloud Messaging project the sender uses.

@@ -43,6 +43,8 @@ func Defaults() *Config {
 			QuietHours: "22:00-08:00",
 			DailyCap:   5,
 			Workers:    4,
+
+			MaxFactsPerPerson: defaultMaxFactsPerPerson, MaxFactBytesPerPerson: defaultMaxFactBytesPerPerson, Privacy: defaultPushPrivacy(),
 		},
 		GraphQL: GraphQL{
 			Introspection:   false,

@@ -136,6 +136,12 @@ func setValue(v reflect.Value, value string) error {
 			return fmt.Errorf("want an integer, got %q", value)
 		}
 		v.SetInt(n)
+	case reflect.Float64:
+		f, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			return fmt.Errorf("want a number, got %q", value)
+		}
+		v.SetFloat(f)
 	case reflect.Slice:
 		if v.Type().Elem().Kind() != reflect.String {
 			return errors.New("is a list of sections; set each element's keys by index, like TONGBAN_PROVIDERS_0_ID")

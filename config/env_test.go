@@ -30,6 +30,8 @@ func TestEnvOverrides(t *testing.T) {
 			func(c *Config) any { return c.GraphQL.Introspection }, false},
 		{"int", []string{"TONGBAN_PUSH_DAILY_CAP= 7 "},
 			func(c *Config) any { return c.Push.DailyCap }, 7},
+		{"float", []string{"TONGBAN_PUSH_PRIVACY_EPSILON=0.05"},
+			func(c *Config) any { return c.Push.Privacy.Epsilon }, 0.05},
 		{"int64", []string{"TONGBAN_GRAPHQL_MAX_BODY_BYTES=2048"},
 			func(c *Config) any { return c.GraphQL.MaxBodyBytes }, int64(2048)},
 		{"duration", []string{"TONGBAN_SHUTDOWN_TIMEOUT=1m30s"},
@@ -190,6 +192,7 @@ func sampleValue(key string) string {
 		return "{a: 1}"
 	case slices.Contains([]string{"push.daily_cap", "push.workers", "providers[].auto_link_min_assurance", "sessions.max_per_person"}, key),
 		strings.HasPrefix(key, "graphql.") && strings.HasSuffix(key, "_limit"),
+		strings.HasPrefix(key, "push.privacy."), strings.HasPrefix(key, "push.max_fact"),
 		key == "graphql.max_body_bytes", strings.HasPrefix(key, "graphql.websocket.max_"):
 		return "1"
 	case strings.HasPrefix(key, "graphql.") && (strings.HasSuffix(key, "_bytes") || strings.HasSuffix(key, "_documents") || strings.HasSuffix(key, "_per_hour")):

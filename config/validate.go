@@ -82,6 +82,7 @@ func (c *Config) Validate() error {
 	c.validateMachineClients(&ps)
 	c.validateCatalog(&ps)
 	c.validatePush(&ps)
+	c.validatePushPrivacy(&ps)
 	c.validateGraphQL(&ps)
 	c.validateGraphQLBounds(&ps)
 	c.validateWebsocket(&ps)

@@ -206,6 +206,12 @@ func TestValidateRejects(t *testing.T) {
 		{"daily_cap negative", func(c *Config) { c.Push.DailyCap = -1 }, "push.daily_cap", "must be 0 or more (got -1)"},
 		{"no delivery workers", func(c *Config) { c.Push.Workers = 0 }, "push.workers", "must be 1 to 256 (got 0)"},
 		{"too many delivery workers", func(c *Config) { c.Push.Workers = 1000 }, "push.workers", "must be 1 to 256 (got 1000)"},
+		{"no facts per person", func(c *Config) { c.Push.MaxFactsPerPerson = 0 }, "push.max_facts_per_person", "must be 1 to 10000 (got 0)"},
+		{"fact bytes too few", func(c *Config) { c.Push.MaxFactBytesPerPerson = 10 }, "push.max_fact_bytes_per_person", "must be 1024 to 16777216 bytes (got 10)"},
+		{"epsilon zero", func(c *Config) { c.Push.Privacy.Epsilon = 0 }, "push.privacy.epsilon", "must be more than 0 and at most 1 (got 0)"},
+		{"epsilon too large", func(c *Config) { c.Push.Privacy.Epsilon, c.Push.Privacy.DailyBudget = 5, 10 }, "push.privacy.epsilon", "must be more than 0 and at most 1 (got 5)"},
+		{"threshold zero", func(c *Config) { c.Push.Privacy.Threshold = 0 }, "push.privacy.threshold", "must be 1 or more (got 0)"},
+		{"budget below one estimate", func(c *Config) { c.Push.Privacy.DailyBudget = 0.05 }, "push.privacy.daily_budget", "must be at least push.privacy.epsilon and at most 10 (got 0.05)"},
 		{"fcm credentials without project", func(c *Config) {
 			c.Push.FCM = FCM{CredentialsFile: credentials}
 		}, "push.fcm.project_id", "required when credentials_file is set"},

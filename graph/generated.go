@@ -72,6 +72,14 @@ type ComplexityRoot struct {
 		LaunchURL       func(childComplexity int) int
 	}
 
+	AudienceEstimate struct {
+		BudgetRemaining func(childComplexity int) int
+		Count           func(childComplexity int) int
+		Epsilon         func(childComplexity int) int
+		FewerThan       func(childComplexity int) int
+		Status          func(childComplexity int) int
+	}
+
 	Consent struct {
 		App       func(childComplexity int) int
 		GrantedAt func(childComplexity int) int
@@ -214,6 +222,7 @@ type ComplexityRoot struct {
 	}
 
 	RulePreview struct {
+		Audience          func(childComplexity int) int
 		EstimatedAudience func(childComplexity int) int
 		Matches           func(childComplexity int) int
 		Problems          func(childComplexity int) int
@@ -446,6 +455,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AppSwitch.LaunchURL(childComplexity), true
+
+	case "AudienceEstimate.budgetRemaining":
+		if e.ComplexityRoot.AudienceEstimate.BudgetRemaining == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AudienceEstimate.BudgetRemaining(childComplexity), true
+	case "AudienceEstimate.count":
+		if e.ComplexityRoot.AudienceEstimate.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AudienceEstimate.Count(childComplexity), true
+	case "AudienceEstimate.epsilon":
+		if e.ComplexityRoot.AudienceEstimate.Epsilon == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AudienceEstimate.Epsilon(childComplexity), true
+	case "AudienceEstimate.fewerThan":
+		if e.ComplexityRoot.AudienceEstimate.FewerThan == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AudienceEstimate.FewerThan(childComplexity), true
+	case "AudienceEstimate.status":
+		if e.ComplexityRoot.AudienceEstimate.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AudienceEstimate.Status(childComplexity), true
 
 	case "Consent.app":
 		if e.ComplexityRoot.Consent.App == nil {
@@ -1152,6 +1192,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.Services(childComplexity, args["first"].(*int), args["after"].(*string), args["filter"].(*model.ServiceFilter)), true
 
+	case "RulePreview.audience":
+		if e.ComplexityRoot.RulePreview.Audience == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RulePreview.Audience(childComplexity), true
 	case "RulePreview.estimatedAudience":
 		if e.ComplexityRoot.RulePreview.EstimatedAudience == nil {
 			break
@@ -1561,6 +1607,22 @@ func (ec *executionContext) childFields_AppSwitch(ctx context.Context, field gra
 	return nil, fmt.Errorf("no field named %q was found under type AppSwitch", field.Name)
 }
 
+func (ec *executionContext) childFields_AudienceEstimate(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "status":
+		return ec.fieldContext_AudienceEstimate_status(ctx, field)
+	case "count":
+		return ec.fieldContext_AudienceEstimate_count(ctx, field)
+	case "fewerThan":
+		return ec.fieldContext_AudienceEstimate_fewerThan(ctx, field)
+	case "epsilon":
+		return ec.fieldContext_AudienceEstimate_epsilon(ctx, field)
+	case "budgetRemaining":
+		return ec.fieldContext_AudienceEstimate_budgetRemaining(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AudienceEstimate", field.Name)
+}
+
 func (ec *executionContext) childFields_Consent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "app":
@@ -1787,6 +1849,8 @@ func (ec *executionContext) childFields_RulePreview(ctx context.Context, field g
 		return ec.fieldContext_RulePreview_matches(ctx, field)
 	case "estimatedAudience":
 		return ec.fieldContext_RulePreview_estimatedAudience(ctx, field)
+	case "audience":
+		return ec.fieldContext_RulePreview_audience(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RulePreview", field.Name)
 }
@@ -3053,6 +3117,121 @@ func (ec *executionContext) _AppSwitch_expiresAt(ctx context.Context, field grap
 }
 func (ec *executionContext) fieldContext_AppSwitch_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("AppSwitch", field, false, false, "Time")
+}
+
+func (ec *executionContext) _AudienceEstimate_status(ctx context.Context, field graphql.CollectedField, obj *model.AudienceEstimate) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AudienceEstimate_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.AudienceStatus) graphql.Marshaler {
+			return ec.marshalNAudienceStatus2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐAudienceStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AudienceEstimate_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AudienceEstimate", field, false, false, "AudienceStatus")
+}
+
+func (ec *executionContext) _AudienceEstimate_count(ctx context.Context, field graphql.CollectedField, obj *model.AudienceEstimate) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AudienceEstimate_count(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Count, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AudienceEstimate_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AudienceEstimate", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AudienceEstimate_fewerThan(ctx context.Context, field graphql.CollectedField, obj *model.AudienceEstimate) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AudienceEstimate_fewerThan(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FewerThan, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AudienceEstimate_fewerThan(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AudienceEstimate", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AudienceEstimate_epsilon(ctx context.Context, field graphql.CollectedField, obj *model.AudienceEstimate) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AudienceEstimate_epsilon(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Epsilon, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AudienceEstimate_epsilon(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AudienceEstimate", field, false, false, "Float")
+}
+
+func (ec *executionContext) _AudienceEstimate_budgetRemaining(ctx context.Context, field graphql.CollectedField, obj *model.AudienceEstimate) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AudienceEstimate_budgetRemaining(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.BudgetRemaining, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AudienceEstimate_budgetRemaining(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AudienceEstimate", field, false, false, "Float")
 }
 
 func (ec *executionContext) _Consent_app(ctx context.Context, field graphql.CollectedField, obj *model.Consent) (ret graphql.Marshaler) {
@@ -6088,6 +6267,38 @@ func (ec *executionContext) fieldContext_RulePreview_estimatedAudience(_ context
 	return graphql.NewScalarFieldContext("RulePreview", field, false, false, "Int")
 }
 
+func (ec *executionContext) _RulePreview_audience(ctx context.Context, field graphql.CollectedField, obj *model.RulePreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RulePreview_audience(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Audience, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AudienceEstimate) graphql.Marshaler {
+			return ec.marshalOAudienceEstimate2ᚖgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐAudienceEstimate(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RulePreview_audience(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RulePreview",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AudienceEstimate(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _RuleProblem_message(ctx context.Context, field graphql.CollectedField, obj *model.RuleProblem) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8532,6 +8743,59 @@ func (ec *executionContext) _AppSwitch(ctx context.Context, sel ast.SelectionSet
 	return out
 }
 
+var audienceEstimateImplementors = []string{"AudienceEstimate"}
+
+func (ec *executionContext) _AudienceEstimate(ctx context.Context, sel ast.SelectionSet, obj *model.AudienceEstimate) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, audienceEstimateImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AudienceEstimate")
+		case "status":
+			out.Values[i] = ec._AudienceEstimate_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "count":
+			out.Values[i] = ec._AudienceEstimate_count(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "fewerThan":
+			out.Values[i] = ec._AudienceEstimate_fewerThan(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "epsilon":
+			out.Values[i] = ec._AudienceEstimate_epsilon(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "budgetRemaining":
+			out.Values[i] = ec._AudienceEstimate_budgetRemaining(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var consentImplementors = []string{"Consent"}
 
 func (ec *executionContext) _Consent(ctx context.Context, sel ast.SelectionSet, obj *model.Consent) graphql.Marshaler {
@@ -9560,6 +9824,11 @@ func (ec *executionContext) _RulePreview(ctx context.Context, sel ast.SelectionS
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
+		case "audience":
+			out.Values[i] = ec._RulePreview_audience(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -10372,6 +10641,16 @@ func (ec *executionContext) marshalNAppSwitch2ᚖgithubᚗcomᚋtongbanᚋtongba
 	return ec._AppSwitch(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNAudienceStatus2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐAudienceStatus(ctx context.Context, v any) (model.AudienceStatus, error) {
+	var res model.AudienceStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAudienceStatus2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐAudienceStatus(ctx context.Context, sel ast.SelectionSet, v model.AudienceStatus) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -10548,6 +10827,20 @@ func (ec *executionContext) marshalNEventRejection2ᚕgithubᚗcomᚋtongbanᚋt
 	}
 
 	return ret
+}
+
+func (ec *executionContext) unmarshalNFloat2float64(ctx context.Context, v any) (float64, error) {
+	res, err := graphql.UnmarshalFloatContext(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNFloat2float64(ctx context.Context, sel ast.SelectionSet, v float64) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalFloatContext(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "Float!")
+	}
+	return graphql.WrapContextMarshaler(ctx, res)
 }
 
 func (ec *executionContext) unmarshalNID2string(ctx context.Context, v any) (string, error) {
@@ -11076,6 +11369,13 @@ func (ec *executionContext) marshalOApp2ᚖgithubᚗcomᚋtongbanᚋtongbanᚋgr
 		return graphql.Null
 	}
 	return ec._App(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOAudienceEstimate2ᚖgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐAudienceEstimate(ctx context.Context, sel ast.SelectionSet, v *model.AudienceEstimate) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AudienceEstimate(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOBoolean2bool(ctx context.Context, v any) (bool, error) {

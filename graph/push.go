@@ -5,6 +5,8 @@ import (
 	"errors"
 	"slices"
 
+	"github.com/99designs/gqlgen/graphql"
+
 	"github.com/tongban/tongban/bridge"
 	"github.com/tongban/tongban/graph/model"
 	"github.com/tongban/tongban/push"
@@ -59,6 +61,30 @@ func pushError(err error) error {
 		return newError(CodeBadUserInput, "at most %d events a call", push.MaxEventsPerCall)
 	}
 	return err
+}
+
+// wantsAudience reports whether the preview's selection asks for the estimate, which spends
+// privacy budget: a client that only checks a condition spends none.
+func wantsAudience(ctx context.Context) bool {
+	for _, f := range graphql.CollectFieldsCtx(ctx, nil) {
+		if f.Name == "audience" || f.Name == "estimatedAudience" {
+			return true
+		}
+	}
+	return false
+}
+
+func audience(a push.Audience) *model.AudienceEstimate {
+	out := &model.AudienceEstimate{Status: model.AudienceStatus(a.Status), Epsilon: a.Epsilon, BudgetRemaining: a.BudgetRemaining}
+	switch a.Status {
+	case push.AudienceEstimated:
+		n := int(a.Count)
+		out.Count = &n
+	case push.AudienceFewerThan:
+		k := a.FewerThan
+		out.FewerThan = &k
+	}
+	return out
 }
 
 func problems(ps []condition.Problem) []model.RuleProblem {

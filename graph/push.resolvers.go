@@ -87,14 +87,14 @@ func (r *mutationResolver) PreviewPushRule(ctx context.Context, input model.Push
 		}
 		objs[i] = m
 	}
-	p, err := r.Push.Preview(ctx, owner, ruleInput(input), objs)
+	p, err := r.Push.Preview(ctx, owner, ruleInput(input), objs, wantsAudience(ctx))
 	if err != nil {
 		return nil, pushError(err)
 	}
 	out := &model.RulePreview{Valid: p.Valid, Problems: problems(p.Problems), Matches: p.Matches}
-	if p.Audience >= 0 {
-		a := int(p.Audience)
-		out.EstimatedAudience = &a
+	if p.Audience != nil {
+		out.Audience = audience(*p.Audience)
+		out.EstimatedAudience = out.Audience.Count
 	}
 	return out, nil
 }

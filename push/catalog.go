@@ -44,6 +44,9 @@ type Catalog struct {
 	byID map[string]Service
 	// sorted holds every service by app, then id: the order Search keeps.
 	sorted []Service
+	// facts are the declared facts (facts.go), by name; factList in the file's order.
+	facts    map[string]Fact
+	factList []Fact
 }
 
 // categories are the 事项 categories a catalog may use, in the order people browse them.
@@ -121,13 +124,14 @@ type entry struct {
 }
 
 type catalogFile struct {
-	Services []entry `yaml:"services"`
+	Services []entry     `yaml:"services"`
+	Facts    []factEntry `yaml:"facts"`
 }
 
 // ParseCatalog checks a catalog document (format in CONTRACT.md); source names it in errors.
 // A bad catalog is a *CatalogError listing every problem with its line.
 func ParseCatalog(data []byte, source string, apps []string) (*Catalog, error) {
-	c := &Catalog{byID: map[string]Service{}}
+	c := &Catalog{byID: map[string]Service{}, facts: map[string]Fact{}}
 	fail := func(ps []Problem) (*Catalog, error) { return nil, &CatalogError{Source: source, Problems: ps} }
 
 	var root yaml.Node
@@ -152,10 +156,15 @@ func ParseCatalog(data []byte, source string, apps []string) (*Catalog, error) {
 		}
 	}
 
-	seq, p := servicesNode(&root)
+	seq, p := listNode(&root, "services")
 	if p != nil {
 		return fail(append(problems, *p))
 	}
+	factSeq, p := listNode(&root, "facts")
+	if p != nil {
+		return fail(append(problems, *p))
+	}
+	problems = append(problems, c.parseFacts(factSeq)...)
 	allowed := map[string]bool{}
 	for _, a := range apps {
 		allowed[a] = true
@@ -198,18 +207,18 @@ func ParseCatalog(data []byte, source string, apps []string) (*Catalog, error) {
 	return c, nil
 }
 
-// servicesNode finds the services sequence of a catalog document. An empty document, or one
-// without services, is an empty catalog.
-func servicesNode(root *yaml.Node) ([]*yaml.Node, *Problem) {
+// listNode finds a top-level list of a catalog document: services or facts. An empty
+// document, or one without the list, has none.
+func listNode(root *yaml.Node, key string) ([]*yaml.Node, *Problem) {
 	if root.Kind == 0 || len(root.Content) == 0 {
 		return nil, nil
 	}
 	doc := root.Content[0]
 	if doc.Kind != yaml.MappingNode {
-		return nil, &Problem{Line: doc.Line, Message: "the catalog must be a mapping with a services list"}
+		return nil, &Problem{Line: doc.Line, Message: "the catalog must be a mapping with a services list (and a facts list)"}
 	}
 	for i := 0; i+1 < len(doc.Content); i += 2 {
-		if doc.Content[i].Value != "services" {
+		if doc.Content[i].Value != key {
 			continue
 		}
 		v := doc.Content[i+1]
@@ -217,7 +226,7 @@ func servicesNode(root *yaml.Node) ([]*yaml.Node, *Problem) {
 		case v.Kind == yaml.ScalarNode && v.Tag == "!!null":
 			return nil, nil
 		case v.Kind != yaml.SequenceNode:
-			return nil, &Problem{Line: v.Line, Field: "services", Message: "must be a list of services"}
+			return nil, &Problem{Line: v.Line, Field: key, Message: "must be a list of " + key}
 		}
 		return v.Content, nil
 	}
@@ -307,7 +316,7 @@ func isLoopback(host string) bool {
 
 var (
 	yamlLine       = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
-	yamlUnknownKey = regexp.MustCompile(`^line (\d+): field (.+) not found in type `)
+	yamlUnknownKey = regexp.MustCompile(`^line (\d+): field (.+) not found in type (\S+)`)
 )
 
 // unknownField turns the strict decoder's complaint about an unknown key into a problem.
@@ -318,6 +327,9 @@ func unknownField(msg string) (Problem, bool) {
 	}
 	line := 0
 	fmt.Sscan(m[1], &line)
+	if strings.HasSuffix(m[3], "factEntry") {
+		return Problem{Line: line, Field: m[2], Message: "is not a field of a fact (" + factFields + ")"}, true
+	}
 	return Problem{Line: line, Field: m[2], Message: "is not a field of a service (id, name, department, app, category, link, min_assurance)"}, true
 }
 

@@ -276,6 +276,7 @@ func FuzzParseCatalog(f *testing.F) {
 	f.Add([]byte("services: [\n"))
 	f.Add([]byte("services:\n  - 3\n  - {id: [1], min_assurance: 99999999999999999999}\n"))
 	f.Add([]byte("- a\n- b\n"))
+	f.Add([]byte("facts:\n  - {name: x, type: list(string), description: d, sensitive: true, writers: [a], readers: [b]}\n  - {name: 1x, type: [], sensitive: 3}\n  - 7\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := ParseCatalog(data, "fuzz.yaml", testApps)
 		if err != nil {

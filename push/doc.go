@@ -11,13 +11,24 @@
 // The loaded catalog never changes and lives in memory; the bridge reads it to check a switch's
 // service and its assurance.
 //
-// Events (events.go): a data platform's events are checked one by one, resolved to a person
+// Facts (facts.go) are declared in the same file, beside the services (PIPL: purpose limitation,
+// minimum necessity): a name (a CEL identifier), a type (bool, int, double, string, timestamp,
+// list(string)), a description, whether it is sensitive, its writers (machine client ids, checked
+// against the configuration at start) and its readers (departments). The rule language sees
+// exactly these facts with their types (push/condition); a rule compiles only if every fact it
+// reads lists its department among the readers, and published rules that no longer do are
+// paused at start (PauseUnreadableRules), one log line each.
+//
+// Events (events.go): a data platform's events are checked one by one (each attribute a
+// declared fact the sender writes, of its type: UNDECLARED_FACT, FACT_NOT_WRITABLE,
+// INVALID_ATTRIBUTES), resolved to a person
 // (by an app account when one is named, an ID number beside it having to link to the same
 // person; otherwise by ID number through identity, which creates a person without accounts for
 // someone new; a refused event creates nobody), claimed by sender and id, and applied to the
 // person's facts by a script
 // that also remembers the event id on the person, so the same event is applied once however
-// many replicas receive it. Each applied event is then evaluated against the published rules
+// many replicas receive it. The same script refuses an event that would take the person past
+// max facts or max bytes of facts (TOO_MANY_FACTS), applying and remembering nothing of it. Each applied event is then evaluated against the published rules
 // whose triggers name its type (engine.go keeps that index in memory and reloads it when the
 // rules' generation changes).
 //
@@ -26,6 +37,15 @@
 // published is a new version. Publishing with backfill (backfill.go) queues a walk over every
 // person, run by one replica at a time under a lease, batch by batch, its progress stored after
 // each batch so that it resumes after a crash.
+//
+// Previews (preview.go, privacy.go) compile a draft, evaluate it on samples and estimate its
+// audience without singling anyone out: the count over a random sample of stored profiles (all
+// of them up to 1,000) gets discrete Laplace noise of epsilon (sensitivity 1 on the sample's
+// count; scaling up to the population afterwards is post-processing), and is reported as
+// "fewer than k" below the threshold. Each estimate spends epsilon of the department's daily
+// budget, in one script with the audit entry, so replicas share it; a spent budget refuses the
+// estimate (PRIVACY_BUDGET_EXHAUSTED) but not the rest of the preview. Every preview is
+// audited, without its result.
 //
 // Notifications (notify.go, inbox.go): a match takes the dedup slot of (rule, version,
 // person) and, only when it wins, writes the inbox entry in the same script; then the delivery
@@ -45,7 +65,9 @@
 // Redis keys (under the store prefix). Keys used together share a hash tag:
 //
 //	ev:<b64 sha256(sender \0 id)[:18]>  string the person an event id was used for; TTL 8 days
-//	{p:<pid>}:facts                     hash   attribute -> JSON value; "@residence" -> division code
+//	{p:<pid>}:facts                     hash   declared fact -> JSON value; "@residence" -> division code;
+//	                                           at most max_facts_per_person fields and
+//	                                           max_fact_bytes_per_person bytes of names and values
 //	{p:<pid>}:events                    zset   event ids applied to the person, by arrival (ms),
 //	                                           trimmed to the last 8 days
 //	{p:<pid>}:matched                   hash   "<rule>:<version>" -> notification id, "+q" appended once its
@@ -72,6 +94,11 @@
 //	{p:<pid>}:sent:<day>                string pushes on the person's local day; TTL 48 h
 //	{p:<pid>}:waiting                   hash   notification -> job, waiting for the first device
 //	push:notify                         pub/sub channel of new inbox notifications, for subscribers
+//	{privacy}:budget:<day>:<department> string micro-epsilon the department spent on estimates on
+//	                                           that day (YYYYMMDD in push.time_zone); TTL 48 h
+//	{privacy}:audit                     stream every preview: department, client, rule_sha256 (of
+//	                                           the condition), time, outcome, epsilon; never the
+//	                                           estimate; MAXLEN ~ 100,000
 //
 // Notification ids are "n_", the creation time in milliseconds as 11 hex digits, and 128
 // random bits, so an inbox sorts by its field names.

@@ -62,6 +62,13 @@ type Options struct {
 	SchedulePoll time.Duration
 	// Registerer receives delivery's metrics; nil = none.
 	Registerer prometheus.Registerer
+
+	// MaxFactsPerPerson and MaxFactBytesPerPerson bound what events may store about one
+	// person (DefaultMaxFactsPerPerson, DefaultMaxFactBytesPerPerson).
+	MaxFactsPerPerson     int
+	MaxFactBytesPerPerson int
+	// Privacy configures previews' audience estimates (privacy.go).
+	Privacy Privacy
 }
 
 // Engine is 免申即享's matching side: it takes citizens' events, keeps their facts, evaluates
@@ -99,9 +106,16 @@ type Engine struct {
 
 // New builds an engine.
 func New(o Options) (*Engine, error) {
-	env, err := condition.NewEnv()
+	env, err := condition.NewEnv(o.Catalog.conditionFacts()...)
 	if err != nil {
 		return nil, fmt.Errorf("push: rule environment: %w", err)
+	}
+	o.Privacy.setDefaults()
+	if o.MaxFactsPerPerson <= 0 {
+		o.MaxFactsPerPerson = DefaultMaxFactsPerPerson
+	}
+	if o.MaxFactBytesPerPerson <= 0 {
+		o.MaxFactBytesPerPerson = DefaultMaxFactBytesPerPerson
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -222,6 +236,9 @@ func (e *Engine) prepare(r Rule) (*liveRule, error) {
 	if c == nil {
 		var problems []condition.Problem
 		c, problems = e.env.Compile(r.Condition)
+		if len(problems) == 0 {
+			problems = e.catalog.unreadable(r.Department, c.Reads())
+		}
 		if len(problems) > 0 {
 			return nil, errors.New(problemsText(problems))
 		}
@@ -235,4 +252,45 @@ func (e *Engine) prepareLocked(r Rule) (*liveRule, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.prepare(r)
+}
+
+// PauseUnreadableRules pauses, at start, every published rule that no longer compiles against
+// the catalog's facts or reads a fact its department is not a reader of, with one log line per
+// rule saying which and why. Such a rule is never evaluated anyway (index skips it); pausing it
+// shows the owner why it went quiet. Every replica may run it: pausing a paused rule changes
+// nothing.
+func (e *Engine) PauseUnreadableRules(ctx context.Context) (int, error) {
+	ids, err := e.store.Client.SMembers(ctx, e.Rules.liveKey()).Result()
+	if err != nil {
+		return 0, fmt.Errorf("push: read live rules: %w", err)
+	}
+	slices.Sort(ids)
+	rules, err := e.Rules.loadMany(ctx, ids, func(r *Rule) bool { return r.Status == Published })
+	if err != nil {
+		return 0, err
+	}
+	paused := 0
+	for _, r := range rules {
+		c, problems := e.env.Compile(r.Condition)
+		if len(problems) == 0 {
+			problems = e.catalog.unreadable(r.Department, c.Reads())
+		}
+		if len(problems) == 0 {
+			continue
+		}
+		system := Owner{Client: "tongban", Departments: []string{r.Department}}
+		_, err := e.Rules.transition(ctx, system, r.ID, func(r *Rule) error {
+			if r.Status == Published {
+				r.Status = Paused
+			}
+			return nil
+		})
+		if err != nil {
+			return paused, err
+		}
+		paused++
+		e.log.Warn("push: paused a published rule: its condition reads facts its department may not read, or no longer compiles against the catalog",
+			"rule", r.ID, "version", r.Version, "department", r.Department, "reason", problemsText(problems))
+	}
+	return paused, nil
 }

@@ -7,8 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -60,6 +60,15 @@ const (
 	RejectInvalidAttributes = "INVALID_ATTRIBUTES"
 	RejectTooLarge          = "ATTRIBUTES_TOO_LARGE"
 	RejectInvalidResidence  = "INVALID_RESIDENCE"
+	RejectUndeclaredFact    = "UNDECLARED_FACT"
+	RejectFactNotWritable   = "FACT_NOT_WRITABLE"
+	RejectTooManyFacts      = "TOO_MANY_FACTS"
+)
+
+// Default bounds of a person's facts (push.max_facts_per_person, push.max_fact_bytes_per_person).
+const (
+	DefaultMaxFactsPerPerson     = 256
+	DefaultMaxFactBytesPerPerson = 64 << 10
 )
 
 // Limits of ingestion.
@@ -75,7 +84,7 @@ const (
 
 // attrName is the shape of an attribute name: a CEL identifier, so a rule can write
 // person.facts.childBirthDate.
-var attrName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+var attrName = condition.FactName
 
 // ErrTooManyEvents refuses a call, not an event.
 var ErrTooManyEvents = fmt.Errorf("push: at most %d events a call", MaxEventsPerCall)
@@ -105,20 +114,34 @@ type pending struct {
 
 // applyScript applies one event to a person, once: the person's set of applied event ids and
 // their facts change together, so the same event arriving at two replicas at once (or twice)
-// changes the facts once. KEYS: facts, seen. ARGV: event hash, now (ms), memory (ms), then
-// pairs of attribute name and JSON value ("" deletes). Returns 0 for an event already applied,
-// otherwise the facts as the event leaves them (HGETALL's flat list).
+// changes the facts once. It first works out the facts as the event would leave them and
+// refuses the whole event, applying nothing and remembering nothing, when that grows them past
+// the bounds (count of fields, bytes of names and values); an event that only shrinks them
+// always passes. KEYS: facts, seen. ARGV: event hash, now (ms), memory (ms), max facts, max
+// bytes, then pairs of attribute name and JSON value ("" deletes). Returns 0 for an event
+// already applied, -1 for one past the bounds, otherwise the facts as the event leaves them
+// (HGETALL's flat list).
 var applyScript = redis.NewScript(`
 if redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
+local maxn, maxb = tonumber(ARGV[4]), tonumber(ARGV[5])
+local flat = redis.call('HGETALL', KEYS[1])
+local t, n0, b0 = {}, 0, 0
+for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1]; n0 = n0 + 1; b0 = b0 + #flat[i] + #flat[i + 1] end
+for i = 6, #ARGV, 2 do
+  if ARGV[i + 1] == '' then t[ARGV[i]] = nil else t[ARGV[i]] = ARGV[i + 1] end
+end
+local out, n, b = {}, 0, 0
+for k, v in pairs(t) do n = n + 1; b = b + #k + #v; out[#out + 1] = k; out[#out + 1] = v end
+if (n > maxn and n > n0) or (b > maxb and b > b0) then return -1 end
 local now, memory = tonumber(ARGV[2]), tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. (now - memory))
 redis.call('ZADD', KEYS[2], now, ARGV[1])
 redis.call('PEXPIRE', KEYS[2], memory)
-for i = 4, #ARGV, 2 do
+for i = 6, #ARGV, 2 do
   if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[1], ARGV[i])
   else redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 end
-return redis.call('HGETALL', KEYS[1])
+return out
 `)
 
 // Ingest applies a data platform's events. Each event is checked on its own and refused with a
@@ -140,7 +163,7 @@ func (e *Engine) Ingest(ctx context.Context, source string, events []Event) (Ing
 	var ok []*pending
 	seenInCall := map[string]bool{}
 	for i, ev := range events {
-		p, code, msg := e.checkEvent(ev, now)
+		p, code, msg := e.checkEvent(source, ev, now)
 		if code != "" {
 			reject(i, code, "%s", msg)
 			continue
@@ -166,11 +189,15 @@ func (e *Engine) Ingest(ctx context.Context, source string, events []Event) (Ing
 	if err != nil {
 		return IngestResult{}, err
 	}
-	applied, profiles, err := e.apply(ctx, ok, now)
+	applied, profiles, tooMany, err := e.apply(ctx, ok, now)
 	if err != nil {
 		return IngestResult{}, err
 	}
-	res.Duplicates += len(ok) - len(applied)
+	for _, p := range tooMany {
+		reject(p.index, RejectTooManyFacts, "the event would give the person more than %d facts or %d bytes of them; nothing of it was applied",
+			e.opts.MaxFactsPerPerson, e.opts.MaxFactBytesPerPerson)
+	}
+	res.Duplicates += len(ok) - len(applied) - len(tooMany)
 	res.Accepted = len(applied)
 	var matches []match
 	for i, p := range applied {
@@ -207,7 +234,7 @@ func attributesOf(p *pending) map[string]any {
 }
 
 // checkEvent checks what an event says on its own; the code is "" when it passes.
-func (e *Engine) checkEvent(ev Event, now time.Time) (*pending, string, string) {
+func (e *Engine) checkEvent(source string, ev Event, now time.Time) (*pending, string, string) {
 	p := &pending{ev: ev}
 	switch {
 	case ev.ID == "" || len(ev.ID) > maxEventIDLen:
@@ -238,7 +265,7 @@ func (e *Engine) checkEvent(ev Event, now time.Time) (*pending, string, string) 
 	if ev.App != "" && !e.apps[ev.App] {
 		return nil, RejectUnknownApp, fmt.Sprintf("app %q is not a member app", ev.App)
 	}
-	fields, attrs, code, msg := checkAttributes(ev.Attributes)
+	fields, attrs, code, msg := e.checkAttributes(source, ev.Attributes)
 	if code != "" {
 		return nil, code, msg
 	}
@@ -247,8 +274,10 @@ func (e *Engine) checkEvent(ev Event, now time.Time) (*pending, string, string) 
 }
 
 // checkAttributes checks an event's attributes and turns them into the writes to the facts:
-// each attribute's JSON, "" for null (a deletion); residence becomes person.residence.
-func checkAttributes(v any) (fields []any, attrs map[string]any, code, msg string) {
+// each attribute's JSON, "" for null (a deletion); residence becomes person.residence. Every
+// other attribute must be a fact the catalog declares, that source may write, of its declared
+// type. attrs are the attributes as rules see them in event.attributes, typed.
+func (e *Engine) checkAttributes(source string, v any) (fields []any, attrs map[string]any, code, msg string) {
 	if v == nil {
 		return nil, map[string]any{}, "", ""
 	}
@@ -288,11 +317,23 @@ func checkAttributes(v any) (fields []any, attrs map[string]any, code, msg strin
 			fields = append(fields, residenceField, r.Code)
 			continue
 		}
+		f, ok := e.catalog.Fact(k)
+		switch {
+		case !ok:
+			return nil, nil, RejectUndeclaredFact, fmt.Sprintf("attribute %s is not a fact the catalog declares", k)
+		case !slices.Contains(f.Writers, source):
+			return nil, nil, RejectFactNotWritable, fmt.Sprintf("fact %s may not be written by %s", k, source)
+		}
 		if val == nil {
 			fields = append(fields, k, "")
 			continue
 		}
-		blob, err := json.Marshal(val)
+		typed, err := e.env.Value(k, val)
+		if err != nil {
+			return nil, nil, RejectInvalidAttributes, fmt.Sprintf("fact %s is %s: %s", k, f.Type, strings.TrimPrefix(err.Error(), "condition: "))
+		}
+		obj[k] = typed
+		blob, err := json.Marshal(typed)
 		if err != nil {
 			return nil, nil, RejectInvalidAttributes, fmt.Sprintf("attribute %s is not JSON", k)
 		}
@@ -449,16 +490,17 @@ func (e *Engine) claimEvents(ctx context.Context, ps []*pending) ([]*pending, in
 }
 
 // apply runs applyScript for every event and reads each person's profile, in one pipeline.
-// It returns the events applied by this call, with the profile each left behind.
-func (e *Engine) apply(ctx context.Context, ps []*pending, now time.Time) ([]*pending, []profile, error) {
+// It returns the events applied by this call, with the profile each left behind, and those
+// refused because they would take their person's facts past the bounds.
+func (e *Engine) apply(ctx context.Context, ps []*pending, now time.Time) (applied []*pending, profiles []profile, tooMany []*pending, err error) {
 	if len(ps) == 0 {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
 	cmds := make([]*redis.Cmd, len(ps))
 	reads := make([]profileRead, len(ps))
-	_, err := e.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err = e.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, ev := range ps {
-			args := append([]any{ev.hash, now.UnixMilli(), eventMemory.Milliseconds()}, ev.fields...)
+			args := append([]any{ev.hash, now.UnixMilli(), eventMemory.Milliseconds(), e.opts.MaxFactsPerPerson, e.opts.MaxFactBytesPerPerson}, ev.fields...)
 			// EVAL, not EVALSHA: a pipeline cannot fall back on NOSCRIPT.
 			cmds[i] = applyScript.Eval(ctx, p, []string{e.factsKey(ev.pid), e.seenKey(ev.pid)}, args...)
 			reads[i] = e.queueProfile(ctx, p, ev.pid)
@@ -466,14 +508,16 @@ func (e *Engine) apply(ctx context.Context, ps []*pending, now time.Time) ([]*pe
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, nil, fmt.Errorf("push: apply events: %w", err)
+		return nil, nil, nil, fmt.Errorf("push: apply events: %w", err)
 	}
-	var applied []*pending
-	var profiles []profile
 	for i, c := range cmds {
 		v, err := c.Result()
 		if err != nil {
-			return nil, nil, fmt.Errorf("push: apply event: %w", err)
+			return nil, nil, nil, fmt.Errorf("push: apply event: %w", err)
+		}
+		if n, isInt := v.(int64); isInt && n < 0 {
+			tooMany = append(tooMany, ps[i])
+			continue
 		}
 		flat, ok := v.([]any)
 		if !ok {
@@ -494,10 +538,10 @@ func (e *Engine) apply(ctx context.Context, ps []*pending, now time.Time) ([]*pe
 				profiles = append(profiles, profile{pid: ps[i].pid, gone: true})
 				continue
 			}
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		applied = append(applied, ps[i])
 		profiles = append(profiles, prof)
 	}
-	return applied, profiles, nil
+	return applied, profiles, tooMany, nil
 }

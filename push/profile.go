@@ -33,13 +33,14 @@ func (e *Engine) factsKey(pid string) string { return e.store.Key("{p:" + pid + 
 
 // profileRead is one person's profile, queued on a pipeline: identity's record and push's facts.
 type profileRead struct {
+	env    *condition.Env
 	pid    string
 	person func() (identity.Person, error)
 	facts  *redis.MapStringStringCmd
 }
 
 func (e *Engine) queueProfile(ctx context.Context, p redis.Pipeliner, pid string) profileRead {
-	return profileRead{pid: pid, person: e.people.QueueGet(ctx, p, pid), facts: p.HGetAll(ctx, e.factsKey(pid))}
+	return profileRead{env: e.env, pid: pid, person: e.people.QueueGet(ctx, p, pid), facts: p.HGetAll(ctx, e.factsKey(pid))}
 }
 
 // profile is what a rule sees of a person, and the name their notification greets them by.
@@ -63,10 +64,13 @@ func (r profileRead) load(now time.Time, facts map[string]string) (profile, erro
 		}
 		facts = r.facts.Val()
 	}
-	return buildProfile(p, facts, now)
+	return buildProfile(r.env, p, facts, now)
 }
 
-func buildProfile(p identity.Person, facts map[string]string, now time.Time) (profile, error) {
+// buildProfile decodes a person's record and stored facts into what rules see. Facts are typed
+// by their declarations; a stored fact the catalog no longer declares is left out, since no
+// rule can name it.
+func buildProfile(env *condition.Env, p identity.Person, facts map[string]string, now time.Time) (profile, error) {
 	out := profile{pid: p.ID, name: p.DisplayName}
 	c := &out.person
 	c.Gender = p.Gender
@@ -88,7 +92,13 @@ func buildProfile(p identity.Person, facts map[string]string, now time.Time) (pr
 			c.Residence = condition.RegionOf(raw)
 			continue
 		}
+		if _, ok := env.Declared(k); !ok {
+			continue
+		}
 		v, err := condition.DecodeValue([]byte(raw))
+		if err == nil {
+			v, err = env.Value(k, v)
+		}
 		if err != nil {
 			return profile{}, fmt.Errorf("push: corrupt fact %s of %s: %w", k, p.ID, err)
 		}

@@ -145,6 +145,10 @@ func (rs *Rules) check(owner Owner, in RuleInput) (Rule, *condition.Condition, e
 		return Rule{}, nil, &ForbiddenError{Message: fmt.Sprintf("service %s belongs to %s, which this client does not manage", svc.ID, svc.Department)}
 	}
 	cond, problems := rs.env.Compile(in.Condition)
+	if len(problems) == 0 {
+		// Purpose limitation: a department's rules read only the facts it is a reader of.
+		problems = rs.catalog.unreadable(svc.Department, cond.Reads())
+	}
 	if len(problems) > 0 {
 		return Rule{}, nil, &InputError{Field: "condition", Message: problemsText(problems), Problems: problems}
 	}
@@ -152,6 +156,8 @@ func (rs *Rules) check(owner Owner, in RuleInput) (Rule, *condition.Condition, e
 	if err != nil {
 		return Rule{}, nil, err
 	}
+	// Bidi controls and zero-width characters are dropped on save (template.go, invisible).
+	in.Title, in.Body = dropInvisible(in.Title), dropInvisible(in.Body)
 	if e := checkTemplate("title", in.Title, maxTitleLen); e != nil {
 		return Rule{}, nil, e
 	}

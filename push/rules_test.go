@@ -37,8 +37,17 @@ func TestRuleRejects(t *testing.T) {
 		{"not a boolean", transport, func(r *push.RuleInput) { r.Condition = `person.age` },
 			want{field: "condition", fragment: "bool"}},
 		{"over the cost limit", transport, func(r *push.RuleInput) {
-			r.Condition = `person.facts.all(a, person.facts.all(b, person.facts.all(c, person.facts.all(d, a + b + c + d != ""))))`
+			r.Condition = `person.apps.all(a, person.apps.all(b, person.apps.all(c, person.apps.all(d, a + b + c + d != ""))))`
 		}, want{field: "condition", fragment: "cost"}},
+		{"a fact the department may not read", transport, func(r *push.RuleInput) {
+			r.Condition = "person.age >= 60 &&\n  person.facts.monthlyIncome < 3000"
+		}, want{field: "condition", fragment: "2:15: fact monthlyIncome is not readable by 嘉兴市交通运输局"}},
+		{"an undeclared fact", transport, func(r *push.RuleInput) { r.Condition = "person.facts.income < 3000" },
+			want{field: "condition", fragment: "1:13: undefined field 'income'"}},
+		{"iterating over facts", transport, func(r *push.RuleInput) { r.Condition = `person.facts.exists(k, k == "x")` },
+			want{field: "condition", fragment: "1:7: person.facts may only be read one declared fact at a time"}},
+		{"indexing facts", transport, func(r *push.RuleInput) { r.Condition = `person.facts["disabilityLevel"] > 1` },
+			want{field: "condition", fragment: "1:7: person.facts may only be read one declared fact at a time"}},
 		{"empty condition", transport, func(r *push.RuleInput) { r.Condition = " " }, want{field: "condition"}},
 		{"another department's service", hrss, nil, want{forbidden: true}},
 		{"unknown service", transport, func(r *push.RuleInput) { r.ServiceID = "no-such-service" }, want{field: "serviceId", fragment: "no service"}},
@@ -166,5 +175,19 @@ func TestExpiredRuleCannotBePublished(t *testing.T) {
 	var ie *push.InputError
 	if _, err := w.engine.Rules.Publish(ctx, transport, r.ID); !errors.As(err, &ie) || !strings.Contains(ie.Message, "expired") {
 		t.Fatalf("publish after validUntil: %v, want refused as expired", err)
+	}
+}
+
+func TestRuleTitleDropsInvisibleOnSave(t *testing.T) {
+	w := newWorld(t)
+	in := elderly()
+	in.Title = "{{name}}\u202E，乘车\u200B优惠"
+	in.Body = "\u2066{{service}}\u2069 已为您开通\uFEFF"
+	r, err := w.engine.Rules.Create(ctxT(t), transport, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Title != "{{name}}，乘车优惠" || r.Body != "{{service}} 已为您开通" {
+		t.Fatalf("saved title %q body %q", r.Title, r.Body)
 	}
 }

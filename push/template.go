@@ -57,6 +57,7 @@ func checkTemplate(field, s string, max int) *InputError {
 // shown as it is and never expanded. Values are stripped of control characters, which a name
 // from a provider could carry into a lock screen.
 func render(tmpl, name, service string) string {
+	tmpl = dropInvisible(tmpl) // a rule saved before they were dropped on save
 	if name == "" {
 		name = fallbackName
 	}
@@ -87,7 +88,38 @@ func render(tmpl, name, service string) string {
 
 func clean(s string) string {
 	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
+		if unicode.IsControl(r) || invisible(r) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// invisible reports the characters a notification drops: bidirectional controls, which can
+// make a lock screen show text in another order than it was written (a "Trojan Source" link or
+// amount), and zero-width characters, which hide text or make two strings look alike.
+func invisible(r rune) bool {
+	switch {
+	case r == '\u061C', // ARABIC LETTER MARK
+		r == '\u200E', r == '\u200F', // LRM, RLM
+		r >= '\u202A' && r <= '\u202E', // LRE, RLE, PDF, LRO, RLO
+		r >= '\u2066' && r <= '\u2069', // LRI, RLI, FSI, PDI
+		r >= '\u200B' && r <= '\u200D', // ZERO WIDTH SPACE, NON-JOINER, JOINER
+		r == '\u2060',                  // WORD JOINER
+		r == '\uFEFF',                  // ZERO WIDTH NO-BREAK SPACE (BOM)
+		r == '\u180E':                  // MONGOLIAN VOWEL SEPARATOR
+		return true
+	}
+	return false
+}
+
+// dropInvisible removes what invisible reports from s.
+func dropInvisible(s string) string {
+	if !strings.ContainsFunc(s, invisible) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if invisible(r) {
 			return -1
 		}
 		return r

@@ -14,6 +14,8 @@ func TestRender(t *testing.T) {
 		{"a name that looks like a placeholder is not expanded", "{{name}}", "{{service}}", "秘密", "{{service}}"},
 		{"control characters are dropped", "{{name}}", "王\x1b[31m芳\n", "", "王[31m芳"},
 		{"unknown placeholders stay as written", "{{x}}", "a", "b", "{{x}}"},
+		{"bidi controls in a name are dropped", "{{name}}", "王\u202E芳\u2066x\u2069\u200F", "", "王芳x"},
+		{"zero-width characters in a template are dropped", "补贴\u200B已\uFEFF到账\u200D", "", "", "补贴已到账"},
 		{"an unclosed placeholder stays as written", "a {{name", "王芳", "", "a {{name"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -65,4 +67,19 @@ func FuzzTemplate(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Titles and bodies lose bidi controls and zero-width characters when a rule is saved, so what
+// the owner reads back is what the lock screen shows.
+func TestInvisibleDroppedOnSave(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"退款\u202E0001\u202C元", "退款0001元"},
+		{"\u2067点击\u2069领取", "点击领取"},
+		{"a\u200Bb\u200Cc\u2060d\u180Ee\u061Cf\u200Eg", "abcdefg"},
+		{"plain 文本", "plain 文本"},
+	} {
+		if got := dropInvisible(c.in); got != c.want {
+			t.Errorf("dropInvisible(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
 }

@@ -65,6 +65,22 @@ type AppSwitch struct {
 	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
 }
 
+// A differentially private audience estimate: the count over stored profiles (or a random sample
+// of them, scaled up) plus discrete Laplace noise of `epsilon`, reported only at or above a
+// threshold. Each estimate spends `epsilon` of the department's daily budget.
+type AudienceEstimate struct {
+	// Whether there is a count, a threshold or a refusal.
+	Status AudienceStatus `json:"status"`
+	// The noisy estimate, when status is ESTIMATED; null otherwise.
+	Count *int `json:"count,omitempty"`
+	// The threshold k, when status is FEWER_THAN_THRESHOLD: fewer than k people (possibly none); null otherwise.
+	FewerThan *int `json:"fewerThan,omitempty"`
+	// The privacy loss this estimate spent; 0 when it was refused.
+	Epsilon float64 `json:"epsilon"`
+	// What is left of the department's budget today, after this estimate.
+	BudgetRemaining float64 `json:"budgetRemaining"`
+}
+
 // One citizen event from a data platform.
 type CitizenEventInput struct {
 	// Idempotency key: the same id twice (from the same caller) is counted once. 1 to 128 bytes.
@@ -78,8 +94,9 @@ type CitizenEventInput struct {
 	Subject *string `json:"subject,omitempty"`
 	// When it happened; at most 5 minutes in the future.
 	OccurredAt time.Time `json:"occurredAt"`
-	// A JSON object of at most 8 KiB, merged into the person's facts (null deletes a key). Names are
-	// identifiers. `residence` ({code} or {province, city, district}) sets person.residence.
+	// A JSON object of at most 8 KiB, merged into the person's facts (null deletes a key). Each name
+	// is a fact the catalog declares with the caller among its writers, its value of the declared
+	// type; `residence` ({code} or {province, city, district}) sets person.residence.
 	Attributes any `json:"attributes,omitempty"`
 }
 
@@ -101,7 +118,11 @@ type Device struct {
 
 // An event refused, by its index in the call. Codes: INVALID_ID, INVALID_TYPE, MISSING_OCCURRED_AT,
 // OCCURRED_IN_FUTURE, MISSING_PERSON, INVALID_ID_NUMBER, UNKNOWN_APP, UNKNOWN_SUBJECT,
-// PERSON_MISMATCH, INVALID_ATTRIBUTES, ATTRIBUTES_TOO_LARGE, INVALID_RESIDENCE.
+// PERSON_MISMATCH, INVALID_ATTRIBUTES (including a value of the wrong type for its fact, named in
+// the message), ATTRIBUTES_TOO_LARGE, INVALID_RESIDENCE, UNDECLARED_FACT (an attribute the catalog
+// does not declare), FACT_NOT_WRITABLE (a fact the caller is not a writer of), TOO_MANY_FACTS (the
+// event would take the person past push.max_facts_per_person or push.max_fact_bytes_per_person;
+// nothing of it was applied).
 type EventRejection struct {
 	Index   int    `json:"index"`
 	Code    string `json:"code"`
@@ -301,8 +322,12 @@ type RulePreview struct {
 	Problems []RuleProblem `json:"problems"`
 	// One per sample, in order (all false when the rule is not valid).
 	Matches []bool `json:"matches"`
-	// How many stored people the condition holds for without an event, from a random sample; null when the rule is not valid.
+	// audience.count: null when the rule is not valid, the estimate is below the threshold or the budget is spent.
 	EstimatedAudience *int `json:"estimatedAudience,omitempty"`
+	// How many stored people the condition holds for without an event, as a differentially
+	// private estimate; null when the rule is not valid. A spent budget is a status here, not an
+	// error, so the compile result and matches arrive whatever the budget.
+	Audience *AudienceEstimate `json:"audience,omitempty"`
 }
 
 // One thing wrong with a rule; line and column (1-based) point into the condition.
@@ -395,6 +420,67 @@ type SignInChallenge struct {
 }
 
 type Subscription struct {
+}
+
+// What became of an audience estimate.
+type AudienceStatus string
+
+const (
+	// count holds the estimate.
+	AudienceStatusEstimated AudienceStatus = "ESTIMATED"
+	// The estimate was below the threshold; fewerThan holds the threshold. Not the same as 0.
+	AudienceStatusFewerThanThreshold AudienceStatus = "FEWER_THAN_THRESHOLD"
+	// The department's privacy budget for today is spent; no estimate until the next day (push.time_zone).
+	AudienceStatusPrivacyBudgetExhausted AudienceStatus = "PRIVACY_BUDGET_EXHAUSTED"
+)
+
+var AllAudienceStatus = []AudienceStatus{
+	AudienceStatusEstimated,
+	AudienceStatusFewerThanThreshold,
+	AudienceStatusPrivacyBudgetExhausted,
+}
+
+func (e AudienceStatus) IsValid() bool {
+	switch e {
+	case AudienceStatusEstimated, AudienceStatusFewerThanThreshold, AudienceStatusPrivacyBudgetExhausted:
+		return true
+	}
+	return false
+}
+
+func (e AudienceStatus) String() string {
+	return string(e)
+}
+
+func (e *AudienceStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = AudienceStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid AudienceStatus", str)
+	}
+	return nil
+}
+
+func (e AudienceStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *AudienceStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e AudienceStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }
 
 // Where a rule's notification goes: the phone (FCM) and the in-app inbox.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -66,6 +67,7 @@ type options struct {
 	store     *redisx.Store
 	directory graph.Directory
 	now       func() time.Time
+	noise     io.Reader // push.Privacy.Random; crypto/rand when nil (WithNoise)
 }
 
 // WithClock replaces time.Now for sessions, token checks and the simulated providers.

@@ -30,6 +30,17 @@ func loadCatalog(cfg *config.Config) (*push.Catalog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
+	var machines []string
+	for _, m := range cfg.MachineClients {
+		machines = append(machines, m.ID)
+	}
+	source := cfg.Catalog
+	if source == "" {
+		source = "devdata/catalog.yaml"
+	}
+	if err := c.CheckWriters(source, machines); err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
 	return c, nil
 }
 

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -15,6 +16,10 @@ import (
 	"github.com/tongban/tongban/push/devices"
 	"github.com/tongban/tongban/push/prefs"
 )
+
+// WithNoise draws the audience estimates' noise from r instead of crypto/rand, so that a test
+// can repeat an attack over many independent trials quickly and the same way every run.
+func WithNoise(r io.Reader) Option { return func(o *options) { o.noise = r } }
 
 // devFCMProject is the FCM project of dev mode's local sink when the configuration names none.
 const devFCMProject = "tongban-dev"
@@ -49,9 +54,17 @@ func (a *App) buildPush(o options) error {
 		Store: a.Store, People: a.Identity.Persons, Catalog: a.Catalog, Apps: apps,
 		Location: loc, Now: o.now, Logger: a.log,
 		Sender: sender, Devices: a.Devices, Prefs: a.Prefs, DailyCap: p.DailyCap, Workers: p.Workers,
-		Registerer: a.Registry,
+		Registerer:        a.Registry,
+		MaxFactsPerPerson: p.MaxFactsPerPerson, MaxFactBytesPerPerson: p.MaxFactBytesPerPerson,
+		Privacy: push.Privacy{Epsilon: p.Privacy.Epsilon, Threshold: p.Privacy.Threshold, DailyBudget: p.Privacy.DailyBudget, Random: o.noise},
 	})
 	if err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+	// Purpose limitation holds for rules published before the catalog changed, too.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := a.Push.PauseUnreadableRules(ctx); err != nil {
 		return fmt.Errorf("app: %w", err)
 	}
 	return nil

@@ -130,7 +130,7 @@ func TestRuleProblemsOnGraphQL(t *testing.T) {
 }
 
 func TestPreviewPushRule(t *testing.T) {
-	h := startIdentity(t, nil)
+	h := startIdentity(t, nil, WithNoise(zeroNoise{}))
 	// Two people the store knows: 陈建国 (嘉兴, 60 this month) and 王芳 (杭州, 41).
 	h.signIn("zheliban", "chen-jianguo")
 	h.signIn("zheliban", "wang-fang")
@@ -142,13 +142,14 @@ func TestPreviewPushRule(t *testing.T) {
 		map[string]any{"age": 59, "hukou": map[string]any{"city": "嘉兴"}},
 		map[string]any{"age": 80, "hukou": map[string]any{"code": "310115"}},
 	}
-	r := h.gql(`mutation($in: PushRuleInput!, $s: [JSON!]) { previewPushRule(input: $in, samples: $s) { valid problems { message } matches estimatedAudience } }`,
+	r := h.gql(`mutation($in: PushRuleInput!, $s: [JSON!]) { previewPushRule(input: $in, samples: $s) { valid problems { message } matches estimatedAudience audience { status count fewerThan epsilon budgetRemaining } } }`,
 		map[string]any{"in": in, "s": samples}, owner)
 	if len(r.Errors) > 0 {
 		t.Fatal(r.Raw)
 	}
+	// Two stored people, one a match: below the threshold of 20, reported as fewer than 20.
 	got, _ := json.Marshal(r.field("previewPushRule"))
-	if string(got) != `{"estimatedAudience":1,"matches":[true,false,false],"problems":[],"valid":true}` {
+	if string(got) != `{"audience":{"budgetRemaining":0.9,"count":null,"epsilon":0.1,"fewerThan":20,"status":"FEWER_THAN_THRESHOLD"},"estimatedAudience":null,"matches":[true,false,false],"problems":[],"valid":true}` {
 		t.Fatalf("preview %s", got)
 	}
 	bad := h.gql(`mutation($in: PushRuleInput!, $s: [JSON!]) { previewPushRule(input: $in, samples: $s) { valid } }`,

@@ -14,12 +14,17 @@ import (
 
 // Condition is a compiled condition. It never changes and is safe for concurrent use.
 type Condition struct {
-	src string
-	prg cel.Program
+	src   string
+	prg   cel.Program
+	reads []FactRead
 }
 
 // Source is the condition as written.
 func (c *Condition) Source() string { return c.src }
+
+// Reads lists the facts the condition reads, through person.facts or event.attributes, each
+// once, where it is first read: what the catalog checks against the rule's department.
+func (c *Condition) Reads() []FactRead { return c.reads }
 
 // noEvent is what a backfill evaluates against: no field is set, so `has(event.type)` is false.
 // It is never written to.

@@ -2,6 +2,15 @@
 // profile of one person, the event that triggered the evaluation and the time (the names and
 // types are in CONTRACT.md, "The profile a rule sees").
 //
+// person.facts and event.attributes are typed by the declared facts the Env is built with
+// (NewEnv(facts...), facts.go): each is a struct whose fields are the facts, so that
+// `person.facts.monthlyIncome > 3000` type-checks as int and a misspelt fact is an undefined
+// field with its position. A fact is read only by name: indexing (person.facts[k]), iterating
+// (person.facts.exists(...)) and using person.facts, event.attributes, person or event whole
+// are refused before type checking (access.go), so Condition.Reads lists every fact a condition
+// can see, for the catalog to check against the rule's department. Env.Value types a value for
+// its fact (a timestamp from RFC 3339 text, a double from a whole number) on its way in.
+//
 // A rule's condition is compiled once when the rule is saved or loaded (Env.Compile), which
 // refuses anything that would fail or run long later: syntax and type errors with their line and
 // column, a result that is not a bool, and an estimated cost above MaxEstimatedCost. The

@@ -51,17 +51,24 @@ const (
 
 // Env compiles conditions. One Env serves the whole process; it is safe for concurrent use.
 type Env struct {
-	cel *cel.Env
+	cel   *cel.Env
+	facts factTable
 
 	// runtimeLimit is MaxRuntimeCost; tests lower it to reach the limit cheaply.
 	runtimeLimit uint64
 }
 
-// NewEnv declares `person`, `event` and `now` over the Go types Person and Event.
-func NewEnv() (*Env, error) {
+// NewEnv declares `person`, `event` and `now` over the Go types Person and Event, with
+// person.facts and event.attributes typed by the declared facts: a rule reads only those, one
+// by name at a time.
+func NewEnv(facts ...Fact) (*Env, error) {
+	table, err := newFactTable(facts)
+	if err != nil {
+		return nil, err
+	}
 	env, err := cel.NewEnv(
 		ext.NativeTypes(reflect.TypeFor[Person](), reflect.TypeFor[Event](), ext.ParseStructTags(true)),
-		withFastFields,
+		withFastFields(table),
 		cel.Variable("person", cel.ObjectType(personTypeName)),
 		cel.Variable("event", cel.ObjectType(eventTypeName)),
 		cel.Variable("now", cel.TimestampType),
@@ -76,7 +83,7 @@ func NewEnv() (*Env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("condition: build CEL environment: %w", err)
 	}
-	return &Env{cel: env, runtimeLimit: MaxRuntimeCost}, nil
+	return &Env{cel: env, facts: table, runtimeLimit: MaxRuntimeCost}, nil
 }
 
 // The names NativeTypes gives Person and Event: the package's last path element and the type name.
@@ -91,12 +98,14 @@ func celTypeName[T any]() string {
 }
 
 // withFastFields installs provider over the registry NativeTypes filled.
-func withFastFields(e *cel.Env) (*cel.Env, error) {
-	reg, ok := e.CELTypeProvider().(*types.Registry)
-	if !ok {
-		return nil, fmt.Errorf("condition: want the native type registry, got %T", e.CELTypeProvider())
+func withFastFields(facts factTable) cel.EnvOption {
+	return func(e *cel.Env) (*cel.Env, error) {
+		reg, ok := e.CELTypeProvider().(*types.Registry)
+		if !ok {
+			return nil, fmt.Errorf("condition: want the native type registry, got %T", e.CELTypeProvider())
+		}
+		return cel.CustomTypeProvider(provider{Registry: reg, facts: facts})(e)
 	}
-	return cel.CustomTypeProvider(provider{reg})(e)
 }
 
 // Problem is one reason Compile refused a condition. Line and Column are 1-based, with the column
@@ -124,13 +133,21 @@ func (e *Env) Compile(src string) (*Condition, []Problem) {
 	if len(src) > MaxSourceLen {
 		return nil, []Problem{{Message: fmt.Sprintf("the condition is %d bytes long; the limit is %d", len(src), MaxSourceLen)}}
 	}
-	checked, iss := e.cel.Compile(src)
+	parsed, iss := e.cel.Parse(src)
+	if iss.Err() != nil {
+		return nil, issueProblems(iss.Errors())
+	}
+	reads, problems := factReads(parsed)
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	checked, iss := e.cel.Check(parsed)
 	if iss.Err() != nil {
 		return nil, issueProblems(iss.Errors())
 	}
 	if t := checked.OutputType(); !t.IsExactType(types.BoolType) {
 		return nil, []Problem{{Message: fmt.Sprintf(
-			"the condition must be a bool expression, but its type is %s; compare it with something (for a fact, write person.facts.x == true)",
+			"the condition must be a bool expression, but its type is %s; compare it with something",
 			t)}}
 	}
 	est, err := e.cel.EstimateCost(checked, sizeHints{})
@@ -155,7 +172,7 @@ func (e *Env) Compile(src string) (*Condition, []Problem) {
 	if err != nil {
 		return nil, []Problem{{Message: fmt.Sprintf("cannot prepare the condition: %v", err)}}
 	}
-	return &Condition{src: src, prg: prg}, nil
+	return &Condition{src: src, prg: prg, reads: reads}, nil
 }
 
 func hasComprehension(a *cel.Ast) bool {

@@ -1,0 +1,176 @@
+package push_test
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/tongban/tongban/push"
+)
+
+const factsCatalogHead = `services:
+  - id: jx-elderly-transit
+    name: 老年人乘车优惠
+    department: 嘉兴市交通运输局
+    app: zheliban
+    category: 出行
+    link: https://example.com/x
+    min_assurance: 2
+facts:
+`
+
+func TestCatalogFactProblems(t *testing.T) {
+	tests := []struct {
+		name, facts string
+		want        string // the first problem, with its line
+	}{
+		{"no name", "  - type: int\n    description: d\n    sensitive: false\n", "line 10: name: is required"},
+		{"name not an identifier", "  - name: monthly-income\n    type: int\n    description: d\n    sensitive: false\n", "line 10: name: \"monthly-income\" must be an identifier"},
+		{"residence is not a fact", "  - name: residence\n    type: string\n    description: d\n    sensitive: false\n", "line 10: name: residence is not a fact"},
+		{"unknown type", "  - name: income\n    type: money\n    description: d\n    sensitive: false\n", "line 11: type: \"money\" is not one of bool int double string timestamp list(string)"},
+		{"no description", "  - name: income\n    type: int\n    sensitive: false\n", "line 10: description: is required"},
+		{"sensitive missing", "  - name: income\n    type: int\n    description: d\n", "line 10: sensitive: is required"},
+		{"sensitive not a bool", "  - name: income\n    type: int\n    description: d\n    sensitive: maybe\n", "line 13: sensitive: must be true or false"},
+		{"writers not a list", "  - name: income\n    type: int\n    description: d\n    sensitive: true\n    writers: jiaxing-data\n", "line 14: writers: must be a list of strings"},
+		{"readers with a number", "  - name: income\n    type: int\n    description: d\n    sensitive: true\n    readers: [1]\n", "line 14: readers: must be a list of non-empty strings"},
+		{"unknown key", "  - name: income\n    type: int\n    description: d\n    sensitive: true\n    reader: [x]\n", "line 14: reader: is not a field of a fact"},
+		{"declared twice", "  - name: income\n    type: int\n    description: d\n    sensitive: true\n  - name: income\n    type: int\n    description: d\n    sensitive: true\n", "line 14: name: \"income\" is already the name of the fact at line 10"},
+		{"facts not a list", "  income: int\n", "line 10: facts: must be a list of facts"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := push.ParseCatalog([]byte(factsCatalogHead+tt.facts), "c.yaml", devApps)
+			if err == nil || !strings.Contains(err.Error(), "c.yaml: "+tt.want) {
+				t.Fatalf("got %v\nwant %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestCatalogFactsDeclared(t *testing.T) {
+	c, err := push.ParseCatalog([]byte(factsCatalogHead+`  - name: monthlyIncome
+    type: int
+    description: 月收入
+    sensitive: true
+    writers: [jiaxing-data]
+    readers: [嘉兴市人力资源和社会保障局]
+`), "c.yaml", devApps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, ok := c.Fact("monthlyIncome")
+	if !ok || f.Type != "int" || !f.Sensitive || f.Writers[0] != "jiaxing-data" || f.Readers[0] != "嘉兴市人力资源和社会保障局" {
+		t.Fatalf("Fact = %+v, %v", f, ok)
+	}
+	if err := c.CheckWriters("c.yaml", []string{"jiaxing-hrss"}); err == nil || !strings.Contains(err.Error(), `c.yaml: line 10: writers: fact monthlyIncome: "jiaxing-data" is not a machine client`) {
+		t.Fatalf("CheckWriters = %v", err)
+	}
+	if err := c.CheckWriters("c.yaml", []string{"jiaxing-data"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An event past the bounds of its person's facts is refused whole: nothing of it is applied and
+// its id is not remembered; an event that shrinks the facts always passes.
+func TestTooManyFacts(t *testing.T) {
+	w := newWorld(t, func(o *push.Options) { o.MaxFactsPerPerson = 3; o.MaxFactBytesPerPerson = 200 })
+	now := w.clock.Now()
+	n := citizen(t, "330402", date(1980, 1, 2), 31).String()
+	ev := func(id string, attrs map[string]any) push.Event {
+		return push.Event{ID: id, Type: "family.updated", IDNumber: n, OccurredAt: now, Attributes: attrs}
+	}
+	if res := w.ingest(t, ev("1", map[string]any{"children": 1, "monthlyIncome": 2800, "employmentStatus": "employed"})); res.Accepted != 1 {
+		t.Fatalf("three facts: %+v", res)
+	}
+	res := w.ingest(t, ev("2", map[string]any{"children": 2, "disabilityLevel": 2}))
+	if res.Accepted != 0 || len(res.Rejected) != 1 || res.Rejected[0].Code != push.RejectTooManyFacts {
+		t.Fatalf("a fourth fact: %+v, want TOO_MANY_FACTS", res)
+	}
+	facts := w.facts(t, w.personOf(t, citizen(t, "330402", date(1980, 1, 2), 31)))
+	if facts["children"] != "1" || facts["disabilityLevel"] != "" {
+		t.Fatalf("facts after the refusal %v: the refused event changed them", facts)
+	}
+	// Replacing and deleting stay within the bounds.
+	if res := w.ingest(t, ev("3", map[string]any{"children": 2, "employmentStatus": nil, "disabilityLevel": 1})); res.Accepted != 1 {
+		t.Fatalf("replace and delete: %+v", res)
+	}
+	// Bytes: one long value past 200 bytes of names and values.
+	res = w.ingest(t, ev("4", map[string]any{"employmentStatus": strings.Repeat("x", 190)}))
+	if len(res.Rejected) != 1 || res.Rejected[0].Code != push.RejectTooManyFacts {
+		t.Fatalf("past the byte bound: %+v", res)
+	}
+	// The refused id was not remembered: sent again, it is refused again, not a duplicate.
+	res = w.ingest(t, ev("2", map[string]any{"children": 2, "disabilityLevel": 2, "lowIncomeFamily": true}))
+	if res.Duplicates != 0 || len(res.Rejected) != 1 || res.Rejected[0].Code != push.RejectTooManyFacts {
+		t.Fatalf("the refused event again: %+v", res)
+	}
+}
+
+func TestFactNotWritableByAnotherPlatform(t *testing.T) {
+	w := newWorld(t)
+	now := w.clock.Now()
+	n := citizen(t, "330402", date(1980, 1, 2), 31).String()
+	res, err := w.engine.Ingest(ctxT(t), "another-platform", []push.Event{{ID: "1", Type: "a.b", IDNumber: n, OccurredAt: now,
+		Attributes: map[string]any{"monthlyIncome": 3000}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Rejected) != 1 || res.Rejected[0].Code != push.RejectFactNotWritable || !strings.Contains(res.Rejected[0].Message, "monthlyIncome") {
+		t.Fatalf("got %+v, want FACT_NOT_WRITABLE naming monthlyIncome", res)
+	}
+}
+
+// facts reads a person's stored facts (raw JSON by name) straight from the store.
+func (w *world) facts(t testing.TB, pid string) map[string]string {
+	t.Helper()
+	m, err := w.store.Client.HGetAll(ctxT(t), w.store.Key("{p:"+pid+"}:facts")).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// A published rule that reads a fact its department is no longer a reader of is paused at
+// start, with a log line naming it and the fact; the others stay published.
+func TestPauseUnreadableRules(t *testing.T) {
+	a := newWorld(t)
+	in := elderly()
+	in.Condition = "person.age >= 60 || has(person.facts.disabilityLevel) && person.facts.disabilityLevel <= 2"
+	reads := a.publish(t, transport, in)
+	other := a.publish(t, health, newborn())
+
+	raw, err := os.ReadFile("devdata/catalog.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	narrowed := strings.Replace(string(raw), "readers: [嘉兴市交通运输局, 浙江省民政厅, 上海市民政局]", "readers: [浙江省民政厅, 上海市民政局]", 1)
+	cat, err := push.ParseCatalog([]byte(narrowed), "narrowed.yaml", devApps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	b := replicaOf(t, a.store, a.clock, func(o *push.Options) {
+		o.Catalog = cat
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	n, err := b.engine.PauseUnreadableRules(ctxT(t))
+	if err != nil || n != 1 {
+		t.Fatalf("PauseUnreadableRules = %d, %v; want 1", n, err)
+	}
+	if r, _ := b.engine.Rules.Get(ctxT(t), transport, reads.ID); r.Status != push.Paused {
+		t.Fatalf("rule reading disabilityLevel is %s, want PAUSED", r.Status)
+	}
+	if r, _ := b.engine.Rules.Get(ctxT(t), health, other.ID); r.Status != push.Published {
+		t.Fatalf("the other rule is %s", r.Status)
+	}
+	if l := logs.String(); strings.Count(l, "paused a published rule") != 1 || !strings.Contains(l, reads.ID) ||
+		!strings.Contains(l, "fact disabilityLevel is not readable by 嘉兴市交通运输局") {
+		t.Fatalf("log:\n%s", l)
+	}
+	// Nothing left to pause the second time.
+	if n, err := b.engine.PauseUnreadableRules(ctxT(t)); err != nil || n != 0 {
+		t.Fatalf("again: %d, %v", n, err)
+	}
+}
