@@ -192,7 +192,11 @@ func TestAttackDifferencing(t *testing.T) {
 		t.Skip("200 days of estimates")
 	}
 	clock := testenv.NewClock()
-	h := startIdentity(t, nil, WithClock(clock.Now))
+	// The rate limit on previews (per department, in real time) would stop the 200 simulated
+	// days within the first; this test is about what the privacy budget lets through.
+	h := startIdentity(t, func(c *config.Config) {
+		c.RateLimits.Preview = config.RateLimit{Rate: 1_000_000, Per: config.Duration(time.Second), Burst: 1_000_000}
+	}, WithClock(clock.Now))
 	const crowd = 40 // incomes 1500..1890: all in the big group
 	victim := population(t, h, machineToken(t, h, "jiaxing-data"), clock.Now(), 20_000, crowd)
 	group := `person.facts.monthlyIncome < 3000`

@@ -378,9 +378,10 @@ func TestAttackLimitsDisabled(t *testing.T) {
 // over HTTP could not.
 func TestAttackWebsocketOperationsAreCounted(t *testing.T) {
 	h := start(t, devConfig(t, behindProxy(func(r *config.RateLimits) {
-		r.GraphQLAnonymous = config.RateLimit{Rate: 1, Per: config.Duration(time.Hour), Burst: 3}
+		r.GraphQLSession = config.RateLimit{Rate: 1, Per: config.Duration(time.Hour), Burst: 3}
 	})))
-	c, _, err := dialWS(t, h, "", nil)
+	// A websocket needs a token; a machine client's operations count per client.
+	c, _, err := dialWS(t, h, "", map[string]any{"Authorization": "Bearer " + machineToken(t, h, "jiaxing-data")})
 	if err != nil {
 		t.Fatal(err)
 	}
