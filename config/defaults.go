@@ -150,6 +150,9 @@ func applyDefaults(c *Config) {
 		cl := &c.Clients[i]
 		fill(&cl.SubjectType, "pairwise")
 		fill(&cl.IDTokenAlg, "ES256")
+		if cl.MinAssuranceForIDNumber == 0 {
+			cl.MinAssuranceForIDNumber = 3
+		}
 		if len(cl.Scopes) == 0 {
 			cl.Scopes = []string{"openid"}
 		}

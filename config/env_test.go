@@ -190,6 +190,8 @@ func sampleValue(key string) string {
 		strings.HasPrefix(key, "graphql.") && strings.HasSuffix(key, "_limit"),
 		key == "graphql.max_body_bytes":
 		return "1"
+	case key == "clients[].min_assurance_for_id_number":
+		return "3"
 	}
 	return "x"
 }
