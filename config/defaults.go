@@ -66,6 +66,7 @@ func Defaults() *Config {
 func Dev() *Config {
 	c := Defaults()
 	c.Dev = true
+	c.Listen, c.MetricsListen = devListen, devMetricsListen
 	c.GraphQL.Introspection = true
 	c.Secrets.Pepper = devPepper
 	c.Secrets.KeyEncryptionKey = devKEK
@@ -130,6 +131,7 @@ func Dev() *Config {
 // secrets, so elements added by either get the same defaults, and never overwrites a value that
 // is set.
 func applyDefaults(c *Config) {
+	defaultListen(c)
 	for i := range c.Providers {
 		p := &c.Providers[i]
 		if len(p.Scopes) == 0 {

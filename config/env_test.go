@@ -62,7 +62,7 @@ func TestEnvOverrides(t *testing.T) {
 		{"first of a repeated name", []string{"TONGBAN_LOG_LEVEL=debug", "TONGBAN_LOG_LEVEL=error"},
 			func(c *Config) any { return c.LogLevel }, "debug"},
 		{"TONGBAN_CONFIG is not a key", []string{"TONGBAN_CONFIG=", "OTHER_VAR=1", "NOEQUALS"},
-			func(c *Config) any { return c.Listen }, ":8080"},
+			func(c *Config) any { return c.Listen }, "127.0.0.1:8080"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -211,3 +211,29 @@ func envVarOf(key string) string {
 	r := strings.NewReplacer(".", "_", "[", "_", "]", "")
 	return envPrefix + strings.ToUpper(r.Replace(key))
 }
+
+// Dev mode listens on loopback only unless listen says otherwise: its simulated providers
+// mint ID tokens for anyone who reaches /dev/idp/*/mint.
+const (
+	devListen        = "127.0.0.1:8080"
+	devMetricsListen = "127.0.0.1:9090"
+	// unsetListen marks listen and metrics_listen that neither the file nor the environment set,
+	// while Load does not yet know whether dev mode is on. It is no host:port, so it can never
+	// have been written on purpose.
+	unsetListen = "\x00unset"
+)
+
+// defaultListen gives listen and metrics_listen, when nothing set them, the dev (loopback) or
+// production (all interfaces) default.
+func defaultListen(c *Config) {
+	def, metrics := Defaults().Listen, Defaults().MetricsListen
+	if c.Dev {
+		def, metrics = devListen, devMetricsListen
+	}
+	if c.Listen == unsetListen {
+		c.Listen = def
+	}
+	if c.MetricsListen == unsetListen {
+		c.MetricsListen = metrics
+	}
+}

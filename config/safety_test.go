@@ -200,3 +200,38 @@ func TestEnvVarOf(t *testing.T) {
 		}
 	}
 }
+
+// Dev mode listens on loopback unless listen or metrics_listen says otherwise, however dev mode
+// was turned on; production keeps all interfaces.
+func TestDevListensOnLoopback(t *testing.T) {
+	for _, tt := range []struct {
+		name            string
+		file            string // "" = no file
+		env             []string
+		listen, metrics string
+	}{
+		{"no file", "", nil, "127.0.0.1:8080", "127.0.0.1:9090"},
+		{"dev from a file", "dev: true\n", nil, "127.0.0.1:8080", "127.0.0.1:9090"},
+		{"TONGBAN_DEV=true over a file", "log_level: info\n", []string{"TONGBAN_DEV=true"}, "127.0.0.1:8080", "127.0.0.1:9090"},
+		{"dev, listen in the file", "dev: true\nlisten: \":8080\"\n", nil, ":8080", "127.0.0.1:9090"},
+		{"dev, TONGBAN_LISTEN", "", []string{"TONGBAN_LISTEN=:8080"}, ":8080", "127.0.0.1:9090"},
+		{"dev, metrics off", "", []string{"TONGBAN_METRICS_LISTEN="}, "127.0.0.1:8080", ""},
+		{"dev, metrics everywhere", "dev: true\nmetrics_listen: \":9090\"\n", nil, "127.0.0.1:8080", ":9090"},
+		{"production file", minimalYAML, nil, ":8080", ":9090"},
+		{"production file, listen set", minimalYAML + "listen: \"10.0.0.5:80\"\n", nil, "10.0.0.5:80", ":9090"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := ""
+			if tt.file != "" {
+				path = writeFile(t, "tongban.yaml", tt.file)
+			}
+			c, err := Load(path, tt.env)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if c.Listen != tt.listen || c.MetricsListen != tt.metrics {
+				t.Errorf("listen %q, metrics_listen %q; want %q, %q", c.Listen, c.MetricsListen, tt.listen, tt.metrics)
+			}
+		})
+	}
+}
