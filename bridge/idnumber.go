@@ -28,3 +28,11 @@ func (c *Client) minIDAssurance() int {
 	}
 	return c.MinAssuranceForIDNumber
 }
+
+// withheld are the client's scopes that a login at assurance does not release, whatever the
+// person consents to, so that a switch can say so before the person consents.
+func (c *Client) withheld(assurance int) []string {
+	return slices.DeleteFunc(slices.Clone(c.Scopes), func(s string) bool {
+		return slices.Contains(c.releasable([]string{s}, assurance), s)
+	})
+}

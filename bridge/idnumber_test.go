@@ -33,3 +33,17 @@ func TestReleasableWithholdsIDNumberBelowTheClientsLevel(t *testing.T) {
 		})
 	}
 }
+
+func TestWithheldNamesWhatALoginCannotRelease(t *testing.T) {
+	c := &Client{ID: "sufuban", Scopes: []string{"openid", "profile", "phone", "id_number"}}
+	if got := c.withheld(1); !slices.Equal(got, []string{"id_number"}) {
+		t.Errorf("level 1: withheld %v, want [id_number]", got)
+	}
+	if got := c.withheld(3); len(got) != 0 {
+		t.Errorf("level 3: withheld %v, want none", got)
+	}
+	c.Scopes = []string{"openid", "profile"}
+	if got := c.withheld(1); len(got) != 0 {
+		t.Errorf("a client without id_number: withheld %v", got)
+	}
+}

@@ -134,6 +134,13 @@ func TestAttackUnverifiedLoginGetsNoIDNumber(t *testing.T) {
 	} {
 		t.Run(tt.citizen, func(t *testing.T) {
 			in := h.signIn("suishenban", tt.citizen)
+			// Before consenting, the switch says what the login will not release.
+			ask := h.gql(`mutation($t: ID!) { switchApp(target: $t) { consentRequired withheld } }`, map[string]any{"t": "sufuban"}, in.access)
+			need, _ := ask.field("switchApp", "consentRequired").([]any)
+			withheld, _ := ask.field("switchApp", "withheld").([]any)
+			if len(need) == 0 || (len(withheld) == 1 && withheld[0] == "id_number") == tt.release || (len(withheld) == 0) != tt.release {
+				t.Errorf("switchApp before consent: %s", ask.Raw)
+			}
 			tok, idt := switchedInto(t, h, in, "sufuban")
 			var c claims
 			if err := idt.Claims(&c); err != nil {
