@@ -1,6 +1,8 @@
 package app
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"log/slog"
 	"net"
@@ -219,5 +221,25 @@ func TestAttackMalformedTimeIsBadUserInput(t *testing.T) {
 		if name == "variables" && (ext["variable"] != "e" || !strings.Contains(r.message(), "$e[0].occurredAt")) {
 			t.Errorf("variables: does not name the variable: %s", r.Raw)
 		}
+	}
+}
+
+// ownSecrets replaces every secret of c with a fresh random one: the dev configuration taken out
+// of dev mode is refused for its public secrets.
+func ownSecrets(c *config.Config) {
+	random := func() string {
+		b := make([]byte, 32)
+		rand.Read(b)
+		return base64.StdEncoding.EncodeToString(b)
+	}
+	c.Secrets.Pepper, c.Secrets.KeyEncryptionKey = random(), random()
+	for i := range c.Providers {
+		c.Providers[i].ClientSecret = random()
+	}
+	for i := range c.Clients {
+		c.Clients[i].Secret = random()
+	}
+	for i := range c.MachineClients {
+		c.MachineClients[i].Secret = random()
 	}
 }
