@@ -243,3 +243,36 @@ func ownSecrets(c *config.Config) {
 		c.MachineClients[i].Secret = random()
 	}
 }
+
+// A grant issued while a client took id_number from any login keeps the scope in the store;
+// once the client's level is raised (a replica with the new configuration, on the same Redis),
+// what that grant releases follows the new level: userinfo, introspection and a refresh leave
+// id_number out.
+func TestAttackRaisedLevelAppliesToGrantsAlreadyIssued(t *testing.T) {
+	lax := startIdentity(t, func(c *config.Config) {
+		for i := range c.Clients {
+			if c.Clients[i].ID == "sufuban" {
+				c.Clients[i].MinAssuranceForIDNumber = 1
+			}
+		}
+	})
+	in := lax.signIn("suishenban", "liu-yang")
+	tok, _ := switchedInto(t, lax, in, "sufuban")
+	if info := userinfoOf(t, lax, tok.AccessToken); info.str("id_number") == "" {
+		t.Fatalf("under min 1, userinfo has no id_number: %s", info.raw)
+	}
+	strict := startIdentity(t, nil, WithStore(lax.app.Store))
+	if info := userinfoOf(t, strict, tok.AccessToken); info.status != http.StatusOK || info.str("name") == "" {
+		t.Fatalf("userinfo at the default level: %d %s", info.status, info.raw)
+	} else if _, has := info.body["id_number"]; has {
+		t.Errorf("userinfo at the default level releases id_number: %s", info.raw)
+	}
+	if intro := oauthCall(t, strict, "/oauth2/introspect", "sufuban", url.Values{"token": {tok.AccessToken}}); intro.str("scope") == "" ||
+		strings.Contains(intro.str("scope"), "id_number") {
+		t.Errorf("introspection at the default level: %s", intro.raw)
+	}
+	ref := oauthCall(t, strict, "/oauth2/token", "sufuban", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}})
+	if ref.status != http.StatusOK || strings.Contains(ref.str("scope"), "id_number") {
+		t.Errorf("refresh at the default level: %d %s", ref.status, ref.raw)
+	}
+}
