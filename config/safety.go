@@ -132,7 +132,8 @@ func clientSecretCheck(prefix, secret, sha, file string) check {
 	case sha != "":
 		if w := publishedIn(sha); w != "" {
 			return check{prefix + ".secret_sha256", fmt.Sprintf(
-				"is published in %s, so its secret is no secret; hash a secret of your own (openssl rand -base64 32 | tr -d '\\n' | sha256sum)", w)}
+				"is published in %s, so its secret is no secret; give the SHA-256 of your own in %s (printf %%s \"$SECRET\" | sha256sum)",
+				w, envVarOf(prefix+".secret_sha256"))}
 		}
 		return check{}
 	}
@@ -156,8 +157,8 @@ func publishedProblem(v, key, file string) string {
 	if file != "" {
 		return fmt.Sprintf("the file holds the value published in %s, which anyone can read; put a secret of your own in it", w)
 	}
-	return fmt.Sprintf("is the value published in %s, which anyone can read; remove it and give your own in %s_file or %s",
-		w, key, envVarOf(key))
+	return fmt.Sprintf("is the value published in %s, which anyone can read; give your own in %s, or in %s_file with this value deleted",
+		w, envVarOf(key), key)
 }
 
 func kekProblem(v, file string) string {

@@ -217,7 +217,6 @@ func (a *App) Serve(ctx context.Context, ln, mln net.Listener) error {
 	go func() { errc <- api.Serve(ln) }()
 	a.log.Info("listening", "addr", ln.Addr().String(), "public_url", a.cfg.PublicURL)
 	a.warnIfExposed("listen", ln.Addr())
-	a.warnIfExposed("listen", ln.Addr())
 	if a.cfg.Dev {
 		a.log.Info("dev mode: GraphiQL at " + a.cfg.PublicURL + "/")
 	}
@@ -227,7 +226,6 @@ func (a *App) Serve(ctx context.Context, ln, mln net.Listener) error {
 		servers = append(servers, ms)
 		go func() { errc <- ms.Serve(mln) }()
 		a.log.Info("metrics listening", "addr", mln.Addr().String())
-		a.warnIfExposed("metrics_listen", mln.Addr())
 		a.warnIfExposed("metrics_listen", mln.Addr())
 	}
 
