@@ -11,7 +11,9 @@
 // gqlgen's complexity limit; introspection only when configured; CSRF protection (csrf.go) and
 // CORS (origin.go); automatic persisted queries in Redis, stored only once valid (apq.go); an
 // error presenter that gives every error an extensions.code and never shows internals
-// (errors.go); metrics by operation name and outcome (metrics.go).
+// (errors.go), and names the argument or variable of a value that does not parse for its type,
+// inline or in variables, as BAD_USER_INPUT (inputerrors.go); metrics by operation name and
+// outcome (metrics.go).
 //
 // The caller (auth.go) is resolved from "Authorization: Bearer": a citizen's session
 // (identity) or a machine client's client-credentials token (bridge: data platforms and
