@@ -170,6 +170,7 @@ func (b *Bridge) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 			granted = append(granted, s)
 		}
 	}
+	granted = c.releasable(granted, tk.Assurance)
 	code, err := opaque.Random(32)
 	if err != nil {
 		fail("server_error", "try again")

@@ -25,6 +25,9 @@ type Client struct {
 	IDTokenAlg       string
 	Machine          bool
 	Departments      []string
+	// MinAssuranceForIDNumber is the login assurance from which the client receives id_number
+	// (see releasable); 0 means DefaultMinAssuranceForIDNumber.
+	MinAssuranceForIDNumber int
 	// sector is the pairwise subject's sector. Each client is its own sector: member apps of
 	// different provinces often share hosting (and in dev mode one host), and OIDC's default of
 	// the redirect URIs' host would give them the same subjects to join their users on.
@@ -65,6 +68,7 @@ func NewClients(cfg *config.Config) (*Clients, error) {
 		c := &Client{
 			ID: cl.ID, Name: cl.Name, RedirectURIs: cl.RedirectURIs, InitiateLoginURI: cl.InitiateLoginURI,
 			Scopes: cl.Scopes, SubjectType: cl.SubjectType, IDTokenAlg: cl.IDTokenAlg, sector: cl.ID,
+			MinAssuranceForIDNumber: cl.MinAssuranceForIDNumber,
 		}
 		if err := add(c, cl.Secret, cl.SecretSHA256); err != nil {
 			return nil, err

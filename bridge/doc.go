@@ -9,7 +9,10 @@
 // starts an ordinary code flow with PKCE S256 and that login_hint; /oauth2/authorize consumes
 // the ticket and redirects with a code at once; B's backend redeems it at /oauth2/token and
 // gets an ID token (pairwise sub, the original acr and auth_time, consented claims only) and
-// access and refresh tokens. Any standard OIDC client library does B's part.
+// access and refresh tokens. Any standard OIDC client library does B's part. id_number is
+// released only from a login at or above B's min_assurance_for_id_number (idnumber.go), consent
+// or not: below it the scope is left out of the grant, and so of every token, userinfo answer,
+// introspection and exchange; the switch lists it as withheld.
 //
 // Round trips to Redis are what a switch costs most on a loaded replica, so each step makes
 // as few as its checks allow: authorize takes the ticket (one script), then reads the

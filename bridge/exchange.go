@@ -95,7 +95,7 @@ func (b *Bridge) tokenExchange(r *http.Request, c *Client) (map[string]any, *OAu
 	if len(consent.Scopes) == 0 {
 		return nil, oauthErr(http.StatusBadRequest, "invalid_target", "the person has not consented to %s", target.ID)
 	}
-	scopes := exchangeScopes(splitScope(f.Get("scope")), target, consent, g.Scopes)
+	scopes := target.releasable(exchangeScopes(splitScope(f.Get("scope")), target, consent, g.Scopes), g.Assurance)
 	if len(scopes) == 0 {
 		return nil, oauthErr(http.StatusBadRequest, "invalid_scope", "none of the requested scopes is both allowed for %s and consented to", target.ID)
 	}

@@ -35,7 +35,7 @@ func (b *Bridge) idToken(c *Client, g Grant, nonce, accessToken string, person *
 	}
 	claims["at_hash"] = atHash(alg, accessToken)
 	if person != nil {
-		addPersonClaims(g.Scopes, *person, claims)
+		addPersonClaims(c.releasable(g.Scopes, g.Assurance), *person, claims)
 	}
 	tok, err := b.keys.Sign(alg, "JWT", claims)
 	if err != nil {

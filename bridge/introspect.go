@@ -56,7 +56,7 @@ func (b *Bridge) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := map[string]any{
 		"active":    true,
-		"scope":     strings.Join(g.Scopes, " "),
+		"scope":     strings.Join(c.releasable(g.Scopes, g.Assurance), " "),
 		"client_id": c.ID,
 		"aud":       c.ID,
 		"iss":       b.issuer,

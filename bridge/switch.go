@@ -22,6 +22,9 @@ type Switch struct {
 	ConsentRequired []string
 	LaunchURL       string
 	ExpiresAt       time.Time
+	// Withheld are the target's scopes this session's login does not release, consent or not
+	// (id_number below the target's min_assurance_for_id_number; see releasable).
+	Withheld []string
 }
 
 // Errors of SwitchApp that callers map to codes.
@@ -82,8 +85,9 @@ func (b *Bridge) SwitchApp(ctx context.Context, sess identity.Session, target, s
 			missing = append(missing, s)
 		}
 	}
+	withheld := c.withheld(sess.Assurance)
 	if len(missing) > 0 {
-		return Switch{ConsentRequired: missing}, nil
+		return Switch{ConsentRequired: missing, Withheld: withheld}, nil
 	}
 	tk, err := opaque.Random(32)
 	if err != nil {
@@ -118,7 +122,7 @@ func (b *Bridge) SwitchApp(ctx context.Context, sess identity.Session, target, s
 	}
 	launch.RawQuery = merged.Encode()
 	_ = b.audit.Record(ctx, Activity{Kind: SwitchIssued, Person: sess.PersonID, FromApp: sess.App, ToApp: target, At: b.now()})
-	return Switch{LaunchURL: launch.String(), ExpiresAt: exp}, nil
+	return Switch{LaunchURL: launch.String(), ExpiresAt: exp, Withheld: withheld}, nil
 }
 
 // takeTicketScript reads and deletes a ticket in one step, only when it was issued for the

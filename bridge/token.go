@@ -171,6 +171,8 @@ func (b *Bridge) refreshGrant(r *http.Request, c *Client) (map[string]any, *OAut
 	if oerr != nil {
 		return nil, oerr
 	}
+	// A grant stored before the client's level was raised says no more than it releases.
+	out.grant.Scopes = c.releasable(out.grant.Scopes, out.grant.Assurance)
 	return tokenResponse(out, ""), nil
 }
 

@@ -48,7 +48,7 @@ func (b *Bridge) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 			scopes = append(scopes, s)
 		}
 	}
-	g.Scopes = scopes
+	g.Scopes = c.releasable(scopes, g.Assurance)
 	claims := map[string]any{"sub": b.Subject(c, g.Person)}
 	if err := b.personClaims(r.Context(), g, claims); err != nil {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "server_error"})

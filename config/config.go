@@ -103,6 +103,10 @@ type Client struct {
 	// IDTokenAlg signs this client's ID tokens: ES256 (default), RS256 or EdDSA, for client
 	// libraries that cannot verify ES256.
 	IDTokenAlg string `yaml:"id_token_signed_response_alg"`
+	// MinAssuranceForIDNumber is the lowest session assurance (1-4) from which this client
+	// receives id_number, consent or not: an unverified login must not hand a partner an ID
+	// number. Default 3.
+	MinAssuranceForIDNumber int `yaml:"min_assurance_for_id_number"`
 }
 
 // MachineClient is a data platform or service owner that authenticates with client credentials.

@@ -73,6 +73,7 @@ func Defaults() *Config {
 func Dev() *Config {
 	c := Defaults()
 	c.Dev = true
+	c.Listen, c.MetricsListen = devListen, devMetricsListen
 	c.GraphQL.Introspection = true
 	c.Secrets.Pepper = devPepper
 	c.Secrets.KeyEncryptionKey = devKEK
@@ -137,6 +138,7 @@ func Dev() *Config {
 // secrets, so elements added by either get the same defaults, and never overwrites a value that
 // is set.
 func applyDefaults(c *Config) {
+	defaultListen(c)
 	for i := range c.Providers {
 		p := &c.Providers[i]
 		if len(p.Scopes) == 0 {
@@ -157,6 +159,9 @@ func applyDefaults(c *Config) {
 		cl := &c.Clients[i]
 		fill(&cl.SubjectType, "pairwise")
 		fill(&cl.IDTokenAlg, "ES256")
+		if cl.MinAssuranceForIDNumber == 0 {
+			cl.MinAssuranceForIDNumber = 3
+		}
 		if len(cl.Scopes) == 0 {
 			cl.Scopes = []string{"openid"}
 		}

@@ -143,7 +143,7 @@ func TestApplyDefaults(t *testing.T) {
 			{ID: "a", Claims: ClaimMap{IDNumber: "id_card"}},
 			{ID: "b", Scopes: []string{"openid"}, Algorithms: []string{"ES256"}, AutoLinkMinAssurance: 4},
 		},
-		Clients: []Client{{ID: "c"}, {ID: "d", SubjectType: "public", Scopes: []string{"openid", "phone"}}},
+		Clients: []Client{{ID: "c"}, {ID: "d", SubjectType: "public", Scopes: []string{"openid", "phone"}, MinAssuranceForIDNumber: 4}},
 	}
 	applyDefaults(c)
 	want := &Config{
@@ -160,8 +160,8 @@ func TestApplyDefaults(t *testing.T) {
 			},
 		},
 		Clients: []Client{
-			{ID: "c", SubjectType: "pairwise", IDTokenAlg: "ES256", Scopes: []string{"openid"}},
-			{ID: "d", SubjectType: "public", IDTokenAlg: "ES256", Scopes: []string{"openid", "phone"}},
+			{ID: "c", SubjectType: "pairwise", IDTokenAlg: "ES256", Scopes: []string{"openid"}, MinAssuranceForIDNumber: 3},
+			{ID: "d", SubjectType: "public", IDTokenAlg: "ES256", Scopes: []string{"openid", "phone"}, MinAssuranceForIDNumber: 4},
 		},
 	}
 	if !reflect.DeepEqual(c, want) {

@@ -17,8 +17,12 @@
 //     type) and, in dev mode only, the fixed dev pepper and key-encryption key where the
 //     secrets are still empty, and the URLs derived from public_url: simulated issuers and the
 //     sample apps' redirect and launch URIs. They come after the environment and the secret
-//     files so that TONGBAN_PUBLIC_URL moves the URLs and a secret given in any way wins.
-//  5. Validate, which reports every problem at once, one line each, naming the key.
+//     files so that TONGBAN_PUBLIC_URL moves the URLs and a secret given in any way wins. Dev
+//     mode also listens on 127.0.0.1 (listen, metrics_listen) unless the file or the
+//     environment set an address.
+//  5. Validate, which reports every problem at once, one line each, naming the key. Outside
+//     dev mode it refuses published secrets (safety.go): those of tongban.example.yaml and of
+//     Dev().
 //
 // The package only reads: it owns no Redis keys and starts nothing.
 package config

@@ -64,7 +64,7 @@ func TestEnvOverrides(t *testing.T) {
 		{"first of a repeated name", []string{"TONGBAN_LOG_LEVEL=debug", "TONGBAN_LOG_LEVEL=error"},
 			func(c *Config) any { return c.LogLevel }, "debug"},
 		{"TONGBAN_CONFIG is not a key", []string{"TONGBAN_CONFIG=", "OTHER_VAR=1", "NOEQUALS"},
-			func(c *Config) any { return c.Listen }, ":8080"},
+			func(c *Config) any { return c.Listen }, "127.0.0.1:8080"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -197,6 +197,8 @@ func sampleValue(key string) string {
 		return "1"
 	case strings.HasPrefix(key, "graphql.") && (strings.HasSuffix(key, "_bytes") || strings.HasSuffix(key, "_documents") || strings.HasSuffix(key, "_per_hour")):
 		return "1"
+	case key == "clients[].min_assurance_for_id_number":
+		return "3"
 	}
 	return "x"
 }

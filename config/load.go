@@ -37,6 +37,7 @@ func Load(path string, environ []string) (*Config, error) {
 		c = Dev()
 	} else {
 		c = Defaults()
+		c.Listen, c.MetricsListen = unsetListen, unsetListen // until dev is known: see defaultListen
 		var fatal bool
 		ps, fatal = decodeFile(path, c)
 		if fatal {

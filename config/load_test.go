@@ -12,7 +12,7 @@ import (
 const minimalYAML = `public_url: https://tongban.example
 secrets:
   pepper: "0123456789abcdef0123456789abcdef"
-  key_encryption_key: "dG9uZ2JhbiBkZXYga2V5LWVuY3J5cHRpb24ga2V5ISE="
+  key_encryption_key: "` + testKEK + `"
 providers:
   - id: zheliban
     name: 浙里办
@@ -25,12 +25,12 @@ clients:
   - id: suishenban
     name: 随申办
     region: 上海
-    secret: client-secret
+    secret: ` + testClientSecret + `
     redirect_uris: [https://app.suishenban.example/cb]
     initiate_login_uri: https://app.suishenban.example/login
 machine_clients:
   - id: jiaxing-data
-    secret: machine-secret
+    secret: ` + testMachineSecret + `
     scopes: [events]
 `
 

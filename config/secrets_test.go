@@ -19,30 +19,30 @@ func TestLoadSecretFiles(t *testing.T) {
 		return path
 	}
 	pepper := write("pepper", "0123456789abcdef0123456789abcdef-from-file\n")
-	kek := write("kek", base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))+"\r\n")
+	kek := write("kek", testKEK+"\r\n")
 	provider := write("provider", "provider-from-file \n")
-	client := write("client", "client-from-file")
-	machine := write("machine", "machine-from-file\n\n")
+	client := write("client", "client-from-file-0123456789abcdef")
+	machine := write("machine", "machine-from-file-0123456789abcdef\n\n")
 
 	yaml := strings.NewReplacer(
 		`  pepper: "0123456789abcdef0123456789abcdef"`, "  pepper_file: "+pepper,
-		`  key_encryption_key: "dG9uZ2JhbiBkZXYga2V5LWVuY3J5cHRpb24ga2V5ISE="`, "  key_encryption_key_file: "+kek,
+		`  key_encryption_key: "`+testKEK+`"`, "  key_encryption_key_file: "+kek,
 		"    client_secret: provider-secret\n", "    client_secret_file: "+provider+"\n",
-		"    secret: client-secret", "    secret_file: "+client,
-		"    secret: machine-secret", "    secret_file: "+machine,
+		"    secret: "+testClientSecret, "    secret_file: "+client,
+		"    secret: "+testMachineSecret, "    secret_file: "+machine,
 	).Replace(minimalYAML)
 	c, err := Load(writeFile(t, "tongban.yaml", yaml), nil)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
 	got := []string{c.Secrets.Pepper, c.Providers[0].ClientSecret, c.Clients[0].Secret, c.MachineClients[0].Secret}
-	want := []string{"0123456789abcdef0123456789abcdef-from-file", "provider-from-file", "client-from-file", "machine-from-file"}
+	want := []string{"0123456789abcdef0123456789abcdef-from-file", "provider-from-file", "client-from-file-0123456789abcdef", "machine-from-file-0123456789abcdef"}
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("secret %d = %q, want %q", i, got[i], want[i])
 		}
 	}
-	if k, err := c.Secrets.KEK(); err != nil || !bytes.Equal(k, bytes.Repeat([]byte{7}, 32)) {
+	if k, err := c.Secrets.KEK(); err != nil || base64.StdEncoding.EncodeToString(k) != testKEK {
 		t.Errorf("KEK = %x, %v", k, err)
 	}
 }

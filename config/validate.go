@@ -80,6 +80,7 @@ func (c *Config) Validate() error {
 	c.validateProviders(&ps)
 	c.validateClients(&ps)
 	c.validateMachineClients(&ps)
+	c.validateSafety(&ps)
 	c.validateCatalog(&ps)
 	c.validatePush(&ps)
 	c.validatePushPrivacy(&ps)
@@ -218,6 +219,7 @@ func (c *Config) validateClients(ps *Problems) {
 		}
 		ps.check(check{prefix + ".subject_type", oneOf(cl.SubjectType, subjectTypes)})
 		ps.check(check{prefix + ".id_token_signed_response_alg", oneOf(cl.IDTokenAlg, idTokenAlgs)})
+		ps.check(check{prefix + ".min_assurance_for_id_number", assuranceLevel(cl.MinAssuranceForIDNumber)})
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 func validConfig() *Config {
 	c := Defaults()
 	c.PublicURL = "https://tongban.example"
-	c.Secrets = Secrets{Pepper: strings.Repeat("p", 32), KeyEncryptionKey: devKEK}
+	c.Secrets = Secrets{Pepper: strings.Repeat("p", 32), KeyEncryptionKey: testKEK}
 	claims := ClaimMap{IDNumber: "id_card", Name: "name", Phone: "phone_number", Assurance: "acr"}
 	c.Providers = []Provider{
 		{
@@ -34,11 +34,11 @@ func validConfig() *Config {
 	}
 	c.Clients = []Client{
 		{
-			ID: "suishenban", Name: "随申办", Region: "上海", Secret: "client-secret",
+			ID: "suishenban", Name: "随申办", Region: "上海", Secret: testClientSecret,
 			RedirectURIs:     []string{"https://app.suishenban.example/callback"},
 			InitiateLoginURI: "https://app.suishenban.example/login",
 			Scopes:           []string{"openid", "profile", "phone", "id_number"},
-			SubjectType:      "pairwise", IDTokenAlg: "ES256",
+			SubjectType:      "pairwise", IDTokenAlg: "ES256", MinAssuranceForIDNumber: 3,
 		},
 		{
 			ID: "sufuban", Name: "苏服办", Region: "江苏",
@@ -46,11 +46,11 @@ func validConfig() *Config {
 			RedirectURIs:     []string{"https://app.sufuban.example/cb?from=tongban"},
 			InitiateLoginURI: "https://app.sufuban.example/login",
 			Scopes:           []string{"openid", "offline_access"},
-			SubjectType:      "public", IDTokenAlg: "RS256",
+			SubjectType:      "public", IDTokenAlg: "RS256", MinAssuranceForIDNumber: 4,
 		},
 	}
 	c.MachineClients = []MachineClient{
-		{ID: "jiaxing-data", Secret: "machine-secret", Scopes: []string{"events"}},
+		{ID: "jiaxing-data", Secret: testMachineSecret, Scopes: []string{"events"}},
 		{ID: "jiaxing-hrss", SecretSHA256: strings.Repeat("01", 32), Scopes: []string{"rules", "events"},
 			Departments: []string{"嘉兴市人力资源和社会保障局"}},
 	}
@@ -275,7 +275,7 @@ func TestValidateAccepts(t *testing.T) {
 			c.Clients[0].Name, c.Clients[0].Region = "", ""
 		}},
 		{"selection_limit of one", func(c *Config) { c.GraphQL.SelectionLimit = 1 }},
-		{"raw url base64 key", func(c *Config) { c.Secrets.KeyEncryptionKey = strings.TrimRight(devKEK, "=") }},
+		{"raw url base64 key", func(c *Config) { c.Secrets.KeyEncryptionKey = strings.TrimRight(testKEK, "=") }},
 		{"machine client shares a provider id", func(c *Config) { c.MachineClients[0].ID = "zheliban" }},
 		{"provider and client share ids", func(c *Config) { c.Clients[1].ID = "zheliban" }},
 		{"catalog exists", func(c *Config) { c.Catalog = catalog }},

@@ -21,9 +21,12 @@ func (r *mutationResolver) SwitchApp(ctx context.Context, target string, service
 	if err != nil {
 		return nil, bridgeError(err)
 	}
-	out := &model.AppSwitch{ConsentRequired: sw.ConsentRequired}
+	out := &model.AppSwitch{ConsentRequired: sw.ConsentRequired, Withheld: sw.Withheld}
 	if out.ConsentRequired == nil {
 		out.ConsentRequired = []string{}
+	}
+	if out.Withheld == nil {
+		out.Withheld = []string{}
 	}
 	if sw.LaunchURL != "" {
 		out.LaunchURL, out.ExpiresAt = &sw.LaunchURL, &sw.ExpiresAt

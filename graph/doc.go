@@ -13,11 +13,13 @@
 // CORS (origin.go); automatic persisted queries in Redis, stored only once valid, within a
 // size, a registration quota per address and per session and a total cap, or only the
 // operator's trusted documents in allowlist mode (apq.go); an error presenter that gives
-// every error an extensions.code and never shows internals (errors.go); metrics by operation
-// name and outcome (metrics.go); rate limits (ratelimit.go: every operation, on every
-// transport, before it is parsed, per session or per IP; sign-ins per IP, events per machine
-// client and previews per department in the resolvers), refused with RATE_LIMITED and
-// extensions.retryAfter. Per-address quotas name the client by clientIP (clientip.go).
+// every error an extensions.code and never shows internals (errors.go), and names the argument
+// or variable of a value that does not parse for its type, inline or in variables, as
+// BAD_USER_INPUT (inputerrors.go); metrics by operation name and outcome (metrics.go); rate
+// limits (ratelimit.go: every operation, on every transport, before it is parsed, per session
+// or per IP; sign-ins per IP, events per machine client and previews per department in the
+// resolvers), refused with RATE_LIMITED and extensions.retryAfter. Per-address counts name the
+// client by clientIP (clientip.go).
 //
 // The caller (auth.go) is resolved from "Authorization: Bearer": a citizen's session
 // (identity) or a machine client's client-credentials token (bridge: data platforms and

@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/tongban/tongban/internal/reqid"
@@ -66,10 +67,11 @@ func badInput(field, message string) *gqlerror.Error {
 }
 
 // presentError gives every error a contract code. Errors the schema layer raised about the
-// request itself (parse, validation, limits) keep their message; anything else a resolver
+// request itself (parse, validation, limits, a variable or argument value that does not parse:
+// see inputerrors.go) keep or get a message naming what is wrong; anything else a resolver
 // returned that is not already a coded error is an internal failure: it is logged with the
 // request id and the client sees only "internal error" and that id.
-func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
+func presentError(log *slog.Logger, schema *ast.Schema) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		if e := sessionEndedError(ctx, err); e != nil {
 			return e
@@ -77,6 +79,11 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		var gerr *gqlerror.Error
 		if !errors.As(err, &gerr) {
 			return internalError(ctx, log, err)
+		}
+		if code, _ := gerr.Extensions[extensionCode].(string); code == "" && schema != nil {
+			if arg, ok := argumentError(ctx, schema, gerr); ok {
+				return arg
+			}
 		}
 		out := *gerr // never mutate an error gqlgen may have cached
 		out.Extensions = make(map[string]any, len(gerr.Extensions)+1)
@@ -91,6 +98,7 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		case contractCodes[Code(code)]:
 		case code == gqlgenParseFailed || code == gqlgenValidationFailed:
 			out.Extensions[extensionCode] = string(CodeBadUserInput)
+			nameVariable(&out)
 		case code == persistedQueryNotFoundGqlgen:
 			out.Extensions[extensionCode] = string(CodePersistedQueryNotFound)
 		case code == "" && gerr.Err == nil && graphql.GetFieldContext(ctx) == nil:

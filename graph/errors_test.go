@@ -77,7 +77,7 @@ func TestPresentError(t *testing.T) {
 			log, logBuf := presenterLog()
 			ctx := reqid.With(context.Background(), "req-42")
 			in := tt.in()
-			out := presentError(log)(ctx, in)
+			out := presentError(log, nil)(ctx, in)
 
 			if got, _ := out.Extensions[extensionCode].(string); got != string(tt.wantCode) {
 				t.Fatalf("code = %q, want %q (%+v)", got, tt.wantCode, out)
@@ -126,7 +126,7 @@ func TestPresentError(t *testing.T) {
 func TestPresentErrorCodedInternalGetsRequestID(t *testing.T) {
 	log, _ := presenterLog()
 	ctx := reqid.With(context.Background(), "req-7")
-	out := presentError(log)(ctx, newError(CodeInternal, internalMessage))
+	out := presentError(log, nil)(ctx, newError(CodeInternal, internalMessage))
 	if out.Extensions[extensionCode] != string(CodeInternal) || out.Extensions[extensionRequestID] != "req-7" {
 		t.Errorf("extensions = %v, want INTERNAL with requestId req-7", out.Extensions)
 	}
@@ -138,7 +138,7 @@ func TestPresentErrorPath(t *testing.T) {
 
 	t.Run("coded error takes the field's path", func(t *testing.T) {
 		log, _ := presenterLog()
-		out := presentError(log)(ctx, newError(CodeUnauthenticated, "sign in"))
+		out := presentError(log, nil)(ctx, newError(CodeUnauthenticated, "sign in"))
 		if got := out.Path.String(); got != "me" {
 			t.Errorf("path = %q, want me", got)
 		}
@@ -147,14 +147,14 @@ func TestPresentErrorPath(t *testing.T) {
 		log, _ := presenterLog()
 		in := newError(CodeNotFound, "gone")
 		in.Path = ast.Path{ast.PathName("apps"), ast.PathIndex(2)}
-		out := presentError(log)(ctx, in)
+		out := presentError(log, nil)(ctx, in)
 		if got := out.Path.String(); got != "apps[2]" {
 			t.Errorf("path = %q, want apps[2]", got)
 		}
 	})
 	t.Run("internal error names the field in the response and the log", func(t *testing.T) {
 		log, logBuf := presenterLog()
-		out := presentError(log)(ctx, errors.New(leakedSecret))
+		out := presentError(log, nil)(ctx, errors.New(leakedSecret))
 		if got := out.Path.String(); got != "me" {
 			t.Errorf("path = %q, want me", got)
 		}
@@ -176,7 +176,7 @@ func TestRecoverPanic(t *testing.T) {
 	if gerr.Message != internalMessage || gerr.Extensions[extensionCode] != string(CodeInternal) {
 		t.Errorf("recovered error = %+v, want INTERNAL %q", gerr, internalMessage)
 	}
-	out := presentError(log)(ctx, err)
+	out := presentError(log, nil)(ctx, err)
 	wire, _ := json.Marshal(out)
 	if strings.Contains(string(wire), "hunter2") || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("client sees the panic value: %s", wire)

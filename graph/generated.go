@@ -70,6 +70,7 @@ type ComplexityRoot struct {
 		ConsentRequired func(childComplexity int) int
 		ExpiresAt       func(childComplexity int) int
 		LaunchURL       func(childComplexity int) int
+		Withheld        func(childComplexity int) int
 	}
 
 	AudienceEstimate struct {
@@ -455,6 +456,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AppSwitch.LaunchURL(childComplexity), true
+	case "AppSwitch.withheld":
+		if e.ComplexityRoot.AppSwitch.Withheld == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AppSwitch.Withheld(childComplexity), true
 
 	case "AudienceEstimate.budgetRemaining":
 		if e.ComplexityRoot.AudienceEstimate.BudgetRemaining == nil {
@@ -1603,6 +1610,8 @@ func (ec *executionContext) childFields_AppSwitch(ctx context.Context, field gra
 		return ec.fieldContext_AppSwitch_launchUrl(ctx, field)
 	case "expiresAt":
 		return ec.fieldContext_AppSwitch_expiresAt(ctx, field)
+	case "withheld":
+		return ec.fieldContext_AppSwitch_withheld(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AppSwitch", field.Name)
 }
@@ -3117,6 +3126,29 @@ func (ec *executionContext) _AppSwitch_expiresAt(ctx context.Context, field grap
 }
 func (ec *executionContext) fieldContext_AppSwitch_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("AppSwitch", field, false, false, "Time")
+}
+
+func (ec *executionContext) _AppSwitch_withheld(ctx context.Context, field graphql.CollectedField, obj *model.AppSwitch) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AppSwitch_withheld(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Withheld, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AppSwitch_withheld(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AppSwitch", field, false, false, "String")
 }
 
 func (ec *executionContext) _AudienceEstimate_status(ctx context.Context, field graphql.CollectedField, obj *model.AudienceEstimate) (ret graphql.Marshaler) {
@@ -8724,6 +8756,11 @@ func (ec *executionContext) _AppSwitch(ctx context.Context, sel ast.SelectionSet
 		case "expiresAt":
 			out.Values[i] = ec._AppSwitch_expiresAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "withheld":
+			out.Values[i] = ec._AppSwitch_withheld(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
 		default:

@@ -77,7 +77,8 @@ func NewHandler(r *Resolver, opts Options) *Handler {
 	cfg := Config{Resolvers: r}
 	cfg.Complexity.Person.Activity = activityComplexity
 	cfg.Complexity.Query.Services = servicesComplexity
-	srv := handler.New(NewExecutableSchema(cfg))
+	es := NewExecutableSchema(cfg)
+	srv := handler.New(es)
 	srv.AddTransport(transport.Websocket{
 		Implementation: guardedWebsockets{transport.CoderWebsocketImplementation{AcceptOptions: websocket.AcceptOptions{
 			// The origin was checked in ServeHTTP against allowed_origins, which may name
@@ -101,6 +102,7 @@ func NewHandler(r *Resolver, opts Options) *Handler {
 	srv.SetQueryCache(documents)
 	srv.SetParserTokenLimit(opts.TokenLimit)
 	srv.SetDisableSuggestion(!opts.Introspection)
+	srv.SetValidationRulesFn(validationRules(opts.Introspection))
 	if opts.Introspection {
 		srv.Use(extension.Introspection{})
 	}
@@ -116,7 +118,7 @@ func NewHandler(r *Resolver, opts Options) *Handler {
 	if opts.Metrics != nil {
 		srv.Use(metricsExtension{opts.Metrics})
 	}
-	srv.SetErrorPresenter(presentError(log))
+	srv.SetErrorPresenter(presentError(log, es.Schema()))
 	srv.SetRecoverFunc(recoverPanic(log))
 	h.srv = srv
 	return h

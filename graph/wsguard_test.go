@@ -148,7 +148,7 @@ func TestRequestViewerEndsWithTheSession(t *testing.T) {
 	}
 	// A resolver that fails because its context was cancelled by the sign-out is not an
 	// internal error.
-	present := presentError(slog.New(slog.DiscardHandler))
+	present := presentError(slog.New(slog.DiscardHandler), nil)
 	if e := present(ctx, fmt.Errorf("push: read inbox: %w", context.Canceled)); e.Extensions["code"] != string(CodeUnauthenticated) {
 		t.Errorf("a failure cancelled by the sign-out is presented as %v", e.Extensions)
 	}

@@ -1,6 +1,6 @@
 // Command tongban runs the Tongban service.
 //
-//	tongban                       dev mode: embedded store, GraphiQL, sample data
+//	tongban                       dev mode on 127.0.0.1:8080: embedded store, GraphiQL, sample data
 //	tongban --config tongban.yaml whatever the file says; TONGBAN_<PATH> overrides any key
 //	tongban keys rotate           rotate the bridge's signing keys on the configured store now
 //

@@ -114,3 +114,21 @@ func mustRedisOptions(t *testing.T, raw string) *redis.Options {
 	}
 	return o
 }
+
+// The published example does not start: one line per secret it publishes, each naming its key
+// and where real secrets go.
+func TestExampleConfigDoesNotStart(t *testing.T) {
+	var stderr bytes.Buffer
+	if code := run([]string{"--config", "../../tongban.example.yaml"}, nil, &stderr); code != 2 {
+		t.Fatalf("exit code = %d, want 2; stderr:\n%s", code, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	if len(lines) != 9 || !strings.Contains(lines[0], "8 problem") {
+		t.Fatalf("want a header and eight lines, got:\n%s", stderr.String())
+	}
+	for _, l := range lines[1:] {
+		if !strings.Contains(l, "published in tongban.example.yaml") || !strings.Contains(l, "TONGBAN_") {
+			t.Errorf("line %q does not say the value is published and where a real one goes", l)
+		}
+	}
+}

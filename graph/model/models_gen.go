@@ -63,6 +63,12 @@ type AppSwitch struct {
 	// (OpenID Connect Core §4). Open it in the target app; it works once, until expiresAt.
 	LaunchURL *string    `json:"launchUrl,omitempty"`
 	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+	// Scopes the target app asks for that it will not receive from this session's login whatever
+	// the person consents to: id_number when the session's assurance is below the app's
+	// min_assurance_for_id_number (default 3). Consent to them is still asked and kept (a later,
+	// stronger login uses it); an app shows this before the person consents. Empty when nothing
+	// is withheld.
+	Withheld []string `json:"withheld"`
 }
 
 // A differentially private audience estimate: the count over stored profiles (or a random sample

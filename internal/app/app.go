@@ -237,6 +237,7 @@ func (a *App) Serve(ctx context.Context, ln, mln net.Listener) error {
 	errc := make(chan error, 2)
 	go func() { errc <- api.Serve(ln) }()
 	a.log.Info("listening", "addr", ln.Addr().String(), "public_url", a.cfg.PublicURL)
+	a.warnIfExposed("listen", ln.Addr())
 	if a.cfg.Dev {
 		a.log.Info("dev mode: GraphiQL at " + a.cfg.PublicURL + "/")
 	}
@@ -246,6 +247,7 @@ func (a *App) Serve(ctx context.Context, ln, mln net.Listener) error {
 		servers = append(servers, ms)
 		go func() { errc <- ms.Serve(mln) }()
 		a.log.Info("metrics listening", "addr", mln.Addr().String())
+		a.warnIfExposed("metrics_listen", mln.Addr())
 	}
 
 	// Providers are discovered once the listener is up: in dev mode they are served by this

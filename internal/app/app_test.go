@@ -330,7 +330,7 @@ func TestGraphiQLInDevOnly(t *testing.T) {
 	if code, body := dev.get("/"); code != http.StatusOK || !strings.Contains(body, "graphiql") {
 		t.Fatalf("dev / = %d", code)
 	}
-	prod := start(t, devConfig(t, func(c *config.Config) { c.Dev = false }))
+	prod := start(t, devConfig(t, func(c *config.Config) { c.Dev = false; ownSecrets(c) }))
 	if code, _ := prod.get("/"); code != http.StatusNotFound {
 		t.Fatalf("non-dev / = %d, want 404", code)
 	}
