@@ -184,6 +184,7 @@ func TestAttackAllowlistRefusesUntrustedQueries(t *testing.T) {
 	}
 	h := start(t, devConfig(t, func(c *config.Config) {
 		c.Dev = false
+		ownSecrets(c)
 		c.GraphQL.PersistedQueries.TrustedDocumentsFile = file
 	}), WithStore(store))
 	other := "query Other { apps { id region } }"
