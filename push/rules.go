@@ -475,14 +475,20 @@ type Stats struct {
 	Delivered, Deferred, Failed int64
 	BackfillScanned             int64
 	BackfillDone                bool
+	// People counts the distinct people who ever matched the rule, but only up to the privacy
+	// threshold k: it tells "at least k" from "fewer" (rulestats.go).
+	People int64
 }
 
-// Stats reads a rule's counters and the progress of its latest backfill.
+// Stats reads a rule's counters and the progress of its latest backfill, exact. They are not
+// for departments, which get Engine.RuleStats: what Stats.Released gives of them (rulestats.go).
 func (rs *Rules) Stats(ctx context.Context, id string) (Stats, error) {
 	var counters, bf *redis.MapStringStringCmd
+	var people *redis.IntCmd
 	_, err := rs.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		counters = p.HGetAll(ctx, rs.statsKey(id))
 		bf = p.HGetAll(ctx, rs.backfillKey(id))
+		people = p.SCard(ctx, rs.peopleKey(id))
 		return nil
 	})
 	if err != nil {
@@ -494,5 +500,6 @@ func (rs *Rules) Stats(ctx context.Context, id string) (Stats, error) {
 		Matched: n(c, "matched"), Notified: n(c, "notified"),
 		Delivered: n(c, "delivered"), Deferred: n(c, "deferred"), Failed: n(c, "failed"),
 		BackfillScanned: n(b, "scanned"), BackfillDone: b["done"] == "1",
+		People: people.Val(),
 	}, nil
 }
