@@ -2,6 +2,7 @@ package push
 
 import (
 	"context"
+	"strconv"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -11,13 +12,15 @@ import (
 // an ID number) plus `person.facts.monthlyIncome > N` would learn her income from `matched`
 // going from 0 to 1, by a binary search of published rules. So the people-counts are released
 // to departments only as Released says: a counter is given when it is at least the privacy
-// threshold k (Privacy.Threshold) AND at least k distinct people have ever matched the rule;
-// otherwise it is "fewer than k".
+// threshold k (Privacy.Threshold) AND at least k distinct people have matched the rule's
+// current version; otherwise it is "fewer than k".
 //
 // The second condition is needed because the counters do not count distinct people: matched
 // counts evaluations (every matching event counts again) and notified counts one per person and
 // rule version (every edit of a published rule is a new version). Without it a department that
-// can send its victim k events, or publish k versions, would lift her alone above k.
+// can send its victim k events, or publish k versions, would lift her alone above k. And it
+// is per version because the counters add up over versions: a first version matching a crowd
+// would otherwise open the counts for a second that singles her out.
 //
 // What remains is differencing: a rule matching a crowd of at least k people, and the same
 // crowd or the victim, release counts that differ by the victim. Suppression does not stop that
@@ -74,7 +77,13 @@ func (e *Engine) RuleStats(ctx context.Context, id string) (ReleasedStats, error
 	return st.Released(e.opts.Privacy.Threshold), nil
 }
 
-func (rs *Rules) peopleKey(id string) string { return rs.store.Key("{rules}:people:" + id) }
+// peopleKey is the set of distinct people who matched one version of a rule. Per version, so
+// that a new version starts from nobody: otherwise a version matching a crowd would open the
+// counts for a next version that singles one person out, and that probe would notify nobody
+// but her.
+func (rs *Rules) peopleKey(id string, version int) string {
+	return rs.store.Key("{rules}:people:" + id + ":" + strconv.Itoa(version))
+}
 
 // peopleScript adds people to a rule's set of distinct matched people until it holds k of them
 // (ARGV[1]), so the set never grows past k: it only has to tell "at least k" from "fewer".
@@ -94,20 +103,25 @@ return n
 // a pipeline cannot fall back on NOSCRIPT, and the script is short.
 func (e *Engine) countPeople(ctx context.Context, p redis.Pipeliner, matches []match) {
 	k := e.opts.Privacy.Threshold
-	people := map[string][]any{}
+	type version struct {
+		id string
+		n  int
+	}
+	people := map[version][]any{}
 	seen := map[string]bool{}
 	for _, m := range matches {
-		id := m.rule.ID
-		if people[id] == nil {
-			people[id] = []any{k}
+		v := version{m.rule.ID, m.rule.Version}
+		if people[v] == nil {
+			people[v] = []any{k}
 		}
-		if len(people[id]) > k || seen[id+"\x00"+m.who.pid] {
+		slot := m.rule.ID + ":" + strconv.Itoa(m.rule.Version) + "\x00" + m.who.pid
+		if len(people[v]) > k || seen[slot] {
 			continue
 		}
-		seen[id+"\x00"+m.who.pid] = true
-		people[id] = append(people[id], m.who.pid)
+		seen[slot] = true
+		people[v] = append(people[v], m.who.pid)
 	}
-	for id, args := range people {
-		p.Eval(ctx, peopleScript, []string{e.Rules.peopleKey(id)}, args...)
+	for v, args := range people {
+		p.Eval(ctx, peopleScript, []string{e.Rules.peopleKey(v.id, v.n)}, args...)
 	}
 }

@@ -86,3 +86,34 @@ func TestRuleStatsSuppressedUntilKDistinctPeople(t *testing.T) {
 		t.Fatalf("a crowd of %d released as %+v, exact %+v", k+3, got, exact)
 	}
 }
+
+// A new version counts its people from nobody: a first version that matched a crowd does not
+// open the counts for a second that matches one person.
+func TestRuleStatsCountPeoplePerVersion(t *testing.T) {
+	const k = 3
+	w := newWorld(t, func(o *push.Options) { o.Privacy.Threshold = k })
+	rule := w.publish(t, transport, elderly())
+	ctx := ctxT(t)
+	send := func(n int, id string) {
+		w.ingest(t, push.Event{ID: id, Type: "residence.changed", IDNumber: citizen(t, "330402", date(1950, 1, 1), 41+2*n).String(), OccurredAt: w.clock.Now()})
+	}
+	for n := range k { // version 1: a crowd of k
+		send(n, fmt.Sprint("v1-", n))
+	}
+	if got, _ := w.engine.RuleStats(ctx, rule.ID); !got.Matched.Shown() || got.Matched.Value != k {
+		t.Fatalf("version 1's crowd of %d released as %+v", k, got)
+	}
+	in := elderly()
+	in.Body = "第二版"
+	if _, err := w.engine.Rules.Update(ctx, transport, rule.ID, in); err != nil {
+		t.Fatal(err)
+	}
+	send(0, "v2-0") // version 2: one person
+	exact, _ := w.engine.Rules.Stats(ctx, rule.ID)
+	if exact.Matched != k+1 || exact.People != 1 {
+		t.Fatalf("exact %+v, want %d matched over both versions and 1 person of version 2", exact, k+1)
+	}
+	if got, _ := w.engine.RuleStats(ctx, rule.ID); got.Matched.Shown() || got.Notified.Shown() {
+		t.Fatalf("version 2's one person released as %+v", got)
+	}
+}

@@ -326,9 +326,12 @@ type RegisterDeviceInput struct {
 
 // A rule's counters of people as its department may read them. Each is released only when it is
 // at least the threshold k (push.privacy.threshold, default 20) and at least k distinct people
-// have ever matched the rule; otherwise it is "fewer than k". The second condition is there
-// because the counters are not of distinct people (one person matches once per event, and is
-// notified once per rule version), so one person could otherwise be lifted above k alone.
+// have matched the rule's current version; otherwise it is "fewer than k". The second condition
+// is there because the counters are not of distinct people (one person matches once per event,
+// and is notified once per rule version), so one person could otherwise be lifted above k alone;
+// it is per version because the counters add up over versions, so a version matching a crowd
+// would otherwise open the counts for a next version that singles one person out. A new version
+// shows "fewer than k" until k people have matched it.
 //
 // This defeats a rule that singles one person out: matched or not, she shows as "fewer than k".
 // It does not defeat differencing: two published rules, one matching a crowd of at least k and

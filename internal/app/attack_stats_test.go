@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -113,5 +114,32 @@ func TestRuleStatsShowACrowd(t *testing.T) {
 		`"matched":{"count":30,"fewerThan":null},"notified":{"count":30,"fewerThan":null}}}`
 	if got != want {
 		t.Fatalf("stats %s\nwant %s", got, want)
+	}
+}
+
+// (e) The same probe as a second version of a rule whose first version matched the crowd of
+// 30 (its counts shown): the counters add up over versions, but the new version has to match
+// 20 people of its own before any count is shown, so both branches still look alike.
+func TestAttackRuleStatsProbeAfterACrowdVersion(t *testing.T) {
+	h := startIdentity(t, nil)
+	platform, attacker := machineToken(t, h, "jiaxing-data"), machineToken(t, h, "jiaxing-hrss")
+	const income = 8321
+	population(t, h, platform, time.Now(), income, 30)
+	probe := func(n int) string {
+		id, crowd := publishProbe(t, h, attacker, "person.facts.monthlyIncome < 3000")
+		if !strings.Contains(crowd, `"matched":{"count":30,`) {
+			t.Fatalf("the crowd's version: %s", crowd)
+		}
+		in := unemploymentRule(fmt.Sprintf("%s && person.facts.monthlyIncome > %d", singleOut, n))
+		in["channels"], in["backfill"] = []string{"INBOX"}, true
+		if u := h.gql(`mutation($id: ID!, $in: PushRuleInput!) { updatePushRule(id: $id, input: $in) { version } }`,
+			map[string]any{"id": id, "in": in}, attacker); u.field("updatePushRule", "version") != float64(2) {
+			t.Fatalf("update: %s", u.Raw)
+		}
+		return waitStats(t, h, attacker, id)
+	}
+	matches, not := probe(income-1), probe(income+1)
+	if matches != not || !strings.Contains(matches, `"matched":{"count":null,"fewerThan":20}`) {
+		t.Fatalf("she matches: %s\nshe does not: %s", matches, not)
 	}
 }
