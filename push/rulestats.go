@@ -26,7 +26,7 @@ import (
 // crowd or the victim, release counts that differ by the victim. Suppression does not stop that
 // (no threshold can, and rounding to multiples of k fails at the boundaries; noise would break
 // operators' delivery monitoring). Each such probe publishes a real rule that notifies a real
-// crowd, under the department's name, and is kept: it is an act, not a question.
+// crowd, under the department's name: an act seen in at least k inboxes, not a silent question.
 
 // Count is a people-count as released: Value when it is shown, otherwise FewerThan (the
 // threshold k; possibly none).
