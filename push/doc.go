@@ -61,7 +61,8 @@
 // matching a crowd of at least k and one matching the crowd or the victim release counts that
 // differ by her. Rounding to multiples of k fails at the boundaries, and noise would break
 // operators' delivery monitoring, so that remains possible in principle; but each probe is a
-// real published rule that notifies a real crowd under the department's name: an act seen in at least k inboxes.
+// real published rule that notifies a real crowd under the department's name: an act seen in
+// at least k inboxes.
 // Operators read the exact counters in Redis (Rules.Stats).
 //
 // Notifications (notify.go, inbox.go): a match takes the dedup slot of (rule, version,

@@ -336,7 +336,8 @@ type RegisterDeviceInput struct {
 // This defeats a rule that singles one person out: matched or not, she shows as "fewer than k".
 // It does not defeat differencing: two published rules, one matching a crowd of at least k and
 // one matching the same crowd or the victim, release counts that differ by her. Each such probe
-// is a real published rule that notifies a real crowd under the department's name: an act seen in at least k inboxes.
+// is a real published rule that notifies a real crowd under the department's name: an act seen
+// in at least k inboxes.
 type RulePeopleCounts struct {
 	// Evaluations that found the condition true (a person counts again for every matching event).
 	Matched *PeopleCount `json:"matched"`
