@@ -7,7 +7,8 @@ import "fmt"
 type PushPrivacy struct {
 	// Epsilon is the privacy loss of one estimate: smaller is noisier and more private.
 	Epsilon float64 `yaml:"epsilon"`
-	// Threshold is k: an estimate below it is reported as "fewer than k".
+	// Threshold is k: an estimate below it is reported as "fewer than k", and so is a rule's
+	// people-count (its stats) below it or before k distinct people matched its current version.
 	Threshold int `yaml:"threshold"`
 	// DailyBudget is the total epsilon one department may spend on estimates in a day of
 	// push.time_zone; DailyBudget / Epsilon estimates a day.

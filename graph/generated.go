@@ -171,6 +171,11 @@ type ComplexityRoot struct {
 		HasNextPage func(childComplexity int) int
 	}
 
+	PeopleCount struct {
+		Count     func(childComplexity int) int
+		FewerThan func(childComplexity int) int
+	}
+
 	Person struct {
 		Accounts       func(childComplexity int) int
 		Activity       func(childComplexity int, first *int, after *string) int
@@ -222,6 +227,14 @@ type ComplexityRoot struct {
 		Services  func(childComplexity int, first *int, after *string, filter *model.ServiceFilter) int
 	}
 
+	RulePeopleCounts struct {
+		Deferred  func(childComplexity int) int
+		Delivered func(childComplexity int) int
+		Failed    func(childComplexity int) int
+		Matched   func(childComplexity int) int
+		Notified  func(childComplexity int) int
+	}
+
 	RulePreview struct {
 		Audience          func(childComplexity int) int
 		EstimatedAudience func(childComplexity int) int
@@ -244,6 +257,7 @@ type ComplexityRoot struct {
 		Failed          func(childComplexity int) int
 		Matched         func(childComplexity int) int
 		Notified        func(childComplexity int) int
+		People          func(childComplexity int) int
 	}
 
 	Service struct {
@@ -947,6 +961,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PageInfo.HasNextPage(childComplexity), true
 
+	case "PeopleCount.count":
+		if e.ComplexityRoot.PeopleCount.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PeopleCount.Count(childComplexity), true
+	case "PeopleCount.fewerThan":
+		if e.ComplexityRoot.PeopleCount.FewerThan == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PeopleCount.FewerThan(childComplexity), true
+
 	case "Person.accounts":
 		if e.ComplexityRoot.Person.Accounts == nil {
 			break
@@ -1199,6 +1226,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.Services(childComplexity, args["first"].(*int), args["after"].(*string), args["filter"].(*model.ServiceFilter)), true
 
+	case "RulePeopleCounts.deferred":
+		if e.ComplexityRoot.RulePeopleCounts.Deferred == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RulePeopleCounts.Deferred(childComplexity), true
+	case "RulePeopleCounts.delivered":
+		if e.ComplexityRoot.RulePeopleCounts.Delivered == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RulePeopleCounts.Delivered(childComplexity), true
+	case "RulePeopleCounts.failed":
+		if e.ComplexityRoot.RulePeopleCounts.Failed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RulePeopleCounts.Failed(childComplexity), true
+	case "RulePeopleCounts.matched":
+		if e.ComplexityRoot.RulePeopleCounts.Matched == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RulePeopleCounts.Matched(childComplexity), true
+	case "RulePeopleCounts.notified":
+		if e.ComplexityRoot.RulePeopleCounts.Notified == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RulePeopleCounts.Notified(childComplexity), true
+
 	case "RulePreview.audience":
 		if e.ComplexityRoot.RulePreview.Audience == nil {
 			break
@@ -1291,6 +1349,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RuleStats.Notified(childComplexity), true
+	case "RuleStats.people":
+		if e.ComplexityRoot.RuleStats.People == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleStats.People(childComplexity), true
 
 	case "Service.app":
 		if e.ComplexityRoot.Service.App == nil {
@@ -1764,6 +1828,16 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
 }
 
+func (ec *executionContext) childFields_PeopleCount(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "count":
+		return ec.fieldContext_PeopleCount_count(ctx, field)
+	case "fewerThan":
+		return ec.fieldContext_PeopleCount_fewerThan(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PeopleCount", field.Name)
+}
+
 func (ec *executionContext) childFields_Person(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -1848,6 +1922,22 @@ func (ec *executionContext) childFields_PushRuleEdge(ctx context.Context, field 
 	return nil, fmt.Errorf("no field named %q was found under type PushRuleEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_RulePeopleCounts(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "matched":
+		return ec.fieldContext_RulePeopleCounts_matched(ctx, field)
+	case "notified":
+		return ec.fieldContext_RulePeopleCounts_notified(ctx, field)
+	case "delivered":
+		return ec.fieldContext_RulePeopleCounts_delivered(ctx, field)
+	case "deferred":
+		return ec.fieldContext_RulePeopleCounts_deferred(ctx, field)
+	case "failed":
+		return ec.fieldContext_RulePeopleCounts_failed(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RulePeopleCounts", field.Name)
+}
+
 func (ec *executionContext) childFields_RulePreview(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "valid":
@@ -1888,6 +1978,8 @@ func (ec *executionContext) childFields_RuleStats(ctx context.Context, field gra
 		return ec.fieldContext_RuleStats_deferred(ctx, field)
 	case "failed":
 		return ec.fieldContext_RuleStats_failed(ctx, field)
+	case "people":
+		return ec.fieldContext_RuleStats_people(ctx, field)
 	case "backfillScanned":
 		return ec.fieldContext_RuleStats_backfillScanned(ctx, field)
 	case "backfillDone":
@@ -5069,6 +5161,52 @@ func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, f
 	return graphql.NewScalarFieldContext("PageInfo", field, false, false, "String")
 }
 
+func (ec *executionContext) _PeopleCount_count(ctx context.Context, field graphql.CollectedField, obj *model.PeopleCount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PeopleCount_count(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Count, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PeopleCount_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PeopleCount", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PeopleCount_fewerThan(ctx context.Context, field graphql.CollectedField, obj *model.PeopleCount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PeopleCount_fewerThan(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FewerThan, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PeopleCount_fewerThan(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PeopleCount", field, false, false, "Int")
+}
+
 func (ec *executionContext) _Person_id(ctx context.Context, field graphql.CollectedField, obj *model.Person) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6198,6 +6336,166 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 	return fc, nil
 }
 
+func (ec *executionContext) _RulePeopleCounts_matched(ctx context.Context, field graphql.CollectedField, obj *model.RulePeopleCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RulePeopleCounts_matched(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Matched, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PeopleCount) graphql.Marshaler {
+			return ec.marshalNPeopleCount2ᚖgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐPeopleCount(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RulePeopleCounts_matched(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RulePeopleCounts",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PeopleCount(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RulePeopleCounts_notified(ctx context.Context, field graphql.CollectedField, obj *model.RulePeopleCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RulePeopleCounts_notified(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Notified, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PeopleCount) graphql.Marshaler {
+			return ec.marshalNPeopleCount2ᚖgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐPeopleCount(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RulePeopleCounts_notified(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RulePeopleCounts",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PeopleCount(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RulePeopleCounts_delivered(ctx context.Context, field graphql.CollectedField, obj *model.RulePeopleCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RulePeopleCounts_delivered(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Delivered, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PeopleCount) graphql.Marshaler {
+			return ec.marshalNPeopleCount2ᚖgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐPeopleCount(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RulePeopleCounts_delivered(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RulePeopleCounts",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PeopleCount(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RulePeopleCounts_deferred(ctx context.Context, field graphql.CollectedField, obj *model.RulePeopleCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RulePeopleCounts_deferred(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Deferred, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PeopleCount) graphql.Marshaler {
+			return ec.marshalNPeopleCount2ᚖgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐPeopleCount(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RulePeopleCounts_deferred(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RulePeopleCounts",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PeopleCount(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RulePeopleCounts_failed(ctx context.Context, field graphql.CollectedField, obj *model.RulePeopleCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RulePeopleCounts_failed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Failed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PeopleCount) graphql.Marshaler {
+			return ec.marshalNPeopleCount2ᚖgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐPeopleCount(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RulePeopleCounts_failed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RulePeopleCounts",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PeopleCount(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _RulePreview_valid(ctx context.Context, field graphql.CollectedField, obj *model.RulePreview) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6513,6 +6811,38 @@ func (ec *executionContext) _RuleStats_failed(ctx context.Context, field graphql
 }
 func (ec *executionContext) fieldContext_RuleStats_failed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("RuleStats", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RuleStats_people(ctx context.Context, field graphql.CollectedField, obj *model.RuleStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleStats_people(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.People, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RulePeopleCounts) graphql.Marshaler {
+			return ec.marshalNRulePeopleCounts2ᚖgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐRulePeopleCounts(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleStats_people(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RuleStats",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RulePeopleCounts(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _RuleStats_backfillScanned(ctx context.Context, field graphql.CollectedField, obj *model.RuleStats) (ret graphql.Marshaler) {
@@ -9476,6 +9806,44 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 	return out
 }
 
+var peopleCountImplementors = []string{"PeopleCount"}
+
+func (ec *executionContext) _PeopleCount(ctx context.Context, sel ast.SelectionSet, obj *model.PeopleCount) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, peopleCountImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PeopleCount")
+		case "count":
+			out.Values[i] = ec._PeopleCount_count(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "fewerThan":
+			out.Values[i] = ec._PeopleCount_fewerThan(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var personImplementors = []string{"Person"}
 
 func (ec *executionContext) _Person(ctx context.Context, sel ast.SelectionSet, obj *model.Person) graphql.Marshaler {
@@ -9830,6 +10198,59 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 	return out
 }
 
+var rulePeopleCountsImplementors = []string{"RulePeopleCounts"}
+
+func (ec *executionContext) _RulePeopleCounts(ctx context.Context, sel ast.SelectionSet, obj *model.RulePeopleCounts) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, rulePeopleCountsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RulePeopleCounts")
+		case "matched":
+			out.Values[i] = ec._RulePeopleCounts_matched(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "notified":
+			out.Values[i] = ec._RulePeopleCounts_notified(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "delivered":
+			out.Values[i] = ec._RulePeopleCounts_delivered(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deferred":
+			out.Values[i] = ec._RulePeopleCounts_deferred(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "failed":
+			out.Values[i] = ec._RulePeopleCounts_failed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var rulePreviewImplementors = []string{"RulePreview"}
 
 func (ec *executionContext) _RulePreview(ctx context.Context, sel ast.SelectionSet, obj *model.RulePreview) graphql.Marshaler {
@@ -9959,6 +10380,11 @@ func (ec *executionContext) _RuleStats(ctx context.Context, sel ast.SelectionSet
 			}
 		case "failed":
 			out.Values[i] = ec._RuleStats_failed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "people":
+			out.Values[i] = ec._RuleStats_people(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -11035,6 +11461,14 @@ func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋtongbanᚋtongban
 	return ec._PageInfo(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNPeopleCount2ᚖgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐPeopleCount(ctx context.Context, sel ast.SelectionSet, v *model.PeopleCount) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PeopleCount!")
+		return graphql.Null
+	}
+	return ec._PeopleCount(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNPerson2ᚖgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐPerson(ctx context.Context, sel ast.SelectionSet, v *model.Person) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Person!")
@@ -11102,6 +11536,14 @@ func (ec *executionContext) unmarshalNPushRuleInput2githubᚗcomᚋtongbanᚋton
 func (ec *executionContext) unmarshalNRegisterDeviceInput2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐRegisterDeviceInput(ctx context.Context, v any) (model.RegisterDeviceInput, error) {
 	res, err := ec.unmarshalInputRegisterDeviceInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNRulePeopleCounts2ᚖgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐRulePeopleCounts(ctx context.Context, sel ast.SelectionSet, v *model.RulePeopleCounts) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RulePeopleCounts!")
+		return graphql.Null
+	}
+	return ec._RulePeopleCounts(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNRulePreview2ᚖgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐRulePreview(ctx context.Context, sel ast.SelectionSet, v *model.RulePreview) graphql.Marshaler {

@@ -124,7 +124,8 @@ func ruleInput(in model.PushRuleInput) push.RuleInput {
 
 // pushRule renders a rule with its counters.
 func (r *Resolver) pushRule(ctx context.Context, rule push.Rule) (*model.PushRule, error) {
-	st, err := r.Push.Rules.Stats(ctx, rule.ID)
+	// Released, not exact: the people-counts are suppressed below the privacy threshold.
+	st, err := r.Push.RuleStats(ctx, rule.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -134,8 +135,12 @@ func (r *Resolver) pushRule(ctx context.Context, rule push.Rule) (*model.PushRul
 		Condition: rule.Condition, Triggers: rule.Triggers, Backfill: rule.Backfill, Title: rule.Title,
 		Body: rule.Body, Category: rule.Category, Status: model.RuleStatus(rule.Status), Version: rule.Version,
 		Stats: &model.RuleStats{
-			Matched: int(st.Matched), Notified: int(st.Notified), Delivered: int(st.Delivered),
-			Deferred: int(st.Deferred), Failed: int(st.Failed),
+			Matched: int(st.Matched.Or0()), Notified: int(st.Notified.Or0()), Delivered: int(st.Delivered.Or0()),
+			Deferred: int(st.Deferred.Or0()), Failed: int(st.Failed.Or0()),
+			People: &model.RulePeopleCounts{
+				Matched: peopleCount(st.Matched), Notified: peopleCount(st.Notified),
+				Delivered: peopleCount(st.Delivered), Deferred: peopleCount(st.Deferred), Failed: peopleCount(st.Failed),
+			},
 			BackfillScanned: int(st.BackfillScanned), BackfillDone: st.BackfillDone,
 		},
 	}
@@ -151,6 +156,16 @@ func (r *Resolver) pushRule(ctx context.Context, rule push.Rule) (*model.PushRul
 		out.ValidUntil = &t
 	}
 	return out, nil
+}
+
+// peopleCount renders a released count: the count, or the threshold it is below.
+func peopleCount(c push.Count) *model.PeopleCount {
+	if !c.Shown() {
+		k := c.FewerThan
+		return &model.PeopleCount{FewerThan: &k}
+	}
+	v := int(c.Value)
+	return &model.PeopleCount{Count: &v}
 }
 
 func (r *Resolver) notification(n push.Notification) *model.Notification {

@@ -128,6 +128,7 @@ func (e *Engine) notify(ctx context.Context, matches []match, then func(redis.Pi
 	// Two events of one call may match one person by one rule version: only the first takes
 	// part further, or the second would find the slot held and not yet queued, and queue it
 	// again.
+	all := matches
 	seen := make(map[string]bool, len(matches))
 	uniq := matches[:0:0]
 	for _, m := range matches {
@@ -201,6 +202,7 @@ func (e *Engine) notify(ctx context.Context, matches []match, then func(redis.Pi
 			}
 			p.HSet(ctx, e.matchedKey(n.Person), r.ID+":"+strconv.Itoa(r.Version), n.ID+"+q")
 		}
+		e.countPeople(ctx, p, all)
 		for id, t := range tallies {
 			p.HIncrBy(ctx, e.Rules.statsKey(id), "matched", t.matched)
 			if t.notified > 0 {

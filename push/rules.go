@@ -431,6 +431,9 @@ func (rs *Rules) transition(ctx context.Context, owner Owner, id string, change 
 				p.SRem(ctx, rs.liveKey(), id)
 			}
 			p.Incr(ctx, rs.genKey())
+			if r.Version != before.Version { // a new version counts its people from nobody
+				p.Del(ctx, rs.peopleKey(id, before.Version))
+			}
 			if startBackfill {
 				p.Del(ctx, rs.backfillKey(id))
 				p.HSet(ctx, rs.backfillKey(id), "version", r.Version, "cursor", "", "scanned", 0, "done", 0)
@@ -475,16 +478,31 @@ type Stats struct {
 	Delivered, Deferred, Failed int64
 	BackfillScanned             int64
 	BackfillDone                bool
+	// People counts the distinct people who matched the rule's current version, but only up to
+	// the privacy threshold k: it tells "at least k" from "fewer" (rulestats.go).
+	People int64
 }
 
-// Stats reads a rule's counters and the progress of its latest backfill.
+// Stats reads a rule's counters and the progress of its latest backfill, exact. They are not
+// for departments, which get Engine.RuleStats: what Stats.Released gives of them (rulestats.go).
 func (rs *Rules) Stats(ctx context.Context, id string) (Stats, error) {
 	var counters, bf *redis.MapStringStringCmd
+	var rule *redis.StringCmd
 	_, err := rs.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		counters = p.HGetAll(ctx, rs.statsKey(id))
 		bf = p.HGetAll(ctx, rs.backfillKey(id))
+		rule = p.Get(ctx, rs.ruleKey(id))
 		return nil
 	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return Stats{}, fmt.Errorf("push: read rule stats: %w", err)
+	}
+	// The distinct people of the current version, whose number the rule's JSON holds.
+	var current struct {
+		Version int `json:"version"`
+	}
+	_ = json.Unmarshal([]byte(rule.Val()), &current) // no rule: version 0, nobody
+	people, err := rs.store.Client.SCard(ctx, rs.peopleKey(id, current.Version)).Result()
 	if err != nil {
 		return Stats{}, fmt.Errorf("push: read rule stats: %w", err)
 	}
@@ -494,5 +512,6 @@ func (rs *Rules) Stats(ctx context.Context, id string) (Stats, error) {
 		Matched: n(c, "matched"), Notified: n(c, "notified"),
 		Delivered: n(c, "delivered"), Deferred: n(c, "deferred"), Failed: n(c, "failed"),
 		BackfillScanned: n(b, "scanned"), BackfillDone: b["done"] == "1",
+		People: people,
 	}, nil
 }

@@ -208,6 +208,15 @@ type PageInfo struct {
 	EndCursor *string `json:"endCursor,omitempty"`
 }
 
+// A count of people released like an AudienceEstimate: `count` when it may be shown, otherwise
+// `fewerThan` (the threshold k). Exactly one of the two is set.
+type PeopleCount struct {
+	// The exact count, when it is at or above the threshold; null otherwise.
+	Count *int `json:"count,omitempty"`
+	// The threshold k, when the count is suppressed: fewer than k (possibly none); null otherwise.
+	FewerThan *int `json:"fewerThan,omitempty"`
+}
+
 // One real person, across every app they have an account in.
 type Person struct {
 	// Opaque, stable id of the person inside Tongban.
@@ -321,6 +330,33 @@ type RegisterDeviceInput struct {
 	Token string `json:"token"`
 }
 
+// A rule's counters of people as its department may read them. Each is released only when it is
+// at least the threshold k (push.privacy.threshold, default 20) and at least k distinct people
+// have matched the rule's current version; otherwise it is "fewer than k". The second condition
+// is there because the counters are not of distinct people (one person matches once per event,
+// and is notified once per rule version), so one person could otherwise be lifted above k alone;
+// it is per version because the counters add up over versions, so a version matching a crowd
+// would otherwise open the counts for a next version that singles one person out. A new version
+// shows "fewer than k" until k people have matched it.
+//
+// This defeats a rule that singles one person out: matched or not, she shows as "fewer than k".
+// It does not defeat differencing: two published rules, one matching a crowd of at least k and
+// one matching the same crowd or the victim, release counts that differ by her. Each such probe
+// is a real published rule that notifies a real crowd under the department's name: an act seen
+// in at least k inboxes.
+type RulePeopleCounts struct {
+	// Evaluations that found the condition true (a person counts again for every matching event).
+	Matched *PeopleCount `json:"matched"`
+	// Notifications created: at most one per person and rule version.
+	Notified *PeopleCount `json:"notified"`
+	// Notifications pushed to at least one device.
+	Delivered *PeopleCount `json:"delivered"`
+	// Times a notification's push was put off (quiet hours, the daily cap).
+	Deferred *PeopleCount `json:"deferred"`
+	// Notifications whose push failed on every device or was given up.
+	Failed *PeopleCount `json:"failed"`
+}
+
 // What previewPushRule found.
 type RulePreview struct {
 	// Whether the rule would be accepted as it is.
@@ -343,15 +379,22 @@ type RuleProblem struct {
 	Column  *int   `json:"column,omitempty"`
 }
 
-// A rule's counters over all its versions.
+// A rule's counters over all its versions. The counters of people (matched, notified, delivered,
+// deferred, failed) are in `people`, released only at or above the privacy threshold k
+// (push.privacy.threshold) so that a rule singling one person out tells nothing about her facts.
 type RuleStats struct {
-	// Evaluations that found the condition true.
+	// people.matched.count, or 0 when it is below the threshold.
 	Matched int `json:"matched"`
-	// Notifications created: at most one per person and rule version.
-	Notified  int `json:"notified"`
+	// people.notified.count, or 0 when it is below the threshold.
+	Notified int `json:"notified"`
+	// people.delivered.count, or 0 when it is below the threshold.
 	Delivered int `json:"delivered"`
-	Deferred  int `json:"deferred"`
-	Failed    int `json:"failed"`
+	// people.deferred.count, or 0 when it is below the threshold.
+	Deferred int `json:"deferred"`
+	// people.failed.count, or 0 when it is below the threshold.
+	Failed int `json:"failed"`
+	// The counters of people, each exact at or above the privacy threshold and "fewer than k" below it.
+	People *RulePeopleCounts `json:"people"`
 	// Profiles the latest backfill has evaluated so far.
 	BackfillScanned int `json:"backfillScanned"`
 	// Whether the latest backfill has finished (false when none ran).

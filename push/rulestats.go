@@ -1,0 +1,127 @@
+package push
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// A rule's counters count people, and its owner reads them: a department that publishes a rule
+// whose condition singles one person out (birth date, gender and 户籍 code, all derivable from
+// an ID number) plus `person.facts.monthlyIncome > N` would learn her income from `matched`
+// going from 0 to 1, by a binary search of published rules. So the people-counts are released
+// to departments only as Released says: a counter is given when it is at least the privacy
+// threshold k (Privacy.Threshold) AND at least k distinct people have matched the rule's
+// current version; otherwise it is "fewer than k".
+//
+// The second condition is needed because the counters do not count distinct people: matched
+// counts evaluations (every matching event counts again) and notified counts one per person and
+// rule version (every edit of a published rule is a new version). Without it a department that
+// can send its victim k events, or publish k versions, would lift her alone above k. And it
+// is per version because the counters add up over versions: a first version matching a crowd
+// would otherwise open the counts for a second that singles her out.
+//
+// What remains is differencing: a rule matching a crowd of at least k people, and the same
+// crowd or the victim, release counts that differ by the victim. Suppression does not stop that
+// (no threshold can, and rounding to multiples of k fails at the boundaries; noise would break
+// operators' delivery monitoring). Each such probe publishes a real rule that notifies a real
+// crowd, under the department's name: an act seen in at least k inboxes, not a silent question.
+
+// Count is a people-count as released: Value when it is shown, otherwise FewerThan (the
+// threshold k; possibly none).
+type Count struct {
+	Value     int64
+	FewerThan int
+}
+
+// Shown says whether the count is released.
+func (c Count) Shown() bool { return c.FewerThan == 0 }
+
+// Or0 is the count, or 0 when it is suppressed: what the old Int! counters answer.
+func (c Count) Or0() int64 { return c.Value }
+
+// ReleasedStats are a rule's counters as its owner may read them.
+type ReleasedStats struct {
+	Matched, Notified           Count
+	Delivered, Deferred, Failed Count
+	// BackfillScanned counts every profile the backfill evaluated, matched or not, so it says
+	// nothing about anyone's facts: it is exact.
+	BackfillScanned int64
+	BackfillDone    bool
+}
+
+// Released turns exact counters into what may be released with threshold k.
+func (s Stats) Released(k int) ReleasedStats {
+	crowd := s.People >= int64(k)
+	c := func(v int64) Count {
+		if crowd && v >= int64(k) {
+			return Count{Value: v}
+		}
+		return Count{FewerThan: k}
+	}
+	return ReleasedStats{
+		Matched: c(s.Matched), Notified: c(s.Notified),
+		Delivered: c(s.Delivered), Deferred: c(s.Deferred), Failed: c(s.Failed),
+		BackfillScanned: s.BackfillScanned, BackfillDone: s.BackfillDone,
+	}
+}
+
+// RuleStats reads a rule's counters as its owner may read them (Released with
+// push.privacy.threshold). Rules.Stats has the exact ones, for operators and tests only.
+func (e *Engine) RuleStats(ctx context.Context, id string) (ReleasedStats, error) {
+	st, err := e.Rules.Stats(ctx, id)
+	if err != nil {
+		return ReleasedStats{}, err
+	}
+	return st.Released(e.opts.Privacy.Threshold), nil
+}
+
+// peopleKey is the set of distinct people who matched one version of a rule. Per version, so
+// that a new version starts from nobody: otherwise a version matching a crowd would open the
+// counts for a next version that singles one person out, and that probe would notify nobody
+// but her.
+func (rs *Rules) peopleKey(id string, version int) string {
+	return rs.store.Key("{rules}:people:" + id + ":" + strconv.Itoa(version))
+}
+
+// peopleScript adds people to a rule's set of distinct matched people until it holds k of them
+// (ARGV[1]), so the set never grows past k: it only has to tell "at least k" from "fewer".
+// KEYS: the set. ARGV: k, then person ids. Returns the set's size.
+const peopleScript = `
+local k = tonumber(ARGV[1])
+local n = redis.call('SCARD', KEYS[1])
+for i = 2, #ARGV do
+  if n >= k then break end
+  n = n + redis.call('SADD', KEYS[1], ARGV[i])
+end
+return n
+`
+
+// countPeople queues on p the additions of one batch's matched people to each rule's set,
+// at most k distinct people per rule (more could not change "at least k"). EVAL, not EVALSHA:
+// a pipeline cannot fall back on NOSCRIPT, and the script is short.
+func (e *Engine) countPeople(ctx context.Context, p redis.Pipeliner, matches []match) {
+	k := e.opts.Privacy.Threshold
+	type version struct {
+		id string
+		n  int
+	}
+	people := map[version][]any{}
+	seen := map[string]bool{}
+	for _, m := range matches {
+		v := version{m.rule.ID, m.rule.Version}
+		if people[v] == nil {
+			people[v] = []any{k}
+		}
+		slot := m.rule.ID + ":" + strconv.Itoa(m.rule.Version) + "\x00" + m.who.pid
+		if len(people[v]) > k || seen[slot] {
+			continue
+		}
+		seen[slot] = true
+		people[v] = append(people[v], m.who.pid)
+	}
+	for v, args := range people {
+		p.Eval(ctx, peopleScript, []string{e.Rules.peopleKey(v.id, v.n)}, args...)
+	}
+}
