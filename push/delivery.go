@@ -75,7 +75,12 @@ func (e *Engine) RunDelivery(ctx context.Context) error {
 		return errors.New("push: delivery needs a sender")
 	}
 	err := e.store.Client.XGroupCreateMkStream(ctx, e.store.Key(JobsStream), deliveryGroup, "0").Err()
-	if err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP") {
+	switch {
+	case ctx.Err() != nil:
+		// Stopped before it started (a shutdown right after start-up): there is no job in hand
+		// to finish, and stopping is not a failure.
+		return nil
+	case err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP"):
 		return fmt.Errorf("push: create the delivery group: %w", err)
 	}
 	replica, err := opaque.Random(6)

@@ -121,16 +121,23 @@ func checkPushMetrics(t *testing.T, h *harness) {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		body = string(b)
-		if strings.Contains(body, `tongban_push_sends_total{outcome="sent"} 1`) {
-			for _, want := range []string{"tongban_push_send_seconds_count 1", "tongban_push_queue_depth 0",
-				"tongban_push_schedule_depth 0", "tongban_push_dead_letter_depth 0"} {
-				if !strings.Contains(body, want) {
-					t.Fatalf("/metrics lacks %q", want)
-				}
-			}
+		// The job is acknowledged just after the send is counted: wait for both, not for one.
+		if missing := lacks(body, `tongban_push_sends_total{outcome="sent"} 1`, "tongban_push_send_seconds_count 1",
+			"tongban_push_queue_depth 0", "tongban_push_schedule_depth 0", "tongban_push_dead_letter_depth 0"); missing == "" {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("/metrics never counted the send:\n%s", body)
+	t.Fatalf("/metrics never showed %q:\n%s", lacks(body, `tongban_push_sends_total{outcome="sent"} 1`, "tongban_push_send_seconds_count 1",
+		"tongban_push_queue_depth 0", "tongban_push_schedule_depth 0", "tongban_push_dead_letter_depth 0"), body)
+}
+
+// lacks returns the first of wants that body does not contain, or "".
+func lacks(body string, wants ...string) string {
+	for _, w := range wants {
+		if !strings.Contains(body, w) {
+			return w
+		}
+	}
+	return ""
 }
