@@ -235,10 +235,7 @@ func (e *Engine) prepare(r Rule) (*liveRule, error) {
 	c := e.compiled[key]
 	if c == nil {
 		var problems []condition.Problem
-		c, problems = e.env.Compile(r.Condition)
-		if len(problems) == 0 {
-			problems = e.catalog.unreadable(r.Department, c.Reads())
-		}
+		c, problems = e.env.CompileFor(r.Condition, e.catalog.readableBy(r.Department))
 		if len(problems) > 0 {
 			return nil, errors.New(problemsText(problems))
 		}
@@ -271,10 +268,7 @@ func (e *Engine) PauseUnreadableRules(ctx context.Context) (int, error) {
 	}
 	paused := 0
 	for _, r := range rules {
-		c, problems := e.env.Compile(r.Condition)
-		if len(problems) == 0 {
-			problems = e.catalog.unreadable(r.Department, c.Reads())
-		}
+		_, problems := e.env.CompileFor(r.Condition, e.catalog.readableBy(r.Department))
 		if len(problems) == 0 {
 			continue
 		}

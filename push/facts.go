@@ -196,13 +196,21 @@ func (c *Catalog) conditionFacts() []condition.Fact {
 	return out
 }
 
+// readableBy is what CompileFor asks of a department's conditions: the facts they name must be
+// readable by it.
+func (c *Catalog) readableBy(department string) func([]condition.FactRead) []condition.Problem {
+	return func(reads []condition.FactRead) []condition.Problem { return c.unreadable(department, reads) }
+}
+
 // unreadable is the problem of a condition reading facts its department may not read, one per
 // fact, with its position; nil when every fact it reads is the department's to read.
 func (c *Catalog) unreadable(department string, reads []condition.FactRead) []condition.Problem {
 	var out []condition.Problem
 	for _, r := range reads {
 		f, ok := c.Fact(r.Name)
-		if ok && slices.Contains(f.Readers, department) {
+		if !ok || slices.Contains(f.Readers, department) {
+			// A fact the catalog does not declare is the type checker's to report ("undefined
+			// field", with its position): it is a typo, not a fact of another department.
 			continue
 		}
 		out = append(out, condition.Problem{

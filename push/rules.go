@@ -144,11 +144,8 @@ func (rs *Rules) check(owner Owner, in RuleInput) (Rule, *condition.Condition, e
 	if !owner.owns(svc.Department) {
 		return Rule{}, nil, &ForbiddenError{Message: fmt.Sprintf("service %s belongs to %s, which this client does not manage", svc.ID, svc.Department)}
 	}
-	cond, problems := rs.env.Compile(in.Condition)
-	if len(problems) == 0 {
-		// Purpose limitation: a department's rules read only the facts it is a reader of.
-		problems = rs.catalog.unreadable(svc.Department, cond.Reads())
-	}
+	// Purpose limitation: a department's rules read only the facts it is a reader of.
+	cond, problems := rs.env.CompileFor(in.Condition, rs.catalog.readableBy(svc.Department))
 	if len(problems) > 0 {
 		return Rule{}, nil, &InputError{Field: "condition", Message: problemsText(problems), Problems: problems}
 	}

@@ -126,7 +126,13 @@ func (p Problem) String() string {
 
 // Compile checks a condition and prepares it for evaluation. It returns either a Condition or at
 // least one Problem, never both.
-func (e *Env) Compile(src string) (*Condition, []Problem) {
+func (e *Env) Compile(src string) (*Condition, []Problem) { return e.CompileFor(src, nil) }
+
+// CompileFor is Compile for a reader that may read only some facts: allowed judges the facts the
+// condition names and returns a problem for each it may not read. It runs before type checking,
+// so an author learns that a fact is off limits before any type error about it (which would say
+// what type the fact has). nil allows every declared fact.
+func (e *Env) CompileFor(src string, allowed func([]FactRead) []Problem) (*Condition, []Problem) {
 	if strings.TrimSpace(src) == "" {
 		return nil, []Problem{{Message: "the condition is empty"}}
 	}
@@ -138,6 +144,9 @@ func (e *Env) Compile(src string) (*Condition, []Problem) {
 		return nil, issueProblems(iss.Errors())
 	}
 	reads, problems := factReads(parsed)
+	if len(problems) == 0 && allowed != nil {
+		problems = allowed(reads)
+	}
 	if len(problems) > 0 {
 		return nil, problems
 	}

@@ -170,3 +170,37 @@ func FuzzCompile(f *testing.F) {
 		}
 	})
 }
+
+// TestCompileForJudgesReadsFirst: a fact the reader may not read is refused as such, even where
+// the condition also misuses its type, so that no type error tells the author what type a fact
+// of another department has; the facts it may read are type checked as usual.
+func TestCompileForJudgesReadsFirst(t *testing.T) {
+	env := newEnv(t)
+	onlyIncome := func(reads []FactRead) []Problem {
+		var out []Problem
+		for _, r := range reads {
+			if r.Name != "income" {
+				out = append(out, Problem{Message: "not yours: " + r.Name, Line: r.Line, Column: r.Column})
+			}
+		}
+		return out
+	}
+	tests := []struct {
+		name, src, want string
+	}{
+		{"unreadable fact misused as a string", `person.facts.benefits == "x"`, "1:13: not yours: benefits"},
+		{"unreadable fact through the event", `event.attributes.status == "x"`, "1:17: not yours: status"},
+		{"readable fact misused", `person.facts.income == "x"`, "found no matching overload"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, problems := env.CompileFor(tt.src, onlyIncome)
+			if c != nil || len(problems) == 0 || !strings.Contains(problems[0].String(), tt.want) {
+				t.Fatalf("CompileFor(%q) = %v, %v; want a problem %q", tt.src, c, problems, tt.want)
+			}
+		})
+	}
+	if _, problems := env.CompileFor(`person.facts.income > 3000.0`, onlyIncome); len(problems) > 0 {
+		t.Fatalf("a readable fact refused: %v", problems)
+	}
+}
