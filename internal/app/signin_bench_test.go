@@ -26,8 +26,8 @@ import (
 //
 // It runs two servers, one with the rate limits on (as in production, with rates raised so
 // that the load is counted but never refused) and one with them off, in alternating rounds,
-// and prints what the limits cost: the sign_in class takes one round trip to Redis per
-// sign-in, and graphql_anonymous one in-memory check.
+// and prints what the limits cost: the sign_in class takes a lease of events from Redis once
+// per few sign-ins (internal/ratelimit/lease.go), and graphql_anonymous one in-memory check.
 //
 //	go test -run '^$' -bench SignInWithIDToken -benchtime 1x ./internal/app
 func BenchmarkSignInWithIDToken(b *testing.B) {

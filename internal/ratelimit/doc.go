@@ -4,10 +4,11 @@
 //
 // Classes whose safety needs one count for every replica (client_auth_failures, sign_in,
 // authorize, ingest, preview) are kept in Redis with github.com/go-redis/redis_rate: one
-// single-key script per check, so it works on Redis Cluster. graphql_anonymous and
-// graphql_session are kept in memory per replica: they bound what one caller costs a replica,
-// a cheap check on every request, and N replicas allowing N times as much is what adding
-// replicas is for.
+// single-key script per check, so it works on Redis Cluster. A replica takes a few events of
+// a bucket at a time (lease.go) and spends them without a round trip; it never lets through
+// more than the bucket granted. graphql_anonymous and graphql_session are kept in memory per
+// replica: they bound what one caller costs a replica, a cheap check on every request, and N
+// replicas allowing N times as much is what adding replicas is for.
 //
 // Failed client authentication counts failures only: the token endpoint takes one unit before
 // it compares the secret (so that a thousand guesses in parallel cannot all pass a check made

@@ -92,6 +92,8 @@ type Limiter struct {
 	store   *redisx.Store
 	shared  *redis_rate.Limiter
 	memory  map[Class]*memory
+	leases  leases // events of shared classes taken from Redis ahead of need (lease.go)
+	now     func() time.Time
 	limited *prometheus.CounterVec
 }
 
@@ -103,7 +105,7 @@ func New(o Options) *Limiter {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	l := &Limiter{limits: map[Class]Limit{}, store: o.Store, memory: map[Class]*memory{}}
+	l := &Limiter{limits: map[Class]Limit{}, store: o.Store, memory: map[Class]*memory{}, now: o.Now}
 	for c, lim := range o.Limits {
 		if lim.Rate <= 0 || lim.Per <= 0 || lim.Burst <= 0 {
 			continue // config.Validate refuses these; never divide by them
@@ -152,22 +154,64 @@ func (l *Limiter) AllowN(ctx context.Context, c Class, key string, n int) (Decis
 		if l.shared == nil {
 			return Decision{}, fmt.Errorf("ratelimit: %s: no store for a shared class", c)
 		}
-		res, err := l.shared.AllowN(ctx, l.key(c, key), redisLimit(lim), n)
-		if err != nil {
-			return Decision{}, fmt.Errorf("ratelimit: %s: %w", c, err)
-		}
-		d = Decision{Allowed: res.Allowed >= n}
-		if !d.Allowed {
-			d.RetryAfter = res.RetryAfter
-			if n > lim.Burst || d.RetryAfter < 0 {
-				d.RetryAfter = lim.Per // never; but say when to look again rather than nothing
-			}
+		var err error
+		if d, err = l.allowShared(ctx, c, lim, key, n); err != nil {
+			return Decision{}, err
 		}
 	}
 	if !d.Allowed {
 		l.limited.WithLabelValues(string(c)).Inc()
 	}
 	return d, nil
+}
+
+// allowShared counts n events of a shared class in Redis, through this replica's lease of the
+// bucket when the class has leases (lease.go).
+func (l *Limiter) allowShared(ctx context.Context, c Class, lim Limit, key string, n int) (Decision, error) {
+	k := l.key(c, key)
+	chunk := leaseChunk(c, lim)
+	if chunk == 1 || n > lim.Burst {
+		res, err := l.shared.AllowN(ctx, k, redisLimit(lim), n)
+		if err != nil {
+			return Decision{}, fmt.Errorf("ratelimit: %s: %w", c, err)
+		}
+		return decide(lim, n, res.Allowed >= n, res.RetryAfter), nil
+	}
+	now := l.now()
+	ok, held := l.leases.take(k, n, now)
+	if ok {
+		return Decision{Allowed: true}, nil
+	}
+	// Ask for what is missing, or a whole lease; AllowAtMost grants what the bucket has, so
+	// near the limit the events held and granted together may still fall short.
+	res, err := l.shared.AllowAtMost(ctx, k, redisLimit(lim), max(chunk, n-held))
+	if err != nil {
+		l.leases.put(k, held, now)
+		return Decision{}, fmt.Errorf("ratelimit: %s: %w", c, err)
+	}
+	have := held + res.Allowed
+	if have >= n {
+		l.leases.put(k, have-n, now)
+		return Decision{Allowed: true}, nil
+	}
+	l.leases.put(k, have, now)
+	retry := res.RetryAfter
+	if retry <= 0 {
+		// Some were granted but not enough: the rest come one interval apart.
+		retry = time.Duration(n-have) * lim.interval()
+	}
+	return decide(lim, n, false, retry), nil
+}
+
+// decide is the decision of a shared check: allowed, or refused with when to try again.
+func decide(lim Limit, n int, allowed bool, retry time.Duration) Decision {
+	if allowed {
+		return Decision{Allowed: true}
+	}
+	if n > lim.Burst || retry < 0 {
+		retry = lim.Per // never; but say when to look again rather than nothing
+	}
+	return Decision{RetryAfter: retry}
 }
 
 // Return gives back one event that AllowN counted for key, for a class that counts failures
