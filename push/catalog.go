@@ -233,30 +233,42 @@ func listNode(root *yaml.Node, key string) ([]*yaml.Node, *Problem) {
 	return nil, nil
 }
 
+// entryProblems collects the problems of one catalog entry (a service or a fact), each at
+// its node's line, or at the entry's for a key that is missing (a zero node).
+type entryProblems struct {
+	line int
+	list []Problem
+}
+
+func (ep *entryProblems) bad(n *yaml.Node, field, format string, args ...any) {
+	l := n.Line
+	if l == 0 {
+		l = ep.line
+	}
+	ep.list = append(ep.list, Problem{Line: l, Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+// text reads a required string field, reporting it missing or not a scalar of one of tags.
+func (ep *entryProblems) text(n *yaml.Node, field string, tags ...string) string {
+	switch {
+	case n.Kind == 0:
+		ep.bad(n, field, "is required")
+	case n.Kind != yaml.ScalarNode || !slices.Contains(tags, n.Tag):
+		ep.bad(n, field, "must be a string")
+	case strings.TrimSpace(n.Value) == "":
+		ep.bad(n, field, "is required")
+	default:
+		return strings.TrimSpace(n.Value)
+	}
+	return ""
+}
+
 // checkEntry validates one service; it returns the service as far as it could read it.
 func checkEntry(e *entry, line int, apps map[string]bool) (Service, []Problem) {
-	var ps []Problem
-	bad := func(n *yaml.Node, field, format string, args ...any) {
-		l := n.Line
-		if l == 0 {
-			l = line
-		}
-		ps = append(ps, Problem{Line: l, Field: field, Message: fmt.Sprintf(format, args...)})
-	}
-	// text reads a required string field, reporting it missing or not a string.
-	text := func(n *yaml.Node, field string) string {
-		switch {
-		case n.Kind == 0:
-			bad(n, field, "is required")
-		case n.Kind != yaml.ScalarNode || (n.Tag != "!!str" && n.Tag != "!!int" && n.Tag != "!!null"):
-			bad(n, field, "must be a string")
-		case strings.TrimSpace(n.Value) == "":
-			bad(n, field, "is required")
-		default:
-			return strings.TrimSpace(n.Value)
-		}
-		return ""
-	}
+	ep := &entryProblems{line: line}
+	bad := ep.bad
+	// An id or a name written as a number is still the text it reads as.
+	text := func(n *yaml.Node, field string) string { return ep.text(n, field, "!!str", "!!int", "!!null") }
 	s := Service{
 		ID: text(&e.ID, "id"), Name: text(&e.Name, "name"), Department: text(&e.Department, "department"),
 		App: text(&e.App, "app"), Category: text(&e.Category, "category"), Link: text(&e.Link, "link"),
@@ -285,7 +297,7 @@ func checkEntry(e *entry, line int, apps map[string]bool) (Service, []Problem) {
 			bad(n, "min_assurance", "must be an integer from 1 to 4 (got %s)", n.Value)
 		}
 	}
-	return s, ps
+	return s, ep.list
 }
 
 // checkLink says what is wrong with a deep link, or "": absolute https, or http on a loopback

@@ -72,27 +72,9 @@ func (c *Catalog) parseFacts(seq []*yaml.Node) []Problem {
 }
 
 func checkFact(e *factEntry, line int) (Fact, []Problem) {
-	var ps []Problem
-	bad := func(n *yaml.Node, field, format string, args ...any) {
-		l := n.Line
-		if l == 0 {
-			l = line
-		}
-		ps = append(ps, Problem{Line: l, Field: field, Message: fmt.Sprintf(format, args...)})
-	}
-	text := func(n *yaml.Node, field string) string {
-		switch {
-		case n.Kind == 0:
-			bad(n, field, "is required")
-		case n.Kind != yaml.ScalarNode || n.Tag != "!!str":
-			bad(n, field, "must be a string")
-		case strings.TrimSpace(n.Value) == "":
-			bad(n, field, "is required")
-		default:
-			return strings.TrimSpace(n.Value)
-		}
-		return ""
-	}
+	ep := &entryProblems{line: line}
+	bad := ep.bad
+	text := func(n *yaml.Node, field string) string { return ep.text(n, field, "!!str") }
 	list := func(n *yaml.Node, field string) []string {
 		if n.Kind == 0 || n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 			return nil
@@ -143,7 +125,7 @@ func checkFact(e *factEntry, line int) (Fact, []Problem) {
 	default:
 		_ = n.Decode(&f.Sensitive)
 	}
-	return f, ps
+	return f, ep.list
 }
 
 // CheckWriters reports the facts whose writers are not machine clients of the configuration,
