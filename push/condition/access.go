@@ -2,6 +2,7 @@ package condition
 
 import (
 	"fmt"
+	"strings"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/ast"
@@ -18,7 +19,10 @@ type FactRead struct {
 // using person.facts or event.attributes whole, or person or event whole (which would carry
 // every fact into a list or a function). A rule may then read exactly the facts it names, and
 // the catalog can check each against the rule's department before the rule is accepted.
-func factReads(parsed *cel.Ast) ([]FactRead, []Problem) {
+//
+// It also returns the ids of the person and event identifiers it judged, for unjudged: every
+// reference to either variable must be one of them.
+func factReads(parsed *cel.Ast) ([]FactRead, []Problem, map[int64]bool) {
 	native := parsed.NativeRep()
 	info := native.SourceInfo()
 	at := func(id int64) (int, int) {
@@ -30,7 +34,7 @@ func factReads(parsed *cel.Ast) ([]FactRead, []Problem) {
 	}
 	var reads []FactRead
 	var problems []Problem
-	seen := map[string]bool{}
+	seen, judged := map[string]bool{}, map[int64]bool{}
 	refuse := func(id int64, format string, args ...any) {
 		if len(problems) == maxProblems {
 			return
@@ -51,19 +55,30 @@ func factReads(parsed *cel.Ast) ([]FactRead, []Problem) {
 		switch e.Kind() {
 		case ast.IdentKind:
 			name := e.AsIdent()
+			if strings.HasPrefix(name, ".") {
+				// CEL reads ".person" as person looked up from the root: the same variable under
+				// a name the checks below would not recognise.
+				refuse(e.ID(), "%s: a name with a leading dot is not allowed in a condition; write %s", name, strings.TrimPrefix(name, "."))
+				continue
+			}
 			if name != "person" && name != "event" {
 				continue
 			}
+			judged[e.ID()] = true
 			if _, ok := operandOf(e); !ok {
 				refuse(e.ID(), "%s may only be read field by field (such as %s.%s): used whole it would carry every fact", name, name, map[string]string{"person": "age", "event": "type"}[name])
 			}
 		case ast.SelectKind:
 			sel := e.AsSelect()
-			if sel.IsTestOnly() || sel.Operand().Kind() != ast.IdentKind {
+			if sel.Operand().Kind() != ast.IdentKind {
 				continue
 			}
 			whole := sel.Operand().AsIdent() + "." + sel.FieldName()
 			if whole != "person.facts" && whole != "event.attributes" {
+				continue
+			}
+			if sel.IsTestOnly() {
+				refuse(e.ID(), "has(%s) tests the facts whole; test one declared fact: has(%s.monthlyIncome)", whole, whole)
 				continue
 			}
 			parent, ok := operandOf(e)
@@ -82,5 +97,26 @@ func factReads(parsed *cel.Ast) ([]FactRead, []Problem) {
 			}
 		}
 	}
-	return reads, problems
+	return reads, problems, judged
+}
+
+// unjudged refuses every reference of a checked condition to the person or event variable that
+// factReads did not judge. factReads recognises the variables by the names written; the
+// checker resolves names its own way, so any spelling it resolves to a variable that factReads
+// did not see would read facts unchecked. Nothing known reaches here (a leading dot is refused
+// above); it is the second lock on the same door.
+func unjudged(checked *cel.Ast, judged map[int64]bool) []Problem {
+	native := checked.NativeRep()
+	var problems []Problem
+	for id, ref := range native.ReferenceMap() {
+		if ref == nil || ref.Value != nil || (ref.Name != "person" && ref.Name != "event") || judged[id] {
+			continue
+		}
+		p := Problem{Message: fmt.Sprintf("%s is referred to in a way a condition may not use; write %s.<field>", ref.Name, ref.Name)}
+		if loc := native.SourceInfo().GetStartLocation(id); loc.Line() > 0 {
+			p.Line, p.Column = loc.Line(), max(loc.Column(), 0)+1
+		}
+		problems = append(problems, p)
+	}
+	return problems
 }

@@ -90,7 +90,6 @@ func TestEvalBackfillHasNoEvent(t *testing.T) {
 		{"has(event.type)", nil, false},
 		{"!has(event.type)", nil, true},
 		{"has(event.type)", &Event{}, false},
-		{"has(event.attributes)", nil, false},
 		{"has(event.occurredAt)", nil, false},
 		{`event.type == ""`, nil, true},
 		{"has(event.type)", birthEvent(nil), true},

@@ -143,7 +143,7 @@ func (e *Env) CompileFor(src string, allowed func([]FactRead) []Problem) (*Condi
 	if iss.Err() != nil {
 		return nil, issueProblems(iss.Errors())
 	}
-	reads, problems := factReads(parsed)
+	reads, problems, judged := factReads(parsed)
 	if len(problems) == 0 && allowed != nil {
 		problems = allowed(reads)
 	}
@@ -153,6 +153,9 @@ func (e *Env) CompileFor(src string, allowed func([]FactRead) []Problem) (*Condi
 	checked, iss := e.cel.Check(parsed)
 	if iss.Err() != nil {
 		return nil, issueProblems(iss.Errors())
+	}
+	if problems := unjudged(checked, judged); len(problems) > 0 {
+		return nil, problems
 	}
 	if t := checked.OutputType(); !t.IsExactType(types.BoolType) {
 		return nil, []Problem{{Message: fmt.Sprintf(
