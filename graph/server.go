@@ -37,6 +37,9 @@ type Options struct {
 	// when it ends on any replica; nil: only the periodic check does.
 	Revocations Revocations
 	Websocket   WebsocketLimits
+	// MaxMessageBytes bounds a websocket message, as graphql.max_body_bytes bounds a POST body;
+	// 0 is gqlgen's default, 1 MiB.
+	MaxMessageBytes int64
 	// ClientIP names a request's client for the per-address websocket limit; nil: clientIP,
 	// the address behind the trusted proxies that the app's middleware found.
 	ClientIP func(*http.Request) string
@@ -88,11 +91,13 @@ func NewHandler(r *Resolver, opts Options) *Handler {
 		InitFunc: h.initWebsocket,
 		// The init timeout is guardedWebsockets', which closes with graphql-transport-ws's
 		// 4408; gqlgen's own would close with 1002.
+		// A websocket message is held whole before it is parsed: the same bound as a POST body.
+		PayloadReadLimit:      messageLimit(opts.MaxMessageBytes),
 		KeepAlivePingInterval: 15 * time.Second, // graphql-ws (legacy) keep-alive
 		PingPongInterval:      15 * time.Second, // graphql-transport-ws ping; no pong in 30 s closes
 	})
 	srv.AddTransport(transport.GET{})
-	srv.AddTransport(postJSON{})
+	srv.AddTransport(postJSON{hold: h.holdPostSubscription})
 
 	if opts.QueryCacheBytes <= 0 {
 		opts.QueryCacheBytes = 32 << 20
@@ -187,4 +192,12 @@ func sendError(w http.ResponseWriter, status int, err *gqlerror.Error) {
 // in the GraphQL error shape with a contract code, so that clients read every refusal alike.
 func WriteError(w http.ResponseWriter, status int, code Code, message string) {
 	sendError(w, status, newError(code, "%s", message))
+}
+
+// messageLimit is gqlgen's PayloadReadLimit for a configured bound; nil keeps its default.
+func messageLimit(n int64) *int64 {
+	if n <= 0 {
+		return nil
+	}
+	return &n
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
 
@@ -17,7 +18,11 @@ import (
 // with a message that quotes Go types and echoes the whole body, and it passes every response
 // through encoding/json again, which re-validates the data gqlgen has just encoded. This one
 // differs in those two points only; ServeHTTP has already checked method and media type.
-type postJSON struct{}
+type postJSON struct {
+	// hold takes the places a subscription occupies while it waits for its first event
+	// (postsub.go); nil holds none.
+	hold func(context.Context, *http.Request) (func(), *gqlerror.Error)
+}
 
 var _ graphql.Transport = postJSON{}
 
@@ -27,7 +32,7 @@ func (postJSON) Supports(r *http.Request) bool {
 	return r.Method == http.MethodPost && r.Header.Get("Upgrade") == ""
 }
 
-func (postJSON) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+func (p postJSON) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	ctx := r.Context()
 	w.Header().Set("Content-Type", "application/json")
 	start := graphql.Now()
@@ -49,6 +54,17 @@ func (postJSON) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExe
 		}
 		writeResponse(w, exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs))
 		return
+	}
+	if p.hold != nil && rc.Operation != nil && rc.Operation.Operation == ast.Subscription {
+		release, refusal := p.hold(ctx, r)
+		if refusal != nil {
+			writeResponse(w, exec.DispatchError(graphql.WithOperationContext(ctx, rc), gqlerror.List{refusal}))
+			return
+		}
+		defer release()
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, postSubscriptionWait)
+		defer cancel()
 	}
 	responses, ctx := exec.DispatchOperation(ctx, rc)
 	resp := responses(ctx)

@@ -96,6 +96,9 @@ const revocationResubscribe = time.Second
 // ends. ready is called once the first subscription is confirmed, so a caller can tell that
 // nothing published after that point is missed.
 func (r *revocations) listen(ctx context.Context, log *slog.Logger, ready func()) error {
+	if ready != nil {
+		ready = sync.OnceFunc(ready) // each resubscription confirms again; the caller hears once
+	}
 	for {
 		err := r.listenOnce(ctx, ready)
 		if ctx.Err() != nil {

@@ -142,6 +142,7 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 		return nil, err
 	}
 	a.graphql = graph.NewHandler(&graph.Resolver{Directory: o.directory, Identity: a.Identity, Bridge: a.Bridge, Catalog: a.Catalog, Push: a.Push, Devices: a.Devices, Prefs: a.Prefs, Limits: a.Limits}, graph.Options{
+		MaxMessageBytes: cfg.GraphQL.MaxBodyBytes,
 		Introspection:   cfg.GraphQL.Introspection,
 		ComplexityLimit: cfg.GraphQL.ComplexityLimit,
 		DepthLimit:      cfg.GraphQL.DepthLimit,

@@ -426,3 +426,75 @@ func subscribers(t *testing.T, store *redisx.Store, channel string) int64 {
 	}
 	return total.Load()
 }
+
+// Subscriptions sent as POST hold a place of the person's (and of the address's) while they
+// wait, like websockets: a session cannot get round max_per_person by sending POSTs instead.
+func TestAttackPostSubscriptionsCountAgainstThePerson(t *testing.T) {
+	store := testenv.Redis(t)
+	h := startIdentity(t, nil, WithStore(store))
+	s := h.signIn("zheliban", "wang-fang")
+	post := func() gqlResponse {
+		body, _ := json.Marshal(map[string]any{"query": notificationSubscription})
+		req, _ := http.NewRequest(http.MethodPost, h.url+"/graphql", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+s.access)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return gqlResponse{Raw: err.Error()}
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		out := gqlResponse{Status: resp.StatusCode, Raw: string(raw)}
+		_ = json.Unmarshal(raw, &out)
+		return out
+	}
+	waiting := make(chan gqlResponse, 5)
+	for range 5 { // graphql.websocket.max_per_person's default
+		go func() { waiting <- post() }()
+	}
+	places := store.Key("{p:" + s.person + "}:ws")
+	deadline := time.Now().Add(20 * time.Second)
+	for store.Client.ZCard(context.Background(), places).Val() < 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the five POST subscriptions never took their places (%d)", store.Client.ZCard(context.Background(), places).Val())
+		}
+		time.Sleep(10 * time.Millisecond) // polling for the subscriptions to start
+	}
+	if r := post(); r.code() != "RATE_LIMITED" || !strings.Contains(r.message(), "Too many connections") {
+		t.Fatalf("a sixth waiting subscription: %s", r.Raw)
+	}
+	// Signing out ends the five; their places come back.
+	if r := h.gql(`mutation { signOut }`, nil, s.access); r.field("signOut") != true {
+		t.Fatalf("signOut: %s", r.Raw)
+	}
+	for range 5 {
+		if r := <-waiting; r.code() != "UNAUTHENTICATED" {
+			t.Fatalf("a waiting subscription after signOut: %s", r.Raw)
+		}
+	}
+	if n := store.Client.ZCard(context.Background(), places).Val(); n != 0 {
+		t.Fatalf("%d places still held after the subscriptions ended", n)
+	}
+}
+
+// A websocket message is bounded as a POST body is (graphql.max_body_bytes): one past it closes
+// the socket with 1009 (message too big) before it is held whole.
+func TestAttackWebsocketMessageOverTheBodyLimit(t *testing.T) {
+	h := start(t, devConfig(t, func(c *config.Config) { c.GraphQL.MaxBodyBytes = 4096 }))
+	c, _, err := dialWS(t, h, "", map[string]any{"Authorization": "Bearer " + machineToken(t, h, "jiaxing-data")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := readWS(t, c); err != nil || m.Type != "connection_ack" {
+		t.Fatalf("want connection_ack, got %+v %v", m, err)
+	}
+	query := "{ apps { id } }" + strings.Repeat(" ", 8192)
+	if err := wsjson.Write(context.Background(), c, map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{"query": query}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = readWS(t, c)
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.StatusMessageTooBig {
+		t.Fatalf("an 8 KiB message past a 4 KiB limit: want close 1009, got %v", err)
+	}
+}

@@ -81,8 +81,10 @@ func (ls *leases) take(key string, n int, now time.Time) (ok bool, held int) {
 }
 
 // put keeps n events of key until now+leaseTTL, adding to what another check of the same key
-// may have put meanwhile.
-func (ls *leases) put(key string, n int, now time.Time) {
+// may have put meanwhile, up to limit: checks that missed at once each took a lease, and what
+// is held beyond one lease is dropped (it was counted, so dropping it errs towards refusing),
+// which keeps the overshoot above the burst to limit-1 per replica and key.
+func (ls *leases) put(key string, n, limit int, now time.Time) {
 	if n <= 0 {
 		return
 	}
@@ -105,7 +107,7 @@ func (ls *leases) put(key string, n int, now time.Time) {
 	if found && !now.Before(le.until) {
 		le.n = 0
 	}
-	ls.m[key] = lease{n: le.n + n, until: now.Add(leaseTTL)}
+	ls.m[key] = lease{n: min(le.n+n, limit), until: now.Add(leaseTTL)}
 }
 
 // size is the number of keys with a lease, for tests.

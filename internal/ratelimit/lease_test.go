@@ -134,17 +134,48 @@ func TestLeasesAreBounded(t *testing.T) {
 	var ls leases
 	now := time.Now()
 	for i := range maxLeases + 100 {
-		ls.put(fmt.Sprint(i), 5, now)
+		ls.put(fmt.Sprint(i), 5, 10, now)
 	}
 	if n := ls.size(); n != maxLeases {
 		t.Fatalf("%d leases held, want at most %d", n, maxLeases)
 	}
 	// Once they expire, new ones take their place.
-	ls.put("new", 5, now.Add(leaseTTL))
+	ls.put("new", 5, 10, now.Add(leaseTTL))
 	if ok, _ := ls.take("new", 5, now.Add(leaseTTL)); !ok {
 		t.Fatal("a lease after the old ones expired was dropped")
 	}
 	if n := ls.size(); n != 0 {
 		t.Fatalf("%d leases left after the sweep and the take, want 0", n)
+	}
+}
+
+// A replica holds at most one lease of a key, however many checks missed at once.
+func TestLeaseHoldsAtMostOneChunk(t *testing.T) {
+	var ls leases
+	now := time.Now()
+	for range 5 {
+		ls.put("k", 9, 10, now)
+	}
+	if ok, held := ls.take("k", 11, now); ok || held != 10 {
+		t.Fatalf("take 11 = %v, held %d; want refused with 10 held", ok, held)
+	}
+}
+
+// A check of more events than a lease is all or none in Redis: refused, it debits nothing, so
+// another replica can still have what the bucket holds.
+func TestLargeCheckDebitsNothingWhenRefused(t *testing.T) {
+	store := testenv.Redis(t)
+	limits := map[Class]Limit{Ingest: {Rate: 1, Per: time.Hour, Burst: 1000}}
+	a := New(Options{Enabled: true, Store: store, Limits: limits})
+	b := New(Options{Enabled: true, Store: store, Limits: limits})
+	ctx := context.Background()
+	if d, err := a.AllowN(ctx, Ingest, "k", 700); err != nil || !d.Allowed {
+		t.Fatalf("700 of 1000: %+v %v", d, err)
+	}
+	if d, err := a.AllowN(ctx, Ingest, "k", 500); err != nil || d.Allowed {
+		t.Fatalf("500 more: %+v %v; want refused", d, err)
+	}
+	if d, err := b.AllowN(ctx, Ingest, "k", 300); err != nil || !d.Allowed {
+		t.Fatalf("the 300 left, on another replica: %+v %v", d, err)
 	}
 }

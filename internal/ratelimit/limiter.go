@@ -170,7 +170,9 @@ func (l *Limiter) AllowN(ctx context.Context, c Class, key string, n int) (Decis
 func (l *Limiter) allowShared(ctx context.Context, c Class, lim Limit, key string, n int) (Decision, error) {
 	k := l.key(c, key)
 	chunk := leaseChunk(c, lim)
-	if chunk == 1 || n > lim.Burst {
+	// A check of more events than a lease (ingest's calls of many events) goes to Redis whole:
+	// all or none there, so that a refusal debits nothing.
+	if chunk == 1 || n > chunk {
 		res, err := l.shared.AllowN(ctx, k, redisLimit(lim), n)
 		if err != nil {
 			return Decision{}, fmt.Errorf("ratelimit: %s: %w", c, err)
@@ -186,15 +188,15 @@ func (l *Limiter) allowShared(ctx context.Context, c Class, lim Limit, key strin
 	// near the limit the events held and granted together may still fall short.
 	res, err := l.shared.AllowAtMost(ctx, k, redisLimit(lim), max(chunk, n-held))
 	if err != nil {
-		l.leases.put(k, held, now)
+		l.leases.put(k, held, chunk, now)
 		return Decision{}, fmt.Errorf("ratelimit: %s: %w", c, err)
 	}
 	have := held + res.Allowed
 	if have >= n {
-		l.leases.put(k, have-n, now)
+		l.leases.put(k, have-n, chunk, now)
 		return Decision{Allowed: true}, nil
 	}
-	l.leases.put(k, have, now)
+	l.leases.put(k, have, chunk, now)
 	retry := res.RetryAfter
 	if retry <= 0 {
 		// Some were granted but not enough: the rest come one interval apart.
