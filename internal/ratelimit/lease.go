@@ -14,18 +14,21 @@ import (
 // A lease never lets more through than the bucket granted: every event spent locally was
 // counted in Redis first. What it changes is when events are spent. Events a replica holds
 // are not available to another replica (a refusal there comes slightly early), and events a
-// replica holds while the bucket refills may be spent on top of a full burst: at most
-// leaseChunk-1 per replica and key, within leaseTTL. Both are small against the burst, since
+// replica holds while the bucket refills may be spent on top of a full burst: fewer than two
+// leases (2 × leaseChunk) per replica and key, within leaseTTL, since a replica fetches one
+// lease of a key at a time and only when what it holds falls short of a check. Both are small against the burst, since
 // a class gets leases only when its burst is at least maxChunk times larger than a lease.
 const (
 	// maxChunk is the most events one lease takes.
 	maxChunk = 10
 	// chunkShare is how much smaller than the burst a lease must be: a lease is at most 1/20 of
-	// the burst, so the overshoot above is at most 5% of it per replica.
+	// the burst, so the overshoot above is under 10% of it per replica.
 	chunkShare = 20
 	// leaseTTL is how long a replica may hold leased events. Unused ones are lost (they were
 	// counted), which errs on the side of refusing.
 	leaseTTL = time.Second
+	// fetchTimeout bounds one fetch, which checks other than the one that started it wait on.
+	fetchTimeout = 2 * time.Second
 	// maxLeases bounds the keys with a lease held at once, against a flood of distinct keys
 	// (many IPs): past it, expired leases are swept, and if none are, the leftover events of a
 	// new lease are dropped rather than kept.
@@ -54,37 +57,31 @@ type lease struct {
 	until time.Time
 }
 
-// take spends n held events of key when it holds that many. Otherwise it gives back what it
-// held (removing the lease), for the caller to add to what it asks of Redis.
-func (ls *leases) take(key string, n int, now time.Time) (ok bool, held int) {
+// take spends n held events of key when it holds that many.
+func (ls *leases) take(key string, n int, now time.Time) bool {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	le, found := ls.m[key]
-	if !found {
-		return false, 0
-	}
-	if !now.Before(le.until) {
+	switch {
+	case !found:
+		return false
+	case !now.Before(le.until):
 		delete(ls.m, key)
-		return false, 0
+		return false
+	case le.n < n:
+		return false
 	}
-	if le.n >= n {
-		le.n -= n
-		if le.n == 0 {
-			delete(ls.m, key)
-		} else {
-			ls.m[key] = le
-		}
-		return true, 0
+	le.n -= n
+	if le.n == 0 {
+		delete(ls.m, key)
+	} else {
+		ls.m[key] = le
 	}
-	delete(ls.m, key)
-	return false, le.n
+	return true
 }
 
-// put keeps n events of key until now+leaseTTL, adding to what another check of the same key
-// may have put meanwhile, up to limit: checks that missed at once each took a lease, and what
-// is held beyond one lease is dropped (it was counted, so dropping it errs towards refusing),
-// which keeps the overshoot above the burst to limit-1 per replica and key.
-func (ls *leases) put(key string, n, limit int, now time.Time) {
+// put adds n events to key's lease and holds them until now+leaseTTL.
+func (ls *leases) put(key string, n int, now time.Time) {
 	if n <= 0 {
 		return
 	}
@@ -107,7 +104,7 @@ func (ls *leases) put(key string, n, limit int, now time.Time) {
 	if found && !now.Before(le.until) {
 		le.n = 0
 	}
-	ls.m[key] = lease{n: min(le.n+n, limit), until: now.Add(leaseTTL)}
+	ls.m[key] = lease{n: le.n + n, until: now.Add(leaseTTL)}
 }
 
 // size is the number of keys with a lease, for tests.

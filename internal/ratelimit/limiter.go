@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/tongban/tongban/internal/redisx"
 )
@@ -92,7 +93,8 @@ type Limiter struct {
 	store   *redisx.Store
 	shared  *redis_rate.Limiter
 	memory  map[Class]*memory
-	leases  leases // events of shared classes taken from Redis ahead of need (lease.go)
+	leases  leases             // events of shared classes taken from Redis ahead of need (lease.go)
+	fetches singleflight.Group // one lease fetch at a time per key
 	now     func() time.Time
 	limited *prometheus.CounterVec
 }
@@ -179,30 +181,41 @@ func (l *Limiter) allowShared(ctx context.Context, c Class, lim Limit, key strin
 		}
 		return decide(lim, n, res.Allowed >= n, res.RetryAfter), nil
 	}
-	now := l.now()
-	ok, held := l.leases.take(k, n, now)
-	if ok {
-		return Decision{Allowed: true}, nil
+	// Checks of one key that find the lease short share one fetch from Redis (singleflight),
+	// then take from what it brought: a replica never takes more than one lease of a key at a
+	// time, however many checks miss at once, and none of what it took is left unused while
+	// a check of the same key waits.
+	// Each round either takes, or waits for a fetch that brought events (the bucket drains,
+	// so the rounds end) or found the bucket empty (a refusal).
+	for {
+		if l.leases.take(k, n, l.now()) {
+			return Decision{Allowed: true}, nil
+		}
+		v, err, _ := l.fetches.Do(k, func() (any, error) {
+			// Not the leader's context alone: the checks waiting on this fetch have their own.
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+			defer cancel()
+			res, err := l.shared.AllowAtMost(fctx, k, redisLimit(lim), chunk)
+			if err != nil {
+				return nil, err
+			}
+			l.leases.put(k, res.Allowed, l.now())
+			return res, nil
+		})
+		if err != nil {
+			return Decision{}, fmt.Errorf("ratelimit: %s: %w", c, err)
+		}
+		if res := v.(*redis_rate.Result); res.Allowed == 0 {
+			// The bucket is empty: nothing this replica holds or can fetch now.
+			if l.leases.take(k, n, l.now()) { // unless another fetch filled the lease meanwhile
+				return Decision{Allowed: true}, nil
+			}
+			return decide(lim, n, false, res.RetryAfter), nil
+		}
+		if err := ctx.Err(); err != nil {
+			return Decision{}, fmt.Errorf("ratelimit: %s: %w", c, err)
+		}
 	}
-	// Ask for what is missing, or a whole lease; AllowAtMost grants what the bucket has, so
-	// near the limit the events held and granted together may still fall short.
-	res, err := l.shared.AllowAtMost(ctx, k, redisLimit(lim), max(chunk, n-held))
-	if err != nil {
-		l.leases.put(k, held, chunk, now)
-		return Decision{}, fmt.Errorf("ratelimit: %s: %w", c, err)
-	}
-	have := held + res.Allowed
-	if have >= n {
-		l.leases.put(k, have-n, chunk, now)
-		return Decision{Allowed: true}, nil
-	}
-	l.leases.put(k, have, chunk, now)
-	retry := res.RetryAfter
-	if retry <= 0 {
-		// Some were granted but not enough: the rest come one interval apart.
-		retry = time.Duration(n-have) * lim.interval()
-	}
-	return decide(lim, n, false, retry), nil
 }
 
 // decide is the decision of a shared check: allowed, or refused with when to try again.
