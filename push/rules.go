@@ -117,10 +117,10 @@ type Rules struct {
 	onPublish func()
 }
 
-func (rs *Rules) ruleKey(id string) string { return rs.store.Key("{rules}:r:" + id) }
-func (rs *Rules) idsKey() string           { return rs.store.Key("{rules}:ids") }
-func (rs *Rules) liveKey() string          { return rs.store.Key("{rules}:live") }
-func (rs *Rules) genKey() string           { return rs.store.Key("{rules}:gen") }
+func (rs *Rules) ruleKey(id string) string     { return rs.store.Key("{rules}:r:" + id) }
+func (rs *Rules) idsKey() string               { return rs.store.Key("{rules}:ids") }
+func (rs *Rules) liveKey() string              { return rs.store.Key("{rules}:live") }
+func (rs *Rules) genKey() string               { return rs.store.Key("{rules}:gen") }
 func (rs *Rules) backfillKey(id string) string { return rs.store.Key("{rules}:bf:" + id) }
 func (rs *Rules) pendingKey() string           { return rs.store.Key("{rules}:backfills") }
 
