@@ -12,16 +12,20 @@ import (
 // whose condition singles one person out (birth date, gender and 户籍 code, all derivable from
 // an ID number) plus `person.facts.monthlyIncome > N` would learn her income from `matched`
 // going from 0 to 1, by a binary search of published rules. So the people-counts are released
-// to departments only as Released says: a counter is given when it is at least the privacy
-// threshold k (Privacy.Threshold) AND at least k distinct people have matched the rule's
-// current version; otherwise it is "fewer than k".
+// to departments only as Released says, and only the current version's: a counter is given
+// when it is at least the privacy threshold k (Privacy.Threshold) AND at least k distinct
+// people have matched the rule's current version; otherwise it is "fewer than k".
 //
 // The second condition is needed because the counters do not count distinct people: matched
 // counts evaluations (every matching event counts again) and notified counts one per person and
 // rule version (every edit of a published rule is a new version). Without it a department that
 // can send its victim k events, or publish k versions, would lift her alone above k. And it
-// is per version because the counters add up over versions: a first version matching a crowd
-// would otherwise open the counts for a second that singles her out.
+// is per version, like the counters themselves: a first version matching a crowd would
+// otherwise open the counts for a second that singles her out; and counters summed over
+// versions would carry a first version's hidden 0 or 1 into the shown counts of a second that
+// matches a crowd of known size. Every counter increment names its version (a delivery job
+// carries its notification's), so a push of an old version that ends after the rule moved on
+// counts for the old version.
 //
 // What remains is differencing: a rule matching a crowd of at least k people, and the same
 // crowd or the victim, release counts that differ by the victim. Suppression does not stop that

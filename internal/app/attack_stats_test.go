@@ -118,8 +118,8 @@ func TestRuleStatsShowACrowd(t *testing.T) {
 }
 
 // (e) The same probe as a second version of a rule whose first version matched the crowd of
-// 30 (its counts shown): the counters add up over versions, but the new version has to match
-// 20 people of its own before any count is shown, so both branches still look alike.
+// 30 (its counts shown): the new version's counters start from nothing and it has to match 20
+// people of its own before any count is shown, so both branches still look alike.
 func TestAttackRuleStatsProbeAfterACrowdVersion(t *testing.T) {
 	h := startIdentity(t, nil)
 	platform, attacker := machineToken(t, h, "jiaxing-data"), machineToken(t, h, "jiaxing-hrss")
