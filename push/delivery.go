@@ -475,15 +475,16 @@ func (e *Engine) record(ctx context.Context, ds []*delivery, now time.Time) erro
 			}
 			p.Del(ctx, e.lockKey(j.Person, j.Note))
 			// Counted once per notification: by the call that sent (or gave up), not by a
-			// redelivery that found everything recorded.
-			stats := e.Rules.statsKey(j.Rule)
+			// redelivery that found everything recorded. Counted for the version the job
+			// names, which is the notification's, even when the rule has moved on since: a
+			// probe version's deferred push must not land in a crowd version's counts.
 			switch {
 			case len(d.outcomes) > 0 && final == "delivered":
-				p.HIncrBy(ctx, stats, "delivered", 1)
+				e.Rules.count(ctx, p, j.Rule, j.Version, "delivered", 1)
 			case len(d.outcomes) > 0 && (final == "failed" || final == "dead_letter"):
-				p.HIncrBy(ctx, stats, "failed", 1)
+				e.Rules.count(ctx, p, j.Rule, j.Version, "failed", 1)
 			case strings.HasPrefix(final, "deferred:"):
-				p.HIncrBy(ctx, stats, "deferred", 1)
+				e.Rules.count(ctx, p, j.Rule, j.Version, "deferred", 1)
 			}
 		}
 		return nil

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/tongban/tongban/internal/fakefcm"
 	"github.com/tongban/tongban/push/prefs"
 )
@@ -303,5 +305,79 @@ func TestShutdownFinishesTheBatchInHand(t *testing.T) {
 	pending, _ := w.store.Client.XPending(ctx, w.store.Key(JobsStream), deliveryGroup).Result()
 	if pending.Count != 0 {
 		t.Fatalf("%d jobs left pending after shutdown", pending.Count)
+	}
+}
+
+// A notification of version 1 delivered after the rule moved on to version 2 counts for
+// version 1, never for version 2: otherwise a probe version's deferred push would show in a
+// crowd version's counts. Version 1's counters expire, and an increment arriving after they
+// expired re-creates them with an expiry; its people set is not re-created at all.
+func TestLateDeliveryOfAnOldVersionCountsForThatVersion(t *testing.T) {
+	w := newDeliveryWorld(t, nil)
+	ctx := context.Background()
+	r := w.rule("出行")
+	pid, n := w.person(1)
+	w.event(n) // no device yet: version 1's job waits for one
+	notes, _ := w.e.Notifications(ctx, pid, false)
+	if len(notes) != 1 || notes[0].Version != 1 {
+		t.Fatalf("inbox %+v", notes)
+	}
+	w.eventually("the job waits for a device", func() bool { return w.status(pid, notes[0].ID) == "waiting_for_device" })
+
+	owner := Owner{Client: "t", Departments: []string{r.Department}}
+	in := inputOf(r)
+	in.Body = "第二版"
+	r2, err := w.e.Rules.Update(ctx, owner, r.ID, in)
+	if err != nil || r2.Version != 2 {
+		t.Fatalf("update: %+v %v", r2, err)
+	}
+	rc := w.store.Client
+	if ttl := rc.PTTL(ctx, w.e.Rules.statsKey(r.ID, 1)).Val(); ttl <= 0 || ttl > oldVersionTTL {
+		t.Fatalf("version 1's counters expire in %v, want within %v", ttl, oldVersionTTL)
+	}
+	if ttl := rc.PTTL(ctx, w.e.Rules.peopleKey(r.ID, 1)).Val(); ttl <= 0 || ttl > oldVersionTTL {
+		t.Fatalf("version 1's people expire in %v, want within %v", ttl, oldVersionTTL)
+	}
+	// Version 1's keys have expired by the time its push goes out.
+	rc.Del(ctx, w.e.Rules.statsKey(r.ID, 1), w.e.Rules.peopleKey(r.ID, 1))
+
+	a := token("late")
+	w.device(pid, "zheliban", a)
+	if err := w.e.DeviceRegistered(ctx, pid); err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("the late push is sent", func() bool { return len(w.received(a)) == 1 })
+	w.eventually("version 1 counts it delivered", func() bool {
+		v1, _ := w.e.Rules.VersionStats(ctx, r.ID, 1)
+		return v1.Delivered == 1
+	})
+	if st := w.stats(r); st.Version != 2 || st.Delivered != 0 || st.Matched != 0 || st.Notified != 0 {
+		t.Fatalf("the current version's counters %+v, want nothing of version 1", st)
+	}
+	if ttl := rc.PTTL(ctx, w.e.Rules.statsKey(r.ID, 1)).Val(); ttl <= 0 || ttl > oldVersionTTL {
+		t.Fatalf("version 1's re-created counters expire in %v, want within %v", ttl, oldVersionTTL)
+	}
+
+	// A stale replica still matching version 1 counts for it without re-creating its people
+	// set; the current version's keys never expire.
+	stale := &liveRule{Rule: r}
+	if _, err := rc.Pipelined(ctx, func(p redis.Pipeliner) error {
+		w.e.countPeople(ctx, p, []match{{rule: stale, who: &profile{pid: pid}}})
+		w.e.countPeople(ctx, p, []match{{rule: &liveRule{Rule: r2}, who: &profile{pid: pid}}})
+		w.e.Rules.count(ctx, p, r.ID, 2, "matched", 1)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if rc.Exists(ctx, w.e.Rules.peopleKey(r.ID, 1)).Val() != 0 {
+		t.Fatal("a stale match re-created version 1's people set")
+	}
+	for _, key := range []string{w.e.Rules.peopleKey(r.ID, 2), w.e.Rules.statsKey(r.ID, 2)} {
+		if ttl := rc.PTTL(ctx, key).Val(); ttl != -1 {
+			t.Fatalf("%s: ttl %v, want none (current version)", key, ttl)
+		}
+	}
+	if st := w.stats(r); st.Matched != 1 || st.People != 1 || st.Delivered != 0 {
+		t.Fatalf("version 2 %+v", st)
 	}
 }

@@ -50,20 +50,24 @@
 // Rule stats (rulestats.go) count people, and a department reads its rules' stats: a rule
 // whose condition singles one person out plus `person.facts.monthlyIncome > N`, published with
 // backfill, would tell her income by its matched count going from 0 to 1. So the people-counts
-// (matched, notified, delivered, deferred, failed) are released only when the counter is at
-// least the privacy threshold k and at least k distinct people have matched the rule's current
-// version (counted in a set that stops growing at k); otherwise "fewer than k". The
-// distinct-people condition is there because one person can lift the counters alone: matched
-// counts every matching event, notified every rule version; it is per version because the
-// counters add up over versions, and a first version matching a crowd would otherwise open
-// the counts for a second that singles one person out (and notifies nobody else). backfillScanned counts every profile evaluated,
-// matched or not, and stays exact. What suppression does not stop is differencing: a rule
+// (matched, notified, delivered, deferred, failed) are kept per rule version, and only the
+// current version's are released, each only when it is at least the privacy threshold k and
+// at least k distinct people have matched that version (counted in a set that stops growing at
+// k); otherwise "fewer than k". The distinct-people condition is there because one person can
+// lift the counters alone: matched counts every matching event. Per version because a first
+// version matching a crowd would otherwise open the counts for a second that singles one
+// person out, and a first version singling her out would otherwise add its hidden 0 or 1 to a
+// second's crowd. A delivery counts for its job's version, even after the rule moved on.
+// Replaced versions' counters and people sets expire after 30 days (a late increment
+// re-creates them with that expiry; a stale replica's match never re-creates an old people
+// set). backfillScanned counts every profile evaluated, matched or not, and stays exact. What suppression does not stop is differencing: a rule
 // matching a crowd of at least k and one matching the crowd or the victim release counts that
 // differ by her. Rounding to multiples of k fails at the boundaries, and noise would break
 // operators' delivery monitoring, so that remains possible in principle; but each probe is a
 // real published rule that notifies a real crowd under the department's name: an act seen in
 // at least k inboxes.
-// Operators read the exact counters in Redis (Rules.Stats).
+// Operators read the exact counters in Redis (Rules.Stats: the current version's;
+// Rules.VersionStats: any version's while it is kept).
 //
 // Notifications (notify.go, inbox.go): a match takes the dedup slot of (rule, version,
 // person) and, only when it wins, writes the inbox entry in the same script; then the delivery
@@ -97,10 +101,15 @@
 //	{rules}:ids                         zset   every rule id, by creation
 //	{rules}:live                        set    published rule ids
 //	{rules}:gen                         string generation, incremented by every change of a rule
-//	{rules}:stats:<rule>                hash   matched, notified (delivered, deferred, failed: delivery)
+//	{rules}:stats:<rule>:<version>      hash   that version's matched, notified (delivered, deferred,
+//	                                           failed: delivery); TTL 30 days once the rule has a
+//	                                           newer version, none while current
 //	{rules}:people:<rule>:<version>     set    distinct people who matched that version of the rule,
 //	                                           added only until it holds push.privacy.threshold of
-//	                                           them; deleted when the rule gets a new version
+//	                                           them, and only while it is current; TTL 30 days
+//	                                           once the rule has a newer version
+//	                                           (the former {rules}:stats:<rule>, summed over all
+//	                                           versions, is no longer read or written)
 //	{rules}:bf:<rule>                   hash   the latest backfill: version, cursor, scanned, done
 //	{rules}:backfills                   set    rules with a backfill to run
 //	{rules}:bflease:<rule>              string the replica running that backfill; TTL 30 s, renewed

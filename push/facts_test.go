@@ -2,6 +2,7 @@ package push_test
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
 	"os"
 	"strings"
@@ -172,5 +173,52 @@ func TestPauseUnreadableRules(t *testing.T) {
 	// Nothing left to pause the second time.
 	if n, err := b.engine.PauseUnreadableRules(ctxT(t)); err != nil || n != 0 {
 		t.Fatalf("again: %d, %v", n, err)
+	}
+}
+
+// Publishing runs create's checks again against the catalog as it is now: a draft saved before
+// its department stopped being a reader of a fact it reads, or a rule paused for that reason,
+// is refused on publish with the input error naming the fact, not shown PUBLISHED while the
+// matching index skips it.
+func TestPublishRefusesARuleReadingANowUnreadableFact(t *testing.T) {
+	a := newWorld(t)
+	in := elderly()
+	in.Condition = "person.age >= 60 || has(person.facts.disabilityLevel) && person.facts.disabilityLevel <= 2"
+	draft, err := a.engine.Rules.Create(ctxT(t), transport, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paused := a.publish(t, transport, in)
+	if _, err := a.engine.Rules.Pause(ctxT(t), transport, paused.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	raw, err := os.ReadFile("devdata/catalog.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	narrowed := strings.Replace(string(raw), "readers: [嘉兴市交通运输局, 浙江省民政厅, 上海市民政局]", "readers: [浙江省民政厅, 上海市民政局]", 1)
+	cat, err := push.ParseCatalog([]byte(narrowed), "narrowed.yaml", devApps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := replicaOf(t, a.store, a.clock, func(o *push.Options) { o.Catalog = cat })
+	for name, id := range map[string]string{"a draft": draft.ID, "a paused rule": paused.ID} {
+		t.Run(name, func(t *testing.T) {
+			before, _ := b.engine.Rules.Get(ctxT(t), transport, id)
+			_, err := b.engine.Rules.Publish(ctxT(t), transport, id)
+			var ie *push.InputError
+			if !errors.As(err, &ie) || ie.Field != "condition" || !strings.Contains(ie.Message, "fact disabilityLevel is not readable by 嘉兴市交通运输局") {
+				t.Fatalf("publish: %v, want an input error on condition naming disabilityLevel", err)
+			}
+			if r, _ := b.engine.Rules.Get(ctxT(t), transport, id); r.Status != before.Status || r.Version != before.Version {
+				t.Fatalf("the refused rule is %s v%d, was %s v%d", r.Status, r.Version, before.Status, before.Version)
+			}
+		})
+	}
+	// The replica with the old catalog still publishes it: the check is the catalog's, not a
+	// mark on the rule.
+	if r, err := a.engine.Rules.Publish(ctxT(t), transport, draft.ID); err != nil || r.Status != push.Published {
+		t.Fatalf("publish under the old catalog: %+v %v", r, err)
 	}
 }

@@ -58,9 +58,15 @@ func TestOncePerPersonPerVersion(t *testing.T) {
 	if len(ns) != 2 || ns[0].Version != 2 || ns[0].Body != "第二版" {
 		t.Fatalf("inbox %+v, want version 2's notification on top of version 1's", ns)
 	}
-	st, _ := w.engine.Rules.Stats(ctxT(t), rule.ID)
-	if st.Matched != 4 || st.Notified != 2 {
-		t.Fatalf("stats %+v, want 4 matched, 2 notified", st)
+	// Each version counts its own.
+	for v := 1; v <= 2; v++ {
+		st, _ := w.engine.Rules.VersionStats(ctxT(t), rule.ID, v)
+		if st.Matched != 2 || st.Notified != 1 {
+			t.Fatalf("version %d's stats %+v, want 2 matched, 1 notified", v, st)
+		}
+	}
+	if st, _ := w.engine.Rules.Stats(ctxT(t), rule.ID); st.Version != 2 || st.Matched != 2 {
+		t.Fatalf("current stats %+v, want version 2's", st)
 	}
 }
 

@@ -116,14 +116,21 @@ func (e *Engine) notify(ctx context.Context, matches []match, then func(redis.Pi
 		return 0, nil
 	}
 	// The counters are summed per rule here and written once per batch: a backfill step of
-	// hundreds of matches of one rule costs two HINCRBYs, not hundreds.
+	// hundreds of matches of one rule costs one script, not hundreds of HINCRBYs.
+	// They are per rule version: a batch can hold two versions of one rule (a replica that has
+	// not reloaded yet), and each counts for its own.
+	type version struct {
+		id string
+		n  int
+	}
 	type tally struct{ matched, notified int64 }
-	tallies := map[string]*tally{}
+	tallies := map[version]*tally{}
 	for _, m := range matches {
-		if tallies[m.rule.ID] == nil {
-			tallies[m.rule.ID] = &tally{}
+		v := version{m.rule.ID, m.rule.Version}
+		if tallies[v] == nil {
+			tallies[v] = &tally{}
 		}
-		tallies[m.rule.ID].matched++
+		tallies[v].matched++
 	}
 	// Two events of one call may match one person by one rule version: only the first takes
 	// part further, or the second would find the slot held and not yet queued, and queue it
@@ -195,7 +202,7 @@ func (e *Engine) notify(ctx context.Context, matches []match, then func(redis.Pi
 				held, _ := v.(string)
 				n.ID = held
 			}
-			tallies[r.ID].notified++
+			tallies[version{r.ID, r.Version}].notified++
 			if r.has(ChannelPush) {
 				p.XAdd(ctx, &redis.XAddArgs{Stream: e.store.Key(JobsStream), Values: []any{
 					"notification", n.ID, "person", n.Person, "rule", n.Rule, "version", n.Version}})
@@ -203,10 +210,11 @@ func (e *Engine) notify(ctx context.Context, matches []match, then func(redis.Pi
 			p.HSet(ctx, e.matchedKey(n.Person), r.ID+":"+strconv.Itoa(r.Version), n.ID+"+q")
 		}
 		e.countPeople(ctx, p, all)
-		for id, t := range tallies {
-			p.HIncrBy(ctx, e.Rules.statsKey(id), "matched", t.matched)
+		for v, t := range tallies {
 			if t.notified > 0 {
-				p.HIncrBy(ctx, e.Rules.statsKey(id), "notified", t.notified)
+				e.Rules.count(ctx, p, v.id, v.n, "matched", t.matched, "notified", t.notified)
+			} else {
+				e.Rules.count(ctx, p, v.id, v.n, "matched", t.matched)
 			}
 		}
 		// The caller's commands (a checkpoint) go only with a batch whose scripts all ran:

@@ -117,13 +117,10 @@ type Rules struct {
 	onPublish func()
 }
 
-func (rs *Rules) ruleKey(id string) string { return rs.store.Key("{rules}:r:" + id) }
-func (rs *Rules) idsKey() string           { return rs.store.Key("{rules}:ids") }
-func (rs *Rules) liveKey() string          { return rs.store.Key("{rules}:live") }
-func (rs *Rules) genKey() string           { return rs.store.Key("{rules}:gen") }
-func (rs *Rules) statsKey(id string) string {
-	return rs.store.Key("{rules}:stats:" + id)
-}
+func (rs *Rules) ruleKey(id string) string     { return rs.store.Key("{rules}:r:" + id) }
+func (rs *Rules) idsKey() string               { return rs.store.Key("{rules}:ids") }
+func (rs *Rules) liveKey() string              { return rs.store.Key("{rules}:live") }
+func (rs *Rules) genKey() string               { return rs.store.Key("{rules}:gen") }
 func (rs *Rules) backfillKey(id string) string { return rs.store.Key("{rules}:bf:" + id) }
 func (rs *Rules) pendingKey() string           { return rs.store.Key("{rules}:backfills") }
 
@@ -362,9 +359,24 @@ func (rs *Rules) Publish(ctx context.Context, owner Owner, id string) (Rule, err
 		if !r.ValidUntil.IsZero() && !rs.now().Before(r.ValidUntil) {
 			return inputErr("id", "rule %s expired at %s; set a later validUntil first", id, r.ValidUntil.Format(time.RFC3339))
 		}
+		// The catalog may have changed since the rule was saved (a fact's readers narrowed, a
+		// fact dropped): what is published must pass create's checks now, or it would show
+		// PUBLISHED while the matching index skips it.
+		if _, _, err := rs.check(owner, inputOf(*r)); err != nil {
+			return err
+		}
 		r.Status, r.Live = Published, true
 		return nil
 	})
+}
+
+// inputOf is what a stored rule says, as its owner would write it.
+func inputOf(r Rule) RuleInput {
+	return RuleInput{
+		Name: r.Name, ServiceID: r.ServiceID, Condition: r.Condition, Triggers: r.Triggers,
+		Backfill: r.Backfill, Title: r.Title, Body: r.Body, Category: r.Category, Channels: r.Channels,
+		ValidFrom: r.ValidFrom, ValidUntil: r.ValidUntil,
+	}
 }
 
 // Pause stops a published rule from matching until it is published again.
@@ -428,8 +440,12 @@ func (rs *Rules) transition(ctx context.Context, owner Owner, id string, change 
 				p.SRem(ctx, rs.liveKey(), id)
 			}
 			p.Incr(ctx, rs.genKey())
-			if r.Version != before.Version { // a new version counts its people from nobody
-				p.Del(ctx, rs.peopleKey(id, before.Version))
+			if r.Version != before.Version {
+				// A new version counts from nobody; the old one's counters and people stay
+				// for operators a while, and late increments (a stale replica, a deferred
+				// delivery) keep this expiry (rulestats.go).
+				p.PExpire(ctx, rs.statsKey(id, before.Version), oldVersionTTL)
+				p.PExpire(ctx, rs.peopleKey(id, before.Version), oldVersionTTL)
 			}
 			if startBackfill {
 				p.Del(ctx, rs.backfillKey(id))
@@ -447,7 +463,8 @@ func (rs *Rules) transition(ctx context.Context, owner Owner, id string, change 
 		}
 		if err != nil {
 			var ie *InputError
-			if errors.Is(err, ErrNotFound) || errors.As(err, &ie) {
+			var fe *ForbiddenError
+			if errors.Is(err, ErrNotFound) || errors.As(err, &ie) || errors.As(err, &fe) {
 				return Rule{}, err
 			}
 			return Rule{}, fmt.Errorf("push: change rule: %w", err)
@@ -467,48 +484,60 @@ func ruleSays(r Rule) string {
 	return string(b)
 }
 
-// Stats are a rule's counters, over all its versions.
+// Stats are the counters of one version of a rule (Rules.Stats: the current one), and the
+// progress of the rule's latest backfill.
 type Stats struct {
+	// Version is the rule version the people-counts are of.
+	Version int
 	// Matched counts evaluations that found the condition true; Notified the notifications
-	// created, at most one per person and version.
+	// created, at most one per person.
 	Matched, Notified           int64
 	Delivered, Deferred, Failed int64
 	BackfillScanned             int64
 	BackfillDone                bool
-	// People counts the distinct people who matched the rule's current version, but only up to
-	// the privacy threshold k: it tells "at least k" from "fewer" (rulestats.go).
+	// People counts the distinct people who matched the version, but only up to the privacy
+	// threshold k: it tells "at least k" from "fewer" (rulestats.go).
 	People int64
 }
 
-// Stats reads a rule's counters and the progress of its latest backfill, exact. They are not
-// for departments, which get Engine.RuleStats: what Stats.Released gives of them (rulestats.go).
+// Stats reads the exact counters of a rule's current version and the progress of its latest
+// backfill. They are for operators and tests, not for departments, which get
+// Engine.RuleStats: what Stats.Released gives of them (rulestats.go). An unknown rule has
+// none (version 0).
 func (rs *Rules) Stats(ctx context.Context, id string) (Stats, error) {
+	raw, err := rs.store.Client.Get(ctx, rs.ruleKey(id)).Bytes()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return Stats{}, fmt.Errorf("push: read rule stats: %w", err)
+	}
+	var current struct {
+		Version int `json:"version"`
+	}
+	_ = json.Unmarshal(raw, &current) // no rule: version 0, nothing counted
+	return rs.VersionStats(ctx, id, current.Version)
+}
+
+// VersionStats reads the exact counters of one version of a rule, current or not (an old
+// version's expire oldVersionTTL after it was replaced), and the rule's backfill progress.
+// For operators and tests only, like Stats.
+func (rs *Rules) VersionStats(ctx context.Context, id string, version int) (Stats, error) {
 	var counters, bf *redis.MapStringStringCmd
-	var rule *redis.StringCmd
+	var people *redis.IntCmd
 	_, err := rs.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		counters = p.HGetAll(ctx, rs.statsKey(id))
+		counters = p.HGetAll(ctx, rs.statsKey(id, version))
 		bf = p.HGetAll(ctx, rs.backfillKey(id))
-		rule = p.Get(ctx, rs.ruleKey(id))
+		people = p.SCard(ctx, rs.peopleKey(id, version))
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return Stats{}, fmt.Errorf("push: read rule stats: %w", err)
 	}
-	// The distinct people of the current version, whose number the rule's JSON holds.
-	var current struct {
-		Version int `json:"version"`
-	}
-	_ = json.Unmarshal([]byte(rule.Val()), &current) // no rule: version 0, nobody
-	people, err := rs.store.Client.SCard(ctx, rs.peopleKey(id, current.Version)).Result()
-	if err != nil {
-		return Stats{}, fmt.Errorf("push: read rule stats: %w", err)
-	}
 	n := func(m map[string]string, k string) int64 { v, _ := strconv.ParseInt(m[k], 10, 64); return v }
 	c, b := counters.Val(), bf.Val()
 	return Stats{
+		Version: version,
 		Matched: n(c, "matched"), Notified: n(c, "notified"),
 		Delivered: n(c, "delivered"), Deferred: n(c, "deferred"), Failed: n(c, "failed"),
 		BackfillScanned: n(b, "scanned"), BackfillDone: b["done"] == "1",
-		People: people,
+		People: people.Val(),
 	}, nil
 }

@@ -3,6 +3,7 @@ package push
 import (
 	"context"
 	"strconv"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -11,16 +12,20 @@ import (
 // whose condition singles one person out (birth date, gender and 户籍 code, all derivable from
 // an ID number) plus `person.facts.monthlyIncome > N` would learn her income from `matched`
 // going from 0 to 1, by a binary search of published rules. So the people-counts are released
-// to departments only as Released says: a counter is given when it is at least the privacy
-// threshold k (Privacy.Threshold) AND at least k distinct people have matched the rule's
-// current version; otherwise it is "fewer than k".
+// to departments only as Released says, and only the current version's: a counter is given
+// when it is at least the privacy threshold k (Privacy.Threshold) AND at least k distinct
+// people have matched the rule's current version; otherwise it is "fewer than k".
 //
 // The second condition is needed because the counters do not count distinct people: matched
 // counts evaluations (every matching event counts again) and notified counts one per person and
 // rule version (every edit of a published rule is a new version). Without it a department that
 // can send its victim k events, or publish k versions, would lift her alone above k. And it
-// is per version because the counters add up over versions: a first version matching a crowd
-// would otherwise open the counts for a second that singles her out.
+// is per version, like the counters themselves: a first version matching a crowd would
+// otherwise open the counts for a second that singles her out; and counters summed over
+// versions would carry a first version's hidden 0 or 1 into the shown counts of a second that
+// matches a crowd of known size. Every counter increment names its version (a delivery job
+// carries its notification's), so a push of an old version that ends after the rule moved on
+// counts for the old version.
 //
 // What remains is differencing: a rule matching a crowd of at least k people, and the same
 // crowd or the victim, release counts that differ by the victim. Suppression does not stop that
@@ -77,6 +82,14 @@ func (e *Engine) RuleStats(ctx context.Context, id string) (ReleasedStats, error
 	return st.Released(e.opts.Privacy.Threshold), nil
 }
 
+// statsKey holds the counters of one version of a rule. Per version, like the people set that
+// gates them: counters summed over versions would let a first version that singles one person
+// out hide her 0 or 1 in the counts of a second that matches a crowd, and the attacker, who
+// knows the crowd's size, subtracts it.
+func (rs *Rules) statsKey(id string, version int) string {
+	return rs.store.Key("{rules}:stats:" + id + ":" + strconv.Itoa(version))
+}
+
 // peopleKey is the set of distinct people who matched one version of a rule. Per version, so
 // that a new version starts from nobody: otherwise a version matching a crowd would open the
 // counts for a next version that singles one person out, and that probe would notify nobody
@@ -85,22 +98,67 @@ func (rs *Rules) peopleKey(id string, version int) string {
 	return rs.store.Key("{rules}:people:" + id + ":" + strconv.Itoa(version))
 }
 
-// peopleScript adds people to a rule's set of distinct matched people until it holds k of them
-// (ARGV[1]), so the set never grows past k: it only has to tell "at least k" from "fewer".
-// KEYS: the set. ARGV: k, then person ids. Returns the set's size.
-const peopleScript = `
-local k = tonumber(ARGV[1])
+// oldVersionTTL is how long a replaced version's counters and people set stay, for operators.
+const oldVersionTTL = 30 * 24 * time.Hour
+
+// isCurrentLua is a script's test that ARGV[1] is the current version of the rule whose JSON is
+// at KEYS[2].
+const isCurrentLua = `
+local function current()
+  local raw = redis.call('GET', KEYS[2])
+  if not raw then return false end
+  local ok, r = pcall(cjson.decode, raw)
+  return ok and type(r) == 'table' and tonumber(r.version) == tonumber(ARGV[1])
+end
+`
+
+// countScript adds to the counters of one version of a rule. The counters of every version
+// are kept (a delivery of an old version's notification that ends after the rule moved on
+// counts for the old version, never for the current one), but a replaced version's expire:
+// the rule's change sets oldVersionTTL on the counters that exist then, and a counter created
+// later for a version that is not current (an increment arriving after they expired, or the
+// first one of that version) gets it here. A key that already existed has the right expiry
+// already, so the rule is read only when the key is new.
+//
+// KEYS: the version's counters, the rule. ARGV: version, ttl (ms), then field and increment
+// pairs.
+var countScript = isCurrentLua + `
+local fresh = redis.call('EXISTS', KEYS[1]) == 0
+for i = 3, #ARGV, 2 do
+  redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+if fresh and not current() then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+`
+
+// count queues on p the increments of a rule version's counters (field, increment pairs).
+// EVAL, not EVALSHA: a pipeline cannot fall back on NOSCRIPT, and the script is short.
+func (rs *Rules) count(ctx context.Context, p redis.Pipeliner, id string, version int, pairs ...any) {
+	args := append([]any{version, oldVersionTTL.Milliseconds()}, pairs...)
+	p.Eval(ctx, countScript, []string{rs.statsKey(id, version), rs.ruleKey(id)}, args...)
+}
+
+// peopleScript adds people to a rule version's set of distinct matched people until it holds k
+// of them, so the set never grows past k: it only has to tell "at least k" from "fewer". Only
+// the current version's set is added to: an old version's is never read by departments, and
+// a stale replica still matching an old version must not re-create its expired set without
+// an expiry.
+// KEYS: the set, the rule. ARGV: version, k, then person ids. Returns the set's size.
+var peopleScript = isCurrentLua + `
 local n = redis.call('SCARD', KEYS[1])
-for i = 2, #ARGV do
+if not current() then return n end
+local k = tonumber(ARGV[2])
+for i = 3, #ARGV do
   if n >= k then break end
   n = n + redis.call('SADD', KEYS[1], ARGV[i])
 end
 return n
 `
 
-// countPeople queues on p the additions of one batch's matched people to each rule's set,
-// at most k distinct people per rule (more could not change "at least k"). EVAL, not EVALSHA:
-// a pipeline cannot fall back on NOSCRIPT, and the script is short.
+// countPeople queues on p the additions of one batch's matched people to each rule version's
+// set, at most k distinct people per version (more could not change "at least k").
 func (e *Engine) countPeople(ctx context.Context, p redis.Pipeliner, matches []match) {
 	k := e.opts.Privacy.Threshold
 	type version struct {
@@ -112,16 +170,16 @@ func (e *Engine) countPeople(ctx context.Context, p redis.Pipeliner, matches []m
 	for _, m := range matches {
 		v := version{m.rule.ID, m.rule.Version}
 		if people[v] == nil {
-			people[v] = []any{k}
+			people[v] = []any{v.n, k}
 		}
 		slot := m.rule.ID + ":" + strconv.Itoa(m.rule.Version) + "\x00" + m.who.pid
-		if len(people[v]) > k || seen[slot] {
+		if len(people[v]) > k+1 || seen[slot] {
 			continue
 		}
 		seen[slot] = true
 		people[v] = append(people[v], m.who.pid)
 	}
 	for v, args := range people {
-		p.Eval(ctx, peopleScript, []string{e.Rules.peopleKey(v.id, v.n)}, args...)
+		p.Eval(ctx, peopleScript, []string{e.Rules.peopleKey(v.id, v.n), e.Rules.ruleKey(v.id)}, args...)
 	}
 }

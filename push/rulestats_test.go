@@ -110,8 +110,11 @@ func TestRuleStatsCountPeoplePerVersion(t *testing.T) {
 	}
 	send(0, "v2-0") // version 2: one person
 	exact, _ := w.engine.Rules.Stats(ctx, rule.ID)
-	if exact.Matched != k+1 || exact.People != 1 {
-		t.Fatalf("exact %+v, want %d matched over both versions and 1 person of version 2", exact, k+1)
+	if exact.Version != 2 || exact.Matched != 1 || exact.People != 1 {
+		t.Fatalf("exact %+v, want version 2 matched once, by 1 person", exact)
+	}
+	if v1, _ := w.engine.Rules.VersionStats(ctx, rule.ID, 1); v1.Matched != k || v1.People != k {
+		t.Fatalf("version 1 kept %+v, want its %d matches", v1, k)
 	}
 	if got, _ := w.engine.RuleStats(ctx, rule.ID); got.Matched.Shown() || got.Notified.Shown() {
 		t.Fatalf("version 2's one person released as %+v", got)

@@ -333,11 +333,13 @@ type RegisterDeviceInput struct {
 // A rule's counters of people as its department may read them. Each is released only when it is
 // at least the threshold k (push.privacy.threshold, default 20) and at least k distinct people
 // have matched the rule's current version; otherwise it is "fewer than k". The second condition
-// is there because the counters are not of distinct people (one person matches once per event,
-// and is notified once per rule version), so one person could otherwise be lifted above k alone;
-// it is per version because the counters add up over versions, so a version matching a crowd
-// would otherwise open the counts for a next version that singles one person out. A new version
-// shows "fewer than k" until k people have matched it.
+// is there because the counters are not of distinct people (one person matches once per event),
+// so one person could otherwise be lifted above k alone. The counters and the people are the
+// current version's only (a push of an older version that ends after the rule moved on counts
+// for that version, not this one), so that one version cannot open or shift the counts of
+// another: a version matching a crowd would otherwise open the counts for a next version that
+// singles one person out, and a version singling her out would otherwise add her 0 or 1 to a
+// next version's crowd. A new version shows "fewer than k" until k people have matched it.
 //
 // This defeats a rule that singles one person out: matched or not, she shows as "fewer than k".
 // It does not defeat differencing: two published rules, one matching a crowd of at least k and
@@ -347,7 +349,7 @@ type RegisterDeviceInput struct {
 type RulePeopleCounts struct {
 	// Evaluations that found the condition true (a person counts again for every matching event).
 	Matched *PeopleCount `json:"matched"`
-	// Notifications created: at most one per person and rule version.
+	// Notifications created: at most one per person (and version).
 	Notified *PeopleCount `json:"notified"`
 	// Notifications pushed to at least one device.
 	Delivered *PeopleCount `json:"delivered"`
@@ -379,9 +381,10 @@ type RuleProblem struct {
 	Column  *int   `json:"column,omitempty"`
 }
 
-// A rule's counters over all its versions. The counters of people (matched, notified, delivered,
-// deferred, failed) are in `people`, released only at or above the privacy threshold k
-// (push.privacy.threshold) so that a rule singling one person out tells nothing about her facts.
+// A rule's counters: those of people (matched, notified, delivered, deferred, failed) are of its
+// current version only, in `people`, released only at or above the privacy threshold k
+// (push.privacy.threshold) so that a rule singling one person out tells nothing about her facts;
+// a new version's start from nothing. The backfill's are of the latest backfill.
 type RuleStats struct {
 	// people.matched.count, or 0 when it is below the threshold.
 	Matched int `json:"matched"`

@@ -118,8 +118,8 @@ func TestRuleStatsShowACrowd(t *testing.T) {
 }
 
 // (e) The same probe as a second version of a rule whose first version matched the crowd of
-// 30 (its counts shown): the counters add up over versions, but the new version has to match
-// 20 people of its own before any count is shown, so both branches still look alike.
+// 30 (its counts shown): the new version's counters start from nothing and it has to match 20
+// people of its own before any count is shown, so both branches still look alike.
 func TestAttackRuleStatsProbeAfterACrowdVersion(t *testing.T) {
 	h := startIdentity(t, nil)
 	platform, attacker := machineToken(t, h, "jiaxing-data"), machineToken(t, h, "jiaxing-hrss")
@@ -141,5 +141,34 @@ func TestAttackRuleStatsProbeAfterACrowdVersion(t *testing.T) {
 	matches, not := probe(income-1), probe(income+1)
 	if matches != not || !strings.Contains(matches, `"matched":{"count":null,"fewerThan":20}`) {
 		t.Fatalf("she matches: %s\nshe does not: %s", matches, not)
+	}
+}
+
+// (f) The probe first, the crowd second: version 1 singles her out with a threshold on her
+// income (suppressed), version 2 matches everyone (31 people, shown). Were the counters summed
+// over versions, version 2's matched would be 31 plus version 1's hidden 0 or 1, and the
+// attacker, who reads the exact backfillScanned, would subtract. They are per version, so
+// both branches release version 2's own counts, the same.
+func TestAttackRuleStatsProbeBeforeACrowdVersion(t *testing.T) {
+	h := startIdentity(t, nil)
+	platform, attacker := machineToken(t, h, "jiaxing-data"), machineToken(t, h, "jiaxing-hrss")
+	const income = 8321
+	population(t, h, platform, time.Now(), income, 30)
+	probe := func(n int) string {
+		id, first := publishProbe(t, h, attacker, fmt.Sprintf("%s && person.facts.monthlyIncome > %d", singleOut, n))
+		if first != suppressed {
+			t.Fatalf("the probe's version: %s", first)
+		}
+		in := unemploymentRule("person.age >= 0")
+		in["channels"], in["backfill"] = []string{"INBOX"}, true
+		if u := h.gql(`mutation($id: ID!, $in: PushRuleInput!) { updatePushRule(id: $id, input: $in) { version } }`,
+			map[string]any{"id": id, "in": in}, attacker); u.field("updatePushRule", "version") != float64(2) {
+			t.Fatalf("update: %s", u.Raw)
+		}
+		return waitStats(t, h, attacker, id)
+	}
+	matches, not := probe(income-1), probe(income+1)
+	if matches != not || !strings.Contains(matches, `"matched":{"count":31,`) || !strings.Contains(matches, `"notified":{"count":31,`) {
+		t.Fatalf("she matches version 1: %s\nshe does not: %s\nwant both version 2's 31", matches, not)
 	}
 }
