@@ -32,6 +32,11 @@ func ParseProxy(s string) (netip.Prefix, error) {
 		if err != nil {
 			return netip.Prefix{}, fmt.Errorf("not a CIDR like 10.0.0.0/8 or fd00::/8: %q", s)
 		}
+		// Addresses are compared unmapped (ClientIP unmaps them), so an IPv4-mapped prefix
+		// (::ffff:10.0.0.0/104) is kept as the IPv4 prefix it names.
+		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
 		return p.Masked(), nil
 	}
 	a, err := netip.ParseAddr(s)

@@ -95,3 +95,16 @@ func FuzzClientIP(f *testing.F) {
 		_ = IPKey(ip)
 	})
 }
+
+// A proxy written as an IPv4-mapped IPv6 prefix names the IPv4 addresses it maps, which is how
+// peers are compared (unmapped).
+func TestParseProxyUnmapsIPv4MappedPrefixes(t *testing.T) {
+	p, err := ParseProxies([]string{"::ffff:10.0.0.0/104"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &http.Request{RemoteAddr: "10.1.2.3:443", Header: http.Header{"X-Forwarded-For": {"198.51.100.7"}}}
+	if got := p.ClientIP(r).String(); got != "198.51.100.7" {
+		t.Fatalf("ClientIP behind ::ffff:10.0.0.0/104 = %s, want the forwarded 198.51.100.7", got)
+	}
+}
