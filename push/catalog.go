@@ -128,7 +128,7 @@ type catalogFile struct {
 	Facts    []factEntry `yaml:"facts"`
 }
 
-// ParseCatalog checks a catalog document (format in CONTRACT.md); source names it in errors.
+// ParseCatalog checks a catalog document (format in docs/catalog.md); source names it in errors.
 // A bad catalog is a *CatalogError listing every problem with its line.
 func ParseCatalog(data []byte, source string, apps []string) (*Catalog, error) {
 	c := &Catalog{byID: map[string]Service{}, facts: map[string]Fact{}}

@@ -3,7 +3,7 @@
 // devices and preferences, and delivery through Firebase Cloud Messaging.
 //
 // The catalog (catalog.go) is the services (事项) of the member apps, loaded once at start-up
-// from the `catalog` file (format in CONTRACT.md) or, in dev mode, from the embedded sample
+// from the `catalog` file (format in docs/catalog.md) or, in dev mode, from the embedded sample
 // (devdata/catalog.yaml). Loading checks everything and reports every problem with its line: an
 // id of 2 to 64 lower-case letters, digits and hyphens, unique; a name and a department; an app
 // that is a provider or client id; a category among 教育 就业 社保 医疗 养老 居住 婚育 出行 民政
