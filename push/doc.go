@@ -73,7 +73,7 @@
 // person) and, only when it wins, writes the inbox entry in the same script; then the delivery
 // job goes onto the stream, the live message onto pub/sub (hub.go) and the counters are summed.
 //
-// Delivery (delivery.go, sender.go): workers of a Redis Streams consumer group take jobs in
+// Delivery (delivery.go, schedule.go, sender.go): workers of a Redis Streams consumer group take jobs in
 // batches, read each notification, the person's preferences (push/prefs) and devices
 // (push/devices), decide (push off or category muted: inbox only; quiet hours or the daily
 // cap: deferred onto the schedule; no device yet: the job waits for the first), send every
