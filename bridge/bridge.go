@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tongban/tongban/identity"
+	"github.com/tongban/tongban/internal/audit"
 	"github.com/tongban/tongban/internal/ratelimit"
 	"github.com/tongban/tongban/internal/redisx"
 )
@@ -64,10 +65,11 @@ type Options struct {
 	Sessions SessionChecker
 	Catalog  Catalog
 	// Audit records tickets, redemptions, exchanges and consent changes; nil records nothing.
-	Audit *Audit
-	// SubjectKey keys the pairwise subjects (HMAC); derived from the pepper by the caller.
-	SubjectKey []byte
-	Now        func() time.Time
+	Audit *audit.Trail
+	// Pepper is secrets.pepper; the bridge derives the key of its pairwise subjects from it, so
+	// a person's subject at a client stays the same for as long as the pepper does.
+	Pepper []byte
+	Now    func() time.Time
 	// Limits holds the authorize and client_auth_failures limits; nil limits nothing.
 	Limits *ratelimit.Limiter
 }
@@ -82,7 +84,7 @@ type Bridge struct {
 	sessions SessionChecker
 	catalog  Catalog
 	Consents *Consents
-	audit    *Audit
+	audit    *audit.Trail
 	subject  []byte
 	now      func() time.Time
 	limits   *ratelimit.Limiter
@@ -101,7 +103,7 @@ func newBridge(o Options) *Bridge {
 	}
 	return &Bridge{
 		issuer: strings.TrimRight(o.Issuer, "/"), store: o.Store, keys: o.Keys, clients: o.Clients,
-		persons: o.Persons, sessions: o.Sessions, catalog: o.Catalog, subject: o.SubjectKey, now: o.Now, audit: o.Audit, limits: o.Limits,
+		persons: o.Persons, sessions: o.Sessions, catalog: o.Catalog, subject: subjectKey(o.Pepper), now: o.Now, audit: o.Audit, limits: o.Limits,
 		Consents: &Consents{store: o.Store, clients: o.Clients, now: o.Now, audit: o.Audit},
 	}
 }
@@ -121,6 +123,14 @@ func (b *Bridge) Routes(route func(pattern, name string, h http.Handler)) {
 	route("/oauth2/userinfo", "oauth2_userinfo", http.HandlerFunc(b.serveUserinfo))
 	route("/oauth2/revoke", "oauth2_revoke", http.HandlerFunc(b.serveRevoke))
 	route("/oauth2/introspect", "oauth2_introspect", http.HandlerFunc(b.serveIntrospect))
+}
+
+// subjectKey keys the pairwise subjects: the pepper's HMAC of a purpose of its own, so that
+// it is none of the pepper's other keys.
+func subjectKey(pepper []byte) []byte {
+	m := hmac.New(sha256.New, pepper)
+	m.Write([]byte("tongban/bridge/pairwise-subject"))
+	return m.Sum(nil)
 }
 
 // Subject is the sub a client sees for a person: pairwise (an HMAC of the client's sector and

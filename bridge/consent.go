@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tongban/tongban/internal/audit"
 	"github.com/tongban/tongban/internal/redisx"
 )
 
@@ -26,7 +27,7 @@ type Consents struct {
 	store   *redisx.Store
 	clients *Clients
 	now     func() time.Time
-	audit   *Audit
+	audit   *audit.Trail
 	// endGrants ends the grants a person gave a client; withdrawing consent means that.
 	endGrants func(ctx context.Context, pid, client string) error
 }
@@ -102,7 +103,7 @@ func (cs *Consents) Grant(ctx context.Context, pid, clientID string, scopes []st
 		}
 		break
 	}
-	_ = cs.audit.Record(ctx, Activity{Kind: ConsentGranted, Person: pid, ToApp: clientID, At: cs.now()})
+	_ = cs.audit.Record(ctx, audit.Activity{Kind: audit.ConsentGranted, Person: pid, ToApp: clientID, At: cs.now()})
 	return out, nil
 }
 
@@ -120,7 +121,7 @@ func (cs *Consents) Revoke(ctx context.Context, pid, clientID string) (bool, err
 		}
 	}
 	if n > 0 {
-		_ = cs.audit.Record(ctx, Activity{Kind: ConsentRevoked, Person: pid, ToApp: clientID, At: cs.now()})
+		_ = cs.audit.Record(ctx, audit.Activity{Kind: audit.ConsentRevoked, Person: pid, ToApp: clientID, At: cs.now()})
 	}
 	return n > 0, nil
 }

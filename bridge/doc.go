@@ -37,10 +37,9 @@
 //	                                  replayed code's grant is a tombstone (revoked) that blocks its creation
 //	{p:<pid>}:grants           set    "<client>|<gid>" of the person's grants, so revoking consent ends them
 //	{p:<pid>}:consents         hash   client -> {scopes, granted_at}
-//	{p:<pid>}:activity         stream the person's audit trail (kind, from, to, at; never a token, ticket or
-//	                                  ID number); XADD trims entries older than 180 days (MINID ~); see audit.go
-//	audit                      stream the operators' copy of every entry, with the person; MAXLEN ~ 1,000,000
 //	keys:set, keys:lease       hash, string   signing keys (sealed) and the rotation lease; see keys.go
+//
+// The audit trail the bridge records into ({p:<pid>}:activity, audit) is internal/audit's.
 //
 // Tokens are internal/opaque credentials, rotated by opaque.Rotate like identity's sessions, and
 // stored only as SHA-256 of their secret part; signing keys only sealed with

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tongban/tongban/internal/audit"
 )
 
 // RFC 8693 identifiers the bridge speaks.
@@ -121,7 +123,7 @@ func (b *Bridge) tokenExchange(r *http.Request, c *Client) (map[string]any, *OAu
 		_ = b.revoke(ctx, out.grant.ID)
 		return nil, oauthErr(http.StatusBadRequest, "invalid_target", "the person withdrew consent for %s", target.ID)
 	}
-	_ = b.audit.Record(ctx, Activity{Kind: TokenExchanged, Person: g.Person, FromApp: c.ID, ToApp: target.ID, At: b.now()})
+	_ = b.audit.Record(ctx, audit.Activity{Kind: audit.TokenExchanged, Person: g.Person, FromApp: c.ID, ToApp: target.ID, At: b.now()})
 	resp := tokenResponse(out, "")
 	resp["issued_token_type"] = tokenTypeAccessToken
 	return resp, nil

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tongban/tongban/identity"
+	"github.com/tongban/tongban/internal/audit"
 	"github.com/tongban/tongban/internal/opaque"
 )
 
@@ -121,7 +122,7 @@ func (b *Bridge) SwitchApp(ctx context.Context, sess identity.Session, target, s
 		merged[k] = v
 	}
 	launch.RawQuery = merged.Encode()
-	_ = b.audit.Record(ctx, Activity{Kind: SwitchIssued, Person: sess.PersonID, FromApp: sess.App, ToApp: target, At: b.now()})
+	_ = b.audit.Record(ctx, audit.Activity{Kind: audit.SwitchIssued, Person: sess.PersonID, FromApp: sess.App, ToApp: target, At: b.now()})
 	return Switch{LaunchURL: launch.String(), ExpiresAt: exp, Withheld: withheld}, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tongban/tongban/identity"
+	"github.com/tongban/tongban/internal/audit"
 	"github.com/tongban/tongban/internal/opaque"
 )
 
@@ -148,7 +149,7 @@ func (b *Bridge) redeemCode(r *http.Request, c *Client) (map[string]any, *OAuthE
 		}
 		claims = &p
 	}
-	_ = b.audit.Record(ctx, Activity{Kind: SwitchRedeemed, Person: g.Person, FromApp: g.SourceApp, ToApp: c.ID, At: b.now()})
+	_ = b.audit.Record(ctx, audit.Activity{Kind: audit.SwitchRedeemed, Person: g.Person, FromApp: g.SourceApp, ToApp: c.ID, At: b.now()})
 	idToken, err := b.idToken(c, out.grant, g.Nonce, out.access, claims)
 	if err != nil {
 		return nil, serverError()

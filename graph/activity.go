@@ -3,8 +3,8 @@ package graph
 import (
 	"errors"
 
-	"github.com/tongban/tongban/bridge"
 	"github.com/tongban/tongban/graph/model"
+	"github.com/tongban/tongban/internal/audit"
 )
 
 // defaultPageSize is first when a client sends null for it (the schema's default is 20 too).
@@ -27,21 +27,21 @@ func activityComplexity(childComplexity int, first *int, _ *string) int {
 	if n < 0 {
 		n = 0
 	}
-	return 1 + childComplexity + min(n, bridge.MaxActivityPage)
+	return 1 + childComplexity + min(n, audit.MaxPage)
 }
 
 // activityError maps the audit trail's refusals to BAD_USER_INPUT.
 func activityError(err error) error {
 	switch {
-	case errors.Is(err, bridge.ErrBadCursor):
+	case errors.Is(err, audit.ErrBadCursor):
 		return newError(CodeBadUserInput, "after is not a cursor of this list")
-	case errors.Is(err, bridge.ErrPageSize):
-		return newError(CodeBadUserInput, "first must be between 1 and %d", bridge.MaxActivityPage)
+	case errors.Is(err, audit.ErrPageSize):
+		return newError(CodeBadUserInput, "first must be between 1 and %d", audit.MaxPage)
 	}
 	return err
 }
 
-func (r *Resolver) activityConnection(items []bridge.Activity, hasNext bool) *model.ActivityConnection {
+func (r *Resolver) activityConnection(items []audit.Activity, hasNext bool) *model.ActivityConnection {
 	out := &model.ActivityConnection{Edges: make([]model.ActivityEdge, len(items)), PageInfo: &model.PageInfo{HasNextPage: hasNext}}
 	for i, a := range items {
 		node := &model.Activity{ID: a.ID, Kind: string(a.Kind), At: a.At}

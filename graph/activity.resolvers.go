@@ -20,7 +20,7 @@ func (r *personResolver) Activity(ctx context.Context, obj *model.Person, first 
 	if obj.ID != s.PersonID { // a person's activity is theirs alone to read
 		return nil, newError(CodeForbidden, "only the person can read their activity")
 	}
-	items, hasNext, err := r.Bridge.Audit().List(ctx, obj.ID, pageSize(first), deref(after))
+	items, hasNext, err := r.Audit.List(ctx, obj.ID, pageSize(first), deref(after))
 	if err != nil {
 		return nil, activityError(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"github.com/tongban/tongban/bridge"
 	"github.com/tongban/tongban/config"
 	"github.com/tongban/tongban/identity"
+	"github.com/tongban/tongban/internal/audit"
 	"github.com/tongban/tongban/internal/ratelimit"
 	"github.com/tongban/tongban/push"
 	"github.com/tongban/tongban/push/devices"
@@ -23,6 +24,8 @@ type Resolver struct {
 	Identity *identity.Service
 	// Bridge switches citizens into other apps and keeps their consents.
 	Bridge *bridge.Bridge
+	// Audit is the trail a person reads as their activity; nil is an empty one.
+	Audit *audit.Trail
 	// Catalog is the services (事项) of the member apps; nil is an empty catalog.
 	Catalog *push.Catalog
 	// Push is 免申即享: events, rules, matching and the inbox.

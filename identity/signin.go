@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/oauth2"
 
+	"github.com/tongban/tongban/internal/audit"
 	"github.com/tongban/tongban/internal/opaque"
 	"github.com/tongban/tongban/internal/redisx"
 )
@@ -29,9 +30,6 @@ type Service struct {
 	Registry *Registry
 	Persons  *Persons
 	Sessions *Sessions
-	// Activity hears of every session opened, for the person's audit trail; nil hears nothing.
-	// Set by the wiring once the recorder (the bridge's audit trail) exists.
-	Activity ActivityRecorder
 
 	store  *redisx.Store
 	keys   Keys
@@ -40,21 +38,17 @@ type Service struct {
 	// signinKey derives each sign-in's PKCE verifier and nonce from its state, so neither is
 	// stored: the state alone, held by the app, reproduces them.
 	signinKey []byte
+	// audit hears of every session opened, for the person's trail; nil hears nothing.
+	audit *audit.Trail
 }
 
-// NewService wires the identity side.
-func NewService(store *redisx.Store, keys Keys, reg *Registry, sessions *Sessions) *Service {
+// NewService wires the identity side. Every session opened is recorded in trail (nil: none).
+func NewService(store *redisx.Store, keys Keys, reg *Registry, sessions *Sessions, trail *audit.Trail) *Service {
 	return &Service{
 		Registry: reg, Sessions: sessions, Persons: NewPersons(store, keys, reg.opts.Now),
-		store: store, keys: keys, client: reg.opts.HTTPClient, now: reg.opts.Now,
+		store: store, keys: keys, client: reg.opts.HTTPClient, now: reg.opts.Now, audit: trail,
 		signinKey: keys.derive("signin"),
 	}
-}
-
-// ActivityRecorder records that a person signed in with an app. It must not fail the sign-in:
-// it handles (logs) its own errors. The bridge's audit trail satisfies it.
-type ActivityRecorder interface {
-	SignedIn(ctx context.Context, pid, app string, at time.Time)
 }
 
 // Challenge is a begun sign-in: the app sends the citizen to AuthorizationURL and keeps State.
@@ -309,9 +303,8 @@ func (s *Service) open(ctx context.Context, p *Provider, v *verified, oneTime bo
 			return Tokens{}, Person{}, err
 		}
 	}
-	if s.Activity != nil {
-		s.Activity.SignedIn(ctx, pid, id.App, s.now())
-	}
+	// Best effort: the trail logs its own failure, and the session is open either way.
+	_ = s.audit.Record(ctx, audit.Activity{Kind: audit.SignedIn, Person: pid, ToApp: id.App, At: s.now()})
 	return t, person, nil
 }
 

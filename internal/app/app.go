@@ -19,6 +19,7 @@ import (
 	"github.com/tongban/tongban/config"
 	"github.com/tongban/tongban/graph"
 	"github.com/tongban/tongban/identity"
+	"github.com/tongban/tongban/internal/audit"
 	"github.com/tongban/tongban/internal/devidp"
 	"github.com/tongban/tongban/internal/fakefcm"
 	"github.com/tongban/tongban/internal/ratelimit"
@@ -33,7 +34,9 @@ type App struct {
 	cfg *config.Config
 	log *slog.Logger
 
-	Store    *redisx.Store
+	Store *redisx.Store
+	// Audit is the trail identity and the bridge record into and persons read; built first.
+	Audit    *audit.Trail
 	Sessions *identity.Sessions
 	Identity *identity.Service
 	Bridge   *bridge.Bridge
@@ -117,6 +120,7 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 
 	a := &App{cfg: cfg, log: log, Store: store, Catalog: catalog, Registry: prometheus.NewRegistry()}
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.Audit = audit.New(store, audit.Options{Log: log, Now: o.now})
 	if err := a.buildLimits(o); err != nil {
 		return nil, err
 	}
@@ -141,7 +145,7 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.graphql = graph.NewHandler(&graph.Resolver{Directory: o.directory, Identity: a.Identity, Bridge: a.Bridge, Catalog: a.Catalog, Push: a.Push, Devices: a.Devices, Prefs: a.Prefs, Limits: a.Limits}, graph.Options{
+	a.graphql = graph.NewHandler(&graph.Resolver{Directory: o.directory, Identity: a.Identity, Bridge: a.Bridge, Audit: a.Audit, Catalog: a.Catalog, Push: a.Push, Devices: a.Devices, Prefs: a.Prefs, Limits: a.Limits}, graph.Options{
 		MaxMessageBytes: cfg.GraphQL.MaxBodyBytes,
 		Introspection:   cfg.GraphQL.Introspection,
 		ComplexityLimit: cfg.GraphQL.ComplexityLimit,

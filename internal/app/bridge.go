@@ -2,8 +2,6 @@ package app
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"fmt"
 	"time"
 
@@ -38,15 +36,11 @@ func (a *App) buildBridge(o options) error {
 	if err := a.Keys.Load(ctx); err != nil {
 		a.log.Warn("bridge signing keys not loaded yet; readiness fails until they are", "err", err)
 	}
-	m := hmac.New(sha256.New, a.cfg.Secrets.PepperBytes())
-	m.Write([]byte("tongban/bridge/pairwise-subject"))
-	audit := bridge.NewAudit(a.Store, bridge.AuditOptions{Log: a.log, Now: now})
 	a.Bridge = bridge.New(bridge.Options{
 		Issuer: a.cfg.PublicURL, Store: a.Store, Keys: a.Keys, Clients: clients,
-		Persons: a.Identity.Persons, Sessions: a.Sessions, SubjectKey: m.Sum(nil), Now: now, Audit: audit,
+		Persons: a.Identity.Persons, Sessions: a.Sessions, Pepper: a.cfg.Secrets.PepperBytes(), Now: now, Audit: a.Audit,
 		Catalog: catalogAdapter{a.Catalog}, Limits: a.Limits,
 	})
-	a.recordSignIns(audit)
 	return nil
 }
 

@@ -32,7 +32,7 @@ func (a *App) buildIdentity(o options) error {
 	reg := identity.NewRegistry(a.cfg.Providers, identity.RegistryOptions{
 		Log: a.log, Now: now,
 	})
-	a.Identity = identity.NewService(a.Store, keys, reg, a.Sessions)
+	a.Identity = identity.NewService(a.Store, keys, reg, a.Sessions, a.Audit)
 	if !a.cfg.Dev {
 		return nil
 	}
@@ -53,10 +53,6 @@ func (a *App) buildIdentity(o options) error {
 	}
 	return nil
 }
-
-// recordSignIns sends every session opened to the person's audit trail. buildBridge calls it:
-// the trail belongs to the bridge, which is built after the identity side.
-func (a *App) recordSignIns(r identity.ActivityRecorder) { a.Identity.Activity = r }
 
 func (a *App) missingProviders() map[string]any {
 	if missing := a.Identity.Registry.Missing(); len(missing) > 0 {

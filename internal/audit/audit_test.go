@@ -1,12 +1,10 @@
-package bridge
+package audit
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,22 +14,20 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tongban/tongban/config"
-	"github.com/tongban/tongban/identity"
 	"github.com/tongban/tongban/internal/redisx"
 	"github.com/tongban/tongban/internal/testenv"
 )
 
-func auditOn(t *testing.T, store *redisx.Store, o AuditOptions) *Audit {
+func auditOn(t *testing.T, store *redisx.Store, o Options) *Trail {
 	t.Helper()
 	if o.Now == nil {
 		o.Now = testenv.NewClock().Now
 	}
-	return NewAudit(store, o)
+	return New(store, o)
 }
 
-func auditKinds(items []Activity) []ActivityKind {
-	out := make([]ActivityKind, len(items))
+func auditKinds(items []Activity) []Kind {
+	out := make([]Kind, len(items))
 	for i, a := range items {
 		out[i] = a.Kind
 	}
@@ -39,9 +35,10 @@ func auditKinds(items []Activity) []ActivityKind {
 }
 
 func TestAuditRecordsAndListsNewestFirst(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	store := testenv.Redis(t)
-	a := auditOn(t, store, AuditOptions{})
+	a := auditOn(t, store, Options{})
 	base := time.Now().UTC().Truncate(time.Millisecond)
 	recorded := []Activity{
 		{Kind: SignedIn, Person: "p1", ToApp: "zheliban", At: base},
@@ -78,20 +75,20 @@ func TestAuditRecordsAndListsNewestFirst(t *testing.T) {
 		}
 	}
 	// Another person's trail is theirs.
-	if items, _, _ := a.List(ctx, "p2", 10, ""); len(items) != 1 || items[0].ToApp != "sufuban" {
-		t.Errorf("p2's trail: %+v", items)
+	if items, _, err := a.List(ctx, "p2", 10, ""); err != nil || len(items) != 1 || items[0].ToApp != "sufuban" {
+		t.Errorf("p2's trail: %+v %v", items, err)
 	}
 	if items, more, err := a.List(ctx, "nobody", 10, ""); err != nil || more || len(items) != 0 {
 		t.Errorf("empty trail: %+v %v %v", items, more, err)
 	}
 	// At defaults to the clock.
 	clock := testenv.NewClock()
-	b := NewAudit(store, AuditOptions{Now: clock.Now})
+	b := New(store, Options{Now: clock.Now})
 	if err := b.Record(ctx, Activity{Kind: ConsentRevoked, Person: "p3", ToApp: "x"}); err != nil {
 		t.Fatal(err)
 	}
-	if items, _, _ := b.List(ctx, "p3", 1, ""); len(items) != 1 || !items[0].At.Equal(clock.Now().Truncate(time.Millisecond)) {
-		t.Errorf("default at: %+v, want %v", items, clock.Now())
+	if items, _, err := b.List(ctx, "p3", 1, ""); err != nil || len(items) != 1 || !items[0].At.Equal(clock.Now().Truncate(time.Millisecond)) {
+		t.Errorf("default at: %+v %v, want %v", items, err, clock.Now())
 	}
 	if err := a.Record(ctx, Activity{Kind: SignedIn}); err == nil {
 		t.Error("an activity without a person was recorded")
@@ -99,8 +96,9 @@ func TestAuditRecordsAndListsNewestFirst(t *testing.T) {
 }
 
 func TestAuditPaging(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	a := auditOn(t, testenv.Redis(t), AuditOptions{})
+	a := auditOn(t, testenv.Redis(t), Options{})
 	for i := range 5 {
 		if err := a.Record(ctx, Activity{Kind: SignedIn, Person: "p", ToApp: fmt.Sprint("app", i)}); err != nil {
 			t.Fatal(err)
@@ -138,19 +136,23 @@ func TestAuditPaging(t *testing.T) {
 		t.Fatalf("after the last: %+v more=%v %v", items, more, err)
 	}
 	// A cursor stays valid while new entries arrive: it is a position, not an offset.
-	first, _, _ := a.List(ctx, "p", 1, "")
+	first, _, err := a.List(ctx, "p", 1, "")
+	if err != nil || len(first) != 1 {
+		t.Fatalf("first entry: %+v %v", first, err)
+	}
 	if err := a.Record(ctx, Activity{Kind: SignedIn, Person: "p", ToApp: "app5"}); err != nil {
 		t.Fatal(err)
 	}
-	next, _, _ := a.List(ctx, "p", 1, first[0].Cursor())
-	if len(next) != 1 || next[0].ToApp != "app3" {
-		t.Errorf("after a cursor taken before a new entry: %+v", next)
+	next, _, err := a.List(ctx, "p", 1, first[0].Cursor())
+	if err != nil || len(next) != 1 || next[0].ToApp != "app3" {
+		t.Errorf("after a cursor taken before a new entry: %+v %v", next, err)
 	}
 }
 
 func TestAuditListRefuses(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	a := auditOn(t, testenv.Redis(t), AuditOptions{})
+	a := auditOn(t, testenv.Redis(t), Options{})
 	if err := a.Record(ctx, Activity{Kind: SignedIn, Person: "p", ToApp: "x"}); err != nil {
 		t.Fatal(err)
 	}
@@ -163,13 +165,13 @@ func TestAuditListRefuses(t *testing.T) {
 			t.Errorf("cursor %q: %v, want ErrBadCursor", c, err)
 		}
 	}
-	for _, n := range []int{0, -1, MaxActivityPage + 1} {
+	for _, n := range []int{0, -1, MaxPage + 1} {
 		if _, _, err := a.List(ctx, "p", n, ""); !errors.Is(err, ErrPageSize) {
 			t.Errorf("first=%d: %v, want ErrPageSize", n, err)
 		}
 	}
-	if _, _, err := a.List(ctx, "p", MaxActivityPage, enc("1-0")); err != nil {
-		t.Errorf("first=%d with a well-formed cursor: %v", MaxActivityPage, err)
+	if _, _, err := a.List(ctx, "p", MaxPage, enc("1-0")); err != nil {
+		t.Errorf("first=%d with a well-formed cursor: %v", MaxPage, err)
 	}
 }
 
@@ -206,12 +208,13 @@ func (h *auditCommands) note(cmd redis.Cmder) {
 }
 
 func TestAuditTrimsByAgeAndLength(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	store := testenv.Redis(t)
 	hook := &auditCommands{}
 	store.Client.AddHook(hook)
 	clock := testenv.NewClock()
-	a := NewAudit(store, AuditOptions{Retention: time.Hour, OperatorsMaxLen: 10, Now: clock.Now})
+	a := New(store, Options{Retention: time.Hour, OperatorsMaxLen: 10, Now: clock.Now})
 
 	// The commands: approximate trimming, by age for the person, by length for operators.
 	if err := a.Record(ctx, Activity{Kind: SignedIn, Person: "p", ToApp: "x"}); err != nil {
@@ -231,7 +234,7 @@ func TestAuditTrimsByAgeAndLength(t *testing.T) {
 		t.Errorf("operators' XADD %v, want it to start %v", got[1], want)
 	}
 	// The defaults: 180 days, a million entries.
-	d := NewAudit(store, AuditOptions{})
+	d := New(store, Options{})
 	if d.retention != 180*24*time.Hour || d.maxLen != 1_000_000 {
 		t.Errorf("defaults: retention %v, max length %d", d.retention, d.maxLen)
 	}
@@ -247,8 +250,8 @@ func TestAuditTrimsByAgeAndLength(t *testing.T) {
 	if err := a.Record(ctx, Activity{Kind: SignedIn, Person: "old", ToApp: "new"}); err != nil {
 		t.Fatal(err)
 	}
-	if n := store.Client.XLen(ctx, key).Val(); n > 151 || n < 1 {
-		t.Errorf("%d entries left of 250 outside the retention and 1 inside", n)
+	if n, err := store.Client.XLen(ctx, key).Result(); err != nil || n > 151 || n < 1 {
+		t.Errorf("%d entries left of 250 outside the retention and 1 inside (%v)", n, err)
 	}
 	if items, more, err := a.List(ctx, "old", 100, ""); err != nil || more || len(items) != 1 || items[0].ToApp != "new" {
 		t.Errorf("list shows entries older than the retention: %d entries, more=%v, %v", len(items), more, err)
@@ -260,18 +263,23 @@ func TestAuditTrimsByAgeAndLength(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := store.Client.XLen(ctx, store.Key("audit")).Val(); n < 10 || n > 200 {
-		t.Errorf("operators' stream holds %d entries with a cap of ~10 after 302", n)
+	if n, err := store.Client.XLen(ctx, store.Key("audit")).Result(); err != nil || n < 10 || n > 200 {
+		t.Errorf("operators' stream holds %d entries with a cap of ~10 after 302 (%v)", n, err)
 	}
 }
 
 func TestAuditOperatorsStream(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	store := testenv.Redis(t)
-	a := auditOn(t, store, AuditOptions{})
+	a := auditOn(t, store, Options{})
 	at := time.Now().UTC().Truncate(time.Millisecond)
-	_ = a.Record(ctx, Activity{Kind: SwitchIssued, Person: "p1", FromApp: "zheliban", ToApp: "suishenban", At: at})
-	a.SignedIn(ctx, "p2", "sufuban", at)
+	if err := a.Record(ctx, Activity{Kind: SwitchIssued, Person: "p1", FromApp: "zheliban", ToApp: "suishenban", At: at}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Record(ctx, Activity{Kind: SignedIn, Person: "p2", ToApp: "sufuban", At: at}); err != nil {
+		t.Fatal(err)
+	}
 	msgs, err := store.Client.XRange(ctx, store.Key("audit"), "-", "+").Result()
 	if err != nil || len(msgs) != 2 {
 		t.Fatalf("operators' stream: %v %v", msgs, err)
@@ -285,132 +293,23 @@ func TestAuditOperatorsStream(t *testing.T) {
 			t.Errorf("entry %d: %v, want %v", i, m.Values, want[i])
 		}
 	}
-	// SignedIn lands in the person's trail too.
-	if items, _, _ := a.List(ctx, "p2", 1, ""); len(items) != 1 || items[0].Kind != SignedIn || items[0].ToApp != "sufuban" || items[0].FromApp != "" {
-		t.Errorf("p2's trail: %+v", items)
+	// The entry lands in the person's trail too.
+	if items, _, err := a.List(ctx, "p2", 1, ""); err != nil || len(items) != 1 || items[0].Kind != SignedIn || items[0].ToApp != "sufuban" || items[0].FromApp != "" {
+		t.Errorf("p2's trail: %+v %v", items, err)
 	}
 }
 
-// The bridge's audit trail is what identity records sign-ins through.
-var _ identity.ActivityRecorder = (*Audit)(nil)
-
 func TestNilAuditRecordsNothing(t *testing.T) {
-	var a *Audit
+	t.Parallel()
+	var a *Trail
 	ctx := context.Background()
 	if err := a.Record(ctx, Activity{Kind: SignedIn, Person: "p"}); err != nil {
 		t.Error(err)
 	}
-	a.SignedIn(ctx, "p", "x", time.Now())
-	var rec identity.ActivityRecorder = a
-	rec.SignedIn(ctx, "p", "x", time.Now())
 	if items, more, err := a.List(ctx, "p", 10, ""); err != nil || more || len(items) != 0 {
 		t.Errorf("nil audit lists %+v %v %v", items, more, err)
 	}
 	if _, _, err := a.List(ctx, "p", 0, ""); !errors.Is(err, ErrPageSize) {
 		t.Errorf("nil audit still validates first: %v", err)
 	}
-	// A bridge built without one switches and keeps consents all the same.
-	b := auditBridge(t, testenv.Redis(t), nil)
-	if _, err := b.Consents.Grant(ctx, "p", "target", []string{"profile"}); err != nil {
-		t.Fatal(err)
-	}
-	sw, err := b.SwitchApp(ctx, identity.Session{ID: "s", PersonID: "p", App: "source", Assurance: 2, AuthTime: time.Now()}, "target", "")
-	if err != nil || sw.LaunchURL == "" {
-		t.Fatalf("switch without an audit trail: %+v %v", sw, err)
-	}
-	if _, err := b.Consents.Revoke(ctx, "p", "target"); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func auditBridge(t *testing.T, store *redisx.Store, audit *Audit) *Bridge {
-	t.Helper()
-	cfg := &config.Config{Clients: []config.Client{{
-		ID: "target", Name: "目标", Secret: "s", RedirectURIs: []string{"https://target.example/cb"},
-		InitiateLoginURI: "https://target.example/login", Scopes: []string{"openid", "profile"}, SubjectType: "pairwise",
-	}}}
-	clients, err := NewClients(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return New(Options{Issuer: "https://tongban.example", Store: store, Clients: clients, Audit: audit})
-}
-
-func TestBridgeRecordsSwitchesAndConsentChanges(t *testing.T) {
-	ctx := context.Background()
-	store := testenv.Redis(t)
-	a := auditOn(t, store, AuditOptions{})
-	b := auditBridge(t, store, a)
-	if b.Audit() != a {
-		t.Fatal("Bridge.Audit is not the configured trail")
-	}
-	sess := identity.Session{ID: "s", PersonID: "p", App: "source", Assurance: 2, AuthTime: time.Now()}
-	if _, err := b.Consents.Grant(ctx, "p", "target", []string{"profile"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.SwitchApp(ctx, sess, "target", ""); err != nil {
-		t.Fatal(err)
-	}
-	if ok, err := b.Consents.Revoke(ctx, "p", "target"); err != nil || !ok {
-		t.Fatal(ok, err)
-	}
-	// Revoking what is not there is no consent change.
-	if ok, err := b.Consents.Revoke(ctx, "p", "target"); err != nil || ok {
-		t.Fatal(ok, err)
-	}
-	// A switch that only asks for consent issues nothing.
-	if sw, err := b.SwitchApp(ctx, sess, "target", ""); err != nil || sw.LaunchURL != "" {
-		t.Fatal(sw, err)
-	}
-	items, _, err := a.List(ctx, "p", 10, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := auditKinds(items), []ActivityKind{ConsentRevoked, SwitchIssued, ConsentGranted}; !slices.Equal(got, want) {
-		t.Fatalf("kinds %v, want %v", got, want)
-	}
-	if items[1].FromApp != "source" || items[1].ToApp != "target" || items[0].ToApp != "target" || items[2].FromApp != "" {
-		t.Errorf("apps: %+v", items)
-	}
-}
-
-// A trail that cannot be written is logged and does not fail the citizen's action.
-func TestAuditFailureDoesNotFailTheAction(t *testing.T) {
-	ctx := context.Background()
-	// Nothing listens on port 1: every write fails at once.
-	broken := &redisx.Store{Prefix: "tbt:broken:", Kind: redisx.KindRedis, Client: redis.NewClient(&redis.Options{
-		Addr: "127.0.0.1:1", MaxRetries: -1, DialerRetries: 1, DialTimeout: 200 * time.Millisecond,
-	})}
-	defer broken.Close()
-	var logs bytes.Buffer
-	var mu sync.Mutex
-	a := NewAudit(broken, AuditOptions{Timeout: time.Second, Log: slog.New(slog.NewJSONHandler(&lockedWriter{w: &logs, mu: &mu}, nil))})
-	b := auditBridge(t, testenv.Redis(t), a)
-	if _, err := b.Consents.Grant(ctx, "p", "target", []string{"profile"}); err != nil {
-		t.Fatalf("grant failed because its record did: %v", err)
-	}
-	sw, err := b.SwitchApp(ctx, identity.Session{ID: "s", PersonID: "p", App: "source", Assurance: 2, AuthTime: time.Now()}, "target", "")
-	if err != nil || sw.LaunchURL == "" {
-		t.Fatalf("switch failed because its record did: %+v %v", sw, err)
-	}
-	mu.Lock()
-	out := logs.String()
-	mu.Unlock()
-	if strings.Count(out, "activity not recorded") != 2 || !strings.Contains(out, `"kind":"SWITCH_ISSUED"`) {
-		t.Errorf("logs: %s", out)
-	}
-	if strings.Contains(out, "tbk_") {
-		t.Errorf("the log holds a ticket: %s", out)
-	}
-}
-
-type lockedWriter struct {
-	w  *bytes.Buffer
-	mu *sync.Mutex
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }

@@ -1,4 +1,4 @@
-package bridge
+package audit
 
 import (
 	"context"
@@ -15,17 +15,17 @@ import (
 	"github.com/tongban/tongban/internal/redisx"
 )
 
-// ActivityKind names what happened in a person's cross-app activity.
-type ActivityKind string
+// Kind names what happened in a person's cross-app activity.
+type Kind string
 
 // The kinds of activity the audit trail records.
 const (
-	SwitchIssued   ActivityKind = "SWITCH_ISSUED"   // a launch URL (switch ticket) was issued
-	SwitchRedeemed ActivityKind = "SWITCH_REDEEMED" // a code from a ticket was redeemed for tokens
-	TokenExchanged ActivityKind = "TOKEN_EXCHANGED" // RFC 8693: app A's token exchanged for app B
-	ConsentGranted ActivityKind = "CONSENT_GRANTED"
-	ConsentRevoked ActivityKind = "CONSENT_REVOKED"
-	SignedIn       ActivityKind = "SIGNED_IN" // a session was opened
+	SwitchIssued   Kind = "SWITCH_ISSUED"   // a launch URL (switch ticket) was issued
+	SwitchRedeemed Kind = "SWITCH_REDEEMED" // a code from a ticket was redeemed for tokens
+	TokenExchanged Kind = "TOKEN_EXCHANGED" // RFC 8693: app A's token exchanged for app B
+	ConsentGranted Kind = "CONSENT_GRANTED"
+	ConsentRevoked Kind = "CONSENT_REVOKED"
+	SignedIn       Kind = "SIGNED_IN" // a session was opened
 )
 
 // Activity is one entry of a person's audit trail. It holds who, what, between which apps and
@@ -33,7 +33,7 @@ const (
 type Activity struct {
 	// ID is the entry's stream id; set by List, ignored by Record.
 	ID      string
-	Kind    ActivityKind
+	Kind    Kind
 	Person  string
 	FromApp string // "" when there is no source app (consent changes, sign-in)
 	ToApp   string
@@ -45,19 +45,19 @@ func (a Activity) Cursor() string { return base64.RawURLEncoding.EncodeToString(
 
 // Defaults of the audit trail.
 const (
-	DefaultActivityRetention = 180 * 24 * time.Hour
-	DefaultOperatorsMaxLen   = 1_000_000
-	MaxActivityPage          = 100
+	DefaultRetention       = 180 * 24 * time.Hour
+	DefaultOperatorsMaxLen = 1_000_000
+	MaxPage                = 100
 )
 
 // Errors of List that callers map to codes.
 var (
-	ErrBadCursor = errors.New("bridge: the cursor is not one this list handed out")
-	ErrPageSize  = fmt.Errorf("bridge: first must be between 1 and %d", MaxActivityPage)
+	ErrBadCursor = errors.New("audit: the cursor is not one this list handed out")
+	ErrPageSize  = fmt.Errorf("audit: first must be between 1 and %d", MaxPage)
 )
 
-// AuditOptions configures an Audit; zero values take the defaults.
-type AuditOptions struct {
+// Options configures a Trail; zero values take the defaults.
+type Options struct {
 	// Retention is how long a person's entries are kept (MINID trimming, approximate).
 	Retention time.Duration
 	// OperatorsMaxLen caps the operators' stream (MAXLEN trimming, approximate).
@@ -68,15 +68,15 @@ type AuditOptions struct {
 	Now     func() time.Time
 }
 
-// Audit is the audit trail: every ticket, redemption, exchange, consent change and sign-in,
+// Trail is the audit trail: every ticket, redemption, exchange, consent change and sign-in,
 // appended to the person's stream {p:<pid>}:activity (which they read as me.activity) and to
 // the operators' stream audit.
 //
 // Recording is best effort by design: a failed record is logged (slog, at error level, with
 // the kind, apps and Redis error, never a secret) and the user's action goes on, because a
 // citizen who cannot switch apps while Redis hiccups on an XADD is worse off than an
-// operator missing one line. A nil *Audit records nothing, so partial wiring never panics.
-type Audit struct {
+// operator missing one line. A nil *Trail records nothing, so partial wiring never panics.
+type Trail struct {
 	store     *redisx.Store
 	retention time.Duration
 	maxLen    int64
@@ -85,10 +85,10 @@ type Audit struct {
 	now       func() time.Time
 }
 
-// NewAudit builds the audit trail over the store.
-func NewAudit(store *redisx.Store, o AuditOptions) *Audit {
+// New builds the audit trail over the store.
+func New(store *redisx.Store, o Options) *Trail {
 	if o.Retention <= 0 {
-		o.Retention = DefaultActivityRetention
+		o.Retention = DefaultRetention
 	}
 	if o.OperatorsMaxLen <= 0 {
 		o.OperatorsMaxLen = DefaultOperatorsMaxLen
@@ -102,30 +102,27 @@ func NewAudit(store *redisx.Store, o AuditOptions) *Audit {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Audit{store: store, retention: o.Retention, maxLen: o.OperatorsMaxLen, timeout: o.Timeout, log: o.Log, now: o.Now}
+	return &Trail{store: store, retention: o.Retention, maxLen: o.OperatorsMaxLen, timeout: o.Timeout, log: o.Log, now: o.Now}
 }
 
-// Audit is the bridge's audit trail (nil when none is configured).
-func (b *Bridge) Audit() *Audit { return b.audit }
-
-func (a *Audit) personKey(pid string) string { return a.store.Key("{p:" + pid + "}:activity") }
-func (a *Audit) operatorsKey() string        { return a.store.Key("audit") }
+func (a *Trail) personKey(pid string) string { return a.store.Key("{p:" + pid + "}:activity") }
+func (a *Trail) operatorsKey() string        { return a.store.Key("audit") }
 
 // minID is the oldest stream id still within retention. Entry ids are Redis's clock ("*"), the
 // threshold is ours: on a 180-day window the difference does not matter.
-func (a *Audit) minID() string {
+func (a *Trail) minID() string {
 	return strconv.FormatInt(a.now().Add(-a.retention).UnixMilli(), 10)
 }
 
 // Record appends act to the person's stream and to the operators' stream: two XADDs in one
 // pipeline (the keys are in different slots, so not a transaction). At defaults to now. The
-// error is logged here already; callers may ignore it, and the hooks in the bridge do.
-func (a *Audit) Record(ctx context.Context, act Activity) error {
+// error is logged here already; callers may ignore it, and identity and the bridge do.
+func (a *Trail) Record(ctx context.Context, act Activity) error {
 	if a == nil {
 		return nil
 	}
 	if act.Person == "" || act.Kind == "" {
-		return fmt.Errorf("bridge: activity without person or kind")
+		return fmt.Errorf("audit: activity without person or kind")
 	}
 	if act.At.IsZero() {
 		act.At = a.now()
@@ -145,23 +142,17 @@ func (a *Audit) Record(ctx context.Context, act Activity) error {
 	if err != nil {
 		a.log.ErrorContext(ctx, "audit: activity not recorded", "kind", act.Kind, "person", act.Person,
 			"from_app", act.FromApp, "to_app", act.ToApp, "err", err)
-		return fmt.Errorf("bridge: record activity: %w", err)
+		return fmt.Errorf("audit: record activity: %w", err)
 	}
 	return nil
-}
-
-// SignedIn records that a session was opened with app; it makes Audit the identity side's
-// activity recorder.
-func (a *Audit) SignedIn(ctx context.Context, pid, app string, at time.Time) {
-	_ = a.Record(ctx, Activity{Kind: SignedIn, Person: pid, ToApp: app, At: at})
 }
 
 // List returns a page of the person's activity, newest first: up to first entries after the
 // cursor (exclusive; "" for the start), and whether more follow. Entries older than the
 // retention are left out even where approximate trimming has not removed them yet. A nil
-// Audit lists nothing.
-func (a *Audit) List(ctx context.Context, pid string, first int, after string) ([]Activity, bool, error) {
-	if first < 1 || first > MaxActivityPage {
+// Trail lists nothing.
+func (a *Trail) List(ctx context.Context, pid string, first int, after string) ([]Activity, bool, error) {
+	if first < 1 || first > MaxPage {
 		return nil, false, ErrPageSize
 	}
 	start := "+"
@@ -177,7 +168,7 @@ func (a *Audit) List(ctx context.Context, pid string, first int, after string) (
 	}
 	msgs, err := a.store.Client.XRevRangeN(ctx, a.personKey(pid), start, a.minID(), int64(first)+1).Result()
 	if err != nil {
-		return nil, false, fmt.Errorf("bridge: read activity: %w", err)
+		return nil, false, fmt.Errorf("audit: read activity: %w", err)
 	}
 	hasNext := len(msgs) > first
 	if hasNext {
@@ -187,7 +178,7 @@ func (a *Audit) List(ctx context.Context, pid string, first int, after string) (
 	for i, m := range msgs {
 		ms, _ := strconv.ParseInt(streamField(m.Values, "at"), 10, 64)
 		out[i] = Activity{
-			ID: m.ID, Kind: ActivityKind(streamField(m.Values, "kind")), Person: pid,
+			ID: m.ID, Kind: Kind(streamField(m.Values, "kind")), Person: pid,
 			FromApp: streamField(m.Values, "from"), ToApp: streamField(m.Values, "to"), At: time.UnixMilli(ms).UTC(),
 		}
 	}
