@@ -7,9 +7,11 @@ package graph
 
 import (
 	"context"
+	"errors"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/tongban/tongban/graph/model"
+	"github.com/tongban/tongban/push"
 	"github.com/tongban/tongban/push/prefs"
 )
 
@@ -19,14 +21,12 @@ func (r *mutationResolver) RegisterDevice(ctx context.Context, input model.Regis
 	if err != nil {
 		return nil, err
 	}
-	d, err := r.Devices.Register(ctx, s.PersonID, input.App, string(input.Platform), input.Token)
-	if err != nil {
-		return nil, deviceError(err)
-	}
-	// Notifications that waited for the person's first device go out now; the device is
-	// registered whatever happens to them, and they wait on until the next registration.
-	if err := r.Push.DeviceRegistered(ctx, s.PersonID); err != nil {
+	d, err := r.Push.RegisterDevice(ctx, s.PersonID, input.App, string(input.Platform), input.Token)
+	switch {
+	case errors.Is(err, push.ErrStillWaiting):
 		graphql.AddError(ctx, newError(CodeInternal, "the device is registered; earlier notifications follow later"))
+	case err != nil:
+		return nil, deviceError(err)
 	}
 	return r.device(d), nil
 }

@@ -42,7 +42,8 @@ type Options struct {
 	BackfillBatch int
 	BackfillLease time.Duration
 
-	// Delivery. Sender, Devices and Prefs are needed by RunDelivery only.
+	// Delivery. Sender, Devices and Prefs are needed by RunDelivery only, and Devices by
+	// RegisterDevice.
 	Sender  Sender
 	Devices *devices.Devices
 	Prefs   *prefs.Prefs
