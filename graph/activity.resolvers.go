@@ -13,12 +13,8 @@ import (
 
 // Activity is the resolver for the activity field.
 func (r *personResolver) Activity(ctx context.Context, obj *model.Person, first *int, after *string) (*model.ActivityConnection, error) {
-	s, err := requireSession(ctx)
-	if err != nil {
+	if err := requireSelf(ctx, obj, "activity"); err != nil {
 		return nil, err
-	}
-	if obj.ID != s.PersonID { // a person's activity is theirs alone to read
-		return nil, newError(CodeForbidden, "only the person can read their activity")
 	}
 	items, hasNext, err := r.Audit.List(ctx, obj.ID, pageSize(first), deref(after))
 	if err != nil {

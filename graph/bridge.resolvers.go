@@ -62,12 +62,8 @@ func (r *mutationResolver) RevokeConsent(ctx context.Context, app string) (bool,
 
 // Consents is the resolver for the consents field.
 func (r *personResolver) Consents(ctx context.Context, obj *model.Person) ([]model.Consent, error) {
-	s, err := requireSession(ctx)
-	if err != nil {
+	if err := requireSelf(ctx, obj, "consents"); err != nil {
 		return nil, err
-	}
-	if obj.ID != s.PersonID { // a person's consents are theirs alone to read
-		return nil, newError(CodeForbidden, "only the person can read their consents")
 	}
 	list, err := r.Bridge.Consents.List(ctx, obj.ID)
 	if err != nil {

@@ -62,12 +62,8 @@ func (r *mutationResolver) UpdatePreferences(ctx context.Context, input model.Pr
 
 // Devices is the resolver for the devices field.
 func (r *personResolver) Devices(ctx context.Context, obj *model.Person) ([]model.Device, error) {
-	s, err := requireSession(ctx)
-	if err != nil {
+	if err := requireSelf(ctx, obj, "devices"); err != nil {
 		return nil, err
-	}
-	if obj.ID != s.PersonID {
-		return nil, newError(CodeForbidden, "only the person can read their devices")
 	}
 	list, err := r.Resolver.Devices.List(ctx, obj.ID)
 	if err != nil {
@@ -82,12 +78,8 @@ func (r *personResolver) Devices(ctx context.Context, obj *model.Person) ([]mode
 
 // Preferences is the resolver for the preferences field.
 func (r *personResolver) Preferences(ctx context.Context, obj *model.Person) (*model.NotificationPreferences, error) {
-	s, err := requireSession(ctx)
-	if err != nil {
+	if err := requireSelf(ctx, obj, "preferences"); err != nil {
 		return nil, err
-	}
-	if obj.ID != s.PersonID {
-		return nil, newError(CodeForbidden, "only the person can read their preferences")
 	}
 	p, err := r.Prefs.Get(ctx, obj.ID)
 	if err != nil {

@@ -128,12 +128,8 @@ func (r *mutationResolver) IngestEvents(ctx context.Context, events []model.Citi
 
 // Notifications is the resolver for the notifications field.
 func (r *personResolver) Notifications(ctx context.Context, obj *model.Person, first *int, after *string, unreadOnly *bool) (*model.NotificationConnection, error) {
-	s, err := requireSession(ctx)
-	if err != nil {
+	if err := requireSelf(ctx, obj, "notifications"); err != nil {
 		return nil, err
-	}
-	if obj.ID != s.PersonID { // a person's inbox is theirs alone to read
-		return nil, newError(CodeForbidden, "only the person can read their notifications")
 	}
 	list, err := r.Push.Notifications(ctx, obj.ID, unreadOnly != nil && *unreadOnly)
 	if err != nil {
@@ -155,12 +151,8 @@ func (r *personResolver) Notifications(ctx context.Context, obj *model.Person, f
 
 // UnreadCount is the resolver for the unreadCount field.
 func (r *personResolver) UnreadCount(ctx context.Context, obj *model.Person) (int, error) {
-	s, err := requireSession(ctx)
-	if err != nil {
+	if err := requireSelf(ctx, obj, "notifications"); err != nil {
 		return 0, err
-	}
-	if obj.ID != s.PersonID {
-		return 0, newError(CodeForbidden, "only the person can read their notifications")
 	}
 	return r.Push.UnreadCount(ctx, obj.ID)
 }
