@@ -22,23 +22,13 @@ import (
 // (RFC 8693 §4.1). A refresh token is active while its grant lives and the person's consent
 // still covers it, which is when it would refresh.
 func (b *Bridge) serveIntrospect(w http.ResponseWriter, r *http.Request) {
-	c, ok := b.clientRequest(w, r)
+	c, rec, ok := b.clientToken(w, r)
 	if !ok {
-		return
-	}
-	token := r.PostForm.Get("token")
-	if token == "" {
-		writeOAuthError(w, invalidRequest("token is required"))
 		return
 	}
 	ctx := r.Context()
 	inactive := map[string]any{"active": false}
-	rec, found, err := b.lookupToken(ctx, token)
-	if err != nil {
-		writeOAuthError(w, serverError())
-		return
-	}
-	if !found || rec.grant.Client != c.ID || (!rec.refresh && !b.now().Before(rec.exp)) {
+	if rec == nil || (!rec.refresh && !b.now().Before(rec.exp)) {
 		writeJSON(w, http.StatusOK, inactive)
 		return
 	}
