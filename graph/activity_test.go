@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tongban/tongban/config"
+	"github.com/tongban/tongban/internal/metrics"
 	"github.com/tongban/tongban/internal/testenv"
 )
 
@@ -23,7 +24,7 @@ func TestActivityComplexityCountsThePageSize(t *testing.T) {
 	}
 	h := NewHandler(&Resolver{Directory: cfg}, Options{
 		ComplexityLimit: 60, DepthLimit: 10, AliasLimit: 5, TokenLimit: 500, SelectionLimit: 50,
-		PublicURL: "http://localhost:8080", Store: testenv.Redis(t), Metrics: NewMetrics(prometheus.NewRegistry()),
+		PublicURL: "http://localhost:8080", Store: testenv.Redis(t), Metrics: metrics.New(prometheus.NewRegistry()),
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	for _, tt := range []struct {

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tongban/tongban/config"
+	"github.com/tongban/tongban/internal/metrics"
 	"github.com/tongban/tongban/internal/testenv"
 )
 
@@ -25,7 +26,7 @@ func FuzzHandlerPOST(f *testing.F) {
 	}
 	h := NewHandler(&Resolver{Directory: cfg}, Options{
 		Introspection: false, ComplexityLimit: 50, DepthLimit: 4, AliasLimit: 5, TokenLimit: 500, SelectionLimit: 50,
-		PublicURL: "http://localhost:8080", Store: testenv.Redis(f), Metrics: NewMetrics(prometheus.NewRegistry()),
+		PublicURL: "http://localhost:8080", Store: testenv.Redis(f), Metrics: metrics.New(prometheus.NewRegistry()),
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	for _, seed := range []string{

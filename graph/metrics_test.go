@@ -6,12 +6,13 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/tongban/tongban/internal/metrics"
 )
 
 // The module does not require prometheus/testutil's own dependencies, so these read the
@@ -45,58 +46,9 @@ func metricSamples(t *testing.T, reg *prometheus.Registry, name string) map[stri
 	return out
 }
 
-func TestMetricsLabel(t *testing.T) {
-	m := NewMetrics(prometheus.NewRegistry())
-	tests := []struct {
-		name string
-		op   string
-		want string
-	}{
-		{"anonymous operation", "", "(anonymous)"},
-		{"ordinary name", "GetMe", "GetMe"},
-		{"leading underscore", "_private", "_private"},
-		{"64 characters", strings.Repeat("a", 64), strings.Repeat("a", 64)},
-		{"65 characters", strings.Repeat("a", 65), "(invalid)"},
-		{"leading digit", "1stQuery", "(invalid)"},
-		{"hyphen", "get-me", "(invalid)"},
-		{"space", "Get Me", "(invalid)"},
-		{"newline", "GetMe\n", "(invalid)"},
-		{"non-ASCII", "查询", "(invalid)"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := m.label(tt.op, true); got != tt.want {
-				t.Errorf("label(%q) = %q, want %q", tt.op, got, tt.want)
-			}
-		})
-	}
-}
-
-func TestMetricsLabelBounded(t *testing.T) {
-	m := NewMetrics(prometheus.NewRegistry())
-	for i := range maxOperationNames {
-		name := fmt.Sprintf("Op%d", i)
-		if got := m.label(name, true); got != name {
-			t.Fatalf("label(%q) = %q before the bound was reached", name, got)
-		}
-	}
-	if got := m.label("OneTooMany", true); got != "(other)" {
-		t.Errorf("label past the bound = %q, want other", got)
-	}
-	if got := m.label("Op0", true); got != "Op0" {
-		t.Errorf("a name seen before the bound = %q, want it kept", got)
-	}
-	if got := m.label("", true); got != "(anonymous)" {
-		t.Errorf("anonymous past the bound = %q, want (anonymous)", got)
-	}
-	if got := m.label("bad name", true); got != "(invalid)" {
-		t.Errorf("invalid past the bound = %q, want invalid", got)
-	}
-}
-
 func TestMetricsExtensionCounts(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m := NewMetrics(reg)
+	m := metrics.New(reg)
 	ext := metricsExtension{m}
 
 	respond := func(rc *graphql.OperationContext, resp *graphql.Response) {
@@ -163,42 +115,17 @@ func TestMetricsExtensionCounts(t *testing.T) {
 
 func TestMetricsExtensionBoundsSeries(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	ext := metricsExtension{NewMetrics(reg)}
-	for i := range maxOperationNames + 50 {
+	ext := metricsExtension{metrics.New(reg)}
+	for i := range metrics.MaxOperationNames + 50 {
 		rc := &graphql.OperationContext{Operation: &ast.OperationDefinition{Name: fmt.Sprintf("Op%d", i), Operation: ast.Query}}
 		ctx := graphql.WithOperationContext(graphql.StartOperationTrace(context.Background()), rc)
 		ext.InterceptResponse(ctx, func(context.Context) *graphql.Response { return &graphql.Response{} })
 	}
 	ops := metricSamples(t, reg, "tongban_graphql_operations_total")
-	if len(ops) != maxOperationNames+1 {
-		t.Errorf("%d series, want %d names and other", len(ops), maxOperationNames)
+	if len(ops) != metrics.MaxOperationNames+1 {
+		t.Errorf("%d series, want %d names and other", len(ops), metrics.MaxOperationNames)
 	}
 	if ops["operation=(other),outcome=ok,type=query"] != 50 {
 		t.Errorf("other = %v, want 50", ops["operation=(other),outcome=ok,type=query"])
-	}
-}
-
-func TestLabelKeepsOnlyNamesOfOperationsThatSucceeded(t *testing.T) {
-	m := NewMetrics(prometheus.NewRegistry())
-	if got := m.label("NeverRan", false); got != labelOther {
-		t.Fatalf("failed operation's unseen name = %q, want %q", got, labelOther)
-	}
-	if got := m.label("NeverRan", true); got != "NeverRan" {
-		t.Fatalf("after a success = %q", got)
-	}
-	if got := m.label("NeverRan", false); got != "NeverRan" {
-		t.Fatalf("a known name keeps its label on failure, got %q", got)
-	}
-}
-
-// A name the parser sliced out of a large query must not keep the query alive once kept as a
-// label.
-func TestLabelIsACopyOfTheName(t *testing.T) {
-	m := NewMetrics(prometheus.NewRegistry())
-	query := "query Big { apps { id } } #" + strings.Repeat("x", 1<<20)
-	name := query[len("query ") : len("query ")+len("Big")]
-	label := m.label(name, true)
-	if label != "Big" || unsafe.StringData(label) == unsafe.StringData(name) {
-		t.Fatal("the label shares the query's memory")
 	}
 }

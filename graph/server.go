@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/tongban/tongban/internal/metrics"
 	"github.com/tongban/tongban/internal/redisx"
 )
 
@@ -43,7 +44,7 @@ type Options struct {
 	// ClientIP names a request's client for the per-address websocket limit; nil: clientIP,
 	// the address behind the trusted proxies that the app's middleware found.
 	ClientIP func(*http.Request) string
-	Metrics  *Metrics
+	Metrics  *metrics.Recorder
 	Log      *slog.Logger
 
 	// QueryCacheBytes bounds the parsed-query cache; 0 is the default, 32 MiB.

@@ -22,6 +22,7 @@ import (
 	"github.com/tongban/tongban/internal/audit"
 	"github.com/tongban/tongban/internal/devidp"
 	"github.com/tongban/tongban/internal/fakefcm"
+	"github.com/tongban/tongban/internal/metrics"
 	"github.com/tongban/tongban/internal/ratelimit"
 	"github.com/tongban/tongban/internal/redisx"
 	"github.com/tongban/tongban/push"
@@ -60,6 +61,8 @@ type App struct {
 	health  *health
 	handler http.Handler
 	metrics http.Handler
+	// recorder counts and times every HTTP request and GraphQL operation.
+	recorder *metrics.Recorder
 }
 
 // Option adjusts what New builds; tests use it to swap a collaborator for one that
@@ -120,6 +123,7 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 
 	a := &App{cfg: cfg, log: log, Store: store, Catalog: catalog, Registry: prometheus.NewRegistry()}
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.recorder = metrics.New(a.Registry)
 	a.Audit = audit.New(store, audit.Options{Log: log, Now: o.now})
 	if err := a.buildLimits(o); err != nil {
 		return nil, err
@@ -160,7 +164,7 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 		Store:           store,
 		Revocations:     a.Sessions,
 		Websocket:       a.websocketLimits(),
-		Metrics:         graph.NewMetrics(a.Registry),
+		Metrics:         a.recorder,
 		Log:             log,
 
 		QueryCacheBytes:  cfg.GraphQL.QueryCacheBytes,
@@ -195,7 +199,7 @@ func (a *App) routes() http.Handler {
 
 	var h http.Handler = mux
 	h = withWebsocketDeadlines(h)
-	h = withObservation(a.log, newHTTPMetrics(a.Registry), h)
+	h = withObservation(a.log, a.recorder, h)
 	h = ratelimit.WithClientIP(a.proxies, h)
 	h = withRequestID(h)
 	return h

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tongban/tongban/graph"
+	"github.com/tongban/tongban/internal/metrics"
 	"github.com/tongban/tongban/internal/reqid"
 )
 
@@ -91,7 +92,7 @@ func tooLarge(w http.ResponseWriter, limit int64) {
 // withObservation writes one access-log line and one set of HTTP metrics per request, from
 // one recorder, and recovers a panic outside GraphQL (which recovers its own, per field) into
 // a 500 that shows nothing of it.
-func withObservation(log *slog.Logger, m *httpMetrics, next http.Handler) http.Handler {
+func withObservation(log *slog.Logger, m *metrics.Recorder, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &recorder{ResponseWriter: w, route: "not_found"}
@@ -106,7 +107,7 @@ func withObservation(log *slog.Logger, m *httpMetrics, next http.Handler) http.H
 				}
 			}
 			elapsed := time.Since(start)
-			m.observe(rec.route, r.Method, rec.statusOr200(), elapsed)
+			m.HTTP(rec.route, r.Method, rec.statusOr200(), elapsed)
 			level := slog.LevelInfo
 			if rec.route == "live" || rec.route == "ready" {
 				level = slog.LevelDebug
