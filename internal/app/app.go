@@ -35,9 +35,8 @@ type App struct {
 	cfg *config.Config
 	log *slog.Logger
 
-	Store *redisx.Store
-	// Audit is the trail identity and the bridge record into and persons read; built first.
-	Audit    *audit.Trail
+	Store    *redisx.Store
+	Audit    *audit.Trail // built first: identity and the bridge record into it
 	Sessions *identity.Sessions
 	Identity *identity.Service
 	Bridge   *bridge.Bridge
