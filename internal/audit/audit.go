@@ -121,30 +121,72 @@ func (a *Trail) Record(ctx context.Context, act Activity) error {
 	if a == nil {
 		return nil
 	}
-	if act.Person == "" || act.Kind == "" {
-		return fmt.Errorf("audit: activity without person or kind")
-	}
-	if act.At.IsZero() {
-		act.At = a.now()
+	act, err := a.check(act)
+	if err != nil {
+		return err
 	}
 	// The record outlives a client that hangs up once its action is done, but not by long.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.timeout)
 	defer cancel()
-	values := []any{"kind", string(act.Kind), "from", act.FromApp, "to", act.ToApp, "at", act.At.UnixMilli()}
-	_, err := a.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.XAdd(ctx, &redis.XAddArgs{Stream: a.personKey(act.Person), MinID: a.minID(), Approx: true, ID: "*", Values: values})
-		p.XAdd(ctx, &redis.XAddArgs{
-			Stream: a.operatorsKey(), MaxLen: a.maxLen, Approx: true, ID: "*",
-			Values: append([]any{"person", act.Person}, values...),
-		})
+	_, err = a.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		a.queue(ctx, p, act)
 		return nil
 	})
 	if err != nil {
-		a.log.ErrorContext(ctx, "audit: activity not recorded", "kind", act.Kind, "person", act.Person,
-			"from_app", act.FromApp, "to_app", act.ToApp, "err", err)
+		a.logFailure(ctx, act, err)
 		return fmt.Errorf("audit: record activity: %w", err)
 	}
 	return nil
+}
+
+// Queue queues Record's two XADDs on p, a pipeline of the caller's own (not a transaction: the
+// streams are in other slots than the caller's keys), where the record costs no round trip of
+// its own. done, called once p has run, logs a failure; like Record's, a failure is the
+// trail's to report and must not fail the caller's action. A nil Trail queues nothing.
+func (a *Trail) Queue(ctx context.Context, p redis.Pipeliner, act Activity) (done func()) {
+	if a == nil {
+		return func() {}
+	}
+	act, err := a.check(act)
+	if err != nil {
+		return func() { a.logFailure(ctx, act, err) }
+	}
+	cmds := a.queue(ctx, p, act)
+	return func() {
+		for _, c := range cmds {
+			if err := c.Err(); err != nil {
+				a.logFailure(ctx, act, err)
+				return
+			}
+		}
+	}
+}
+
+// check refuses an activity without a person or a kind and dates one without a time.
+func (a *Trail) check(act Activity) (Activity, error) {
+	if act.Person == "" || act.Kind == "" {
+		return act, fmt.Errorf("audit: activity without person or kind")
+	}
+	if act.At.IsZero() {
+		act.At = a.now()
+	}
+	return act, nil
+}
+
+func (a *Trail) queue(ctx context.Context, p redis.Pipeliner, act Activity) []redis.Cmder {
+	values := []any{"kind", string(act.Kind), "from", act.FromApp, "to", act.ToApp, "at", act.At.UnixMilli()}
+	return []redis.Cmder{
+		p.XAdd(ctx, &redis.XAddArgs{Stream: a.personKey(act.Person), MinID: a.minID(), Approx: true, ID: "*", Values: values}),
+		p.XAdd(ctx, &redis.XAddArgs{
+			Stream: a.operatorsKey(), MaxLen: a.maxLen, Approx: true, ID: "*",
+			Values: append([]any{"person", act.Person}, values...),
+		}),
+	}
+}
+
+func (a *Trail) logFailure(ctx context.Context, act Activity, err error) {
+	a.log.ErrorContext(ctx, "audit: activity not recorded", "kind", act.Kind, "person", act.Person,
+		"from_app", act.FromApp, "to_app", act.ToApp, "err", err)
 }
 
 // List returns a page of the person's activity, newest first: up to first entries after the

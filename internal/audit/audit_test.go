@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -311,5 +312,72 @@ func TestNilAuditRecordsNothing(t *testing.T) {
 	}
 	if _, _, err := a.List(ctx, "p", 0, ""); !errors.Is(err, ErrPageSize) {
 		t.Errorf("nil audit still validates first: %v", err)
+	}
+}
+
+// Queue puts the record on the caller's pipeline: one round trip for the caller's commands and
+// the record, the same entries as Record, and a failure logged by done, never returned.
+func TestQueueRidesTheCallersPipeline(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := testenv.Redis(t)
+	var logs strings.Builder
+	a := New(store, Options{Now: testenv.NewClock().Now, Log: slog.New(slog.NewJSONHandler(&logs, nil))})
+	var done func()
+	own := store.Key("{p:p}:own")
+	cmds, err := store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, own, "x", 0)
+		done = a.Queue(ctx, p, Activity{Kind: SignedIn, Person: "p", ToApp: "zheliban"})
+		return nil
+	})
+	if err != nil || len(cmds) != 3 {
+		t.Fatalf("one pipeline of the caller's command and two XADDs: %d commands, %v", len(cmds), err)
+	}
+	done()
+	if items, _, err := a.List(ctx, "p", 10, ""); err != nil || len(items) != 1 || items[0].Kind != SignedIn || items[0].ToApp != "zheliban" {
+		t.Fatalf("person's trail: %+v %v", items, err)
+	}
+	if n, err := store.Client.XLen(ctx, store.Key("audit")).Result(); err != nil || n != 1 {
+		t.Fatalf("operators' stream: %d %v", n, err)
+	}
+	if logs.Len() != 0 {
+		t.Errorf("a recorded activity logged: %s", logs.String())
+	}
+
+	// The record fails (the person's stream is not a stream): logged by done, the caller's
+	// command stands.
+	if err := store.Client.Set(ctx, store.Key("{p:q}:activity"), "not a stream", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, store.Key("{p:q}:own"), "y", 0)
+		done = a.Queue(ctx, p, Activity{Kind: SignedIn, Person: "q", ToApp: "zheliban"})
+		return nil
+	}); err == nil {
+		t.Fatal("the pipeline reported no error for a failed XADD; the test shows nothing")
+	}
+	done()
+	if got, err := store.Client.Get(ctx, store.Key("{p:q}:own")).Result(); err != nil || got != "y" {
+		t.Errorf("the caller's command: %q %v", got, err)
+	}
+	if !strings.Contains(logs.String(), "activity not recorded") || !strings.Contains(logs.String(), `"person":"q"`) {
+		t.Errorf("logs: %s", logs.String())
+	}
+
+	// An activity without a person queues nothing and says so; a nil trail queues nothing.
+	logs.Reset()
+	cmds, err = store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, own, "z", 0)
+		done = a.Queue(ctx, p, Activity{Kind: SignedIn})
+		var none *Trail
+		none.Queue(ctx, p, Activity{Kind: SignedIn, Person: "p"})()
+		return nil
+	})
+	if err != nil || len(cmds) != 1 {
+		t.Fatalf("queued %d commands (%v), want the caller's one", len(cmds), err)
+	}
+	done()
+	if !strings.Contains(logs.String(), "activity not recorded") {
+		t.Errorf("an activity without a person was dropped silently: %s", logs.String())
 	}
 }
