@@ -25,7 +25,7 @@ func (r *mutationResolver) RegisterDevice(ctx context.Context, input model.Regis
 	}
 	// Notifications that waited for the person's first device go out now; the device is
 	// registered whatever happens to them, and they wait on until the next registration.
-	if err := r.Push.DeviceRegistered(ctx, s.PersonID); err != nil {
+	if err := r.Delivery.DeviceRegistered(ctx, s.PersonID); err != nil {
 		graphql.AddError(ctx, newError(CodeInternal, "the device is registered; earlier notifications follow later"))
 	}
 	return r.device(d), nil

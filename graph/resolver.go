@@ -6,6 +6,7 @@ import (
 	"github.com/tongban/tongban/identity"
 	"github.com/tongban/tongban/internal/ratelimit"
 	"github.com/tongban/tongban/push"
+	"github.com/tongban/tongban/push/delivery"
 	"github.com/tongban/tongban/push/devices"
 	"github.com/tongban/tongban/push/prefs"
 )
@@ -27,6 +28,8 @@ type Resolver struct {
 	Catalog *push.Catalog
 	// Push is 免申即享: events, rules, matching and the inbox.
 	Push *push.Engine
+	// Delivery sends the notifications; a registered device releases those that waited for it.
+	Delivery *delivery.Service
 	// Devices and Prefs are where a person's pushes go and how they want them.
 	Devices *devices.Devices
 	Prefs   *prefs.Prefs

@@ -11,6 +11,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -55,6 +56,15 @@ var categories = [...]string{"教育", "就业", "社保", "医疗", "养老", "
 // Categories lists the categories a service may have: 教育 就业 社保 医疗 养老 居住 婚育 出行
 // 民政 税务 公积金.
 func Categories() []string { return slices.Clone(categories[:]) }
+
+// categorySlug names an Android notification channel per category, so people can silence one
+// kind in the system settings too.
+func categorySlug(c string) string {
+	if i := slices.Index(categories[:], c); i >= 0 {
+		return strconv.Itoa(i)
+	}
+	return "other"
+}
 
 var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,63}$`)
 

@@ -9,13 +9,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tongban/tongban/internal/redisx"
 	"github.com/tongban/tongban/push/condition"
-	"github.com/tongban/tongban/push/devices"
-	"github.com/tongban/tongban/push/prefs"
 )
 
 // DefaultBackfillBatch is how many profiles a backfill step reads and evaluates: large enough
@@ -41,27 +38,6 @@ type Options struct {
 	// BackfillLease how long a replica holds a backfill without renewing (default 30 s).
 	BackfillBatch int
 	BackfillLease time.Duration
-
-	// Delivery. Sender, Devices and Prefs are needed by RunDelivery only.
-	Sender  Sender
-	Devices *devices.Devices
-	Prefs   *prefs.Prefs
-	// DailyCap is how many pushes a person gets a day, all rules together; 0 = no cap.
-	DailyCap int
-	// Workers is how many delivery workers this replica runs (default 4); DeliveryBatch how
-	// many jobs one takes at a time (default 100).
-	Workers       int
-	DeliveryBatch int
-	// DeliveryPoll is how long a worker blocks waiting for jobs (default 250 ms, so a stopping
-	// worker is not held long); ClaimIdle how
-	// long a job stays with a worker before another may take it over (default 1 min), checked
-	// every ClaimEvery (default 10 s); SchedulePoll how often due jobs are released (1 s).
-	DeliveryPoll time.Duration
-	ClaimIdle    time.Duration
-	ClaimEvery   time.Duration
-	SchedulePoll time.Duration
-	// Registerer receives delivery's metrics; nil = none.
-	Registerer prometheus.Registerer
 
 	// MaxFactsPerPerson and MaxFactBytesPerPerson bound what events may store about one
 	// person (DefaultMaxFactsPerPerson, DefaultMaxFactBytesPerPerson).
@@ -94,14 +70,6 @@ type Engine struct {
 	compiled map[string]*condition.Condition // by rule id and version; shared by all requests
 
 	wake chan struct{} // nudges the backfill runner after a local publish
-
-	sender  Sender
-	devices *devices.Devices
-	prefs   *prefs.Prefs
-	metrics *metrics
-	// Test hooks: a delivery batch stops (as if its worker died) when one returns true.
-	testHookBeforeRecord func() bool
-	testHookBeforeAck    func() bool
 }
 
 // New builds an engine.
@@ -138,27 +106,11 @@ func New(o Options) (*Engine, error) {
 	if o.BackfillLease <= 0 {
 		o.BackfillLease = 30 * time.Second
 	}
-	defaults := []struct {
-		d *time.Duration
-		v time.Duration
-	}{{&o.DeliveryPoll, 250 * time.Millisecond}, {&o.ClaimIdle, time.Minute}, {&o.ClaimEvery, 10 * time.Second}, {&o.SchedulePoll, time.Second}}
-	for _, d := range defaults {
-		if *d.d <= 0 {
-			*d.d = d.v
-		}
-	}
-	if o.Workers <= 0 {
-		o.Workers = 4
-	}
-	if o.DeliveryBatch <= 0 {
-		o.DeliveryBatch = 100
-	}
 	e := &Engine{
 		store: o.Store, people: o.People, catalog: o.Catalog, env: env, loc: o.Location, now: o.Now,
 		log: o.Logger, opts: o, apps: map[string]bool{}, compiled: map[string]*condition.Condition{},
-		wake: make(chan struct{}, 1), sender: o.Sender, devices: o.Devices, prefs: o.Prefs,
+		wake: make(chan struct{}, 1),
 	}
-	e.metrics = newMetrics(o.Store, o.Registerer)
 	for _, a := range o.Apps {
 		e.apps[a] = true
 	}

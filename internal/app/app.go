@@ -24,6 +24,7 @@ import (
 	"github.com/tongban/tongban/internal/ratelimit"
 	"github.com/tongban/tongban/internal/redisx"
 	"github.com/tongban/tongban/push"
+	"github.com/tongban/tongban/push/delivery"
 	"github.com/tongban/tongban/push/devices"
 	"github.com/tongban/tongban/push/prefs"
 )
@@ -39,6 +40,7 @@ type App struct {
 	Bridge   *bridge.Bridge
 	Catalog  *push.Catalog
 	Push     *push.Engine
+	Delivery *delivery.Service
 	Devices  *devices.Devices
 	Prefs    *prefs.Prefs
 	// FCMSink is dev mode's local FCM server (served at /dev/fcm/); nil otherwise.
@@ -141,7 +143,7 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.graphql = graph.NewHandler(&graph.Resolver{Directory: o.directory, Identity: a.Identity, Bridge: a.Bridge, Catalog: a.Catalog, Push: a.Push, Devices: a.Devices, Prefs: a.Prefs, Limits: a.Limits}, graph.Options{
+	a.graphql = graph.NewHandler(&graph.Resolver{Directory: o.directory, Identity: a.Identity, Bridge: a.Bridge, Catalog: a.Catalog, Push: a.Push, Delivery: a.Delivery, Devices: a.Devices, Prefs: a.Prefs, Limits: a.Limits}, graph.Options{
 		MaxMessageBytes: cfg.GraphQL.MaxBodyBytes,
 		Introspection:   cfg.GraphQL.Introspection,
 		ComplexityLimit: cfg.GraphQL.ComplexityLimit,
@@ -262,7 +264,7 @@ func (a *App) Serve(ctx context.Context, ln, mln net.Listener) error {
 	deliveryDone := make(chan struct{})
 	go func() {
 		defer close(deliveryDone)
-		if err := a.Push.RunDelivery(delivery); err != nil {
+		if err := a.Delivery.Run(delivery); err != nil {
 			a.log.Warn("push: no delivery on this replica; notifications stay in the inbox", "err", err)
 		}
 	}()
