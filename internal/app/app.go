@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tongban/tongban/app/devpartner"
 	"github.com/tongban/tongban/bridge"
 	"github.com/tongban/tongban/config"
 	"github.com/tongban/tongban/graph"
@@ -49,7 +50,7 @@ type App struct {
 	Registry *prometheus.Registry
 	// DevIdPs are the simulated identity providers of dev mode, by app id.
 	DevIdPs     map[string]*devidp.Provider
-	devPartners devPartners
+	devPartners *devpartner.Partners
 	// Limits are the rate limits (nil when rate_limits.enabled is false); proxies says whose
 	// X-Forwarded-For names the client.
 	Limits  *ratelimit.Limiter
@@ -117,7 +118,8 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 		log.Warn("the embedded store keeps nothing across restarts; set redis.url or redis.cluster to keep state")
 	}
 
-	a := &App{cfg: cfg, log: log, Store: store, Catalog: catalog, Registry: prometheus.NewRegistry()}
+	a := &App{cfg: cfg, log: log, Store: store, Catalog: catalog, Registry: prometheus.NewRegistry(),
+		devPartners: devpartner.New(cfg.PublicURL, cfg.Clients)}
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := a.buildLimits(o); err != nil {
 		return nil, err
@@ -181,8 +183,8 @@ func (a *App) routes() http.Handler {
 	if a.cfg.Dev {
 		route("GET /{$}", "graphiql", playground.Handler("Tongban", "/graphql"))
 		route("/dev/idp/{app}/", "dev_idp", http.HandlerFunc(a.serveDevIdP))
-		route("GET /dev/apps/{app}/callback", "dev_app_callback", http.HandlerFunc(a.serveDevCallback))
-		route("GET /dev/apps/{app}/login", "dev_app_login", http.HandlerFunc(a.serveDevLogin))
+		route("GET /dev/apps/{app}/callback", "dev_app_callback", http.HandlerFunc(a.devPartners.ServeCallback))
+		route("GET /dev/apps/{app}/login", "dev_app_login", http.HandlerFunc(a.devPartners.ServeLogin))
 		if a.FCMSink != nil {
 			route("/dev/fcm/", "dev_fcm", http.HandlerFunc(a.serveFCMSink))
 		}
