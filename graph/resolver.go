@@ -6,6 +6,7 @@ import (
 	"github.com/tongban/tongban/identity"
 	"github.com/tongban/tongban/internal/ratelimit"
 	"github.com/tongban/tongban/push"
+	"github.com/tongban/tongban/push/catalog"
 	"github.com/tongban/tongban/push/delivery"
 	"github.com/tongban/tongban/push/devices"
 	"github.com/tongban/tongban/push/prefs"
@@ -25,7 +26,7 @@ type Resolver struct {
 	// Bridge switches citizens into other apps and keeps their consents.
 	Bridge *bridge.Bridge
 	// Catalog is the services (事项) of the member apps; nil is an empty catalog.
-	Catalog *push.Catalog
+	Catalog *catalog.Catalog
 	// Push is 免申即享: events, rules, matching and the inbox.
 	Push *push.Engine
 	// Delivery sends the notifications; a registered device releases those that waited for it.

@@ -1,23 +1,19 @@
-// Package push is 免申即享 ("enjoy without applying"): the service catalog, citizen events and
-// profiles, eligibility rules in CEL, matching and backfill, notifications and the inbox,
-// devices and preferences; delivery through Firebase Cloud Messaging is push/delivery.
+// Package push is 免申即享 ("enjoy without applying"): citizen events and profiles, eligibility
+// rules in CEL, matching and backfill, notifications and the inbox. Its sub-packages hold the
+// rest: the service and fact catalog (push/catalog), the rule language (push/condition),
+// delivery through Firebase Cloud Messaging (push/delivery), devices (push/devices) and
+// preferences (push/prefs).
 //
-// The catalog (catalog.go) is the services (事项) of the member apps, loaded once at start-up
-// from the `catalog` file (format in docs/catalog.md) or, in dev mode, from the embedded sample
-// (devdata/catalog.yaml). Loading checks everything and reports every problem with its line: an
-// id of 2 to 64 lower-case letters, digits and hyphens, unique; a name and a department; an app
-// that is a provider or client id; a category among 教育 就业 社保 医疗 养老 居住 婚育 出行 民政
-// 税务 公积金; a deep link that is https (http only on a loopback host); min_assurance 1 to 4.
-// The loaded catalog never changes and lives in memory; the bridge reads it to check a switch's
-// service and its assurance.
+// Where to find each step: events.go and profile.go (events and the facts they keep), rules.go,
+// rulestats.go, preview.go and privacy.go (rules, their counters and previews), engine.go and
+// backfill.go (matching: the live index and the walk over everyone), notify.go, inbox.go and
+// hub.go (notifications, the inbox and live subscriptions).
 //
-// Facts (facts.go) are declared in the same file, beside the services (PIPL: purpose limitation,
-// minimum necessity): a name (a CEL identifier), a type (bool, int, double, string, timestamp,
-// list(string)), a description, whether it is sensitive, its writers (machine client ids, checked
-// against the configuration at start) and its readers (departments). The rule language sees
-// exactly these facts with their types (push/condition); a rule compiles only if every fact it
-// reads lists its department among the readers, and published rules that no longer do are
-// paused at start (PauseUnreadableRules), one log line each.
+// The catalog (push/catalog) is the services (事项) of the member apps and the facts rules may
+// read, loaded once at start-up and kept in memory; the engine checks events' attributes and
+// rules' conditions against it. A rule compiles only if every fact it reads lists its
+// department among the readers, and published rules that no longer do are paused at start
+// (PauseUnreadableRules), one log line each.
 //
 // Events (events.go): a data platform's events are checked one by one (each attribute a
 // declared fact the sender writes, of its type: UNDECLARED_FACT, FACT_NOT_WRITABLE,

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tongban/tongban/internal/redisx"
+	"github.com/tongban/tongban/push/catalog"
 	"github.com/tongban/tongban/push/condition"
 )
 
@@ -24,7 +25,7 @@ const DefaultBackfillBatch = 500
 type Options struct {
 	Store   *redisx.Store
 	People  People
-	Catalog *Catalog
+	Catalog *catalog.Catalog
 	// Apps are the member apps' ids (providers and clients): an event's app must be one of them.
 	Apps []string
 	// Location is where ages turn over (push.time_zone); UTC when nil.
@@ -54,7 +55,7 @@ type Options struct {
 type Engine struct {
 	store   *redisx.Store
 	people  People
-	catalog *Catalog
+	catalog *catalog.Catalog
 	env     *condition.Env
 	apps    map[string]bool
 	loc     *time.Location
@@ -74,7 +75,7 @@ type Engine struct {
 
 // New builds an engine.
 func New(o Options) (*Engine, error) {
-	env, err := condition.NewEnv(o.Catalog.conditionFacts()...)
+	env, err := condition.NewEnv(o.Catalog.ConditionFacts()...)
 	if err != nil {
 		return nil, fmt.Errorf("push: rule environment: %w", err)
 	}
@@ -133,7 +134,7 @@ func (e *Engine) nudge() {
 type liveRule struct {
 	Rule
 	cond    *condition.Condition
-	service Service
+	service catalog.Service
 }
 
 // liveIndex is the published rules by trigger: an event is evaluated against the rules its
@@ -187,7 +188,7 @@ func (e *Engine) prepare(r Rule) (*liveRule, error) {
 	c := e.compiled[key]
 	if c == nil {
 		var problems []condition.Problem
-		c, problems = e.env.CompileFor(r.Condition, e.catalog.readableBy(r.Department))
+		c, problems = e.env.CompileFor(r.Condition, e.catalog.ReadableBy(r.Department))
 		if len(problems) > 0 {
 			return nil, errors.New(problemsText(problems))
 		}
@@ -220,7 +221,7 @@ func (e *Engine) PauseUnreadableRules(ctx context.Context) (int, error) {
 	}
 	paused := 0
 	for _, r := range rules {
-		_, problems := e.env.CompileFor(r.Condition, e.catalog.readableBy(r.Department))
+		_, problems := e.env.CompileFor(r.Condition, e.catalog.ReadableBy(r.Department))
 		if len(problems) == 0 {
 			continue
 		}

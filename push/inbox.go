@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tongban/tongban/push/catalog"
 	"github.com/tongban/tongban/push/delivery"
 )
 
@@ -119,7 +120,7 @@ func (e *Engine) QueueNote(ctx context.Context, p redis.Pipeliner, pid, nid stri
 		}
 		return delivery.Note{
 			ID: n.ID, Service: n.Service, Title: n.Title, Body: n.Body, Link: n.Link,
-			Category: n.Category, Channel: categorySlug(n.Category),
+			Category: n.Category, Channel: catalog.ChannelSlug(n.Category),
 		}, true
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/tongban/tongban/internal/ratelimit"
 	"github.com/tongban/tongban/internal/redisx"
 	"github.com/tongban/tongban/push"
+	"github.com/tongban/tongban/push/catalog"
 	"github.com/tongban/tongban/push/delivery"
 	"github.com/tongban/tongban/push/devices"
 	"github.com/tongban/tongban/push/prefs"
@@ -39,7 +40,7 @@ type App struct {
 	Sessions *identity.Sessions
 	Identity *identity.Service
 	Bridge   *bridge.Bridge
-	Catalog  *push.Catalog
+	Catalog  *catalog.Catalog
 	Push     *push.Engine
 	Delivery *delivery.Service
 	Devices  *devices.Devices

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tongban/tongban/internal/fakefcm"
 	"github.com/tongban/tongban/push"
+	"github.com/tongban/tongban/push/catalog"
 	"github.com/tongban/tongban/push/delivery"
 	"github.com/tongban/tongban/push/devices"
 	"github.com/tongban/tongban/push/prefs"
@@ -44,7 +45,7 @@ func (a *App) buildPush(o options) error {
 	if a.Devices, err = devices.New(devices.Options{Store: a.Store, KEK: kek, Apps: apps, Now: o.now}); err != nil {
 		return fmt.Errorf("app: %w", err)
 	}
-	if a.Prefs, err = prefs.New(a.Store, prefs.Defaults{TimeZone: p.TimeZone, QuietHours: p.QuietHours}, push.Categories()); err != nil {
+	if a.Prefs, err = prefs.New(a.Store, prefs.Defaults{TimeZone: p.TimeZone, QuietHours: p.QuietHours}, catalog.Categories()); err != nil {
 		return fmt.Errorf("app: %w", err)
 	}
 	sender, err := a.buildSender()

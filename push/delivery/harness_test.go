@@ -18,6 +18,7 @@ import (
 	"github.com/tongban/tongban/internal/redisx"
 	"github.com/tongban/tongban/internal/testenv"
 	"github.com/tongban/tongban/push"
+	"github.com/tongban/tongban/push/catalog"
 	"github.com/tongban/tongban/push/delivery"
 	"github.com/tongban/tongban/push/devices"
 	"github.com/tongban/tongban/push/prefs"
@@ -87,14 +88,14 @@ func (w *deliveryWorld) start(sender delivery.Sender, mutate func(*delivery.Opti
 	t := w.t
 	keys := identity.Keys{Pepper: []byte("a pepper of at least thirty-two bytes"), KEK: []byte("0123456789abcdef0123456789abcdef")}
 	w.persons = identity.NewPersons(w.store, keys, w.clock.Now)
-	cat, err := push.DevCatalog(deliveryApps)
+	cat, err := catalog.Dev(deliveryApps)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if w.devices, err = devices.New(devices.Options{Store: w.store, KEK: keys.KEK, Apps: deliveryApps, Now: w.clock.Now}); err != nil {
 		t.Fatal(err)
 	}
-	if w.prefs, err = prefs.New(w.store, prefs.Defaults{TimeZone: "Asia/Shanghai"}, push.Categories()); err != nil {
+	if w.prefs, err = prefs.New(w.store, prefs.Defaults{TimeZone: "Asia/Shanghai"}, catalog.Categories()); err != nil {
 		t.Fatal(err)
 	}
 	loc, err := time.LoadLocation("Asia/Shanghai")
