@@ -11,7 +11,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/tongban/tongban/graph/model"
-	"github.com/tongban/tongban/push"
+	"github.com/tongban/tongban/push/delivery"
 	"github.com/tongban/tongban/push/prefs"
 )
 
@@ -21,9 +21,9 @@ func (r *mutationResolver) RegisterDevice(ctx context.Context, input model.Regis
 	if err != nil {
 		return nil, err
 	}
-	d, err := r.Push.RegisterDevice(ctx, s.PersonID, input.App, string(input.Platform), input.Token)
+	d, err := r.Delivery.RegisterDevice(ctx, s.PersonID, input.App, string(input.Platform), input.Token)
 	switch {
-	case errors.Is(err, push.ErrStillWaiting):
+	case errors.Is(err, delivery.ErrStillWaiting):
 		graphql.AddError(ctx, newError(CodeInternal, "the device is registered; earlier notifications follow later"))
 	case err != nil:
 		return nil, deviceError(err)

@@ -7,6 +7,8 @@ import (
 	"github.com/tongban/tongban/internal/audit"
 	"github.com/tongban/tongban/internal/ratelimit"
 	"github.com/tongban/tongban/push"
+	"github.com/tongban/tongban/push/catalog"
+	"github.com/tongban/tongban/push/delivery"
 	"github.com/tongban/tongban/push/devices"
 	"github.com/tongban/tongban/push/prefs"
 )
@@ -27,9 +29,11 @@ type Resolver struct {
 	// Audit is the trail a person reads as their activity; nil is an empty one.
 	Audit *audit.Trail
 	// Catalog is the services (事项) of the member apps; nil is an empty catalog.
-	Catalog *push.Catalog
+	Catalog *catalog.Catalog
 	// Push is 免申即享: events, rules, matching and the inbox.
 	Push *push.Engine
+	// Delivery sends the notifications; a registered device releases those that waited for it.
+	Delivery *delivery.Service
 	// Devices and Prefs are where a person's pushes go and how they want them.
 	Devices *devices.Devices
 	Prefs   *prefs.Prefs

@@ -2,7 +2,7 @@ package graph
 
 import (
 	"github.com/tongban/tongban/graph/model"
-	"github.com/tongban/tongban/push"
+	"github.com/tongban/tongban/push/catalog"
 )
 
 // servicesComplexity is what Query.services costs against the complexity limit, as for
@@ -16,18 +16,18 @@ func servicesComplexity(childComplexity int, first *int, _ *string, _ *model.Ser
 	return 1 + childComplexity + min(n, maxPage)
 }
 
-func serviceFilter(f *model.ServiceFilter) push.Filter {
+func serviceFilter(f *model.ServiceFilter) catalog.Filter {
 	if f == nil {
-		return push.Filter{}
+		return catalog.Filter{}
 	}
-	return push.Filter{App: deref(f.App), Category: deref(f.Category), Text: deref(f.Text)}
+	return catalog.Filter{App: deref(f.App), Category: deref(f.Category), Text: deref(f.Text)}
 }
 
 // servicePage cuts the page of first services after the cursor out of a filtered list. A
 // cursor is the service's id, so that a page continues after the same service however the
 // catalog's other entries sort around it.
-func (r *Resolver) servicePage(list []push.Service, first *int, after *string) (*model.ServiceConnection, error) {
-	page, more, err := pageOf(list, func(s push.Service) string { return s.ID }, "service", first, after)
+func (r *Resolver) servicePage(list []catalog.Service, first *int, after *string) (*model.ServiceConnection, error) {
+	page, more, err := pageOf(list, func(s catalog.Service) string { return s.ID }, "service", first, after)
 	if err != nil {
 		return nil, err
 	}
@@ -41,7 +41,7 @@ func (r *Resolver) servicePage(list []push.Service, first *int, after *string) (
 	return out, nil
 }
 
-func (r *Resolver) service(s push.Service) *model.Service {
+func (r *Resolver) service(s catalog.Service) *model.Service {
 	return &model.Service{ID: s.ID, Name: s.Name, Department: s.Department, App: r.app(s.App),
 		Category: s.Category, Link: s.Link, MinAssurance: s.MinAssurance}
 }

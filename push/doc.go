@@ -1,23 +1,19 @@
-// Package push is 免申即享 ("enjoy without applying"): the service catalog, citizen events and
-// profiles, eligibility rules in CEL, matching and backfill, notifications and the inbox,
-// devices and preferences, and delivery through Firebase Cloud Messaging.
+// Package push is 免申即享 ("enjoy without applying"): citizen events and profiles, eligibility
+// rules in CEL, matching and backfill, notifications and the inbox. Its sub-packages hold the
+// rest: the service and fact catalog (push/catalog), the rule language (push/condition),
+// delivery through Firebase Cloud Messaging (push/delivery), devices (push/devices) and
+// preferences (push/prefs).
 //
-// The catalog (catalog.go) is the services (事项) of the member apps, loaded once at start-up
-// from the `catalog` file (format in docs/catalog.md) or, in dev mode, from the embedded sample
-// (devdata/catalog.yaml). Loading checks everything and reports every problem with its line: an
-// id of 2 to 64 lower-case letters, digits and hyphens, unique; a name and a department; an app
-// that is a provider or client id; a category among 教育 就业 社保 医疗 养老 居住 婚育 出行 民政
-// 税务 公积金; a deep link that is https (http only on a loopback host); min_assurance 1 to 4.
-// The loaded catalog never changes and lives in memory; the bridge reads it to check a switch's
-// service and its assurance.
+// Where to find each step: events.go and profile.go (events and the facts they keep), rules.go,
+// rulestats.go, preview.go and privacy.go (rules, their counters and previews), engine.go and
+// backfill.go (matching: the live index and the walk over everyone), notify.go, inbox.go and
+// hub.go (notifications, the inbox and live subscriptions).
 //
-// Facts (facts.go) are declared in the same file, beside the services (PIPL: purpose limitation,
-// minimum necessity): a name (a CEL identifier), a type (bool, int, double, string, timestamp,
-// list(string)), a description, whether it is sensitive, its writers (machine client ids, checked
-// against the configuration at start) and its readers (departments). The rule language sees
-// exactly these facts with their types (push/condition); a rule compiles only if every fact it
-// reads lists its department among the readers, and published rules that no longer do are
-// paused at start (PauseUnreadableRules), one log line each.
+// The catalog (push/catalog) is the services (事项) of the member apps and the facts rules may
+// read, loaded once at start-up and kept in memory; the engine checks events' attributes and
+// rules' conditions against it. A rule compiles only if every fact it reads lists its
+// department among the readers, and published rules that no longer do are paused at start
+// (PauseUnreadableRules), one log line each.
 //
 // Events (events.go): a data platform's events are checked one by one (each attribute a
 // declared fact the sender writes, of its type: UNDECLARED_FACT, FACT_NOT_WRITABLE,
@@ -73,16 +69,10 @@
 // person) and, only when it wins, writes the inbox entry in the same script; then the delivery
 // job goes onto the stream, the live message onto pub/sub (hub.go) and the counters are summed.
 //
-// Delivery (delivery.go, schedule.go, sender.go): workers of a Redis Streams consumer group take jobs in
-// batches, read each notification, the person's preferences (push/prefs) and devices
-// (push/devices), decide (push off or category muted: inbox only; quiet hours or the daily
-// cap: deferred onto the schedule; no device yet: the job waits for the first), send every
-// pending device's message through the Firebase Admin SDK's SendEach, record each device's
-// outcome, and only then schedule the follow-up (a retry with backoff, or the dead letters
-// after 8 attempts) and acknowledge, in one transaction on the {push} keys. A job redelivered
-// after its worker died (XAUTOCLAIM) skips the devices already recorded, so nobody is pushed
-// twice for one notification. One replica at a time (a lease) moves due jobs from the schedule
-// back onto the stream.
+// Delivery is its own package, push/delivery: it reads notifications from the inbox through
+// QueueNote, counts outcomes through Rules.QueueCount, and owns the jobs stream, the schedule, the
+// dead letters and the per-notification delivery records. notify queues a job with
+// delivery.Enqueue.
 //
 // Redis keys (under the store prefix). Keys used together share a hash tag:
 //
@@ -113,16 +103,6 @@
 //	{rules}:bf:<rule>                   hash   the latest backfill: version, cursor, scanned, done
 //	{rules}:backfills                   set    rules with a backfill to run
 //	{rules}:bflease:<rule>              string the replica running that backfill; TTL 30 s, renewed
-//	{push}:jobs                         stream delivery jobs: notification, person, rule, version, attempt;
-//	                                           consumer group "delivery"; acknowledged entries deleted
-//	{push}:schedule                     zset   deferred and retried jobs (JSON) by due time (ms)
-//	{push}:dead                         stream jobs given up after 8 attempts, with the last reason
-//	{push}:schedule:lease               string the replica releasing due jobs; TTL ~10 polls
-//	{p:<pid>}:dlv:<notification>        hash   device id -> outcome; _status, _sent, _day (daily cap
-//	                                           reservation); TTL 7 days
-//	{p:<pid>}:dlvlock:<notification>    string a worker is on it; TTL = the claim idle time
-//	{p:<pid>}:sent:<day>                string pushes on the person's local day; TTL 48 h
-//	{p:<pid>}:waiting                   hash   notification -> job, waiting for the first device
 //	push:notify                         pub/sub channel of new inbox notifications, for subscribers
 //	{privacy}:budget:<day>:<department> string micro-epsilon the department spent on estimates on
 //	                                           that day (YYYYMMDD in push.time_zone); TTL 48 h

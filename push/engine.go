@@ -9,13 +9,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tongban/tongban/internal/redisx"
+	"github.com/tongban/tongban/push/catalog"
 	"github.com/tongban/tongban/push/condition"
-	"github.com/tongban/tongban/push/devices"
-	"github.com/tongban/tongban/push/prefs"
 )
 
 // DefaultBackfillBatch is how many profiles a backfill step reads and evaluates: large enough
@@ -27,7 +25,7 @@ const DefaultBackfillBatch = 500
 type Options struct {
 	Store   *redisx.Store
 	People  People
-	Catalog *Catalog
+	Catalog *catalog.Catalog
 	// Apps are the member apps' ids (providers and clients): an event's app must be one of them.
 	Apps []string
 	// Location is where ages turn over (push.time_zone); UTC when nil.
@@ -41,28 +39,6 @@ type Options struct {
 	// BackfillLease how long a replica holds a backfill without renewing (default 30 s).
 	BackfillBatch int
 	BackfillLease time.Duration
-
-	// Delivery. Sender, Devices and Prefs are needed by RunDelivery only, and Devices by
-	// RegisterDevice.
-	Sender  Sender
-	Devices *devices.Devices
-	Prefs   *prefs.Prefs
-	// DailyCap is how many pushes a person gets a day, all rules together; 0 = no cap.
-	DailyCap int
-	// Workers is how many delivery workers this replica runs (default 4); DeliveryBatch how
-	// many jobs one takes at a time (default 100).
-	Workers       int
-	DeliveryBatch int
-	// DeliveryPoll is how long a worker blocks waiting for jobs (default 250 ms, so a stopping
-	// worker is not held long); ClaimIdle how
-	// long a job stays with a worker before another may take it over (default 1 min), checked
-	// every ClaimEvery (default 10 s); SchedulePoll how often due jobs are released (1 s).
-	DeliveryPoll time.Duration
-	ClaimIdle    time.Duration
-	ClaimEvery   time.Duration
-	SchedulePoll time.Duration
-	// Registerer receives delivery's metrics; nil = none.
-	Registerer prometheus.Registerer
 
 	// MaxFactsPerPerson and MaxFactBytesPerPerson bound what events may store about one
 	// person (DefaultMaxFactsPerPerson, DefaultMaxFactBytesPerPerson).
@@ -79,7 +55,7 @@ type Options struct {
 type Engine struct {
 	store   *redisx.Store
 	people  People
-	catalog *Catalog
+	catalog *catalog.Catalog
 	env     *condition.Env
 	apps    map[string]bool
 	loc     *time.Location
@@ -95,19 +71,11 @@ type Engine struct {
 	compiled map[string]*condition.Condition // by rule id and version; shared by all requests
 
 	wake chan struct{} // nudges the backfill runner after a local publish
-
-	sender  Sender
-	devices *devices.Devices
-	prefs   *prefs.Prefs
-	metrics *metrics
-	// Test hooks: a delivery batch stops (as if its worker died) when one returns true.
-	testHookBeforeRecord func() bool
-	testHookBeforeAck    func() bool
 }
 
 // New builds an engine.
 func New(o Options) (*Engine, error) {
-	env, err := condition.NewEnv(o.Catalog.conditionFacts()...)
+	env, err := condition.NewEnv(o.Catalog.ConditionFacts()...)
 	if err != nil {
 		return nil, fmt.Errorf("push: rule environment: %w", err)
 	}
@@ -139,27 +107,11 @@ func New(o Options) (*Engine, error) {
 	if o.BackfillLease <= 0 {
 		o.BackfillLease = 30 * time.Second
 	}
-	defaults := []struct {
-		d *time.Duration
-		v time.Duration
-	}{{&o.DeliveryPoll, 250 * time.Millisecond}, {&o.ClaimIdle, time.Minute}, {&o.ClaimEvery, 10 * time.Second}, {&o.SchedulePoll, time.Second}}
-	for _, d := range defaults {
-		if *d.d <= 0 {
-			*d.d = d.v
-		}
-	}
-	if o.Workers <= 0 {
-		o.Workers = 4
-	}
-	if o.DeliveryBatch <= 0 {
-		o.DeliveryBatch = 100
-	}
 	e := &Engine{
 		store: o.Store, people: o.People, catalog: o.Catalog, env: env, loc: o.Location, now: o.Now,
 		log: o.Logger, opts: o, apps: map[string]bool{}, compiled: map[string]*condition.Condition{},
-		wake: make(chan struct{}, 1), sender: o.Sender, devices: o.Devices, prefs: o.Prefs,
+		wake: make(chan struct{}, 1),
 	}
-	e.metrics = newMetrics(o.Store, o.Registerer)
 	for _, a := range o.Apps {
 		e.apps[a] = true
 	}
@@ -182,7 +134,7 @@ func (e *Engine) nudge() {
 type liveRule struct {
 	Rule
 	cond    *condition.Condition
-	service Service
+	service catalog.Service
 }
 
 // liveIndex is the published rules by trigger: an event is evaluated against the rules its
@@ -236,7 +188,7 @@ func (e *Engine) prepare(r Rule) (*liveRule, error) {
 	c := e.compiled[key]
 	if c == nil {
 		var problems []condition.Problem
-		c, problems = e.env.CompileFor(r.Condition, e.catalog.readableBy(r.Department))
+		c, problems = e.env.CompileFor(r.Condition, e.catalog.ReadableBy(r.Department))
 		if len(problems) > 0 {
 			return nil, errors.New(problemsText(problems))
 		}
@@ -269,7 +221,7 @@ func (e *Engine) PauseUnreadableRules(ctx context.Context) (int, error) {
 	}
 	paused := 0
 	for _, r := range rules {
-		_, problems := e.env.CompileFor(r.Condition, e.catalog.readableBy(r.Department))
+		_, problems := e.env.CompileFor(r.Condition, e.catalog.ReadableBy(r.Department))
 		if len(problems) == 0 {
 			continue
 		}

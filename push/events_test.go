@@ -10,6 +10,7 @@ import (
 	"github.com/tongban/tongban/internal/idnumber"
 	"github.com/tongban/tongban/internal/testenv"
 	"github.com/tongban/tongban/push"
+	"github.com/tongban/tongban/push/delivery"
 )
 
 func TestEventRejects(t *testing.T) {
@@ -191,7 +192,7 @@ func TestIngestConcurrentlyOnTwoReplicas(t *testing.T) {
 	if st.Notified != int64(len(events)) || st.Matched != int64(len(events)) {
 		t.Fatalf("stats %+v, want %d matched and notified", st, len(events))
 	}
-	jobs, _ := a.store.Client.XLen(ctxT(t), a.store.Key(push.JobsStream)).Result()
+	jobs, _ := a.store.Client.XLen(ctxT(t), a.store.Key(delivery.JobsStream)).Result()
 	if jobs != int64(len(events)) {
 		t.Fatalf("%d delivery jobs, want %d", jobs, len(events))
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/tongban/tongban/internal/redisx"
 	"github.com/tongban/tongban/internal/testenv"
 	"github.com/tongban/tongban/push"
+	"github.com/tongban/tongban/push/catalog"
 )
 
 // The departments of the dev catalog the tests act as.
@@ -40,7 +41,7 @@ func newWorld(t testing.TB, opts ...func(*push.Options)) *world {
 // replicaOf starts another replica on store, as a second process would.
 func replicaOf(t testing.TB, store *redisx.Store, clock *testenv.Clock, opts ...func(*push.Options)) *world {
 	t.Helper()
-	cat, err := push.DevCatalog(devApps)
+	cat, err := catalog.Dev(devApps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tongban/tongban/push/catalog"
+	"github.com/tongban/tongban/push/delivery"
 )
 
 // Notifications returns the person's inbox, newest first: at most the inbox cap, none older
@@ -99,4 +102,25 @@ func (e *Engine) MarkRead(ctx context.Context, pid string, ids []string) (int, e
 // ends; then the channel closes.
 func (e *Engine) Subscribe(ctx context.Context, pid string) (<-chan Notification, error) {
 	return e.hub.subscribe(ctx, pid)
+}
+
+// QueueNote queues on p the read of one of the person's notifications, for delivery: the
+// returned function gives it once p has run, or false when it has left the inbox (trimmed or
+// past its TTL) or cannot be read.
+func (e *Engine) QueueNote(ctx context.Context, p redis.Pipeliner, pid, nid string) func() (delivery.Note, bool) {
+	cmd := p.HGet(ctx, e.inboxKey(pid), nid)
+	return func() (delivery.Note, bool) {
+		raw, err := cmd.Result()
+		if err != nil {
+			return delivery.Note{}, false
+		}
+		var n Notification
+		if json.Unmarshal([]byte(raw), &n) != nil {
+			return delivery.Note{}, false
+		}
+		return delivery.Note{
+			ID: n.ID, Service: n.Service, Title: n.Title, Body: n.Body, Link: n.Link,
+			Category: n.Category, Channel: catalog.ChannelSlug(n.Category),
+		}, true
+	}
 }

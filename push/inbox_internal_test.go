@@ -8,6 +8,7 @@ import (
 
 	"github.com/tongban/tongban/internal/idnumber"
 	"github.com/tongban/tongban/internal/testenv"
+	"github.com/tongban/tongban/push/delivery"
 )
 
 // The inbox hash stays bounded: past twice the cap it is trimmed to the newest cap
@@ -93,7 +94,7 @@ func TestJobOfAnInterruptedMatchIsQueued(t *testing.T) {
 	if err := e.Backfill(ctx, r.ID); err != nil {
 		t.Fatal(err)
 	}
-	jobs, err := e.store.Client.XRange(ctx, e.store.Key(JobsStream), "-", "+").Result()
+	jobs, err := e.store.Client.XRange(ctx, e.store.Key(delivery.JobsStream), "-", "+").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +116,7 @@ func TestJobOfAnInterruptedMatchIsQueued(t *testing.T) {
 	if err := e.Backfill(ctx, r.ID); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := store.Client.XLen(ctx, store.Key(JobsStream)).Result(); n != 1 {
+	if n, _ := store.Client.XLen(ctx, store.Key(delivery.JobsStream)).Result(); n != 1 {
 		t.Fatalf("%d jobs after a second backfill of the same version, want 1", n)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/tongban/tongban/identity"
 	"github.com/tongban/tongban/internal/idnumber"
 	"github.com/tongban/tongban/internal/testenv"
+	"github.com/tongban/tongban/push/catalog"
 )
 
 // internalEngine builds an engine on a fresh store for the tests that look at its keys.
@@ -16,7 +17,7 @@ func internalEngine(t *testing.T, o Options) (*Engine, *identity.Persons) {
 	store := testenv.Redis(t)
 	keys := identity.Keys{Pepper: []byte("a pepper of at least thirty-two bytes"), KEK: []byte("0123456789abcdef0123456789abcdef")}
 	persons := identity.NewPersons(store, keys, o.Now)
-	cat, err := DevCatalog([]string{"zheliban", "suishenban", "sufuban"})
+	cat, err := catalog.Dev([]string{"zheliban", "suishenban", "sufuban"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tongban/tongban/push"
+	"github.com/tongban/tongban/push/delivery"
 )
 
 // A rule runs only for the event types it names, however true its condition.
@@ -204,7 +205,7 @@ func TestTwoEventsOfOneCallNotifyOnce(t *testing.T) {
 		push.Event{ID: "a", Type: "residence.changed", IDNumber: n.String(), OccurredAt: now},
 		push.Event{ID: "b", Type: "residence.changed", IDNumber: n.String(), OccurredAt: now})
 	st, _ := w.engine.Rules.Stats(ctxT(t), rule.ID)
-	jobs, _ := w.store.Client.XLen(ctxT(t), w.store.Key(push.JobsStream)).Result()
+	jobs, _ := w.store.Client.XLen(ctxT(t), w.store.Key(delivery.JobsStream)).Result()
 	if got := len(w.inbox(t, w.personOf(t, n))); got != 1 || st.Matched != 2 || st.Notified != 1 || jobs != 1 {
 		t.Fatalf("%d notifications, %d jobs, stats %+v; want 1, 1, matched 2 and notified 1", got, jobs, st)
 	}

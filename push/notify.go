@@ -12,6 +12,7 @@ import (
 
 	"github.com/tongban/tongban/internal/opaque"
 	"github.com/tongban/tongban/internal/redisx"
+	"github.com/tongban/tongban/push/delivery"
 )
 
 // Notification is what a person is told: one rule version's match of them.
@@ -47,11 +48,6 @@ func newNotificationID(at time.Time) (string, error) {
 	}
 	return fmt.Sprintf("n_%011x%s", at.UnixMilli(), r), nil
 }
-
-// JobsStream is the delivery stream's key (under the store prefix): one entry per notification
-// that goes to the PUSH channel, with fields notification, person, rule and version, for the
-// delivery workers.
-const JobsStream = "{push}:jobs"
 
 // notifyChannel is the pub/sub channel every replica listens on for its live subscribers.
 const notifyChannel = "push:notify"
@@ -204,8 +200,7 @@ func (e *Engine) notify(ctx context.Context, matches []match, then func(redis.Pi
 			}
 			tallies[version{r.ID, r.Version}].notified++
 			if r.has(ChannelPush) {
-				p.XAdd(ctx, &redis.XAddArgs{Stream: e.store.Key(JobsStream), Values: []any{
-					"notification", n.ID, "person", n.Person, "rule", n.Rule, "version", n.Version}})
+				delivery.Enqueue(ctx, p, e.store, delivery.Job{Note: n.ID, Person: n.Person, Rule: n.Rule, Version: n.Version})
 			}
 			p.HSet(ctx, e.matchedKey(n.Person), r.ID+":"+strconv.Itoa(r.Version), n.ID+"+q")
 		}

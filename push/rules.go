@@ -16,6 +16,7 @@ import (
 
 	"github.com/tongban/tongban/internal/opaque"
 	"github.com/tongban/tongban/internal/redisx"
+	"github.com/tongban/tongban/push/catalog"
 	"github.com/tongban/tongban/push/condition"
 )
 
@@ -109,7 +110,7 @@ var typePattern = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$`)
 // Rules keeps service owners' rules. It is safe for concurrent use.
 type Rules struct {
 	store   *redisx.Store
-	catalog *Catalog
+	catalog *catalog.Catalog
 	env     *condition.Env
 	now     func() time.Time
 	// onPublish is told when a change started a backfill, so this replica's runner starts at
@@ -142,7 +143,7 @@ func (rs *Rules) check(owner Owner, in RuleInput) (Rule, *condition.Condition, e
 		return Rule{}, nil, &ForbiddenError{Message: fmt.Sprintf("service %s belongs to %s, which this client does not manage", svc.ID, svc.Department)}
 	}
 	// Purpose limitation: a department's rules read only the facts it is a reader of.
-	cond, problems := rs.env.CompileFor(in.Condition, rs.catalog.readableBy(svc.Department))
+	cond, problems := rs.env.CompileFor(in.Condition, rs.catalog.ReadableBy(svc.Department))
 	if len(problems) > 0 {
 		return Rule{}, nil, &InputError{Field: "condition", Message: problemsText(problems), Problems: problems}
 	}
@@ -158,8 +159,8 @@ func (rs *Rules) check(owner Owner, in RuleInput) (Rule, *condition.Condition, e
 	if e := checkTemplate("body", in.Body, maxBodyLen); e != nil {
 		return Rule{}, nil, e
 	}
-	if !slices.Contains(categories[:], in.Category) {
-		return Rule{}, nil, inputErr("category", "unknown category %q; one of %s", in.Category, strings.Join(categories[:], " "))
+	if !slices.Contains(catalog.Categories(), in.Category) {
+		return Rule{}, nil, inputErr("category", "unknown category %q; one of %s", in.Category, strings.Join(catalog.Categories(), " "))
 	}
 	channels, err := checkChannels(in.Channels)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tongban/tongban/app/devpartner"
 	"github.com/tongban/tongban/bridge"
 	"github.com/tongban/tongban/config"
 	"github.com/tongban/tongban/graph"
@@ -26,6 +27,8 @@ import (
 	"github.com/tongban/tongban/internal/ratelimit"
 	"github.com/tongban/tongban/internal/redisx"
 	"github.com/tongban/tongban/push"
+	"github.com/tongban/tongban/push/catalog"
+	"github.com/tongban/tongban/push/delivery"
 	"github.com/tongban/tongban/push/devices"
 	"github.com/tongban/tongban/push/prefs"
 )
@@ -40,8 +43,9 @@ type App struct {
 	Sessions *identity.Sessions
 	Identity *identity.Service
 	Bridge   *bridge.Bridge
-	Catalog  *push.Catalog
+	Catalog  *catalog.Catalog
 	Push     *push.Engine
+	Delivery *delivery.Service
 	Devices  *devices.Devices
 	Prefs    *prefs.Prefs
 	// FCMSink is dev mode's local FCM server (served at /dev/fcm/); nil otherwise.
@@ -50,7 +54,7 @@ type App struct {
 	Registry *prometheus.Registry
 	// DevIdPs are the simulated identity providers of dev mode, by app id.
 	DevIdPs     map[string]*devidp.Provider
-	devPartners devPartners
+	devPartners *devpartner.Partners
 	// Limits are the rate limits (nil when rate_limits.enabled is false); proxies says whose
 	// X-Forwarded-For names the client.
 	Limits  *ratelimit.Limiter
@@ -120,7 +124,8 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 		log.Warn("the embedded store keeps nothing across restarts; set redis.url or redis.cluster to keep state")
 	}
 
-	a := &App{cfg: cfg, log: log, Store: store, Catalog: catalog, Registry: prometheus.NewRegistry()}
+	a := &App{cfg: cfg, log: log, Store: store, Catalog: catalog, Registry: prometheus.NewRegistry(),
+		devPartners: devpartner.New(cfg.PublicURL, cfg.Clients)}
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.recorder = metrics.New(a.Registry)
 	a.Audit = audit.New(store, audit.Options{Log: log, Now: o.now})
@@ -148,7 +153,7 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.graphql = graph.NewHandler(&graph.Resolver{Directory: o.directory, Identity: a.Identity, Bridge: a.Bridge, Audit: a.Audit, Catalog: a.Catalog, Push: a.Push, Devices: a.Devices, Prefs: a.Prefs, Limits: a.Limits}, graph.Options{
+	a.graphql = graph.NewHandler(&graph.Resolver{Directory: o.directory, Identity: a.Identity, Bridge: a.Bridge, Audit: a.Audit, Catalog: a.Catalog, Push: a.Push, Delivery: a.Delivery, Devices: a.Devices, Prefs: a.Prefs, Limits: a.Limits}, graph.Options{
 		MaxMessageBytes: cfg.GraphQL.MaxBodyBytes,
 		Introspection:   cfg.GraphQL.Introspection,
 		ComplexityLimit: cfg.GraphQL.ComplexityLimit,
@@ -186,8 +191,8 @@ func (a *App) routes() http.Handler {
 	if a.cfg.Dev {
 		route("GET /{$}", "graphiql", playground.Handler("Tongban", "/graphql"))
 		route("/dev/idp/{app}/", "dev_idp", http.HandlerFunc(a.serveDevIdP))
-		route("GET /dev/apps/{app}/callback", "dev_app_callback", http.HandlerFunc(a.serveDevCallback))
-		route("GET /dev/apps/{app}/login", "dev_app_login", http.HandlerFunc(a.serveDevLogin))
+		route("GET /dev/apps/{app}/callback", "dev_app_callback", http.HandlerFunc(a.devPartners.ServeCallback))
+		route("GET /dev/apps/{app}/login", "dev_app_login", http.HandlerFunc(a.devPartners.ServeLogin))
 		if a.FCMSink != nil {
 			route("/dev/fcm/", "dev_fcm", http.HandlerFunc(a.serveFCMSink))
 		}
@@ -269,7 +274,7 @@ func (a *App) Serve(ctx context.Context, ln, mln net.Listener) error {
 	deliveryDone := make(chan struct{})
 	go func() {
 		defer close(deliveryDone)
-		if err := a.Push.RunDelivery(delivery); err != nil {
+		if err := a.Delivery.Run(delivery); err != nil {
 			a.log.Warn("push: no delivery on this replica; notifications stay in the inbox", "err", err)
 		}
 	}()

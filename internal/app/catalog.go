@@ -5,27 +5,27 @@ import (
 
 	"github.com/tongban/tongban/bridge"
 	"github.com/tongban/tongban/config"
-	"github.com/tongban/tongban/push"
+	"github.com/tongban/tongban/push/catalog"
 )
 
 // loadCatalog loads the services (事项): the configured catalog file; without one, the sample
 // catalog in dev mode and none otherwise. A bad file stops start-up with every problem.
-func loadCatalog(cfg *config.Config) (*push.Catalog, error) {
+func loadCatalog(cfg *config.Config) (*catalog.Catalog, error) {
 	var apps []string
 	for _, a := range cfg.Apps() {
 		apps = append(apps, a.ID)
 	}
 	var (
-		c   *push.Catalog
+		c   *catalog.Catalog
 		err error
 	)
 	switch {
 	case cfg.Catalog != "":
-		c, err = push.LoadCatalog(cfg.Catalog, apps)
+		c, err = catalog.Load(cfg.Catalog, apps)
 	case cfg.Dev:
-		c, err = push.DevCatalog(apps)
+		c, err = catalog.Dev(apps)
 	default:
-		c, err = push.ParseCatalog(nil, "(none)", apps)
+		c, err = catalog.Parse(nil, "(none)", apps)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
@@ -45,7 +45,7 @@ func loadCatalog(cfg *config.Config) (*push.Catalog, error) {
 }
 
 // catalogAdapter gives the bridge the catalog's services as a switch needs them.
-type catalogAdapter struct{ c *push.Catalog }
+type catalogAdapter struct{ c *catalog.Catalog }
 
 var _ bridge.Catalog = catalogAdapter{}
 

@@ -2,7 +2,6 @@ package app
 
 import (
 	"fmt"
-	"html/template"
 	"net/http"
 	"strings"
 	"time"
@@ -68,39 +67,4 @@ func (a *App) serveDevIdP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	idp.ServeHTTP(w, r)
-}
-
-// devCallback is the page of a simulated member app that receives the provider's redirect: it
-// shows what the real app's backend would pass to completeSignIn.
-var devCallback = template.Must(template.New("callback").Parse(`<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8"><title>{{.App}}: sign-in callback</title>
-<style>body{font-family:sans-serif;max-width:48rem;margin:2rem auto}pre{background:#f4f4f4;padding:1rem;white-space:pre-wrap;word-break:break-all}</style></head>
-<body><h1>{{.App}} received the sign-in</h1>
-{{if .Error}}<p>The provider answered <b>{{.Error}}</b>: {{.Description}}</p>{{else}}
-<p>A real app's backend now calls <code>completeSignIn</code>. Paste this into GraphiQL at <a href="/">/</a>:</p>
-<pre>mutation { completeSignIn(state: "{{.State}}", code: "{{.Code}}"{{if .Iss}}, iss: "{{.Iss}}"{{end}}) {
-  accessToken refreshToken expiresAt assurance
-  person { id displayName maskedIdNumber accounts { app { id name } subject assurance } }
-} }</pre>{{end}}
-</body></html>`))
-
-func (a *App) serveDevCallback(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	// The same callback receives the bridge's answer to a switch (iss = the bridge) and a
-	// provider's answer to a sign-in.
-	if q.Get("iss") == strings.TrimRight(a.cfg.PublicURL, "/") {
-		c, ok := a.devClient(r.PathValue("app"))
-		l, pending := a.devPartners.take(q.Get("state"))
-		if ok && pending && l.app == c.ID {
-			a.serveDevArrival(w, r, c, l)
-			return
-		}
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Referrer-Policy", "no-referrer")
-	_ = devCallback.Execute(w, map[string]string{
-		"App": r.PathValue("app"), "State": q.Get("state"), "Code": q.Get("code"), "Iss": q.Get("iss"),
-		"Error": q.Get("error"), "Description": q.Get("error_description"),
-	})
 }

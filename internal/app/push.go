@@ -13,6 +13,8 @@ import (
 
 	"github.com/tongban/tongban/internal/fakefcm"
 	"github.com/tongban/tongban/push"
+	"github.com/tongban/tongban/push/catalog"
+	"github.com/tongban/tongban/push/delivery"
 	"github.com/tongban/tongban/push/devices"
 	"github.com/tongban/tongban/push/prefs"
 )
@@ -43,7 +45,7 @@ func (a *App) buildPush(o options) error {
 	if a.Devices, err = devices.New(devices.Options{Store: a.Store, KEK: kek, Apps: apps, Now: o.now}); err != nil {
 		return fmt.Errorf("app: %w", err)
 	}
-	if a.Prefs, err = prefs.New(a.Store, prefs.Defaults{TimeZone: p.TimeZone, QuietHours: p.QuietHours}, push.Categories()); err != nil {
+	if a.Prefs, err = prefs.New(a.Store, prefs.Defaults{TimeZone: p.TimeZone, QuietHours: p.QuietHours}, catalog.Categories()); err != nil {
 		return fmt.Errorf("app: %w", err)
 	}
 	sender, err := a.buildSender()
@@ -53,10 +55,15 @@ func (a *App) buildPush(o options) error {
 	a.Push, err = push.New(push.Options{
 		Store: a.Store, People: a.Identity.Persons, Catalog: a.Catalog, Apps: apps,
 		Location: loc, Now: o.now, Logger: a.log,
-		Sender: sender, Devices: a.Devices, Prefs: a.Prefs, DailyCap: p.DailyCap, Workers: p.Workers,
-		Registerer:        a.Registry,
 		MaxFactsPerPerson: p.MaxFactsPerPerson, MaxFactBytesPerPerson: p.MaxFactBytesPerPerson,
 		Privacy: push.Privacy{Epsilon: p.Privacy.Epsilon, Threshold: p.Privacy.Threshold, DailyBudget: p.Privacy.DailyBudget, Random: o.noise},
+	})
+	if err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+	a.Delivery, err = delivery.New(delivery.Options{
+		Store: a.Store, Inbox: a.Push, Counter: a.Push.Rules, Sender: sender, Devices: a.Devices, Prefs: a.Prefs,
+		Now: o.now, Logger: a.log, DailyCap: p.DailyCap, Workers: p.Workers, Registerer: a.Registry,
 	})
 	if err != nil {
 		return fmt.Errorf("app: %w", err)
@@ -75,7 +82,7 @@ func (a *App) buildPush(o options) error {
 // without credentials it talks to the local FCM sink this process serves at /dev/fcm/, with a
 // token the sink accepts. Without a project outside dev mode there is no sender: notifications
 // stay in the inbox, and a log line says so.
-func (a *App) buildSender() (push.Sender, error) {
+func (a *App) buildSender() (delivery.Sender, error) {
 	f := a.cfg.Push.FCM
 	var opts []option.ClientOption
 	switch {

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/tongban/tongban/config"
-	"github.com/tongban/tongban/push"
+	"github.com/tongban/tongban/push/catalog"
 )
 
 const servicesPage = `query($first: Int, $after: String, $f: ServiceFilter) {
@@ -46,7 +46,7 @@ func (h *harness) services(t *testing.T, vars map[string]any) page {
 func TestServicesPaging(t *testing.T) {
 	h := startIdentity(t, nil)
 	for _, f := range []map[string]any{nil, {"app": "sufuban"}, {"text": "公积金"}} {
-		want := h.app.Catalog.Search(push.Filter{App: str(f, "app"), Text: str(f, "text")})
+		want := h.app.Catalog.Search(catalog.Filter{App: str(f, "app"), Text: str(f, "text")})
 		if len(want) == 0 {
 			t.Fatalf("filter %v matches nothing in the dev catalog", f)
 		}
@@ -183,8 +183,8 @@ func TestSwitchIntoCatalogService(t *testing.T) {
 	if r := h.gql(grantConsent, map[string]any{"a": "suishenban", "s": []string{"profile", "phone", "id_number"}}, in.access); len(r.Errors) > 0 {
 		t.Fatal(r.Raw)
 	}
-	var high, low push.Service
-	for _, s := range h.app.Catalog.Search(push.Filter{App: "suishenban"}) {
+	var high, low catalog.Service
+	for _, s := range h.app.Catalog.Search(catalog.Filter{App: "suishenban"}) {
 		switch {
 		case s.MinAssurance == 4 && high.ID == "":
 			high = s

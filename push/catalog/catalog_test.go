@@ -1,4 +1,4 @@
-package push
+package catalog
 
 import (
 	"errors"
@@ -35,7 +35,7 @@ const goodCatalog = `services:
 `
 
 func TestParseCatalog(t *testing.T) {
-	c, err := ParseCatalog([]byte(goodCatalog), "good.yaml", testApps)
+	c, err := Parse([]byte(goodCatalog), "good.yaml", testApps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestParseCatalog(t *testing.T) {
 }
 
 func TestSearch(t *testing.T) {
-	c, err := ParseCatalog([]byte(goodCatalog), "good.yaml", testApps)
+	c, err := Parse([]byte(goodCatalog), "good.yaml", testApps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,8 +123,8 @@ func TestLoadCatalogReportsEveryProblemWithItsLine(t *testing.T) {
 	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := LoadCatalog(path, testApps)
-	var ce *CatalogError
+	_, err := Load(path, testApps)
+	var ce *LoadError
 	if !errors.As(err, &ce) {
 		t.Fatalf("err = %v", err)
 	}
@@ -212,8 +212,8 @@ func TestParseCatalogRejects(t *testing.T) {
 		{"not YAML", "services: [\n", "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseCatalog([]byte(tc.doc), "t.yaml", testApps)
-			var ce *CatalogError
+			_, err := Parse([]byte(tc.doc), "t.yaml", testApps)
+			var ce *LoadError
 			if !errors.As(err, &ce) || len(ce.Problems) != 1 {
 				t.Fatalf("want one problem, got %v\n%s", err, tc.doc)
 			}
@@ -227,7 +227,7 @@ func TestParseCatalogRejects(t *testing.T) {
 
 func TestParseCatalogEmpty(t *testing.T) {
 	for _, doc := range []string{"", "services:\n", "services: []\n", "# nothing\n"} {
-		c, err := ParseCatalog([]byte(doc), "e.yaml", testApps)
+		c, err := Parse([]byte(doc), "e.yaml", testApps)
 		if err != nil || c.Len() != 0 {
 			t.Errorf("%q: %v, %d services", doc, err, c.Len())
 		}
@@ -235,7 +235,7 @@ func TestParseCatalogEmpty(t *testing.T) {
 }
 
 func TestDevCatalog(t *testing.T) {
-	c, err := DevCatalog(testApps)
+	c, err := Dev(testApps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +264,7 @@ func TestDevCatalog(t *testing.T) {
 		}
 	}
 	// The dev catalog names the simulated apps: without them it is refused, not half loaded.
-	if _, err := DevCatalog([]string{"zheliban"}); err == nil {
+	if _, err := Dev([]string{"zheliban"}); err == nil {
 		t.Error("the dev catalog loaded without suishenban and sufuban")
 	}
 }
@@ -278,11 +278,11 @@ func FuzzParseCatalog(f *testing.F) {
 	f.Add([]byte("- a\n- b\n"))
 	f.Add([]byte("facts:\n  - {name: x, type: list(string), description: d, sensitive: true, writers: [a], readers: [b]}\n  - {name: 1x, type: [], sensitive: 3}\n  - 7\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := ParseCatalog(data, "fuzz.yaml", testApps)
+		c, err := Parse(data, "fuzz.yaml", testApps)
 		if err != nil {
-			var ce *CatalogError
+			var ce *LoadError
 			if !errors.As(err, &ce) || len(ce.Problems) == 0 {
-				t.Fatalf("an error that is not a CatalogError with problems: %v", err)
+				t.Fatalf("an error that is not a LoadError with problems: %v", err)
 			}
 			return
 		}

@@ -1,4 +1,4 @@
-package push
+package catalog
 
 import (
 	"fmt"
@@ -144,7 +144,7 @@ func (c *Catalog) CheckWriters(source string, machineClients []string) error {
 		}
 	}
 	if len(ps) > 0 {
-		return &CatalogError{Source: source, Problems: ps}
+		return &LoadError{Source: source, Problems: ps}
 	}
 	return nil
 }
@@ -166,8 +166,8 @@ func (c *Catalog) Fact(name string) (Fact, bool) {
 	return f, ok
 }
 
-// conditionFacts are the declarations the rule language needs: names and types.
-func (c *Catalog) conditionFacts() []condition.Fact {
+// ConditionFacts are the declarations the rule language needs: names and types.
+func (c *Catalog) ConditionFacts() []condition.Fact {
 	if c == nil {
 		return nil
 	}
@@ -178,9 +178,9 @@ func (c *Catalog) conditionFacts() []condition.Fact {
 	return out
 }
 
-// readableBy is what CompileFor asks of a department's conditions: the facts they name must be
+// ReadableBy is what CompileFor asks of a department's conditions: the facts they name must be
 // readable by it.
-func (c *Catalog) readableBy(department string) func([]condition.FactRead) []condition.Problem {
+func (c *Catalog) ReadableBy(department string) func([]condition.FactRead) []condition.Problem {
 	return func(reads []condition.FactRead) []condition.Problem { return c.unreadable(department, reads) }
 }
 

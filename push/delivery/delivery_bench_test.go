@@ -1,4 +1,4 @@
-package push
+package delivery_test
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 
 	"github.com/tongban/tongban/internal/idnumber"
 	"github.com/tongban/tongban/internal/testenv"
+	"github.com/tongban/tongban/push"
+	"github.com/tongban/tongban/push/delivery"
 	"github.com/tongban/tongban/push/devices"
 )
 
@@ -34,7 +36,7 @@ func BenchmarkDelivery(b *testing.B) {
 		total = n
 	}
 	const workers, batch = 4, 500
-	w := newDeliveryWorldOn(b, testenv.Redis(b), func(o *Options) { o.Workers, o.DeliveryBatch = workers, batch })
+	w := newDeliveryWorldOn(b, testenv.Redis(b), func(o *delivery.Options) { o.Workers, o.DeliveryBatch = workers, batch })
 	ctx := context.Background()
 	r := w.rule("出行")
 	w.shutdown() // queue first, deliver after
@@ -50,11 +52,11 @@ func BenchmarkDelivery(b *testing.B) {
 		go func() {
 			defer wg.Done()
 			var nums []idnumber.Number
-			var events []Event
+			var events []push.Event
 			for i := start; i < end; i++ {
 				n, _ := idnumber.Build("330402", time.Date(1930, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, i%29200), i/29200)
 				nums = append(nums, n)
-				events = append(events, Event{ID: "bench-" + strconv.Itoa(i), Type: "t.x", IDNumber: n.String(), OccurredAt: w.clock.Now()})
+				events = append(events, push.Event{ID: "bench-" + strconv.Itoa(i), Type: "t.x", IDNumber: n.String(), OccurredAt: w.clock.Now()})
 			}
 			pids, err := w.persons.EnsurePersons(ctx, nums)
 			if err != nil {
@@ -63,7 +65,7 @@ func BenchmarkDelivery(b *testing.B) {
 			}
 			for k, pid := range pids {
 				tok := token(fmt.Sprintf("b%07d", start+k))
-				d, err := w.e.devices.Register(ctx, pid, "zheliban", "ANDROID", tok)
+				d, err := w.devices.Register(ctx, pid, "zheliban", "ANDROID", tok)
 				if err != nil {
 					b.Error(err)
 					return
@@ -72,7 +74,7 @@ func BenchmarkDelivery(b *testing.B) {
 				targets = append(targets, devices.Target{Device: d, Token: tok})
 				mu.Unlock()
 			}
-			if res, err := w.e.Ingest(ctx, "bench", events); err != nil || res.Accepted != len(events) {
+			if res, err := w.push.Ingest(ctx, "bench", events); err != nil || res.Accepted != len(events) {
 				b.Errorf("ingest: %+v %v", res, err)
 			}
 		}()
@@ -86,10 +88,10 @@ func BenchmarkDelivery(b *testing.B) {
 	var rate, baseline float64
 	for range b.N {
 		// Baseline: the same messages through SendEach alone, same concurrency and batch size.
-		note := Notification{ID: "n_baseline", Title: "您好", Body: "老年人乘车优惠", Link: "https://example.com", Category: "出行", Service: "jx-elderly-transit"}
+		note := delivery.Note{ID: "n_baseline", Title: "您好", Body: "老年人乘车优惠", Link: "https://example.com", Category: "出行", Service: "jx-elderly-transit"}
 		msgs := make([]*messaging.Message, len(targets))
 		for i, tg := range targets {
-			msgs[i] = message(note, tg)
+			msgs[i] = delivery.Message(note, tg)
 		}
 		sender := sdkFor(b, w.fcm)
 		t0 := time.Now()
@@ -115,7 +117,7 @@ func BenchmarkDelivery(b *testing.B) {
 
 		// Delivery: the workers take the queued jobs.
 		t1 := time.Now()
-		other := w.replica(func(o *Options) { o.Workers, o.DeliveryBatch = workers, batch })
+		other := w.replica(func(o *delivery.Options) { o.Workers, o.DeliveryBatch = workers, batch })
 		for w.stats(r).Delivered < int64(total) {
 			time.Sleep(20 * time.Millisecond)
 		}

@@ -1,4 +1,4 @@
-package push
+package delivery_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tongban/tongban/internal/redisx"
+	"github.com/tongban/tongban/push/delivery"
 )
 
 // redisServer runs a real redis-server on a free loopback port, its data kept in dir with an
@@ -89,7 +90,7 @@ func TestRedisRestartLosesNoJob(t *testing.T) {
 		w.device(pid, "zheliban", tok)
 		w.event(n)
 	}
-	if n, _ := store.Client.XLen(context.Background(), store.Key(JobsStream)).Result(); n != 20 {
+	if n, _ := store.Client.XLen(context.Background(), store.Key(delivery.JobsStream)).Result(); n != 20 {
 		t.Fatalf("%d jobs queued, want 20", n)
 	}
 	srv.stop()

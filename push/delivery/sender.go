@@ -1,4 +1,4 @@
-package push
+package delivery
 
 import (
 	"context"
@@ -84,7 +84,7 @@ func retryAfter(err error) time.Duration {
 // message builds the FCM message of one notification for one device: the notification for
 // the system tray, and in data what the app needs to open it (all strings, as FCM wants).
 // collapse keys make a retried message replace, not duplicate, one the device already has.
-func message(n Notification, t deliveryTarget) *messaging.Message {
+func message(n Note, t deliveryTarget) *messaging.Message {
 	data := map[string]string{"notification_id": n.ID, "service": n.Service, "category": n.Category}
 	if n.Link != "" {
 		data["link"] = n.Link
@@ -102,7 +102,7 @@ func message(n Notification, t deliveryTarget) *messaging.Message {
 			CollapseKey: collapse,
 			TTL:         ptr(72 * time.Hour),
 			Notification: &messaging.AndroidNotification{
-				ChannelID: "mianshen-" + categorySlug(n.Category), Tag: n.ID,
+				ChannelID: "mianshen-" + n.Channel, Tag: n.ID,
 			},
 		},
 		APNS: &messaging.APNSConfig{
@@ -113,14 +113,3 @@ func message(n Notification, t deliveryTarget) *messaging.Message {
 }
 
 func ptr[T any](v T) *T { return &v }
-
-// categorySlug names an Android notification channel per category, so people can silence one
-// kind in the system settings too.
-func categorySlug(c string) string {
-	for i, k := range categories {
-		if k == c {
-			return strconv.Itoa(i)
-		}
-	}
-	return "other"
-}

@@ -1,4 +1,4 @@
-package push
+package delivery
 
 import (
 	"context"
@@ -32,7 +32,7 @@ return #due
 `)
 
 // runSchedule releases deferred jobs when they fall due, on one replica at a time.
-func (e *Engine) runSchedule(ctx context.Context) {
+func (e *Service) runSchedule(ctx context.Context) {
 	tok, err := opaque.Random(16)
 	if err != nil {
 		return
@@ -59,13 +59,13 @@ func (e *Engine) runSchedule(ctx context.Context) {
 }
 
 // DeviceRegistered puts back on the stream the jobs of a person that waited for a device.
-func (e *Engine) DeviceRegistered(ctx context.Context, pid string) error {
+func (e *Service) DeviceRegistered(ctx context.Context, pid string) error {
 	waiting, err := e.store.Client.HGetAll(ctx, e.waitingKey(pid)).Result()
 	if err != nil || len(waiting) == 0 {
 		return err
 	}
 	for nid, blob := range waiting {
-		var j job
+		var j Job
 		if json.Unmarshal([]byte(blob), &j) != nil {
 			continue
 		}

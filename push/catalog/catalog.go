@@ -1,4 +1,4 @@
-package push
+package catalog
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -56,6 +57,15 @@ var categories = [...]string{"教育", "就业", "社保", "医疗", "养老", "
 // 民政 税务 公积金.
 func Categories() []string { return slices.Clone(categories[:]) }
 
+// ChannelSlug names an Android notification channel per category, so people can silence one
+// kind in the system settings too.
+func ChannelSlug(c string) string {
+	if i := slices.Index(categories[:], c); i >= 0 {
+		return strconv.Itoa(i)
+	}
+	return "other"
+}
+
 var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,63}$`)
 
 // Problem is one thing wrong with a catalog file.
@@ -77,38 +87,38 @@ func (p Problem) String() string {
 	return b.String()
 }
 
-// CatalogError is a catalog that did not load: every problem found, not only the first.
-type CatalogError struct {
+// LoadError is a catalog that did not load: every problem found, not only the first.
+type LoadError struct {
 	Source   string
 	Problems []Problem
 }
 
-func (e *CatalogError) Error() string {
+func (e *LoadError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "push: catalog %s: %d problem(s)", e.Source, len(e.Problems))
+	fmt.Fprintf(&b, "catalog %s: %d problem(s)", e.Source, len(e.Problems))
 	for _, p := range e.Problems {
 		b.WriteString("\n  " + e.Source + ": " + p.String())
 	}
 	return b.String()
 }
 
-// LoadCatalog reads and checks the catalog file at path; apps are the member app ids (providers
+// Load reads and checks the catalog file at path; apps are the member app ids (providers
 // and clients) a service may belong to.
-func LoadCatalog(path string, apps []string) (*Catalog, error) {
+func Load(path string, apps []string) (*Catalog, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("push: catalog: %w", err)
+		return nil, fmt.Errorf("catalog: %w", err)
 	}
-	return ParseCatalog(data, path, apps)
+	return Parse(data, path, apps)
 }
 
 //go:embed devdata/catalog.yaml
 var devCatalog []byte
 
-// DevCatalog is the sample catalog of dev mode: services of the three simulated apps from
+// Dev is the sample catalog of dev mode: services of the three simulated apps from
 // departments across the Yangtze River Delta, with deep links into the dev apps.
-func DevCatalog(apps []string) (*Catalog, error) {
-	return ParseCatalog(devCatalog, "devdata/catalog.yaml", apps)
+func Dev(apps []string) (*Catalog, error) {
+	return Parse(devCatalog, "devdata/catalog.yaml", apps)
 }
 
 // entry is one service as written. Its fields are nodes so that each problem can name its line;
@@ -128,11 +138,11 @@ type catalogFile struct {
 	Facts    []factEntry `yaml:"facts"`
 }
 
-// ParseCatalog checks a catalog document (format in docs/catalog.md); source names it in errors.
-// A bad catalog is a *CatalogError listing every problem with its line.
-func ParseCatalog(data []byte, source string, apps []string) (*Catalog, error) {
+// Parse checks a catalog document (format in docs/catalog.md); source names it in errors.
+// A bad catalog is a *LoadError listing every problem with its line.
+func Parse(data []byte, source string, apps []string) (*Catalog, error) {
 	c := &Catalog{byID: map[string]Service{}, facts: map[string]Fact{}}
-	fail := func(ps []Problem) (*Catalog, error) { return nil, &CatalogError{Source: source, Problems: ps} }
+	fail := func(ps []Problem) (*Catalog, error) { return nil, &LoadError{Source: source, Problems: ps} }
 
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {

@@ -1,4 +1,4 @@
-package push
+package delivery
 
 import (
 	"context"
@@ -10,17 +10,14 @@ import (
 
 // ErrStillWaiting says that a device was registered but the notifications that waited for the
 // person's first device were not released; they wait on until the next registration.
-var ErrStillWaiting = errors.New("push: the device is registered; the notifications that waited for one still wait")
+var ErrStillWaiting = errors.New("delivery: the device is registered; the notifications that waited for one still wait")
 
 // RegisterDevice registers a person's device (devices.Register) and releases the notifications
 // that waited for one, because a person known only from events has nowhere to receive them
 // until then. A refused registration returns devices' error as is (an *devices.InputError for
 // bad input). Once registered, the device stays registered whatever happens to the release:
 // a failed release returns the device with an error that matches ErrStillWaiting.
-func (e *Engine) RegisterDevice(ctx context.Context, pid, app, platform, token string) (devices.Device, error) {
-	if e.devices == nil {
-		return devices.Device{}, errors.New("push: register device: the engine has no device registry")
-	}
+func (e *Service) RegisterDevice(ctx context.Context, pid, app, platform, token string) (devices.Device, error) {
 	d, err := e.devices.Register(ctx, pid, app, platform, token)
 	if err != nil {
 		return devices.Device{}, err

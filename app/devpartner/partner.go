@@ -1,4 +1,4 @@
-package app
+package devpartner
 
 import (
 	"context"
@@ -16,12 +16,21 @@ import (
 	"github.com/tongban/tongban/config"
 )
 
-// devPartners are the backends of the simulated member apps in dev mode, written as a partner
+// Partners are the backends of the simulated member apps in dev mode, written as a partner
 // team would write theirs: golang.org/x/oauth2 for the code flow with PKCE against the bridge,
 // go-oidc to verify the ID token. They keep their pending logins in memory, as a dev fake may.
-type devPartners struct {
+type Partners struct {
+	issuer  string          // the bridge: Tongban's public URL
+	clients []config.Client // the member apps' clients at the bridge
+
 	mu      sync.Mutex
 	pending map[string]devLogin // by state
+}
+
+// New returns the simulated apps of the clients, signing in at the bridge whose issuer (public
+// URL) is given.
+func New(publicURL string, clients []config.Client) *Partners {
+	return &Partners{issuer: strings.TrimRight(publicURL, "/"), clients: clients}
 }
 
 type devLogin struct {
@@ -31,7 +40,7 @@ type devLogin struct {
 
 const devLoginTTL = 5 * time.Minute
 
-func (d *devPartners) put(state string, l devLogin) {
+func (d *Partners) put(state string, l devLogin) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.pending == nil {
@@ -45,7 +54,7 @@ func (d *devPartners) put(state string, l devLogin) {
 	d.pending[state] = l
 }
 
-func (d *devPartners) take(state string) (devLogin, bool) {
+func (d *Partners) take(state string) (devLogin, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	l, ok := d.pending[state]
@@ -53,8 +62,8 @@ func (d *devPartners) take(state string) (devLogin, bool) {
 	return l, ok && time.Since(l.at) <= devLoginTTL
 }
 
-func (a *App) devClient(id string) (config.Client, bool) {
-	for _, c := range a.cfg.Clients {
+func (d *Partners) client(id string) (config.Client, bool) {
+	for _, c := range d.clients {
 		if c.ID == id && len(c.RedirectURIs) > 0 {
 			return c, true
 		}
@@ -62,8 +71,8 @@ func (a *App) devClient(id string) (config.Client, bool) {
 	return config.Client{}, false
 }
 
-func (a *App) devOAuth(c config.Client) *oauth2.Config {
-	iss := strings.TrimRight(a.cfg.PublicURL, "/")
+func (d *Partners) oauth(c config.Client) *oauth2.Config {
+	iss := d.issuer
 	return &oauth2.Config{
 		ClientID: c.ID, ClientSecret: c.Secret, RedirectURL: c.RedirectURIs[0], Scopes: c.Scopes,
 		Endpoint: oauth2.Endpoint{AuthURL: iss + "/oauth2/authorize", TokenURL: iss + "/oauth2/token", AuthStyle: oauth2.AuthStyleInHeader},
@@ -76,23 +85,23 @@ func devRandom() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// serveDevLogin is a simulated app's initiate_login_uri (OIDC Core §4): a switch lands here with
+// ServeLogin (GET /dev/apps/{app}/login) is a simulated app's initiate_login_uri (OIDC Core §4): a switch lands here with
 // iss, login_hint and target_link_uri, and the app starts an ordinary code flow at the bridge.
-func (a *App) serveDevLogin(w http.ResponseWriter, r *http.Request) {
-	c, ok := a.devClient(r.PathValue("app"))
+func (d *Partners) ServeLogin(w http.ResponseWriter, r *http.Request) {
+	c, ok := d.client(r.PathValue("app"))
 	if !ok {
 		http.NotFound(w, r)
 		return
 	}
 	q := r.URL.Query()
-	if q.Get("iss") != strings.TrimRight(a.cfg.PublicURL, "/") || q.Get("login_hint") == "" {
+	if q.Get("iss") != d.issuer || q.Get("login_hint") == "" {
 		http.Error(w, "this app accepts third-party initiated logins from the Tongban bridge only, with a login_hint", http.StatusBadRequest)
 		return
 	}
 	l := devLogin{app: c.ID, verifier: oauth2.GenerateVerifier(), nonce: devRandom(), target: q.Get("target_link_uri"), at: time.Now()}
 	state := devRandom()
-	a.devPartners.put(state, l)
-	http.Redirect(w, r, a.devOAuth(c).AuthCodeURL(state,
+	d.put(state, l)
+	http.Redirect(w, r, d.oauth(c).AuthCodeURL(state,
 		oauth2.S256ChallengeOption(l.verifier),
 		oauth2.SetAuthURLParam("nonce", l.nonce),
 		oauth2.SetAuthURLParam("login_hint", q.Get("login_hint"))), http.StatusFound)
@@ -112,7 +121,7 @@ type devClaim struct{ K, V string }
 
 // serveDevArrival completes a switch like a partner backend: redeem the code with the client's
 // credentials, verify the ID token from the bridge's JWKS, read userinfo, show who arrived.
-func (a *App) serveDevArrival(w http.ResponseWriter, r *http.Request, c config.Client, l devLogin) {
+func (d *Partners) serveArrival(w http.ResponseWriter, r *http.Request, c config.Client, l devLogin) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	page := map[string]any{"App": c.Name, "Target": l.target}
@@ -126,12 +135,12 @@ func (a *App) serveDevArrival(w http.ResponseWriter, r *http.Request, c config.C
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	tok, err := a.devOAuth(c).Exchange(ctx, r.URL.Query().Get("code"), oauth2.VerifierOption(l.verifier))
+	tok, err := d.oauth(c).Exchange(ctx, r.URL.Query().Get("code"), oauth2.VerifierOption(l.verifier))
 	if err != nil {
 		fail("code redemption: " + err.Error())
 		return
 	}
-	provider, err := oidc.NewProvider(ctx, strings.TrimRight(a.cfg.PublicURL, "/"))
+	provider, err := oidc.NewProvider(ctx, d.issuer)
 	if err != nil {
 		fail("bridge discovery: " + err.Error())
 		return
@@ -173,4 +182,40 @@ func toString(v any) string {
 		return time.Unix(int64(x), 0).UTC().Format(time.RFC3339)
 	}
 	return ""
+}
+
+// devCallback is the page of a simulated member app that receives the provider's redirect: it
+// shows what the real app's backend would pass to completeSignIn.
+var devCallback = template.Must(template.New("callback").Parse(`<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>{{.App}}: sign-in callback</title>
+<style>body{font-family:sans-serif;max-width:48rem;margin:2rem auto}pre{background:#f4f4f4;padding:1rem;white-space:pre-wrap;word-break:break-all}</style></head>
+<body><h1>{{.App}} received the sign-in</h1>
+{{if .Error}}<p>The provider answered <b>{{.Error}}</b>: {{.Description}}</p>{{else}}
+<p>A real app's backend now calls <code>completeSignIn</code>. Paste this into GraphiQL at <a href="/">/</a>:</p>
+<pre>mutation { completeSignIn(state: "{{.State}}", code: "{{.Code}}"{{if .Iss}}, iss: "{{.Iss}}"{{end}}) {
+  accessToken refreshToken expiresAt assurance
+  person { id displayName maskedIdNumber accounts { app { id name } subject assurance } }
+} }</pre>{{end}}
+</body></html>`))
+
+// ServeCallback (GET /dev/apps/{app}/callback) is a simulated app's redirect URI.
+func (d *Partners) ServeCallback(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	// The same callback receives the bridge's answer to a switch (iss = the bridge) and a
+	// provider's answer to a sign-in.
+	if q.Get("iss") == d.issuer {
+		c, ok := d.client(r.PathValue("app"))
+		l, pending := d.take(q.Get("state"))
+		if ok && pending && l.app == c.ID {
+			d.serveArrival(w, r, c, l)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	_ = devCallback.Execute(w, map[string]string{
+		"App": r.PathValue("app"), "State": q.Get("state"), "Code": q.Get("code"), "Iss": q.Get("iss"),
+		"Error": q.Get("error"), "Description": q.Get("error_description"),
+	})
 }

@@ -1,4 +1,4 @@
-package push
+package delivery_test
 
 import (
 	"context"
@@ -17,18 +17,25 @@ import (
 	"github.com/tongban/tongban/internal/idnumber"
 	"github.com/tongban/tongban/internal/redisx"
 	"github.com/tongban/tongban/internal/testenv"
+	"github.com/tongban/tongban/push"
+	"github.com/tongban/tongban/push/catalog"
+	"github.com/tongban/tongban/push/delivery"
 	"github.com/tongban/tongban/push/devices"
 	"github.com/tongban/tongban/push/prefs"
 )
 
-// deliveryWorld is a replica with delivery running against fakefcm through the real SDK.
+// deliveryWorld is a replica with push's matching (to create notifications from events) and
+// delivery running against fakefcm through the real SDK.
 type deliveryWorld struct {
 	t       testing.TB
 	store   *redisx.Store
 	clock   *testenv.Clock
 	fcm     *fakefcm.Server
 	persons *identity.Persons
-	e       *Engine
+	push    *push.Engine
+	devices *devices.Devices
+	prefs   *prefs.Prefs
+	d       *delivery.Service
 	stop    context.CancelFunc
 	stopped chan struct{}
 }
@@ -38,7 +45,7 @@ var deliveryApps = []string{"zheliban", "suishenban", "sufuban"}
 const fcmProject = "tongban-test"
 
 // sdkFor is the real Firebase Admin SDK's messaging client, talking to fcm over HTTP.
-func sdkFor(t testing.TB, fcm *fakefcm.Server) Sender {
+func sdkFor(t testing.TB, fcm *fakefcm.Server) delivery.Sender {
 	t.Helper()
 	ts := httptest.NewServer(fcm.Handler())
 	t.Cleanup(ts.Close)
@@ -56,12 +63,12 @@ func sdkFor(t testing.TB, fcm *fakefcm.Server) Sender {
 }
 
 // newDeliveryWorld starts one replica; more replicas join with replica.
-func newDeliveryWorld(t *testing.T, mutate func(*Options)) *deliveryWorld {
+func newDeliveryWorld(t *testing.T, mutate func(*delivery.Options)) *deliveryWorld {
 	t.Helper()
 	return newDeliveryWorldOn(t, testenv.Redis(t), mutate)
 }
 
-func newDeliveryWorldOn(t testing.TB, store *redisx.Store, mutate func(*Options)) *deliveryWorld {
+func newDeliveryWorldOn(t testing.TB, store *redisx.Store, mutate func(*delivery.Options)) *deliveryWorld {
 	t.Helper()
 	fcm := fakefcm.NewServer(fcmProject)
 	w := &deliveryWorld{t: t, store: store, clock: testenv.NewClock(), fcm: fcm}
@@ -70,51 +77,57 @@ func newDeliveryWorldOn(t testing.TB, store *redisx.Store, mutate func(*Options)
 }
 
 // replica starts another replica on the same store, clock and FCM.
-func (w *deliveryWorld) replica(mutate func(*Options)) *deliveryWorld {
+func (w *deliveryWorld) replica(mutate func(*delivery.Options)) *deliveryWorld {
 	w.t.Helper()
 	other := &deliveryWorld{t: w.t, store: w.store, clock: w.clock, fcm: w.fcm}
 	other.start(sdkFor(w.t, w.fcm), mutate)
 	return other
 }
 
-func (w *deliveryWorld) start(sender Sender, mutate func(*Options)) {
+func (w *deliveryWorld) start(sender delivery.Sender, mutate func(*delivery.Options)) {
 	t := w.t
 	keys := identity.Keys{Pepper: []byte("a pepper of at least thirty-two bytes"), KEK: []byte("0123456789abcdef0123456789abcdef")}
 	w.persons = identity.NewPersons(w.store, keys, w.clock.Now)
-	cat, err := DevCatalog(deliveryApps)
+	cat, err := catalog.Dev(deliveryApps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	devs, err := devices.New(devices.Options{Store: w.store, KEK: keys.KEK, Apps: deliveryApps, Now: w.clock.Now})
+	if w.devices, err = devices.New(devices.Options{Store: w.store, KEK: keys.KEK, Apps: deliveryApps, Now: w.clock.Now}); err != nil {
+		t.Fatal(err)
+	}
+	if w.prefs, err = prefs.New(w.store, prefs.Defaults{TimeZone: "Asia/Shanghai"}, catalog.Categories()); err != nil {
+		t.Fatal(err)
+	}
+	loc, err := time.LoadLocation("Asia/Shanghai")
 	if err != nil {
 		t.Fatal(err)
 	}
-	pr, err := prefs.New(w.store, prefs.Defaults{TimeZone: "Asia/Shanghai"}, Categories())
-	if err != nil {
-		t.Fatal(err)
-	}
-	loc, _ := time.LoadLocation("Asia/Shanghai")
-	o := Options{
+	if w.push, err = push.New(push.Options{
 		Store: w.store, People: w.persons, Catalog: cat, Apps: deliveryApps, Location: loc, Now: w.clock.Now,
-		Sender: sender, Devices: devs, Prefs: pr, Workers: 2,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	o := delivery.Options{
+		Store: w.store, Inbox: w.push, Counter: w.push.Rules, Now: w.clock.Now,
+		Sender: sender, Devices: w.devices, Prefs: w.prefs, Workers: 2,
 		DeliveryPoll: 20 * time.Millisecond, SchedulePoll: 10 * time.Millisecond,
 		ClaimIdle: 300 * time.Millisecond, ClaimEvery: 50 * time.Millisecond,
 	}
 	if mutate != nil {
 		mutate(&o)
 	}
-	if w.e, err = New(o); err != nil {
+	if w.d, err = delivery.New(o); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	w.stop, w.stopped = cancel, make(chan struct{})
 	go func() {
 		defer close(w.stopped)
-		if err := w.e.RunDelivery(ctx); err != nil {
+		if err := w.d.Run(ctx); err != nil {
 			t.Error(err)
 		}
 	}()
-	t.Cleanup(func() { w.shutdown(); w.e.Close() })
+	t.Cleanup(func() { w.shutdown(); w.push.Close() })
 }
 
 // shutdown stops the replica's delivery and waits for it.
@@ -148,7 +161,7 @@ func token(name string) string {
 
 func (w *deliveryWorld) device(pid, app, tok string) devices.Device {
 	w.t.Helper()
-	d, err := w.e.devices.Register(context.Background(), pid, app, "ANDROID", tok)
+	d, err := w.devices.Register(context.Background(), pid, app, "ANDROID", tok)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -156,15 +169,15 @@ func (w *deliveryWorld) device(pid, app, tok string) devices.Device {
 }
 
 // rule publishes a rule that matches everyone on event type "t.x", in category.
-func (w *deliveryWorld) rule(category string) Rule {
+func (w *deliveryWorld) rule(category string) push.Rule {
 	w.t.Helper()
-	owner := Owner{Client: "t", Departments: []string{"嘉兴市交通运输局"}}
-	r, err := w.e.Rules.Create(context.Background(), owner, RuleInput{Name: "r", ServiceID: "jx-elderly-transit",
+	owner := push.Owner{Client: "t", Departments: []string{"嘉兴市交通运输局"}}
+	r, err := w.push.Rules.Create(context.Background(), owner, push.RuleInput{Name: "r", ServiceID: "jx-elderly-transit",
 		Condition: "true", Triggers: []string{"t.x"}, Title: "{{name}}您好", Body: "{{service}}", Category: category})
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	if r, err = w.e.Rules.Publish(context.Background(), owner, r.ID); err != nil {
+	if r, err = w.push.Rules.Publish(context.Background(), owner, r.ID); err != nil {
 		w.t.Fatal(err)
 	}
 	return r
@@ -176,7 +189,7 @@ var eventSeq int
 func (w *deliveryWorld) event(n idnumber.Number) {
 	w.t.Helper()
 	eventSeq++
-	res, err := w.e.Ingest(context.Background(), "test", []Event{{ID: fmt.Sprint("ev-", eventSeq), Type: "t.x", IDNumber: n.String(), OccurredAt: w.clock.Now()}})
+	res, err := w.push.Ingest(context.Background(), "test", []push.Event{{ID: fmt.Sprint("ev-", eventSeq), Type: "t.x", IDNumber: n.String(), OccurredAt: w.clock.Now()}})
 	if err != nil || res.Accepted != 1 {
 		w.t.Fatalf("ingest: %+v %v", res, err)
 	}
@@ -207,11 +220,11 @@ func (w *deliveryWorld) eventually(what string, cond func() bool) {
 }
 
 func (w *deliveryWorld) status(pid, nid string) string {
-	return w.store.Client.HGet(context.Background(), w.e.deliveredKey(pid, nid), "_status").Val()
+	return w.store.Client.HGet(context.Background(), delivery.DeliveredKey(w.store, pid, nid), "_status").Val()
 }
 
-func (w *deliveryWorld) stats(r Rule) Stats {
-	st, err := w.e.Rules.Stats(context.Background(), r.ID)
+func (w *deliveryWorld) stats(r push.Rule) push.Stats {
+	st, err := w.push.Rules.Stats(context.Background(), r.ID)
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package push
+package delivery
 
 import (
 	"context"
@@ -22,6 +22,11 @@ import (
 
 type deliveryTarget = devices.Target
 
+// JobsStream is the delivery stream's key (under the store prefix): one entry per notification
+// that goes to the PUSH channel, with fields notification, person, rule and version, for the
+// delivery workers. Producers add to it with Enqueue.
+const JobsStream = "{push}:jobs"
+
 // Delivery's Redis keys. The stream, the schedule and the dead letters share the {push} tag, so
 // a job moves between them in one transaction.
 const (
@@ -36,17 +41,17 @@ const (
 	deliveryRecord = 7 * 24 * time.Hour // how long a notification's per-device outcomes are kept
 )
 
-func (e *Engine) deliveredKey(pid, nid string) string {
+func (e *Service) deliveredKey(pid, nid string) string {
 	return e.store.Key("{p:" + pid + "}:dlv:" + nid)
 }
-func (e *Engine) lockKey(pid, nid string) string {
+func (e *Service) lockKey(pid, nid string) string {
 	return e.store.Key("{p:" + pid + "}:dlvlock:" + nid)
 }
-func (e *Engine) sentKey(pid, day string) string { return e.store.Key("{p:" + pid + "}:sent:" + day) }
-func (e *Engine) waitingKey(pid string) string   { return e.store.Key("{p:" + pid + "}:waiting") }
+func (e *Service) sentKey(pid, day string) string { return e.store.Key("{p:" + pid + "}:sent:" + day) }
+func (e *Service) waitingKey(pid string) string   { return e.store.Key("{p:" + pid + "}:waiting") }
 
-// job is one delivery job: a notification to push to every device of its person.
-type job struct {
+// Job is one delivery job: a notification to push to every device of its person.
+type Job struct {
 	streamID string
 	Note     string `json:"notification"`
 	Person   string `json:"person"`
@@ -55,24 +60,24 @@ type job struct {
 	Attempt  int    `json:"attempt"`
 }
 
-func (j job) fields() []any {
+func (j Job) fields() []any {
 	return []any{"notification", j.Note, "person", j.Person, "rule", j.Rule, "version", j.Version, "attempt", j.Attempt}
 }
 
-func jobOf(m redis.XMessage) (job, bool) {
+func jobOf(m redis.XMessage) (Job, bool) {
 	str := func(k string) string { s, _ := m.Values[k].(string); return s }
-	j := job{streamID: m.ID, Note: str("notification"), Person: str("person"), Rule: str("rule")}
+	j := Job{streamID: m.ID, Note: str("notification"), Person: str("person"), Rule: str("rule")}
 	j.Version, _ = strconv.Atoi(str("version"))
 	j.Attempt, _ = strconv.Atoi(str("attempt"))
 	return j, j.Note != "" && j.Person != ""
 }
 
-// RunDelivery runs this replica's delivery workers, the reclaiming of dead workers' jobs and
+// Run runs this replica's delivery workers, the reclaiming of dead workers' jobs and
 // (under a lease, one replica at a time) the release of deferred jobs, until ctx ends. Then
-// the workers take no new jobs, finish the ones they hold, and RunDelivery returns.
-func (e *Engine) RunDelivery(ctx context.Context) error {
+// the workers take no new jobs, finish the ones they hold, and Run returns.
+func (e *Service) Run(ctx context.Context) error {
 	if e.sender == nil {
-		return errors.New("push: delivery needs a sender")
+		return errors.New("delivery: delivery needs a sender")
 	}
 	err := e.store.Client.XGroupCreateMkStream(ctx, e.store.Key(JobsStream), deliveryGroup, "0").Err()
 	switch {
@@ -81,7 +86,7 @@ func (e *Engine) RunDelivery(ctx context.Context) error {
 		// to finish, and stopping is not a failure.
 		return nil
 	case err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP"):
-		return fmt.Errorf("push: create the delivery group: %w", err)
+		return fmt.Errorf("delivery: create the delivery group: %w", err)
 	}
 	replica, err := opaque.Random(6)
 	if err != nil {
@@ -106,7 +111,7 @@ func (e *Engine) RunDelivery(ctx context.Context) error {
 
 // work is one worker: it takes new jobs, and now and then the jobs of workers that stopped
 // answering (XAUTOCLAIM), until ctx ends.
-func (e *Engine) work(ctx context.Context, consumer string) {
+func (e *Service) work(ctx context.Context, consumer string) {
 	stream := e.store.Key(JobsStream)
 	lastClaim := time.Time{}
 	for ctx.Err() == nil {
@@ -128,7 +133,7 @@ func (e *Engine) work(ctx context.Context, consumer string) {
 			}).Result()
 			if err != nil {
 				if !errors.Is(err, redis.Nil) && ctx.Err() == nil {
-					e.log.Warn("push: read delivery jobs", "err", err)
+					e.log.Warn("delivery: read delivery jobs", "err", err)
 					e.pause(ctx, time.Second)
 				}
 				continue
@@ -141,14 +146,14 @@ func (e *Engine) work(ctx context.Context, consumer string) {
 			// A batch in hand is finished even when ctx ends meanwhile: shutting down hands
 			// nothing back half-done.
 			if err := e.deliver(context.WithoutCancel(ctx), msgs); err != nil {
-				e.log.Warn("push: a delivery batch failed; its jobs stay pending and are retried", "err", err)
+				e.log.Warn("delivery: a delivery batch failed; its jobs stay pending and are retried", "err", err)
 				e.pause(ctx, time.Second)
 			}
 		}
 	}
 }
 
-func (e *Engine) pause(ctx context.Context, d time.Duration) {
+func (e *Service) pause(ctx context.Context, d time.Duration) {
 	select {
 	case <-ctx.Done():
 	case <-time.After(d):
@@ -157,8 +162,8 @@ func (e *Engine) pause(ctx context.Context, d time.Duration) {
 
 // work in progress on one job.
 type delivery struct {
-	job     job
-	note    Notification
+	job     Job
+	note    Note
 	found   bool
 	prefs   prefs.Preferences
 	targets []deliveryTarget
@@ -190,7 +195,7 @@ const (
 // messages of all of them through SendEach (up to 500 a call), records every device's
 // outcome, and only then schedules follow-ups and acknowledges, in one transaction on the
 // {push} keys. A job redelivered after a worker died skips the devices already recorded.
-func (e *Engine) deliver(ctx context.Context, msgs []redis.XMessage) error {
+func (e *Service) deliver(ctx context.Context, msgs []redis.XMessage) error {
 	now := e.now()
 	ds := make([]*delivery, 0, len(msgs))
 	var malformed []string
@@ -218,22 +223,22 @@ func (e *Engine) deliver(ctx context.Context, msgs []redis.XMessage) error {
 	}
 	e.send(ctx, ds)
 	if e.testHookBeforeRecord != nil && e.testHookBeforeRecord() {
-		return errors.New("push: stopped by a test before recording")
+		return errors.New("delivery: stopped by a test before recording")
 	}
 	if err := e.record(ctx, ds, now); err != nil {
 		return err
 	}
 	if e.testHookBeforeAck != nil && e.testHookBeforeAck() {
-		return errors.New("push: stopped by a test before acknowledging")
+		return errors.New("delivery: stopped by a test before acknowledging")
 	}
 	return e.settle(ctx, ds, malformed)
 }
 
 // loadDeliveries takes each job's lock and reads its notification, the person's preferences
 // and devices and the outcomes recorded so far, in one pipeline.
-func (e *Engine) loadDeliveries(ctx context.Context, ds []*delivery) error {
+func (e *Service) loadDeliveries(ctx context.Context, ds []*delivery) error {
 	locks := make([]*redis.BoolCmd, len(ds))
-	notes := make([]*redis.StringCmd, len(ds))
+	notes := make([]func() (Note, bool), len(ds))
 	done := make([]*redis.MapStringStringCmd, len(ds))
 	prefsOf := make([]func() (prefs.Preferences, error), len(ds))
 	targetsOf := make([]func() ([]deliveryTarget, error), len(ds))
@@ -241,7 +246,7 @@ func (e *Engine) loadDeliveries(ctx context.Context, ds []*delivery) error {
 		for i, d := range ds {
 			j := d.job
 			locks[i] = p.SetNX(ctx, e.lockKey(j.Person, j.Note), "1", e.opts.ClaimIdle)
-			notes[i] = p.HGet(ctx, e.inboxKey(j.Person), j.Note)
+			notes[i] = e.inbox.QueueNote(ctx, p, j.Person, j.Note)
 			done[i] = p.HGetAll(ctx, e.deliveredKey(j.Person, j.Note))
 			prefsOf[i] = e.prefs.QueueGet(ctx, p, j.Person)
 			targetsOf[i] = e.devices.QueueTargets(ctx, p, j.Person)
@@ -249,14 +254,11 @@ func (e *Engine) loadDeliveries(ctx context.Context, ds []*delivery) error {
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return fmt.Errorf("push: read delivery jobs' state: %w", err)
+		return fmt.Errorf("delivery: read delivery jobs' state: %w", err)
 	}
 	for i, d := range ds {
 		d.locked = locks[i].Val()
-		if raw, err := notes[i].Result(); err == nil {
-			d.found = json.Unmarshal([]byte(raw), &d.note) == nil
-			d.note.Person = d.job.Person
-		}
+		d.note, d.found = notes[i]()
 		d.done = done[i].Val()
 		if d.prefs, err = prefsOf[i](); err != nil {
 			return err
@@ -267,7 +269,7 @@ func (e *Engine) loadDeliveries(ctx context.Context, ds []*delivery) error {
 			}
 			// A device whose token no longer opens (a rotated key-encryption key) is skipped;
 			// the person's other devices still get the notification.
-			e.log.Warn("push: a device's token could not be opened; it is skipped", "err", err)
+			e.log.Warn("delivery: a device's token could not be opened; it is skipped", "err", err)
 		}
 	}
 	return nil
@@ -275,7 +277,7 @@ func (e *Engine) loadDeliveries(ctx context.Context, ds []*delivery) error {
 
 // decide says what to do with a job before anything is sent. status, when not "", is the
 // notification's delivery status to record.
-func (e *Engine) decide(d *delivery, now time.Time) (disposition, time.Time, string) {
+func (e *Service) decide(d *delivery, now time.Time) (disposition, time.Time, string) {
 	switch {
 	case !d.locked:
 		return leavePending, time.Time{}, ""
@@ -332,7 +334,7 @@ return 1
 
 // reserveDailyCap applies push.daily_cap: a notification over the person's cap for their day
 // is deferred to the start of their next day.
-func (e *Engine) reserveDailyCap(ctx context.Context, ds []*delivery, now time.Time) error {
+func (e *Service) reserveDailyCap(ctx context.Context, ds []*delivery, now time.Time) error {
 	if e.opts.DailyCap <= 0 || len(ds) == 0 {
 		return nil
 	}
@@ -346,7 +348,7 @@ func (e *Engine) reserveDailyCap(ctx context.Context, ds []*delivery, now time.T
 	}
 	cmds, err := redisx.EvalPipelined(ctx, e.store.Client, capScript, calls)
 	if err != nil {
-		return fmt.Errorf("push: daily cap: %w", err)
+		return fmt.Errorf("delivery: daily cap: %w", err)
 	}
 	for k, d := range ds {
 		if ok, _ := cmds[k].Int(); ok == 0 {
@@ -359,7 +361,7 @@ func (e *Engine) reserveDailyCap(ctx context.Context, ds []*delivery, now time.T
 
 // send pushes every pending device of the jobs that go out now, up to 500 messages a call,
 // and classifies each answer.
-func (e *Engine) send(ctx context.Context, ds []*delivery) {
+func (e *Service) send(ctx context.Context, ds []*delivery) {
 	type slot struct {
 		d *delivery
 		t deliveryTarget
@@ -388,7 +390,7 @@ func (e *Engine) send(ctx context.Context, ds []*delivery) {
 			case err != nil:
 				sendErr = err
 			case resp == nil || k-start >= len(resp.Responses) || resp.Responses[k-start] == nil:
-				sendErr = errors.New("push: FCM gave no answer for this message")
+				sendErr = errors.New("delivery: FCM gave no answer for this message")
 			default:
 				sendErr = resp.Responses[k-start].Error
 			}
@@ -416,7 +418,7 @@ func backoff(attempt int, least time.Duration) time.Duration {
 // record writes what happened to each device and notification, before anything is
 // acknowledged: a worker that dies after this point leaves jobs whose devices are all
 // recorded, which the next worker acknowledges without sending.
-func (e *Engine) record(ctx context.Context, ds []*delivery, now time.Time) error {
+func (e *Service) record(ctx context.Context, ds []*delivery, now time.Time) error {
 	type drop struct{ pid, id string }
 	var drops []drop
 	_, err := e.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -471,7 +473,7 @@ func (e *Engine) record(ctx context.Context, ds []*delivery, now time.Time) erro
 			if final == "waiting_for_device" {
 				blob, _ := json.Marshal(j)
 				p.HSet(ctx, e.waitingKey(j.Person), j.Note, blob)
-				p.Expire(ctx, e.waitingKey(j.Person), e.opts.InboxTTL)
+				p.Expire(ctx, e.waitingKey(j.Person), e.opts.WaitingTTL)
 			}
 			p.Del(ctx, e.lockKey(j.Person, j.Note))
 			// Counted once per notification: by the call that sent (or gave up), not by a
@@ -480,21 +482,21 @@ func (e *Engine) record(ctx context.Context, ds []*delivery, now time.Time) erro
 			// probe version's deferred push must not land in a crowd version's counts.
 			switch {
 			case len(d.outcomes) > 0 && final == "delivered":
-				e.Rules.count(ctx, p, j.Rule, j.Version, "delivered", 1)
+				e.counter.QueueCount(ctx, p, j.Rule, j.Version, "delivered")
 			case len(d.outcomes) > 0 && (final == "failed" || final == "dead_letter"):
-				e.Rules.count(ctx, p, j.Rule, j.Version, "failed", 1)
+				e.counter.QueueCount(ctx, p, j.Rule, j.Version, "failed")
 			case strings.HasPrefix(final, "deferred:"):
-				e.Rules.count(ctx, p, j.Rule, j.Version, "deferred", 1)
+				e.counter.QueueCount(ctx, p, j.Rule, j.Version, "deferred")
 			}
 		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return fmt.Errorf("push: record deliveries: %w", err)
+		return fmt.Errorf("delivery: record deliveries: %w", err)
 	}
 	for _, d := range drops {
 		if _, err := e.devices.Drop(ctx, d.pid, d.id); err != nil {
-			e.log.Warn("push: could not drop a device FCM refused", "err", err)
+			e.log.Warn("delivery: could not drop a device FCM refused", "err", err)
 		}
 	}
 	return nil
@@ -503,7 +505,7 @@ func (e *Engine) record(ctx context.Context, ds []*delivery, now time.Time) erro
 // settle moves each job on in one transaction on the {push} keys: a follow-up onto the
 // schedule or the dead letters, and the acknowledgement, together, so a job is never both
 // lost and never doubled by a crash in between.
-func (e *Engine) settle(ctx context.Context, ds []*delivery, malformed []string) error {
+func (e *Service) settle(ctx context.Context, ds []*delivery, malformed []string) error {
 	stream := e.store.Key(JobsStream)
 	var acks []string
 	_, err := e.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -533,7 +535,7 @@ func (e *Engine) settle(ctx context.Context, ds []*delivery, malformed []string)
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("push: settle delivery jobs: %w", err)
+		return fmt.Errorf("delivery: settle delivery jobs: %w", err)
 	}
 	return nil
 }
@@ -543,4 +545,11 @@ func lastReason(rs []string) string {
 		return ""
 	}
 	return rs[len(rs)-1]
+}
+
+// Enqueue queues on p the job of a notification: what a producer (a match, a backfill) calls
+// once the notification is in the inbox. The workers send a notification once however many
+// jobs name it, so queueing one again after a doubt is safe.
+func Enqueue(ctx context.Context, p redis.Pipeliner, store *redisx.Store, j Job) {
+	p.XAdd(ctx, &redis.XAddArgs{Stream: store.Key(JobsStream), Values: j.fields()})
 }

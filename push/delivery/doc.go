@@ -1,0 +1,38 @@
+// Package delivery pushes 免申即享 notifications to people's devices through Firebase Cloud
+// Messaging, once per device, under their preferences, surviving crashes of workers and of
+// replicas.
+//
+// A notification that goes to the PUSH channel becomes a job on a Redis Streams stream
+// (Enqueue, called by push when it creates the notification). Workers of a consumer group take
+// jobs in batches (delivery.go), read each notification (from push's inbox, through the Inbox
+// interface), the person's preferences (push/prefs) and devices (push/devices), and decide:
+// push off or category muted: inbox only; quiet hours or the daily cap: deferred onto the
+// schedule; no device yet: the job waits in the person's waiting hash for the first one. They
+// send every pending device's message through the Firebase Admin SDK's SendEach (sender.go,
+// which also reads FCM's errors into drop-the-token, failed, or retry with backoff), record each
+// device's outcome, and only then schedule the follow-up (a retry with backoff, or the dead
+// letters after 8 attempts) and acknowledge, in one transaction on the {push} keys. A job
+// redelivered after its worker died (XAUTOCLAIM) skips the devices already recorded, so nobody
+// is pushed twice for one notification. Outcomes are counted for the rule version that created
+// the notification (the Counter interface: push's rule stats).
+//
+// One replica at a time (a lease) moves due jobs from the schedule back onto the stream
+X
+//
+// Redis keys (under the store prefix). Keys used together share a hash tag:
+//
+//	{push}:jobs                         stream delivery jobs: notification, person, rule, version, attempt;
+//	                                           consumer group "delivery"; acknowledged entries deleted
+//	{push}:schedule                     zset   deferred and retried jobs (JSON) by due time (ms)
+//	{push}:dead                         stream jobs given up after 8 attempts, with the last reason
+//	{push}:schedule:lease               string the replica releasing due jobs; TTL ~10 polls
+//	{p:<pid>}:dlv:<notification>        hash   device id -> outcome; _status, _sent, _day (daily cap
+//	                                           reservation); TTL 7 days
+//	{p:<pid>}:dlvlock:<notification>    string a worker is on it; TTL = the claim idle time
+//	{p:<pid>}:sent:<day>                string pushes on the person's local day; TTL 48 h
+//	{p:<pid>}:waiting                   hash   notification -> job, waiting for the first device
+//
+// The Prometheus metrics (metrics.go) keep the names they had when delivery was part of push:
+// tongban_push_sends_total, tongban_push_send_seconds, tongban_push_dead_letters_total and the
+// depth gauges of the stream, the schedule and the dead letters.
+package delivery

@@ -1,0 +1,128 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tongban/tongban/internal/redisx"
+	"github.com/tongban/tongban/push/devices"
+	"github.com/tongban/tongban/push/prefs"
+)
+
+// Inbox is where delivery reads the notification a job names: push's inbox. The read is queued
+// on a pipeline with the job's other reads, so a batch of jobs costs one round trip.
+type Inbox interface {
+	// QueueNote queues on p the read of the person's notification; after p runs, the returned
+	// function gives it, or false when it has left the inbox (trimmed, or past its TTL).
+	QueueNote(ctx context.Context, p redis.Pipeliner, pid, nid string) func() (Note, bool)
+}
+
+// Counter counts how a notification's delivery ended for the rule version that created it:
+// push's rule stats. field is "delivered", "deferred" or "failed".
+type Counter interface {
+	QueueCount(ctx context.Context, p redis.Pipeliner, rule string, version int, field string)
+}
+
+// Note is what delivery needs of a notification to push it.
+type Note struct {
+	ID       string
+	Service  string
+	Title    string
+	Body     string
+	Link     string
+	Category string
+	// Channel is the Android notification channel's slug for the category, so people can
+	// silence one kind of notice in the system settings too.
+	Channel string
+}
+
+// Options configure a Service.
+type Options struct {
+	Store   *redisx.Store
+	Inbox   Inbox
+	Counter Counter
+	Sender  Sender
+	Devices *devices.Devices
+	Prefs   *prefs.Prefs
+	Now     func() time.Time
+	Logger  *slog.Logger
+	// DailyCap is how many pushes a person gets a day, all rules together; 0 = no cap.
+	DailyCap int
+	// Workers is how many delivery workers this replica runs (default 4); DeliveryBatch how
+	// many jobs one takes at a time (default 100).
+	Workers       int
+	DeliveryBatch int
+	// DeliveryPoll is how long a worker blocks waiting for jobs (default 250 ms, so a stopping
+	// worker is not held long); ClaimIdle how long a job stays with a worker before another may
+	// take it over (default 1 min), checked every ClaimEvery (default 10 s); SchedulePoll how
+	// often due jobs are released (1 s).
+	DeliveryPoll time.Duration
+	ClaimIdle    time.Duration
+	ClaimEvery   time.Duration
+	SchedulePoll time.Duration
+	// WaitingTTL is how long a job waits for the person's first device: the inbox's TTL, after
+	// which the notification is gone anyway (default 90 days).
+	WaitingTTL time.Duration
+	// Registerer receives delivery's metrics; nil = none.
+	Registerer prometheus.Registerer
+}
+
+// Service delivers notifications: this replica's workers on the jobs stream, the release of
+// deferred jobs, and the release of jobs waiting for a person's first device. It is safe for
+// concurrent use; every replica runs one.
+type Service struct {
+	store   *redisx.Store
+	inbox   Inbox
+	counter Counter
+	sender  Sender
+	devices *devices.Devices
+	prefs   *prefs.Prefs
+	now     func() time.Time
+	log     *slog.Logger
+	opts    Options
+	metrics *metrics
+
+	// Test hooks: a delivery batch stops (as if its worker died) when one returns true.
+	testHookBeforeRecord func() bool
+	testHookBeforeAck    func() bool
+}
+
+// New builds a delivery service.
+func New(o Options) (*Service, error) {
+	if o.Store == nil || o.Inbox == nil || o.Counter == nil || o.Devices == nil || o.Prefs == nil {
+		return nil, errors.New("delivery: a store, the inbox, the rule counters, devices and preferences are needed")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	defaults := []struct {
+		d *time.Duration
+		v time.Duration
+	}{
+		{&o.DeliveryPoll, 250 * time.Millisecond}, {&o.ClaimIdle, time.Minute}, {&o.ClaimEvery, 10 * time.Second},
+		{&o.SchedulePoll, time.Second}, {&o.WaitingTTL, 90 * 24 * time.Hour},
+	}
+	for _, d := range defaults {
+		if *d.d <= 0 {
+			*d.d = d.v
+		}
+	}
+	if o.Workers <= 0 {
+		o.Workers = 4
+	}
+	if o.DeliveryBatch <= 0 {
+		o.DeliveryBatch = 100
+	}
+	return &Service{
+		store: o.Store, inbox: o.Inbox, counter: o.Counter, sender: o.Sender, devices: o.Devices, prefs: o.Prefs,
+		now: o.Now, log: o.Logger, opts: o, metrics: newMetrics(o.Store, o.Registerer),
+	}, nil
+}
