@@ -17,7 +17,9 @@
 // the notification (the Counter interface: push's rule stats).
 //
 // One replica at a time (a lease) moves due jobs from the schedule back onto the stream
-X
+// (schedule.go). RegisterDevice (waiting.go) registers a person's device and puts back on the
+// stream the jobs that waited for their first one; the device stays registered when that
+// release fails (ErrStillWaiting), and the jobs wait on until the next registration.
 //
 // Redis keys (under the store prefix). Keys used together share a hash tag:
 //
