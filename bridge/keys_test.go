@@ -59,7 +59,7 @@ func loadedKM(t testing.TB, store *redisx.Store, kek []byte, now func() time.Tim
 // kmRecords reads keys:set straight from Redis.
 func kmRecords(t testing.TB, store *redisx.Store) map[string]keyRecord {
 	t.Helper()
-	raw, err := store.Client.HGetAll(context.Background(), store.Key("keys:set")).Result()
+	raw, err := store.Client.HGetAll(context.Background(), store.Key(keysSetKey)).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -481,7 +481,7 @@ func TestRotateBringsAScheduledKeyForward(t *testing.T) {
 	n := recs[next]
 	n.NotBefore = n.NotBefore.Add(48 * time.Hour)
 	b, _ := json.Marshal(n)
-	store.Client.HSet(ctx, store.Key("keys:set"), next, string(b))
+	store.Client.HSet(ctx, store.Key(keysSetKey), next, string(b))
 
 	clock.Advance(5 * time.Minute)
 	if _, err := k.Rotate(ctx); err != nil {
@@ -559,7 +559,7 @@ func TestLeaseOneRotatorAtATime(t *testing.T) {
 		if got, want := shape(shared), shape(alone); !slices.Equal(got, want) {
 			t.Fatalf("round %d: four replicas left\n%s\na single replica\n%s", i, strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
-		if n, _ := shared.Client.Exists(ctx, shared.Key("keys:lease")).Result(); n != 0 {
+		if n, _ := shared.Client.Exists(ctx, shared.Key(keysLeaseKey)).Result(); n != 0 {
 			t.Fatalf("round %d: keys:lease is still held after every step ended", i)
 		}
 	}
@@ -586,7 +586,7 @@ func TestRunRotatesAndReleasesTheLease(t *testing.T) {
 	}
 	cancel()
 	<-done
-	if n, _ := store.Client.Exists(context.Background(), store.Key("keys:lease")).Result(); n != 0 {
+	if n, _ := store.Client.Exists(context.Background(), store.Key(keysLeaseKey)).Result(); n != 0 {
 		t.Fatal("keys:lease is still held after Run returned")
 	}
 }
@@ -595,7 +595,7 @@ func TestRunRotatesAndReleasesTheLease(t *testing.T) {
 func TestLoadWaitsForTheLease(t *testing.T) {
 	ctx := context.Background()
 	store, clock, kek := testenv.Redis(t), testenv.NewClock(), kmKEK(t)
-	if err := store.Client.Set(ctx, store.Key("keys:lease"), "other/1", time.Minute).Err(); err != nil {
+	if err := store.Client.Set(ctx, store.Key(keysLeaseKey), "other/1", time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
 	k := newKM(t, store, kek, clock.Now, KeyOptions{})
@@ -606,7 +606,7 @@ func TestLoadWaitsForTheLease(t *testing.T) {
 		t.Fatalf("Load returned (%v) while another replica held the lease", err)
 	case <-time.After(300 * time.Millisecond):
 	}
-	store.Client.Del(ctx, store.Key("keys:lease"))
+	store.Client.Del(ctx, store.Key(keysLeaseKey))
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
@@ -655,7 +655,7 @@ func TestTamperedKeyNamesTheKid(t *testing.T) {
 			recs := kmRecords(t, store)
 			victim, other := kmOne(t, recs, "ES256", keyStateCurrent), kmOne(t, recs, "EdDSA", keyStateCurrent)
 			if tc.tamper != nil {
-				if err := store.Client.HSet(ctx, store.Key("keys:set"), victim, tc.tamper(recs, victim, other)).Err(); err != nil {
+				if err := store.Client.HSet(ctx, store.Key(keysSetKey), victim, tc.tamper(recs, victim, other)).Err(); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -663,7 +663,7 @@ func TestTamperedKeyNamesTheKid(t *testing.T) {
 			if tc.kek != nil {
 				kek2 = tc.kek(kek)
 			}
-			before, _ := store.Client.HGetAll(ctx, store.Key("keys:set")).Result()
+			before, _ := store.Client.HGetAll(ctx, store.Key(keysSetKey)).Result()
 
 			b := newKM(t, store, kek2, clock.Now, KeyOptions{Algorithms: []string{"EdDSA"}})
 			err := b.Load(ctx)
@@ -680,7 +680,7 @@ func TestTamperedKeyNamesTheKid(t *testing.T) {
 			if _, err := b.Rotate(ctx); err == nil {
 				t.Fatal("Rotate ran over an unreadable key")
 			}
-			after, _ := store.Client.HGetAll(ctx, store.Key("keys:set")).Result()
+			after, _ := store.Client.HGetAll(ctx, store.Key(keysSetKey)).Result()
 			if !maps.Equal(before, after) {
 				t.Fatal("keys:set changed while a key could not be opened")
 			}
