@@ -40,7 +40,10 @@
 //	{p:<pid>}:activity         stream the person's audit trail (kind, from, to, at; never a token, ticket or
 //	                                  ID number); XADD trims entries older than 180 days (MINID ~); see audit.go
 //	audit                      stream the operators' copy of every entry, with the person; MAXLEN ~ 1,000,000
-//	keys:set, keys:lease       hash, string   signing keys (sealed) and the rotation lease; see keys.go
+//	{keys}:set                 hash   signing keys by kid (sealed), written only by a script that checks
+//	                                  {keys}:lease; see keys.go (and keys:set, its name before, read once)
+//	{keys}:lease               string the rotation lease (internal/redisx, fenced): "<fence>.<holder>"; TTL 30 s
+//	{keys}:lease:fence         string the lease's fencing counter; no TTL
 //
 // Tokens are internal/opaque credentials, rotated by opaque.Rotate like identity's sessions, and
 // stored only as SHA-256 of their secret part; signing keys only sealed with
