@@ -7,8 +7,7 @@
 // cannot be passed off as another even though all share the KEK. Its users and their
 // purposes: identity's ID numbers ("tongban/identity/id_number/v1", identity/secrets.go), the
 // bridge's signing keys ("tongban/bridge/signing-key/v1" followed by the kid, bridge/keys_store.go)
-// and push/devices' FCM registration tokens ("fcm-token"). A purpose ends in a version so that
-// a change of what is sealed can be told from a tampered value.
+// and push/devices' FCM registration tokens ("fcm-token").
 //
 // It owns no Redis keys.
 package seal
