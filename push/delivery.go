@@ -98,7 +98,9 @@ func (e *Engine) RunDelivery(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		e.runSchedule(ctx)
+		if err := e.runSchedule(ctx); err != nil {
+			e.log.Warn("push: no release of deferred jobs on this replica", "err", err)
+		}
 	}()
 	wg.Wait()
 	return nil

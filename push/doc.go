@@ -112,12 +112,17 @@
 //	                                           versions, is no longer read or written)
 //	{rules}:bf:<rule>                   hash   the latest backfill: version, cursor, scanned, done
 //	{rules}:backfills                   set    rules with a backfill to run
-//	{rules}:bflease:<rule>              string the replica running that backfill; TTL 30 s, renewed
+//	{rules}:bflease:<rule>              string the run of that backfill holding it (an internal/redisx
+//	                                           fenced lease, "<fence>.<holder>"); TTL 30 s, renewed by
+//	                                           each batch's checkpoint, which checks it in the same script
+//	{rules}:bflease:<rule>:fence        string that lease's fencing counter; no TTL
 //	{push}:jobs                         stream delivery jobs: notification, person, rule, version, attempt;
 //	                                           consumer group "delivery"; acknowledged entries deleted
 //	{push}:schedule                     zset   deferred and retried jobs (JSON) by due time (ms)
 //	{push}:dead                         stream jobs given up after 8 attempts, with the last reason
-//	{push}:schedule:lease               string the replica releasing due jobs; TTL ~10 polls
+//	{push}:schedule:lease               string the replica releasing due jobs (internal/redisx fenced
+//	                                           lease, checked by the releasing script); TTL ~10 polls
+//	{push}:schedule:lease:fence         string that lease's fencing counter; no TTL
 //	{p:<pid>}:dlv:<notification>        hash   device id -> outcome; _status, _sent, _day (daily cap
 //	                                           reservation); TTL 7 days
 //	{p:<pid>}:dlvlock:<notification>    string a worker is on it; TTL = the claim idle time
