@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tongban/tongban/internal/idnumber"
+	"github.com/tongban/tongban/internal/redisx"
 	"github.com/tongban/tongban/internal/testenv"
 )
 
@@ -90,7 +91,18 @@ func (h *holdHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 // both have finished their step, nothing reaches the store after it returned, and Close (the
 // store) coming after finds nothing running: no "client is closed" anywhere in the log.
 func TestServeWaitsForTheLoopsBeforeTheStoreCloses(t *testing.T) {
-	store := testenv.Redis(t)
+	// The app gets its own client on the test's store, so that its Close ends that client
+	// alone and the test's clean-up still reaches a real Redis.
+	shared := testenv.Redis(t)
+	store := &redisx.Store{Prefix: shared.Prefix, Kind: shared.Kind}
+	switch c := shared.Client.(type) {
+	case *redis.ClusterClient:
+		store.Client = redis.NewClusterClient(c.Options())
+	case *redis.Client:
+		store.Client = redis.NewClient(c.Options())
+	default:
+		t.Fatalf("unsupported client %T", shared.Client)
+	}
 	hook := newHoldHook()
 	store.Client.AddHook(hook)
 	clock := testenv.NewClock()
@@ -155,9 +167,12 @@ func TestServeWaitsForTheLoopsBeforeTheStoreCloses(t *testing.T) {
 	if n := hook.late.Load(); n != 0 {
 		t.Errorf("%d commands reached the store after Serve returned", n)
 	}
+	if err := a.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
 
 	// The held rotation step wrote its next key, and the backfill handed its lease back.
-	raw, err := store.Client.HGetAll(ctx, store.Key("{keys}:set")).Result()
+	raw, err := shared.Client.HGetAll(ctx, shared.Key("{keys}:set")).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,15 +189,12 @@ func TestServeWaitsForTheLoopsBeforeTheStoreCloses(t *testing.T) {
 	if next != 1 {
 		t.Errorf("{keys}:set holds %d next ES256 keys after the held rotation, want 1", next)
 	}
-	for _, k := range testenv.Keys(t, store) {
+	for _, k := range testenv.Keys(t, shared) {
 		if strings.Contains(k, ":bflease:") && !strings.HasSuffix(k, ":fence") {
 			t.Errorf("backfill lease %s still held after Serve returned", k)
 		}
 	}
 
-	if err := a.Close(); err != nil {
-		t.Errorf("Close: %v", err)
-	}
 	if l := logs.String(); strings.Contains(l, "client is closed") {
 		t.Errorf("something ran against the closed store:\n%s", l)
 	}
