@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/tongban/tongban/internal/redisx"
 	"github.com/tongban/tongban/internal/testenv"
 )
@@ -208,5 +210,45 @@ func TestLeaseGuardRenews(t *testing.T) {
 	}
 	if ttl := s.Client.PTTL(ctx, l.Key()).Val(); ttl <= time.Minute {
 		t.Fatalf("ttl after a guarded write = %v, want it renewed to about an hour", ttl)
+	}
+}
+
+// A guarded script queued on a pipeline runs like one run alone: refused without the lease,
+// and the refusal is told apart from other errors by IsLeaseLost.
+func TestLeaseGuardOnAPipeline(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := testenv.Redis(t)
+	l := newLease(t, s, "{l}:lease", "a")
+	tok, err := l.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(tok redisx.Token, v string) error {
+		var cmd *redis.Cmd
+		_, perr := s.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.Incr(ctx, s.Key("{l}:n"))
+			cmd = l.Eval(ctx, p, guardedSet, tok, []string{s.Key("{l}:v")}, v)
+			return nil
+		})
+		if cmd.Err() != nil {
+			return cmd.Err()
+		}
+		return perr
+	}
+	if err := run(tok, "held"); err != nil {
+		t.Fatalf("guarded write on a pipeline while held: %v", err)
+	}
+	if _, err := l.Release(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(tok, "released"); !redisx.IsLeaseLost(err) {
+		t.Fatalf("guarded write on a pipeline after release: %v, want the lease lost", err)
+	}
+	if redisx.IsLeaseLost(errors.New("ERR something else")) || redisx.IsLeaseLost(nil) {
+		t.Fatal("IsLeaseLost takes other errors for a lost lease")
+	}
+	if v, err := s.Client.Get(ctx, s.Key("{l}:v")).Result(); err != nil || v != "held" {
+		t.Fatalf("value = %q, %v; want the write made while held", v, err)
 	}
 }
