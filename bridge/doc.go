@@ -37,7 +37,10 @@
 //	                                  replayed code's grant is a tombstone (revoked) that blocks its creation
 //	{p:<pid>}:grants           set    "<client>|<gid>" of the person's grants, so revoking consent ends them
 //	{p:<pid>}:consents         hash   client -> {scopes, granted_at}
-//	keys:set, keys:lease       hash, string   signing keys (sealed) and the rotation lease; see keys.go
+//	{keys}:set                 hash   signing keys by kid (sealed), written only by a script that checks
+//	                                  {keys}:lease; see keys.go (and keys:set, its name before, read once)
+//	{keys}:lease               string the rotation lease (internal/redisx, fenced): "<fence>.<holder>"; TTL 30 s
+//	{keys}:lease:fence         string the lease's fencing counter; no TTL
 //
 // The audit trail the bridge records into ({p:<pid>}:activity, audit) is internal/audit's.
 //

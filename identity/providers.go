@@ -77,13 +77,24 @@ func NewRegistry(providers []config.Provider, o RegistryOptions) *Registry {
 	return r
 }
 
-// Start discovers every provider in the background until each succeeds or ctx ends.
+// Start runs Run in the background, for callers that do not wait for discovery to end.
 func (r *Registry) Start(ctx context.Context) {
+	go func() { _ = r.Run(ctx) }()
+}
+
+// Run discovers every provider, each retried with backoff until it succeeds, and returns
+// when all have succeeded or ctx ends, with nil: a provider that cannot be discovered is
+// reported by Missing and readiness, and is no reason to stop the process. Only the first
+// call (of Run or Start) discovers; a later Run waits for that discovery to end.
+func (r *Registry) Run(ctx context.Context) error {
 	r.started.Do(func() {
+		var wg sync.WaitGroup
 		for _, id := range r.order {
-			go r.providers[id].discoverLoop(ctx)
+			wg.Go(func() { r.providers[id].discoverLoop(ctx) })
 		}
+		wg.Wait()
 	})
+	return nil
 }
 
 // Get returns the provider of app, or an InputError when app has none.

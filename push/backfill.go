@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tongban/tongban/identity"
-	"github.com/tongban/tongban/internal/opaque"
 	"github.com/tongban/tongban/internal/redisx"
 	"github.com/tongban/tongban/push/condition"
 )
@@ -21,12 +21,14 @@ func (rs *Rules) leaseKey(id string) string { return rs.store.Key("{rules}:bflea
 // publish of its own).
 const backfillPoll = 2 * time.Second
 
-// RunBackfills runs the backfills of published rules until ctx ends: one replica at a time per
-// rule (a lease in Redis), in batches, each batch's progress stored before the next, so a
-// backfill interrupted by a crash or a restart goes on from its last batch wherever a replica
-// next finds it. Re-evaluating the people of an interrupted batch notifies nobody twice: the
-// dedup slot of (rule version, person) decides.
-func (e *Engine) RunBackfills(ctx context.Context) {
+// RunBackfills runs the backfills of published rules until ctx ends, and returns nil then:
+// one replica at a time per rule (a lease in Redis), in batches, each batch's progress stored
+// before the next, so a backfill interrupted by a crash or a restart goes on from its last
+// batch wherever a replica next finds it. Re-evaluating the people of an interrupted batch
+// notifies nobody twice: the dedup slot of (rule version, person) decides. A failure (Redis
+// away) is logged and the rule tried again at the next poll; it never ends the loop. When
+// RunBackfills returns, no batch is in flight.
+func (e *Engine) RunBackfills(ctx context.Context) error {
 	t := time.NewTicker(backfillPoll)
 	defer t.Stop()
 	for {
@@ -36,7 +38,7 @@ func (e *Engine) RunBackfills(ctx context.Context) {
 		}
 		for _, id := range ids {
 			if ctx.Err() != nil {
-				return
+				return nil
 			}
 			if err := e.Backfill(ctx, id); err != nil && ctx.Err() == nil {
 				e.log.Warn("push: backfill stopped; it resumes on the next poll", "rule", id, "err", err)
@@ -44,26 +46,25 @@ func (e *Engine) RunBackfills(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		case <-e.wake:
 		}
 	}
 }
 
-// checkpointScript stores a batch's progress, only while the lease is ours, the backfill is
-// still of the same version (an update may have started another) and the rule is still live
-// (not paused or archived since), and renews the lease. KEYS: lease, backfill, pending, live;
-// ARGV: token, version, cursor, scanned in this batch, done ("1"/"0"), lease (ms), rule id.
-// Returns 1, or 0 when the backfill is no longer this run's to go on with.
-var checkpointScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if redis.call('HGET', KEYS[2], 'version') ~= ARGV[2] then return 0 end
+// checkpointScript stores a batch's progress, only while the lease is this run's (the guard,
+// which renews it too), the backfill is still of the same version (an update may have started
+// another) and the rule is still live (not paused or archived since). KEYS: lease, backfill,
+// pending, live; ARGV: token, lease (ms), version, cursor, scanned in this batch, done
+// ("1"/"0"), rule id. Returns 1, or 0 when the backfill is no longer this run's to go on with;
+// a lost lease is the guard's error.
+var checkpointScript = redisx.Guard(`
+if redis.call('HGET', KEYS[2], 'version') ~= ARGV[3] then return 0 end
 if redis.call('SISMEMBER', KEYS[4], ARGV[7]) == 0 then return 0 end
-redis.call('HSET', KEYS[2], 'cursor', ARGV[3], 'done', ARGV[5])
-redis.call('HINCRBY', KEYS[2], 'scanned', ARGV[4])
-if ARGV[5] == '1' then redis.call('SREM', KEYS[3], ARGV[7]) end
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
+redis.call('HSET', KEYS[2], 'cursor', ARGV[4], 'done', ARGV[6])
+redis.call('HINCRBY', KEYS[2], 'scanned', ARGV[5])
+if ARGV[6] == '1' then redis.call('SREM', KEYS[3], ARGV[7]) end
 return 1
 `)
 
@@ -75,23 +76,28 @@ var errStopped = errors.New("push: backfill stopped")
 // no longer published, or ctx ends. It returns nil in all these cases; an error only for a
 // failure, after which the next poll resumes.
 func (e *Engine) Backfill(ctx context.Context, ruleID string) error {
-	tok, err := opaque.Random(16)
+	// A holder per run: two runs of one replica must exclude each other as two replicas do.
+	lease, err := redisx.NewLease(e.store.Client, e.Rules.leaseKey(ruleID), e.opts.BackfillLease, "")
 	if err != nil {
-		return err
+		return fmt.Errorf("push: backfill lease: %w", err)
 	}
-	got, err := e.store.Client.SetNX(ctx, e.Rules.leaseKey(ruleID), tok, e.opts.BackfillLease).Result()
+	tok, err := lease.Acquire(ctx)
+	if errors.Is(err, redisx.ErrLeaseHeld) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("push: take backfill lease: %w", err)
-	}
-	if !got {
-		return nil
 	}
 	defer func() {
 		// Handing the lease back lets another replica resume at once after a clean stop; a
 		// crash leaves it to expire.
-		redisx.DeleteIfEqual(context.WithoutCancel(ctx), e.store.Client, e.Rules.leaseKey(ruleID), tok)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, err := lease.Release(rctx, tok); err != nil {
+			e.log.Warn("push: hand back the backfill lease (it expires by itself)", "rule", ruleID, "err", err)
+		}
 	}()
-	err = e.backfillRun(ctx, ruleID, tok)
+	err = e.backfillRun(ctx, ruleID, lease, tok)
 	if errors.Is(err, errStopped) || ctx.Err() != nil {
 		return nil
 	}
@@ -110,7 +116,7 @@ type batch struct {
 // next batch is read while the current one is evaluated and notified, so that the round trips
 // of reading overlap the work of matching; progress is still stored batch by batch, in order,
 // after each batch's notifications.
-func (e *Engine) backfillRun(ctx context.Context, ruleID, tok string) error {
+func (e *Engine) backfillRun(ctx context.Context, ruleID string, lease *redisx.Lease, tok redisx.Token) error {
 	var ruleCmd *redis.StringCmd
 	var stateCmd *redis.MapStringStringCmd
 	_, err := e.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -146,10 +152,16 @@ func (e *Engine) backfillRun(ctx context.Context, ruleID, tok string) error {
 		return err
 	}
 
+	// The reader is waited for (after it is cancelled, defers running last first): nothing of a
+	// backfill touches the store once Backfill has returned.
+	var reader sync.WaitGroup
+	defer reader.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	batches := make(chan batch, 1)
+	reader.Add(1)
 	go func() {
+		defer reader.Done()
 		defer close(batches)
 		for !cur.Done() {
 			ids, next, err := e.people.ScanPersons(ctx, cur, e.opts.BackfillBatch)
@@ -172,7 +184,7 @@ func (e *Engine) backfillRun(ctx context.Context, ruleID, tok string) error {
 		if b.err != nil {
 			return b.err
 		}
-		if err := e.backfillBatch(ctx, lr, tok, b); err != nil {
+		if err := e.backfillBatch(ctx, lr, lease, tok, b); err != nil {
 			return err
 		}
 	}
@@ -180,7 +192,7 @@ func (e *Engine) backfillRun(ctx context.Context, ruleID, tok string) error {
 }
 
 // backfillBatch evaluates one batch, creates its notifications and stores the progress.
-func (e *Engine) backfillBatch(ctx context.Context, lr *liveRule, tok string, b batch) error {
+func (e *Engine) backfillBatch(ctx context.Context, lr *liveRule, lease *redisx.Lease, tok redisx.Token, b batch) error {
 	now := e.now()
 	var matches []match
 	if lr.validAt(now) {
@@ -198,11 +210,13 @@ func (e *Engine) backfillBatch(ctx context.Context, lr *liveRule, tok string, b 
 	}
 	var checkpoint *redis.Cmd
 	_, err := e.notify(ctx, matches, func(p redis.Pipeliner) {
-		// EVAL, not EVALSHA: a pipeline cannot fall back on NOSCRIPT.
-		checkpoint = checkpointScript.Eval(ctx, p,
-			[]string{e.Rules.leaseKey(lr.ID), e.Rules.backfillKey(lr.ID), e.Rules.pendingKey(), e.Rules.liveKey()},
-			tok, lr.Version, b.next.String(), b.scanned, fin, e.opts.BackfillLease.Milliseconds(), lr.ID)
+		checkpoint = lease.Eval(ctx, p, checkpointScript, tok,
+			[]string{e.Rules.backfillKey(lr.ID), e.Rules.pendingKey(), e.Rules.liveKey()},
+			lr.Version, b.next.String(), b.scanned, fin, lr.ID)
 	})
+	if checkpoint != nil && redisx.IsLeaseLost(checkpoint.Err()) {
+		return errStopped // another replica goes on from the last stored batch
+	}
 	if err != nil {
 		return err
 	}

@@ -102,8 +102,10 @@
 //	                                           versions, is no longer read or written)
 //	{rules}:bf:<rule>                   hash   the latest backfill: version, cursor, scanned, done
 //	{rules}:backfills                   set    rules with a backfill to run
-//	{rules}:bflease:<rule>              string the replica running that backfill; TTL 30 s, renewed
-//	push:notify                         pub/sub channel of new inbox notifications, for subscribers
+//	{rules}:bflease:<rule>              string the run of that backfill holding it (an internal/redisx
+//	                                           fenced lease, "<fence>.<holder>"); TTL 30 s, renewed by
+//	                                           each batch's checkpoint, which checks it in the same script
+//	{rules}:bflease:<rule>:fence        string that lease's fencing counter; no TTL//	push:notify                         pub/sub channel of new inbox notifications, for subscribers
 //	{privacy}:budget:<day>:<department> string micro-epsilon the department spent on estimates on
 //	                                           that day (YYYYMMDD in push.time_zone); TTL 48 h
 //	{privacy}:audit                     stream every preview: department, client, rule_sha256 (of

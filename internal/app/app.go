@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/tongban/tongban/app/devpartner"
 	"github.com/tongban/tongban/bridge"
@@ -232,9 +233,11 @@ func (a *App) Run(ctx context.Context) error {
 	return a.Serve(ctx, ln, mln)
 }
 
-// Serve serves the API on ln and metrics on mln (nil: none) until ctx ends. Then it drains:
-// readiness fails at once, the listeners close, in-flight requests finish and websocket
-// clients are told to go, all within shutdown_timeout.
+// Serve serves the API on ln and metrics on mln (nil: none), and runs the background loops
+// (provider discovery, key rotation, backfills, delivery) under one errgroup, until ctx ends
+// or a loop fails. Then it drains: readiness fails at once, the listeners close, in-flight
+// requests finish and websocket clients are told to go, all within shutdown_timeout; and the
+// loops finish the step in hand. It returns only once every loop has returned.
 func (a *App) Serve(ctx context.Context, ln, mln net.Listener) error {
 	api := &http.Server{
 		Handler:           a.handler,
@@ -263,25 +266,39 @@ func (a *App) Serve(ctx context.Context, ln, mln net.Listener) error {
 		a.warnIfExposed("metrics_listen", mln.Addr())
 	}
 
-	// Providers are discovered once the listener is up: in dev mode they are served by this
-	// very process.
-	discovery, stopDiscovery := context.WithCancel(context.Background())
-	defer stopDiscovery()
-	a.Identity.Registry.Start(discovery)
-	go a.Keys.Run(discovery)
-	go a.Push.RunBackfills(discovery)
-	delivery, stopDelivery := context.WithCancel(context.Background())
-	deliveryDone := make(chan struct{})
-	go func() {
-		defer close(deliveryDone)
-		if err := a.Delivery.Run(delivery); err != nil {
+	// The background loops: each retries what fails in it (Redis away, a provider not
+	// answering) and returns only when its context ends, with nil; an error out of one is a
+	// bug or a broken configuration, so it is logged and shuts the process down like a signal.
+	// They start once the listener is up: in dev mode the providers are served by this very
+	// process.
+	loopsCtx, stopLoops := context.WithCancel(context.Background())
+	defer stopLoops()
+	loops, lctx := errgroup.WithContext(loopsCtx)
+	loop := func(name string, run func(context.Context) error) {
+		loops.Go(func() error {
+			if err := run(lctx); err != nil {
+				a.log.Error("a background loop failed; shutting down", "loop", name, "err", err)
+				return fmt.Errorf("app: %s: %w", name, err)
+			}
+			return nil
+		})
+	}
+	loop("identity providers", a.Identity.Registry.Run)
+	loop("signing keys", a.Keys.Run)
+	loop("push backfills", a.Push.RunBackfills)
+	loops.Go(func() error {
+		// Delivery workers stop taking jobs when told and finish the batches they hold; what
+		// they cannot finish stays pending on the stream for another replica.
+		if err := a.Delivery.Run(lctx); err != nil {
 			a.log.Warn("push: no delivery on this replica; notifications stay in the inbox", "err", err)
 		}
-	}()
+		return nil
+	})
 
 	var serveErr error
 	select {
 	case <-ctx.Done():
+	case <-lctx.Done(): // a loop failed
 	case serveErr = <-errc:
 		serveErr = fmt.Errorf("app: serve: %w", serveErr)
 	}
@@ -295,13 +312,11 @@ func (a *App) Serve(ctx context.Context, ln, mln net.Listener) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout.Std())
 	defer cancel()
-	// Delivery workers stop taking jobs and finish the batches they hold; what they cannot
-	// finish in time stays pending on the stream for another replica.
-	stopDelivery()
-	select {
-	case <-deliveryDone:
-	case <-sctx.Done():
-	}
+	// The loops stop while the servers drain; both are waited for below, the loops in full:
+	// the store is closed (Close) only after Serve returns, and no loop may run against it.
+	stopLoops()
+	loopsDone := make(chan error, 1)
+	go func() { loopsDone <- loops.Wait() }()
 	errs := make(chan error, len(servers)+1)
 	go func() { errs <- a.graphql.CloseWebsockets(sctx) }()
 	for _, s := range servers {
@@ -313,11 +328,18 @@ func (a *App) Serve(ctx context.Context, ln, mln net.Listener) error {
 			shutdownErr = errors.Join(shutdownErr, err)
 		}
 	}
+	var loopErr error
+	select {
+	case loopErr = <-loopsDone:
+	case <-sctx.Done():
+		a.log.Warn("shutdown: background loops still finishing their step after shutdown_timeout; waiting for them")
+		loopErr = <-loopsDone
+	}
 	if shutdownErr != nil {
-		return errors.Join(serveErr, fmt.Errorf("app: shutdown: %w", shutdownErr))
+		return errors.Join(serveErr, loopErr, fmt.Errorf("app: shutdown: %w", shutdownErr))
 	}
 	a.log.Info("stopped")
-	return serveErr
+	return errors.Join(serveErr, loopErr)
 }
 
 func (a *App) metricsMux() http.Handler {
@@ -326,5 +348,7 @@ func (a *App) metricsMux() http.Handler {
 	return mux
 }
 
-// Close ends the live subscriptions and releases the store (and stops the embedded one).
+// Close ends the live subscriptions and releases the store (and stops the embedded one). Call
+// it after Serve (or Run) has returned: Serve waits for every background loop, so none runs
+// against the closed store.
 func (a *App) Close() error { return errors.Join(a.Push.Close(), a.Store.Close()) }

@@ -16,7 +16,7 @@ import (
 	"github.com/tongban/tongban/internal/testenv"
 )
 
-// swkRecord is a keys:set record as bridge/keys.go documents it, the parts this test reads.
+// swkRecord is a {keys}:set record as bridge/keys.go documents it, the parts this test reads.
 type swkRecord struct {
 	Alg       string    `json:"alg"`
 	State     string    `json:"state"`
@@ -27,7 +27,7 @@ type swkRecord struct {
 
 func swkRecords(t *testing.T, store *redisx.Store) map[string]swkRecord {
 	t.Helper()
-	raw, err := store.Client.HGetAll(context.Background(), store.Key("keys:set")).Result()
+	raw, err := store.Client.HGetAll(context.Background(), store.Key("{keys}:set")).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func swkRecords(t *testing.T, store *redisx.Store) map[string]swkRecord {
 	for kid, v := range raw {
 		var r swkRecord
 		if err := json.Unmarshal([]byte(v), &r); err != nil {
-			t.Fatalf("keys:set %s: %v", kid, err)
+			t.Fatalf("{keys}:set %s: %v", kid, err)
 		}
 		out[kid] = r
 	}

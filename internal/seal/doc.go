@@ -4,10 +4,10 @@
 // A sealed value is base64 (standard alphabet, no padding) of a random 96-bit nonce followed
 // by the GCM ciphertext and tag. The purpose is the additional authenticated data: a value
 // sealed for one purpose ("fcm-token") does not open for another, so one kind of secret
-// cannot be passed off as another even though all share the KEK. This is the format
-// identity's sealed ID numbers (purpose "tongban/identity/id_number/v1") and the bridge's
-// sealed signing keys (purpose "tongban/bridge/signing-key/v1" + kid) already use, so both
-// can move onto this package without re-sealing what is stored.
+// cannot be passed off as another even though all share the KEK. Its users and their
+// purposes: identity's ID numbers ("tongban/identity/id_number/v1", identity/secrets.go), the
+// bridge's signing keys ("tongban/bridge/signing-key/v1" followed by the kid, bridge/keys_store.go)
+// and push/devices' FCM registration tokens ("fcm-token").
 //
 // It owns no Redis keys.
 package seal

@@ -103,7 +103,9 @@ func (e *Service) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		e.runSchedule(ctx)
+		if err := e.runSchedule(ctx); err != nil {
+			e.log.Warn("push: no release of deferred jobs on this replica", "err", err)
+		}
 	}()
 	wg.Wait()
 	return nil

@@ -278,7 +278,7 @@ func TestNotificationWaitsForTheFirstDevice(t *testing.T) {
 }
 
 // Shutting down, workers take no new jobs and finish the batch they hold: it is sent,
-// recorded and acknowledged before RunDelivery returns.
+// recorded and acknowledged before Run returns.
 func TestShutdownFinishesTheBatchInHand(t *testing.T) {
 	w := newDeliveryWorld(t, nil)
 	w.rule("出行")

@@ -3,11 +3,11 @@ package delivery
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tongban/tongban/internal/opaque"
 	"github.com/tongban/tongban/internal/redisx"
 )
 
@@ -16,12 +16,10 @@ import (
 // device. This file puts them back on the stream when their time comes.
 
 // releaseDueScript moves due jobs from the schedule back onto the stream, while the lease is
-// this replica's. KEYS: lease, schedule, stream; ARGV: token, now (ms), limit, lease (ms).
-// Returns how many moved, or -1 without the lease.
-var releaseDueScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+// this replica's (the guard, which renews it). KEYS: lease, schedule, stream; ARGV: token,
+// lease (ms), now (ms), limit. Returns how many moved.
+var releaseDueScript = redisx.Guard(`
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
 for _, member in ipairs(due) do
   local j = cjson.decode(member)
   redis.call('XADD', KEYS[3], '*', 'notification', j.notification, 'person', j.person,
@@ -31,23 +29,23 @@ end
 return #due
 `)
 
-// runSchedule releases deferred jobs when they fall due, on one replica at a time.
-func (e *Service) runSchedule(ctx context.Context) {
-	tok, err := opaque.Random(16)
+// runSchedule releases deferred jobs when they fall due, on one replica at a time (the lease
+// {push}:schedule:lease, held across polls by this loop's holder), until ctx ends. A failing
+// poll (Redis away) is tried again at the next; it never ends the loop.
+func (e *Service) runSchedule(ctx context.Context) error {
+	ttl := 10*e.opts.SchedulePoll + time.Second
+	lease, err := redisx.NewLease(e.store.Client, e.store.Key(schedLeaseKey), ttl, "")
 	if err != nil {
-		return
+		return fmt.Errorf("delivery: schedule lease: %w", err)
 	}
-	lease := e.store.Key(schedLeaseKey)
-	keys := []string{lease, e.store.Key(scheduleKey), e.store.Key(JobsStream)}
+	keys := []string{e.store.Key(scheduleKey), e.store.Key(JobsStream)}
+	var tok redisx.Token
 	for ctx.Err() == nil {
-		held, err := e.store.Client.SetNX(ctx, lease, tok, 10*e.opts.SchedulePoll+time.Second).Result()
-		if err == nil && !held {
-			held = e.store.Client.Get(ctx, lease).Val() == tok
-		}
-		if held {
+		// Acquire recognises this loop's own holding, so it also renews it.
+		tok, err = lease.Acquire(ctx)
+		if err == nil {
 			for ctx.Err() == nil {
-				n, err := releaseDueScript.Run(ctx, e.store.Client, keys, tok, e.now().UnixMilli(), 500,
-					(10*e.opts.SchedulePoll + time.Second).Milliseconds()).Int()
+				n, err := lease.Run(ctx, releaseDueScript, tok, keys, e.now().UnixMilli(), 500).Int()
 				if err != nil || n < 500 {
 					break
 				}
@@ -55,7 +53,14 @@ func (e *Service) runSchedule(ctx context.Context) {
 		}
 		e.pause(ctx, e.opts.SchedulePoll)
 	}
-	redisx.DeleteIfEqual(context.WithoutCancel(ctx), e.store.Client, lease, tok)
+	if tok != "" {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, err := lease.Release(rctx, tok); err != nil {
+			e.log.Warn("push: hand back the schedule lease (it expires by itself)", "err", err)
+		}
+	}
+	return nil
 }
 
 // DeviceRegistered puts back on the stream the jobs of a person that waited for a device.
