@@ -20,7 +20,8 @@ import (
 // issued from it at once.
 //
 //	g:{<gid>}  hash  kind (user|machine), client, person, scopes, assurance, auth_time, session,
-//	                 departments, at/at_exp, at_prev/at_prev_exp, rt, used; TTL refresh lifetime
+//	                 departments, at/at_exp, at_prev/at_prev_exp, rt, used, code (hash of the code
+//	                 it was redeemed from); TTL refresh lifetime
 //	                 (user) or access lifetime (machine)
 const (
 	accessPrefix  = "tbo_"
