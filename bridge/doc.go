@@ -38,8 +38,8 @@
 //	                                  of the code deletes it); TTL the refresh lifetime, or the access lifetime
 //	                                  for machine and exchanged grants; act (JSON) for a token exchange's grant
 //	{p:<pid>}:grantidx         zset   "<client>|<gid>" of the person's grants scored by when each ends (unix ms),
-//	                                  so revoking consent ends them; an ended grant's entry goes with it, or
-//	                                  with the next grant added (trimmed by score)
+//	                                  so revoking consent ends them; a revoked grant's entry goes with it, an
+//	                                  expired one at the next trim (by score, each 32nd add and each revocation)
 //	{p:<pid>}:grants           set    the index before it was sorted: only read (and emptied) by revoking consent,
 //	                                  until the last expires (30 days after the sorted index is deployed)
 //	{p:<pid>}:consents         hash   client -> {scopes, granted_at}

@@ -174,16 +174,38 @@ func indexMember(client, gid string) string { return client + "|" + gid }
 
 func msScore(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
 
-// queueIndex queues on p the entry of a person's grant, ending at ends, and the trim of the
-// entries whose grant has ended. The returned function reports the commands' errors once p
-// has run.
+// indexTrimEvery is how often adding to an index trims it: when the index reaches a multiple of
+// it. Trimming is O(log N + ended) on Redis but sorts the whole set on the embedded store, and
+// a person who keeps switching holds many live grants; trimming every so many adds bounds the
+// ended entries to about this many at the cost of a round trip that often.
+const indexTrimEvery = 32
+
+// queueIndex queues on p the entry of a person's grant, ending at ends. The returned function,
+// once p has run, reports the commands' errors and trims the entries whose grant has ended
+// when the index has grown by indexTrimEvery.
 func (b *Bridge) queueIndex(ctx context.Context, p redis.Pipeliner, pid, client, gid string, ends time.Time) func() error {
 	idx := b.personGrants(pid)
 	add := p.ZAdd(ctx, idx, redis.Z{Score: float64(ends.UnixMilli()), Member: indexMember(client, gid)})
-	trim := p.ZRemRangeByScore(ctx, idx, "-inf", msScore(b.now()))
+	size := p.ZCard(ctx, idx)
 	// The index outlives every grant it names: none lives longer than a refresh lifetime.
 	expire := p.PExpire(ctx, idx, RefreshTokenTTL)
-	return func() error { return errors.Join(add.Err(), trim.Err(), expire.Err()) }
+	return func() error {
+		if err := errors.Join(add.Err(), size.Err(), expire.Err()); err != nil {
+			return err
+		}
+		if size.Val()%indexTrimEvery != 0 {
+			return nil
+		}
+		return b.trimIndex(ctx, pid)
+	}
+}
+
+// trimIndex removes the entries of the person's grants that have ended.
+func (b *Bridge) trimIndex(ctx context.Context, pid string) error {
+	if err := b.store.Client.ZRemRangeByScore(ctx, b.personGrants(pid), "-inf", msScore(b.now())).Err(); err != nil {
+		return fmt.Errorf("bridge: trim grant index: %w", err)
+	}
+	return nil
 }
 
 // unindex removes a grant's entry from its person's index.

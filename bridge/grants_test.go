@@ -83,10 +83,16 @@ func TestGrantIndexShrinksAsGrantsEnd(t *testing.T) {
 	}
 	want(t, indexMembers(t, b, pid), entry(short), entry(long))
 
-	// A grant whose life is over leaves the index with the next change to it.
+	// A grant whose life is over leaves the index when it is next trimmed: when it has grown to
+	// a multiple of indexTrimEvery.
 	clk.Advance(AccessTokenTTL + time.Second)
-	latest := grant("app", true)
-	want(t, indexMembers(t, b, pid), entry(long), entry(latest))
+	live := []string{entry(long)}
+	for len(live) < indexTrimEvery-2 {
+		live = append(live, entry(grant("app", true)))
+	}
+	want(t, indexMembers(t, b, pid), append([]string{entry(short)}, live...)...)
+	latest := grant("app", true) // the indexTrimEvery-th entry
+	want(t, indexMembers(t, b, pid), append(live, entry(latest))...)
 
 	// A grant indexed before the index was sorted.
 	legacy := grant("app", true)
