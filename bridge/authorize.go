@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"html/template"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 
@@ -26,31 +28,15 @@ func acr(level int) string {
 
 func jsonEncoder(w io.Writer) *json.Encoder { return json.NewEncoder(w) }
 
-// code is what an authorization code stands for, under oc:<sha256(code)> for CodeTTL.
-type codeGrant struct {
-	Client      string   `json:"client"`
-	RedirectURI string   `json:"redirect_uri"`
-	Challenge   string   `json:"challenge"`
-	Nonce       string   `json:"nonce,omitempty"`
-	Person      string   `json:"person"`
-	Scopes      []string `json:"scopes"`
-	Assurance   int      `json:"assurance"`
-	AuthTime    int64    `json:"auth_time"`
-	Session     string   `json:"session"`
-	SourceApp   string   `json:"source_app"`
-	AMR         []string `json:"amr,omitempty"`
-}
+// An authorization code is an opaque credential of the grant it will be redeemed for
+// (tbc_<gid><secret>): the code's record is oc:{<gid>}, in the grant's slot, so one script takes
+// the code, checks the client, redirect URI and PKCE verifier, and creates the grant g:{<gid>}.
+// The record holds the grant's fields as the grant will hold them (person, scopes, assurance,
+// auth_time, session, amr) and the code's own (hash, client, redirect_uri, challenge, nonce,
+// source_app); TTL CodeTTL.
+const codePrefix = "tbc_"
 
-// A code and the marker of its use share a hash tag, so one script consumes the one and sets
-// the other.
-func (b *Bridge) codeKey(code string) string { return b.store.Key("oc:{" + opaque.Hash(code) + "}") }
-
-func (b *Bridge) codeUsedKey(code string) string { return b.codeKey(code) + ":used" }
-
-// usedCodeTTL keeps the marker of a used code for the first refresh lifetime of the grant it
-// issued: a replay within it revokes the grant. (A grant refreshed past that outlives the
-// marker; a code replayed a month later finds no code and no marker and is simply refused.)
-const usedCodeTTL = RefreshTokenTTL
+func (b *Bridge) codeKey(gid string) string { return b.store.Key("oc:{" + gid + "}") }
 
 var badRequestPage = template.Must(template.New("bad").Parse(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Invalid request</title></head>
 <body><h1>This sign-in request cannot be handled</h1><p>{{.}}</p><p>The app that sent you here is misconfigured; nothing was sent back to it.</p></body></html>`))
@@ -125,65 +111,71 @@ func (b *Bridge) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		fail("login_required", "the bridge signs citizens in only through a switch ticket in login_hint")
 		return
 	}
-	tk, ok, err := b.consumeTicket(r.Context(), hint, c.ID)
+	ctx := r.Context()
+	tk, ok, err := b.consumeTicket(ctx, hint, c.ID)
 	if err != nil {
 		fail("server_error", "try again")
 		return
 	}
-	if !ok || tk.Client != c.ID {
+	if !ok {
 		fail("login_required", "the switch ticket is unknown, used, expired or for another app")
 		return
 	}
-	// The ticket speaks for the session it was issued from: a citizen who signed out there
-	// since has taken it back. The session and the consent are read in one round trip.
-	var (
-		alive   func() (bool, error)
-		consent func() (Consent, error)
-	)
-	_, _ = b.store.Client.Pipelined(r.Context(), func(p redis.Pipeliner) error {
-		if b.sessions != nil {
-			alive = b.sessions.QueueAlive(r.Context(), p, tk.Session)
-		}
-		consent = b.Consents.queueGet(r.Context(), p, tk.Person, c.ID)
-		return nil
-	}) // each answer below reports its own command's error
-	if alive != nil {
-		ok, err := alive()
-		if err != nil {
-			fail("server_error", "try again")
-			return
-		}
-		if !ok {
-			fail("login_required", "the session the switch came from has ended")
-			return
-		}
-	}
-	cons, err := consent()
-	if err != nil {
-		fail("server_error", "try again")
-		return
-	}
-	// What the client gets: what it asked for, of what the person consented to.
+	// What the code may give: what the client asked for, of what the ticket's login releases.
+	// The consent is applied where the grant is made (redeemCode), read in the transaction
+	// that indexes it: consent only grows until it is revoked, so reading it here as well would
+	// decide nothing that one does not.
 	granted := []string{"openid"}
 	for _, s := range scopes {
-		if s != "openid" && (s == "offline_access" || slices.Contains(cons.Scopes, s)) {
+		if s != "openid" {
 			granted = append(granted, s)
 		}
 	}
 	granted = c.releasable(granted, tk.Assurance)
-	code, err := opaque.Random(32)
+	gid, err := opaque.ID()
 	if err != nil {
 		fail("server_error", "try again")
 		return
 	}
-	blob, _ := json.Marshal(codeGrant{
-		Client: c.ID, RedirectURI: redirect, Challenge: challenge, Nonce: q.Get("nonce"), Person: tk.Person,
-		Scopes: granted, Assurance: tk.Assurance, AuthTime: tk.AuthTime.Unix(), Session: tk.Session, SourceApp: tk.SourceApp,
-		AMR: tk.AMR,
-	})
-	if err := b.store.Client.Set(r.Context(), b.codeKey(code), blob, CodeTTL).Err(); err != nil {
+	code, hash, err := opaque.New(codePrefix, gid)
+	if err != nil {
 		fail("server_error", "try again")
 		return
+	}
+	key := b.codeKey(gid)
+	// The ticket speaks for the session it was issued from: a citizen who signed out there
+	// since has taken it back. The session is read in the round trip that stores the code; a
+	// code stored for an ended session is deleted before it is handed out.
+	var alive func() (bool, error)
+	var stored *redis.BoolCmd
+	_, _ = b.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		if b.sessions != nil {
+			alive = b.sessions.QueueAlive(ctx, p, tk.Session)
+		}
+		p.HSet(ctx, key, "hash", hash, "client", c.ID, "redirect_uri", redirect, "challenge", challenge,
+			"nonce", q.Get("nonce"), "source_app", tk.SourceApp, "person", tk.Person, "scopes", strings.Join(granted, " "),
+			"assurance", tk.Assurance, "auth_time", tk.AuthTime, "session", tk.Session, "amr", strings.Join(tk.AMR, " "))
+		stored = p.PExpire(ctx, key, CodeTTL)
+		return nil
+	}) // each answer below reports its own command's error
+	if err := stored.Err(); err != nil {
+		_ = b.store.Client.Del(context.WithoutCancel(ctx), key).Err() // best effort: nobody holds the code
+		fail("server_error", "try again")
+		return
+	}
+	if alive != nil {
+		ok, err := alive()
+		if err == nil && !ok {
+			err = b.store.Client.Del(ctx, key).Err()
+			if err == nil {
+				fail("login_required", "the session the switch came from has ended")
+				return
+			}
+		}
+		if err != nil {
+			fail("server_error", "try again")
+			return
+		}
 	}
 	b.redirectTo(w, r, redirect, url.Values{"code": {code}, "state": optional(q.Get("state")), "iss": {b.issuer}})
 }
@@ -228,45 +220,4 @@ func (b *Bridge) redirectTo(w http.ResponseWriter, r *http.Request, redirect str
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	http.Redirect(w, r, u.String(), http.StatusFound)
-}
-
-// consumeScript takes a code once and, in the same step, marks it used by the grant that will
-// be issued for it. KEYS[1] code, KEYS[2] its used marker; ARGV[1] grant id, ARGV[2] marker ttl
-// ms. Returns {1, code grant}, {2, grant id of the earlier redemption} or {0}.
-var consumeScript = redis.NewScript(`
-local v = redis.call('GET', KEYS[1])
-if v then
-  redis.call('DEL', KEYS[1])
-  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-  return {1, v}
-end
-local u = redis.call('GET', KEYS[2])
-if u then return {2, u} end
-return {0}
-`)
-
-// consumeCode takes an authorization code once for the grant gid. A code already used answers
-// with the grant it was redeemed for, so the caller can revoke it (RFC 6749 §4.1.2); the marker
-// is set in the same step as the code is taken, so even a replay racing with the first
-// redemption finds it.
-func (b *Bridge) consumeCode(r *http.Request, code, gid string) (codeGrant, string, bool, error) {
-	res, err := consumeScript.Run(r.Context(), b.store.Client, []string{b.codeKey(code), b.codeUsedKey(code)},
-		gid, usedCodeTTL.Milliseconds()).Slice()
-	if err != nil {
-		return codeGrant{}, "", false, err
-	}
-	kind, _ := res[0].(int64)
-	switch kind {
-	case 1:
-		raw, _ := res[1].(string)
-		var g codeGrant
-		if err := json.Unmarshal([]byte(raw), &g); err != nil {
-			return codeGrant{}, "", false, err
-		}
-		return g, "", true, nil
-	case 2:
-		usedBy, _ := res[1].(string)
-		return codeGrant{}, usedBy, false, nil
-	}
-	return codeGrant{}, "", false, nil
 }

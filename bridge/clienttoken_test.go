@@ -34,15 +34,15 @@ func TestClientToken(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := tokenEndpointBridge(t, testenv.Redis(t))
-	own, err := b.issue(ctx, Grant{Kind: "user", Client: "target", Person: "p", Scopes: []string{"openid"}, AuthTime: time.Now()}, true, nil)
+	own, err := b.issue(ctx, Grant{Kind: "user", Client: "target", Person: "p", Scopes: []string{"openid"}, AuthTime: time.Now()}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	theirs, err := b.issue(ctx, Grant{Kind: "user", Client: "other", Person: "p", Scopes: []string{"openid"}, AuthTime: time.Now()}, true, nil)
+	theirs, err := b.issue(ctx, Grant{Kind: "user", Client: "other", Person: "p", Scopes: []string{"openid"}, AuthTime: time.Now()}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	revoked, err := b.issue(ctx, Grant{Kind: "user", Client: "target", Person: "p", Scopes: []string{"openid"}, AuthTime: time.Now()}, true, nil)
+	revoked, err := b.issue(ctx, Grant{Kind: "user", Client: "target", Person: "p", Scopes: []string{"openid"}, AuthTime: time.Now()}, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,10 +15,12 @@
 // introspection and exchange; the switch lists it as withheld.
 //
 // Round trips to Redis are what a switch costs most on a loaded replica, so each step makes
-// as few as its checks allow: authorize takes the ticket (one script), then reads the
-// session and the consent together, then stores the code; the token endpoint takes the code
-// (one script), creates the grant, then indexes it and reads the consent and the person's
-// claims in one transaction on the person's hash tag, then records the audit entry.
+// as few as its checks allow: switchApp reads the consent and stores the ticket together;
+// authorize takes the ticket (GETDEL), then stores the code and reads the session together;
+// the token endpoint takes the code and creates the grant (one script on the grant's slot),
+// then indexes it and reads the consent and the person's claims in one transaction on the
+// person's hash tag, then records the audit entry. Whatever is written before the check that
+// could refuse it (a ticket, a code) is deleted on refusal before anyone has seen it.
 //
 // Rate limits (ratelimit.go, counted by internal/ratelimit, whose keys they are): authorize per
 // IP, and failed client authentication at every endpoint a client authenticates to, per client
@@ -26,16 +28,20 @@
 //
 // Redis keys (under the store prefix). Keys used together share a hash tag:
 //
-//	tk:<sha256(ticket)>        hash   a switch ticket; TTL 60 s; read and deleted by one script, only by
-//	                                  the client it was issued for
-//	oc:{<sha256(code)>}        string an authorization code's grant (JSON); TTL 60 s
-//	oc:{<sha256(code)>}:used   string the grant id a code is redeemed for, set by the same script that takes
-//	                                  the code, so a replay (even a racing one) revokes it; TTL the refresh lifetime
+//	tk:<sha256(client, ticket)> string a switch ticket (JSON); TTL 60 s; taken by GETDEL, so only by the
+//	                                  client it was issued for (the key names it)
+//	oc:{<gid>}                 hash   an authorization code (tbc_<gid><secret>): its secret's hash, client,
+//	                                  redirect URI, challenge, nonce and the grant's fields; TTL 60 s; taken,
+//	                                  checked and turned into g:{<gid>} by one script (redeem.go)
 //	g:{<gid>}                  hash   a grant: client, person, scopes, login facts, access and refresh token
-//	                                  hashes (tokens carry the gid); TTL the refresh lifetime, or the access
-//	                                  lifetime for machine grants; act (JSON) for a token exchange's grant; a
-//	                                  replayed code's grant is a tombstone (revoked) that blocks its creation
-//	{p:<pid>}:grants           set    "<client>|<gid>" of the person's grants, so revoking consent ends them
+//	                                  hashes (tokens carry the gid), the hash of the code it came from (a replay
+//	                                  of the code deletes it); TTL the refresh lifetime, or the access lifetime
+//	                                  for machine and exchanged grants; act (JSON) for a token exchange's grant
+//	{p:<pid>}:grantidx         zset   "<client>|<gid>" of the person's grants scored by when each ends (unix ms),
+//	                                  so revoking consent ends them; a revoked grant's entry goes with it, an
+//	                                  expired one at the next trim (by score, each 32nd add and each revocation)
+//	{p:<pid>}:grants           set    the index before it was sorted: only read (and emptied) by revoking consent,
+//	                                  until the last expires (30 days after the sorted index is deployed)
 //	{p:<pid>}:consents         hash   client -> {scopes, granted_at}
 //	{keys}:set                 hash   signing keys by kid (sealed), written only by a script that checks
 //	                                  {keys}:lease; see keys.go (and keys:set, its name before, read once)

@@ -114,7 +114,7 @@ func (b *Bridge) tokenExchange(r *http.Request, c *Client) (map[string]any, *OAu
 	out, err := b.issue(ctx, Grant{
 		Kind: "user", Client: target.ID, Person: g.Person, Scopes: scopes, Assurance: g.Assurance,
 		AuthTime: g.AuthTime, Session: g.Session, AMR: g.AMR, Act: string(actJSON), Parent: g.ID,
-	}, false, nil)
+	}, false)
 	if err != nil {
 		return nil, serverError()
 	}

@@ -20,7 +20,8 @@ import (
 // issued from it at once.
 //
 //	g:{<gid>}  hash  kind (user|machine), client, person, scopes, assurance, auth_time, session,
-//	                 departments, at/at_exp, at_prev/at_prev_exp, rt, used; TTL refresh lifetime
+//	                 departments, at/at_exp, at_prev/at_prev_exp, rt, used, code (hash of the code
+//	                 it was redeemed from); TTL refresh lifetime
 //	                 (user) or access lifetime (machine)
 const (
 	accessPrefix  = "tbo_"
@@ -64,15 +65,9 @@ type issued struct {
 
 // issue creates a grant. withRefresh gives it a refresh-token family (people only).
 //
-// g.ID may be chosen by the caller (a code redemption names its grant before issuing it, so a
-// replay racing with it can revoke it); the grant is created only if no record of that id
-// exists, and a replay's tombstone is such a record (ErrGrantRevoked).
-//
-// also, when not nil, queues the caller's own commands with the entry in the person's grant
-// index, in one MULTI on the person's hash tag (people's grants only): they may name only keys
-// of that tag, and their reads see the index written, atomically even while Redis Cluster
-// migrates the slot (commands merely pipelined could run on two nodes then, apart).
-func (b *Bridge) issue(ctx context.Context, g Grant, withRefresh bool, also func(redis.Pipeliner)) (issued, error) {
+// The grant is created only if no record of its id exists (ErrGrantRevoked otherwise). A code
+// redemption makes its grant itself, in the script that takes the code (redeem.go).
+func (b *Bridge) issue(ctx context.Context, g Grant, withRefresh bool) (issued, error) {
 	gid := g.ID
 	if gid == "" {
 		var err error
@@ -126,18 +121,12 @@ func (b *Bridge) issue(ctx context.Context, g Grant, withRefresh bool, also func
 		// The person's index of grants by client, so revoking consent can end them; another
 		// slot, so written after the grant. Without the entry consent could not end the
 		// grant: it is revoked again rather than left unreachable.
-		idx := b.personGrants(g.Person)
-		var add *redis.IntCmd
-		var expire *redis.BoolCmd
+		var indexed func() error
 		_, _ = b.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			add = p.SAdd(ctx, idx, g.Client+"|"+gid)
-			expire = p.Expire(ctx, idx, RefreshTokenTTL)
-			if also != nil {
-				also(p)
-			}
+			indexed = b.queueIndex(ctx, p, g.Person, g.Client, gid, b.now().Add(ttl))
 			return nil
-		}) // the index's own commands decide; the caller reads its own answers
-		if err := errors.Join(add.Err(), expire.Err()); err != nil {
+		}) // the index's own commands report their errors
+		if err := indexed(); err != nil {
 			_ = b.revoke(ctx, gid)
 			return issued{}, fmt.Errorf("bridge: index grant: %w", err)
 		}
@@ -169,32 +158,80 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 `)
 
-func (b *Bridge) personGrants(pid string) string { return b.store.Key("{p:" + pid + "}:grants") }
+// The person's grant index, {p:<pid>}:grantidx, is a sorted set of "<client>|<gid>" scored by
+// when the grant ends (unix ms): adding a grant trims the entries whose grant has ended, ending
+// a grant removes its entry, and a refresh moves its entry's score with the grant's life. So
+// revoking consent walks only the grants that still live.
+func (b *Bridge) personGrants(pid string) string { return b.store.Key("{p:" + pid + "}:grantidx") }
 
-// revokeReplayed ends the grant a replayed code was redeemed for, and leaves a tombstone so
-// that a redemption still under way cannot create it afterwards.
-func (b *Bridge) revokeReplayed(ctx context.Context, gid string) error {
-	key := b.grantKey(gid)
-	_, err := b.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, key)
-		p.HSet(ctx, key, "revoked", "code replayed")
-		p.PExpire(ctx, key, AccessTokenTTL)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("bridge: revoke replayed grant: %w", err)
+// legacyPersonGrants is the index before it was sorted: a set of "<client>|<gid>" that only
+// shrank when it expired (RefreshTokenTTL after its last grant). Consent revocation still walks
+// it so that grants indexed there end too; nothing adds to it. It can go once every such set
+// has expired, RefreshTokenTTL after the sorted index was deployed.
+func (b *Bridge) legacyPersonGrants(pid string) string { return b.store.Key("{p:" + pid + "}:grants") }
+
+func indexMember(client, gid string) string { return client + "|" + gid }
+
+func msScore(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
+
+// indexTrimEvery is how often adding to an index trims it: when the index reaches a multiple of
+// it. Trimming is O(log N + ended) on Redis but sorts the whole set on the embedded store, and
+// a person who keeps switching holds many live grants; trimming every so many adds bounds the
+// ended entries to about this many at the cost of a round trip that often.
+const indexTrimEvery = 32
+
+// queueIndex queues on p the entry of a person's grant, ending at ends. The returned function,
+// once p has run, reports the commands' errors and trims the entries whose grant has ended
+// when the index has grown by indexTrimEvery.
+func (b *Bridge) queueIndex(ctx context.Context, p redis.Pipeliner, pid, client, gid string, ends time.Time) func() error {
+	idx := b.personGrants(pid)
+	add := p.ZAdd(ctx, idx, redis.Z{Score: float64(ends.UnixMilli()), Member: indexMember(client, gid)})
+	size := p.ZCard(ctx, idx)
+	// The index outlives every grant it names: none lives longer than a refresh lifetime.
+	expire := p.PExpire(ctx, idx, RefreshTokenTTL)
+	return func() error {
+		if err := errors.Join(add.Err(), size.Err(), expire.Err()); err != nil {
+			return err
+		}
+		if size.Val()%indexTrimEvery != 0 {
+			return nil
+		}
+		return b.trimIndex(ctx, pid)
 	}
-	return b.revokeChildren(ctx, gid)
+}
+
+// trimIndex removes the entries of the person's grants that have ended.
+func (b *Bridge) trimIndex(ctx context.Context, pid string) error {
+	if err := b.store.Client.ZRemRangeByScore(ctx, b.personGrants(pid), "-inf", msScore(b.now())).Err(); err != nil {
+		return fmt.Errorf("bridge: trim grant index: %w", err)
+	}
+	return nil
+}
+
+// unindex removes a grant's entry from its person's index.
+func (b *Bridge) unindex(ctx context.Context, pid, client, gid string) error {
+	if err := b.store.Client.ZRem(ctx, b.personGrants(pid), indexMember(client, gid)).Err(); err != nil {
+		return fmt.Errorf("bridge: unindex grant: %w", err)
+	}
+	return nil
 }
 
 // revokeClientGrants ends every grant a person has given client: what withdrawing consent means.
+// It walks the live entries of the index (and trims the ended ones in the same round trip).
 func (b *Bridge) revokeClientGrants(ctx context.Context, pid, client string) error {
-	idx := b.personGrants(pid)
-	members, err := b.store.Client.SMembers(ctx, idx).Result()
-	if err != nil {
+	idx, legacy := b.personGrants(pid), b.legacyPersonGrants(pid)
+	now := msScore(b.now())
+	var live, old *redis.StringSliceCmd
+	_, _ = b.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZRemRangeByScore(ctx, idx, "-inf", now)
+		live = p.ZRangeByScore(ctx, idx, &redis.ZRangeBy{Min: "(" + now, Max: "+inf"})
+		old = p.SMembers(ctx, legacy)
+		return nil
+	}) // the listings below report their own errors; the trim is housekeeping
+	if err := errors.Join(live.Err(), old.Err()); err != nil {
 		return fmt.Errorf("bridge: list grants: %w", err)
 	}
-	for _, m := range members {
+	for _, m := range live.Val() {
 		c, gid, ok := strings.Cut(m, "|")
 		if !ok || c != client {
 			continue
@@ -202,7 +239,18 @@ func (b *Bridge) revokeClientGrants(ctx context.Context, pid, client string) err
 		if err := b.revoke(ctx, gid); err != nil {
 			return err
 		}
-		b.store.Client.SRem(ctx, idx, m)
+	}
+	for _, m := range old.Val() {
+		c, gid, ok := strings.Cut(m, "|")
+		if !ok || c != client {
+			continue
+		}
+		if err := b.revoke(ctx, gid); err != nil {
+			return err
+		}
+		if err := b.store.Client.SRem(ctx, legacy, m).Err(); err != nil {
+			return fmt.Errorf("bridge: unindex grant: %w", err)
+		}
 	}
 	return nil
 }
@@ -264,12 +312,25 @@ func (b *Bridge) Authenticate(ctx context.Context, token string) (Grant, error) 
 
 func slicesClone(s []string) []string { return append([]string(nil), s...) }
 
-// revoke ends a grant: its access and refresh tokens stop working at once.
+// revoke ends a grant: its access and refresh tokens stop working at once, and its entry leaves
+// its person's index.
 //
 // Grants exchanged from it end with it: what was issued from a grant cannot outlive it.
 func (b *Bridge) revoke(ctx context.Context, gid string) error {
-	if err := b.store.Client.Del(ctx, b.grantKey(gid)).Err(); err != nil {
+	var owner *redis.SliceCmd
+	key := b.grantKey(gid)
+	if _, err := b.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		owner = p.HMGet(ctx, key, "person", "client")
+		p.Del(ctx, key)
+		return nil
+	}); err != nil {
 		return fmt.Errorf("bridge: revoke grant: %w", err)
+	}
+	if person, _ := owner.Val()[0].(string); person != "" {
+		client, _ := owner.Val()[1].(string)
+		if err := b.unindex(ctx, person, client, gid); err != nil {
+			return err
+		}
 	}
 	return b.revokeChildren(ctx, gid)
 }
@@ -336,6 +397,10 @@ func (b *Bridge) refresh(ctx context.Context, c *Client, token string) (issued, 
 	switch outcome {
 	case opaque.Rotated:
 	case opaque.Reused:
+		// The rotation deleted the grant; its index entry and what was exchanged from it go too.
+		if err := b.unindex(ctx, g.Person, g.Client, gid); err != nil {
+			return issued{}, nil, err
+		}
 		if err := b.revokeChildren(ctx, gid); err != nil {
 			return issued{}, nil, err
 		}
@@ -344,7 +409,15 @@ func (b *Bridge) refresh(ctx context.Context, c *Client, token string) (issued, 
 		return issued{}, invalidGrant("unknown, expired or revoked refresh token"), nil
 	}
 	g.ExpiresAt = exp
-	// The person's index must outlive the grant it names, which this refresh extended.
-	b.store.Client.Expire(ctx, b.personGrants(g.Person), RefreshTokenTTL)
+	// The grant lives a refresh lifetime from now: so does its index entry, and the index. (A
+	// grant still listed only in the legacy set moves to the sorted index here.)
+	idx := b.personGrants(g.Person)
+	if _, err := b.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZAdd(ctx, idx, redis.Z{Score: float64(b.now().Add(RefreshTokenTTL).UnixMilli()), Member: indexMember(g.Client, gid)})
+		p.PExpire(ctx, idx, RefreshTokenTTL)
+		return nil
+	}); err != nil {
+		return issued{}, nil, fmt.Errorf("bridge: reindex refreshed grant: %w", err)
+	}
 	return issued{access: access, refresh: refresh, grant: g}, nil, nil
 }

@@ -2,12 +2,11 @@ package bridge
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -44,15 +43,25 @@ func (e *AssuranceError) Error() string {
 	return fmt.Sprintf("bridge: the service needs assurance %d, the session has %d", e.Need, e.Have)
 }
 
-// ticket is what a switch ticket stands for, stored under tk:<sha256(ticket)> for TicketTTL.
+// ticket is what a switch ticket stands for, stored as JSON under tk:<sha256(client, ticket)>
+// for TicketTTL. The key names the client it was issued for, so the ticket is taken with one
+// GETDEL: presented by another client it names another key, and is left alone.
 type ticket struct {
-	Person, SourceApp, Session, Client, Service, Link string
-	Assurance                                         int
-	AuthTime                                          time.Time
-	AMR                                               []string
+	Person    string   `json:"person"`
+	SourceApp string   `json:"source_app"`
+	Session   string   `json:"session"`
+	Client    string   `json:"client"`
+	Service   string   `json:"service,omitempty"`
+	Link      string   `json:"link,omitempty"`
+	Assurance int      `json:"assurance"`
+	AuthTime  int64    `json:"auth_time"`
+	Exp       int64    `json:"exp"`
+	AMR       []string `json:"amr,omitempty"`
 }
 
-func (b *Bridge) ticketKey(t string) string { return b.store.Key("tk:" + opaque.Hash(t)) }
+func (b *Bridge) ticketKey(client, t string) string {
+	return b.store.Key("tk:" + opaque.Hash(client+"\x00"+t))
+}
 
 // SwitchApp mints a ticket that opens target already signed in as the session's person.
 func (b *Bridge) SwitchApp(ctx context.Context, sess identity.Session, target, serviceID string) (Switch, error) {
@@ -76,38 +85,52 @@ func (b *Bridge) SwitchApp(ctx context.Context, sess identity.Session, target, s
 			return Switch{}, &AssuranceError{Need: svc.MinAssurance, Have: sess.Assurance}
 		}
 	}
-	consent, err := b.Consents.Get(ctx, sess.PersonID, target)
-	if err != nil {
-		return Switch{}, err
-	}
-	var missing []string
-	for _, s := range c.consentScopes() {
-		if !slices.Contains(consent.Scopes, s) {
-			missing = append(missing, s)
-		}
-	}
-	withheld := c.withheld(sess.Assurance)
-	if len(missing) > 0 {
-		return Switch{ConsentRequired: missing, Withheld: withheld}, nil
-	}
 	tk, err := opaque.Random(32)
 	if err != nil {
 		return Switch{}, err
 	}
 	tk = "tbk_" + tk
 	exp := b.now().Add(TicketTTL).UTC().Truncate(time.Second)
-	key := b.ticketKey(tk)
-	_, err = b.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, key, map[string]any{
-			"person": sess.PersonID, "source_app": sess.App, "session": sess.ID, "client": target,
-			"assurance": sess.Assurance, "auth_time": sess.AuthTime.Unix(), "service": svc.ID, "link": svc.Link,
-			"exp": exp.Unix(), "amr": strings.Join(sess.AMR, " "),
-		})
-		p.ExpireAt(ctx, key, exp)
-		return nil
+	key := b.ticketKey(target, tk)
+	blob, err := json.Marshal(ticket{
+		Person: sess.PersonID, SourceApp: sess.App, Session: sess.ID, Client: target, Service: svc.ID, Link: svc.Link,
+		Assurance: sess.Assurance, AuthTime: sess.AuthTime.Unix(), Exp: exp.Unix(), AMR: sess.AMR,
 	})
 	if err != nil {
+		return Switch{}, fmt.Errorf("bridge: encode ticket: %w", err)
+	}
+	// The consent is read in the round trip that stores the ticket. A ticket stored for a
+	// person whose consent turns out short is deleted before anyone saw it; and a ticket only
+	// opens a code flow whose scopes the token endpoint takes from the consent as it is then.
+	var (
+		consent func() (Consent, error)
+		store   *redis.StatusCmd
+	)
+	_, _ = b.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		consent = b.Consents.queueGet(ctx, p, sess.PersonID, target)
+		store = p.SetArgs(ctx, key, blob, redis.SetArgs{ExpireAt: exp})
+		return nil
+	}) // each answer below reports its own command's error
+	cons, err := consent()
+	if err == nil {
+		err = store.Err()
+	}
+	if err != nil {
+		_ = b.store.Client.Del(context.WithoutCancel(ctx), key).Err() // best effort: nobody holds the ticket
 		return Switch{}, fmt.Errorf("bridge: store ticket: %w", err)
+	}
+	var missing []string
+	for _, s := range c.consentScopes() {
+		if !slices.Contains(cons.Scopes, s) {
+			missing = append(missing, s)
+		}
+	}
+	withheld := c.withheld(sess.Assurance)
+	if len(missing) > 0 {
+		if err := b.store.Client.Del(context.WithoutCancel(ctx), key).Err(); err != nil {
+			return Switch{}, fmt.Errorf("bridge: drop unneeded ticket: %w", err)
+		}
+		return Switch{ConsentRequired: missing, Withheld: withheld}, nil
 	}
 	q := url.Values{"iss": {b.issuer}, "login_hint": {tk}}
 	if svc.Link != "" {
@@ -126,45 +149,30 @@ func (b *Bridge) SwitchApp(ctx context.Context, sess identity.Session, target, s
 	return Switch{LaunchURL: launch.String(), ExpiresAt: exp, Withheld: withheld}, nil
 }
 
-// takeTicketScript reads and deletes a ticket in one step, only when it was issued for the
-// client presenting it: a ticket meant for another client is left alone, so presenting it
-// elsewhere cannot burn it. KEYS[1] ticket; ARGV[1] client. Returns the ticket's fields, or nil.
-var takeTicketScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'client') ~= ARGV[1] then return false end
-local f = redis.call('HGETALL', KEYS[1])
-redis.call('DEL', KEYS[1])
-return f
-`)
-
-// consumeTicket takes a ticket once, for client, in one round trip.
+// consumeTicket takes a ticket once, for client, in one round trip (GETDEL: the key names the
+// client, so a ticket meant for another client is not found, and not burned).
 func (b *Bridge) consumeTicket(ctx context.Context, tk, client string) (ticket, bool, error) {
 	if len(tk) < 10 || len(tk) > 100 {
 		return ticket{}, false, nil
 	}
-	pairs, err := takeTicketScript.Run(ctx, b.store.Client, []string{b.ticketKey(tk)}, client).StringSlice()
+	raw, err := b.store.Client.GetDel(ctx, b.ticketKey(client, tk)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return ticket{}, false, nil
 	}
 	if err != nil {
 		return ticket{}, false, fmt.Errorf("bridge: consume ticket: %w", err)
 	}
-	f := make(map[string]string, len(pairs)/2)
-	for i := 0; i+1 < len(pairs); i += 2 {
-		f[pairs[i]] = pairs[i+1]
+	var t ticket
+	if err := json.Unmarshal(raw, &t); err != nil {
+		return ticket{}, false, fmt.Errorf("bridge: corrupt ticket: %w", err)
 	}
-	if f["person"] == "" {
+	if t.Person == "" || t.Client != client {
 		return ticket{}, false, nil
 	}
 	// The key's TTL removes it, but a clock that runs ahead of Redis's must not stretch a
 	// ticket's life past what it was issued for.
-	if exp, err := strconv.ParseInt(f["exp"], 10, 64); err != nil || !b.now().Before(time.Unix(exp, 0)) {
+	if !b.now().Before(time.Unix(t.Exp, 0)) {
 		return ticket{}, false, nil
 	}
-	assurance, _ := strconv.Atoi(f["assurance"])
-	authTime, _ := strconv.ParseInt(f["auth_time"], 10, 64)
-	return ticket{
-		Person: f["person"], SourceApp: f["source_app"], Session: f["session"], Client: f["client"],
-		Service: f["service"], Link: f["link"], Assurance: assurance, AuthTime: time.Unix(authTime, 0).UTC(),
-		AMR: strings.Fields(f["amr"]),
-	}, true, nil
+	return t, true, nil
 }

@@ -26,7 +26,7 @@ func BenchmarkSwitch(b *testing.B) {
 		concurrency = 16
 		flows       = 3000
 	)
-	h := startIdentity(b, nil)
+	h := startIdentity(b, countEverything)
 	// One session per worker, every person having consented to suishenban's scopes.
 	citizens := []string{"wang-fang", "zhou-ting", "xu-lei"}
 	sessions := make([]string, concurrency)
