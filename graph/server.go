@@ -123,6 +123,7 @@ func NewHandler(r *Resolver, opts Options) *Handler {
 	if opts.Metrics != nil {
 		srv.Use(metricsExtension{opts.Metrics})
 	}
+	srv.AroundOperations(withLoaders(r)) // each operation batches its reads in its own loaders
 	srv.SetErrorPresenter(presentError(log, es.Schema()))
 	srv.SetRecoverFunc(recoverPanic(log))
 	h.srv = srv
