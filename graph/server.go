@@ -77,9 +77,11 @@ func NewHandler(r *Resolver, opts Options) *Handler {
 	h.origins = newOriginPolicy(opts.PublicURL, opts.AllowedOrigins)
 	h.setUpWebsockets(opts)
 
-	cfg := Config{Resolvers: r}
-	cfg.Complexity.Person.Activity = activityComplexity
-	cfg.Complexity.Query.Services = servicesComplexity
+	apps := 0
+	if r.Directory != nil {
+		apps = len(r.Directory.Apps())
+	}
+	cfg := Config{Resolvers: r, Complexity: listCosts(apps)} // every list's cost (limits_complexity.go)
 	es := NewExecutableSchema(cfg)
 	srv := handler.New(es)
 	srv.AddTransport(transport.Websocket{
