@@ -77,11 +77,7 @@ func NewHandler(r *Resolver, opts Options) *Handler {
 	h.origins = newOriginPolicy(opts.PublicURL, opts.AllowedOrigins)
 	h.setUpWebsockets(opts)
 
-	apps := 0
-	if r.Directory != nil {
-		apps = len(r.Directory.Apps())
-	}
-	cfg := Config{Resolvers: r, Complexity: listCosts(apps)} // every list's cost (limits_complexity.go)
+	cfg := Config{Resolvers: r, Complexity: listCosts(maxMemberApps)} // every list's cost (limits_complexity.go)
 	es := NewExecutableSchema(cfg)
 	srv := handler.New(es)
 	srv.AddTransport(transport.Websocket{
