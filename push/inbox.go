@@ -21,17 +21,21 @@ import (
 //	         too, for delivery, but never shown)
 //	_unread  how many of those have no read mark
 //	_first   the smallest of their ids ("" for none): the oldest, since ids sort by creation
+//	_len     the hash's number of fields as of the last write that kept the counter
 //
 // notifyScript adds to them, markReadScript takes from them, and both leave them alone when
-// they are absent (an inbox from before them, or one notifyScript just trimmed). The count is
-// what the inbox shows only while every counted notification is shown: at most the cap of
-// them, none past the TTL (_first tells). Otherwise, and when the fields are absent, the
+// they are absent (an inbox from before them, or one notifyScript just trimmed). _len tells
+// a write that did not keep them (a replica of an earlier build during a rolling deploy adds
+// a notification or a read mark and nothing else): the hash then has more fields than _len
+// says, and the counter does not hold. The count is what the inbox shows only while every
+// counted notification is shown: at most the cap of them, none past the TTL (_first tells). Otherwise, and when the fields are absent, the
 // next read counts again from the notifications, drops what can never be shown again (past
 // the TTL, or behind the newest cap), and stores the count: once per change, not per read.
 const (
 	fieldCount  = "_n"
 	fieldUnread = "_unread"
 	fieldFirst  = "_first"
+	fieldLen    = "_len"
 )
 
 // counterField reports whether an inbox field is one of the counter's.
@@ -54,20 +58,28 @@ func (e *Engine) Notifications(ctx context.Context, pid string, unreadOnly bool)
 // UnreadCount is how many notifications in the person's inbox are unread: one HMGET of the
 // counter while it holds, else a count from the notifications that it stores.
 func (e *Engine) UnreadCount(ctx context.Context, pid string) (int, error) {
-	vals, err := e.store.Client.HMGet(ctx, e.inboxKey(pid), fieldCount, fieldUnread, fieldFirst).Result()
+	key := e.inboxKey(pid)
+	var vals *redis.SliceCmd
+	var hlen *redis.IntCmd
+	_, err := e.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		vals = p.HMGet(ctx, key, fieldCount, fieldUnread, fieldFirst, fieldLen)
+		hlen = p.HLen(ctx, key)
+		return nil
+	})
 	if err != nil {
 		return 0, fmt.Errorf("push: read unread count: %w", err)
 	}
-	if unread, ok := e.countHolds(vals); ok {
+	if unread, ok := e.countHolds(vals.Val(), hlen.Val()); ok {
 		return unread, nil
 	}
 	_, unread, err := e.readInbox(ctx, pid)
 	return unread, err
 }
 
-// countHolds returns the stored unread count when it is what the inbox shows.
-func (e *Engine) countHolds(vals []any) (int, bool) {
-	if len(vals) != 3 {
+// countHolds returns the stored unread count (vals: _n, _unread, _first, _len) when it is
+// what the inbox of hlen fields shows.
+func (e *Engine) countHolds(vals []any, hlen int64) (int, bool) {
+	if len(vals) != 4 || str(vals[3]) != strconv.FormatInt(hlen, 10) {
 		return 0, false
 	}
 	n, err1 := strconv.Atoi(str(vals[0]))
@@ -119,7 +131,7 @@ func (e *Engine) readInbox(ctx context.Context, pid string) ([]Notification, int
 		if len(fields) == 0 {
 			return nil // no inbox: nothing to count, and no key to create without a TTL
 		}
-		if _, ok := e.countHolds([]any{fields[fieldCount], fields[fieldUnread], fields[fieldFirst]}); ok &&
+		if _, ok := e.countHolds([]any{fields[fieldCount], fields[fieldUnread], fields[fieldFirst], fields[fieldLen]}, int64(len(fields))); ok &&
 			fields[fieldCount] == strconv.Itoa(len(shown)) && fields[fieldUnread] == strconv.Itoa(unread) && len(drop) == 0 {
 			return nil
 		}
@@ -127,11 +139,18 @@ func (e *Engine) readInbox(ctx context.Context, pid string) ([]Notification, int
 		if len(shown) > 0 {
 			first = shown[len(shown)-1].ID
 		}
+		// The fields once this is written: those kept, and the counter's four.
+		after := 4
+		for f := range fields {
+			if !counterField(f) && !slices.Contains(drop, f) {
+				after++
+			}
+		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			if len(drop) > 0 {
 				p.HDel(ctx, key, drop...)
 			}
-			p.HSet(ctx, key, fieldCount, len(shown), fieldUnread, unread, fieldFirst, first)
+			p.HSet(ctx, key, fieldCount, len(shown), fieldUnread, unread, fieldFirst, first, fieldLen, after)
 			return nil
 		})
 		return err
@@ -187,10 +206,12 @@ func (e *Engine) shown(pid string, fields map[string]string) ([]Notification, []
 
 // markReadScript marks notifications read: only ids in the person's own inbox change, so ids
 // of anyone else's notifications (and the counter's fields) do nothing. Each inbox
-// notification newly marked comes off the unread count, when there is one.
+// notification newly marked comes off the unread count, when there is one, and each mark adds
+// a field to _len.
 // KEYS: inbox; ARGV: now (ms), ids.
 var markReadScript = redis.NewScript(`
-local counted = redis.call('HGET', KEYS[1], '_unread')
+local c = redis.call('HMGET', KEYS[1], '_unread', '_len')
+local counted = c[1] and c[2] and c[1]
 local n, off = 0, 0
 for i = 2, #ARGV do
   local id = ARGV[i]
@@ -209,8 +230,8 @@ for i = 2, #ARGV do
     end
   end
 end
-if counted and off > 0 then
-  redis.call('HSET', KEYS[1], '_unread', math.max(tonumber(counted) - off, 0))
+if counted and n > 0 then
+  redis.call('HSET', KEYS[1], '_unread', math.max(tonumber(counted) - off, 0), '_len', tonumber(c[2]) + n)
 end
 return n
 `)

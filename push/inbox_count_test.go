@@ -2,6 +2,7 @@ package push
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -102,11 +103,15 @@ func (w *inboxWorld) check(step string, want int) {
 	if got != want || len(unread) != want {
 		w.t.Fatalf("%s: unreadCount %d, unread shown %d; want %d", step, got, len(unread), want)
 	}
-	vals, err := w.e.store.Client.HMGet(w.ctx, w.e.inboxKey(w.pid), fieldCount, fieldUnread, fieldFirst).Result()
+	vals, err := w.e.store.Client.HMGet(w.ctx, w.e.inboxKey(w.pid), fieldCount, fieldUnread, fieldFirst, fieldLen).Result()
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	if stored, ok := w.e.countHolds(vals); want > 0 && (!ok || stored != want) {
+	hlen, err := w.e.store.Client.HLen(w.ctx, w.e.inboxKey(w.pid)).Result()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if stored, ok := w.e.countHolds(vals, hlen); want > 0 && (!ok || stored != want) {
 		w.t.Fatalf("%s: the stored count %v does not hold %d after a read", step, vals, want)
 	}
 }
@@ -158,12 +163,26 @@ func TestUnreadCountIsKeptWithTheInbox(t *testing.T) {
 	w.check("trimmed past twice the cap", 4)
 
 	// An inbox from before the counter: counted once, then kept.
-	if err := w.e.store.Client.HDel(w.ctx, w.e.inboxKey(w.pid), fieldCount, fieldUnread, fieldFirst).Err(); err != nil {
+	if err := w.e.store.Client.HDel(w.ctx, w.e.inboxKey(w.pid), fieldCount, fieldUnread, fieldFirst, fieldLen).Err(); err != nil {
 		t.Fatal(err)
 	}
 	w.check("no counter", 4)
 	w.markRead(1, ids[len(ids)-1])
 	w.check("after a read, counted again", 3)
+
+	// A replica of an earlier build adds a notification and a read mark without the counter:
+	// the counter no longer holds, and the next read counts again.
+	old := `{"id":"n_%011xold","channels":["PUSH","INBOX"],"created":%q}`
+	oldID := fmt.Sprintf("n_%011xold", w.clock.Now().UnixMilli())
+	if err := w.e.store.Client.HSet(w.ctx, w.e.inboxKey(w.pid), oldID,
+		fmt.Sprintf(old, w.clock.Now().UnixMilli(), w.clock.Now().UTC().Format(time.RFC3339Nano))).Err(); err != nil {
+		t.Fatal(err)
+	}
+	w.check("a notification written without the counter", 3) // the newest, unread, hides an unread one past the cap
+	if err := w.e.store.Client.HSet(w.ctx, w.e.inboxKey(w.pid), readPrefix+oldID, w.clock.Now().UnixMilli()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	w.check("a read mark written without the counter", 2)
 
 	// Past the TTL, nothing is shown, nor counted.
 	w.clock.Advance(2 * time.Hour)

@@ -67,9 +67,9 @@ const notifyChannel = "push:notify"
 // may not have been queued (see notify).
 //
 // The inbox is one hash: notification id -> JSON, "r:"+id -> when it was read, and the unread
-// counter (inbox.go: _n, _unread, _first), which this script keeps when it is there and
-// starts with a new inbox. Each command inside a script costs a few microseconds, so the
-// common path is six of them; only when the hash holds more than twice the cap (notifications
+// counter (inbox.go: _n, _unread, _first, _len), which this script keeps when it is there
+// and holds, and starts with a new inbox. Each command inside a script costs a few microseconds, so the
+// common path is six of them (the counter's read and write, two); only when the hash holds more than twice the cap (notifications
 // and read marks together) is it trimmed to the newest cap notifications younger than the
 // ttl, and the counter dropped, to be counted again by the next read (it cannot know which of
 // the trimmed were unread without decoding them).
@@ -84,17 +84,23 @@ redis.call('PEXPIRE', KEYS[2], ARGV[5])
 local len = redis.call('HLEN', KEYS[2])
 local inbox = ARGV[7] == '1'
 if len == 1 then
+  len = 5
   if inbox then
-    redis.call('HSET', KEYS[2], '_n', 1, '_unread', 1, '_first', ARGV[2])
+    redis.call('HSET', KEYS[2], '_n', 1, '_unread', 1, '_first', ARGV[2], '_len', len)
   else
-    redis.call('HSET', KEYS[2], '_n', 0, '_unread', 0, '_first', '')
+    redis.call('HSET', KEYS[2], '_n', 0, '_unread', 0, '_first', '', '_len', len)
   end
-elseif inbox then
-  local c = redis.call('HMGET', KEYS[2], '_n', '_unread', '_first')
-  if c[1] and c[2] and c[3] then
-    local first = c[3]
-    if first == '' or ARGV[2] < first then first = ARGV[2] end
-    redis.call('HSET', KEYS[2], '_n', tonumber(c[1]) + 1, '_unread', tonumber(c[2]) + 1, '_first', first)
+else
+  local c = redis.call('HMGET', KEYS[2], '_n', '_unread', '_first', '_len')
+  if c[1] and c[2] and c[3] and tonumber(c[4]) == len - 1 then
+    local first, n, unread = c[3], tonumber(c[1]), tonumber(c[2])
+    if inbox then
+      if first == '' or ARGV[2] < first then first = ARGV[2] end
+      n, unread = n + 1, unread + 1
+    end
+    redis.call('HSET', KEYS[2], '_n', n, '_unread', unread, '_first', first, '_len', len)
+  elseif c[4] then
+    redis.call('HDEL', KEYS[2], '_n', '_unread', '_first', '_len')
   end
 end
 local cap = tonumber(ARGV[4])
@@ -108,7 +114,7 @@ if len > 2 * cap then
   for i, id in ipairs(ids) do
     if i <= #ids - cap or id < ARGV[6] then redis.call('HDEL', KEYS[2], id, 'r:' .. id) end
   end
-  redis.call('HDEL', KEYS[2], '_n', '_unread', '_first')
+  redis.call('HDEL', KEYS[2], '_n', '_unread', '_first', '_len')
 end
 return 1
 `)
