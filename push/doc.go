@@ -100,7 +100,8 @@
 //	                                           never expiring
 //	{p:<pid>}:inbox                     hash   notification id -> JSON; "r:"+id -> read at (ms); the
 //	                                           unread count: _n (inbox-channel notifications), _unread,
-//	                                           _first (their oldest id), kept by the scripts that add
+//	                                           _first (their oldest id), _len (the hash's size at the
+//	                                           last write that kept them), kept by the scripts that add
 //	                                           and mark, recounted by a read when absent or stale
 //	                                           (inbox.go); TTL 90 days from the last notification
 //	{rules}:r:<rule>                    string the rule, JSON, at its current version
