@@ -57,6 +57,8 @@ func pushError(err error) error {
 		return newError(CodeForbidden, "%s", fe.Message)
 	case errors.Is(err, push.ErrNotFound):
 		return newError(CodeNotFound, "no such rule among your departments' rules")
+	case errors.Is(err, push.ErrBadCursor):
+		return newError(CodeBadUserInput, "after is not a cursor of this list")
 	case errors.Is(err, push.ErrTooManyEvents):
 		return newError(CodeBadUserInput, "at most %d events a call", push.MaxEventsPerCall)
 	}
@@ -122,27 +124,14 @@ func ruleInput(in model.PushRuleInput) push.RuleInput {
 	return out
 }
 
-// pushRule renders a rule with its counters.
-func (r *Resolver) pushRule(ctx context.Context, rule push.Rule) (*model.PushRule, error) {
-	// Released, not exact: the people-counts are suppressed below the privacy threshold.
-	st, err := r.Push.RuleStats(ctx, rule.ID)
-	if err != nil {
-		return nil, err
-	}
+// pushRule renders a rule; its stats are a field of their own (PushRule.stats), read only
+// when selected.
+func (r *Resolver) pushRule(rule push.Rule) *model.PushRule {
 	svc, _ := r.Catalog.Service(rule.ServiceID)
 	out := &model.PushRule{
 		ID: rule.ID, Name: rule.Name, Department: rule.Department, Service: r.service(svc),
 		Condition: rule.Condition, Triggers: rule.Triggers, Backfill: rule.Backfill, Title: rule.Title,
 		Body: rule.Body, Category: rule.Category, Status: model.RuleStatus(rule.Status), Version: rule.Version,
-		Stats: &model.RuleStats{
-			Matched: int(st.Matched.Or0()), Notified: int(st.Notified.Or0()), Delivered: int(st.Delivered.Or0()),
-			Deferred: int(st.Deferred.Or0()), Failed: int(st.Failed.Or0()),
-			People: &model.RulePeopleCounts{
-				Matched: peopleCount(st.Matched), Notified: peopleCount(st.Notified),
-				Delivered: peopleCount(st.Delivered), Deferred: peopleCount(st.Deferred), Failed: peopleCount(st.Failed),
-			},
-			BackfillScanned: int(st.BackfillScanned), BackfillDone: st.BackfillDone,
-		},
 	}
 	for _, c := range rule.Channels {
 		out.Channels = append(out.Channels, model.Channel(c))
@@ -155,7 +144,7 @@ func (r *Resolver) pushRule(ctx context.Context, rule push.Rule) (*model.PushRul
 		t := rule.ValidUntil
 		out.ValidUntil = &t
 	}
-	return out, nil
+	return out
 }
 
 // peopleCount renders a released count: the count, or the threshold it is below.
@@ -194,5 +183,5 @@ func (r *Resolver) ruleChange(ctx context.Context, id string, change func(contex
 	if err != nil {
 		return nil, pushError(err)
 	}
-	return r.pushRule(ctx, rule)
+	return r.pushRule(rule), nil
 }

@@ -39,7 +39,7 @@ func (r *mutationResolver) CreatePushRule(ctx context.Context, input model.PushR
 	if err != nil {
 		return nil, pushError(err)
 	}
-	return r.pushRule(ctx, rule)
+	return r.pushRule(rule), nil
 }
 
 // UpdatePushRule is the resolver for the updatePushRule field.
@@ -52,7 +52,7 @@ func (r *mutationResolver) UpdatePushRule(ctx context.Context, id string, input 
 	if err != nil {
 		return nil, pushError(err)
 	}
-	return r.pushRule(ctx, rule)
+	return r.pushRule(rule), nil
 }
 
 // PublishPushRule is the resolver for the publishPushRule field.
@@ -157,6 +157,17 @@ func (r *personResolver) UnreadCount(ctx context.Context, obj *model.Person) (in
 	return r.Push.UnreadCount(ctx, obj.ID)
 }
 
+// Stats is the resolver for the stats field.
+func (r *pushRuleResolver) Stats(ctx context.Context, obj *model.PushRule) (*model.RuleStats, error) {
+	// Released, not exact: the people-counts are suppressed below the privacy threshold. Of
+	// the version shown, which a change between reads cannot mix with another's.
+	st, err := r.loadersFor(ctx).ruleStats.Load(ctx, push.RuleVersion{ID: obj.ID, Version: obj.Version})
+	if err != nil {
+		return nil, err
+	}
+	return ruleStats(st), nil
+}
+
 // PushRules is the resolver for the pushRules field.
 func (r *queryResolver) PushRules(ctx context.Context, first *int, after *string, status *model.RuleStatus) (*model.PushRuleConnection, error) {
 	owner, err := requireOwner(ctx)
@@ -167,21 +178,27 @@ func (r *queryResolver) PushRules(ctx context.Context, first *int, after *string
 	if status != nil {
 		st = push.Status(*status)
 	}
-	list, err := r.Push.Rules.List(ctx, owner, st)
-	if err != nil {
-		return nil, err
+	n, from := pageSize(first), ""
+	if n < 1 || n > push.MaxRulePage {
+		return nil, newError(CodeBadUserInput, "first must be between 1 and %d", push.MaxRulePage)
 	}
-	page, more, err := pageOf(list, func(r push.Rule) string { return r.ID }, "rule", first, after)
+	if after != nil {
+		c, ok := parseCursor("rule", *after)
+		if !ok {
+			return nil, newError(CodeBadUserInput, "after is not a cursor of this list")
+		}
+		from = c
+	}
+	page, more, err := r.Push.Rules.Page(ctx, owner, st, n, from)
 	if err != nil {
+		return nil, pushError(err)
+	}
+	if err := r.primeRuleStats(ctx, page, step{"PushRuleConnection", "edges"}, step{"PushRuleEdge", "node"}, step{"PushRule", "stats"}); err != nil {
 		return nil, err
 	}
 	out := &model.PushRuleConnection{Edges: make([]model.PushRuleEdge, len(page)), PageInfo: &model.PageInfo{HasNextPage: more}}
 	for i, rule := range page {
-		node, err := r.pushRule(ctx, rule)
-		if err != nil {
-			return nil, err
-		}
-		out.Edges[i] = model.PushRuleEdge{Cursor: cursor("rule", rule.ID), Node: node}
+		out.Edges[i] = model.PushRuleEdge{Cursor: cursor("rule", push.RuleCursor(rule)), Node: r.pushRule(rule)}
 	}
 	if len(page) > 0 {
 		out.PageInfo.EndCursor = &out.Edges[len(page)-1].Cursor
@@ -202,7 +219,7 @@ func (r *queryResolver) PushRule(ctx context.Context, id string) (*model.PushRul
 	if err != nil {
 		return nil, err
 	}
-	return r.pushRule(ctx, rule)
+	return r.pushRule(rule), nil
 }
 
 // NotificationReceived is the resolver for the notificationReceived field.
@@ -249,7 +266,13 @@ func (r *subscriptionResolver) NotificationReceived(ctx context.Context) (<-chan
 	return out, nil
 }
 
+// PushRule returns PushRuleResolver implementation.
+func (r *Resolver) PushRule() PushRuleResolver { return &pushRuleResolver{r} }
+
 // Subscription returns SubscriptionResolver implementation.
 func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionResolver{r} }
 
-type subscriptionResolver struct{ *Resolver }
+type (
+	pushRuleResolver     struct{ *Resolver }
+	subscriptionResolver struct{ *Resolver }
+)

@@ -78,9 +78,7 @@ func NewHandler(r *Resolver, opts Options) *Handler {
 	h.origins = newOriginPolicy(opts.PublicURL, opts.AllowedOrigins)
 	h.setUpWebsockets(opts)
 
-	cfg := Config{Resolvers: r}
-	cfg.Complexity.Person.Activity = activityComplexity
-	cfg.Complexity.Query.Services = servicesComplexity
+	cfg := Config{Resolvers: r, Complexity: listCosts(maxMemberApps)} // every list's cost (limits_complexity.go)
 	es := NewExecutableSchema(cfg)
 	srv := handler.New(es)
 	srv.AddTransport(transport.Websocket{
@@ -124,6 +122,7 @@ func NewHandler(r *Resolver, opts Options) *Handler {
 	if opts.Metrics != nil {
 		srv.Use(metricsExtension{opts.Metrics})
 	}
+	srv.AroundOperations(withLoaders(r)) // each operation batches its reads in its own loaders
 	srv.SetErrorPresenter(presentError(log, es.Schema()))
 	srv.SetRecoverFunc(recoverPanic(log))
 	h.srv = srv

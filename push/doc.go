@@ -28,7 +28,8 @@
 // whose triggers name its type (engine.go keeps that index in memory and reloads it when the
 // rules' generation changes).
 //
-// Rules (rules.go) belong to the department of their service; the condition is CEL
+// Rules (rules.go) belong to the department of their service, and are listed page by page
+// from the department's index (rulesindex.go); the condition is CEL
 // (push/condition), compiled and cost-checked on save. A change of a rule that was ever
 // published is a new version. Publishing with backfill (backfill.go) queues a walk over every
 // person, run by one replica at a time under a lease, batch by batch, its progress stored after
@@ -66,8 +67,10 @@
 // Rules.VersionStats: any version's while it is kept).
 //
 // Notifications (notify.go, inbox.go): a match takes the dedup slot of (rule, version,
-// person) and, only when it wins, writes the inbox entry in the same script; then the delivery
-// job goes onto the stream, the live message onto pub/sub (hub.go) and the counters are summed.
+// person) and, only when it wins, writes the inbox entry and adds to the inbox's unread count
+// in the same script; then the delivery job goes onto the stream, the live message onto
+// pub/sub (hub.go) and the counters are summed. Marking read takes from the unread count in
+// the script that writes the read marks, so unreadCount is one read that decodes nothing.
 //
 // Delivery is its own package, push/delivery: it reads notifications from the inbox through
 // QueueNote, counts outcomes through Rules.QueueCount, and owns the jobs stream, the schedule, the
@@ -85,10 +88,18 @@
 //	{p:<pid>}:matched                   hash   "<rule>:<version>" -> notification id, "+q" appended once its
 //	                                           delivery job is queued: the dedup slots,
 //	                                           never expiring
-//	{p:<pid>}:inbox                     hash   notification id -> JSON; "r:"+id -> read at (ms); TTL
-//	                                           90 days from the last notification
+//	{p:<pid>}:inbox                     hash   notification id -> JSON; "r:"+id -> read at (ms); the
+//	                                           unread count: _n (inbox-channel notifications), _unread,
+//	                                           _first (their oldest id), _len (the hash's size at the
+//	                                           last write that kept them), kept by the scripts that add
+//	                                           and mark, recounted by a read when absent or stale
+//	                                           (inbox.go); TTL 90 days from the last notification
 //	{rules}:r:<rule>                    string the rule, JSON, at its current version
 //	{rules}:ids                         zset   every rule id, by creation
+//	{rules}:dept:all:<department>       zset   the department's rule ids, by creation (ms): pushRules' pages
+//	{rules}:dept:<STATUS>:<department>  zset   those of one status, likewise; both kept with the rule
+//	{rules}:dept:indexed                string set once the rules stored before these indexes were
+//	                                           indexed (IndexRules, at start)
 //	{rules}:live                        set    published rule ids
 //	{rules}:gen                         string generation, incremented by every change of a rule
 //	{rules}:stats:<rule>:<version>      hash   that version's matched, notified (delivered, deferred,

@@ -57,14 +57,18 @@ const notifyChannel = "push:notify"
 // at once (an event and a backfill, or the same event sent twice) create one notification.
 //
 // KEYS: matched, inbox. ARGV: slot, notification id, notification JSON, cap, ttl (ms), the
-// oldest id still within the ttl. Returns 1 when this call created it; 0 when the slot is
-// taken by a notification whose delivery job is known to be queued; otherwise the id of the
-// notification that holds the slot, whose job may not have been queued (see notify).
+// oldest id still within the ttl, "1" when the notification goes to the inbox channel. Returns
+// 1 when this call created it; 0 when the slot is taken by a notification whose delivery job
+// is known to be queued; otherwise the id of the notification that holds the slot, whose job
+// may not have been queued (see notify).
 //
-// The inbox is one hash: notification id -> JSON, and "r:"+id -> when it was read. Each
-// command inside a script costs a few microseconds, so the common path is four of them; only
-// when the hash holds more than twice the cap (notifications and read marks together) is it
-// trimmed to the newest cap notifications younger than the ttl.
+// The inbox is one hash: notification id -> JSON, "r:"+id -> when it was read, and the unread
+// counter (inbox.go: _n, _unread, _first, _len), which this script keeps when it is there
+// and holds, and starts with a new inbox. Each command inside a script costs a few microseconds, so the
+// common path is six of them (the counter's read and write, two); only when the hash holds more than twice the cap (notifications
+// and read marks together) is it trimmed to the newest cap notifications younger than the
+// ttl, and the counter dropped, to be counted again by the next read (it cannot know which of
+// the trimmed were unread without decoding them).
 var notifyScript = redis.NewScript(`
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then
   local held = redis.call('HGET', KEYS[1], ARGV[1])
@@ -73,19 +77,51 @@ if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then
 end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
+local len = redis.call('HLEN', KEYS[2])
+local inbox = ARGV[7] == '1'
+if len == 1 then
+  len = 5
+  if inbox then
+    redis.call('HSET', KEYS[2], '_n', 1, '_unread', 1, '_first', ARGV[2], '_len', len)
+  else
+    redis.call('HSET', KEYS[2], '_n', 0, '_unread', 0, '_first', '', '_len', len)
+  end
+else
+  local c = redis.call('HMGET', KEYS[2], '_n', '_unread', '_first', '_len')
+  if c[1] and c[2] and c[3] and tonumber(c[4]) == len - 1 then
+    local first, n, unread = c[3], tonumber(c[1]), tonumber(c[2])
+    if inbox then
+      if first == '' or ARGV[2] < first then first = ARGV[2] end
+      n, unread = n + 1, unread + 1
+    end
+    redis.call('HSET', KEYS[2], '_n', n, '_unread', unread, '_first', first, '_len', len)
+  elseif c[4] then
+    redis.call('HDEL', KEYS[2], '_n', '_unread', '_first', '_len')
+  end
+end
 local cap = tonumber(ARGV[4])
-if redis.call('HLEN', KEYS[2]) > 2 * cap then
+if len > 2 * cap then
   local ids = {}
   for _, f in ipairs(redis.call('HKEYS', KEYS[2])) do
-    if string.sub(f, 1, 2) ~= 'r:' then table.insert(ids, f) end
+    local p = string.sub(f, 1, 1)
+    if p ~= '_' and string.sub(f, 1, 2) ~= 'r:' then table.insert(ids, f) end
   end
   table.sort(ids)
   for i, id in ipairs(ids) do
     if i <= #ids - cap or id < ARGV[6] then redis.call('HDEL', KEYS[2], id, 'r:' .. id) end
   end
+  redis.call('HDEL', KEYS[2], '_n', '_unread', '_first', '_len')
 end
 return 1
 `)
+
+// inboxFlag is notifyScript's argument saying the notification is counted in the inbox.
+func inboxFlag(r *liveRule) string {
+	if r.has(ChannelInbox) {
+		return "1"
+	}
+	return "0"
+}
 
 // match is a rule found true for a person.
 type match struct {
@@ -165,7 +201,7 @@ func (e *Engine) notify(ctx context.Context, matches []match, then func(redis.Pi
 		pid := m.who.pid
 		calls[i] = redisx.ScriptCall{
 			Keys: []string{e.matchedKey(pid), e.inboxKey(pid)},
-			Args: []any{r.ID + ":" + strconv.Itoa(r.Version), n.ID, blob, e.opts.InboxCap, e.opts.InboxTTL.Milliseconds(), oldest},
+			Args: []any{r.ID + ":" + strconv.Itoa(r.Version), n.ID, blob, e.opts.InboxCap, e.opts.InboxTTL.Milliseconds(), oldest, inboxFlag(r)},
 		}
 	}
 	wins, err := redisx.EvalPipelined(ctx, e.store.Client, notifyScript, calls)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -245,6 +244,7 @@ func (rs *Rules) Create(ctx context.Context, owner Owner, in RuleInput) (Rule, e
 	_, err = rs.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, rs.ruleKey(r.ID), blob, 0)
 		p.ZAdd(ctx, rs.idsKey(), redis.Z{Score: float64(now.UnixMilli()), Member: r.ID})
+		rs.queueIndex(ctx, p, nil, r)
 		return nil
 	})
 	if err != nil {
@@ -285,16 +285,22 @@ func decodeRule(cmd *redis.StringCmd, id string) (Rule, error) {
 	return r, nil
 }
 
-// List returns the rules of the owner's departments, newest first, optionally of one status.
-// Rules are few (a department has tens), so the filter runs here, over one MGET.
+// List returns every rule of the owner's departments, newest first, optionally of one status,
+// page by page (Page); for callers that need them all, such as seeding.
 func (rs *Rules) List(ctx context.Context, owner Owner, status Status) ([]Rule, error) {
-	ids, err := rs.store.Client.ZRevRange(ctx, rs.idsKey(), 0, -1).Result()
-	if err != nil {
-		return nil, fmt.Errorf("push: list rules: %w", err)
+	var out []Rule
+	after := ""
+	for {
+		page, more, err := rs.Page(ctx, owner, status, MaxRulePage, after)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		if !more || len(page) == 0 {
+			return out, nil
+		}
+		after = RuleCursor(page[len(page)-1])
 	}
-	return rs.loadMany(ctx, ids, func(r *Rule) bool {
-		return owner.owns(r.Department) && (status == "" || r.Status == status)
-	})
 }
 
 func (rs *Rules) loadMany(ctx context.Context, ids []string, keep func(*Rule) bool) ([]Rule, error) {
@@ -441,6 +447,7 @@ func (rs *Rules) transition(ctx context.Context, owner Owner, id string, change 
 				p.SRem(ctx, rs.liveKey(), id)
 			}
 			p.Incr(ctx, rs.genKey())
+			rs.queueIndex(ctx, p, &before, r)
 			if r.Version != before.Version {
 				// A new version counts from nobody; the old one's counters and people stay
 				// for operators a while, and late increments (a stale replica, a deferred
@@ -532,13 +539,5 @@ func (rs *Rules) VersionStats(ctx context.Context, id string, version int) (Stat
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return Stats{}, fmt.Errorf("push: read rule stats: %w", err)
 	}
-	n := func(m map[string]string, k string) int64 { v, _ := strconv.ParseInt(m[k], 10, 64); return v }
-	c, b := counters.Val(), bf.Val()
-	return Stats{
-		Version: version,
-		Matched: n(c, "matched"), Notified: n(c, "notified"),
-		Delivered: n(c, "delivered"), Deferred: n(c, "deferred"), Failed: n(c, "failed"),
-		BackfillScanned: n(b, "scanned"), BackfillDone: b["done"] == "1",
-		People: people.Val(),
-	}, nil
+	return statsOf(version, counters.Val(), bf.Val(), people.Val()), nil
 }

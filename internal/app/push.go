@@ -74,6 +74,10 @@ func (a *App) buildPush(o options) error {
 	if _, err := a.Push.PauseUnreadableRules(ctx); err != nil {
 		return fmt.Errorf("app: %w", err)
 	}
+	// Rules stored before the department index existed are indexed once (a page would too).
+	if _, err := a.Push.Rules.IndexRules(ctx); err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
 	return nil
 }
 
