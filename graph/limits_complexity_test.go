@@ -18,6 +18,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/tongban/tongban/config"
+	"github.com/tongban/tongban/internal/metrics"
 	"github.com/tongban/tongban/internal/testenv"
 )
 
@@ -188,7 +189,7 @@ func TestOverBudgetPagesAreRefused(t *testing.T) {
 	}
 	h := NewHandler(&Resolver{Directory: cfg}, Options{
 		ComplexityLimit: 1000, DepthLimit: 10, AliasLimit: 5, TokenLimit: 2000, SelectionLimit: 100,
-		PublicURL: "http://localhost:8080", Store: testenv.Redis(t), Metrics: NewMetrics(prometheus.NewRegistry()),
+		PublicURL: "http://localhost:8080", Store: testenv.Redis(t), Metrics: metrics.New(prometheus.NewRegistry()),
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	const rules = `{ pushRules(first: %s) { edges { cursor node { id name department condition title body category status version

@@ -19,9 +19,11 @@ import (
 
 	"github.com/tongban/tongban/config"
 	"github.com/tongban/tongban/identity"
+	"github.com/tongban/tongban/internal/metrics"
 	"github.com/tongban/tongban/internal/redisx"
 	"github.com/tongban/tongban/internal/testenv"
 	"github.com/tongban/tongban/push"
+	"github.com/tongban/tongban/push/catalog"
 )
 
 // statsReads counts the round trips to Redis that read rules' counters: a pipeline counts
@@ -83,7 +85,7 @@ func newOwnerFixture(t *testing.T) ownerFixture {
 	t.Helper()
 	store := testenv.Redis(t)
 	apps := []string{"zheliban", "suishenban", "sufuban"}
-	cat, err := push.DevCatalog(apps)
+	cat, err := catalog.Dev(apps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +103,7 @@ func newOwnerFixture(t *testing.T) ownerFixture {
 	grants := grantsByToken{token: {Kind: "machine", Client: ruleOwner.Client, Scopes: []string{"rules"}, Departments: ruleOwner.Departments, ExpiresAt: time.Now().Add(time.Hour)}}
 	h := NewHandler(&Resolver{Directory: cfg, Catalog: cat, Push: engine}, Options{
 		ComplexityLimit: 100000, DepthLimit: 12, AliasLimit: 30, TokenLimit: 5000, SelectionLimit: 500,
-		PublicURL: "http://localhost:8080", Store: store, Machines: grants, Metrics: NewMetrics(prometheus.NewRegistry()),
+		PublicURL: "http://localhost:8080", Store: store, Machines: grants, Metrics: metrics.New(prometheus.NewRegistry()),
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	return ownerFixture{h: h, engine: engine, store: store, token: token}
