@@ -5,7 +5,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -231,12 +230,8 @@ func (s *Service) verifyDirect(ctx context.Context, app, raw, nonce string) (*Pr
 // spellings (base64url's unused low bits, ECDSA's s and n-s), and each would otherwise be a
 // fresh token. Two genuinely different tokens always differ in their claims (iat, nonce).
 func (s *Service) queueReplaySlot(ctx context.Context, pl redis.Pipeliner, v *verified) (*redis.BoolCmd, error) {
-	var claims json.RawMessage
-	if err := v.token.Claims(&claims); err != nil {
-		return nil, &TokenError{Reason: ReasonMalformed, Message: "the ID token's claims could not be read", Err: err}
-	}
 	ttl := v.expiry.Add(Leeway).Sub(s.now())
-	sum := sha256.Sum256(claims)
+	sum := sha256.Sum256(v.payload)
 	return pl.SetNX(ctx, s.store.Key("idt:"+base64.RawURLEncoding.EncodeToString(sum[:])), 1, max(ttl, time.Second)), nil
 }
 
