@@ -133,21 +133,51 @@ func (a *Audit) Record(ctx context.Context, act Activity) error {
 	// The record outlives a client that hangs up once its action is done, but not by long.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.timeout)
 	defer cancel()
-	values := []any{"kind", string(act.Kind), "from", act.FromApp, "to", act.ToApp, "at", act.At.UnixMilli()}
 	_, err := a.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.XAdd(ctx, &redis.XAddArgs{Stream: a.personKey(act.Person), MinID: a.minID(), Approx: true, ID: "*", Values: values})
-		p.XAdd(ctx, &redis.XAddArgs{
-			Stream: a.operatorsKey(), MaxLen: a.maxLen, Approx: true, ID: "*",
-			Values: append([]any{"person", act.Person}, values...),
-		})
+		a.queue(ctx, p, act)
 		return nil
 	})
 	if err != nil {
-		a.log.ErrorContext(ctx, "audit: activity not recorded", "kind", act.Kind, "person", act.Person,
-			"from_app", act.FromApp, "to_app", act.ToApp, "err", err)
+		a.logFailure(ctx, act, err)
 		return fmt.Errorf("bridge: record activity: %w", err)
 	}
 	return nil
+}
+
+// queue queues the two XADDs of Record on p.
+func (a *Audit) queue(ctx context.Context, p redis.Pipeliner, act Activity) []redis.Cmder {
+	values := []any{"kind", string(act.Kind), "from", act.FromApp, "to", act.ToApp, "at", act.At.UnixMilli()}
+	return []redis.Cmder{
+		p.XAdd(ctx, &redis.XAddArgs{Stream: a.personKey(act.Person), MinID: a.minID(), Approx: true, ID: "*", Values: values}),
+		p.XAdd(ctx, &redis.XAddArgs{
+			Stream: a.operatorsKey(), MaxLen: a.maxLen, Approx: true, ID: "*",
+			Values: append([]any{"person", act.Person}, values...),
+		}),
+	}
+}
+
+func (a *Audit) logFailure(ctx context.Context, act Activity, err error) {
+	a.log.ErrorContext(ctx, "audit: activity not recorded", "kind", act.Kind, "person", act.Person,
+		"from_app", act.FromApp, "to_app", act.ToApp, "err", err)
+}
+
+// QueueSignedIn queues the record of SignedIn on p, the sign-in's own pipeline, where it costs no
+// round trip of its own. The returned function logs a failure once p has run; like SignedIn, a
+// failure never fails the sign-in.
+func (a *Audit) QueueSignedIn(ctx context.Context, p redis.Pipeliner, pid, app string, at time.Time) func() {
+	if a == nil || pid == "" {
+		return func() {}
+	}
+	act := Activity{Kind: SignedIn, Person: pid, ToApp: app, At: at}
+	cmds := a.queue(ctx, p, act)
+	return func() {
+		for _, c := range cmds {
+			if err := c.Err(); err != nil {
+				a.logFailure(ctx, act, err)
+				return
+			}
+		}
+	}
 }
 
 // SignedIn records that a session was opened with app; it makes Audit the identity side's

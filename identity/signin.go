@@ -56,6 +56,13 @@ type ActivityRecorder interface {
 	SignedIn(ctx context.Context, pid, app string, at time.Time)
 }
 
+// ActivityQueuer is an ActivityRecorder that can put its record on the sign-in's own pipeline,
+// where it costs no round trip of its own. done reports (logs) its failure once the pipeline
+// ran; it never fails the sign-in. The bridge's audit trail is one.
+type ActivityQueuer interface {
+	QueueSignedIn(ctx context.Context, p redis.Pipeliner, pid, app string, at time.Time) (done func())
+}
+
 // Challenge is a begun sign-in: the app sends the citizen to AuthorizationURL and keeps State.
 type Challenge struct {
 	AuthorizationURL string
@@ -275,23 +282,31 @@ func (s *Service) open(ctx context.Context, p *Provider, v *verified, oneTime bo
 		return Tokens{}, Person{}, err
 	}
 	var (
-		opened *opening
-		person Person
-		read   func() (Person, error)
+		opened  *opening
+		person  Person
+		read    func() (Person, error)
+		audited func()
 	)
-	_, err = s.store.Client.Pipelined(ctx, func(pl redis.Pipeliner) error {
-		var err error
-		if person, err = s.Persons.queueRecord(ctx, pl, pid, id, l.lk, fresh); err != nil {
-			return err
-		}
-		if opened, err = s.Sessions.queueOpen(ctx, pl, Grant{PersonID: pid, App: id.App, Assurance: id.Assurance, AuthTime: id.AuthTime, AMR: id.AMR}); err != nil {
-			return err
-		}
-		if !fresh {
-			read = s.Persons.queueGet(ctx, pl, pid)
-		}
-		return nil
-	})
+	// One round trip writes the person and the session, reads the person back and records the
+	// sign-in in the audit trail. Only the sign-in's own commands can fail it.
+	pl := s.store.Client.Pipeline()
+	if person, err = s.Persons.queueRecord(ctx, pl, pid, id, l.lk, fresh); err != nil {
+		return Tokens{}, Person{}, err
+	}
+	if opened, err = s.Sessions.queueOpen(ctx, pl, Grant{PersonID: pid, App: id.App, Assurance: id.Assurance, AuthTime: id.AuthTime, AMR: id.AMR}); err != nil {
+		return Tokens{}, Person{}, err
+	}
+	if !fresh {
+		read = s.Persons.queueGet(ctx, pl, pid)
+	}
+	own := pl.Len()
+	if q, ok := s.Activity.(ActivityQueuer); ok {
+		audited = q.QueueSignedIn(ctx, pl, pid, id.App, s.now())
+	}
+	cmds, err := pl.Exec(ctx)
+	if err != nil && len(cmds) >= own {
+		err = firstError(cmds[:own]) // the audit trail's failure is its own to report
+	}
 	if err != nil {
 		return Tokens{}, Person{}, fmt.Errorf("identity: sign-in: %w", err)
 	}
@@ -304,10 +319,23 @@ func (s *Service) open(ctx context.Context, p *Provider, v *verified, oneTime bo
 			return Tokens{}, Person{}, err
 		}
 	}
-	if s.Activity != nil {
+	switch {
+	case audited != nil:
+		audited()
+	case s.Activity != nil:
 		s.Activity.SignedIn(ctx, pid, id.App, s.now())
 	}
 	return t, person, nil
+}
+
+// firstError is the first error of cmds other than redis.Nil.
+func firstError(cmds []redis.Cmder) error {
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+	}
+	return nil
 }
 
 // Refresh rotates a refresh token.
