@@ -244,10 +244,11 @@ func (s *Service) queueReplaySlot(ctx context.Context, pl redis.Pipeliner, v *ve
 
 var errReplayed = tokenErr(ReasonReplayed, "this ID token was already used; get a new one")
 
-// open turns a verified token into a session in two round trips for a returning account and
-// three for a new one: take the replay slot (for tokens presented directly) with the person
-// lookup; claim the account if it is new; then write the person and the session, reading the
-// person back only when this sign-in did not create them.
+// open turns a verified token into a session in two round trips: take the replay slot (for
+// tokens presented directly) with the person lookup; then write the person, the session and the
+// audit record, reading the person back only when this sign-in did not create them. A new account
+// is claimed in the second round trip when it becomes a person of its own, and in a round trip
+// of its own before it when it joins the person of its ID number.
 func (s *Service) open(ctx context.Context, p *Provider, v *verified, oneTime bool) (Tokens, Person, error) {
 	id, err := p.identityFrom(v)
 	if err != nil {
@@ -277,24 +278,55 @@ func (s *Service) open(ctx context.Context, p *Provider, v *verified, oneTime bo
 		}
 		return Tokens{}, Person{}, errReplayed
 	}
-	pid, fresh, err := s.Persons.settle(ctx, l)
+	return s.resolveAndWrite(ctx, l, id)
+}
+
+// resolveAndWrite settles the person of a looked-up account and opens the session.
+func (s *Service) resolveAndWrite(ctx context.Context, l *lookup, id Identity) (Tokens, Person, error) {
+	pid, pending, err := s.Persons.decide(ctx, l)
 	if err != nil {
 		return Tokens{}, Person{}, err
 	}
+	t, person, owner, err := s.write(ctx, l, id, pid, pending)
+	if err != nil {
+		return Tokens{}, Person{}, err
+	}
+	if owner != pid {
+		// Another first sign-in of the account claimed it between the lookup and the write: the
+		// session just opened for the candidate ends before anyone saw it, and the sign-in
+		// joins the account's person.
+		if err := errors.Join(s.Sessions.end(ctx, pid, t.Session.ID), s.Persons.discard(ctx, l), s.Persons.claimed(ctx, l, owner)); err != nil {
+			return Tokens{}, Person{}, err
+		}
+		if t, person, _, err = s.write(ctx, l, id, owner, false); err != nil {
+			return Tokens{}, Person{}, err
+		}
+	}
+	return t, person, nil
+}
+
+// write is the last round trip of a sign-in: it writes the person and the session, reads the
+// person back unless this sign-in creates them, and records the sign-in in the audit trail. For
+// a pending account (a new person of its own, see decide) it also claims the account, and owner
+// is whom the account belongs to: pid, unless another sign-in claimed it first. Only the
+// sign-in's own commands can fail it.
+func (s *Service) write(ctx context.Context, l *lookup, id Identity, pid string, pending bool) (t Tokens, person Person, owner string, err error) {
 	var (
+		claim   func() (string, error)
 		opened  *opening
-		person  Person
 		read    func() (Person, error)
 		audited func()
 	)
-	// One round trip writes the person and the session, reads the person back and records the
-	// sign-in in the audit trail. Only the sign-in's own commands can fail it.
+	fresh := pid == l.cand
 	pl := s.store.Client.Pipeline()
+	if pending {
+		claim = s.Persons.queueClaim(ctx, pl, l)
+	}
 	if person, err = s.Persons.queueRecord(ctx, pl, pid, id, l.lk, fresh); err != nil {
-		return Tokens{}, Person{}, err
+		return Tokens{}, Person{}, "", err
 	}
 	if opened, err = s.Sessions.queueOpen(ctx, pl, Grant{PersonID: pid, App: id.App, Assurance: id.Assurance, AuthTime: id.AuthTime, AMR: id.AMR}); err != nil {
-		return Tokens{}, Person{}, err
+		return Tokens{}, Person{}, "", err
 	}
 	if !fresh {
 		read = s.Persons.queueGet(ctx, pl, pid)
@@ -308,15 +340,20 @@ func (s *Service) open(ctx context.Context, p *Provider, v *verified, oneTime bo
 		err = firstError(cmds[:own]) // the audit trail's failure is its own to report
 	}
 	if err != nil {
-		return Tokens{}, Person{}, fmt.Errorf("identity: sign-in: %w", err)
+		return Tokens{}, Person{}, "", fmt.Errorf("identity: sign-in: %w", err)
 	}
-	t, err := opened.finish(ctx)
-	if err != nil {
-		return Tokens{}, Person{}, err
+	owner = pid
+	if claim != nil {
+		if owner, err = claim(); err != nil {
+			return Tokens{}, Person{}, "", err
+		}
+	}
+	if t, err = opened.finish(ctx); err != nil {
+		return Tokens{}, Person{}, "", err
 	}
 	if read != nil {
 		if person, err = read(); err != nil {
-			return Tokens{}, Person{}, err
+			return Tokens{}, Person{}, "", err
 		}
 	}
 	switch {
@@ -325,7 +362,7 @@ func (s *Service) open(ctx context.Context, p *Provider, v *verified, oneTime bo
 	case s.Activity != nil:
 		s.Activity.SignedIn(ctx, pid, id.App, s.now())
 	}
-	return t, person, nil
+	return t, person, owner, nil
 }
 
 // firstError is the first error of cmds other than redis.Nil.

@@ -123,37 +123,43 @@ func run() error {
 
 func (s *side) label() string {
 	if s.rev == "" {
-		return "working tree"
+		return "working tree (snapshot)"
 	}
 	return s.rev
 }
 
-// build puts the side's tree in place (the working tree as it is, or an export of the revision)
-// and compiles the test binary of the package holding the benchmark.
+// build exports the side's tree (the revision, or a snapshot of the working tree, so that edits
+// made while the benchmark runs do not leak into it) and compiles the test binary of the package
+// holding the benchmark.
 func (s *side) build(repo, tmp, bench string) error {
-	s.root = repo
-	if s.rev != "" {
-		s.root = filepath.Join(tmp, "src-"+s.name)
-		if err := os.MkdirAll(s.root, 0o755); err != nil {
-			return err
+	rev := s.rev
+	if rev == "" {
+		tree, err := snapshot(repo, tmp)
+		if err != nil {
+			return fmt.Errorf("snapshot of the working tree: %w", err)
 		}
-		archive := exec.Command("git", "-C", repo, "archive", "--format=tar", s.rev)
-		untar := exec.Command("tar", "-x", "-C", s.root)
-		var err error
-		if untar.Stdin, err = archive.StdoutPipe(); err != nil {
-			return err
-		}
-		var stderr bytes.Buffer
-		archive.Stderr, untar.Stderr = &stderr, &stderr
-		if err := untar.Start(); err != nil {
-			return err
-		}
-		if err := archive.Run(); err != nil {
-			return fmt.Errorf("git archive %s: %w: %s", s.rev, err, stderr.String())
-		}
-		if err := untar.Wait(); err != nil {
-			return fmt.Errorf("untar %s: %w: %s", s.rev, err, stderr.String())
-		}
+		rev = tree
+	}
+	s.root = filepath.Join(tmp, "src-"+s.name)
+	if err := os.MkdirAll(s.root, 0o755); err != nil {
+		return err
+	}
+	archive := exec.Command("git", "-C", repo, "archive", "--format=tar", rev)
+	untar := exec.Command("tar", "-x", "-C", s.root)
+	var err error
+	if untar.Stdin, err = archive.StdoutPipe(); err != nil {
+		return err
+	}
+	var stderr bytes.Buffer
+	archive.Stderr, untar.Stderr = &stderr, &stderr
+	if err := untar.Start(); err != nil {
+		return err
+	}
+	if err := archive.Run(); err != nil {
+		return fmt.Errorf("git archive %s: %w: %s", s.rev, err, stderr.String())
+	}
+	if err := untar.Wait(); err != nil {
+		return fmt.Errorf("untar %s: %w: %s", s.rev, err, stderr.String())
 	}
 	if s.pkg == "" {
 		pkg, err := findBenchmark(s.root, bench)
@@ -164,13 +170,42 @@ func (s *side) build(repo, tmp, bench string) error {
 	}
 	s.pkg = filepath.Clean(strings.TrimPrefix(s.pkg, "./"))
 	s.binary = filepath.Join(tmp, s.name+".test")
-	cmd := exec.Command("go", "test", "-c", "-o", s.binary, "./"+filepath.ToSlash(s.pkg))
+	// -trimpath: both trees then share the build cache, whatever directory they sit in.
+	cmd := exec.Command("go", "test", "-c", "-trimpath", "-o", s.binary, "./"+filepath.ToSlash(s.pkg))
 	cmd.Dir = s.root
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("go test -c ./%s: %w\n%s", s.pkg, err, out)
 	}
 	return nil
+}
+
+// snapshot writes the working tree as it is now, untracked files included (ignored ones not),
+// as a git tree object, through a copy of the index so that the real one is left alone.
+func snapshot(repo, tmp string) (string, error) {
+	indexPath, err := gitOutput(repo, "rev-parse", "--path-format=absolute", "--git-path", "index")
+	if err != nil {
+		return "", err
+	}
+	idx := filepath.Join(tmp, "index")
+	if data, err := os.ReadFile(indexPath); err == nil {
+		if err := os.WriteFile(idx, data, 0o600); err != nil {
+			return "", err
+		}
+	}
+	env := append(os.Environ(), "GIT_INDEX_FILE="+idx)
+	add := exec.Command("git", "-C", repo, "add", "-A")
+	add.Env = env
+	if out, err := add.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("git add: %w: %s", err, out)
+	}
+	write := exec.Command("git", "-C", repo, "write-tree")
+	write.Env = env
+	out, err := write.Output()
+	if err != nil {
+		return "", fmt.Errorf("git write-tree: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
 }
 
 // findBenchmark returns the directory, relative to root, of the one package declaring
