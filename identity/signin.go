@@ -236,10 +236,10 @@ func (s *Service) verifyDirect(ctx context.Context, app, raw, nonce string) (*Pr
 // The slot is keyed by the signed claims, not by the token's text: one signed token has many
 // spellings (base64url's unused low bits, ECDSA's s and n-s), and each would otherwise be a
 // fresh token. Two genuinely different tokens always differ in their claims (iat, nonce).
-func (s *Service) queueReplaySlot(ctx context.Context, pl redis.Pipeliner, v *verified) (*redis.BoolCmd, error) {
+func (s *Service) queueReplaySlot(ctx context.Context, pl redis.Pipeliner, v *verified) *redis.BoolCmd {
 	ttl := v.expiry.Add(Leeway).Sub(s.now())
 	sum := sha256.Sum256(v.payload)
-	return pl.SetNX(ctx, s.store.Key("idt:"+base64.RawURLEncoding.EncodeToString(sum[:])), 1, max(ttl, time.Second)), nil
+	return pl.SetNX(ctx, s.store.Key("idt:"+base64.RawURLEncoding.EncodeToString(sum[:])), 1, max(ttl, time.Second))
 }
 
 var errReplayed = tokenErr(ReasonReplayed, "this ID token was already used; get a new one")
@@ -257,19 +257,14 @@ func (s *Service) open(ctx context.Context, p *Provider, v *verified, oneTime bo
 	var slot *redis.BoolCmd
 	var l *lookup
 	_, err = s.store.Client.Pipelined(ctx, func(pl redis.Pipeliner) error {
-		var err error
 		if oneTime {
-			if slot, err = s.queueReplaySlot(ctx, pl, v); err != nil {
-				return err
-			}
+			slot = s.queueReplaySlot(ctx, pl, v)
 		}
+		var err error
 		l, err = s.Persons.queueLookup(ctx, pl, id, p.Config.AutoLinkMinAssurance)
 		return err
 	})
-	var te *TokenError
 	switch {
-	case errors.As(err, &te):
-		return Tokens{}, Person{}, err
 	case err != nil && !errors.Is(err, redis.Nil):
 		return Tokens{}, Person{}, fmt.Errorf("identity: sign-in: %w", err)
 	case slot != nil && !slot.Val():
@@ -393,8 +388,8 @@ func (s *Service) Link(ctx context.Context, sess Session, app, raw, nonce string
 	}
 	var slot *redis.BoolCmd
 	if _, err := s.store.Client.Pipelined(ctx, func(pl redis.Pipeliner) error {
-		slot, err = s.queueReplaySlot(ctx, pl, v)
-		return err
+		slot = s.queueReplaySlot(ctx, pl, v)
+		return nil
 	}); err != nil {
 		return Person{}, err
 	}
