@@ -6,9 +6,10 @@
 // verifier and the nonce are derived from the state (HMAC under a key derived from the pepper),
 // so neither is stored. completeSignIn checks RFC 9207's iss, redeems the code with
 // x/oauth2 and verifies the ID token; signInWithIdToken verifies a token the app holds and
-// accepts it once. Verification is go-oidc (signature against the provider's JWKS, issuer,
-// audience, algorithm list) plus what go-oidc leaves to the caller, each refusal a TokenError
-// with CONTRACT.md's reason. The JWKS is fetched through a guard: at most one fetch per
+// accepts it once. Verification parses the token with go-jose (the provider's algorithms only),
+// checks its signature with go-oidc's key set of the provider's JWKS, then checks the claims
+// (issuer, audience, azp, expiry with leeway, nonce, at_hash), each refusal a TokenError with
+// CONTRACT.md's reason. The JWKS is fetched through a guard: at most one fetch per
 // provider per 10 s, however many unknown kids arrive.
 //
 // Persons: an account joins the person that holds its link key (HMAC-SHA256(pepper, ID

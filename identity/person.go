@@ -184,12 +184,31 @@ func (ps *Persons) handOver(ctx context.Context, l *lookup, pid string) error {
 // settle finishes resolving after the lookup ran. fresh reports that the person was created by
 // this sign-in, so the caller knows everything about it without reading it back.
 func (ps *Persons) settle(ctx context.Context, l *lookup) (pid string, fresh bool, err error) {
+	pid, pending, err := ps.decide(ctx, l)
+	if err != nil {
+		return "", false, err
+	}
+	if pending {
+		if pid, err = setNXGet(ctx, ps.store, ps.accountKey(l.id.App, l.id.Subject), l.cand, "claim account"); err != nil {
+			return "", false, err
+		}
+		if err := ps.claimed(ctx, l, pid); err != nil {
+			return "", false, err
+		}
+	}
+	return pid, pid == l.cand, nil
+}
+
+// decide settles what it can after the lookup ran. pending reports a new account that becomes a
+// person of its own, the candidate: its claim (SET NX GET of the account key) is left to the
+// caller, who sends it with the new person's writes (queueClaim) and hands its outcome to
+// claimed; pid is then the candidate, not yet the account's person.
+func (ps *Persons) decide(ctx context.Context, l *lookup) (pid string, pending bool, err error) {
 	if err := l.account.Err(); err != nil && !errors.Is(err, redis.Nil) {
 		return "", false, fmt.Errorf("identity: look up account: %w", err)
 	}
 	linked := "" // the person the link key names, when it is claimed
-	claimedByUs := l.claimedByUs()
-	if l.claim != nil && !claimedByUs {
+	if l.claim != nil && !l.claimedByUs() {
 		old, err := l.claim.Result()
 		if err != nil {
 			return "", false, fmt.Errorf("identity: claim link key: %w", err)
@@ -198,23 +217,62 @@ func (ps *Persons) settle(ctx context.Context, l *lookup) (pid string, fresh boo
 	}
 	pid = l.account.Val()
 	if pid == "" {
-		target := l.cand
-		if linked != "" && !ps.hasOtherAccountIn(ctx, linked, l.id.App, l.id.Subject) {
-			target = linked
+		if linked == "" || ps.hasOtherAccountIn(ctx, linked, l.id.App, l.id.Subject) {
+			return l.cand, true, nil
 		}
-		if pid, err = setNXGet(ctx, ps.store, ps.accountKey(l.id.App, l.id.Subject), target, "claim account"); err != nil {
+		if pid, err = setNXGet(ctx, ps.store, ps.accountKey(l.id.App, l.id.Subject), linked, "claim account"); err != nil {
 			return "", false, err
 		}
 	}
-	// A link key claimed for a person that did not come to be goes to the account's person; an
-	// account that reaches the auto-link level later claims a free link key this way too. One
-	// taken by another person is left alone: never merged silently.
-	if claimedByUs && pid != l.cand {
-		if err := ps.handOver(ctx, l, pid); err != nil {
-			return "", false, err
+	return pid, false, ps.claimed(ctx, l, pid)
+}
+
+// queueClaim queues the claim of a pending account for the candidate; the result is the person
+// the account belongs to once p ran.
+func (ps *Persons) queueClaim(ctx context.Context, p redis.Pipeliner, l *lookup) func() (string, error) {
+	cmd := p.SetArgs(ctx, ps.accountKey(l.id.App, l.id.Subject), l.cand, redis.SetArgs{Mode: "NX", Get: true})
+	return func() (string, error) {
+		old, err := cmd.Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			return l.cand, nil
+		case err != nil:
+			return "", fmt.Errorf("identity: claim account: %w", err)
 		}
+		return old, nil
 	}
-	return pid, pid == l.cand, nil
+}
+
+// claimed completes a lookup once the account's person pid is known. A link key claimed for a
+// person that did not come to be goes to the account's person; an account that reaches the
+// auto-link level later claims a free link key this way too. One taken by another person is
+// left alone: never merged silently.
+func (ps *Persons) claimed(ctx context.Context, l *lookup, pid string) error {
+	if l.claimedByUs() && pid != l.cand {
+		return ps.handOver(ctx, l, pid)
+	}
+	return nil
+}
+
+// discard removes what a sign-in wrote for its candidate when the account's claim, sent with
+// those writes, found the account taken meanwhile (two first sign-ins of one account at once).
+// The account's fields go; the rest of the candidate goes too unless the link key was claimed for
+// it, since then a first sign-in with another app may have joined it through the key (the
+// candidate is then left as such a race always left it: a person of that other account).
+func (ps *Persons) discard(ctx context.Context, l *lookup) error {
+	_, err := ps.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if l.claimedByUs() {
+			p.HDel(ctx, ps.accountsKey(l.cand), l.id.App, sinceField+l.id.App)
+			return nil
+		}
+		p.Del(ctx, ps.personKey(l.cand), ps.accountsKey(l.cand))
+		p.SRem(ctx, ps.indexKey(shardOf(l.cand)), l.cand)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("identity: discard candidate person: %w", err)
+	}
+	return nil
 }
 
 // hasOtherAccountIn reports whether pid already has a different account in app. Such an account

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/tongban/tongban/config"
 )
@@ -48,11 +49,14 @@ type Provider struct {
 
 	opts RegistryOptions
 
-	mu       sync.RWMutex
-	disc     *oidc.Provider
-	verifier *oidc.IDTokenVerifier
-	guard    *jwksGuard
-	err      error // last discovery error, while undiscovered
+	algsOnce sync.Once
+	algs     []jose.SignatureAlgorithm // Config.Algorithms as verify accepts them
+
+	mu    sync.RWMutex
+	disc  *oidc.Provider
+	keys  oidc.KeySet // the provider's JWKS, fetched through guard
+	guard *jwksGuard
+	err   error // last discovery error, while undiscovered
 }
 
 // NewRegistry returns a registry of the configured providers, none discovered yet: call Start.
@@ -156,7 +160,8 @@ func (p *Provider) discoverLoop(ctx context.Context) {
 	}
 }
 
-// discover fetches the discovery document and builds the guarded key set and the verifier.
+// discover fetches the discovery document and builds the guarded key set verify checks
+// signatures against.
 func (p *Provider) discover(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -173,15 +178,8 @@ func (p *Provider) discover(ctx context.Context) error {
 	guard := newJWKSGuard(p.opts.HTTPClient.Transport, meta.JWKSURI, p.opts.RefetchInterval, p.opts.Now)
 	keyClient := &http.Client{Transport: guard, Timeout: p.opts.HTTPClient.Timeout}
 	keys := oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), keyClient), meta.JWKSURI)
-	verifier := oidc.NewVerifier(p.Config.Issuer, tracingKeySet{keys}, &oidc.Config{
-		ClientID:             p.Config.ClientID,
-		SupportedSigningAlgs: p.Config.Algorithms,
-		// Expiry is checked by verify with a leeway go-oidc does not have.
-		SkipExpiryCheck: true,
-		Now:             p.opts.Now,
-	})
 	p.mu.Lock()
-	p.disc, p.verifier, p.guard, p.err = disc, verifier, guard, nil
+	p.disc, p.keys, p.guard, p.err = disc, keys, guard, nil
 	p.mu.Unlock()
 	return nil
 }
@@ -193,13 +191,13 @@ func (p *Provider) ready() bool {
 }
 
 // state returns the discovered parts, or a ProviderError while the provider is missing.
-func (p *Provider) state() (*oidc.Provider, *oidc.IDTokenVerifier, *jwksGuard, error) {
+func (p *Provider) state() (*oidc.Provider, oidc.KeySet, *jwksGuard, error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.disc == nil {
 		return nil, nil, nil, &ProviderError{App: p.Config.ID, Err: p.err}
 	}
-	return p.disc, p.verifier, p.guard, nil
+	return p.disc, p.keys, p.guard, nil
 }
 
 // JWKSFetches is the number of real JWKS requests sent to this provider.
@@ -209,23 +207,4 @@ func (p *Provider) JWKSFetches() int {
 		return 0
 	}
 	return g.Fetches()
-}
-
-// tracingKeySet records in the context's trace whether the signature verified, so that verify
-// can tell a signature failure from a claim go-oidc refused after it.
-type tracingKeySet struct{ inner oidc.KeySet }
-
-type traceKey struct{}
-
-type verifyTrace struct {
-	checked bool
-	ok      bool
-}
-
-func (k tracingKeySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
-	payload, err := k.inner.VerifySignature(ctx, jwt)
-	if t, ok := ctx.Value(traceKey{}).(*verifyTrace); ok {
-		t.checked, t.ok = true, err == nil
-	}
-	return payload, err
 }

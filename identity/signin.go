@@ -5,7 +5,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -224,22 +223,19 @@ func (s *Service) verifyDirect(ctx context.Context, app, raw, nonce string) (*Pr
 // The slot is keyed by the signed claims, not by the token's text: one signed token has many
 // spellings (base64url's unused low bits, ECDSA's s and n-s), and each would otherwise be a
 // fresh token. Two genuinely different tokens always differ in their claims (iat, nonce).
-func (s *Service) queueReplaySlot(ctx context.Context, pl redis.Pipeliner, v *verified) (*redis.BoolCmd, error) {
-	var claims json.RawMessage
-	if err := v.token.Claims(&claims); err != nil {
-		return nil, &TokenError{Reason: ReasonMalformed, Message: "the ID token's claims could not be read", Err: err}
-	}
+func (s *Service) queueReplaySlot(ctx context.Context, pl redis.Pipeliner, v *verified) *redis.BoolCmd {
 	ttl := v.expiry.Add(Leeway).Sub(s.now())
-	sum := sha256.Sum256(claims)
-	return pl.SetNX(ctx, s.store.Key("idt:"+base64.RawURLEncoding.EncodeToString(sum[:])), 1, max(ttl, time.Second)), nil
+	sum := sha256.Sum256(v.payload)
+	return pl.SetNX(ctx, s.store.Key("idt:"+base64.RawURLEncoding.EncodeToString(sum[:])), 1, max(ttl, time.Second))
 }
 
 var errReplayed = tokenErr(ReasonReplayed, "this ID token was already used; get a new one")
 
-// open turns a verified token into a session in two round trips for a returning account and
-// three for a new one: take the replay slot (for tokens presented directly) with the person
-// lookup; claim the account if it is new; then write the person and the session, reading the
-// person back only when this sign-in did not create them.
+// open turns a verified token into a session in two round trips: take the replay slot (for
+// tokens presented directly) with the person lookup; then write the person, the session and the
+// audit record, reading the person back only when this sign-in did not create them. A new account
+// is claimed in the second round trip when it becomes a person of its own, and in a round trip
+// of its own before it when it joins the person of its ID number.
 func (s *Service) open(ctx context.Context, p *Provider, v *verified, oneTime bool) (Tokens, Person, error) {
 	id, err := p.identityFrom(v)
 	if err != nil {
@@ -248,19 +244,14 @@ func (s *Service) open(ctx context.Context, p *Provider, v *verified, oneTime bo
 	var slot *redis.BoolCmd
 	var l *lookup
 	_, err = s.store.Client.Pipelined(ctx, func(pl redis.Pipeliner) error {
-		var err error
 		if oneTime {
-			if slot, err = s.queueReplaySlot(ctx, pl, v); err != nil {
-				return err
-			}
+			slot = s.queueReplaySlot(ctx, pl, v)
 		}
+		var err error
 		l, err = s.Persons.queueLookup(ctx, pl, id, p.Config.AutoLinkMinAssurance)
 		return err
 	})
-	var te *TokenError
 	switch {
-	case errors.As(err, &te):
-		return Tokens{}, Person{}, err
 	case err != nil && !errors.Is(err, redis.Nil):
 		return Tokens{}, Person{}, fmt.Errorf("identity: sign-in: %w", err)
 	case slot != nil && !slot.Val():
@@ -269,43 +260,94 @@ func (s *Service) open(ctx context.Context, p *Provider, v *verified, oneTime bo
 		}
 		return Tokens{}, Person{}, errReplayed
 	}
-	pid, fresh, err := s.Persons.settle(ctx, l)
+	return s.resolveAndWrite(ctx, l, id)
+}
+
+// resolveAndWrite settles the person of a looked-up account and opens the session.
+func (s *Service) resolveAndWrite(ctx context.Context, l *lookup, id Identity) (Tokens, Person, error) {
+	pid, pending, err := s.Persons.decide(ctx, l)
 	if err != nil {
 		return Tokens{}, Person{}, err
 	}
-	var (
-		opened *opening
-		person Person
-		read   func() (Person, error)
-	)
-	_, err = s.store.Client.Pipelined(ctx, func(pl redis.Pipeliner) error {
-		var err error
-		if person, err = s.Persons.queueRecord(ctx, pl, pid, id, l.lk, fresh); err != nil {
-			return err
-		}
-		if opened, err = s.Sessions.queueOpen(ctx, pl, Grant{PersonID: pid, App: id.App, Assurance: id.Assurance, AuthTime: id.AuthTime, AMR: id.AMR}); err != nil {
-			return err
-		}
-		if !fresh {
-			read = s.Persons.queueGet(ctx, pl, pid)
-		}
-		return nil
-	})
-	if err != nil {
-		return Tokens{}, Person{}, fmt.Errorf("identity: sign-in: %w", err)
-	}
-	t, err := opened.finish(ctx)
+	t, person, owner, err := s.write(ctx, l, id, pid, pending)
 	if err != nil {
 		return Tokens{}, Person{}, err
 	}
-	if read != nil {
-		if person, err = read(); err != nil {
+	if owner != pid {
+		// Another first sign-in of the account claimed it between the lookup and the write: the
+		// session just opened for the candidate ends before anyone saw it, and the sign-in
+		// joins the account's person.
+		if err := errors.Join(s.Sessions.end(ctx, pid, t.Session.ID), s.Persons.discard(ctx, l), s.Persons.claimed(ctx, l, owner)); err != nil {
+			return Tokens{}, Person{}, err
+		}
+		if t, person, _, err = s.write(ctx, l, id, owner, false); err != nil {
 			return Tokens{}, Person{}, err
 		}
 	}
-	// Best effort: the trail logs its own failure, and the session is open either way.
-	_ = s.audit.Record(ctx, audit.Activity{Kind: audit.SignedIn, Person: pid, ToApp: id.App, At: s.now()})
 	return t, person, nil
+}
+
+// write is the last round trip of a sign-in: it writes the person and the session, reads the
+// person back unless this sign-in creates them, and records the sign-in in the audit trail. For
+// a pending account (a new person of its own, see decide) it also claims the account, and owner
+// is whom the account belongs to: pid, unless another sign-in claimed it first. Only the
+// sign-in's own commands can fail it.
+func (s *Service) write(ctx context.Context, l *lookup, id Identity, pid string, pending bool) (t Tokens, person Person, owner string, err error) {
+	var (
+		claim   func() (string, error)
+		opened  *opening
+		read    func() (Person, error)
+		audited func()
+	)
+	fresh := pid == l.cand
+	pl := s.store.Client.Pipeline()
+	if pending {
+		claim = s.Persons.queueClaim(ctx, pl, l)
+	}
+	if person, err = s.Persons.queueRecord(ctx, pl, pid, id, l.lk, fresh); err != nil {
+		return Tokens{}, Person{}, "", err
+	}
+	if opened, err = s.Sessions.queueOpen(ctx, pl, Grant{PersonID: pid, App: id.App, Assurance: id.Assurance, AuthTime: id.AuthTime, AMR: id.AMR}); err != nil {
+		return Tokens{}, Person{}, "", err
+	}
+	if !fresh {
+		read = s.Persons.queueGet(ctx, pl, pid)
+	}
+	own := pl.Len()
+	audited = s.audit.Queue(ctx, pl, audit.Activity{Kind: audit.SignedIn, Person: pid, ToApp: id.App, At: s.now()})
+	cmds, err := pl.Exec(ctx)
+	if err != nil && len(cmds) >= own {
+		err = firstError(cmds[:own]) // the audit trail's failure is its own to report
+	}
+	if err != nil {
+		return Tokens{}, Person{}, "", fmt.Errorf("identity: sign-in: %w", err)
+	}
+	owner = pid
+	if claim != nil {
+		if owner, err = claim(); err != nil {
+			return Tokens{}, Person{}, "", err
+		}
+	}
+	if t, err = opened.finish(ctx); err != nil {
+		return Tokens{}, Person{}, "", err
+	}
+	if read != nil {
+		if person, err = read(); err != nil {
+			return Tokens{}, Person{}, "", err
+		}
+	}
+	audited()
+	return t, person, owner, nil
+}
+
+// firstError is the first error of cmds other than redis.Nil.
+func firstError(cmds []redis.Cmder) error {
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+	}
+	return nil
 }
 
 // Refresh rotates a refresh token.
@@ -326,8 +368,8 @@ func (s *Service) Link(ctx context.Context, sess Session, app, raw, nonce string
 	}
 	var slot *redis.BoolCmd
 	if _, err := s.store.Client.Pipelined(ctx, func(pl redis.Pipeliner) error {
-		slot, err = s.queueReplaySlot(ctx, pl, v)
-		return err
+		slot = s.queueReplaySlot(ctx, pl, v)
+		return nil
 	}); err != nil {
 		return Person{}, err
 	}

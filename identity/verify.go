@@ -1,17 +1,21 @@
 package identity
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // MaxIDTokenBytes bounds an ID token before any parsing.
@@ -30,59 +34,60 @@ type expectation struct {
 }
 
 // verified is an ID token that passed every check. Its registered claims are the ones
-// checkClaims read from the same decoded payload, never go-oidc's struct: Go's JSON decoder
-// matches struct fields case-insensitively, so a payload with both "sub" and "Sub" would give the
-// struct another subject than the one that was checked.
+// checkClaims read from the decoded payload, never a struct's: Go's JSON decoder matches struct
+// fields case-insensitively, so a payload with both "sub" and "Sub" would give a struct another
+// subject than the one that was checked.
 type verified struct {
-	claims   map[string]any
-	token    *oidc.IDToken
+	claims map[string]any
+	// payload is the claims as signed, the bytes the signature covers.
+	payload  []byte
 	kid      string
 	subject  string
 	expiry   time.Time
 	issuedAt time.Time
 }
 
-// Verify checks rawIDToken as issued by this provider to Tongban: go-oidc's checks (signature
-// against the provider's JWKS, issuer, audience, algorithm) and the ones go-oidc leaves to the
-// caller. The error is always a *TokenError with the reason, or a *ProviderError.
+// verify checks raw as issued by this provider to Tongban: go-jose parses it (only the
+// provider's accepted algorithms), go-oidc's key set checks the signature against the
+// provider's JWKS, and the claims are checked here, where each refusal gets its own reason.
+// The error is always a *TokenError with the reason, or a *ProviderError.
+//
+// Order matters for the reasons: what cannot be parsed is malformed whatever else is wrong with
+// it; then the algorithm; then the signature; only a token the provider really signed has its
+// claims judged, so that a forged token is never told which claim gave it away.
 func (p *Provider) verify(ctx context.Context, raw string, want expectation) (*verified, error) {
-	_, verifier, guard, err := p.state()
+	_, keys, guard, err := p.state()
 	if err != nil {
 		return nil, err
 	}
 	if len(raw) > MaxIDTokenBytes {
 		return nil, tokenErr(ReasonMalformed, "the ID token is larger than %d bytes", MaxIDTokenBytes)
 	}
-	hdr, claims, err := peek(raw)
+	jws, err := p.parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	hdr := jws.Signatures[0].Header
+	claims, err := decodeClaims(jws.UnsafePayloadWithoutVerification())
 	if err != nil {
 		return nil, &TokenError{Reason: ReasonMalformed, Message: "the ID token is not a signed JWT", Err: err}
 	}
-	if hdr.Alg == "none" || strings.HasPrefix(strings.ToUpper(hdr.Alg), "HS") || !slices.Contains(p.Config.Algorithms, hdr.Alg) {
-		return nil, tokenErr(ReasonUnsupportedAlgorithm, "algorithm %q is not accepted from %s (accepted: %s)",
-			hdr.Alg, p.Config.ID, strings.Join(p.Config.Algorithms, ", "))
-	}
 
-	trace := &verifyTrace{}
-	tok, verr := verifier.Verify(context.WithValue(ctx, traceKey{}, trace), raw)
-	if verr != nil && !trace.ok {
-		known, nkeys := guard.known(hdr.Kid)
+	payload, verr := keys.VerifySignature(ctx, raw)
+	if verr != nil {
+		known, nkeys := guard.known(hdr.KeyID)
 		// A key set that could not be fetched says nothing about the token: the provider is
 		// unavailable, not the token bad.
-		if err := guard.failing(); err != nil && (nkeys == 0 || (hdr.Kid != "" && !known)) {
+		if err := guard.failing(); err != nil && (nkeys == 0 || (hdr.KeyID != "" && !known)) {
 			return nil, &ProviderError{App: p.Config.ID, Err: fmt.Errorf("JWKS: %w", err)}
 		}
-		switch {
-		case !trace.checked:
-			return nil, &TokenError{Reason: ReasonMalformed, Message: "the ID token could not be parsed", Err: verr}
-		case hdr.Kid != "" && !known:
+		if hdr.KeyID != "" && !known {
 			return nil, &TokenError{Reason: ReasonUnknownKey, Message: "the ID token is signed with a key the provider does not publish", Err: verr}
-		default:
-			return nil, &TokenError{Reason: ReasonBadSignature, Message: "the ID token's signature does not verify", Err: verr}
 		}
+		return nil, &TokenError{Reason: ReasonBadSignature, Message: "the ID token's signature does not verify", Err: verr}
 	}
-	// The signature is good: the claims are the provider's, and our own checks name the reason
-	// for anything go-oidc refused after it.
-	if hdr.Kid == "" {
+	// The signature is good: the claims are the provider's.
+	if hdr.KeyID == "" {
 		if _, n := guard.known(""); n > 1 {
 			return nil, tokenErr(ReasonUnknownKey, "the ID token names no key (kid) and the provider publishes %d", n)
 		}
@@ -90,18 +95,59 @@ func (p *Provider) verify(ctx context.Context, raw string, want expectation) (*v
 	if err := p.checkClaims(claims, want); err != nil {
 		return nil, err
 	}
-	sub, _ := claims["sub"].(string)
-	exp, _ := numericDate(claims["exp"])
-	iat, _ := numericDate(claims["iat"])
-	if verr != nil {
-		return nil, &TokenError{Reason: ReasonMalformed, Message: "the ID token was refused", Err: verr}
+	reg, err := decodeRegistered(payload)
+	if err != nil {
+		return nil, &TokenError{Reason: ReasonMalformed, Message: "the ID token was refused", Err: err}
 	}
-	if want.accessToken != "" && tok.AccessTokenHash != "" {
-		if err := tok.VerifyAccessToken(want.accessToken); err != nil {
+	if want.accessToken != "" && reg.AtHash != "" {
+		if err := checkAccessTokenHash(hdr.Algorithm, reg.AtHash, want.accessToken); err != nil {
 			return nil, &TokenError{Reason: ReasonAccessTokenMismatch, Message: "at_hash does not match the access token", Err: err}
 		}
 	}
-	return &verified{claims: claims, token: tok, kid: hdr.Kid, subject: sub, expiry: exp, issuedAt: iat}, nil
+	sub, _ := claims["sub"].(string)
+	exp, _ := numericDate(claims["exp"])
+	iat, _ := numericDate(claims["iat"])
+	return &verified{claims: claims, payload: payload, kid: hdr.KeyID, subject: sub, expiry: exp, issuedAt: iat}, nil
+}
+
+// parse parses raw as a compact JWS signed with one of the provider's accepted algorithms.
+func (p *Provider) parse(raw string) (*jose.JSONWebSignature, error) {
+	jws, err := jose.ParseSignedCompact(raw, p.algorithms())
+	var unexpected *jose.ErrUnexpectedSignatureAlgorithm
+	if errors.As(err, &unexpected) {
+		// A token that is malformed as well is called malformed, whatever its algorithm: parse
+		// it again accepting the algorithm it names, only to find out.
+		other, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{unexpected.Got})
+		if err == nil {
+			_, err = decodeClaims(other.UnsafePayloadWithoutVerification())
+		}
+		if err != nil {
+			return nil, &TokenError{Reason: ReasonMalformed, Message: "the ID token is not a signed JWT", Err: err}
+		}
+		return nil, tokenErr(ReasonUnsupportedAlgorithm, "algorithm %q is not accepted from %s (accepted: %s)",
+			unexpected.Got, p.Config.ID, strings.Join(p.Config.Algorithms, ", "))
+	}
+	if err != nil {
+		return nil, &TokenError{Reason: ReasonMalformed, Message: "the ID token is not a signed JWT", Err: err}
+	}
+	return jws, nil
+}
+
+// algorithms are the configured algorithms a token may be signed with. "none" and the HMAC
+// algorithms never are, whatever the configuration says: the provider's client secret is no
+// proof that the provider signed.
+func (p *Provider) algorithms() []jose.SignatureAlgorithm {
+	p.algsOnce.Do(func() {
+		for _, a := range p.Config.Algorithms {
+			if a != "none" && !strings.HasPrefix(strings.ToUpper(a), "HS") {
+				p.algs = append(p.algs, jose.SignatureAlgorithm(a))
+			}
+		}
+		if len(p.algs) == 0 {
+			p.algs = []jose.SignatureAlgorithm{jose.RS256} // go-oidc's default; ParseSigned needs one
+		}
+	})
+	return p.algs
 }
 
 // checkClaims runs the checks go-oidc leaves to the caller, plus issuer and audience again so
@@ -152,49 +198,27 @@ func (p *Provider) checkClaims(c map[string]any, want expectation) error {
 	return nil
 }
 
-type joseHeader struct {
-	Alg string `json:"alg"`
-	Kid string `json:"kid"`
-}
-
-// peek decodes the header and claims of a compact JWS without verifying anything, so that the
-// refusals before and after the signature check can name their reason.
-func peek(raw string) (joseHeader, map[string]any, error) {
-	var h joseHeader
-	parts := strings.Split(raw, ".")
-	if len(parts) != 3 {
-		return h, nil, fmt.Errorf("a compact JWS has 3 parts, this has %d", len(parts))
-	}
-	hb, err := base64.RawURLEncoding.DecodeString(parts[0])
-	if err != nil {
-		return h, nil, fmt.Errorf("header: %w", err)
-	}
-	if err := json.Unmarshal(hb, &h); err != nil {
-		return h, nil, fmt.Errorf("header: %w", err)
-	}
-	pb, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return h, nil, fmt.Errorf("payload: %w", err)
-	}
+// decodeClaims decodes a JWS payload, keeping numbers as written (json.Number).
+func decodeClaims(payload []byte) (map[string]any, error) {
 	var claims map[string]any
-	dec := json.NewDecoder(strings.NewReader(string(pb)))
+	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.UseNumber()
 	if err := dec.Decode(&claims); err != nil {
-		return h, nil, fmt.Errorf("payload: %w", err)
+		return nil, fmt.Errorf("payload: %w", err)
 	}
 	if claims == nil {
-		return h, nil, errors.New("payload: not a JSON object")
+		return nil, errors.New("payload: not a JSON object")
 	}
 	// Claim names that differ only in case are refused: decoders disagree on which one counts.
 	seen := make(map[string]bool, len(claims))
 	for name := range claims {
 		folded := strings.ToLower(name)
 		if seen[folded] {
-			return h, nil, fmt.Errorf("payload: claim names differ only in case (%q)", folded)
+			return nil, fmt.Errorf("payload: claim names differ only in case (%q)", folded)
 		}
 		seen[folded] = true
 	}
-	return h, claims, nil
+	return claims, nil
 }
 
 func audience(v any) ([]string, bool) {
@@ -225,4 +249,94 @@ func numericDate(v any) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return time.Unix(int64(f), 0), true
+}
+
+// registered are the claims go-oidc's verifier decodes into its own struct, decoded the same
+// way (encoding/json, names matched without regard to case, the same types), so that a token
+// whose registered claims have the wrong shape is refused as go-oidc refuses it, even where the
+// checks above found nothing wrong.
+type registered struct {
+	Issuer       string                   `json:"iss"`
+	Subject      string                   `json:"sub"`
+	Audience     audienceClaim            `json:"aud"`
+	Expiry       unixClaim                `json:"exp"`
+	IssuedAt     unixClaim                `json:"iat"`
+	NotBefore    *unixClaim               `json:"nbf"`
+	Nonce        string                   `json:"nonce"`
+	AtHash       string                   `json:"at_hash"`
+	ClaimNames   map[string]string        `json:"_claim_names"`
+	ClaimSources map[string]claimEndpoint `json:"_claim_sources"`
+}
+
+type claimEndpoint struct {
+	Endpoint    string `json:"endpoint"`
+	AccessToken string `json:"access_token"`
+}
+
+func decodeRegistered(payload []byte) (registered, error) {
+	var r registered
+	if err := json.Unmarshal(payload, &r); err != nil {
+		return r, fmt.Errorf("claims: %w", err)
+	}
+	// Distributed claims (OIDC Core 5.6.2) must name a source that exists.
+	for name, src := range r.ClaimNames {
+		if _, ok := r.ClaimSources[src]; src == "" || !ok {
+			return r, fmt.Errorf("claims: the distributed claim %q names no source", name)
+		}
+	}
+	return r, nil
+}
+
+// audienceClaim is "aud": one string or a list of them.
+type audienceClaim []string
+
+func (a *audienceClaim) UnmarshalJSON(b []byte) error {
+	var s string
+	if json.Unmarshal(b, &s) == nil {
+		*a = audienceClaim{s}
+		return nil
+	}
+	var list []string
+	if err := json.Unmarshal(b, &list); err != nil {
+		return err
+	}
+	*a = list
+	return nil
+}
+
+// unixClaim is a NumericDate; only its shape matters here (numericDate reads the value).
+type unixClaim struct{}
+
+func (unixClaim) UnmarshalJSON(b []byte) error {
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return err
+	}
+	if _, err := n.Int64(); err == nil {
+		return nil
+	}
+	_, err := n.Float64()
+	return err
+}
+
+// checkAccessTokenHash checks at_hash (OIDC Core 3.1.3.6): the left half of the hash of the
+// access token, with the hash of the token's signing algorithm.
+func checkAccessTokenHash(alg, atHash, accessToken string) error {
+	var h hash.Hash
+	switch jose.SignatureAlgorithm(alg) {
+	case jose.RS256, jose.ES256, jose.PS256:
+		h = sha256.New()
+	case jose.RS384, jose.ES384, jose.PS384:
+		h = sha512.New384()
+	case jose.RS512, jose.ES512, jose.PS512, jose.EdDSA:
+		h = sha512.New()
+	default:
+		return fmt.Errorf("identity: no at_hash is defined for algorithm %q", alg)
+	}
+	h.Write([]byte(accessToken))
+	sum := h.Sum(nil)[:h.Size()/2]
+	if subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum)), []byte(atHash)) != 1 {
+		return errors.New("identity: at_hash does not match")
+	}
+	return nil
 }

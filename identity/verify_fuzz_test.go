@@ -195,7 +195,7 @@ func FuzzVerifyIDToken(f *testing.F) {
 			}
 			return
 		}
-		if v == nil || v.token == nil || v.claims == nil {
+		if v == nil || v.payload == nil || v.claims == nil {
 			t.Fatalf("verify returned no error and no token: %+v", v)
 		}
 		// What passes was signed by the provider and meets the claim checks.
@@ -211,15 +211,18 @@ func FuzzVerifyIDToken(f *testing.F) {
 		if n, _ := v.claims["nonce"].(string); n != nonce {
 			t.Fatalf("accepted nonce %q for %q", n, nonce)
 		}
-		if v.token.Subject == "" || ft.now.After(v.token.Expiry.Add(Leeway)) || v.token.IssuedAt.After(ft.now.Add(Leeway)) {
-			t.Fatalf("accepted sub %q iat %s exp %s at %s", v.token.Subject, v.token.IssuedAt, v.token.Expiry, ft.now)
+		if v.subject == "" || ft.now.After(v.expiry.Add(Leeway)) || v.issuedAt.After(ft.now.Add(Leeway)) {
+			t.Fatalf("accepted sub %q iat %s exp %s at %s", v.subject, v.issuedAt, v.expiry, ft.now)
+		}
+		if v.subject != v.claims["sub"] {
+			t.Fatalf("accepted subject %q is not the token's sub %v", v.subject, v.claims["sub"])
 		}
 		id, err := ft.p.identityFrom(v)
 		if err != nil {
 			checkTokenError(t, err, signed, wang)
 			return
 		}
-		if id.App != "zheliban" || id.Subject == "" || id.Assurance < 1 || id.Assurance > 4 || id.AuthTime.After(v.token.IssuedAt) {
+		if id.App != "zheliban" || id.Subject == "" || id.Assurance < 1 || id.Assurance > 4 || id.AuthTime.After(v.issuedAt) {
 			t.Fatalf("identity %+v", id)
 		}
 	})
