@@ -29,7 +29,7 @@ func TestDeliveryEndToEnd(t *testing.T) {
 		t.Fatalf("message %+v for notification %+v", m, notes)
 	}
 	w.eventually("the rule counts it delivered", func() bool { return w.stats(r).Delivered == 1 })
-	time.Sleep(200 * time.Millisecond)
+	w.settled()
 	if len(w.received(a)) != 1 || len(w.received(b)) != 1 {
 		t.Fatalf("received %d and %d, want one each", len(w.received(a)), len(w.received(b)))
 	}
@@ -83,7 +83,7 @@ func TestQuietHoursDeferUntilTheirEnd(t *testing.T) {
 	w.event(n)
 	w.eventually("the rule counts it deferred", func() bool { return w.stats(r).Deferred == 1 })
 	w.clock.Set(time.Date(2026, 11, 28, 7, 59, 0, 0, shanghai))
-	time.Sleep(150 * time.Millisecond)
+	w.settled()
 	if len(w.received(a)) != 0 {
 		t.Fatal("pushed during quiet hours")
 	}
@@ -102,7 +102,7 @@ func TestDailyCapDefersToTomorrow(t *testing.T) {
 	w.clock.Set(time.Date(2026, 11, 27, 12, 0, 0, 0, shanghai))
 	w.event(n) // both rules match: two notifications, a cap of one
 	w.eventually("the first is sent", func() bool { return len(w.received(a)) == 1 })
-	time.Sleep(150 * time.Millisecond)
+	w.settled()
 	if len(w.received(a)) != 1 {
 		t.Fatal("the cap let a second push through")
 	}
@@ -163,7 +163,7 @@ func TestOutageThenEveryNotificationOnce(t *testing.T) {
 	// Each round moves the clock past the Retry-After, until FCM is back and everyone has it.
 	for i := 0; i < 50 && !all(); i++ {
 		w.clock.Advance(4 * time.Minute)
-		time.Sleep(100 * time.Millisecond)
+		w.settled()
 	}
 	if !all() {
 		t.Fatal("not every device received its notification after the outage")
@@ -171,7 +171,7 @@ func TestOutageThenEveryNotificationOnce(t *testing.T) {
 	if got := len(w.fcm.Requests()); got < 12+len(toks) {
 		t.Fatalf("%d requests: the outage was not felt", got)
 	}
-	time.Sleep(200 * time.Millisecond)
+	w.settled()
 	for _, tok := range toks {
 		if got := len(w.received(tok)); got != 1 {
 			t.Fatalf("%s received %d", tok, got)
@@ -190,7 +190,7 @@ func TestQuotaBacksOffAMinute(t *testing.T) {
 	w.event(n)
 	w.eventually("the quota refusal", func() bool { return len(w.fcm.Requests()) == 1 })
 	w.clock.Advance(59 * time.Second)
-	time.Sleep(150 * time.Millisecond)
+	w.settled()
 	if len(w.fcm.Requests()) != 1 {
 		t.Fatal("retried within a minute of QUOTA_EXCEEDED")
 	}
@@ -248,7 +248,7 @@ func TestDeadLetterAfterEightFailures(t *testing.T) {
 	}
 	for i := 0; i < 40 && dead() == 0; i++ {
 		w.clock.Advance(time.Hour)
-		time.Sleep(50 * time.Millisecond)
+		w.settled()
 	}
 	if dead() != 1 {
 		t.Fatalf("%d dead letters", dead())
