@@ -50,6 +50,7 @@ func actPage(t *testing.T, h *harness, token string, vars map[string]any) ([]act
 }
 
 func TestActivityTrailOfASwitch(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	in := h.signIn("zheliban", "wang-fang")
 	if r := h.gql(grantConsent, map[string]any{"a": "suishenban", "s": []string{"profile", "phone", "id_number"}}, in.access); len(r.Errors) > 0 {

@@ -40,6 +40,7 @@ func padded(name string, size int) string {
 // one address registers its hourly quota and is refused after it, a document over the size is
 // refused, nothing refused is stored or run, and the store never holds more than its cap.
 func TestAttackPersistedQueryFlood(t *testing.T) {
+	t.Parallel()
 	store := testenv.Redis(t)
 	const maxDocuments = 40
 	h := start(t, devConfig(t, func(c *config.Config) { c.GraphQL.PersistedQueries.MaxDocuments = maxDocuments }), WithStore(store))
@@ -106,6 +107,7 @@ func TestAttackPersistedQueryFlood(t *testing.T) {
 
 // A signed-in caller has its own, tighter quota, whatever room its address has left.
 func TestAttackPersistedQueryFloodFromASession(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	s := h.signIn("zheliban", "wang-fang")
 	quota := config.Defaults().GraphQL.PersistedQueries.RegistrationsPerSessionPerHour
@@ -132,6 +134,7 @@ func TestAttackPersistedQueryFloodFromASession(t *testing.T) {
 // stay within the cache's budget plus a margin for the server's own buffers. (At 113 bytes
 // per byte of query, a 1 MB document is estimated far over this budget and never kept.)
 func TestAttackLargeQueriesStayWithinTheCacheBudget(t *testing.T) {
+	// Not parallel: it measures the process's live heap, which other tests would move.
 	const budget = 4 << 20
 	const margin = 16 << 20
 	h := start(t, devConfig(t, func(c *config.Config) { c.GraphQL.QueryCacheBytes = budget }))
@@ -175,6 +178,7 @@ func TestAttackLargeQueriesStayWithinTheCacheBudget(t *testing.T) {
 // Allowlist mode outside dev mode: only the trusted documents run, by hash or by text;
 // unknown hashes and other text are refused, and nothing is registered.
 func TestAttackAllowlistRefusesUntrustedQueries(t *testing.T) {
+	t.Parallel()
 	store := testenv.Redis(t)
 	trusted := "query Apps { apps { id name } }"
 	file := filepath.Join(t.TempDir(), "trusted.json")

@@ -337,6 +337,7 @@ func (r *swrRig) supports(t *testing.T, gt string) bool {
 // TestSwitchRejects is the table of everything the bridge refuses, one row per reason, each
 // over real HTTP and checked to the exact error a partner's OAuth library would see.
 func TestSwitchRejects(t *testing.T) {
+	t.Parallel()
 	clk := testenv.NewClock()
 	r := &swrRig{h: startIdentity(t, nil, WithClock(clk.Now)), clk: clk}
 
@@ -722,6 +723,7 @@ func swrStrings(v []any) []string {
 // person id. Each sub is what a partner's go-oidc verifier took from the ID token, and userinfo
 // says the same.
 func TestPairwiseSubjects(t *testing.T) {
+	t.Parallel()
 	// As `go run ./cmd/tongban` configures them: every simulated app's redirect URI is on the
 	// public_url's host. OIDC Core §8.1's default sector (the redirect URIs' host) would give
 	// co-hosted apps one sub per person to join their users on; each client must be its own.
