@@ -361,6 +361,9 @@ func TestGracefulShutdownFinishesInFlightRequest(t *testing.T) {
 	// Send the headers and half the body: the request is in flight when shutdown begins.
 	fmt.Fprintf(conn, "POST /graphql HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
 		addr, len(body), body[:10])
+	// Kept: the server must have taken the connection off the listener before shutdown closes
+	// it, and nothing outside the server shows that moment; the assertions below wait on
+	// conditions.
 	time.Sleep(100 * time.Millisecond)
 
 	stopped := make(chan error, 1)

@@ -220,8 +220,10 @@ func TestSubscriptionHearsAnotherInstance(t *testing.T) {
 		"payload": map[string]any{"query": "subscription { notificationReceived { title service { id } } }"}}); err != nil {
 		t.Fatal(err)
 	}
-	// The subscription is set up once the resolver ran; give it a moment before the event.
-	time.Sleep(300 * time.Millisecond)
+	// The subscription is set up once the resolver ran, and instance one listens for
+	// notifications from its first subscriber on.
+	channel := store.Key("push:notify")
+	testenv.Eventually(t, 10*time.Second, func() bool { return subscribers(t, store, channel) > 0 }, "the subscription starts")
 	platform := machineToken(t, two, "jiaxing-data")
 	ev := []map[string]any{{"id": "birth-2026-0002", "type": "birth.registered", "idNumber": idNumberOf(t, "wang-fang"),
 		"occurredAt": time.Now().Format(time.RFC3339)}}

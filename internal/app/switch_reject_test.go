@@ -153,7 +153,13 @@ func TestSwitchRejects(t *testing.T) {
 			if store.Embedded != nil {
 				store.Embedded.FastForward(5 * time.Millisecond) // miniredis counts TTLs down only when told
 			}
-			time.Sleep(5 * time.Millisecond)
+			testenv.Eventually(t, 5*time.Second, func() bool {
+				n, err := store.Client.Exists(context.Background(), minted[0]).Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				return n == 0
+			}, "the ticket expires in the store")
 			q := r.authzParams("suishenban", hint, oauth2.GenerateVerifier())
 			r.wantRedirectError(t, r.authorize(t, q), q, "login_required")
 		}},

@@ -208,8 +208,9 @@ func TestMalformedInitClosesTheSocket(t *testing.T) {
 func TestShutdownCutsWebsocketsThatNeverInitialised(t *testing.T) {
 	t.Parallel()
 	h := start(t, devConfig(t, func(c *config.Config) { c.ShutdownTimeout = config.Duration(4 * time.Second) }))
+	// Dial returns once the server has answered the upgrade, which it does after counting the
+	// connection among those shutdown waits for: it is now waiting for connection_init.
 	dialSilent(t, h)
-	time.Sleep(100 * time.Millisecond) // the server is now waiting for connection_init
 	if err := h.shutdown(); err != nil {
 		t.Fatalf("shutdown must not overrun on a silent websocket: %v", err)
 	}
