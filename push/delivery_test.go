@@ -23,7 +23,10 @@ func TestDeliveryEndToEnd(t *testing.T) {
 	w.event(n)
 	w.eventually("both devices receive it", func() bool { return len(w.received(a)) == 1 && len(w.received(b)) == 1 })
 	m := w.received(a)[0].Message
-	notes, _ := w.e.Notifications(context.Background(), pid, false)
+	notes, err := w.e.Notifications(context.Background(), pid, false)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(notes) != 1 || m.Notification == nil || m.Notification.Title != notes[0].Title || m.Data["link"] != notes[0].Link ||
 		m.Data["notification_id"] != notes[0].ID || notes[0].Link == "" {
 		t.Fatalf("message %+v for notification %+v", m, notes)
@@ -57,7 +60,10 @@ func TestMutedCategoryAndPushOffStayInTheInbox(t *testing.T) {
 	w.event(n1)
 	w.event(n2)
 	for pid, want := range map[string]string{muted: "inbox_only:muted", off: "inbox_only:push_off"} {
-		notes, _ := w.e.Notifications(ctx, pid, false)
+		notes, err := w.e.Notifications(ctx, pid, false)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if len(notes) != 1 {
 			t.Fatalf("inbox of %s holds %d", pid, len(notes))
 		}
@@ -121,7 +127,10 @@ func TestUnregisteredTokenIsDroppedAndNotTriedAgain(t *testing.T) {
 	w.event(n)
 	w.eventually("the live device receives it", func() bool { return len(w.received(kept)) == 1 })
 	w.eventually("the dead device is removed", func() bool {
-		ds, _ := w.e.devices.List(context.Background(), pid)
+		ds, err := w.e.devices.List(context.Background(), pid)
+		if err != nil {
+			t.Fatal(err)
+		}
 		return len(ds) == 1
 	})
 	w.rule("出行") // a second rule: the same rule version never notifies twice
@@ -221,7 +230,10 @@ func TestWorkerKilledBeforeAckIsFinishedByAnother(t *testing.T) {
 	w.shutdown() // the worker is gone; its job stays pending
 	other := w.replica(nil)
 	other.eventually("the job is finished by the other replica", func() bool {
-		n, _ := w.store.Client.XLen(context.Background(), w.store.Key(JobsStream)).Result()
+		n, err := w.store.Client.XLen(context.Background(), w.store.Key(JobsStream)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
 		return n == 0
 	})
 	if len(w.received(a)) != 1 || len(w.received(b)) != 1 {
@@ -243,7 +255,10 @@ func TestDeadLetterAfterEightFailures(t *testing.T) {
 	w.fcm.Script(a, replies...)
 	w.event(n)
 	dead := func() int64 {
-		n, _ := w.store.Client.XLen(context.Background(), w.store.Key(deadKey)).Result()
+		n, err := w.store.Client.XLen(context.Background(), w.store.Key(deadKey)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
 		return n
 	}
 	for i := 0; i < 40 && dead() == 0; i++ {
@@ -267,7 +282,10 @@ func TestNotificationWaitsForTheFirstDevice(t *testing.T) {
 	w.rule("出行")
 	pid, n := w.person(1)
 	w.event(n)
-	notes, _ := w.e.Notifications(context.Background(), pid, false)
+	notes, err := w.e.Notifications(context.Background(), pid, false)
+	if err != nil {
+		t.Fatal(err)
+	}
 	w.eventually("the job waits for a device", func() bool { return w.status(pid, notes[0].ID) == "waiting_for_device" })
 	a := token("first")
 	w.device(pid, "zheliban", a)
@@ -289,7 +307,10 @@ func TestShutdownFinishesTheBatchInHand(t *testing.T) {
 	w.event(n)
 	ctx := context.Background()
 	w.eventually("a worker holds the job", func() bool {
-		p, _ := w.store.Client.XPending(ctx, w.store.Key(JobsStream), deliveryGroup).Result()
+		p, err := w.store.Client.XPending(ctx, w.store.Key(JobsStream), deliveryGroup).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
 		return p != nil && p.Count == 1
 	})
 	if len(w.received(a)) != 0 {
@@ -299,10 +320,15 @@ func TestShutdownFinishesTheBatchInHand(t *testing.T) {
 	if len(w.received(a)) != 1 {
 		t.Fatal("the batch in hand was not sent before shutdown finished")
 	}
-	if n, _ := w.store.Client.XLen(ctx, w.store.Key(JobsStream)).Result(); n != 0 {
+	if n, err := w.store.Client.XLen(ctx, w.store.Key(JobsStream)).Result(); err != nil {
+		t.Fatal(err)
+	} else if n != 0 {
 		t.Fatalf("%d jobs left on the stream after shutdown", n)
 	}
-	pending, _ := w.store.Client.XPending(ctx, w.store.Key(JobsStream), deliveryGroup).Result()
+	pending, err := w.store.Client.XPending(ctx, w.store.Key(JobsStream), deliveryGroup).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if pending.Count != 0 {
 		t.Fatalf("%d jobs left pending after shutdown", pending.Count)
 	}
@@ -318,7 +344,10 @@ func TestLateDeliveryOfAnOldVersionCountsForThatVersion(t *testing.T) {
 	r := w.rule("出行")
 	pid, n := w.person(1)
 	w.event(n) // no device yet: version 1's job waits for one
-	notes, _ := w.e.Notifications(ctx, pid, false)
+	notes, err := w.e.Notifications(ctx, pid, false)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(notes) != 1 || notes[0].Version != 1 {
 		t.Fatalf("inbox %+v", notes)
 	}
@@ -348,7 +377,10 @@ func TestLateDeliveryOfAnOldVersionCountsForThatVersion(t *testing.T) {
 	}
 	w.eventually("the late push is sent", func() bool { return len(w.received(a)) == 1 })
 	w.eventually("version 1 counts it delivered", func() bool {
-		v1, _ := w.e.Rules.VersionStats(ctx, r.ID, 1)
+		v1, err := w.e.Rules.VersionStats(ctx, r.ID, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
 		return v1.Delivered == 1
 	})
 	if st := w.stats(r); st.Version != 2 || st.Delivered != 0 || st.Matched != 0 || st.Notified != 0 {

@@ -67,14 +67,19 @@ func TestAttackPersistedQueryFlood(t *testing.T) {
 		default:
 			t.Fatalf("registration %d: %s", i, r.Raw)
 		}
-		if n, _ := store.Client.ZCard(ctx, lru).Result(); n > maxDocuments {
+		if n, err := store.Client.ZCard(ctx, lru).Result(); err != nil {
+			t.Fatal(err)
+		} else if n > maxDocuments {
 			t.Fatalf("after %d registrations the store holds %d documents, over its cap of %d", i+1, n, maxDocuments)
 		}
 	}
 	if stored != quota || limited != 300-quota {
 		t.Fatalf("%d stored and %d refused; want the quota of %d stored and the rest refused", stored, limited, quota)
 	}
-	docs, _ := store.Client.Keys(ctx, store.Key("apq:{apq}:doc:*")).Result()
+	docs, err := store.Client.Keys(ctx, store.Key("apq:{apq}:doc:*")).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(docs) != maxDocuments {
 		t.Fatalf("%d documents in Redis, want the cap, %d", len(docs), maxDocuments)
 	}
@@ -212,7 +217,9 @@ func TestAttackAllowlistRefusesUntrustedQueries(t *testing.T) {
 			}
 		})
 	}
-	if keys, _ := store.Client.Keys(context.Background(), store.Key("apq:*")).Result(); len(keys) != 0 {
+	if keys, err := store.Client.Keys(context.Background(), store.Key("apq:*")).Result(); err != nil {
+		t.Fatal(err)
+	} else if len(keys) != 0 {
 		t.Fatalf("allowlist mode wrote to Redis: %v", keys)
 	}
 }

@@ -110,7 +110,10 @@ func rateLimited(t *testing.T, h *harness, class string) int {
 	if m == nil {
 		t.Fatalf("no tongban_rate_limited_total{class=%q} in /metrics", class)
 	}
-	n, _ := strconv.Atoi(string(m[1]))
+	n, err := strconv.Atoi(string(m[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
 	return n
 }
 

@@ -58,7 +58,10 @@ func TestCodeFlowEndToEnd(t *testing.T) {
 		t.Fatal(r.Raw)
 	}
 	authURL, state := r.str("beginSignIn", "authorizationUrl"), r.str("beginSignIn", "state")
-	u, _ := url.Parse(authURL)
+	u, err := url.Parse(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
 	q := u.Query()
 	if q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" || q.Get("nonce") == "" ||
 		q.Get("state") != state || q.Get("redirect_uri") != callback || !strings.HasPrefix(authURL, h.url+"/dev/idp/zheliban/") {
@@ -449,21 +452,36 @@ func TestNoIDNumberStoredInClear(t *testing.T) {
 		}
 		switch typ {
 		case "string":
-			v, _ := store.Client.Get(context.Background(), key).Result()
+			v, err := store.Client.Get(context.Background(), key).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
 			dump.WriteString(v + "\n")
 		case "hash":
-			m, _ := store.Client.HGetAll(context.Background(), key).Result()
+			m, err := store.Client.HGetAll(context.Background(), key).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
 			for k, v := range m {
 				dump.WriteString(k + "=" + v + "\n")
 			}
 		case "zset":
-			m, _ := store.Client.ZRange(context.Background(), key, 0, -1).Result()
+			m, err := store.Client.ZRange(context.Background(), key, 0, -1).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
 			dump.WriteString(strings.Join(m, "\n"))
 		case "set":
-			m, _ := store.Client.SMembers(context.Background(), key).Result()
+			m, err := store.Client.SMembers(context.Background(), key).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
 			dump.WriteString(strings.Join(m, "\n"))
 		case "stream":
-			msgs, _ := store.Client.XRange(context.Background(), key, "-", "+").Result()
+			msgs, err := store.Client.XRange(context.Background(), key, "-", "+").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
 			for _, m := range msgs {
 				for k, v := range m.Values {
 					dump.WriteString(k + "=" + fmt.Sprint(v) + "\n")
