@@ -44,7 +44,10 @@ func TestValidateSafetyRejects(t *testing.T) {
 		{"example key-encryption key", func(c *Config) { c.Secrets.KeyEncryptionKey = "QBR3Q+E4m5By0N1r/zU9rRhrnQ4g/146SzJBhkz9rDA=" },
 			"secrets.key_encryption_key", "published in tongban.example.yaml"},
 		{"dev key-encryption key in another base64 alphabet", func(c *Config) {
-			k, _ := decodeKEK(devKEK)
+			k, err := decodeKEK(devKEK)
+			if err != nil {
+				t.Fatal(err)
+			}
 			c.Secrets.KeyEncryptionKey = raw(k)
 		}, "secrets.key_encryption_key", "config/defaults.go"},
 		{"key-encryption key of one byte value", func(c *Config) {

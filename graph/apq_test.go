@@ -65,7 +65,9 @@ func TestAPQStoreRoundTrip(t *testing.T) {
 	if ttl <= 0 || ttl > apqTTL {
 		t.Errorf("TTL = %v, want within (0, %v]", ttl, apqTTL)
 	}
-	if n, _ := store.Client.ZCard(ctx, store.Key("apq:{apq}:lru")).Result(); n != 1 {
+	if n, err := store.Client.ZCard(ctx, store.Key("apq:{apq}:lru")).Result(); err != nil {
+		t.Fatal(err)
+	} else if n != 1 {
 		t.Errorf("eviction order holds %d documents, want 1", n)
 	}
 	if logBuf.Len() != 0 {
@@ -113,7 +115,9 @@ func TestAPQRegistrationRefusals(t *testing.T) {
 			if _, ok := s.Get(ctx, sha(tt.query)); ok {
 				t.Fatal("a refused document was stored")
 			}
-			if n, _ := store.Client.ZCard(ctx, s.lruKey()).Result(); n != int64(len(tt.prior)) {
+			if n, err := store.Client.ZCard(ctx, s.lruKey()).Result(); err != nil {
+				t.Fatal(err)
+			} else if n != int64(len(tt.prior)) {
 				t.Fatalf("the store holds %d documents, want the %d before", n, len(tt.prior))
 			}
 		})
@@ -164,10 +168,14 @@ func TestAPQEvictsLeastRecentlyUsed(t *testing.T) {
 			t.Errorf("%s stored = %v, want %v", name, ok, want)
 		}
 	}
-	if n, _ := store.Client.ZCard(ctx, s.lruKey()).Result(); n != 3 {
+	if n, err := store.Client.ZCard(ctx, s.lruKey()).Result(); err != nil {
+		t.Fatal(err)
+	} else if n != 3 {
 		t.Errorf("eviction order holds %d, want 3", n)
 	}
-	if keys, _ := store.Client.Keys(ctx, store.Key("apq:{apq}:doc:*")).Result(); len(keys) != 3 {
+	if keys, err := store.Client.Keys(ctx, store.Key("apq:{apq}:doc:*")).Result(); err != nil {
+		t.Fatal(err)
+	} else if len(keys) != 3 {
 		t.Errorf("%d documents in Redis, want 3", len(keys))
 	}
 
@@ -178,7 +186,9 @@ func TestAPQEvictsLeastRecentlyUsed(t *testing.T) {
 	if err := s.Register(ctx, sha(q("f")), q("f"), anonymous); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := store.Client.ZCard(ctx, s.lruKey()).Result(); n != 1 {
+	if n, err := store.Client.ZCard(ctx, s.lruKey()).Result(); err != nil {
+		t.Fatal(err)
+	} else if n != 1 {
 		t.Errorf("after a day, the order holds %d, want only the new one", n)
 	}
 }
@@ -349,7 +359,9 @@ func TestAPQAllowlist(t *testing.T) {
 			if err := (apqRegister{store: s}).MutateOperationContext(context.Background(), rc); err != nil {
 				t.Fatal(err)
 			}
-			if n, _ := store.Client.ZCard(context.Background(), s.lruKey()).Result(); n != 0 {
+			if n, err := store.Client.ZCard(context.Background(), s.lruKey()).Result(); err != nil {
+				t.Fatal(err)
+			} else if n != 0 {
 				t.Fatal("a trusted document was registered in Redis")
 			}
 		})

@@ -338,7 +338,7 @@ func TestViewerRecheck(t *testing.T) {
 			if err := fx.sessions.SignOut(context.Background(), fx.session); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(5 * time.Millisecond)
+			time.Sleep(5 * time.Millisecond) // kept: outlives the 1 ms recheck period, which the viewer reads off the wall clock
 			s, err := sessionFrom(ctx)
 			if err != nil {
 				t.Fatal(err)

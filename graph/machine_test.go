@@ -59,8 +59,8 @@ func TestMachineFrom(t *testing.T) {
 			if got != tc.client {
 				t.Errorf("machine = %q, want %q", got, tc.client)
 			}
-			if s, _ := sessionFrom(ctx); s != nil {
-				t.Errorf("a bridge token made a session: %+v", s)
+			if s, err := sessionFrom(ctx); s != nil || (err != nil) != tc.fails {
+				t.Errorf("a bridge token made a session: %+v %v", s, err)
 			}
 		})
 	}

@@ -2,11 +2,13 @@ package identity
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/tongban/tongban/internal/idnumber"
 )
 
@@ -47,7 +49,9 @@ func TestEventPersonJoinedBySignIn(t *testing.T) {
 	if len(p.Accounts) != 0 || p.Hukou != "330402" || p.Gender != n.Gender() || !p.BirthDate.Equal(n.BirthDate()) || p.MaskedIDNumber != n.Masked() {
 		t.Fatalf("event person %+v", p)
 	}
-	if sealed, _ := ps.store.Client.HGet(ctx, ps.personKey(pids[0]), "sealed").Result(); sealed != "" {
+	if sealed, err := ps.store.Client.HGet(ctx, ps.personKey(pids[0]), "sealed").Result(); err != nil && !errors.Is(err, redis.Nil) {
+		t.Fatal(err)
+	} else if sealed != "" {
 		t.Fatal("a number that came with an event was sealed for release")
 	}
 	if got := mustResolve(t, ps, ident("zheliban", "z-31", n, 3)); got != pids[0] {
@@ -57,7 +61,9 @@ func TestEventPersonJoinedBySignIn(t *testing.T) {
 	if got := mustResolve(t, ps, ident("suishenban", "s-31", n, 1)); got == pids[0] {
 		t.Fatal("an unverified account joined the event's person")
 	}
-	if again, _ := ps.EnsurePersons(ctx, []idnumber.Number{n}); again[0] != pids[0] {
+	if again, err := ps.EnsurePersons(ctx, []idnumber.Number{n}); err != nil {
+		t.Fatal(err)
+	} else if again[0] != pids[0] {
 		t.Fatalf("the number now names %s, want %s", again[0], pids[0])
 	}
 }
@@ -115,7 +121,10 @@ func TestPersonIndex(t *testing.T) {
 	if err := ps.Unlink(ctx, signedIn, "a", "b", sessions); err != nil {
 		t.Fatal(err)
 	}
-	alone, _ := ps.PersonOf(ctx, "b", "b-400")
+	alone, err := ps.PersonOf(ctx, "b", "b-400")
+	if err != nil {
+		t.Fatal(err)
+	}
 	want = append(want, signedIn, alone)
 	// A weak account becomes its own person, then is linked explicitly: merged, it leaves.
 	m := number(t, 401)

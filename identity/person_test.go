@@ -133,11 +133,15 @@ func TestMergeResumes(t *testing.T) {
 		t.Errorf("accounts after the resumed merge: %+v", p.Accounts)
 	}
 	for _, sub := range [][2]string{{"b", "strong-b"}, {"c", "strong-c"}} {
-		if owner, _ := ps.PersonOf(ctx, sub[0], sub[1]); owner != weak {
+		if owner, err := ps.PersonOf(ctx, sub[0], sub[1]); err != nil {
+			t.Fatal(err)
+		} else if owner != weak {
 			t.Errorf("account %s belongs to %s, want %s", sub[1], owner, weak)
 		}
 	}
-	if owner, _ := c.Get(ctx, ps.linkKey(ps.keys.LinkKey(n))).Result(); owner != weak {
+	if owner, err := c.Get(ctx, ps.linkKey(ps.keys.LinkKey(n))).Result(); err != nil {
+		t.Fatal(err)
+	} else if owner != weak {
 		t.Errorf("link key names %s, want %s", owner, weak)
 	}
 	if _, err := ps.Get(ctx, strong); !errors.Is(err, ErrNoPerson) {

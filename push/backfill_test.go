@@ -112,7 +112,10 @@ func TestBackfillFindsExactlyTheEligibleAndResumes(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("interrupted backfill: %v", err)
 	}
-	half, _ := a.engine.Rules.Stats(ctxT(t), rule.ID)
+	half, err := a.engine.Rules.Stats(ctxT(t), rule.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if half.BackfillDone || half.BackfillScanned >= total {
 		t.Fatalf("the backfill was not interrupted half-way: %+v", half)
 	}
@@ -121,7 +124,10 @@ func TestBackfillFindsExactlyTheEligibleAndResumes(t *testing.T) {
 	if err := b.engine.Backfill(ctxT(t), rule.ID); err != nil {
 		t.Fatal(err)
 	}
-	st, _ := b.engine.Rules.Stats(ctxT(t), rule.ID)
+	st, err := b.engine.Rules.Stats(ctxT(t), rule.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !st.BackfillDone || st.BackfillScanned < total {
 		t.Fatalf("after resuming: %+v, want done with %d scanned", st, total)
 	}
@@ -149,7 +155,9 @@ func TestBackfillFindsExactlyTheEligibleAndResumes(t *testing.T) {
 	if err := a.engine.Backfill(ctxT(t), rule.ID); err != nil {
 		t.Fatal(err)
 	}
-	if again, _ := a.engine.Rules.Stats(ctxT(t), rule.ID); again.Notified != st.Notified || again.BackfillScanned != st.BackfillScanned {
+	if again, err := a.engine.Rules.Stats(ctxT(t), rule.ID); err != nil {
+		t.Fatal(err)
+	} else if again.Notified != st.Notified || again.BackfillScanned != st.BackfillScanned {
 		t.Fatalf("a finished backfill ran again: %+v then %+v", st, again)
 	}
 }

@@ -72,7 +72,10 @@ func TestEventRejects(t *testing.T) {
 	if keys != 0 {
 		t.Fatalf("refused events left %d fact keys", keys)
 	}
-	n, _ := idnumber.Parse(good)
+	n, err := idnumber.Parse(good)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if pids, err := w.persons.PersonsByNumber(ctxT(t), []idnumber.Number{n}); err != nil || pids[0] != "" {
 		t.Fatalf("a refused event created person %q (%v)", pids, err)
 	}
@@ -136,7 +139,9 @@ func TestIngestIsIdempotent(t *testing.T) {
 	// (Without the attribute, which only jiaxing-data may write.)
 	evOther := ev
 	evOther.Attributes = nil
-	if res, _ := w.engine.Ingest(ctxT(t), "another-platform", []push.Event{evOther}); res.Accepted != 1 {
+	if res, err := w.engine.Ingest(ctxT(t), "another-platform", []push.Event{evOther}); err != nil {
+		t.Fatal(err)
+	} else if res.Accepted != 1 {
 		t.Fatalf("another sender's event: %+v", res)
 	}
 	// The same id reused for someone else is a duplicate, not a second event.
@@ -192,7 +197,10 @@ func TestIngestConcurrentlyOnTwoReplicas(t *testing.T) {
 	if st.Notified != int64(len(events)) || st.Matched != int64(len(events)) {
 		t.Fatalf("stats %+v, want %d matched and notified", st, len(events))
 	}
-	jobs, _ := a.store.Client.XLen(ctxT(t), a.store.Key(delivery.JobsStream)).Result()
+	jobs, err := a.store.Client.XLen(ctxT(t), a.store.Key(delivery.JobsStream)).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if jobs != int64(len(events)) {
 		t.Fatalf("%d delivery jobs, want %d", jobs, len(events))
 	}

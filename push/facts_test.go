@@ -99,10 +99,14 @@ func TestPauseUnreadableRules(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("PauseUnreadableRules = %d, %v; want 1", n, err)
 	}
-	if r, _ := b.engine.Rules.Get(ctxT(t), transport, reads.ID); r.Status != push.Paused {
+	if r, err := b.engine.Rules.Get(ctxT(t), transport, reads.ID); err != nil {
+		t.Fatal(err)
+	} else if r.Status != push.Paused {
 		t.Fatalf("rule reading disabilityLevel is %s, want PAUSED", r.Status)
 	}
-	if r, _ := b.engine.Rules.Get(ctxT(t), health, other.ID); r.Status != push.Published {
+	if r, err := b.engine.Rules.Get(ctxT(t), health, other.ID); err != nil {
+		t.Fatal(err)
+	} else if r.Status != push.Published {
 		t.Fatalf("the other rule is %s", r.Status)
 	}
 	if l := logs.String(); strings.Count(l, "paused a published rule") != 1 || !strings.Contains(l, reads.ID) ||
@@ -144,13 +148,18 @@ func TestPublishRefusesARuleReadingANowUnreadableFact(t *testing.T) {
 	b := replicaOf(t, a.store, a.clock, func(o *push.Options) { o.Catalog = cat })
 	for name, id := range map[string]string{"a draft": draft.ID, "a paused rule": paused.ID} {
 		t.Run(name, func(t *testing.T) {
-			before, _ := b.engine.Rules.Get(ctxT(t), transport, id)
-			_, err := b.engine.Rules.Publish(ctxT(t), transport, id)
+			before, err := b.engine.Rules.Get(ctxT(t), transport, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = b.engine.Rules.Publish(ctxT(t), transport, id)
 			var ie *push.InputError
 			if !errors.As(err, &ie) || ie.Field != "condition" || !strings.Contains(ie.Message, "fact disabilityLevel is not readable by 嘉兴市交通运输局") {
 				t.Fatalf("publish: %v, want an input error on condition naming disabilityLevel", err)
 			}
-			if r, _ := b.engine.Rules.Get(ctxT(t), transport, id); r.Status != before.Status || r.Version != before.Version {
+			if r, err := b.engine.Rules.Get(ctxT(t), transport, id); err != nil {
+				t.Fatal(err)
+			} else if r.Status != before.Status || r.Version != before.Version {
 				t.Fatalf("the refused rule is %s v%d, was %s v%d", r.Status, r.Version, before.Status, before.Version)
 			}
 		})

@@ -19,7 +19,10 @@ func TestInboxStaysBounded(t *testing.T) {
 	defer cancel()
 	clock := testenv.NewClock()
 	e, persons := internalEngine(t, Options{InboxCap: 3, Now: clock.Now, Apps: []string{"zheliban"}})
-	n, _ := idnumber.Build("330402", time.Date(1950, 1, 1, 0, 0, 0, 0, time.UTC), 1)
+	n, err := idnumber.Build("330402", time.Date(1950, 1, 1, 0, 0, 0, 0, time.UTC), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	pids, err := persons.EnsurePersons(ctx, []idnumber.Number{n})
 	if err != nil {
 		t.Fatal(err)
@@ -64,8 +67,10 @@ func TestInboxStaysBounded(t *testing.T) {
 			t.Fatalf("inbox shows %d, newest from %s; want at most 3, newest from %s", len(ns), ns[0].Rule, r.ID)
 		}
 	}
-	if ttl, err := e.store.Client.PTTL(ctx, e.inboxKey(pid)).Result(); err != nil || ttl <= 0 || ttl > 90*24*time.Hour {
-		t.Fatalf("inbox TTL %s, %v", ttl, err)
+	if ttl, err := e.store.Client.PTTL(ctx, e.inboxKey(pid)).Result(); err != nil {
+		t.Fatal(err)
+	} else if ttl <= 0 || ttl > 90*24*time.Hour {
+		t.Fatalf("inbox TTL %s", ttl)
 	}
 }
 
@@ -76,7 +81,10 @@ func TestJobOfAnInterruptedMatchIsQueued(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	e, persons := internalEngine(t, Options{})
-	n, _ := idnumber.Build("330402", time.Date(1950, 1, 1, 0, 0, 0, 0, time.UTC), 1)
+	n, err := idnumber.Build("330402", time.Date(1950, 1, 1, 0, 0, 0, 0, time.UTC), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	pids, err := persons.EnsurePersons(ctx, []idnumber.Number{n})
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +114,9 @@ func TestJobOfAnInterruptedMatchIsQueued(t *testing.T) {
 	if len(jobs) != 1 || jobs[0].Values["notification"] != "n_00000000000crashed" {
 		t.Fatalf("jobs %+v, want one for the crashed replica's notification", jobs)
 	}
-	if held, _ := e.store.Client.HGet(ctx, e.matchedKey(pids[0]), slot).Result(); held != "n_00000000000crashed+q" {
+	if held, err := e.store.Client.HGet(ctx, e.matchedKey(pids[0]), slot).Result(); err != nil {
+		t.Fatal(err)
+	} else if held != "n_00000000000crashed+q" {
 		t.Fatalf("slot holds %q", held)
 	}
 	fields, err := e.store.Client.HKeys(ctx, e.inboxKey(pids[0])).Result()
@@ -125,7 +135,9 @@ func TestJobOfAnInterruptedMatchIsQueued(t *testing.T) {
 	if err := e.Backfill(ctx, r.ID); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := store.Client.XLen(ctx, store.Key(delivery.JobsStream)).Result(); n != 1 {
+	if n, err := store.Client.XLen(ctx, store.Key(delivery.JobsStream)).Result(); err != nil {
+		t.Fatal(err)
+	} else if n != 1 {
 		t.Fatalf("%d jobs after a second backfill of the same version, want 1", n)
 	}
 }

@@ -39,7 +39,10 @@ func TestBackfillRunsOnlyUnderTheLease(t *testing.T) {
 	store := e.store
 	var nums []idnumber.Number
 	for i := range 30 {
-		n, _ := idnumber.Build("330402", time.Date(1950, 1, 1+i, 0, 0, 0, 0, time.UTC), i)
+		n, err := idnumber.Build("330402", time.Date(1950, 1, 1+i, 0, 0, 0, 0, time.UTC), i)
+		if err != nil {
+			t.Fatal(err)
+		}
 		nums = append(nums, n)
 	}
 	if _, err := persons.EnsurePersons(ctx, nums); err != nil {
@@ -60,24 +63,35 @@ func TestBackfillRunsOnlyUnderTheLease(t *testing.T) {
 	if err := e.Backfill(ctx, r.ID); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := e.Rules.Stats(ctx, r.ID); st.BackfillScanned != 0 || st.Notified != 0 {
+	if st, err := e.Rules.Stats(ctx, r.ID); err != nil {
+		t.Fatal(err)
+	} else if st.BackfillScanned != 0 || st.Notified != 0 {
 		t.Fatalf("ran under another replica's lease: %+v", st)
 	}
-	if pending, _ := store.Client.SIsMember(ctx, e.Rules.pendingKey(), r.ID).Result(); !pending {
+	if pending, err := store.Client.SIsMember(ctx, e.Rules.pendingKey(), r.ID).Result(); err != nil {
+		t.Fatal(err)
+	} else if !pending {
 		t.Fatal("the backfill is no longer pending")
 	}
 	store.Client.Del(ctx, e.Rules.leaseKey(r.ID))
 	if err := e.Backfill(ctx, r.ID); err != nil {
 		t.Fatal(err)
 	}
-	st, _ := e.Rules.Stats(ctx, r.ID)
+	st, err := e.Rules.Stats(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !st.BackfillDone || st.BackfillScanned != 30 || st.Notified != 30 {
 		t.Fatalf("after the lease was gone: %+v, want done, 30 scanned and notified", st)
 	}
-	if pending, _ := store.Client.SIsMember(ctx, e.Rules.pendingKey(), r.ID).Result(); pending {
+	if pending, err := store.Client.SIsMember(ctx, e.Rules.pendingKey(), r.ID).Result(); err != nil {
+		t.Fatal(err)
+	} else if pending {
 		t.Fatal("a finished backfill is still pending")
 	}
-	if n, _ := store.Client.Exists(ctx, e.Rules.leaseKey(r.ID)).Result(); n != 0 {
+	if n, err := store.Client.Exists(ctx, e.Rules.leaseKey(r.ID)).Result(); err != nil {
+		t.Fatal(err)
+	} else if n != 0 {
 		t.Fatal("the lease was not handed back")
 	}
 }

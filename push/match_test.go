@@ -27,7 +27,10 @@ func TestMatchingOnlyThroughTriggers(t *testing.T) {
 	if got := len(w.inbox(t, pid)); got != 1 {
 		t.Fatalf("the trigger notified %d times, want 1", got)
 	}
-	st, _ := w.engine.Rules.Stats(ctxT(t), rule.ID)
+	st, err := w.engine.Rules.Stats(ctxT(t), rule.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if st.Matched != 1 {
 		t.Fatalf("matched %d, want 1: the rule was evaluated for an event it does not name", st.Matched)
 	}
@@ -61,12 +64,17 @@ func TestOncePerPersonPerVersion(t *testing.T) {
 	}
 	// Each version counts its own.
 	for v := 1; v <= 2; v++ {
-		st, _ := w.engine.Rules.VersionStats(ctxT(t), rule.ID, v)
+		st, err := w.engine.Rules.VersionStats(ctxT(t), rule.ID, v)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if st.Matched != 2 || st.Notified != 1 {
 			t.Fatalf("version %d's stats %+v, want 2 matched, 1 notified", v, st)
 		}
 	}
-	if st, _ := w.engine.Rules.Stats(ctxT(t), rule.ID); st.Version != 2 || st.Matched != 2 {
+	if st, err := w.engine.Rules.Stats(ctxT(t), rule.ID); err != nil {
+		t.Fatal(err)
+	} else if st.Version != 2 || st.Matched != 2 {
 		t.Fatalf("current stats %+v, want version 2's", st)
 	}
 }
@@ -131,17 +139,24 @@ func TestInboxReadAndCap(t *testing.T) {
 	if len(ns) != 3 {
 		t.Fatalf("inbox holds %d, want the cap of 3", len(ns))
 	}
-	if c, _ := w.engine.UnreadCount(ctx, pid); c != 3 {
+	if c, err := w.engine.UnreadCount(ctx, pid); err != nil {
+		t.Fatal(err)
+	} else if c != 3 {
 		t.Fatalf("unread %d, want 3", c)
 	}
 	marked, err := w.engine.MarkRead(ctx, pid, []string{ns[0].ID, ns[0].ID, "n_not-theirs"})
 	if err != nil || marked != 1 {
 		t.Fatalf("marked %d (%v), want 1", marked, err)
 	}
-	if again, _ := w.engine.MarkRead(ctx, pid, []string{ns[0].ID}); again != 0 {
+	if again, err := w.engine.MarkRead(ctx, pid, []string{ns[0].ID}); err != nil {
+		t.Fatal(err)
+	} else if again != 0 {
 		t.Fatalf("marking twice counted %d", again)
 	}
-	unread, _ := w.engine.Notifications(ctx, pid, true)
+	unread, err := w.engine.Notifications(ctx, pid, true)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(unread) != 2 {
 		t.Fatalf("%d unread, want 2", len(unread))
 	}
@@ -204,8 +219,14 @@ func TestTwoEventsOfOneCallNotifyOnce(t *testing.T) {
 	w.ingest(t,
 		push.Event{ID: "a", Type: "residence.changed", IDNumber: n.String(), OccurredAt: now},
 		push.Event{ID: "b", Type: "residence.changed", IDNumber: n.String(), OccurredAt: now})
-	st, _ := w.engine.Rules.Stats(ctxT(t), rule.ID)
-	jobs, _ := w.store.Client.XLen(ctxT(t), w.store.Key(delivery.JobsStream)).Result()
+	st, err := w.engine.Rules.Stats(ctxT(t), rule.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := w.store.Client.XLen(ctxT(t), w.store.Key(delivery.JobsStream)).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if got := len(w.inbox(t, w.personOf(t, n))); got != 1 || st.Matched != 2 || st.Notified != 1 || jobs != 1 {
 		t.Fatalf("%d notifications, %d jobs, stats %+v; want 1, 1, matched 2 and notified 1", got, jobs, st)
 	}

@@ -154,10 +154,14 @@ func TestRuleLifecycle(t *testing.T) {
 	if _, err := w.engine.Rules.Archive(ctx, hrss, r.ID); !errors.Is(err, push.ErrNotFound) {
 		t.Fatalf("another department archives the rule: %v", err)
 	}
-	if list, _ := w.engine.Rules.List(ctx, hrss, ""); len(list) != 0 {
+	if list, err := w.engine.Rules.List(ctx, hrss, ""); err != nil {
+		t.Fatal(err)
+	} else if len(list) != 0 {
 		t.Fatalf("another department lists %d rules", len(list))
 	}
-	if list, _ := w.engine.Rules.List(ctx, transport, push.Archived); len(list) != 1 {
+	if list, err := w.engine.Rules.List(ctx, transport, push.Archived); err != nil {
+		t.Fatal(err)
+	} else if len(list) != 1 {
 		t.Fatalf("the owner lists %d archived rules, want 1", len(list))
 	}
 }

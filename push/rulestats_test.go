@@ -77,11 +77,15 @@ func TestRuleStatsSuppressedUntilKDistinctPeople(t *testing.T) {
 	for n := 1; n < k+3; n++ { // k+2 more people
 		send(n, fmt.Sprint("many-", n))
 	}
-	exact, _ = w.engine.Rules.Stats(ctx, rule.ID)
+	if exact, err = w.engine.Rules.Stats(ctx, rule.ID); err != nil {
+		t.Fatal(err)
+	}
 	if exact.People != k {
 		t.Fatalf("the set of distinct people holds %d, want it to stop at k = %d", exact.People, k)
 	}
-	got, _ = w.engine.RuleStats(ctx, rule.ID)
+	if got, err = w.engine.RuleStats(ctx, rule.ID); err != nil {
+		t.Fatal(err)
+	}
 	if !got.Matched.Shown() || got.Matched.Value != exact.Matched || !got.Notified.Shown() || got.Notified.Value != k+3 {
 		t.Fatalf("a crowd of %d released as %+v, exact %+v", k+3, got, exact)
 	}
@@ -100,7 +104,9 @@ func TestRuleStatsCountPeoplePerVersion(t *testing.T) {
 	for n := range k { // version 1: a crowd of k
 		send(n, fmt.Sprint("v1-", n))
 	}
-	if got, _ := w.engine.RuleStats(ctx, rule.ID); !got.Matched.Shown() || got.Matched.Value != k {
+	if got, err := w.engine.RuleStats(ctx, rule.ID); err != nil {
+		t.Fatal(err)
+	} else if !got.Matched.Shown() || got.Matched.Value != k {
 		t.Fatalf("version 1's crowd of %d released as %+v", k, got)
 	}
 	in := elderly()
@@ -109,14 +115,21 @@ func TestRuleStatsCountPeoplePerVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	send(0, "v2-0") // version 2: one person
-	exact, _ := w.engine.Rules.Stats(ctx, rule.ID)
+	exact, err := w.engine.Rules.Stats(ctx, rule.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if exact.Version != 2 || exact.Matched != 1 || exact.People != 1 {
 		t.Fatalf("exact %+v, want version 2 matched once, by 1 person", exact)
 	}
-	if v1, _ := w.engine.Rules.VersionStats(ctx, rule.ID, 1); v1.Matched != k || v1.People != k {
+	if v1, err := w.engine.Rules.VersionStats(ctx, rule.ID, 1); err != nil {
+		t.Fatal(err)
+	} else if v1.Matched != k || v1.People != k {
 		t.Fatalf("version 1 kept %+v, want its %d matches", v1, k)
 	}
-	if got, _ := w.engine.RuleStats(ctx, rule.ID); got.Matched.Shown() || got.Notified.Shown() {
+	if got, err := w.engine.RuleStats(ctx, rule.ID); err != nil {
+		t.Fatal(err)
+	} else if got.Matched.Shown() || got.Notified.Shown() {
 		t.Fatalf("version 2's one person released as %+v", got)
 	}
 }

@@ -50,6 +50,7 @@ func actPage(t *testing.T, h *harness, token string, vars map[string]any) ([]act
 }
 
 func TestActivityTrailOfASwitch(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	in := h.signIn("zheliban", "wang-fang")
 	if r := h.gql(grantConsent, map[string]any{"a": "suishenban", "s": []string{"profile", "phone", "id_number"}}, in.access); len(r.Errors) > 0 {
@@ -69,8 +70,14 @@ func TestActivityTrailOfASwitch(t *testing.T) {
 		t.Fatalf("activity %v (more=%v, end=%q), want %v", got, more, end, want)
 	}
 	for i := 1; i < len(all); i++ {
-		newer, _ := time.Parse(time.RFC3339Nano, all[i-1].at)
-		older, _ := time.Parse(time.RFC3339Nano, all[i].at)
+		newer, err := time.Parse(time.RFC3339Nano, all[i-1].at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		older, err := time.Parse(time.RFC3339Nano, all[i].at)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if newer.Before(older) || older.IsZero() {
 			t.Errorf("not newest first: %s at %s, then %s at %s", all[i-1], all[i-1].at, all[i], all[i].at)
 		}

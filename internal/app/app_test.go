@@ -17,6 +17,7 @@ import (
 )
 
 func TestAppsQueryListsConfiguredApps(t *testing.T) {
+	t.Parallel()
 	h := start(t, devConfig(t, nil))
 	r := h.query(`{ apps { id name region canSignIn canReceiveSwitch } }`)
 	if r.Status != http.StatusOK || len(r.Errors) > 0 {
@@ -33,6 +34,7 @@ func TestAppsQueryListsConfiguredApps(t *testing.T) {
 }
 
 func TestMeIsNullWithoutAValidSession(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	in := h.signIn("zheliban", "wang-fang")
 	token := in.access
@@ -73,6 +75,7 @@ func TestMeIsNullWithoutAValidSession(t *testing.T) {
 }
 
 func TestLivenessAndReadinessFollowRedis(t *testing.T) {
+	t.Parallel()
 	store := testenv.Embedded(t) // the only store a test may stop
 	h := start(t, devConfig(t, nil), WithStore(store))
 
@@ -107,6 +110,7 @@ func TestLivenessAndReadinessFollowRedis(t *testing.T) {
 }
 
 func TestLimits(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		mutate   func(*config.Config)
@@ -154,6 +158,7 @@ func thousandAliases() string {
 }
 
 func TestIntrospectionOnInDevOnly(t *testing.T) {
+	t.Parallel()
 	dev := start(t, devConfig(t, nil))
 	if r := dev.query(`{ __schema { queryType { name } } }`); len(r.Errors) > 0 {
 		t.Fatalf("dev introspection: %v", r.Errors)
@@ -165,6 +170,7 @@ func TestIntrospectionOnInDevOnly(t *testing.T) {
 }
 
 func TestOversizedBodyIs413(t *testing.T) {
+	t.Parallel()
 	h := start(t, devConfig(t, func(c *config.Config) { c.GraphQL.MaxBodyBytes = 1024 }))
 	big := `{"query":"{ apps { id } }","variables":{"pad":"` + strings.Repeat("x", 2048) + `"}}`
 	for _, chunked := range []bool{false, true} {
@@ -187,6 +193,7 @@ func TestOversizedBodyIs413(t *testing.T) {
 }
 
 func TestCSRFAndMethods(t *testing.T) {
+	t.Parallel()
 	h := start(t, devConfig(t, nil))
 	q := url.QueryEscape(`{ apps { id } }`)
 	form := "query=" + q
@@ -231,6 +238,7 @@ func TestCSRFAndMethods(t *testing.T) {
 }
 
 func TestAutomaticPersistedQueriesAcrossReplicas(t *testing.T) {
+	t.Parallel()
 	store := testenv.Redis(t)
 	a := start(t, devConfig(t, nil), WithStore(store))
 	b := start(t, devConfig(t, nil), WithStore(store)) // a second replica on the same Redis
@@ -262,6 +270,7 @@ type panickingDirectory struct{}
 func (panickingDirectory) Apps() []config.App { panic("directory exploded: secret=hunter2") }
 
 func TestResolverPanicIsInternalWithoutInternals(t *testing.T) {
+	t.Parallel()
 	h := start(t, devConfig(t, nil), WithDirectory(panickingDirectory{}))
 	r := h.query(`{ apps { id } }`, "X-Request-Id", "req-panic-1")
 	if r.code() != "INTERNAL" {
@@ -283,6 +292,7 @@ func TestResolverPanicIsInternalWithoutInternals(t *testing.T) {
 }
 
 func TestRequestIDEchoedAndLogged(t *testing.T) {
+	t.Parallel()
 	h := start(t, devConfig(t, nil))
 	r := h.query(`{ apps { id } }`, "X-Request-Id", "lb-trace-42")
 	if got := r.Header.Get("X-Request-Id"); got != "lb-trace-42" {
@@ -298,6 +308,7 @@ func TestRequestIDEchoedAndLogged(t *testing.T) {
 }
 
 func TestMetricsEndpoint(t *testing.T) {
+	t.Parallel()
 	h := start(t, devConfig(t, func(c *config.Config) { c.GraphQL.ComplexityLimit = 3 }))
 	h.query(`query ListApps { apps { id } }`)
 	h.query(`query Costly { apps { id name region } }`)
@@ -326,6 +337,7 @@ func TestMetricsEndpoint(t *testing.T) {
 }
 
 func TestGraphiQLInDevOnly(t *testing.T) {
+	t.Parallel()
 	dev := start(t, devConfig(t, nil))
 	if code, body := dev.get("/"); code != http.StatusOK || !strings.Contains(body, "graphiql") {
 		t.Fatalf("dev / = %d", code)
@@ -337,6 +349,7 @@ func TestGraphiQLInDevOnly(t *testing.T) {
 }
 
 func TestGracefulShutdownFinishesInFlightRequest(t *testing.T) {
+	t.Parallel()
 	h := start(t, devConfig(t, nil))
 	addr := strings.TrimPrefix(h.url, "http://")
 	conn, err := net.Dial("tcp", addr)
@@ -348,6 +361,9 @@ func TestGracefulShutdownFinishesInFlightRequest(t *testing.T) {
 	// Send the headers and half the body: the request is in flight when shutdown begins.
 	fmt.Fprintf(conn, "POST /graphql HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
 		addr, len(body), body[:10])
+	// Kept: the server must have taken the connection off the listener before shutdown closes
+	// it, and nothing outside the server shows that moment; the assertions below wait on
+	// conditions.
 	time.Sleep(100 * time.Millisecond)
 
 	stopped := make(chan error, 1)
@@ -386,6 +402,7 @@ func TestGracefulShutdownFinishesInFlightRequest(t *testing.T) {
 }
 
 func TestRequestsGqlgenWouldAnswerWithoutACode(t *testing.T) {
+	t.Parallel()
 	h := start(t, devConfig(t, nil))
 	pre := []string{"Apollo-Require-Preflight", "true"}
 	json := []string{"Content-Type", "application/json"}
@@ -428,6 +445,7 @@ func TestRequestsGqlgenWouldAnswerWithoutACode(t *testing.T) {
 }
 
 func TestPersistedQueriesStoreOnlyValidQueries(t *testing.T) {
+	t.Parallel()
 	h := start(t, devConfig(t, nil))
 	junk := "this is not graphql " + strings.Repeat("x", 100)
 	sum := sha256.Sum256([]byte(junk))
@@ -445,6 +463,7 @@ func TestPersistedQueriesStoreOnlyValidQueries(t *testing.T) {
 }
 
 func TestSelectionFloodRefusedBeforeValidation(t *testing.T) {
+	t.Parallel()
 	h := start(t, devConfig(t, nil))
 	q := "{" + strings.Repeat(" __typename", 10000) + " }"
 	r := h.query(q)
@@ -454,6 +473,7 @@ func TestSelectionFloodRefusedBeforeValidation(t *testing.T) {
 }
 
 func TestShutdownDelayFailsReadinessBeforeClosing(t *testing.T) {
+	// Not parallel: it must see readiness fail within the 1 s delay, which other tests' load would blur.
 	h := start(t, devConfig(t, func(c *config.Config) { c.ShutdownDelay = config.Duration(time.Second) }))
 	stopped := make(chan error, 1)
 	go func() { stopped <- h.shutdown() }()
@@ -476,6 +496,7 @@ func TestShutdownDelayFailsReadinessBeforeClosing(t *testing.T) {
 // gqlgen's complexity walks a fragment again at every spread: a kilobyte of fragments, each
 // spreading the next twice, cost it seconds. Ours counts each fragment once and refuses first.
 func TestExponentialFragmentsRefusedBeforeGqlgenWalksThem(t *testing.T) {
+	t.Parallel()
 	h := start(t, devConfig(t, nil))
 	var b strings.Builder
 	b.WriteString("query { ...F0 }\n")

@@ -40,6 +40,7 @@ func padded(name string, size int) string {
 // one address registers its hourly quota and is refused after it, a document over the size is
 // refused, nothing refused is stored or run, and the store never holds more than its cap.
 func TestAttackPersistedQueryFlood(t *testing.T) {
+	t.Parallel()
 	store := testenv.Redis(t)
 	const maxDocuments = 40
 	h := start(t, devConfig(t, func(c *config.Config) { c.GraphQL.PersistedQueries.MaxDocuments = maxDocuments }), WithStore(store))
@@ -66,14 +67,19 @@ func TestAttackPersistedQueryFlood(t *testing.T) {
 		default:
 			t.Fatalf("registration %d: %s", i, r.Raw)
 		}
-		if n, _ := store.Client.ZCard(ctx, lru).Result(); n > maxDocuments {
+		if n, err := store.Client.ZCard(ctx, lru).Result(); err != nil {
+			t.Fatal(err)
+		} else if n > maxDocuments {
 			t.Fatalf("after %d registrations the store holds %d documents, over its cap of %d", i+1, n, maxDocuments)
 		}
 	}
 	if stored != quota || limited != 300-quota {
 		t.Fatalf("%d stored and %d refused; want the quota of %d stored and the rest refused", stored, limited, quota)
 	}
-	docs, _ := store.Client.Keys(ctx, store.Key("apq:{apq}:doc:*")).Result()
+	docs, err := store.Client.Keys(ctx, store.Key("apq:{apq}:doc:*")).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(docs) != maxDocuments {
 		t.Fatalf("%d documents in Redis, want the cap, %d", len(docs), maxDocuments)
 	}
@@ -106,6 +112,7 @@ func TestAttackPersistedQueryFlood(t *testing.T) {
 
 // A signed-in caller has its own, tighter quota, whatever room its address has left.
 func TestAttackPersistedQueryFloodFromASession(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	s := h.signIn("zheliban", "wang-fang")
 	quota := config.Defaults().GraphQL.PersistedQueries.RegistrationsPerSessionPerHour
@@ -132,6 +139,7 @@ func TestAttackPersistedQueryFloodFromASession(t *testing.T) {
 // stay within the cache's budget plus a margin for the server's own buffers. (At 113 bytes
 // per byte of query, a 1 MB document is estimated far over this budget and never kept.)
 func TestAttackLargeQueriesStayWithinTheCacheBudget(t *testing.T) {
+	// Not parallel: it measures the process's live heap, which other tests would move.
 	const budget = 4 << 20
 	const margin = 16 << 20
 	h := start(t, devConfig(t, func(c *config.Config) { c.GraphQL.QueryCacheBytes = budget }))
@@ -175,6 +183,7 @@ func TestAttackLargeQueriesStayWithinTheCacheBudget(t *testing.T) {
 // Allowlist mode outside dev mode: only the trusted documents run, by hash or by text;
 // unknown hashes and other text are refused, and nothing is registered.
 func TestAttackAllowlistRefusesUntrustedQueries(t *testing.T) {
+	t.Parallel()
 	store := testenv.Redis(t)
 	trusted := "query Apps { apps { id name } }"
 	file := filepath.Join(t.TempDir(), "trusted.json")
@@ -208,7 +217,9 @@ func TestAttackAllowlistRefusesUntrustedQueries(t *testing.T) {
 			}
 		})
 	}
-	if keys, _ := store.Client.Keys(context.Background(), store.Key("apq:*")).Result(); len(keys) != 0 {
+	if keys, err := store.Client.Keys(context.Background(), store.Key("apq:*")).Result(); err != nil {
+		t.Fatal(err)
+	} else if len(keys) != 0 {
 		t.Fatalf("allowlist mode wrote to Redis: %v", keys)
 	}
 }

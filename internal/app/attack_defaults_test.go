@@ -20,6 +20,7 @@ import (
 // Attack: start the service with tongban.example.yaml as it is, whose pepper, key-encryption
 // key and client secrets anyone can read. Refused: one line per published secret.
 func TestAttackExampleConfigIsRefused(t *testing.T) {
+	t.Parallel()
 	_, err := config.Load("../../tongban.example.yaml", []string{})
 	var ps config.Problems
 	if !errors.As(err, &ps) {
@@ -44,6 +45,7 @@ func TestAttackExampleConfigIsRefused(t *testing.T) {
 // Refused by default: dev mode listens on 127.0.0.1, so the port is closed on every other
 // address of the host; listening on all interfaces must be asked for, and is warned about.
 func TestAttackDevMintNotReachableFromOtherHosts(t *testing.T) {
+	t.Parallel()
 	cfg := devConfig(t, nil)
 	def, err := config.Load("", nil)
 	if err != nil {
@@ -87,6 +89,7 @@ func TestAttackDevMintNotReachableFromOtherHosts(t *testing.T) {
 // Listening on all interfaces in dev mode (TONGBAN_LISTEN=:8080) is possible, and logged as a
 // warning that names the address.
 func TestAttackDevOnAllInterfacesIsWarned(t *testing.T) {
+	t.Parallel()
 	cfg := devConfig(t, nil)
 	ln, err := net.Listen("tcp", ":0")
 	if err != nil {
@@ -126,6 +129,7 @@ func nonLoopbackIP(t *testing.T) string {
 // token exchange. Refused: below the client's min_assurance_for_id_number (3) the claim is left
 // out everywhere, consent or not; a level-3 login of another citizen gets it.
 func TestAttackUnverifiedLoginGetsNoIDNumber(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	type claims struct {
 		IDNumber string `json:"id_number"`
@@ -177,6 +181,7 @@ func TestAttackUnverifiedLoginGetsNoIDNumber(t *testing.T) {
 // The same attack through a client that takes id_number from any login: it receives the
 // number, but exchanging its token for one of a client that keeps the default level drops it.
 func TestAttackExchangeDoesNotCarryIDNumberBelowTheTargetsLevel(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, func(c *config.Config) {
 		for i := range c.Clients {
 			if c.Clients[i].ID == "sufuban" {
@@ -210,6 +215,7 @@ func TestAttackExchangeDoesNotCarryIDNumberBelowTheTargetsLevel(t *testing.T) {
 // Attack: a Time that does not parse, written inline or sent in variables, answered INTERNAL.
 // Now BAD_USER_INPUT naming the field, and the variable.
 func TestAttackMalformedTimeIsBadUserInput(t *testing.T) {
+	t.Parallel()
 	h := start(t, devConfig(t, nil))
 	inline := h.query(`mutation { ingestEvents(events: [{id: "1", type: "a.b", occurredAt: "last tuesday"}]) { accepted } }`)
 	variables := h.gql(`mutation($e: [CitizenEventInput!]!) { ingestEvents(events: $e) { accepted } }`,
@@ -254,6 +260,7 @@ func ownSecrets(c *config.Config) {
 // what that grant releases follows the new level: userinfo, introspection and a refresh leave
 // id_number out.
 func TestAttackRaisedLevelAppliesToGrantsAlreadyIssued(t *testing.T) {
+	t.Parallel()
 	lax := startIdentity(t, func(c *config.Config) {
 		for i := range c.Clients {
 			if c.Clients[i].ID == "sufuban" {

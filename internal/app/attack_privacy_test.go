@@ -101,6 +101,7 @@ func previewEstimate(t *testing.T, h *harness, token, cond string) estimate {
 // read. It used to take 16 exact previews. Now each answer is a noisy count that, for one
 // person, sits below the threshold, and the department's day holds ten of them.
 func TestAttackBinarySearchForAReadableFact(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	platform, attacker := machineToken(t, h, "jiaxing-data"), machineToken(t, h, "jiaxing-hrss")
 	const income = 8321
@@ -146,6 +147,7 @@ func TestAttackBinarySearchForAReadableFact(t *testing.T) {
 // compiled, naming the fact and where it is read, and no budget is spent on it; so are the
 // ways around naming it.
 func TestAttackOnAnUnreadableFactIsRefusedAtCompile(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	attacker := machineToken(t, h, "jiaxing-hrss")
 	for _, c := range []struct {
@@ -193,6 +195,7 @@ func TestAttackOnAnUnreadableFactIsRefusedAtCompile(t *testing.T) {
 // standard errors. (The attack is within the budget; at chance it would be 50%, and its
 // expected accuracy with this noise is about 52%.)
 func TestAttackDifferencing(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("200 days of estimates")
 	}
@@ -274,6 +277,7 @@ func TestAttackDifferencing(t *testing.T) {
 // each. None is a declared fact, so every event is refused and nothing is stored; and with
 // declared facts, the bound on facts per person refuses the event that would cross it whole.
 func TestAttackSixThousandFacts(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, func(c *config.Config) { c.Push.MaxFactsPerPerson = 4; c.Push.MaxFactBytesPerPerson = 1024 })
 	platform := machineToken(t, h, "jiaxing-data")
 	n, err := idnumber.Build("330402", victimBirth, 22)
@@ -339,6 +343,7 @@ func TestAttackSixThousandFacts(t *testing.T) {
 
 // The README's and the dev rules' attributes are declared facts the data platform may write.
 func TestDevCatalogDeclaresTheWalkThroughsFacts(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil, WithNoise(zeroNoise{}))
 	platform := machineToken(t, h, "jiaxing-data")
 	n, _ := idnumber.Build("330402", victimBirth, 22)
@@ -359,6 +364,7 @@ func TestDevCatalogDeclaresTheWalkThroughsFacts(t *testing.T) {
 // A rule published while its department could read a fact is paused when a replica starts with
 // a catalog that no longer lets it, with one log line naming the rule and the fact.
 func TestStartPausesRulesReadingUnreadableFacts(t *testing.T) {
+	t.Parallel()
 	store := testenv.Redis(t)
 	one := startIdentity(t, nil, WithStore(store))
 	owner := machineToken(t, one, "jiaxing-transport")

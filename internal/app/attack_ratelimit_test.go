@@ -110,7 +110,10 @@ func rateLimited(t *testing.T, h *harness, class string) int {
 	if m == nil {
 		t.Fatalf("no tongban_rate_limited_total{class=%q} in /metrics", class)
 	}
-	n, _ := strconv.Atoi(string(m[1]))
+	n, err := strconv.Atoi(string(m[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
 	return n
 }
 
@@ -119,6 +122,7 @@ func rateLimited(t *testing.T, h *harness, class string) int {
 // Retry-After without being compared. Meanwhile the right secret of another client from the
 // same address works, and so does the right secret of the attacked client from elsewhere.
 func TestAttackWrongClientSecretsAreThrottled(t *testing.T) {
+	t.Parallel()
 	// The default burst, refilled hourly rather than every 3 s, so that a slow run (the race
 	// detector) sees no slot come back in the middle of the attack.
 	h := start(t, devConfig(t, behindProxy(slowFailures)))
@@ -190,6 +194,7 @@ func TestAttackWrongClientSecretsAreThrottled(t *testing.T) {
 // Two replicas on one Redis keep one count for the shared classes: the burst of failures is
 // spent across both, and the sign_in burst too.
 func TestAttackLimitsHoldAcrossReplicas(t *testing.T) {
+	t.Parallel()
 	store := testenv.Redis(t)
 	cfg := devConfig(t, behindProxy(func(r *config.RateLimits) {
 		slowFailures(r)
@@ -224,6 +229,7 @@ func TestAttackLimitsHoldAcrossReplicas(t *testing.T) {
 // Every sign-in mutation counts against one per-IP budget; past it each answers RATE_LIMITED,
 // and another address is not affected.
 func TestAttackSignInIsLimitedPerIP(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, behindProxy(func(r *config.RateLimits) {
 		r.SignIn = config.RateLimit{Rate: 1, Per: config.Duration(time.Hour), Burst: 4}
 	}))
@@ -252,6 +258,7 @@ func TestAttackSignInIsLimitedPerIP(t *testing.T) {
 // Ticket guesses at /oauth2/authorize: past the per-IP burst, 429 with Retry-After and an
 // OAuth JSON error, before anything of the request is looked at.
 func TestAttackAuthorizeIsLimitedPerIP(t *testing.T) {
+	t.Parallel()
 	h := start(t, devConfig(t, behindProxy(func(r *config.RateLimits) {
 		r.Authorize = config.RateLimit{Rate: 1, Per: config.Duration(time.Hour), Burst: 3}
 	})))
@@ -274,6 +281,7 @@ func TestAttackAuthorizeIsLimitedPerIP(t *testing.T) {
 // Anonymous callers are limited per IP, with or without a made-up token; a session has its own
 // budget, so a signed-in person behind the same NAT is not refused with the anonymous flood.
 func TestAttackAnonymousAndSessionLimits(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, behindProxy(func(r *config.RateLimits) {
 		r.GraphQLAnonymous = config.RateLimit{Rate: 1, Per: config.Duration(time.Hour), Burst: 5}
 		r.GraphQLSession = config.RateLimit{Rate: 1, Per: config.Duration(time.Hour), Burst: 3}
@@ -309,6 +317,7 @@ func TestAttackAnonymousAndSessionLimits(t *testing.T) {
 // ingestEvents counts events, not calls, per machine client: a call that does not fit is
 // refused whole.
 func TestAttackIngestIsLimitedByEvents(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, behindProxy(func(r *config.RateLimits) {
 		r.Ingest = config.RateLimit{Rate: 1, Per: config.Duration(time.Hour), Burst: 500}
 	}))
@@ -332,6 +341,7 @@ func TestAttackIngestIsLimitedByEvents(t *testing.T) {
 
 // previewPushRule is limited per department, whichever of its clients asks.
 func TestAttackPreviewIsLimitedPerDepartment(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, behindProxy(func(r *config.RateLimits) {
 		r.Preview = config.RateLimit{Rate: 1, Per: config.Duration(time.Hour), Burst: 2}
 	}))
@@ -352,6 +362,7 @@ func TestAttackPreviewIsLimitedPerDepartment(t *testing.T) {
 
 // rate_limits.enabled false: nothing is limited and nothing is stored for it.
 func TestAttackLimitsDisabled(t *testing.T) {
+	t.Parallel()
 	store := testenv.Redis(t)
 	h := startIdentity(t, behindProxy(func(r *config.RateLimits) {
 		r.Enabled = false
@@ -377,6 +388,7 @@ func TestAttackLimitsDisabled(t *testing.T) {
 // Each operation on a websocket counts, so one connection cannot run what the same requests
 // over HTTP could not.
 func TestAttackWebsocketOperationsAreCounted(t *testing.T) {
+	t.Parallel()
 	h := start(t, devConfig(t, behindProxy(func(r *config.RateLimits) {
 		r.GraphQLSession = config.RateLimit{Rate: 1, Per: config.Duration(time.Hour), Burst: 3}
 	})))

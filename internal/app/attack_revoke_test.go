@@ -69,6 +69,7 @@ func closedWith(t *testing.T, c *websocket.Conn) int {
 // One socket opening 1,000 operations gets max_subscriptions of them; every other one is
 // answered with an error for its id, and the connection goes on. Completing one frees a place.
 func TestAttackOneSocketOpensManySubscriptions(t *testing.T) {
+	t.Parallel()
 	const limit = 5
 	h := startIdentity(t, func(c *config.Config) { c.GraphQL.Websocket.MaxSubscriptions = limit })
 	in := h.signIn("zheliban", "wang-fang")
@@ -120,6 +121,7 @@ func TestAttackOneSocketOpensManySubscriptions(t *testing.T) {
 
 // A person's sixth websocket is refused, counted across replicas; closing one makes room.
 func TestAttackSixthConnectionOfAPerson(t *testing.T) {
+	t.Parallel()
 	store := testenv.Redis(t)
 	one := startIdentity(t, nil, WithStore(store))
 	two := startIdentity(t, nil, WithStore(store))
@@ -162,6 +164,7 @@ func TestAttackSixthConnectionOfAPerson(t *testing.T) {
 
 // An address holding max_per_ip websockets gets 4429 for the next one.
 func TestAttackConnectionsFromOneAddress(t *testing.T) {
+	t.Parallel()
 	h := start(t, devConfig(t, func(c *config.Config) { c.GraphQL.Websocket.MaxPerIP = 3 }))
 	token := machineToken(t, h, "jiaxing-data")
 	for range 3 {
@@ -180,6 +183,7 @@ func TestAttackConnectionsFromOneAddress(t *testing.T) {
 
 // A socket that never sends connection_init is closed at the init timeout with 4408.
 func TestAttackSilentSocket(t *testing.T) {
+	t.Parallel()
 	h := start(t, devConfig(t, func(c *config.Config) { c.GraphQL.Websocket.InitTimeout = config.Duration(200 * time.Millisecond) }))
 	c := dialSilent(t, h)
 	if code := closedWith(t, c); code != 4408 {
@@ -200,6 +204,7 @@ func TestAttackSilentSocket(t *testing.T) {
 // connection_init (4401: a websocket needs a token) or, past the address's cap, at once (4429);
 // afterwards the address has all its places again.
 func TestAttackThousandAnonymousSockets(t *testing.T) {
+	t.Parallel()
 	const perIP = 10
 	h := start(t, devConfig(t, func(c *config.Config) { c.GraphQL.Websocket.MaxPerIP = perIP }))
 	var (
@@ -271,6 +276,7 @@ const revocationBound = time.Second
 // A session ended on one replica closes its websocket on the other with 4403 within 1 s,
 // whichever way it ended; its subscription and any operation in flight end with it.
 func TestAttackRevocationReachesAnotherReplica(t *testing.T) {
+	// Not parallel: it holds the revocation to a 1 s bound, which other tests' load would blur.
 	tests := []struct {
 		name string
 		// signIn returns the session whose websocket is held; end ends it through one.
@@ -348,6 +354,7 @@ func TestAttackRevocationReachesAnotherReplica(t *testing.T) {
 // A subscription sent as an HTTP POST (answered by its first event) ends when its session is
 // signed out on another replica, with UNAUTHENTICATED, instead of waiting for an event.
 func TestAttackPostSubscriptionAfterSignOut(t *testing.T) {
+	t.Parallel()
 	store := testenv.Redis(t)
 	one := startIdentity(t, nil, WithStore(store))
 	two := startIdentity(t, nil, WithStore(store))
@@ -430,6 +437,7 @@ func subscribers(t *testing.T, store *redisx.Store, channel string) int64 {
 // Subscriptions sent as POST hold a place of the person's (and of the address's) while they
 // wait, like websockets: a session cannot get round max_per_person by sending POSTs instead.
 func TestAttackPostSubscriptionsCountAgainstThePerson(t *testing.T) {
+	t.Parallel()
 	store := testenv.Redis(t)
 	h := startIdentity(t, nil, WithStore(store))
 	s := h.signIn("zheliban", "wang-fang")
@@ -480,6 +488,7 @@ func TestAttackPostSubscriptionsCountAgainstThePerson(t *testing.T) {
 // A websocket message is bounded as a POST body is (graphql.max_body_bytes): one past it closes
 // the socket with 1009 (message too big) before it is held whole.
 func TestAttackWebsocketMessageOverTheBodyLimit(t *testing.T) {
+	t.Parallel()
 	h := start(t, devConfig(t, func(c *config.Config) { c.GraphQL.MaxBodyBytes = 4096 }))
 	c, _, err := dialWS(t, h, "", map[string]any{"Authorization": "Bearer " + machineToken(t, h, "jiaxing-data")})
 	if err != nil {

@@ -62,6 +62,7 @@ const suppressed = `{"backfillDone":true,"backfillScanned":31,"deferred":0,"deli
 // does not) release the same stats, so a binary search learns nothing. Nor does lifting her
 // alone above 20 with 25 matching events.
 func TestAttackRuleStatsProbe(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	platform, attacker := machineToken(t, h, "jiaxing-data"), machineToken(t, h, "jiaxing-hrss")
 	const income = 8321
@@ -105,6 +106,7 @@ func TestAttackRuleStatsProbe(t *testing.T) {
 // A rule that matches a crowd of at least 20 shows its counts, exact, in people and in the
 // deprecated counters alike; the counters still below 20 stay "fewer than 20".
 func TestRuleStatsShowACrowd(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	platform, owner := machineToken(t, h, "jiaxing-data"), machineToken(t, h, "jiaxing-hrss")
 	population(t, h, platform, time.Now(), 8321, 30)
@@ -121,6 +123,7 @@ func TestRuleStatsShowACrowd(t *testing.T) {
 // 30 (its counts shown): the new version's counters start from nothing and it has to match 20
 // people of its own before any count is shown, so both branches still look alike.
 func TestAttackRuleStatsProbeAfterACrowdVersion(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	platform, attacker := machineToken(t, h, "jiaxing-data"), machineToken(t, h, "jiaxing-hrss")
 	const income = 8321
@@ -150,6 +153,7 @@ func TestAttackRuleStatsProbeAfterACrowdVersion(t *testing.T) {
 // attacker, who reads the exact backfillScanned, would subtract. They are per version, so
 // both branches release version 2's own counts, the same.
 func TestAttackRuleStatsProbeBeforeACrowdVersion(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	platform, attacker := machineToken(t, h, "jiaxing-data"), machineToken(t, h, "jiaxing-hrss")
 	const income = 8321

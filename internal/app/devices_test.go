@@ -17,6 +17,7 @@ const (
 func fcmToken(name string) string { return name + ":" + strings.Repeat("x", 60) }
 
 func TestDevicesAndPreferencesOnGraphQL(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	in := h.signIn("zheliban", "wang-fang")
 	tok := fcmToken("wang-fang-phone")
@@ -75,6 +76,7 @@ func TestDevicesAndPreferencesOnGraphQL(t *testing.T) {
 // Dev mode pushes through the real Firebase Admin SDK to the local FCM sink, and shows what it
 // received at /dev/fcm/messages, tokens masked.
 func TestPushThroughTheDevSink(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	in := h.signIn("zheliban", "wang-fang")
 	tok := fcmToken("wang-fang-sink")

@@ -27,6 +27,7 @@ import (
 // file's token_uri), and the endpoint. Here the token_uri is a token endpoint of the test's,
 // and the FCM server accepts only the access token that endpoint issued.
 func TestSenderFromCredentialsFile(t *testing.T) {
+	t.Parallel()
 	var exchanges atomic.Int32
 	tokens := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := r.ParseForm(); err != nil || r.Form.Get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" || r.Form.Get("assertion") == "" {
@@ -86,6 +87,7 @@ func TestSenderFromCredentialsFile(t *testing.T) {
 
 // Outside dev mode without push.fcm there is no sender: nothing is pushed, and it says so.
 func TestNoSenderWithoutFCM(t *testing.T) {
+	t.Parallel()
 	cfg, err := config.Load("", nil)
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 // is null) but a caller the API accepts, also on a websocket; a person's bridge token, meant
 // for its app's backend, is accepted nowhere on /graphql.
 func TestMachineTokensOnGraphQL(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	r := oauthCall(t, h, "/oauth2/token", "jiaxing-hrss", url.Values{"grant_type": {"client_credentials"}})
 	machine := r.str("access_token")

@@ -106,6 +106,7 @@ func exchangeForm(subject, audience string) url.Values {
 }
 
 func TestTokenExchange(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	in := h.signIn("zheliban", "wang-fang")
 	tokA, idtA := switchedInto(t, h, in, "suishenban")
@@ -242,6 +243,7 @@ func refreshWith(t *testing.T, h *harness, client, refresh string) oauthReply {
 }
 
 func TestRevoke(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	in := h.signIn("zheliban", "wang-fang")
 
@@ -307,6 +309,7 @@ func TestRevoke(t *testing.T) {
 }
 
 func TestIntrospect(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	in := h.signIn("zheliban", "wang-fang")
 	tok, idt := switchedInto(t, h, in, "suishenban")
@@ -396,6 +399,7 @@ func TestIntrospect(t *testing.T) {
 
 // Discovery names the endpoints and the grant, so libraries find them.
 func TestDiscoveryListsRevocationIntrospectionAndExchange(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	_, body := h.get("/.well-known/openid-configuration")
 	var doc struct {

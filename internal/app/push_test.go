@@ -48,6 +48,7 @@ func elderlyRuleInput() map[string]any {
 
 // Every push operation answers the callers who may not use it with the code that says why.
 func TestPushRolesOnGraphQL(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	citizen := h.signIn("zheliban", "wang-fang").access
 	platform := machineToken(t, h, "jiaxing-data")
@@ -103,6 +104,7 @@ func TestPushRolesOnGraphQL(t *testing.T) {
 }
 
 func TestRuleProblemsOnGraphQL(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	owner := machineToken(t, h, "jiaxing-transport")
 	in := elderlyRuleInput()
@@ -130,6 +132,7 @@ func TestRuleProblemsOnGraphQL(t *testing.T) {
 }
 
 func TestPreviewPushRule(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil, WithNoise(zeroNoise{}))
 	// Two people the store knows: 陈建国 (嘉兴, 60 this month) and 王芳 (杭州, 41).
 	h.signIn("zheliban", "chen-jianguo")
@@ -162,6 +165,7 @@ func TestPreviewPushRule(t *testing.T) {
 // The README's walk-through: the data platform sends 王芳's birth registration, the dev sample
 // rule matches, and the notification is in her inbox, unread until she reads it.
 func TestEventReachesTheInbox(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	in := h.signIn("zheliban", "wang-fang")
 	platform := machineToken(t, h, "jiaxing-data")
@@ -199,6 +203,7 @@ func TestEventReachesTheInbox(t *testing.T) {
 
 // A subscription held by instance 1 receives the notification created on instance 2.
 func TestSubscriptionHearsAnotherInstance(t *testing.T) {
+	t.Parallel()
 	store := testenv.Redis(t)
 	one := startIdentity(t, nil, WithStore(store))
 	two := startIdentity(t, nil, WithStore(store))
@@ -215,8 +220,10 @@ func TestSubscriptionHearsAnotherInstance(t *testing.T) {
 		"payload": map[string]any{"query": "subscription { notificationReceived { title service { id } } }"}}); err != nil {
 		t.Fatal(err)
 	}
-	// The subscription is set up once the resolver ran; give it a moment before the event.
-	time.Sleep(300 * time.Millisecond)
+	// The subscription is set up once the resolver ran, and instance one listens for
+	// notifications from its first subscriber on.
+	channel := store.Key("push:notify")
+	testenv.Eventually(t, 10*time.Second, func() bool { return subscribers(t, store, channel) > 0 }, "the subscription starts")
 	platform := machineToken(t, two, "jiaxing-data")
 	ev := []map[string]any{{"id": "birth-2026-0002", "type": "birth.registered", "idNumber": idNumberOf(t, "wang-fang"),
 		"occurredAt": time.Now().Format(time.RFC3339)}}

@@ -6,6 +6,7 @@ import (
 )
 
 func TestTuneRuntime(t *testing.T) {
+	t.Parallel()
 	before := debug.SetGCPercent(100)
 	t.Cleanup(func() { debug.SetGCPercent(before) })
 

@@ -44,6 +44,7 @@ func (h *harness) services(t *testing.T, vars map[string]any) page {
 
 // Paging through the dev catalog five at a time visits every service once, in the catalog's order.
 func TestServicesPaging(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	for _, f := range []map[string]any{nil, {"app": "sufuban"}, {"text": "公积金"}} {
 		want := h.app.Catalog.Search(catalog.Filter{App: str(f, "app"), Text: str(f, "text")})
@@ -90,6 +91,7 @@ func str(m map[string]any, k string) string {
 }
 
 func TestServicesFilters(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	all := h.services(t, map[string]any{"first": 100})
 	if len(all.ids) < 20 || all.hasNext {
@@ -138,6 +140,7 @@ func TestServicesFilters(t *testing.T) {
 }
 
 func TestServiceByID(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	const q = `query($id: ID!) { service(id: $id) { id name department app { id name } category link minAssurance } }`
 	r := h.gql(q, map[string]any{"id": "jx-elderly-transit"}, "")
@@ -153,6 +156,7 @@ func TestServiceByID(t *testing.T) {
 }
 
 func TestServicesRejects(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	other := h.services(t, map[string]any{"first": 1, "f": map[string]any{"app": "zheliban"}}).end
 	for _, tc := range []struct {
@@ -178,6 +182,7 @@ func TestServicesRejects(t *testing.T) {
 // The catalog decides what a switch into a service needs: a session below the service's
 // assurance is refused; at or above it the app opens at the service's link.
 func TestSwitchIntoCatalogService(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	in := h.signIn("zheliban", "chen-jianguo") // loa3
 	if r := h.gql(grantConsent, map[string]any{"a": "suishenban", "s": []string{"profile", "phone", "id_number"}}, in.access); len(r.Errors) > 0 {
@@ -215,6 +220,7 @@ func TestSwitchIntoCatalogService(t *testing.T) {
 
 // A configured catalog replaces the sample one; a bad one stops start-up naming its lines.
 func TestConfiguredCatalog(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.yaml")
 	if err := os.WriteFile(good, []byte(`services:

@@ -57,6 +57,7 @@ func keysJWKSFetches(t *testing.T, h *harness) int {
 }
 
 func TestSignInAcrossKeyRotation(t *testing.T) {
+	t.Parallel()
 	clk := testenv.NewClock()
 	h := startIdentity(t, nil, WithClock(clk.Now))
 	idp := h.idp("zheliban")
@@ -131,6 +132,7 @@ func currentKid(t *testing.T, idp *devidp.Provider) string {
 }
 
 func TestUnknownKidStormFetchesJWKSAtMostOncePer10s(t *testing.T) {
+	t.Parallel()
 	clk := testenv.NewClock()
 	// 400 sign-ins from one address: the storm is what the JWKS guard must survive, not what
 	// the sign_in limit would refuse first.

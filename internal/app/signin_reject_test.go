@@ -67,6 +67,7 @@ func rejectKid(s string) *string { return &s }
 // each checking the code, the exact reason, and that the message shows none of the citizen's
 // personal data.
 func TestSignInWithIDTokenRejects(t *testing.T) {
+	t.Parallel()
 	wang, ok := devidp.FindCitizen(devidp.Fixtures(time.Now()), "wang-fang")
 	if !ok {
 		t.Fatal("no fixture wang-fang")

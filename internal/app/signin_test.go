@@ -50,6 +50,7 @@ const beginSignIn = `mutation($app: ID!, $r: String!) { beginSignIn(app: $app, r
 const completeSignIn = `mutation($s: String!, $c: String!, $i: String) { completeSignIn(state: $s, code: $c, iss: $i) { ` + sessionFields + ` } }`
 
 func TestCodeFlowEndToEnd(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	callback := h.url + "/dev/apps/zheliban/callback"
 	r := h.gql(beginSignIn, map[string]any{"app": "zheliban", "r": callback}, "")
@@ -57,7 +58,10 @@ func TestCodeFlowEndToEnd(t *testing.T) {
 		t.Fatal(r.Raw)
 	}
 	authURL, state := r.str("beginSignIn", "authorizationUrl"), r.str("beginSignIn", "state")
-	u, _ := url.Parse(authURL)
+	u, err := url.Parse(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
 	q := u.Query()
 	if q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" || q.Get("nonce") == "" ||
 		q.Get("state") != state || q.Get("redirect_uri") != callback || !strings.HasPrefix(authURL, h.url+"/dev/idp/zheliban/") {
@@ -98,6 +102,7 @@ func TestCodeFlowEndToEnd(t *testing.T) {
 }
 
 func TestCodeFlowRejects(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	callback := h.url + "/dev/apps/zheliban/callback"
 	begin := func() (string, url.Values) {
@@ -175,6 +180,7 @@ func personOf(t *testing.T, h *harness, access string) gqlResponse {
 }
 
 func TestAutoLinkAcrossApps(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	a := h.signIn("zheliban", "wang-fang")   // face
 	b := h.signIn("suishenban", "wang-fang") // level 3
@@ -192,6 +198,7 @@ func TestAutoLinkAcrossApps(t *testing.T) {
 }
 
 func TestNoAutoLinkBelowTheLevel(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	for _, order := range [][2]string{{"suishenban", "sufuban"}, {"sufuban", "suishenban"}} {
 		t.Run(order[0]+" first", func(t *testing.T) {
@@ -212,6 +219,7 @@ const linkAccount = `mutation($app: ID!, $t: String!, $n: String) { linkAccount(
 const unlinkAccount = `mutation($app: ID!) { unlinkAccount(app: $app) { id accounts { app { id } } } }`
 
 func TestExplicitLink(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	weak := h.signIn("suishenban", "liu-yang") // level 1: its own person
 	strong := h.signIn("sufuban", "liu-yang")  // level 3: another person
@@ -257,6 +265,7 @@ func TestExplicitLink(t *testing.T) {
 }
 
 func TestUnlinkRules(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	a := h.signIn("zheliban", "zhou-ting")
 	h.signIn("suishenban", "zhou-ting")
@@ -301,6 +310,7 @@ func TestUnlinkRules(t *testing.T) {
 // Fifty citizens sign in for the first time from two apps at once: each must end up as one
 // person, whichever sign-in gets there first.
 func TestFirstSignInRaceYieldsOnePerson(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	const pairs = 50
 	type result struct{ a, b string }
@@ -357,6 +367,7 @@ func TestFirstSignInRaceYieldsOnePerson(t *testing.T) {
 const refreshSession = `mutation($r: String!) { refreshSession(refreshToken: $r) { accessToken refreshToken person { id } } }`
 
 func TestRefreshSignOutAndExpiry(t *testing.T) {
+	t.Parallel()
 	clk := testenv.NewClock()
 	h := startIdentity(t, nil, WithClock(clk.Now))
 	in := h.signIn("zheliban", "zhang-wei")
@@ -410,6 +421,7 @@ func TestRefreshSignOutAndExpiry(t *testing.T) {
 }
 
 func TestSessionsPerPersonAreCapped(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, func(c *config.Config) { c.Sessions.MaxPerPerson = 2 })
 	first := h.signIn("zheliban", "wang-fang")
 	h.signIn("zheliban", "wang-fang")
@@ -422,6 +434,7 @@ func TestSessionsPerPersonAreCapped(t *testing.T) {
 // After sign-ins by every fixture citizen in every app, no key or value in Redis holds an ID
 // number, in any case or with the check character lower-cased.
 func TestNoIDNumberStoredInClear(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	citizens := devidp.Fixtures(time.Now())
 	for _, c := range citizens {
@@ -439,21 +452,36 @@ func TestNoIDNumberStoredInClear(t *testing.T) {
 		}
 		switch typ {
 		case "string":
-			v, _ := store.Client.Get(context.Background(), key).Result()
+			v, err := store.Client.Get(context.Background(), key).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
 			dump.WriteString(v + "\n")
 		case "hash":
-			m, _ := store.Client.HGetAll(context.Background(), key).Result()
+			m, err := store.Client.HGetAll(context.Background(), key).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
 			for k, v := range m {
 				dump.WriteString(k + "=" + v + "\n")
 			}
 		case "zset":
-			m, _ := store.Client.ZRange(context.Background(), key, 0, -1).Result()
+			m, err := store.Client.ZRange(context.Background(), key, 0, -1).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
 			dump.WriteString(strings.Join(m, "\n"))
 		case "set":
-			m, _ := store.Client.SMembers(context.Background(), key).Result()
+			m, err := store.Client.SMembers(context.Background(), key).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
 			dump.WriteString(strings.Join(m, "\n"))
 		case "stream":
-			msgs, _ := store.Client.XRange(context.Background(), key, "-", "+").Result()
+			msgs, err := store.Client.XRange(context.Background(), key, "-", "+").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
 			for _, m := range msgs {
 				for k, v := range m.Values {
 					dump.WriteString(k + "=" + fmt.Sprint(v) + "\n")
@@ -477,6 +505,7 @@ func TestNoIDNumberStoredInClear(t *testing.T) {
 // One provider that cannot be reached stops neither the server nor sign-in with the others;
 // readiness stays up and names it.
 func TestProviderDownDoesNotStopTheOthers(t *testing.T) {
+	t.Parallel()
 	ln := closedPort(t)
 	clk := testenv.NewClock()
 	h := startIdentityPartial(t, func(c *config.Config) {
@@ -500,6 +529,7 @@ func TestProviderDownDoesNotStopTheOthers(t *testing.T) {
 // The same fresh token presented twenty times at once: one sign-in, and the replays leave the
 // citizen's link key with the person it made, so their next app joins that person.
 func TestConcurrentReplaysOfAFirstSignIn(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	tok := h.mint("zheliban", devidp.MintRequest{Citizen: "chen-jianguo"})
 	var wg sync.WaitGroup
@@ -532,6 +562,7 @@ func TestConcurrentReplaysOfAFirstSignIn(t *testing.T) {
 // An app that brings its own PKCE challenge makes the code and state of the redirect worthless
 // without its verifier.
 func TestCodeFlowWithTheAppsPKCE(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	callback := h.url + "/dev/apps/sufuban/callback"
 	const begin = `mutation($app: ID!, $r: String!, $c: String) { beginSignIn(app: $app, redirectUri: $r, codeChallenge: $c) { authorizationUrl state } }`

@@ -96,6 +96,7 @@ func swkSwitch(t *testing.T, h *harness, citizen string) string {
 // what the other signed; a rotation publishes the next key ahead, switches both replicas to
 // it at once, and keeps the old one published for the tokens it signed.
 func TestSwitchAcrossKeyRotation(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	clk := testenv.NewClock()
 	store := testenv.Redis(t)

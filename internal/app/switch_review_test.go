@@ -44,6 +44,7 @@ func launchFor(t *testing.T, h *harness, in signedIn, app string) string {
 
 // What review found: each refusal below once let something through.
 func TestSwitchRefusalsFromReview(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 
 	// The second: openid needs no consent of its own, so covering the code's scopes is not

@@ -87,6 +87,7 @@ func (p *partner) arrive(launch string) (*oauth2.Token, *oidc.IDToken) {
 }
 
 func TestSwitchEndToEnd(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	in := h.signIn("zheliban", "wang-fang")
 
@@ -148,6 +149,7 @@ func TestSwitchEndToEnd(t *testing.T) {
 
 // The simulated app's landing page completes the switch like a partner backend.
 func TestDevAppLandingPageCompletesTheSwitch(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	in := h.signIn("zheliban", "zhou-ting")
 	h.gql(grantConsent, map[string]any{"a": "sufuban", "s": []string{"profile"}}, in.access)

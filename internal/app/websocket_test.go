@@ -73,6 +73,7 @@ func readWS(t *testing.T, c *websocket.Conn) (wsMessage, error) {
 }
 
 func TestWebsocketQueryWithSession(t *testing.T) {
+	t.Parallel()
 	h := startIdentity(t, nil)
 	in := h.signIn("suishenban", "wang-fang")
 	token := in.access
@@ -98,6 +99,7 @@ func TestWebsocketQueryWithSession(t *testing.T) {
 }
 
 func TestWebsocketRejections(t *testing.T) {
+	t.Parallel()
 	h := start(t, devConfig(t, func(c *config.Config) {
 		c.GraphQL.AllowedOrigins = []string{"https://m.zjzwfw.gov.cn"}
 	}))
@@ -161,6 +163,7 @@ func TestWebsocketRejections(t *testing.T) {
 }
 
 func TestShutdownClosesWebsockets(t *testing.T) {
+	t.Parallel()
 	h := start(t, devConfig(t, nil))
 	c, _, err := dialWS(t, h, "", map[string]any{"Authorization": "Bearer " + machineToken(t, h, "jiaxing-data")})
 	if err != nil {
@@ -189,6 +192,7 @@ func TestShutdownClosesWebsockets(t *testing.T) {
 // A connection_init payload that is not an object makes gqlgen give up on the connection
 // without closing it; the server must close the socket anyway, or it leaks.
 func TestMalformedInitClosesTheSocket(t *testing.T) {
+	t.Parallel()
 	h := start(t, devConfig(t, nil))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -202,15 +206,18 @@ func TestMalformedInitClosesTheSocket(t *testing.T) {
 }
 
 func TestShutdownCutsWebsocketsThatNeverInitialised(t *testing.T) {
+	t.Parallel()
 	h := start(t, devConfig(t, func(c *config.Config) { c.ShutdownTimeout = config.Duration(4 * time.Second) }))
+	// Dial returns once the server has answered the upgrade, which it does after counting the
+	// connection among those shutdown waits for: it is now waiting for connection_init.
 	dialSilent(t, h)
-	time.Sleep(100 * time.Millisecond) // the server is now waiting for connection_init
 	if err := h.shutdown(); err != nil {
 		t.Fatalf("shutdown must not overrun on a silent websocket: %v", err)
 	}
 }
 
 func TestMalformedHandshakesGetCodedAnswers(t *testing.T) {
+	t.Parallel()
 	h := start(t, devConfig(t, nil))
 	good := map[string]string{"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
 		"Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}

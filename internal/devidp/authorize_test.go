@@ -144,7 +144,10 @@ func TestAuthorizePage(t *testing.T) {
 func TestAuthorizeCodeBinding(t *testing.T) {
 	p := start(t, nil)
 	resp := getAuthorize(t, p, authParams())
-	loc, _ := url.Parse(resp.Header.Get("Location"))
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	code := loc.Query().Get("code")
 	if len(code) < 22 { // 128 bits in base64url
 		t.Fatalf("code %q is too short to carry 128 random bits", code)

@@ -71,7 +71,10 @@ func TestFixtures(t *testing.T) {
 			if !ok {
 				t.Fatal("chen-jianguo missing")
 			}
-			n, _ := idnumber.Parse(chen.IDNumber)
+			n, err := idnumber.Parse(chen.IDNumber)
+			if err != nil {
+				t.Fatal(err)
+			}
 			cn := now.In(time.FixedZone("", 8*3600))
 			if b := n.BirthDate(); b.Year() != cn.Year()-60 || b.Month() != cn.Month() {
 				t.Errorf("chen-jianguo born %v, want %d-%02d", b, cn.Year()-60, cn.Month())

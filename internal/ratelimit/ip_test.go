@@ -86,7 +86,10 @@ func TestIPKey(t *testing.T) {
 func FuzzClientIP(f *testing.F) {
 	f.Add("10.0.0.2:1", "1.2.3.4, 10.0.0.1")
 	f.Add("10.0.0.2:1", "[::1]:80,,garbage")
-	proxies, _ := ParseProxies([]string{"10.0.0.0/8"})
+	proxies, err := ParseProxies([]string{"10.0.0.0/8"})
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, peer, xff string) {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.RemoteAddr = peer

@@ -38,7 +38,9 @@ func TestSharedLimitIsOneCountForEveryReplica(t *testing.T) {
 			t.Fatalf("RetryAfter %v, want about one interval (1h)", d.RetryAfter)
 		}
 	}
-	if d, _ := a.Allow(ctx, SignIn, "203.0.113.8"); !d.Allowed {
+	if d, err := a.Allow(ctx, SignIn, "203.0.113.8"); err != nil {
+		t.Fatal(err)
+	} else if !d.Allowed {
 		t.Fatal("another IP was refused")
 	}
 	if got := testutil.ToFloat64(a.limited.WithLabelValues(string(SignIn))); got != 1 {
@@ -67,13 +69,19 @@ func TestSharedAllowNIsAllOrNone(t *testing.T) {
 	if d, err := l.AllowN(ctx, Ingest, "jiaxing-data", 70); err != nil || !d.Allowed {
 		t.Fatalf("70 of 100: %+v %v", d, err)
 	}
-	if d, _ := l.AllowN(ctx, Ingest, "jiaxing-data", 31); d.Allowed {
+	if d, err := l.AllowN(ctx, Ingest, "jiaxing-data", 31); err != nil {
+		t.Fatal(err)
+	} else if d.Allowed {
 		t.Fatal("31 allowed with 30 left")
 	}
-	if d, _ := l.AllowN(ctx, Ingest, "jiaxing-data", 30); !d.Allowed {
+	if d, err := l.AllowN(ctx, Ingest, "jiaxing-data", 30); err != nil {
+		t.Fatal(err)
+	} else if !d.Allowed {
 		t.Fatal("the refused call used up the bucket")
 	}
-	if d, _ := l.AllowN(ctx, Ingest, "other", 101); d.Allowed || d.RetryAfter <= 0 {
+	if d, err := l.AllowN(ctx, Ingest, "other", 101); err != nil {
+		t.Fatal(err)
+	} else if d.Allowed || d.RetryAfter <= 0 {
 		t.Fatalf("more than the burst: %+v", d)
 	}
 }

@@ -40,8 +40,14 @@ func TestEvalPipelinedLoadsMissingScripts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	a, _ := s.Client.Get(ctx, s.Key("{a}:n")).Int()
-	b, _ := s.Client.Get(ctx, s.Key("{b}:n")).Int()
+	a, err := s.Client.Get(ctx, s.Key("{a}:n")).Int()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Client.Get(ctx, s.Key("{b}:n")).Int()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if a != 4*4 || b != 2*4 {
 		t.Fatalf("a=%d b=%d: some calls ran twice or not at all", a, b)
 	}
@@ -58,7 +64,9 @@ func TestDeleteIfEqual(t *testing.T) {
 	if ok, err := redisx.DeleteIfEqual(ctx, s.Client, key, "mine"); !ok || err != nil {
 		t.Fatalf("did not delete our own key: %v %v", ok, err)
 	}
-	if n, _ := s.Client.Exists(ctx, key).Result(); n != 0 {
+	if n, err := s.Client.Exists(ctx, key).Result(); err != nil {
+		t.Fatal(err)
+	} else if n != 0 {
 		t.Fatal("the key is still there")
 	}
 	if ok, err := redisx.DeleteIfEqual(ctx, s.Client, key, "mine"); ok || err != nil {

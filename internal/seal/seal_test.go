@@ -42,8 +42,14 @@ func TestRoundTrip(t *testing.T) {
 			t.Fatalf("Open = %q, want %q", got, plain)
 		}
 	}
-	a, _ := seal.Seal(kek, "p", []byte(secret))
-	b, _ := seal.Seal(kek, "p", []byte(secret))
+	a, err := seal.Seal(kek, "p", []byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := seal.Seal(kek, "p", []byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if a == b {
 		t.Error("sealing twice gave the same value: the nonce is not random")
 	}
@@ -57,7 +63,10 @@ func TestOpenRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, _ := base64.RawStdEncoding.DecodeString(sealed)
+	raw, err := base64.RawStdEncoding.DecodeString(sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
 	flip := func(i int) string {
 		b := bytes.Clone(raw)
 		b[i] ^= 1
@@ -116,8 +125,14 @@ func TestSealRefusesBadKeys(t *testing.T) {
 func TestFormatIsIdentitys(t *testing.T) {
 	kek := newKey(t)
 	const purpose = "tongban/identity/id_number/v1"
-	block, _ := aes.NewCipher(kek)
-	gcm, _ := cipher.NewGCM(block)
+	block, err := aes.NewCipher(kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gcm, err := cipher.NewGCM(block)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	s, err := seal.Seal(kek, purpose, []byte("110101199003074514"))
 	if err != nil {
@@ -143,7 +158,10 @@ func TestFormatIsIdentitys(t *testing.T) {
 
 func FuzzOpen(f *testing.F) {
 	kek := newKey(f)
-	s, _ := seal.Seal(kek, "fcm-token", []byte(secret))
+	s, err := seal.Seal(kek, "fcm-token", []byte(secret))
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Add(s, "fcm-token")
 	f.Add("", "")
 	f.Add("AAAA", "x")

@@ -230,7 +230,9 @@ func TestEvalTime(t *testing.T) {
 			t.Errorf("%s = %v, %v; want %v", tt.src, got, err, tt.want)
 		}
 	}
-	if got, _ := compile(t, "has(person.birthDate)").Eval(&Person{}, nil, testNow); got {
+	if got, err := compile(t, "has(person.birthDate)").Eval(&Person{}, nil, testNow); err != nil {
+		t.Fatal(err)
+	} else if got {
 		t.Error("has(person.birthDate) is true for an unknown birth date")
 	}
 }

@@ -90,7 +90,9 @@ func TestRedisRestartLosesNoJob(t *testing.T) {
 		w.device(pid, "zheliban", tok)
 		w.event(n)
 	}
-	if n, _ := store.Client.XLen(context.Background(), store.Key(delivery.JobsStream)).Result(); n != 20 {
+	if n, err := store.Client.XLen(context.Background(), store.Key(delivery.JobsStream)).Result(); err != nil {
+		t.Fatal(err)
+	} else if n != 20 {
 		t.Fatalf("%d jobs queued, want 20", n)
 	}
 	srv.stop()

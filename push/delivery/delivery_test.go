@@ -23,13 +23,16 @@ func TestDeliveryEndToEnd(t *testing.T) {
 	w.event(n)
 	w.eventually("both devices receive it", func() bool { return len(w.received(a)) == 1 && len(w.received(b)) == 1 })
 	m := w.received(a)[0].Message
-	notes, _ := w.push.Notifications(context.Background(), pid, false)
+	notes, err := w.push.Notifications(context.Background(), pid, false)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(notes) != 1 || m.Notification == nil || m.Notification.Title != notes[0].Title || m.Data["link"] != notes[0].Link ||
 		m.Data["notification_id"] != notes[0].ID || notes[0].Link == "" {
 		t.Fatalf("message %+v for notification %+v", m, notes)
 	}
 	w.eventually("the rule counts it delivered", func() bool { return w.stats(r).Delivered == 1 })
-	time.Sleep(200 * time.Millisecond)
+	w.settled()
 	if len(w.received(a)) != 1 || len(w.received(b)) != 1 {
 		t.Fatalf("received %d and %d, want one each", len(w.received(a)), len(w.received(b)))
 	}
@@ -57,7 +60,10 @@ func TestMutedCategoryAndPushOffStayInTheInbox(t *testing.T) {
 	w.event(n1)
 	w.event(n2)
 	for pid, want := range map[string]string{muted: "inbox_only:muted", off: "inbox_only:push_off"} {
-		notes, _ := w.push.Notifications(ctx, pid, false)
+		notes, err := w.push.Notifications(ctx, pid, false)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if len(notes) != 1 {
 			t.Fatalf("inbox of %s holds %d", pid, len(notes))
 		}
@@ -83,7 +89,7 @@ func TestQuietHoursDeferUntilTheirEnd(t *testing.T) {
 	w.event(n)
 	w.eventually("the rule counts it deferred", func() bool { return w.stats(r).Deferred == 1 })
 	w.clock.Set(time.Date(2026, 11, 28, 7, 59, 0, 0, shanghai))
-	time.Sleep(150 * time.Millisecond)
+	w.settled()
 	if len(w.received(a)) != 0 {
 		t.Fatal("pushed during quiet hours")
 	}
@@ -102,7 +108,7 @@ func TestDailyCapDefersToTomorrow(t *testing.T) {
 	w.clock.Set(time.Date(2026, 11, 27, 12, 0, 0, 0, shanghai))
 	w.event(n) // both rules match: two notifications, a cap of one
 	w.eventually("the first is sent", func() bool { return len(w.received(a)) == 1 })
-	time.Sleep(150 * time.Millisecond)
+	w.settled()
 	if len(w.received(a)) != 1 {
 		t.Fatal("the cap let a second push through")
 	}
@@ -121,7 +127,10 @@ func TestUnregisteredTokenIsDroppedAndNotTriedAgain(t *testing.T) {
 	w.event(n)
 	w.eventually("the live device receives it", func() bool { return len(w.received(kept)) == 1 })
 	w.eventually("the dead device is removed", func() bool {
-		ds, _ := w.devices.List(context.Background(), pid)
+		ds, err := w.devices.List(context.Background(), pid)
+		if err != nil {
+			t.Fatal(err)
+		}
 		return len(ds) == 1
 	})
 	w.rule("出行") // a second rule: the same rule version never notifies twice
@@ -163,7 +172,7 @@ func TestOutageThenEveryNotificationOnce(t *testing.T) {
 	// Each round moves the clock past the Retry-After, until FCM is back and everyone has it.
 	for i := 0; i < 50 && !all(); i++ {
 		w.clock.Advance(4 * time.Minute)
-		time.Sleep(100 * time.Millisecond)
+		w.settled()
 	}
 	if !all() {
 		t.Fatal("not every device received its notification after the outage")
@@ -171,7 +180,7 @@ func TestOutageThenEveryNotificationOnce(t *testing.T) {
 	if got := len(w.fcm.Requests()); got < 12+len(toks) {
 		t.Fatalf("%d requests: the outage was not felt", got)
 	}
-	time.Sleep(200 * time.Millisecond)
+	w.settled()
 	for _, tok := range toks {
 		if got := len(w.received(tok)); got != 1 {
 			t.Fatalf("%s received %d", tok, got)
@@ -190,7 +199,7 @@ func TestQuotaBacksOffAMinute(t *testing.T) {
 	w.event(n)
 	w.eventually("the quota refusal", func() bool { return len(w.fcm.Requests()) == 1 })
 	w.clock.Advance(59 * time.Second)
-	time.Sleep(150 * time.Millisecond)
+	w.settled()
 	if len(w.fcm.Requests()) != 1 {
 		t.Fatal("retried within a minute of QUOTA_EXCEEDED")
 	}
@@ -221,7 +230,10 @@ func TestWorkerKilledBeforeAckIsFinishedByAnother(t *testing.T) {
 	w.shutdown() // the worker is gone; its job stays pending
 	other := w.replica(nil)
 	other.eventually("the job is finished by the other replica", func() bool {
-		n, _ := w.store.Client.XLen(context.Background(), w.store.Key(delivery.JobsStream)).Result()
+		n, err := w.store.Client.XLen(context.Background(), w.store.Key(delivery.JobsStream)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
 		return n == 0
 	})
 	if len(w.received(a)) != 1 || len(w.received(b)) != 1 {
@@ -243,12 +255,15 @@ func TestDeadLetterAfterEightFailures(t *testing.T) {
 	w.fcm.Script(a, replies...)
 	w.event(n)
 	dead := func() int64 {
-		n, _ := w.store.Client.XLen(context.Background(), w.store.Key(delivery.DeadKey)).Result()
+		n, err := w.store.Client.XLen(context.Background(), w.store.Key(delivery.DeadKey)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
 		return n
 	}
 	for i := 0; i < 40 && dead() == 0; i++ {
 		w.clock.Advance(time.Hour)
-		time.Sleep(50 * time.Millisecond)
+		w.settled()
 	}
 	if dead() != 1 {
 		t.Fatalf("%d dead letters", dead())
@@ -267,7 +282,10 @@ func TestNotificationWaitsForTheFirstDevice(t *testing.T) {
 	w.rule("出行")
 	pid, n := w.person(1)
 	w.event(n)
-	notes, _ := w.push.Notifications(context.Background(), pid, false)
+	notes, err := w.push.Notifications(context.Background(), pid, false)
+	if err != nil {
+		t.Fatal(err)
+	}
 	w.eventually("the job waits for a device", func() bool { return w.status(pid, notes[0].ID) == "waiting_for_device" })
 	a := token("first")
 	w.device(pid, "zheliban", a)
@@ -289,7 +307,10 @@ func TestShutdownFinishesTheBatchInHand(t *testing.T) {
 	w.event(n)
 	ctx := context.Background()
 	w.eventually("a worker holds the job", func() bool {
-		p, _ := w.store.Client.XPending(ctx, w.store.Key(delivery.JobsStream), delivery.Group).Result()
+		p, err := w.store.Client.XPending(ctx, w.store.Key(delivery.JobsStream), delivery.Group).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
 		return p != nil && p.Count == 1
 	})
 	if len(w.received(a)) != 0 {
@@ -299,10 +320,15 @@ func TestShutdownFinishesTheBatchInHand(t *testing.T) {
 	if len(w.received(a)) != 1 {
 		t.Fatal("the batch in hand was not sent before shutdown finished")
 	}
-	if n, _ := w.store.Client.XLen(ctx, w.store.Key(delivery.JobsStream)).Result(); n != 0 {
+	if n, err := w.store.Client.XLen(ctx, w.store.Key(delivery.JobsStream)).Result(); err != nil {
+		t.Fatal(err)
+	} else if n != 0 {
 		t.Fatalf("%d jobs left on the stream after shutdown", n)
 	}
-	pending, _ := w.store.Client.XPending(ctx, w.store.Key(delivery.JobsStream), delivery.Group).Result()
+	pending, err := w.store.Client.XPending(ctx, w.store.Key(delivery.JobsStream), delivery.Group).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if pending.Count != 0 {
 		t.Fatalf("%d jobs left pending after shutdown", pending.Count)
 	}
@@ -318,8 +344,11 @@ func TestLateDeliveryOfAnOldVersionCountsForThatVersion(t *testing.T) {
 	pid, n := w.person(1)
 	w.event(n) // no device yet: version 1's job waits for one
 	notes, err := w.push.Notifications(ctx, pid, false)
-	if err != nil || len(notes) != 1 || notes[0].Version != 1 {
-		t.Fatalf("inbox %+v %v", notes, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(notes) != 1 || notes[0].Version != 1 {
+		t.Fatalf("inbox %+v", notes)
 	}
 	w.eventually("the job waits for a device", func() bool { return w.status(pid, notes[0].ID) == "waiting_for_device" })
 
@@ -339,7 +368,10 @@ func TestLateDeliveryOfAnOldVersionCountsForThatVersion(t *testing.T) {
 	w.eventually("the late push is sent", func() bool { return len(w.received(a)) == 1 })
 	w.eventually("version 1 counts it delivered", func() bool {
 		v1, err := w.push.Rules.VersionStats(ctx, r.ID, 1)
-		return err == nil && v1.Delivered == 1
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v1.Delivered == 1
 	})
 	if st := w.stats(r); st.Version != 2 || st.Delivered != 0 || st.Matched != 0 || st.Notified != 0 {
 		t.Fatalf("the current version's counters %+v, want nothing of version 1", st)

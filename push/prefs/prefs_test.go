@@ -75,7 +75,9 @@ func TestDefaults(t *testing.T) {
 	}
 
 	none, _ := newPrefs(t, prefs.Defaults{TimeZone: "UTC"})
-	got, _ = none.Get(ctx, "pA")
+	if got, err = none.Get(ctx, "pA"); err != nil {
+		t.Fatal(err)
+	}
 	if got.QuietStart != "" || got.QuietEnd != "" || got.TimeZone != "UTC" {
 		t.Errorf("defaults without quiet hours = %+v", got)
 	}
@@ -187,7 +189,9 @@ func TestUpdateChangesOnlyWhatItNames(t *testing.T) {
 	if keys := testenv.Keys(t, store); !slices.Equal(keys, []string{store.Key("{p:pA}:prefs")}) {
 		t.Errorf("keys %v", keys)
 	}
-	if other, _ := p.Get(ctx, "pB"); other.TimeZone != "Asia/Shanghai" || other.QuietStart != "22:00" {
+	if other, err := p.Get(ctx, "pB"); err != nil {
+		t.Fatal(err)
+	} else if other.TimeZone != "Asia/Shanghai" || other.QuietStart != "22:00" {
 		t.Errorf("pB = %+v", other)
 	}
 }
