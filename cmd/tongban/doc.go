@@ -5,6 +5,6 @@
 //	tongban keys rotate           rotate the bridge's signing keys on the configured store now
 //
 // It parses flags, loads and validates the configuration (printing one line per problem),
-// builds the app with internal/app and serves until SIGINT or SIGTERM, then shuts down
+// builds the app with package app and serves until SIGINT or SIGTERM, then shuts down
 // gracefully. It holds no logic of its own.
 package main

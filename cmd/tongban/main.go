@@ -11,8 +11,8 @@ import (
 	"syscall"
 	_ "time/tzdata" // quiet hours and time zones work on machines without zoneinfo
 
+	"github.com/tongban/tongban/app"
 	"github.com/tongban/tongban/config"
-	"github.com/tongban/tongban/internal/app"
 	"github.com/tongban/tongban/internal/redisx"
 )
 

@@ -29,7 +29,7 @@ func BenchmarkEval(b *testing.B) {
 		d, ok := ev.Attributes["childBirthDate"].(string)
 		return ok && d != "" && p.Hukou.Province == "浙江"
 	}
-	// The dev mode's sample rule as internal/app publishes it.
+	// The dev mode's sample rule as app publishes it.
 	newbornDev := func(p *Person, ev *Event) bool {
 		return ev != nil && ev.Type == "birth.registered" && p.Hukou.Province == "浙江"
 	}

@@ -379,7 +379,7 @@ func TestStartPausesRulesReadingUnreadableFacts(t *testing.T) {
 		t.Fatal(p.Raw)
 	}
 
-	raw, err := os.ReadFile("../../push/catalog/devdata/catalog.yaml")
+	raw, err := os.ReadFile("../push/catalog/devdata/catalog.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

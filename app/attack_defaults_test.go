@@ -21,7 +21,7 @@ import (
 // key and client secrets anyone can read. Refused: one line per published secret.
 func TestAttackExampleConfigIsRefused(t *testing.T) {
 	t.Parallel()
-	_, err := config.Load("../../tongban.example.yaml", []string{})
+	_, err := config.Load("../tongban.example.yaml", []string{})
 	var ps config.Problems
 	if !errors.As(err, &ps) {
 		t.Fatalf("the example loaded as it is (err %v); its secrets are public", err)

@@ -41,7 +41,7 @@ import (
 // request is counted and none refused), and with them off; the two are compared for what the
 // limits cost (an anonymous request pays one in-memory graphql_anonymous check).
 //
-//	go test -run '^$' -bench ServerOverhead -benchtime 1x ./internal/app
+//	go test -run '^$' -bench ServerOverhead -benchtime 1x ./app
 func BenchmarkServerOverhead(b *testing.B) {
 	const (
 		concurrency = 16

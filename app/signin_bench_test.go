@@ -29,7 +29,7 @@ import (
 // and prints what the limits cost: the sign_in class takes a lease of events from Redis once
 // per few sign-ins (internal/ratelimit/lease.go), and graphql_anonymous one in-memory check.
 //
-//	go test -run '^$' -bench SignInWithIDToken -benchtime 1x ./internal/app
+//	go test -run '^$' -bench SignInWithIDToken -benchtime 1x ./app
 func BenchmarkSignInWithIDToken(b *testing.B) {
 	const (
 		concurrency = 16

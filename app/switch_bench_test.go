@@ -20,7 +20,7 @@ import (
 // fixed concurrency, and in the same run the bare cost of the one signature a flow needs (the
 // ES256 ID token) on the same cores. Only the ratio is comparable across runs.
 //
-//	go test -run '^$' -bench Switch -benchtime 1x ./internal/app
+//	go test -run '^$' -bench Switch -benchtime 1x ./app
 func BenchmarkSwitch(b *testing.B) {
 	const (
 		concurrency = 16

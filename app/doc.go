@@ -1,0 +1,15 @@
+// Package app wires a Config into a running Tongban: the store, the domain packages, the
+// GraphQL endpoint, health and metrics, and the HTTP servers with their graceful shutdown.
+//
+// It is a top-level folder, not under cmd/ or internal/, because it is the one package that
+// imports every concept (identity, bridge, push, graph): main must stay plumbing, tests must be
+// able to build the exact same server main runs (New, then Serve on listeners of their choosing),
+// and internal/ holds only the leaf utilities several packages share. Dev mode's simulated
+// member apps are app/devpartner.
+//
+// Serve runs the background loops (provider discovery, signing-key rotation, backfills,
+// delivery) under one errgroup and returns only after every one of them has; Close, which
+// closes the store, comes after. It holds no
+// business rules and owns no Redis keys. A dev server that listens beyond loopback says so in a
+// warning (exposure.go): its simulated providers mint tokens for anyone who reaches them.
+package app
