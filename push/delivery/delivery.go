@@ -41,14 +41,14 @@ const (
 	deliveryRecord = 7 * 24 * time.Hour // how long a notification's per-device outcomes are kept
 )
 
-func (e *Service) deliveredKey(pid, nid string) string {
-	return e.store.Key("{p:" + pid + "}:dlv:" + nid)
+func (s *Service) deliveredKey(pid, nid string) string {
+	return s.store.Key("{p:" + pid + "}:dlv:" + nid)
 }
-func (e *Service) lockKey(pid, nid string) string {
-	return e.store.Key("{p:" + pid + "}:dlvlock:" + nid)
+func (s *Service) lockKey(pid, nid string) string {
+	return s.store.Key("{p:" + pid + "}:dlvlock:" + nid)
 }
-func (e *Service) sentKey(pid, day string) string { return e.store.Key("{p:" + pid + "}:sent:" + day) }
-func (e *Service) waitingKey(pid string) string   { return e.store.Key("{p:" + pid + "}:waiting") }
+func (s *Service) sentKey(pid, day string) string { return s.store.Key("{p:" + pid + "}:sent:" + day) }
+func (s *Service) waitingKey(pid string) string   { return s.store.Key("{p:" + pid + "}:waiting") }
 
 // Job is one delivery job: a notification to push to every device of its person.
 type Job struct {
@@ -75,11 +75,11 @@ func jobOf(m redis.XMessage) (Job, bool) {
 // Run runs this replica's delivery workers, the reclaiming of dead workers' jobs and
 // (under a lease, one replica at a time) the release of deferred jobs, until ctx ends. Then
 // the workers take no new jobs, finish the ones they hold, and Run returns.
-func (e *Service) Run(ctx context.Context) error {
-	if e.sender == nil {
+func (s *Service) Run(ctx context.Context) error {
+	if s.sender == nil {
 		return errors.New("delivery: delivery needs a sender")
 	}
-	err := e.store.Client.XGroupCreateMkStream(ctx, e.store.Key(JobsStream), deliveryGroup, "0").Err()
+	err := s.store.Client.XGroupCreateMkStream(ctx, s.store.Key(JobsStream), deliveryGroup, "0").Err()
 	switch {
 	case ctx.Err() != nil:
 		// Stopped before it started (a shutdown right after start-up): there is no job in hand
@@ -93,18 +93,18 @@ func (e *Service) Run(ctx context.Context) error {
 		return err
 	}
 	var wg sync.WaitGroup
-	for i := range e.opts.Workers {
+	for i := range s.opts.Workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			e.work(ctx, fmt.Sprintf("%s-%d", replica, i))
+			s.work(ctx, fmt.Sprintf("%s-%d", replica, i))
 		}()
 	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := e.runSchedule(ctx); err != nil {
-			e.log.Warn("push: no release of deferred jobs on this replica", "err", err)
+		if err := s.runSchedule(ctx); err != nil {
+			s.log.Warn("push: no release of deferred jobs on this replica", "err", err)
 		}
 	}()
 	wg.Wait()
@@ -113,49 +113,49 @@ func (e *Service) Run(ctx context.Context) error {
 
 // work is one worker: it takes new jobs, and now and then the jobs of workers that stopped
 // answering (XAUTOCLAIM), until ctx ends.
-func (e *Service) work(ctx context.Context, consumer string) {
-	stream := e.store.Key(JobsStream)
+func (s *Service) work(ctx context.Context, consumer string) {
+	stream := s.store.Key(JobsStream)
 	lastClaim := time.Time{}
 	for ctx.Err() == nil {
 		var msgs []redis.XMessage
-		if time.Since(lastClaim) >= e.opts.ClaimEvery {
+		if time.Since(lastClaim) >= s.opts.ClaimEvery {
 			lastClaim = time.Now()
-			claimed, _, err := e.store.Client.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+			claimed, _, err := s.store.Client.XAutoClaim(ctx, &redis.XAutoClaimArgs{
 				Stream: stream, Group: deliveryGroup, Consumer: consumer,
-				MinIdle: e.opts.ClaimIdle, Start: "0-0", Count: int64(e.opts.DeliveryBatch),
+				MinIdle: s.opts.ClaimIdle, Start: "0-0", Count: int64(s.opts.DeliveryBatch),
 			}).Result()
 			if err == nil {
 				msgs = claimed
 			}
 		}
 		if len(msgs) == 0 {
-			res, err := e.store.Client.XReadGroup(ctx, &redis.XReadGroupArgs{
+			res, err := s.store.Client.XReadGroup(ctx, &redis.XReadGroupArgs{
 				Group: deliveryGroup, Consumer: consumer, Streams: []string{stream, ">"},
-				Count: int64(e.opts.DeliveryBatch), Block: e.opts.DeliveryPoll,
+				Count: int64(s.opts.DeliveryBatch), Block: s.opts.DeliveryPoll,
 			}).Result()
 			if err != nil {
 				if !errors.Is(err, redis.Nil) && ctx.Err() == nil {
-					e.log.Warn("delivery: read delivery jobs", "err", err)
-					e.pause(ctx, time.Second)
+					s.log.Warn("delivery: read delivery jobs", "err", err)
+					s.pause(ctx, time.Second)
 				}
 				continue
 			}
-			for _, s := range res {
-				msgs = append(msgs, s.Messages...)
+			for _, stream := range res {
+				msgs = append(msgs, stream.Messages...)
 			}
 		}
 		if len(msgs) > 0 {
 			// A batch in hand is finished even when ctx ends meanwhile: shutting down hands
 			// nothing back half-done.
-			if err := e.deliver(context.WithoutCancel(ctx), msgs); err != nil {
-				e.log.Warn("delivery: a delivery batch failed; its jobs stay pending and are retried", "err", err)
-				e.pause(ctx, time.Second)
+			if err := s.deliver(context.WithoutCancel(ctx), msgs); err != nil {
+				s.log.Warn("delivery: a delivery batch failed; its jobs stay pending and are retried", "err", err)
+				s.pause(ctx, time.Second)
 			}
 		}
 	}
 }
 
-func (e *Service) pause(ctx context.Context, d time.Duration) {
+func (s *Service) pause(ctx context.Context, d time.Duration) {
 	select {
 	case <-ctx.Done():
 	case <-time.After(d):
@@ -197,8 +197,8 @@ const (
 // messages of all of them through SendEach (up to 500 a call), records every device's
 // outcome, and only then schedules follow-ups and acknowledges, in one transaction on the
 // {push} keys. A job redelivered after a worker died skips the devices already recorded.
-func (e *Service) deliver(ctx context.Context, msgs []redis.XMessage) error {
-	now := e.now()
+func (s *Service) deliver(ctx context.Context, msgs []redis.XMessage) error {
+	now := s.now()
 	ds := make([]*delivery, 0, len(msgs))
 	var malformed []string
 	for _, m := range msgs {
@@ -209,49 +209,49 @@ func (e *Service) deliver(ctx context.Context, msgs []redis.XMessage) error {
 		}
 		ds = append(ds, &delivery{job: j, done: map[string]string{}, outcomes: map[string]outcome{}})
 	}
-	if err := e.loadDeliveries(ctx, ds); err != nil {
+	if err := s.loadDeliveries(ctx, ds); err != nil {
 		return err
 	}
 
 	var toReserve []*delivery
 	for _, d := range ds {
-		d.disp, d.due, d.status = e.decide(d, now)
+		d.disp, d.due, d.status = s.decide(d, now)
 		if d.sendsNow() {
 			toReserve = append(toReserve, d)
 		}
 	}
-	if err := e.reserveDailyCap(ctx, toReserve, now); err != nil {
+	if err := s.reserveDailyCap(ctx, toReserve, now); err != nil {
 		return err
 	}
-	e.send(ctx, ds)
-	if e.testHookBeforeRecord != nil && e.testHookBeforeRecord() {
+	s.send(ctx, ds)
+	if s.testHookBeforeRecord != nil && s.testHookBeforeRecord() {
 		return errors.New("delivery: stopped by a test before recording")
 	}
-	if err := e.record(ctx, ds, now); err != nil {
+	if err := s.record(ctx, ds, now); err != nil {
 		return err
 	}
-	if e.testHookBeforeAck != nil && e.testHookBeforeAck() {
+	if s.testHookBeforeAck != nil && s.testHookBeforeAck() {
 		return errors.New("delivery: stopped by a test before acknowledging")
 	}
-	return e.settle(ctx, ds, malformed)
+	return s.settle(ctx, ds, malformed)
 }
 
 // loadDeliveries takes each job's lock and reads its notification, the person's preferences
 // and devices and the outcomes recorded so far, in one pipeline.
-func (e *Service) loadDeliveries(ctx context.Context, ds []*delivery) error {
+func (s *Service) loadDeliveries(ctx context.Context, ds []*delivery) error {
 	locks := make([]*redis.BoolCmd, len(ds))
 	notes := make([]func() (Note, bool), len(ds))
 	done := make([]*redis.MapStringStringCmd, len(ds))
 	prefsOf := make([]func() (prefs.Preferences, error), len(ds))
 	targetsOf := make([]func() ([]deliveryTarget, error), len(ds))
-	_, err := e.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := s.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, d := range ds {
 			j := d.job
-			locks[i] = p.SetNX(ctx, e.lockKey(j.Person, j.Note), "1", e.opts.ClaimIdle)
-			notes[i] = e.inbox.QueueNote(ctx, p, j.Person, j.Note)
-			done[i] = p.HGetAll(ctx, e.deliveredKey(j.Person, j.Note))
-			prefsOf[i] = e.prefs.QueueGet(ctx, p, j.Person)
-			targetsOf[i] = e.devices.QueueTargets(ctx, p, j.Person)
+			locks[i] = p.SetNX(ctx, s.lockKey(j.Person, j.Note), "1", s.opts.ClaimIdle)
+			notes[i] = s.inbox.QueueNote(ctx, p, j.Person, j.Note)
+			done[i] = p.HGetAll(ctx, s.deliveredKey(j.Person, j.Note))
+			prefsOf[i] = s.prefs.QueueGet(ctx, p, j.Person)
+			targetsOf[i] = s.devices.QueueTargets(ctx, p, j.Person)
 		}
 		return nil
 	})
@@ -271,7 +271,7 @@ func (e *Service) loadDeliveries(ctx context.Context, ds []*delivery) error {
 			}
 			// A device whose token no longer opens (a rotated key-encryption key) is skipped;
 			// the person's other devices still get the notification.
-			e.log.Warn("delivery: a device's token could not be opened; it is skipped", "err", err)
+			s.log.Warn("delivery: a device's token could not be opened; it is skipped", "err", err)
 		}
 	}
 	return nil
@@ -279,7 +279,7 @@ func (e *Service) loadDeliveries(ctx context.Context, ds []*delivery) error {
 
 // decide says what to do with a job before anything is sent. status, when not "", is the
 // notification's delivery status to record.
-func (e *Service) decide(d *delivery, now time.Time) (disposition, time.Time, string) {
+func (s *Service) decide(d *delivery, now time.Time) (disposition, time.Time, string) {
 	switch {
 	case !d.locked:
 		return leavePending, time.Time{}, ""
@@ -336,19 +336,19 @@ return 1
 
 // reserveDailyCap applies push.daily_cap: a notification over the person's cap for their day
 // is deferred to the start of their next day.
-func (e *Service) reserveDailyCap(ctx context.Context, ds []*delivery, now time.Time) error {
-	if e.opts.DailyCap <= 0 || len(ds) == 0 {
+func (s *Service) reserveDailyCap(ctx context.Context, ds []*delivery, now time.Time) error {
+	if s.opts.DailyCap <= 0 || len(ds) == 0 {
 		return nil
 	}
 	calls := make([]redisx.ScriptCall, len(ds))
 	for k, d := range ds {
 		day := d.prefs.Day(now)
 		calls[k] = redisx.ScriptCall{
-			Keys: []string{e.deliveredKey(d.job.Person, d.job.Note), e.sentKey(d.job.Person, day)},
-			Args: []any{day, e.opts.DailyCap, int64((48 * time.Hour).Seconds()), int64(deliveryRecord.Seconds())},
+			Keys: []string{s.deliveredKey(d.job.Person, d.job.Note), s.sentKey(d.job.Person, day)},
+			Args: []any{day, s.opts.DailyCap, int64((48 * time.Hour).Seconds()), int64(deliveryRecord.Seconds())},
 		}
 	}
-	cmds, err := redisx.EvalPipelined(ctx, e.store.Client, capScript, calls)
+	cmds, err := redisx.EvalPipelined(ctx, s.store.Client, capScript, calls)
 	if err != nil {
 		return fmt.Errorf("delivery: daily cap: %w", err)
 	}
@@ -363,7 +363,7 @@ func (e *Service) reserveDailyCap(ctx context.Context, ds []*delivery, now time.
 
 // send pushes every pending device of the jobs that go out now, up to 500 messages a call,
 // and classifies each answer.
-func (e *Service) send(ctx context.Context, ds []*delivery) {
+func (s *Service) send(ctx context.Context, ds []*delivery) {
 	type slot struct {
 		d *delivery
 		t deliveryTarget
@@ -383,9 +383,9 @@ func (e *Service) send(ctx context.Context, ds []*delivery) {
 		end := min(start+maxSendEach, len(msgs))
 		began := time.Now()
 		sctx, cancel := context.WithTimeout(ctx, sendTimeout)
-		resp, err := e.sender.SendEach(sctx, msgs[start:end])
+		resp, err := s.sender.SendEach(sctx, msgs[start:end])
 		cancel()
-		e.metrics.sendLatency.Observe(time.Since(began).Seconds())
+		s.metrics.sendLatency.Observe(time.Since(began).Seconds())
 		for k := start; k < end; k++ {
 			var sendErr error
 			switch {
@@ -397,13 +397,13 @@ func (e *Service) send(ctx context.Context, ds []*delivery) {
 				sendErr = resp.Responses[k-start].Error
 			}
 			o, wait, reason := classify(sendErr)
-			s := slots[k]
-			s.d.outcomes[s.t.ID] = o
-			s.d.wait = max(s.d.wait, wait)
+			sl := slots[k]
+			sl.d.outcomes[sl.t.ID] = o
+			sl.d.wait = max(sl.d.wait, wait)
 			if reason != "" {
-				s.d.reasons = append(s.d.reasons, reason)
+				sl.d.reasons = append(sl.d.reasons, reason)
 			}
-			e.metrics.sends.WithLabelValues(o.String()).Inc()
+			s.metrics.sends.WithLabelValues(o.String()).Inc()
 		}
 	}
 }
@@ -420,16 +420,16 @@ func backoff(attempt int, least time.Duration) time.Duration {
 // record writes what happened to each device and notification, before anything is
 // acknowledged: a worker that dies after this point leaves jobs whose devices are all
 // recorded, which the next worker acknowledges without sending.
-func (e *Service) record(ctx context.Context, ds []*delivery, now time.Time) error {
+func (s *Service) record(ctx context.Context, ds []*delivery, now time.Time) error {
 	type drop struct{ pid, id string }
 	var drops []drop
-	_, err := e.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := s.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, d := range ds {
 			if d.disp == leavePending {
 				continue
 			}
 			j := d.job
-			key := e.deliveredKey(j.Person, j.Note)
+			key := s.deliveredKey(j.Person, j.Note)
 			fields := []any{}
 			anySent, anyRetry, anyFailed := d.done["_sent"] == "1", false, false
 			for id, o := range d.outcomes {
@@ -474,21 +474,21 @@ func (e *Service) record(ctx context.Context, ds []*delivery, now time.Time) err
 			p.Expire(ctx, key, deliveryRecord)
 			if final == "waiting_for_device" {
 				blob, _ := json.Marshal(j)
-				p.HSet(ctx, e.waitingKey(j.Person), j.Note, blob)
-				p.Expire(ctx, e.waitingKey(j.Person), e.opts.WaitingTTL)
+				p.HSet(ctx, s.waitingKey(j.Person), j.Note, blob)
+				p.Expire(ctx, s.waitingKey(j.Person), s.opts.WaitingTTL)
 			}
-			p.Del(ctx, e.lockKey(j.Person, j.Note))
+			p.Del(ctx, s.lockKey(j.Person, j.Note))
 			// Counted once per notification: by the call that sent (or gave up), not by a
 			// redelivery that found everything recorded. Counted for the version the job
 			// names, which is the notification's, even when the rule has moved on since: a
 			// probe version's deferred push must not land in a crowd version's counts.
 			switch {
 			case len(d.outcomes) > 0 && final == "delivered":
-				e.counter.QueueCount(ctx, p, j.Rule, j.Version, "delivered")
+				s.counter.QueueCount(ctx, p, j.Rule, j.Version, "delivered")
 			case len(d.outcomes) > 0 && (final == "failed" || final == "dead_letter"):
-				e.counter.QueueCount(ctx, p, j.Rule, j.Version, "failed")
+				s.counter.QueueCount(ctx, p, j.Rule, j.Version, "failed")
 			case strings.HasPrefix(final, "deferred:"):
-				e.counter.QueueCount(ctx, p, j.Rule, j.Version, "deferred")
+				s.counter.QueueCount(ctx, p, j.Rule, j.Version, "deferred")
 			}
 		}
 		return nil
@@ -497,8 +497,8 @@ func (e *Service) record(ctx context.Context, ds []*delivery, now time.Time) err
 		return fmt.Errorf("delivery: record deliveries: %w", err)
 	}
 	for _, d := range drops {
-		if _, err := e.devices.Drop(ctx, d.pid, d.id); err != nil {
-			e.log.Warn("delivery: could not drop a device FCM refused", "err", err)
+		if _, err := s.devices.Drop(ctx, d.pid, d.id); err != nil {
+			s.log.Warn("delivery: could not drop a device FCM refused", "err", err)
 		}
 	}
 	return nil
@@ -507,10 +507,10 @@ func (e *Service) record(ctx context.Context, ds []*delivery, now time.Time) err
 // settle moves each job on in one transaction on the {push} keys: a follow-up onto the
 // schedule or the dead letters, and the acknowledgement, together, so a job is never both
 // lost and never doubled by a crash in between.
-func (e *Service) settle(ctx context.Context, ds []*delivery, malformed []string) error {
-	stream := e.store.Key(JobsStream)
+func (s *Service) settle(ctx context.Context, ds []*delivery, malformed []string) error {
+	stream := s.store.Key(JobsStream)
 	var acks []string
-	_, err := e.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := s.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for _, d := range ds {
 			j := d.job
 			switch d.disp {
@@ -522,10 +522,10 @@ func (e *Service) settle(ctx context.Context, ds []*delivery, malformed []string
 					next.Attempt++
 				}
 				blob, _ := json.Marshal(next)
-				p.ZAdd(ctx, e.store.Key(scheduleKey), redis.Z{Score: float64(d.due.UnixMilli()), Member: string(blob)})
+				p.ZAdd(ctx, s.store.Key(scheduleKey), redis.Z{Score: float64(d.due.UnixMilli()), Member: string(blob)})
 			case deadLetter:
-				p.XAdd(ctx, &redis.XAddArgs{Stream: e.store.Key(deadKey), Values: append(j.fields(), "reason", lastReason(d.reasons))})
-				e.metrics.deadLetters.Inc()
+				p.XAdd(ctx, &redis.XAddArgs{Stream: s.store.Key(deadKey), Values: append(j.fields(), "reason", lastReason(d.reasons))})
+				s.metrics.deadLetters.Inc()
 			}
 			acks = append(acks, j.streamID)
 		}

@@ -29,7 +29,7 @@ func WaitingKey(store *redisx.Store, pid string) string {
 
 // SetHookBeforeAck stops a batch (as if its worker died) after recording, when hook says so.
 // Set it before the first job arrives.
-func (e *Service) SetHookBeforeAck(hook func() bool) { e.testHookBeforeAck = hook }
+func (s *Service) SetHookBeforeAck(hook func() bool) { s.testHookBeforeAck = hook }
 
 // Message is the FCM message of a note for a device.
 func Message(n Note, t devices.Target) *messaging.Message { return message(n, t) }

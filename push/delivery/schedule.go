@@ -32,40 +32,40 @@ return #due
 // runSchedule releases deferred jobs when they fall due, on one replica at a time (the lease
 // {push}:schedule:lease, held across polls by this loop's holder), until ctx ends. A failing
 // poll (Redis away) is tried again at the next; it never ends the loop.
-func (e *Service) runSchedule(ctx context.Context) error {
-	ttl := 10*e.opts.SchedulePoll + time.Second
-	lease, err := redisx.NewLease(e.store.Client, e.store.Key(schedLeaseKey), ttl, "")
+func (s *Service) runSchedule(ctx context.Context) error {
+	ttl := 10*s.opts.SchedulePoll + time.Second
+	lease, err := redisx.NewLease(s.store.Client, s.store.Key(schedLeaseKey), ttl, "")
 	if err != nil {
 		return fmt.Errorf("delivery: schedule lease: %w", err)
 	}
-	keys := []string{e.store.Key(scheduleKey), e.store.Key(JobsStream)}
+	keys := []string{s.store.Key(scheduleKey), s.store.Key(JobsStream)}
 	var tok redisx.Token
 	for ctx.Err() == nil {
 		// Acquire recognises this loop's own holding, so it also renews it.
 		tok, err = lease.Acquire(ctx)
 		if err == nil {
 			for ctx.Err() == nil {
-				n, err := lease.Run(ctx, releaseDueScript, tok, keys, e.now().UnixMilli(), 500).Int()
+				n, err := lease.Run(ctx, releaseDueScript, tok, keys, s.now().UnixMilli(), 500).Int()
 				if err != nil || n < 500 {
 					break
 				}
 			}
 		}
-		e.pause(ctx, e.opts.SchedulePoll)
+		s.pause(ctx, s.opts.SchedulePoll)
 	}
 	if tok != "" {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if _, err := lease.Release(rctx, tok); err != nil {
-			e.log.Warn("push: hand back the schedule lease (it expires by itself)", "err", err)
+			s.log.Warn("push: hand back the schedule lease (it expires by itself)", "err", err)
 		}
 	}
 	return nil
 }
 
 // DeviceRegistered puts back on the stream the jobs of a person that waited for a device.
-func (e *Service) DeviceRegistered(ctx context.Context, pid string) error {
-	waiting, err := e.store.Client.HGetAll(ctx, e.waitingKey(pid)).Result()
+func (s *Service) DeviceRegistered(ctx context.Context, pid string) error {
+	waiting, err := s.store.Client.HGetAll(ctx, s.waitingKey(pid)).Result()
 	if err != nil || len(waiting) == 0 {
 		return err
 	}
@@ -75,13 +75,13 @@ func (e *Service) DeviceRegistered(ctx context.Context, pid string) error {
 			continue
 		}
 		// The status first, so the job is not taken for finished; then the job; then the entry.
-		if err := e.store.Client.HSet(ctx, e.deliveredKey(pid, nid), "_status", "retrying").Err(); err != nil {
+		if err := s.store.Client.HSet(ctx, s.deliveredKey(pid, nid), "_status", "retrying").Err(); err != nil {
 			return err
 		}
-		if err := e.store.Client.XAdd(ctx, &redis.XAddArgs{Stream: e.store.Key(JobsStream), Values: j.fields()}).Err(); err != nil {
+		if err := s.store.Client.XAdd(ctx, &redis.XAddArgs{Stream: s.store.Key(JobsStream), Values: j.fields()}).Err(); err != nil {
 			return err
 		}
-		e.store.Client.HDel(ctx, e.waitingKey(pid), nid)
+		s.store.Client.HDel(ctx, s.waitingKey(pid), nid)
 	}
 	return nil
 }

@@ -17,12 +17,12 @@ var ErrStillWaiting = errors.New("delivery: the device is registered; the notifi
 // until then. A refused registration returns devices' error as is (an *devices.InputError for
 // bad input). Once registered, the device stays registered whatever happens to the release:
 // a failed release returns the device with an error that matches ErrStillWaiting.
-func (e *Service) RegisterDevice(ctx context.Context, pid, app, platform, token string) (devices.Device, error) {
-	d, err := e.devices.Register(ctx, pid, app, platform, token)
+func (s *Service) RegisterDevice(ctx context.Context, pid, app, platform, token string) (devices.Device, error) {
+	d, err := s.devices.Register(ctx, pid, app, platform, token)
 	if err != nil {
 		return devices.Device{}, err
 	}
-	if err := e.DeviceRegistered(ctx, pid); err != nil {
+	if err := s.DeviceRegistered(ctx, pid); err != nil {
 		return d, fmt.Errorf("%w: %w", ErrStillWaiting, err)
 	}
 	return d, nil
