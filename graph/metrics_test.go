@@ -3,7 +3,6 @@ package graph
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -15,33 +14,12 @@ import (
 	"github.com/tongban/tongban/internal/metrics"
 )
 
-// The module does not require prometheus/testutil's own dependencies, so these read the
-// registry through Gather, which is what a scrape sees anyway.
-
-// metricSamples returns, for the family called name, each series' label set (as
-// "k=v,k=v" in label order) and its counter value or histogram sample count.
+// metricSamples is what a scrape of reg shows of the family called name.
 func metricSamples(t *testing.T, reg *prometheus.Registry, name string) map[string]float64 {
 	t.Helper()
-	families, err := reg.Gather()
+	out, err := metrics.Samples(reg, name)
 	if err != nil {
-		t.Fatalf("gather: %v", err)
-	}
-	out := map[string]float64{}
-	for _, mf := range families {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			var labels []string
-			for _, lp := range m.GetLabel() {
-				labels = append(labels, lp.GetName()+"="+lp.GetValue())
-			}
-			v := m.GetCounter().GetValue()
-			if h := m.GetHistogram(); h != nil {
-				v = float64(h.GetSampleCount())
-			}
-			out[strings.Join(labels, ",")] = v
-		}
+		t.Fatal(err)
 	}
 	return out
 }
