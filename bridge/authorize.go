@@ -148,7 +148,7 @@ func (b *Bridge) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	// code stored for an ended session is deleted before it is handed out.
 	var alive func() (bool, error)
 	var stored *redis.BoolCmd
-	_, _ = b.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	_, _ = b.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		if b.sessions != nil {
 			alive = b.sessions.QueueAlive(ctx, p, tk.Session)
 		}

@@ -36,6 +36,24 @@ func (h *inboxReads) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 	return func(ctx context.Context, cmds []redis.Cmder) error { h.count(cmds...); return next(ctx, cmds) }
 }
 
+// watch adds h where it sees every command: on a Redis Cluster, on each node's client, because
+// a transaction (the inbox's recount runs under WATCH) goes through a node's client and its
+// hooks only, never the cluster client's.
+func watch(t *testing.T, c redis.UniversalClient, h redis.Hook) {
+	t.Helper()
+	cc, ok := c.(*redis.ClusterClient)
+	if !ok {
+		c.AddHook(h)
+		return
+	}
+	if err := cc.ForEachShard(context.Background(), func(_ context.Context, node *redis.Client) error {
+		node.AddHook(h)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // inboxWorld is one person and an engine that notifies her on demand.
 type inboxWorld struct {
 	t     *testing.T
@@ -201,7 +219,7 @@ func TestUnreadCountDecodesNothing(t *testing.T) {
 		w.notify()
 	}
 	reads := &inboxReads{key: w.e.inboxKey(w.pid)}
-	w.e.store.Client.AddHook(reads)
+	watch(t, w.e.store.Client, reads)
 	for range 5 {
 		if n, err := w.e.UnreadCount(w.ctx, w.pid); err != nil || n != 3 {
 			t.Fatalf("UnreadCount = %d, %v", n, err)
