@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -39,18 +40,26 @@ func newLoaders(r *Resolver) *loaders {
 
 type loadersKey struct{}
 
+// operationLoaders are an operation's loaders, made on first use: most operations (a sign-in,
+// a switch, `apps`) never load a rule's stats and should not pay for a loader they do not use.
+type operationLoaders struct {
+	once sync.Once
+	l    *loaders
+}
+
 // withLoaders gives an operation its own loaders (srv.AroundOperations).
 func withLoaders(r *Resolver) graphql.OperationMiddleware {
 	return func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
-		return next(context.WithValue(ctx, loadersKey{}, newLoaders(r)))
+		return next(context.WithValue(ctx, loadersKey{}, &operationLoaders{}))
 	}
 }
 
 // loadersFor returns the operation's loaders; a resolver called outside an operation (a test)
 // gets its own.
 func (r *Resolver) loadersFor(ctx context.Context) *loaders {
-	if l, ok := ctx.Value(loadersKey{}).(*loaders); ok {
-		return l
+	if ol, ok := ctx.Value(loadersKey{}).(*operationLoaders); ok {
+		ol.once.Do(func() { ol.l = newLoaders(r) })
+		return ol.l
 	}
 	return newLoaders(r)
 }
