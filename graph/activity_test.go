@@ -35,25 +35,36 @@ func TestActivityComplexityCountsThePageSize(t *testing.T) {
 		{`{ me { activity(first: 50) { edges { cursor } } } }`, ""},
 		{`{ me { activity(first: 100) { edges { cursor } } } }`, string(CodeComplexityLimitExceeded)},
 	} {
-		body, _ := json.Marshal(map[string]string{"query": tt.query})
-		req := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, req)
-		var resp struct {
-			Errors []struct {
-				Extensions map[string]any `json:"extensions"`
-			} `json:"errors"`
-		}
-		if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil {
-			t.Fatal(err)
-		}
-		code := ""
-		if len(resp.Errors) > 0 {
-			code, _ = resp.Errors[0].Extensions["code"].(string)
-		}
+		code, body := operationCode(t, h, tt.query)
 		if code != tt.code {
-			t.Errorf("%s: code %q, want %q (%s)", tt.query, code, tt.code, w.Body.String())
+			t.Errorf("%s: code %q, want %q (%s)", tt.query, code, tt.code, body)
 		}
 	}
+}
+
+// operationCode posts query to h and returns the code of its first error ("" for none) and
+// the body, for the tests of the limits an operation is refused by.
+func operationCode(t *testing.T, h http.Handler, query string) (string, string) {
+	t.Helper()
+	body, err := json.Marshal(map[string]string{"query": query})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	var resp struct {
+		Errors []struct {
+			Extensions map[string]any `json:"extensions"`
+		} `json:"errors"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil {
+		t.Fatal(err)
+	}
+	code := ""
+	if len(resp.Errors) > 0 {
+		code, _ = resp.Errors[0].Extensions["code"].(string)
+	}
+	return code, w.Body.String()
 }

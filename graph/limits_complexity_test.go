@@ -1,13 +1,9 @@
 package graph
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
@@ -206,25 +202,9 @@ func TestOverBudgetPagesAreRefused(t *testing.T) {
 		{inbox, "100", ""},
 	} {
 		q := strings.Replace(c.query, "%s", c.first, 1)
-		body, _ := json.Marshal(map[string]string{"query": q})
-		req := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, req)
-		var resp struct {
-			Errors []struct {
-				Extensions map[string]any `json:"extensions"`
-			} `json:"errors"`
-		}
-		if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil {
-			t.Fatal(err)
-		}
-		code := ""
-		if len(resp.Errors) > 0 {
-			code, _ = resp.Errors[0].Extensions["code"].(string)
-		}
+		code, body := operationCode(t, h, q)
 		if code != c.code {
-			t.Errorf("first: %s of %.30s…: code %q, want %q (%s)", c.first, q, code, c.code, w.Body.String())
+			t.Errorf("first: %s of %.30s…: code %q, want %q (%s)", c.first, q, code, c.code, body)
 		}
 	}
 }

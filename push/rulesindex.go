@@ -199,25 +199,36 @@ func (rs *Rules) Page(ctx context.Context, owner Owner, status Status, first int
 
 // parseCursor returns the place a cursor names; nil for none.
 func (rs *Rules) parseCursor(ctx context.Context, after string) (*ruleAt, error) {
-	if after == "" {
-		return nil, nil
+	at, legacy, err := splitCursor(after)
+	if !legacy || err != nil {
+		return at, err
 	}
-	ms, id, ok := strings.Cut(after, ":")
-	if !ok { // an earlier build's cursor: the rule's id alone
-		score, err := rs.store.Client.ZScore(ctx, rs.idsKey(), after).Result()
-		if errors.Is(err, redis.Nil) {
-			return nil, ErrBadCursor
-		}
-		if err != nil {
-			return nil, fmt.Errorf("push: read cursor: %w", err)
-		}
-		return &ruleAt{int64(score), after}, nil
-	}
-	at, err := strconv.ParseInt(ms, 10, 64)
-	if err != nil || id == "" {
+	// An earlier build's cursor: the rule's id alone, placed by its creation score.
+	score, err := rs.store.Client.ZScore(ctx, rs.idsKey(), after).Result()
+	if errors.Is(err, redis.Nil) {
 		return nil, ErrBadCursor
 	}
-	return &ruleAt{at, id}, nil
+	if err != nil {
+		return nil, fmt.Errorf("push: read cursor: %w", err)
+	}
+	return &ruleAt{int64(score), after}, nil
+}
+
+// splitCursor reads a cursor as a client sent it: "" is none, "<ms>:<id>" a place, and
+// anything without a colon an earlier build's cursor (legacy), which only the store can place.
+func splitCursor(after string) (at *ruleAt, legacy bool, err error) {
+	if after == "" {
+		return nil, false, nil
+	}
+	ms, id, ok := strings.Cut(after, ":")
+	if !ok {
+		return nil, true, nil
+	}
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil || id == "" {
+		return nil, false, ErrBadCursor
+	}
+	return &ruleAt{n, id}, false, nil
 }
 
 // readIndex reads, from each department's index, the n newest rules after from, and merges

@@ -209,14 +209,7 @@ func (w *deliveryWorld) received(tok string) []fakefcm.Received {
 // eventually waits up to 10 s for cond.
 func (w *deliveryWorld) eventually(what string, cond func() bool) {
 	w.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	w.t.Fatalf("timed out waiting for %s", what)
+	testenv.Eventually(w.t, 10*time.Second, cond, "%s", what)
 }
 
 func (w *deliveryWorld) status(pid, nid string) string {
