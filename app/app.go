@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -24,6 +23,7 @@ import (
 	"github.com/tongban/tongban/internal/audit"
 	"github.com/tongban/tongban/internal/devidp"
 	"github.com/tongban/tongban/internal/fakefcm"
+	"github.com/tongban/tongban/internal/graphiql"
 	"github.com/tongban/tongban/internal/metrics"
 	"github.com/tongban/tongban/internal/ratelimit"
 	"github.com/tongban/tongban/internal/redisx"
@@ -190,7 +190,8 @@ func (a *App) routes() http.Handler {
 	route("GET /healthz/ready", "ready", http.HandlerFunc(a.health.ready))
 	a.Bridge.Routes(route)
 	if a.cfg.Dev {
-		route("GET /{$}", "graphiql", playground.Handler("Tongban", "/graphql"))
+		route("GET /{$}", "graphiql", graphiql.Page("Tongban", "/graphql", "/dev/assets/"))
+		route("GET /dev/assets/", "dev_assets", graphiql.Assets("/dev/assets/"))
 		route("/dev/idp/{app}/", "dev_idp", http.HandlerFunc(a.serveDevIdP))
 		route("GET /dev/apps/{app}/callback", "dev_app_callback", http.HandlerFunc(a.devPartners.ServeCallback))
 		route("GET /dev/apps/{app}/login", "dev_app_login", http.HandlerFunc(a.devPartners.ServeLogin))

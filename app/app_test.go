@@ -339,12 +339,17 @@ func TestMetricsEndpoint(t *testing.T) {
 func TestGraphiQLInDevOnly(t *testing.T) {
 	t.Parallel()
 	dev := start(t, devConfig(t, nil))
-	if code, body := dev.get("/"); code != http.StatusOK || !strings.Contains(body, "graphiql") {
-		t.Fatalf("dev / = %d", code)
+	if code, body := dev.get("/"); code != http.StatusOK || !strings.Contains(body, "graphiql") || strings.Contains(body, "https://") {
+		t.Fatalf("dev / = %d, or it loads something from another origin:\n%s", code, body)
+	}
+	if code, _ := dev.get("/dev/assets/graphiql.min.js"); code != http.StatusOK {
+		t.Fatalf("dev /dev/assets/graphiql.min.js = %d: GraphiQL's script is not served from the binary", code)
 	}
 	prod := start(t, devConfig(t, func(c *config.Config) { c.Dev = false; ownSecrets(c) }))
-	if code, _ := prod.get("/"); code != http.StatusNotFound {
-		t.Fatalf("non-dev / = %d, want 404", code)
+	for _, p := range []string{"/", "/dev/assets/graphiql.min.js"} {
+		if code, _ := prod.get(p); code != http.StatusNotFound {
+			t.Fatalf("non-dev %s = %d, want 404", p, code)
+		}
 	}
 }
 

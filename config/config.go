@@ -31,6 +31,7 @@ type Config struct {
 	Push           Push            `yaml:"push"`
 	GraphQL        GraphQL         `yaml:"graphql"`
 	RateLimits     RateLimits      `yaml:"rate_limits"`
+	Telemetry      Telemetry       `yaml:"telemetry"`
 	// TrustedProxies are the CIDRs of proxies whose X-Forwarded-For names the client.
 	TrustedProxies []string `yaml:"trusted_proxies"`
 }

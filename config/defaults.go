@@ -60,6 +60,7 @@ func Defaults() *Config {
 			Websocket:        defaultWebsocket(),
 		},
 		RateLimits: DefaultRateLimits(),
+		Telemetry:  Telemetry{OTLPProtocol: defaultOTLPProtocol, ServiceName: defaultTraceServiceName, SamplingRatio: defaultSamplingRatio},
 	}
 }
 
@@ -75,6 +76,7 @@ func Dev() *Config {
 	c.Dev = true
 	c.Listen, c.MetricsListen = devListen, devMetricsListen
 	c.GraphQL.Introspection = true
+	c.Telemetry.SamplingRatio = defaultDevSamplingRatio
 	c.Secrets.Pepper = devPepper
 	c.Secrets.KeyEncryptionKey = devKEK
 	for _, a := range devApps {

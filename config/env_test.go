@@ -199,6 +199,8 @@ func sampleValue(key string) string {
 		return "1"
 	case key == "clients[].min_assurance_for_id_number":
 		return "3"
+	case strings.HasSuffix(key, "_ratio"):
+		return "0.5"
 	}
 	return "x"
 }

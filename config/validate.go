@@ -88,6 +88,7 @@ func (c *Config) Validate() error {
 	c.validateGraphQLBounds(&ps)
 	c.validateWebsocket(&ps)
 	c.validateRateLimits(&ps)
+	c.validateTelemetry(&ps)
 	if len(ps) == 0 {
 		return nil
 	}

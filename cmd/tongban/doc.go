@@ -1,10 +1,14 @@
-// Command tongban runs the Tongban service.
+// Command tongban runs the Tongban service, and the few operator commands beside it.
 //
-//	tongban                       dev mode on 127.0.0.1:8080: embedded store, GraphiQL, sample data
-//	tongban --config tongban.yaml whatever the file says; TONGBAN_<PATH> overrides any key
-//	tongban keys rotate           rotate the bridge's signing keys on the configured store now
+//	tongban [serve]      run the service; dev mode (embedded store, simulated providers, sample
+//	                     data, 127.0.0.1 only) without --config and $TONGBAN_CONFIG
+//	tongban keys rotate  rotate the bridge's signing keys now, on the configured Redis
+//	tongban config check validate a configuration and list its problems (exit 1 if any)
+//	tongban version      module version, VCS revision and time, Go version
+//	tongban help [cmd]   usage, or a command's
 //
-// It parses flags, loads and validates the configuration (printing one line per problem),
-// builds the app with package app and serves until SIGINT or SIGTERM, then shuts down
-// gracefully. It holds no logic of its own.
+// Flags (--config FILE, -h) go before or after the command's words; TONGBAN_<PATH> environment
+// variables override any key of the file. An unknown command or argument prints the usage and
+// exits 2; a configuration with problems prints one line per problem. The commands hold no
+// logic of their own: package app builds and runs the service.
 package main

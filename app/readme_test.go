@@ -1,0 +1,141 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tongban/tongban/internal/devidp"
+)
+
+// readmeBlock is a shell block of the README that talks to the dev server.
+type readmeBlock struct {
+	line int // where it starts in README.md
+	text string
+}
+
+// readmeBlocks returns the README's ```sh blocks that talk to a dev server on localhost:8080,
+// in order. Blocks that run go (the two commands, benchmarks, code generation) are not part of
+// the walk-through against a server.
+func readmeBlocks(t *testing.T) []readmeBlock {
+	t.Helper()
+	raw, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []readmeBlock
+	lines := strings.Split(string(raw), "\n")
+	for i := 0; i < len(lines); i++ {
+		if strings.TrimSpace(lines[i]) != "```sh" {
+			continue
+		}
+		start := i + 1
+		for i++; i < len(lines) && strings.TrimSpace(lines[i]) != "```"; i++ {
+		}
+		text := strings.Join(lines[start:i], "\n")
+		if strings.Contains(text, "localhost:8080") {
+			out = append(out, readmeBlock{line: start, text: text})
+		}
+	}
+	return out
+}
+
+// What each of the README's runnable blocks must show, by a piece of the block that names it.
+// A runnable block without an entry here fails the test: whoever adds one says what it shows.
+var readmeShows = []struct {
+	block string
+	shows []string
+}{
+	{"apps { id name region", []string{`"id":"zheliban"`, `"me":null`}},
+	{"signInWithIdToken", []string{`"accessToken":"tba_`, `"displayName":"王芳"`}},
+	{`switchApp(target: \"suishenban\") { consentRequired launchUrl } }`, []string{`"consentRequired":["profile","phone","id_number"],"launchUrl":null`, `"scopes":["id_number","phone","profile"]`, `"consentRequired":[],"launchUrl":"http`}},
+	{"refreshSession", []string{`"accessToken":"tba_`, `"refreshToken":"`}},
+	{"grant_type=client_credentials", []string{`"accepted":1`}},
+	{"registerDevice", []string{`"platform":"ANDROID"`, `"quietStart":null`, `"accepted":1`}},
+}
+
+// The README's walk-through, run as a newcomer would: every shell block that talks to the dev
+// server, in order, in one bash session (variables carry from block to block, as in one
+// terminal), against a dev server of this test's own. A block that fails or does not show what
+// the README says it shows fails the test, naming the block's line.
+func TestReadmeWalkthroughRuns(t *testing.T) {
+	t.Parallel()
+	for _, tool := range []string{"bash", "curl", "sed"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("the README's shell blocks need %s: %v", tool, err)
+		}
+	}
+	h := startIdentity(t, nil)
+	host := strings.TrimPrefix(h.url, "http://")
+	blocks := readmeBlocks(t)
+	if len(blocks) < len(readmeShows) {
+		t.Fatalf("found %d runnable blocks in README.md, want at least %d", len(blocks), len(readmeShows))
+	}
+
+	var script strings.Builder
+	script.WriteString("set -u\n")
+	for i, b := range blocks {
+		fmt.Fprintf(&script, "printf '\\n@@block %d@@\\n'\n%s\n", i, strings.ReplaceAll(b.text, "localhost:8080", host))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-c", script.String())
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("the walk-through stopped: %v\nstderr:\n%s\nstdout:\n%s", err, stderr.String(), stdout.String())
+	}
+	outputs := regexp.MustCompile(`\n@@block (\d+)@@\n`).Split(stdout.String(), -1)[1:]
+	if len(outputs) != len(blocks) {
+		t.Fatalf("%d outputs for %d blocks:\n%s", len(outputs), len(blocks), stdout.String())
+	}
+	for i, b := range blocks {
+		var shows []string
+		found := false
+		for _, s := range readmeShows {
+			if strings.Contains(b.text, s.block) {
+				shows, found = s.shows, true
+			}
+		}
+		if !found {
+			t.Errorf("README.md line %d: a runnable block with no expectation in readmeShows:\n%s", b.line, b.text)
+			continue
+		}
+		for _, want := range shows {
+			if !strings.Contains(outputs[i], want) {
+				t.Errorf("README.md line %d: the block's output lacks %s:\n%s", b.line, want, outputs[i])
+			}
+		}
+		if strings.Contains(outputs[i], `"errors":`) {
+			t.Errorf("README.md line %d: the block answered an error:\n%s", b.line, outputs[i])
+		}
+	}
+	if t.Failed() {
+		t.Logf("server log:\n%s", h.logs.String())
+	}
+}
+
+// The README's table of sample citizens gives their ID numbers; they are the dev provider's,
+// except 陈建国's, which follows the month.
+func TestReadmeSampleIDNumbersAreTheDevProviders(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range devidp.Fixtures(time.Now()) {
+		if c.Key == "chen-jianguo" {
+			continue
+		}
+		row := regexp.MustCompile("(?m)^\\| `" + regexp.QuoteMeta(c.Key) + "` \\|.*$").FindString(string(raw))
+		if !strings.Contains(row, "`"+c.IDNumber+"`") {
+			t.Errorf("README's row for %s does not give %s: %q", c.Key, c.IDNumber, row)
+		}
+	}
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+)
+
+// command is one thing tongban does: the words that name it, what it says about itself in
+// usage, and what it runs. Every command takes the same flags (one --config), so flags may
+// come before or after its words, as with go and kubectl.
+type command struct {
+	words   []string // "keys", "rotate"
+	summary string
+	// detail is the text of `tongban help <command>` after the usage line.
+	detail string
+	run    func(inv invocation) int
+}
+
+// invocation is what a command runs with.
+type invocation struct {
+	config  string // --config, "" when not given
+	environ []string
+	stdout  io.Writer
+	stderr  io.Writer
+}
+
+func (c command) name() string { return strings.Join(c.words, " ") }
+
+// commands is the whole surface, in the order usage lists it. serve is also what tongban does
+// without a command.
+var commands []command
+
+func init() {
+	commands = []command{
+		{words: []string{"serve"}, summary: "run the service (what tongban does without a command)", run: runServe,
+			detail: `Runs the service until SIGINT or SIGTERM, then shuts down gracefully (a second signal
+quits at once). Without --config and without $TONGBAN_CONFIG it runs in dev mode: embedded
+store, simulated identity providers, sample data, on 127.0.0.1 only. TONGBAN_<PATH>
+environment variables override any key of the file (TONGBAN_REDIS_URL, ...).`},
+		{words: []string{"keys", "rotate"}, summary: "rotate the bridge's signing keys now, on the configured Redis", run: runKeysRotate,
+			detail: `Publishes a next signing key on the configured Redis (or Redis Cluster), as the scheduled
+rotation would; it signs only once it has been published for a JWKS cache lifetime. Needs
+redis.url or redis.cluster: a dev server's embedded store cannot be reached from here.`},
+		{words: []string{"config", "check"}, summary: "validate a configuration and list its problems", run: runConfigCheck,
+			detail: `Loads the configuration as serve would (the file, TONGBAN_* overrides, *_file secrets,
+defaults), validates it and prints one line per problem. Exits 0 when there is none, 1 when
+there are problems. Connects to nothing.`},
+		{words: []string{"version"}, summary: "print the version, VCS revision and build time", run: runVersion,
+			detail: `Prints the module version, the VCS revision and time it was built from (when the build
+recorded them) and the Go version.`},
+		{words: []string{"help"}, summary: "show this help, or a command's: tongban help <command>",
+			detail: `With a command's words, shows that command's help.`},
+	}
+}
+
+// errUsage is a command line that names no command or a flag that does not exist; the usage
+// has been printed.
+var errUsage = errors.New("usage")
+
+// parse splits a command line into the command's words and the flags, wherever the flags are.
+// "--" ends the flags: every argument after it is a word. -h and --help anywhere before it ask
+// for help with the command the words name.
+func parse(args []string, stderr io.Writer) (words []string, config string, help bool, err error) {
+	fs := flag.NewFlagSet("tongban", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // the usage printed instead is the whole surface, not just the flags
+	fs.StringVar(&config, "config", "", "configuration file (YAML); default $TONGBAN_CONFIG")
+	var rest, after []string
+	for i, a := range args {
+		if a == "--" {
+			after = args[i+1:]
+			break
+		}
+		if a == "-h" || a == "-help" || a == "--help" {
+			help = true
+			continue
+		}
+		rest = append(rest, a)
+	}
+	for len(rest) > 0 {
+		if err := fs.Parse(rest); err != nil {
+			fmt.Fprintf(stderr, "tongban: %v\n", err)
+			return nil, "", false, errUsage
+		}
+		rest = fs.Args()
+		if len(rest) > 0 {
+			words = append(words, rest[0])
+			rest = rest[1:]
+		}
+	}
+	return append(words, after...), config, help, nil
+}
+
+// find returns the command words name and the words left over after them; ok is false when
+// no command starts with them.
+func find(words []string) (c command, extra []string, ok bool) {
+	for _, c := range commands {
+		if len(words) >= len(c.words) && slices.Equal(words[:len(c.words)], c.words) {
+			return c, words[len(c.words):], true
+		}
+	}
+	return command{}, nil, false
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `Tongban (通办): one person across China's provincial government-service apps, and the
+benefits they qualify for without applying.
+
+Usage:
+  tongban [command] [--config FILE]
+
+Commands:
+`)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-14s %s\n", c.name(), c.summary)
+	}
+	fmt.Fprint(w, `
+Flags (before or after the command):
+  --config FILE  configuration file (YAML); default $TONGBAN_CONFIG; neither means dev mode
+  -h, --help     show this help
+
+Run 'tongban help <command>' for more about a command.
+`)
+}
+
+func commandUsage(w io.Writer, c command) {
+	flags := " [--config FILE]"
+	if c.name() == "version" || c.name() == "help" {
+		flags = ""
+	}
+	fmt.Fprintf(w, "Usage: tongban %s%s\n\n%s\n", c.name(), flags, c.detail)
+}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"bytes"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"testing"
+)
+
+// The whole command line, by what each invocation is: the exit code, and a piece of what it
+// must print on stdout or stderr. None of these starts a server: serve is reached only with a
+// configuration that fails to load.
+func TestCommandLineSurface(t *testing.T) {
+	t.Parallel()
+	missing := filepath.Join(t.TempDir(), "missing.yaml")
+	example := "../../tongban.example.yaml"
+	noRedis := []string{"TONGBAN_REDIS_URL=redis://127.0.0.1:1/0"}
+	for _, tc := range []struct {
+		name       string
+		args, env  []string
+		code       int
+		stdout     string
+		stderr     string
+		notStderr  string
+		stderrRows int // when not 0, the number of lines stderr must have
+	}{
+		// help, in every spelling, on stdout and exit 0
+		{name: "--help lists every command", args: []string{"--help"}, stdout: "config check"},
+		{name: "-h lists every command", args: []string{"-h"}, stdout: "keys rotate"},
+		{name: "help lists every command", args: []string{"help"}, stdout: "tongban help <command>"},
+		{name: "help of a command", args: []string{"help", "keys", "rotate"}, stdout: "Usage: tongban keys rotate [--config FILE]"},
+		{name: "--help after a command shows that command", args: []string{"config", "check", "--help"}, stdout: "Usage: tongban config check"},
+		{name: "--help before a command shows that command", args: []string{"--help", "version"}, stdout: "Usage: tongban version"},
+		{name: "version", args: []string{"version"}, stdout: "tongban "},
+
+		// refused command lines: usage on stderr, exit 2
+		{name: "unknown command", args: []string{"bogus"}, code: 2, stderr: `unknown command "bogus"`},
+		{name: "unknown command is not served", args: []string{"bogus", "--config", missing}, code: 2, stderr: "Commands:", notStderr: "missing.yaml"},
+		{name: "a command's first word only", args: []string{"keys"}, code: 2, stderr: "did you mean tongban keys rotate?"},
+		{name: "unknown subcommand", args: []string{"keys", "list"}, code: 2, stderr: `unknown command "keys list"`},
+		{name: "extra argument", args: []string{"version", "now"}, code: 2, stderr: `unexpected argument "now"`},
+		{name: "extra argument to serve", args: []string{"serve", "now"}, code: 2, stderr: `tongban serve: unexpected argument "now"`},
+		{name: "help of an unknown command", args: []string{"help", "bogus"}, code: 2, stderr: `tongban help: unknown command "bogus"`},
+		{name: "unknown flag", args: []string{"--nope"}, code: 2, stderr: "flag provided but not defined: -nope"},
+		{name: "unknown flag after a command", args: []string{"version", "--nope"}, code: 2, stderr: "flag provided but not defined"},
+		{name: "flag without its value", args: []string{"serve", "--config"}, code: 2, stderr: "flag needs an argument: -config"},
+		{name: "words after -- are words, not flags", args: []string{"--", "--config"}, code: 2, stderr: `unknown command "--config"`},
+
+		// --config before or after the command's words
+		{name: "serve with --config after", args: []string{"serve", "--config", missing}, code: 2, stderr: "missing.yaml"},
+		{name: "keys rotate with --config after", args: []string{"keys", "rotate", "--config", missing}, code: 2, stderr: "missing.yaml"},
+		{name: "keys rotate with --config before", args: []string{"--config", missing, "keys", "rotate"}, code: 2, stderr: "missing.yaml"},
+		{name: "keys rotate with --config= between", args: []string{"keys", "--config=" + missing, "rotate"}, code: 2, stderr: "missing.yaml"},
+
+		// config check: problems exit 1, a good configuration 0
+		{name: "config check in dev mode", args: []string{"config", "check"}, stdout: "ok: no configuration file: dev mode"},
+		{name: "config check of the published example", args: []string{"config", "check", "--config", example}, code: 1,
+			stderr: "published in tongban.example.yaml", stderrRows: 9},
+		{name: "config check of a missing file", args: []string{"config", "check", "--config", missing}, code: 1, stderr: "missing.yaml"},
+		{name: "config check through TONGBAN_CONFIG", args: []string{"config", "check"}, env: []string{"TONGBAN_CONFIG=" + missing}, code: 1, stderr: "missing.yaml"},
+
+		// keys rotate: the store's failure said once, with what was being done
+		{name: "keys rotate without a real store", args: []string{"keys", "rotate"}, code: 1, stderr: "no redis.url or redis.cluster"},
+		{name: "keys rotate with Redis not answering", args: []string{"keys", "rotate"}, env: noRedis, code: 1,
+			stderr: "tongban keys rotate: ", notStderr: "pool.go", stderrRows: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			code := run(tc.args, tc.env, &stdout, &stderr)
+			out, errs := stdout.String(), stderr.String()
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.code, out, errs)
+			}
+			if !strings.Contains(out, tc.stdout) {
+				t.Errorf("stdout lacks %q:\n%s", tc.stdout, out)
+			}
+			if !strings.Contains(errs, tc.stderr) {
+				t.Errorf("stderr lacks %q:\n%s", tc.stderr, errs)
+			}
+			if tc.notStderr != "" && strings.Contains(errs, tc.notStderr) {
+				t.Errorf("stderr has %q:\n%s", tc.notStderr, errs)
+			}
+			if tc.stderrRows != 0 {
+				if rows := strings.Count(strings.TrimRight(errs, "\n"), "\n") + 1; rows != tc.stderrRows {
+					t.Errorf("stderr has %d lines, want %d:\n%s", rows, tc.stderrRows, errs)
+				}
+			}
+			if tc.code == 0 && errs != "" {
+				t.Errorf("a command that succeeded wrote to stderr:\n%s", errs)
+			}
+		})
+	}
+}
+
+func TestVersionLineNamesTheRevision(t *testing.T) {
+	t.Parallel()
+	info := &debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Version: "v1.2.0"}, Settings: []debug.BuildSetting{
+		{Key: "vcs.revision", Value: "1e9cb43"}, {Key: "vcs.time", Value: "2026-12-02T13:00:00Z"}, {Key: "vcs.modified", Value: "true"},
+	}}
+	if got, want := describeBuild(info), "tongban v1.2.0 (1e9cb43, modified, 2026-12-02T13:00:00Z) go1.26.0"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if got, want := describeBuild(&debug.BuildInfo{GoVersion: "go1.26.0"}), "tongban (devel) (revision unknown) go1.26.0"; got != want {
+		t.Errorf("without VCS: got %q, want %q", got, want)
+	}
+}
