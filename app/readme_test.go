@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tongban/tongban/config"
 	"github.com/tongban/tongban/internal/devidp"
 )
 
@@ -83,6 +84,8 @@ func TestReadmeWalkthroughRuns(t *testing.T) {
 	for i, b := range blocks {
 		fmt.Fprintf(&script, "printf '\\n@@block %d@@\\n'\n%s\n", i, strings.ReplaceAll(b.text, "localhost:8080", host))
 	}
+	// The tokens the walk-through handled, for the log check below.
+	script.WriteString(`printf '\n@@tokens@@\n%s\n%s\n%s\n%s\n' "${TOKEN:-}" "${ACCESS:-}" "${REFRESH:-}" "${DATA:-}"` + "\n")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-c", script.String())
@@ -91,7 +94,8 @@ func TestReadmeWalkthroughRuns(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("the walk-through stopped: %v\nstderr:\n%s\nstdout:\n%s", err, stderr.String(), stdout.String())
 	}
-	outputs := regexp.MustCompile(`\n@@block (\d+)@@\n`).Split(stdout.String(), -1)[1:]
+	out, tokens, _ := strings.Cut(stdout.String(), "\n@@tokens@@\n")
+	outputs := regexp.MustCompile(`\n@@block (\d+)@@\n`).Split(out, -1)[1:]
 	if len(outputs) != len(blocks) {
 		t.Fatalf("%d outputs for %d blocks:\n%s", len(outputs), len(blocks), stdout.String())
 	}
@@ -118,6 +122,43 @@ func TestReadmeWalkthroughRuns(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("server log:\n%s", h.logs.String())
+	}
+	logHoldsNothingPersonal(t, h.logs.String(), strings.Fields(tokens))
+}
+
+// logHoldsNothingPersonal fails the test when a server's log holds a sample citizen's ID
+// number, name or phone number, a token the walk-through handled, or a dev secret: the log is
+// read by operators, shipped to log stores and kept, and none of that may be in it.
+func logHoldsNothingPersonal(t *testing.T, log string, tokens []string) {
+	t.Helper()
+	if log == "" || len(tokens) < 4 {
+		t.Fatalf("the server logged nothing, or the walk-through handled %d tokens, not 4: the check would pass for nothing", len(tokens))
+	}
+	forbidden := map[string]string{}
+	for _, c := range devidp.Fixtures(time.Now()) {
+		forbidden[c.IDNumber] = c.Key + "'s ID number"
+		forbidden[c.Name] = c.Key + "'s name"
+		if c.Phone != "" {
+			forbidden[c.Phone] = c.Key + "'s phone number"
+		}
+	}
+	cfg := config.Dev()
+	forbidden[cfg.Secrets.Pepper] = "the pepper"
+	for _, c := range cfg.Clients {
+		forbidden[c.Secret] = "client " + c.ID + "'s secret"
+	}
+	for _, m := range cfg.MachineClients {
+		forbidden[m.Secret] = "machine client " + m.ID + "'s secret"
+	}
+	for i, tok := range tokens {
+		if len(tok) >= 16 {
+			forbidden[tok] = fmt.Sprintf("token %d of the walk-through", i)
+		}
+	}
+	for value, what := range forbidden {
+		if value != "" && strings.Contains(log, value) {
+			t.Errorf("the server log holds %s", what)
+		}
 	}
 }
 
