@@ -57,9 +57,9 @@ type recorder struct {
 	sessions  []session
 	events    []*sentEvent
 	signedIn  []*signedIn // people with a session
-	unsigned  []citizen           // people whose sign-in was answered with an error: signed in again at the end
-	replayed  []string            // fresh tokens refused as replayed: each a false replay
-	rejected  []string            // events refused with a code: the suite sends only valid ones
+	unsigned  []citizen   // people whose sign-in was answered with an error: signed in again at the end
+	replayed  []string    // fresh tokens refused as replayed: each a false replay
+	rejected  []string    // events refused with a code: the suite sends only valid ones
 	skipped   atomic.Int64
 	retryLeft atomic.Int64 // event calls still being retried
 }
