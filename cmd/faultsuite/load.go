@@ -260,10 +260,11 @@ func (l *loader) send(ctx context.Context, evs []*sentEvent, record bool) {
 	}
 }
 
-// retryable: the call's outcome is unknown, so it must be sent again.
+// retryable: the call's outcome is unknown (or it was refused for now), so it must be sent
+// again.
 func retryable(a answer) bool {
 	switch a.Code {
-	case "INTERNAL", "TRANSPORT", "TIMEOUT", "UNAVAILABLE":
+	case "INTERNAL", "TRANSPORT", "TIMEOUT", "UNAVAILABLE", "RATE_LIMITED":
 		return true
 	}
 	return strings.HasPrefix(a.Code, "HTTP_")

@@ -43,6 +43,19 @@ type numbers struct {
 
 	mu   sync.Mutex
 	used map[string]bool
+	pool []string // checked before the load, so that a fault of Redis does not hold the load up
+}
+
+// prefill checks count numbers ahead, for take to hand out while Redis may be down.
+func (n *numbers) prefill(ctx context.Context, count int) error {
+	got, err := n.check(ctx, count)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.pool = append(n.pool, got...)
+	n.mu.Unlock()
+	return nil
 }
 
 func newNumbers(rdb *target) (*numbers, error) {
@@ -62,8 +75,22 @@ func (n *numbers) linkKey(num string) string {
 	return keyPrefix + "lk:" + n.keys.LinkKey(parsed)
 }
 
-// take returns count fresh numbers of people born between 1970 and 2005 (under 60 for decades).
+// take returns count fresh numbers: from the pool, else checked now.
 func (n *numbers) take(ctx context.Context, count int) ([]string, error) {
+	n.mu.Lock()
+	if len(n.pool) >= count {
+		out := n.pool[len(n.pool)-count:]
+		n.pool = n.pool[:len(n.pool)-count]
+		n.mu.Unlock()
+		return out, nil
+	}
+	n.mu.Unlock()
+	return n.check(ctx, count)
+}
+
+// check returns count fresh numbers of people born between 1970 and 2005 (under 60 for
+// decades), each checked against the link keys on Redis.
+func (n *numbers) check(ctx context.Context, count int) ([]string, error) {
 	var out []string
 	for len(out) < count {
 		var cand []string

@@ -28,6 +28,13 @@ func (u underLoad) run(ctx context.Context, s *suite, r *result) {
 		r.broken = err
 		return
 	}
+	// Enough ID numbers for the whole load, checked while Redis is whole: births take two a
+	// call on average, new sign-ins one.
+	budget := s.rate * int((u.warmup + u.after + 40*time.Second).Seconds())
+	if err := s.nums.prefill(ctx, budget); err != nil {
+		r.broken = err
+		return
+	}
 	l := newLoader(s.world, s.nums, s.run)
 	l.setInstances(in)
 	loadCtx, stopLoad := context.WithCancel(ctx)
