@@ -227,3 +227,17 @@ func tail(path string, n int) string {
 	}
 	return "  | " + strings.Join(lines, "\n  | ")
 }
+
+// anyRunning returns an instance still running, or nil.
+func (f *fleet) anyRunning() *instance {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, in := range f.all {
+		select {
+		case <-in.done:
+		default:
+			return in
+		}
+	}
+	return nil
+}
