@@ -180,7 +180,9 @@ func (c *api) me(ctx context.Context, access string) answer {
 type event struct {
 	ID         string         `json:"id"`
 	Type       string         `json:"type"`
-	IDNumber   string         `json:"idNumber"`
+	IDNumber   string         `json:"idNumber,omitempty"`
+	App        string         `json:"app,omitempty"`
+	Subject    string         `json:"subject,omitempty"`
 	OccurredAt string         `json:"occurredAt"`
 	Attributes map[string]any `json:"attributes,omitempty"`
 }

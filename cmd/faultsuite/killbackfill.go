@@ -32,7 +32,7 @@ func runKillBackfill(ctx context.Context, s *suite, r *result) {
 		r.broken = err
 		return
 	}
-	evs, err := createProfiles(ctx, s, a, backfillProfiles)
+	evs, err := createProfiles(ctx, s, a, backfillProfiles, "")
 	if err != nil {
 		r.broken = err
 		return
@@ -158,17 +158,22 @@ func runKillBackfill(ctx context.Context, s *suite, r *result) {
 	r.check(len(wrong) > 0, "%d people the rule does not match were notified, e.g. %v", len(wrong), wrong[:min(3, len(wrong))])
 }
 
-// createProfiles makes n new people by events naming them by ID number; the even ones carry a
-// child's name the backfill rule matches.
-func createProfiles(ctx context.Context, s *suite, in *instance, n int) ([]*sentEvent, error) {
+// createProfiles makes n new people by events naming them by ID number; for kill-backfill
+// (tag "") the even ones carry a child's name its rule matches ("e"), the odd ones one it does
+// not ("n"); another tag names them all.
+func createProfiles(ctx context.Context, s *suite, in *instance, n int, tag string) ([]*sentEvent, error) {
 	nums, err := s.nums.take(ctx, n)
 	if err != nil {
 		return nil, err
 	}
 	evs := make([]*sentEvent, n)
 	for i := range n {
-		kind := "e"
-		if i%2 == 1 {
+		kind := tag
+		switch {
+		case tag != "":
+		case i%2 == 0:
+			kind = "e"
+		default:
 			kind = "n"
 		}
 		name := fmt.Sprintf("fs-%s-%s%06d", s.run, kind, i)

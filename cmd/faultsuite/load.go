@@ -95,6 +95,10 @@ type loader struct {
 	mu  sync.Mutex
 	ins []*instance // where requests go, round robin; set by setInstances
 	rr  int
+	// existing are the accounts (subjects at the suite's provider) of people who signed in and
+	// have had no birth: births name them by account (one each) while there are any, new
+	// people by ID number after.
+	existing []string
 }
 
 func newLoader(w *world, nums *numbers, run string) *loader {
@@ -220,20 +224,35 @@ func (l *loader) signInOnce(ctx context.Context, in *instance, c citizen) (sessi
 	return s, a
 }
 
-// births ingests one to three births, each naming a new person by ID number, in one call.
+// births ingests one to three births, each naming a person who has had none by ID number, in
+// one call.
 func (l *loader) births(ctx context.Context) {
 	n := 1 + randInt(3)
-	nums, err := l.nums.take(ctx, n)
-	if err != nil {
-		l.rec.add(sample{kind: opIngest, start: time.Now(), code: "SUITE_REDIS"})
-		return
+	var subjects, nums []string
+	l.mu.Lock()
+	if len(l.existing) >= n {
+		subjects = l.existing[len(l.existing)-n:]
+		l.existing = l.existing[:len(l.existing)-n]
+	}
+	l.mu.Unlock()
+	if subjects == nil {
+		var err error
+		if nums, err = l.nums.take(ctx, n); err != nil {
+			l.rec.add(sample{kind: opIngest, start: time.Now(), code: "SUITE_REDIS"})
+			return
+		}
 	}
 	var evs []*sentEvent
-	for _, num := range nums {
+	for i := range n {
 		id := fmt.Sprintf("fs-%s-b%07d", l.run, l.seq.Add(1))
-		evs = append(evs, &sentEvent{ev: event{ID: id, Type: birthType, IDNumber: num,
-			OccurredAt: time.Now().Add(-time.Hour).Format(time.RFC3339),
-			Attributes: map[string]any{"childName": id}}})
+		ev := event{ID: id, Type: birthType, OccurredAt: time.Now().Add(-time.Hour).Format(time.RFC3339),
+			Attributes: map[string]any{"childName": id}}
+		if subjects != nil {
+			ev.App, ev.Subject = idpApp, subjects[i]
+		} else {
+			ev.IDNumber = nums[i]
+		}
+		evs = append(evs, &sentEvent{ev: ev})
 	}
 	l.rec.mu.Lock()
 	l.rec.events = append(l.rec.events, evs...)

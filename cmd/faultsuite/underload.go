@@ -15,6 +15,8 @@ type underLoad struct {
 	// readyBound is how long readiness may take to answer during the fault.
 	readyBound time.Duration
 	inject     func(ctx context.Context) (window, error)
+	// prepare, when set, runs on the instance before the load starts.
+	prepare func(ctx context.Context, in *instance, l *loader) error
 }
 
 func (u underLoad) run(ctx context.Context, s *suite, r *result) {
@@ -37,6 +39,12 @@ func (u underLoad) run(ctx context.Context, s *suite, r *result) {
 	}
 	l := newLoader(s.world, s.nums, s.run)
 	l.setInstances(in)
+	if u.prepare != nil {
+		if err := u.prepare(ctx, in, l); err != nil {
+			r.broken = err
+			return
+		}
+	}
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	probes := probeReadiness(loadCtx, in, 250*time.Millisecond)
 	loadDone := make(chan struct{})
