@@ -85,8 +85,7 @@ func runKillDelivery(ctx context.Context, s *suite, r *result) {
 	sentByA := s.world.sink.origin("a")
 	r.figure("killed", "instance a (SIGKILL) after FCM accepted %d of its messages; %d (device, notification) pairs in all", sentByA, pairs)
 
-	b, err := s.fleet.start(ctx, "b", instanceOptions{})
-	if err != nil {
+	if _, err := s.fleet.start(ctx, "b", instanceOptions{}); err != nil {
 		r.broken = err
 		return
 	}
@@ -150,7 +149,6 @@ func runKillDelivery(ctx context.Context, s *suite, r *result) {
 	r.check(missing > 0, "%d (device, notification) pairs never arrived (LOST)", missing)
 	r.check(dups > chunkLimit, "%d messages were sent twice after the kill: more than one chunk (%d) in flight; a crash resends whole batches", dups, chunkLimit)
 	r.check(deadAfter > deadBefore, "%d jobs went to the dead letters", deadAfter-deadBefore)
-	_ = b
 }
 
 // phone is one person set up for delivery: signed in, quiet hours off, devices registered.
