@@ -32,9 +32,9 @@ type sink struct {
 	pairs    map[pairKey]int // accepted messages per (token, notification)
 	byOrigin map[string]int  // accepted messages per instance
 	latency  time.Duration
-	// onAccept runs after each accepted message, outside the lock (the kill trigger of
-	// kill-delivery).
-	onAccept atomic.Pointer[func(origin string, total int)]
+	// onAccept runs after each accepted message, outside the lock, with the sender's total and
+	// whether the pair had been accepted before (kill-delivery's trigger and its resend clock).
+	onAccept atomic.Pointer[func(origin string, total int, again bool)]
 }
 
 type pairKey struct{ token, note string }
@@ -85,12 +85,14 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	s.pairs[pairKey{req.Message.Token, req.Message.Data["notification_id"]}]++
+	k := pairKey{req.Message.Token, req.Message.Data["notification_id"]}
+	s.pairs[k]++
+	again := s.pairs[k] > 1
 	s.byOrigin[origin]++
 	total := s.byOrigin[origin]
 	s.mu.Unlock()
 	if f := s.onAccept.Load(); f != nil {
-		(*f)(origin, total)
+		(*f)(origin, total, again)
 	}
 }
 
