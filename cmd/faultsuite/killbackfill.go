@@ -102,6 +102,10 @@ func runKillBackfill(ctx context.Context, s *suite, r *result) {
 			r.broken = fmt.Errorf("the backfill did not reach %d people within %s", killAt, backfillTimeout)
 			return
 		}
+		if ctx.Err() != nil {
+			r.broken = errInterrupted
+			return
+		}
 		sleep(ctx, 10*time.Millisecond)
 	}
 	killTime := time.Now()
@@ -180,7 +184,7 @@ func createProfiles(ctx context.Context, s *suite, in *instance, n int, tag stri
 		evs[i] = &sentEvent{ev: event{ID: name, Type: "profile.updated", IDNumber: nums[i],
 			OccurredAt: time.Now().Add(-time.Hour).Format(time.RFC3339), Attributes: map[string]any{"childName": name}}}
 	}
-	l := newLoader(s.world, s.nums, s.run)
+	l := newLoader(ctx, s.world, s.nums, s.run)
 	l.setInstances(in)
 	const call = 500
 	var wg sync.WaitGroup

@@ -61,7 +61,7 @@ func runKillDelivery(ctx context.Context, s *suite, r *result) {
 	s.world.sink.onAccept.Store(&trigger)
 	defer s.world.sink.onAccept.Store(nil)
 
-	l := newLoader(s.world, s.nums, s.run)
+	l := newLoader(ctx, s.world, s.nums, s.run)
 	l.setInstances(a)
 	var evs []*sentEvent
 	for _, p := range people {
@@ -164,7 +164,7 @@ func setUpPeople(ctx context.Context, s *suite, in *instance, n, devices int) ([
 	if err != nil {
 		return nil, err
 	}
-	l := newLoader(s.world, s.nums, s.run)
+	l := newLoader(ctx, s.world, s.nums, s.run)
 	out := make([]phone, n)
 	errs := make(chan error, n)
 	work := make(chan int)

@@ -85,6 +85,10 @@ func (r *recorder) add(s sample) {
 
 // loader drives the mixed load against some instances.
 type loader struct {
+	// quit ends the retries and waits when the suite is interrupted; the requests themselves
+	// run on a context that the end of the load does not cancel, so that each one in flight
+	// is answered and counted.
+	quit    context.Context
 	world   *world
 	nums    *numbers
 	machine *machineToken
@@ -101,8 +105,8 @@ type loader struct {
 	existing []string
 }
 
-func newLoader(w *world, nums *numbers, run string) *loader {
-	return &loader{world: w, nums: nums, run: run, rec: newRecorder(),
+func newLoader(quit context.Context, w *world, nums *numbers, run string) *loader {
+	return &loader{quit: quit, world: w, nums: nums, run: run, rec: newRecorder(),
 		machine: &machineToken{client: eventsSource, secret: eventsSecret, scope: "events"}}
 }
 
@@ -296,8 +300,8 @@ func (l *loader) retryEvents(ctx context.Context, evs []*sentEvent) {
 	defer l.rec.retryLeft.Add(-1)
 	wait := 300 * time.Millisecond
 	end := time.Now().Add(retryDeadline)
-	for time.Now().Before(end) {
-		time.Sleep(wait)
+	for time.Now().Before(end) && l.quit.Err() == nil {
+		sleep(l.quit, wait)
 		wait = min(2*wait, 2*time.Second)
 		if a := l.ingestOnce(ctx, l.next(), evs); !retryable(a) {
 			return
@@ -342,8 +346,8 @@ func (l *loader) ingestOnce(ctx context.Context, in *instance, evs []*sentEvent)
 // settle waits until no event call is being retried (or limit passes).
 func (l *loader) settle(limit time.Duration) {
 	end := time.Now().Add(limit)
-	for l.rec.retryLeft.Load() > 0 && time.Now().Before(end) {
-		time.Sleep(100 * time.Millisecond)
+	for l.rec.retryLeft.Load() > 0 && time.Now().Before(end) && l.quit.Err() == nil {
+		sleep(l.quit, 100*time.Millisecond)
 	}
 }
 

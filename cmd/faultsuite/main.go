@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -49,6 +50,9 @@ func (s *suite) cleanup() {
 	}
 	s.fleet.stopAll()
 }
+
+// errInterrupted is a scenario's end when the suite was told to stop.
+var errInterrupted = errors.New("interrupted: the suite was told to stop (SIGINT or SIGTERM)")
 
 // scenario is one fault and its checks.
 type scenario struct {

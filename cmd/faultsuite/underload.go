@@ -37,7 +37,7 @@ func (u underLoad) run(ctx context.Context, s *suite, r *result) {
 		r.broken = err
 		return
 	}
-	l := newLoader(s.world, s.nums, s.run)
+	l := newLoader(ctx, s.world, s.nums, s.run)
 	l.setInstances(in)
 	if u.prepare != nil {
 		if err := u.prepare(ctx, in, l); err != nil {
@@ -65,6 +65,10 @@ func (u underLoad) run(ctx context.Context, s *suite, r *result) {
 	<-loadDone
 	samples := probes()
 	l.settle(retryDeadline)
+	if ctx.Err() != nil {
+		r.broken = errInterrupted
+		return
+	}
 
 	loadFigures(r, l.rec, fault)
 	readinessFigures(r, samples, fault, u.readyBound)
