@@ -48,9 +48,9 @@ func runKillBackfill(ctx context.Context, s *suite, r *result) {
 		r.broken = err
 		return
 	}
-	prefix := fmt.Sprintf("fs-%s-e", s.run)
+	prefix := fmt.Sprintf("fs-%s-e", s.id)
 	rule, ans := a.api.createRule(ctx, tok, map[string]any{
-		"name":      "故障演练 " + s.run + " 回填",
+		"name":      "故障演练 " + s.id + " 回填",
 		"serviceId": ownerService,
 		"condition": fmt.Sprintf(`has(person.facts.childName) && person.facts.childName.startsWith(%q)`, prefix),
 		"triggers":  []string{},
@@ -180,11 +180,11 @@ func createProfiles(ctx context.Context, s *suite, in *instance, n int, tag stri
 		default:
 			kind = "n"
 		}
-		name := fmt.Sprintf("fs-%s-%s%06d", s.run, kind, i)
+		name := fmt.Sprintf("fs-%s-%s%06d", s.id, kind, i)
 		evs[i] = &sentEvent{ev: event{ID: name, Type: "profile.updated", IDNumber: nums[i],
 			OccurredAt: time.Now().Add(-time.Hour).Format(time.RFC3339), Attributes: map[string]any{"childName": name}}}
 	}
-	l := newLoader(ctx, s.world, s.nums, s.run)
+	l := newLoader(ctx, s.world, s.nums, s.id)
 	l.setInstances(in)
 	const call = 500
 	var wg sync.WaitGroup

@@ -61,13 +61,13 @@ func runKillDelivery(ctx context.Context, s *suite, r *result) {
 	s.world.sink.onAccept.Store(&trigger)
 	defer s.world.sink.onAccept.Store(nil)
 
-	l := newLoader(ctx, s.world, s.nums, s.run)
+	l := newLoader(ctx, s.world, s.nums, s.id)
 	l.setInstances(a)
 	var evs []*sentEvent
 	for _, p := range people {
-		evs = append(evs, &sentEvent{ev: event{ID: fmt.Sprintf("fs-%s-d%s", s.run, p.c.Key), Type: birthType,
+		evs = append(evs, &sentEvent{ev: event{ID: fmt.Sprintf("fs-%s-d%s", s.id, p.c.Key), Type: birthType,
 			IDNumber: p.c.IDNumber, OccurredAt: time.Now().Add(-time.Hour).Format(time.RFC3339),
-			Attributes: map[string]any{"childName": fmt.Sprintf("fs-%s-d%s", s.run, p.c.Key)}}})
+			Attributes: map[string]any{"childName": fmt.Sprintf("fs-%s-d%s", s.id, p.c.Key)}}})
 	}
 	if ans := l.ingestOnce(ctx, a, evs); !ans.ok() {
 		r.broken = fmt.Errorf("ingest the births: %s %s", ans, ans.Message)
@@ -164,7 +164,7 @@ func setUpPeople(ctx context.Context, s *suite, in *instance, n, devices int) ([
 	if err != nil {
 		return nil, err
 	}
-	l := newLoader(ctx, s.world, s.nums, s.run)
+	l := newLoader(ctx, s.world, s.nums, s.id)
 	out := make([]phone, n)
 	errs := make(chan error, n)
 	work := make(chan int)
@@ -172,7 +172,7 @@ func setUpPeople(ctx context.Context, s *suite, in *instance, n, devices int) ([
 	for range 8 {
 		wg.Go(func() {
 			for i := range work {
-				c := citizen{Key: fmt.Sprintf("fs-%s-p%05d", s.run, i), IDNumber: nums[i]}
+				c := citizen{Key: fmt.Sprintf("fs-%s-p%05d", s.id, i), IDNumber: nums[i]}
 				ses, a := l.signInOnce(ctx, in, c)
 				if !a.ok() {
 					errs <- fmt.Errorf("sign in %s: %s %s", c.Key, a, a.Message)
@@ -180,7 +180,7 @@ func setUpPeople(ctx context.Context, s *suite, in *instance, n, devices int) ([
 				}
 				p := phone{c: c}
 				for d := range devices {
-					p.tokens = append(p.tokens, fmt.Sprintf("fs-%s-%s-device-%02d-%s", s.run, c.Key, d, randHex(8)))
+					p.tokens = append(p.tokens, fmt.Sprintf("fs-%s-%s-device-%02d-%s", s.id, c.Key, d, randHex(8)))
 				}
 				if devices == 0 {
 					out[i] = p

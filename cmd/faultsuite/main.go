@@ -21,8 +21,13 @@ type suite struct {
 	world  *world
 	fleet  *fleet
 	nums   *numbers
-	run    string // this run's id: in every event id, child name and account the suite makes
-	rate   int    // the mixed load's requests per second
+	run    string // this run's id
+	// id is the running scenario's: the run's and the scenario's place in it. It is in every
+	// event id, child's name, account and device the scenario makes, so that no two scenarios
+	// of a run share one (an event id sent again is a duplicate, an account signed in again
+	// the same person).
+	id   string
+	rate int // the mixed load's requests per second
 
 	// undo holds what must be put back however the suite ends (a stopped Redis continued, an
 	// ACL restored), run by cleanup in reverse order.
@@ -157,10 +162,11 @@ func run() int {
 	}
 	fmt.Printf("fault suite run %s on %s, mixed load %d req/s, scenarios %s\n", s.run, where, *rate, strings.Join(namesOf(chosen), ","))
 	var results []*result
-	for _, sc := range chosen {
+	for i, sc := range chosen {
 		if ctx.Err() != nil {
 			break
 		}
+		s.id = fmt.Sprintf("%s%c", s.run, 'a'+i)
 		fmt.Printf("\n=== %s\n", sc.name)
 		r := &result{name: sc.name}
 		start := time.Now()

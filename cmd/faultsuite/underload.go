@@ -37,7 +37,7 @@ func (u underLoad) run(ctx context.Context, s *suite, r *result) {
 		r.broken = err
 		return
 	}
-	l := newLoader(ctx, s.world, s.nums, s.run)
+	l := newLoader(ctx, s.world, s.nums, s.id)
 	l.setInstances(in)
 	if u.prepare != nil {
 		if err := u.prepare(ctx, in, l); err != nil {
