@@ -7,7 +7,8 @@
 //
 // It starts Tongban instances itself (procs.go), in dev mode against the given Redis, with an
 // FCM backend and an OpenID provider of its own (outside.go) that outlive the instances it
-// kills; drives sign-ins, `me` and births (load.go); faults Redis (redis.go: the server
+// kills, and people of its own with ID numbers new to the Redis (people.go); drives sign-ins,
+// `me` and births through the API (load.go, api.go); faults Redis (redis.go: the server
 // processes from INFO server) or an instance, one scenario a file (stall.go, masterkill.go,
 // killdelivery.go, killbackfill.go, applyfault.go; underload.go is the shape the load-driven
 // ones share); and reads the result back (verify.go) into figures and checks (report.go).
