@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// underLoad is the shape of the scenarios that fault Redis under the mixed load: an instance,
+// the load and a readiness probe on it, a warm-up, the fault (inject returns once it is
+// lifted), a stretch of load after it, then the verification.
+type underLoad struct {
+	warmup, after time.Duration
+	// readyBound is how long readiness may take to answer during the fault.
+	readyBound time.Duration
+	inject     func(ctx context.Context) (window, error)
+	// prepare, when set, runs on the instance before the load starts.
+	prepare func(ctx context.Context, in *instance, l *loader) error
+}
+
+func (u underLoad) run(ctx context.Context, s *suite, r *result) {
+	in, err := s.fleet.start(ctx, "a", instanceOptions{})
+	if err != nil {
+		r.broken = err
+		return
+	}
+	rule, err := liveRule(ctx, s.target, newbornRuleName)
+	if err != nil {
+		r.broken = err
+		return
+	}
+	// Enough ID numbers for the whole load, checked while Redis is whole: births take two a
+	// call on average, new sign-ins one.
+	budget := s.rate * int((u.warmup + u.after + 40*time.Second).Seconds())
+	if err := s.nums.prefill(ctx, budget); err != nil {
+		r.broken = err
+		return
+	}
+	l := newLoader(ctx, s.world, s.nums, s.id)
+	l.setInstances(in)
+	if u.prepare != nil {
+		if err := u.prepare(ctx, in, l); err != nil {
+			r.broken = err
+			return
+		}
+	}
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	probes := probeReadiness(loadCtx, in, 250*time.Millisecond)
+	loadDone := make(chan struct{})
+	go func() {
+		defer close(loadDone)
+		l.runLoad(loadCtx, s.rate, 64)
+	}()
+	sleep(ctx, u.warmup)
+	fault, err := u.inject(ctx)
+	if err != nil {
+		stopLoad()
+		<-loadDone
+		r.broken = err
+		return
+	}
+	sleep(ctx, u.after)
+	stopLoad()
+	<-loadDone
+	samples := probes()
+	l.settle(retryDeadline)
+	if ctx.Err() != nil {
+		r.broken = errInterrupted
+		return
+	}
+
+	loadFigures(r, l.rec, fault)
+	readinessFigures(r, samples, fault, u.readyBound)
+	verifyLoad(ctx, r, l, in, rule)
+}
+
+// verifyLoad checks what the load left: no false `replayed`, everyone whose sign-in failed
+// signs in now, every session answers `me`, every birth applied with exactly its notification.
+func verifyLoad(ctx context.Context, r *result, l *loader, in *instance, rule ruleVersion) {
+	rec := l.rec
+	rec.mu.Lock()
+	sessions := append([]session(nil), rec.sessions...)
+	unsigned := append([]citizen(nil), rec.unsigned...)
+	replayed := append([]string(nil), rec.replayed...)
+	rejected := append([]string(nil), rec.rejected...)
+	events := append([]*sentEvent(nil), rec.events...)
+	rec.mu.Unlock()
+
+	r.check(len(replayed) > 0, "%d fresh ID tokens, each presented once, were refused as `replayed` (false replays), e.g. %s",
+		len(replayed), strings.Join(replayed[:min(3, len(replayed))], ", "))
+	var still []string
+	for _, c := range unsigned {
+		if s, a := l.signInOnce(ctx, in, c); !a.ok() {
+			still = append(still, c.Key+": "+a.String())
+		} else {
+			sessions = append(sessions, s)
+		}
+	}
+	r.figure("sign-ins answered with an error", "%d, each signed in again with a fresh token after the fault: %d still refused", len(unsigned), len(still))
+	r.check(len(still) > 0, "%d people whose sign-in failed during the fault cannot sign in with a fresh token after it, e.g. %s",
+		len(still), strings.Join(still[:min(3, len(still))], "; "))
+
+	bad := checkSessions(ctx, in, sessions)
+	r.figure("sessions", "%d issued, %d no longer valid", len(sessions), len(bad))
+	r.check(len(bad) > 0, "%d sessions issued are not valid after the fault (me answered), e.g. %s",
+		len(bad), strings.Join(bad[:min(3, len(bad))], "; "))
+
+	r.check(len(rejected) > 0, "%d events were refused, e.g. %s", len(rejected), strings.Join(rejected[:min(3, len(rejected))], "; "))
+	c, err := checkBirths(ctx, l.nums.rdb, events, rule)
+	if err != nil {
+		r.broken = fmt.Errorf("verify events: %w", err)
+		return
+	}
+	r.figure("births", "%d sent, %d in calls retried after INTERNAL or no answer; lost %d, extra %d, never settled %d, jobs not marked queued %d",
+		c.total, c.retried, len(c.lost), len(c.extra), len(c.unsettled), c.notQueued)
+	r.failures = append(r.failures, c.failures()...)
+}
