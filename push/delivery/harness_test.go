@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -198,13 +199,13 @@ func (w *deliveryWorld) rule(category string) push.Rule {
 	return r
 }
 
-var eventSeq int
+// eventSeq numbers events across tests, which run in parallel.
+var eventSeq atomic.Int64
 
 // event sends one event of type t.x about the person.
 func (w *deliveryWorld) event(n idnumber.Number) {
 	w.t.Helper()
-	eventSeq++
-	res, err := w.push.Ingest(context.Background(), "test", []push.Event{{ID: fmt.Sprint("ev-", eventSeq), Type: "t.x", IDNumber: n.String(), OccurredAt: w.clock.Now()}})
+	res, err := w.push.Ingest(context.Background(), "test", []push.Event{{ID: fmt.Sprint("ev-", eventSeq.Add(1)), Type: "t.x", IDNumber: n.String(), OccurredAt: w.clock.Now()}})
 	if err != nil || res.Accepted != 1 {
 		w.t.Fatalf("ingest: %+v %v", res, err)
 	}
