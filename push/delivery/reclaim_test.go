@@ -70,9 +70,15 @@ func TestCrashMidBatchResendsOnlyTheCallInFlight(t *testing.T) {
 	other.eventually("every notification is counted delivered", func() bool { return w.stats(r).Delivered == people })
 	w.settled()
 
-	counts := map[string]int{}
+	// The second copy names the same notification as the first: what the app drops it by.
+	counts, ids := map[string]int{}, map[string]string{}
 	for _, m := range w.fcm.Messages() {
-		counts[m.Message.Token]++
+		tok, id := m.Message.Token, m.Message.Data["notification_id"]
+		if id == "" || (ids[tok] != "" && ids[tok] != id) {
+			t.Fatalf("%s received notification ids %q and %q", tok, ids[tok], id)
+		}
+		counts[tok]++
+		ids[tok] = id
 	}
 	twice := 0
 	for _, tok := range toks {
