@@ -72,9 +72,10 @@ func jobOf(m redis.XMessage) (Job, bool) {
 	return j, j.Note != "" && j.Person != ""
 }
 
-// Run runs this replica's delivery workers, the reclaiming of dead workers' jobs and
-// (under a lease, one replica at a time) the release of deferred jobs, until ctx ends. Then
-// the workers take no new jobs, finish the ones they hold, and Run returns.
+// Run runs this replica's delivery workers, their heartbeat and the reclaiming of dead
+// workers' jobs, and (under a lease, one replica at a time) the release of deferred jobs,
+// until ctx ends. Then the workers take no new jobs, finish the ones they hold, and Run
+// returns once their heartbeat is handed back.
 func (s *Service) Run(ctx context.Context) error {
 	if s.sender == nil {
 		return errors.New("delivery: delivery needs a sender")
@@ -88,37 +89,79 @@ func (s *Service) Run(ctx context.Context) error {
 	case err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP"):
 		return fmt.Errorf("delivery: create the delivery group: %w", err)
 	}
-	replica, err := opaque.Random(6)
+	// The consumers' names are new at every start, so a restarted replica is never taken for
+	// the one that died, and a lock naming the dead one is not taken for its own.
+	id, err := opaque.Random(6)
 	if err != nil {
 		return err
 	}
-	var wg sync.WaitGroup
-	for i := range s.opts.Workers {
-		wg.Add(1)
+	r := newReplica(s, id)
+	// The heartbeat is written before any worker reads a job: a consumer holding jobs without
+	// one would be taken for dead. (Workers wait while it is not written.)
+	r.renew(ctx)
+	ctx, kill := context.WithCancel(ctx)
+	defer kill()
+	var workers, loops sync.WaitGroup
+	for _, name := range r.names {
+		workers.Add(1)
 		go func() {
-			defer wg.Done()
-			s.work(ctx, fmt.Sprintf("%s-%d", replica, i))
+			defer workers.Done()
+			s.work(ctx, r, name)
 		}()
 	}
-	wg.Add(1)
+	loops.Add(3)
 	go func() {
-		defer wg.Done()
+		defer loops.Done()
+		// Renewed while the workers finish their batches after ctx ended.
+		r.beat(context.WithoutCancel(ctx))
+	}()
+	go func() {
+		defer loops.Done()
+		select {
+		case <-r.died:
+			kill()
+		case <-ctx.Done():
+		}
+	}()
+	go func() {
+		defer loops.Done()
 		if err := s.runSchedule(ctx); err != nil {
 			s.log.Warn("push: no release of deferred jobs on this replica", "err", err)
 		}
 	}()
-	wg.Wait()
+	workers.Wait()
+	close(r.shutdown)
+	kill()
+	loops.Wait()
+	select {
+	case <-r.died:
+	default:
+		r.retire(ctx)
+	}
 	return nil
 }
 
-// work is one worker: it takes new jobs, and now and then the jobs of workers that stopped
-// answering (XAUTOCLAIM), until ctx ends.
-func (s *Service) work(ctx context.Context, consumer string) {
+// work is one worker: it takes new jobs, the jobs of workers whose heartbeat is gone, and now
+// and then those of workers that stopped answering for ClaimIdle (XAUTOCLAIM), until ctx ends.
+func (s *Service) work(ctx context.Context, r *replica, consumer string) {
 	stream := s.store.Key(JobsStream)
 	lastClaim := time.Time{}
 	for ctx.Err() == nil {
+		if !r.alive() {
+			// Jobs taken now could be claimed by another worker while this one holds them.
+			s.pause(ctx, r.every)
+			continue
+		}
 		var msgs []redis.XMessage
-		if time.Since(lastClaim) >= s.opts.ClaimEvery {
+		var takeover []string // workers seen dead, whose locks this one may take over
+		if r.sweepDue() {
+			var err error
+			msgs, takeover, err = s.sweep(ctx, r, consumer, s.opts.DeliveryBatch)
+			if err != nil && ctx.Err() == nil {
+				s.log.Warn("delivery: look for dead workers", "err", err)
+			}
+		}
+		if len(msgs) == 0 && time.Since(lastClaim) >= s.opts.ClaimEvery {
 			lastClaim = time.Now()
 			claimed, _, err := s.store.Client.XAutoClaim(ctx, &redis.XAutoClaimArgs{
 				Stream: stream, Group: deliveryGroup, Consumer: consumer,
@@ -147,7 +190,11 @@ func (s *Service) work(ctx context.Context, consumer string) {
 		if len(msgs) > 0 {
 			// A batch in hand is finished even when ctx ends meanwhile: shutting down hands
 			// nothing back half-done.
-			if err := s.deliver(context.WithoutCancel(ctx), msgs); err != nil {
+			err := s.deliver(context.WithoutCancel(ctx), r, consumer, msgs, takeover)
+			switch {
+			case errors.Is(err, errDied):
+				return
+			case err != nil:
 				s.log.Warn("delivery: a delivery batch failed; its jobs stay pending and are retried", "err", err)
 				s.pause(ctx, time.Second)
 			}
@@ -174,9 +221,11 @@ type delivery struct {
 
 	pending  []deliveryTarget // devices to send to now
 	outcomes map[string]outcome
+	fresh    []string      // devices whose outcome is not recorded yet
 	wait     time.Duration // the least wait FCM asked for before a retry
 	reasons  []string
 	retried  bool // some device is to be tried again: the follow-up is the next attempt
+	recorded bool // the job's status is recorded: only settling is left
 
 	disp   disposition
 	due    time.Time // of a follow-up on the schedule
@@ -193,23 +242,34 @@ const (
 	leavePending // another worker holds it; XAUTOCLAIM brings it back later
 )
 
-// deliver handles a batch of jobs: reads what each needs in one pipeline, decides, sends the
-// messages of all of them through SendEach (up to 500 a call), records every device's
-// outcome, and only then schedules follow-ups and acknowledges, in one transaction on the
-// {push} keys. A job redelivered after a worker died skips the devices already recorded.
-func (s *Service) deliver(ctx context.Context, msgs []redis.XMessage) error {
+// errDied ends a worker whose replica a test made die.
+var errDied = errors.New("delivery: the replica died (a test hook)")
+
+// deliver handles a batch of jobs for a worker: reads what each needs in one pipeline, taking
+// each job's lock (over from the workers in takeover, seen dead), decides, and sends the
+// messages of all of them through SendEach, up to 500 a call, recording the outcomes of each
+// call before the next, so that a worker dying mid-batch leaves at most one call's messages
+// unrecorded (sent again by whoever takes the jobs over). Then it schedules follow-ups and
+// acknowledges, in one transaction on the {push} keys. A job redelivered after a worker died
+// skips the devices already recorded.
+func (s *Service) deliver(ctx context.Context, r *replica, worker string, msgs []redis.XMessage, takeover []string) error {
 	now := s.now()
 	ds := make([]*delivery, 0, len(msgs))
-	var malformed []string
+	// Entries acknowledged with nothing done: malformed ones, and a second job of a
+	// notification in the same batch, which the first carries (the worker holds the lock for
+	// both, so the lock cannot tell them apart).
+	var surplus []string
+	seen := make(map[[2]string]bool, len(msgs))
 	for _, m := range msgs {
 		j, ok := jobOf(m)
-		if !ok {
-			malformed = append(malformed, m.ID)
+		if !ok || seen[[2]string{j.Person, j.Note}] {
+			surplus = append(surplus, m.ID)
 			continue
 		}
+		seen[[2]string{j.Person, j.Note}] = true
 		ds = append(ds, &delivery{job: j, done: map[string]string{}, outcomes: map[string]outcome{}})
 	}
-	if err := s.loadDeliveries(ctx, ds); err != nil {
+	if err := s.loadDeliveries(ctx, worker, takeover, ds); err != nil {
 		return err
 	}
 
@@ -223,43 +283,40 @@ func (s *Service) deliver(ctx context.Context, msgs []redis.XMessage) error {
 	if err := s.reserveDailyCap(ctx, toReserve, now); err != nil {
 		return err
 	}
-	s.send(ctx, ds)
-	if s.testHookBeforeRecord != nil && s.testHookBeforeRecord() {
-		return errors.New("delivery: stopped by a test before recording")
-	}
-	if err := s.record(ctx, ds, now); err != nil {
+	if err := s.sendAndRecord(ctx, r, worker, ds, now); err != nil {
 		return err
 	}
 	if s.testHookBeforeAck != nil && s.testHookBeforeAck() {
 		return errors.New("delivery: stopped by a test before acknowledging")
 	}
-	return s.settle(ctx, ds, malformed)
+	return s.settle(ctx, ds, surplus)
 }
 
-// loadDeliveries takes each job's lock and reads its notification, the person's preferences
-// and devices and the outcomes recorded so far, in one pipeline.
-func (s *Service) loadDeliveries(ctx context.Context, ds []*delivery) error {
-	locks := make([]*redis.BoolCmd, len(ds))
+// loadDeliveries takes each job's lock for worker and reads its notification, the person's
+// preferences and devices and the outcomes recorded so far, in one pipeline.
+func (s *Service) loadDeliveries(ctx context.Context, worker string, takeover []string, ds []*delivery) error {
+	locks := make([]*scriptCall, len(ds))
 	notes := make([]func() (Note, bool), len(ds))
 	done := make([]*redis.MapStringStringCmd, len(ds))
 	prefsOf := make([]func() (prefs.Preferences, error), len(ds))
 	targetsOf := make([]func() ([]deliveryTarget, error), len(ds))
-	_, err := s.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+	lockArgs := append([]any{worker, s.opts.ClaimIdle.Milliseconds()}, anys(takeover)...)
+	err := pipelined(ctx, s.store.Client, func(p redis.Pipeliner, sc *scripted) {
 		for i, d := range ds {
 			j := d.job
-			locks[i] = p.SetNX(ctx, s.lockKey(j.Person, j.Note), "1", s.opts.ClaimIdle)
+			locks[i] = sc.queue(ctx, p, lockScript, []string{s.lockKey(j.Person, j.Note)}, lockArgs...)
 			notes[i] = s.inbox.QueueNote(ctx, p, j.Person, j.Note)
 			done[i] = p.HGetAll(ctx, s.deliveredKey(j.Person, j.Note))
 			prefsOf[i] = s.prefs.QueueGet(ctx, p, j.Person)
 			targetsOf[i] = s.devices.QueueTargets(ctx, p, j.Person)
 		}
-		return nil
 	})
-	if err != nil && !errors.Is(err, redis.Nil) {
+	if err != nil {
 		return fmt.Errorf("delivery: read delivery jobs' state: %w", err)
 	}
 	for i, d := range ds {
-		d.locked = locks[i].Val()
+		n, _ := locks[i].Cmd.Int()
+		d.locked = n == 1
 		d.note, d.found = notes[i]()
 		d.done = done[i].Val()
 		if d.prefs, err = prefsOf[i](); err != nil {
@@ -275,6 +332,14 @@ func (s *Service) loadDeliveries(ctx context.Context, ds []*delivery) error {
 		}
 	}
 	return nil
+}
+
+func anys(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }
 
 // decide says what to do with a job before anything is sent. status, when not "", is the
@@ -361,50 +426,88 @@ func (s *Service) reserveDailyCap(ctx context.Context, ds []*delivery, now time.
 	return nil
 }
 
-// send pushes every pending device of the jobs that go out now, up to 500 messages a call,
-// and classifies each answer.
-func (s *Service) send(ctx context.Context, ds []*delivery) {
-	type slot struct {
-		d *delivery
-		t deliveryTarget
-	}
+// slot is one message of a batch: a job's device.
+type slot struct {
+	d *delivery
+	t deliveryTarget
+}
+
+// sendAndRecord sends every pending device of the jobs that go out now, up to 500 messages a
+// SendEach call, and records what each call came to before the next call goes out, in one
+// round trip a call. The jobs decided without sending are recorded with the first call. A
+// worker whose heartbeat may be gone stops before a call: the jobs may be another's by then.
+func (s *Service) sendAndRecord(ctx context.Context, r *replica, worker string, ds []*delivery, now time.Time) error {
 	var slots []slot
 	var msgs []*messaging.Message
+	var quiet []*delivery // decided without sending
 	for _, d := range ds {
-		if !d.sendsNow() {
-			continue
-		}
-		for _, t := range d.pending {
-			slots = append(slots, slot{d, t})
-			msgs = append(msgs, message(d.note, t))
+		switch {
+		case d.sendsNow():
+			for _, t := range d.pending {
+				slots = append(slots, slot{d, t})
+				msgs = append(msgs, message(d.note, t))
+			}
+		case d.disp != leavePending:
+			quiet = append(quiet, d)
 		}
 	}
-	for start := 0; start < len(msgs); start += maxSendEach {
+	calls := 0
+	for start := 0; start == 0 || start < len(msgs); start += maxSendEach {
 		end := min(start+maxSendEach, len(msgs))
-		began := time.Now()
-		sctx, cancel := context.WithTimeout(ctx, sendTimeout)
-		resp, err := s.sender.SendEach(sctx, msgs[start:end])
-		cancel()
-		s.metrics.sendLatency.Observe(time.Since(began).Seconds())
-		for k := start; k < end; k++ {
-			var sendErr error
-			switch {
-			case err != nil:
-				sendErr = err
-			case resp == nil || k-start >= len(resp.Responses) || resp.Responses[k-start] == nil:
-				sendErr = errors.New("delivery: FCM gave no answer for this message")
-			default:
-				sendErr = resp.Responses[k-start].Error
+		toRecord := quiet
+		quiet = nil
+		if start < end {
+			if !r.alive() {
+				return errNotAlive
 			}
-			o, wait, reason := classify(sendErr)
-			sl := slots[k]
-			sl.d.outcomes[sl.t.ID] = o
-			sl.d.wait = max(sl.d.wait, wait)
-			if reason != "" {
-				sl.d.reasons = append(sl.d.reasons, reason)
+			s.send(ctx, slots[start:end], msgs[start:end])
+			calls++
+			// A job's slots are side by side: each job once.
+			for k, sl := range slots[start:end] {
+				if k == 0 || slots[start+k-1].d != sl.d {
+					toRecord = append(toRecord, sl.d)
+				}
 			}
-			s.metrics.sends.WithLabelValues(o.String()).Inc()
+			if s.testHookAfterSend != nil && s.testHookAfterSend(calls) {
+				r.die()
+				return errDied
+			}
 		}
+		if err := s.record(ctx, worker, toRecord, now); err != nil {
+			return err
+		}
+		if end >= len(msgs) {
+			break
+		}
+	}
+	return nil
+}
+
+// send pushes one SendEach call's messages and classifies each answer.
+func (s *Service) send(ctx context.Context, slots []slot, msgs []*messaging.Message) {
+	began := time.Now()
+	sctx, cancel := context.WithTimeout(ctx, sendTimeout)
+	resp, err := s.sender.SendEach(sctx, msgs)
+	cancel()
+	s.metrics.sendLatency.Observe(time.Since(began).Seconds())
+	for k, sl := range slots {
+		var sendErr error
+		switch {
+		case err != nil:
+			sendErr = err
+		case resp == nil || k >= len(resp.Responses) || resp.Responses[k] == nil:
+			sendErr = errors.New("delivery: FCM gave no answer for this message")
+		default:
+			sendErr = resp.Responses[k].Error
+		}
+		o, wait, reason := classify(sendErr)
+		sl.d.outcomes[sl.t.ID] = o
+		sl.d.fresh = append(sl.d.fresh, sl.t.ID)
+		sl.d.wait = max(sl.d.wait, wait)
+		if reason != "" {
+			sl.d.reasons = append(sl.d.reasons, reason)
+		}
+		s.metrics.sends.WithLabelValues(o.String()).Inc()
 	}
 }
 
@@ -417,33 +520,53 @@ func backoff(attempt int, least time.Duration) time.Duration {
 	return max(d, least)
 }
 
-// record writes what happened to each device and notification, before anything is
-// acknowledged: a worker that dies after this point leaves jobs whose devices are all
-// recorded, which the next worker acknowledges without sending.
-func (s *Service) record(ctx context.Context, ds []*delivery, now time.Time) error {
+// recordScript writes outcomes into a notification's delivery hash and, once the job is
+// decided, hands its lock back if the worker still holds it (a worker taken for dead may have
+// lost it to another). KEYS: delivered, [lock]; ARGV: worker, TTL (s), field, value, ...
+var recordScript = redis.NewScript(`
+if #ARGV > 2 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+if KEYS[2] and redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+return 1
+`)
+
+// record writes, in one round trip, the outcomes of the devices sent to since the last record,
+// and the status of each job all of whose devices now have one (or that sends nothing), with
+// its count and its lock handed back, before anything is acknowledged: a worker that dies
+// after this point leaves jobs whose devices are recorded, which the next worker acknowledges
+// or finishes without sending to them again. Each job's writes are one script on its person's
+// slot; a pipeline spans the slots.
+func (s *Service) record(ctx context.Context, worker string, ds []*delivery, now time.Time) error {
 	type drop struct{ pid, id string }
 	var drops []drop
-	_, err := s.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+	err := pipelined(ctx, s.store.Client, func(p redis.Pipeliner, sc *scripted) {
 		for _, d := range ds {
-			if d.disp == leavePending {
+			if d.disp == leavePending || d.recorded {
 				continue
 			}
 			j := d.job
-			key := s.deliveredKey(j.Person, j.Note)
 			fields := []any{}
 			anySent, anyRetry, anyFailed := d.done["_sent"] == "1", false, false
-			for id, o := range d.outcomes {
-				switch o {
+			for _, id := range d.fresh {
+				switch d.outcomes[id] {
 				case sent:
-					anySent = true
 					fields = append(fields, id, "sent")
 				case dropToken:
-					anyFailed = true
 					fields = append(fields, id, "token_dropped")
 					drops = append(drops, drop{j.Person, id})
 				case failPayload:
-					anyFailed = true
 					fields = append(fields, id, "failed")
+				}
+			}
+			d.fresh = nil
+			for _, o := range d.outcomes {
+				switch o {
+				case sent:
+					anySent = true
+				case dropToken, failPayload:
+					anyFailed = true
 				case retry:
 					anyRetry = true
 				}
@@ -451,6 +574,15 @@ func (s *Service) record(ctx context.Context, ds []*delivery, now time.Time) err
 			if anySent {
 				fields = append(fields, "_sent", "1")
 			}
+			keys := []string{s.deliveredKey(j.Person, j.Note)}
+			if len(d.outcomes) < len(d.pending) {
+				// Devices of this job go out in a later call: its status waits for them.
+				if len(fields) > 0 {
+					sc.queue(ctx, p, recordScript, keys, append([]any{worker, int64(deliveryRecord.Seconds())}, fields...)...)
+				}
+				continue
+			}
+			d.recorded = true
 			final := d.status
 			switch {
 			case final != "":
@@ -470,14 +602,13 @@ func (s *Service) record(ctx context.Context, ds []*delivery, now time.Time) err
 				final = "failed"
 			}
 			fields = append(fields, "_status", final)
-			p.HSet(ctx, key, fields...)
-			p.Expire(ctx, key, deliveryRecord)
+			keys = append(keys, s.lockKey(j.Person, j.Note))
+			sc.queue(ctx, p, recordScript, keys, append([]any{worker, int64(deliveryRecord.Seconds())}, fields...)...)
 			if final == "waiting_for_device" {
 				blob, _ := json.Marshal(j)
 				p.HSet(ctx, s.waitingKey(j.Person), j.Note, blob)
 				p.Expire(ctx, s.waitingKey(j.Person), s.opts.WaitingTTL)
 			}
-			p.Del(ctx, s.lockKey(j.Person, j.Note))
 			// Counted once per notification: by the call that sent (or gave up), not by a
 			// redelivery that found everything recorded. Counted for the version the job
 			// names, which is the notification's, even when the rule has moved on since: a
@@ -491,9 +622,8 @@ func (s *Service) record(ctx context.Context, ds []*delivery, now time.Time) err
 				s.counter.QueueCount(ctx, p, j.Rule, j.Version, "deferred")
 			}
 		}
-		return nil
 	})
-	if err != nil && !errors.Is(err, redis.Nil) {
+	if err != nil {
 		return fmt.Errorf("delivery: record deliveries: %w", err)
 	}
 	for _, d := range drops {
@@ -507,7 +637,7 @@ func (s *Service) record(ctx context.Context, ds []*delivery, now time.Time) err
 // settle moves each job on in one transaction on the {push} keys: a follow-up onto the
 // schedule or the dead letters, and the acknowledgement, together, so a job is never both
 // lost and never doubled by a crash in between.
-func (s *Service) settle(ctx context.Context, ds []*delivery, malformed []string) error {
+func (s *Service) settle(ctx context.Context, ds []*delivery, surplus []string) error {
 	stream := s.store.Key(JobsStream)
 	var acks []string
 	_, err := s.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -529,7 +659,7 @@ func (s *Service) settle(ctx context.Context, ds []*delivery, malformed []string
 			}
 			acks = append(acks, j.streamID)
 		}
-		acks = append(acks, malformed...)
+		acks = append(acks, surplus...)
 		if len(acks) > 0 {
 			p.XAck(ctx, stream, deliveryGroup, acks...)
 			p.XDel(ctx, stream, acks...)

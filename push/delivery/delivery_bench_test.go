@@ -25,7 +25,7 @@ import (
 // It prints both and the ratio (delivery / SendEach alone).
 //
 //	REDIS_URL=redis://127.0.0.1:6379/0 TONGBAN_BENCH_NOTIFICATIONS=100000 \
-//	  go test -run '^$' -bench BenchmarkDelivery -benchtime 1x -timeout 30m ./push
+//	  go test -run '^$' -bench BenchmarkDelivery -benchtime 1x -timeout 30m ./push/delivery
 func BenchmarkDelivery(b *testing.B) {
 	total := 10_000
 	if s := os.Getenv("TONGBAN_BENCH_NOTIFICATIONS"); s != "" {

@@ -2,10 +2,12 @@ package delivery_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/tongban/tongban/internal/fakefcm"
+	"github.com/tongban/tongban/internal/testenv"
 	"github.com/tongban/tongban/push"
 	"github.com/tongban/tongban/push/delivery"
 	"github.com/tongban/tongban/push/prefs"
@@ -331,6 +333,19 @@ func TestShutdownFinishesTheBatchInHand(t *testing.T) {
 	}
 	if pending.Count != 0 {
 		t.Fatalf("%d jobs left pending after shutdown", pending.Count)
+	}
+	// The stopped workers hand back their heartbeat and, holding nothing, leave the group.
+	consumers, err := w.store.Client.XInfoConsumers(ctx, w.store.Key(delivery.JobsStream), delivery.Group).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(consumers) != 0 {
+		t.Fatalf("consumers %+v left in the group after shutdown", consumers)
+	}
+	for _, k := range testenv.Keys(t, w.store) {
+		if strings.Contains(k, "{push}:hb:") {
+			t.Fatalf("heartbeat %s left after shutdown", k)
+		}
 	}
 }
 

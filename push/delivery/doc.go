@@ -9,12 +9,24 @@
 // push off or category muted: inbox only; quiet hours or the daily cap: deferred onto the
 // schedule; no device yet: the job waits in the person's waiting hash for the first one. They
 // send every pending device's message through the Firebase Admin SDK's SendEach (sender.go,
-// which also reads FCM's errors into drop-the-token, failed, or retry with backoff), record each
-// device's outcome, and only then schedule the follow-up (a retry with backoff, or the dead
-// letters after 8 attempts) and acknowledge, in one transaction on the {push} keys. A job
-// redelivered after its worker died (XAUTOCLAIM) skips the devices already recorded, so nobody
-// is pushed twice for one notification. Outcomes are counted for the rule version that created
-// the notification (the Counter interface: push's rule stats).
+// which also reads FCM's errors into drop-the-token, failed, or retry with backoff), up to 500
+// a call, and record what each call came to (each device's outcome; a job's status, count and
+// lock once all its devices have one) in one round trip before the next call goes out. So a
+// worker that dies mid-batch leaves at most one call's messages unrecorded: those go out again,
+// and every message carries notification_id in its data (and it as collapse key and tag) for
+// the app to drop the rare second copy. Then the follow-up (a retry with backoff, or the dead
+// letters after 8 attempts) is scheduled and the jobs acknowledged, in one transaction on the
+// {push} keys. A job taken over after its worker died skips the devices already recorded.
+// Outcomes are counted for the rule version that created the notification (the Counter
+// interface: push's rule stats).
+//
+// Taking over (reclaim.go): each worker is a consumer named anew at every start, whose
+// replica renews its heartbeat key every Heartbeat (2 s; it lives three). A live worker looks
+// at the group's consumers every Heartbeat, claims the jobs of those whose heartbeat is gone
+// (in one script with the check) and takes over their locks, which name their holder; a dead
+// consumer owning nothing leaves the group. A live holder's jobs and locks are never taken.
+// Jobs idle for ClaimIdle (a minute) are claimed by anyone, as a fallback (XAUTOCLAIM), and
+// so are those of consumers without a heartbeat (replicas from before heartbeats).
 //
 // One replica at a time (a lease) moves due jobs from the schedule back onto the stream
 // (schedule.go). RegisterDevice (waiting.go) registers a person's device and puts back on the
@@ -30,7 +42,9 @@
 //	{push}:schedule:lease               string the replica releasing due jobs; TTL ~10 polls
 //	{p:<pid>}:dlv:<notification>        hash   device id -> outcome; _status, _sent, _day (daily cap
 //	                                           reservation); TTL 7 days
-//	{p:<pid>}:dlvlock:<notification>    string a worker is on it; TTL = the claim idle time
+//	{push}:hb:<consumer>                string a delivery worker lives; TTL 3 heartbeats
+//	{p:<pid>}:dlvlock:<notification>    string the consumer name of the worker on it; TTL = the
+//	                                           claim idle time, taken over once its heartbeat is gone
 //	{p:<pid>}:sent:<day>                string pushes on the person's local day; TTL 48 h
 //	{p:<pid>}:waiting                   hash   notification -> job, waiting for the first device
 //

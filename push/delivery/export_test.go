@@ -1,6 +1,9 @@
 package delivery
 
 import (
+	"context"
+	"time"
+
 	"firebase.google.com/go/v4/messaging"
 
 	"github.com/tongban/tongban/internal/redisx"
@@ -33,3 +36,32 @@ func (s *Service) SetHookBeforeAck(hook func() bool) { s.testHookBeforeAck = hoo
 
 // Message is the FCM message of a note for a device.
 func Message(n Note, t devices.Target) *messaging.Message { return message(n, t) }
+
+// HeartbeatPrefix starts the name of every consumer that keeps a heartbeat.
+const HeartbeatPrefix = heartbeatPrefix
+
+// LockKey is the lock a worker holds on a notification while it delivers it.
+func LockKey(store *redisx.Store, pid, nid string) string {
+	return (&Service{store: store}).lockKey(pid, nid)
+}
+
+// HeartbeatKey is a worker's heartbeat.
+func HeartbeatKey(store *redisx.Store, consumer string) string {
+	return (&Service{store: store}).heartbeatKey(consumer)
+}
+
+// TakeLock runs the lock script as loadDeliveries does: worker takes the lock of (pid, nid)
+// if it is free, its own, or held by one of dead.
+func TakeLock(ctx context.Context, store *redisx.Store, pid, nid, worker string, ttl time.Duration, dead ...string) (bool, error) {
+	args := append([]any{worker, ttl.Milliseconds()}, anys(dead)...)
+	n, err := lockScript.Run(ctx, store.Client, []string{LockKey(store, pid, nid)}, args...).Int()
+	return n == 1, err
+}
+
+// SetHookAfterSend makes the replica die (as SIGKILL would: nothing more is recorded, renewed
+// or cleaned up) right after a batch's SendEach call number calls returned, when hook says
+// so. Set it before Run.
+func (s *Service) SetHookAfterSend(hook func(calls int) bool) { s.testHookAfterSend = hook }
+
+// Sweeps is how many times the replica looked for workers whose heartbeat is gone.
+func (s *Service) Sweeps() int64 { return s.sweeps.Load() }

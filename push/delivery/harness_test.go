@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,6 +39,7 @@ type deliveryWorld struct {
 	d       *delivery.Service
 	stop    context.CancelFunc
 	stopped chan struct{}
+	before  func(*delivery.Service) // sets test hooks before Run
 }
 
 var deliveryApps = []string{"zheliban", "suishenban", "sufuban"}
@@ -79,8 +81,19 @@ func newDeliveryWorldOn(t testing.TB, store *redisx.Store, mutate func(*delivery
 // replica starts another replica on the same store, clock and FCM.
 func (w *deliveryWorld) replica(mutate func(*delivery.Options)) *deliveryWorld {
 	w.t.Helper()
-	other := &deliveryWorld{t: w.t, store: w.store, clock: w.clock, fcm: w.fcm}
-	other.start(sdkFor(w.t, w.fcm), mutate)
+	return w.replicaWith(nil, mutate, nil)
+}
+
+// replicaWith starts another replica whose sender is wrap(the SDK) when wrap is not nil, and on
+// whose service before (when not nil) sets test hooks before it runs.
+func (w *deliveryWorld) replicaWith(wrap func(delivery.Sender) delivery.Sender, mutate func(*delivery.Options), before func(*delivery.Service)) *deliveryWorld {
+	w.t.Helper()
+	other := &deliveryWorld{t: w.t, store: w.store, clock: w.clock, fcm: w.fcm, before: before}
+	sender := sdkFor(w.t, w.fcm)
+	if wrap != nil {
+		sender = wrap(sender)
+	}
+	other.start(sender, mutate)
 	return other
 }
 
@@ -111,13 +124,16 @@ func (w *deliveryWorld) start(sender delivery.Sender, mutate func(*delivery.Opti
 		Store: w.store, Inbox: w.push, Counter: w.push.Rules, Now: w.clock.Now,
 		Sender: sender, Devices: w.devices, Prefs: w.prefs, Workers: 2,
 		DeliveryPoll: 20 * time.Millisecond, SchedulePoll: 10 * time.Millisecond,
-		ClaimIdle: 300 * time.Millisecond, ClaimEvery: 50 * time.Millisecond,
+		ClaimIdle: 300 * time.Millisecond, ClaimEvery: 50 * time.Millisecond, Heartbeat: 100 * time.Millisecond,
 	}
 	if mutate != nil {
 		mutate(&o)
 	}
 	if w.d, err = delivery.New(o); err != nil {
 		t.Fatal(err)
+	}
+	if w.before != nil {
+		w.before(w.d)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	w.stop, w.stopped = cancel, make(chan struct{})
@@ -183,13 +199,13 @@ func (w *deliveryWorld) rule(category string) push.Rule {
 	return r
 }
 
-var eventSeq int
+// eventSeq numbers events across tests, which run in parallel.
+var eventSeq atomic.Int64
 
 // event sends one event of type t.x about the person.
 func (w *deliveryWorld) event(n idnumber.Number) {
 	w.t.Helper()
-	eventSeq++
-	res, err := w.push.Ingest(context.Background(), "test", []push.Event{{ID: fmt.Sprint("ev-", eventSeq), Type: "t.x", IDNumber: n.String(), OccurredAt: w.clock.Now()}})
+	res, err := w.push.Ingest(context.Background(), "test", []push.Event{{ID: fmt.Sprint("ev-", eventSeq.Add(1)), Type: "t.x", IDNumber: n.String(), OccurredAt: w.clock.Now()}})
 	if err != nil || res.Accepted != 1 {
 		w.t.Fatalf("ingest: %+v %v", res, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,6 +66,10 @@ type Options struct {
 	ClaimIdle    time.Duration
 	ClaimEvery   time.Duration
 	SchedulePoll time.Duration
+	// Heartbeat is how often this replica renews its workers' heartbeats, which live three
+	// times as long, and looks for workers whose heartbeat is gone to take their jobs over
+	// (default 2 s): a dead worker's jobs go on after a few seconds, not after ClaimIdle.
+	Heartbeat time.Duration
 	// WaitingTTL is how long a job waits for the person's first device: the inbox's TTL, after
 	// which the notification is gone anyway (default 90 days).
 	WaitingTTL time.Duration
@@ -87,9 +92,12 @@ type Service struct {
 	opts    Options
 	metrics *metrics
 
-	// Test hooks: a delivery batch stops (as if its worker died) when one returns true.
-	testHookBeforeRecord func() bool
-	testHookBeforeAck    func() bool
+	// Test hooks: a delivery batch stops (as if its worker died) when one returns true;
+	// testHookAfterSend (given how many SendEach calls the batch made) makes the whole
+	// replica die there, as SIGKILL would: nothing more is recorded, renewed or cleaned up.
+	testHookAfterSend func(calls int) bool
+	testHookBeforeAck func() bool
+	sweeps            atomic.Int64 // looks for dead workers, for tests
 }
 
 // New builds a delivery service.
@@ -108,7 +116,7 @@ func New(o Options) (*Service, error) {
 		v time.Duration
 	}{
 		{&o.DeliveryPoll, 250 * time.Millisecond}, {&o.ClaimIdle, time.Minute}, {&o.ClaimEvery, 10 * time.Second},
-		{&o.SchedulePoll, time.Second}, {&o.WaitingTTL, 90 * 24 * time.Hour},
+		{&o.SchedulePoll, time.Second}, {&o.WaitingTTL, 90 * 24 * time.Hour}, {&o.Heartbeat, 2 * time.Second},
 	}
 	for _, d := range defaults {
 		if *d.d <= 0 {

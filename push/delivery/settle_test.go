@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -13,7 +14,7 @@ import (
 	"github.com/tongban/tongban/push/delivery"
 )
 
-var settleSeq int
+var settleSeq atomic.Int64
 
 // settled waits until delivery has done everything the clock's present time allows, so that a
 // test can then assert that nothing more was sent. A marker job due now goes onto the
@@ -26,8 +27,7 @@ var settleSeq int
 func (w *deliveryWorld) settled() {
 	w.t.Helper()
 	ctx := context.Background()
-	settleSeq++
-	marker, err := json.Marshal(delivery.Job{Note: fmt.Sprint("settle-", settleSeq), Person: "settle-marker", Rule: "settle", Version: 1})
+	marker, err := json.Marshal(delivery.Job{Note: fmt.Sprint("settle-", settleSeq.Add(1)), Person: "settle-marker", Rule: "settle", Version: 1})
 	if err != nil {
 		w.t.Fatal(err)
 	}
