@@ -35,7 +35,8 @@
 //	                                  checked and turned into g:{<gid>} by one script (redeem.go)
 //	g:{<gid>}                  hash   a grant: client, person, scopes, login facts, access and refresh token
 //	                                  hashes (tokens carry the gid), the hash of the code it came from (a replay
-//	                                  of the code deletes it); TTL the refresh lifetime, or the access lifetime
+//	                                  of the code deletes it; the same redemption sent twice is known by its access
+//	                                  token's hash), the code's nonce and source app; TTL the refresh lifetime, or the access lifetime
 //	                                  for machine and exchanged grants; act (JSON) for a token exchange's grant
 //	{p:<pid>}:grantidx         zset   "<client>|<gid>" of the person's grants scored by when each ends (unix ms),
 //	                                  so revoking consent ends them; a revoked grant's entry goes with it, an
