@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tongban/tongban/internal/idnumber"
+	"github.com/tongban/tongban/internal/redisx"
 	"github.com/tongban/tongban/internal/reqid"
 )
 
@@ -55,7 +56,7 @@ func TestReplaySlot(t *testing.T) {
 	}{
 		{"free", func(string) string { return "" }, true},
 		{"our own claim sent before", func(mine string) string { return mine }, true},
-		{"another presentation's", func(string) string { return claimant(context.Background()) }, false},
+		{"another presentation's", func(string) string { return redisx.Claimant(context.Background()) }, false},
 		{"a slot of the release before claimants", func(string) string { return "1" }, false},
 	}
 	for _, tt := range tests {

@@ -19,7 +19,6 @@ import (
 	"github.com/tongban/tongban/internal/audit"
 	"github.com/tongban/tongban/internal/opaque"
 	"github.com/tongban/tongban/internal/redisx"
-	"github.com/tongban/tongban/internal/reqid"
 )
 
 // stateTTL is how long a begun sign-in may take to complete.
@@ -225,14 +224,14 @@ func (s *Service) verifyDirect(ctx context.Context, app, raw, nonce string) (*Pr
 // spellings (base64url's unused low bits, ECDSA's s and n-s), and each would otherwise be a
 // fresh token. Two genuinely different tokens always differ in their claims (iat, nonce).
 //
-// The slot holds its claimant, fresh for each presentation (claimant): a claim sent twice (its
+// The slot holds its claimant, fresh for each presentation (redisx.Claimant): a claim sent twice (its
 // first reply timed out, and the client, a cluster redirect or a caller sent it again) finds its
 // own claimant there and is this sign-in's, not a replay.
 func (s *Service) queueReplaySlot(ctx context.Context, pl redis.Pipeliner, v *verified) *replaySlot {
 	ttl := v.expiry.Add(Leeway).Sub(s.now())
 	sum := sha256.Sum256(v.payload)
 	key := s.store.Key("idt:" + base64.RawURLEncoding.EncodeToString(sum[:]))
-	slot := &replaySlot{claimant: claimant(ctx)}
+	slot := &replaySlot{claimant: redisx.Claimant(ctx)}
 	slot.cmd = pl.SetArgs(ctx, key, slot.claimant, redis.SetArgs{Mode: "NX", Get: true, TTL: max(ttl, time.Second)})
 	return slot
 }
@@ -254,17 +253,6 @@ func (r *replaySlot) ours() (bool, error) {
 		return false, fmt.Errorf("identity: take the token's one-time slot: %w", err)
 	}
 	return old == r.claimant, nil
-}
-
-// claimant names one attempt at a claim: fresh for each, so that only a second send of the
-// same claim finds it, never another request; the request id after it says which request took
-// the key. Not a secret: it never leaves the store.
-func claimant(ctx context.Context) string {
-	c := reqid.New()
-	if id := reqid.From(ctx); id != "" {
-		c += "/" + id
-	}
-	return c
 }
 
 var errReplayed = tokenErr(ReasonReplayed, "this ID token was already used; get a new one")
