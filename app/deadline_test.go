@@ -1,6 +1,9 @@
 package app
 
 import (
+	"bytes"
+	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -76,4 +79,49 @@ func TestRequestTimeoutEndsARequestOnAStalledStore(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, func() bool {
 		return h.gql(meQuery, nil, in.access).str("me", "id") == in.person
 	}, "me after the stall")
+}
+
+// A subscription sent as POST waits for its first event past request_timeout, which bounds
+// ordinary requests only, and still ends when its session does.
+func TestPostSubscriptionOutlivesRequestTimeout(t *testing.T) {
+	t.Parallel()
+	store := testenv.Redis(t)
+	const bound = 200 * time.Millisecond
+	h := startIdentity(t, func(c *config.Config) { c.RequestTimeout = config.Duration(bound) }, WithStore(store))
+	s := h.signIn("zheliban", "wang-fang")
+
+	answered := make(chan gqlResponse, 1)
+	go func() { // raw HTTP: a harness helper may not fail the test from this goroutine
+		body, _ := json.Marshal(map[string]any{"query": notificationSubscription})
+		req, _ := http.NewRequest(http.MethodPost, h.url+"/graphql", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+s.access)
+		out := gqlResponse{Raw: "no answer"}
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			out.Raw = string(raw)
+			_ = json.Unmarshal(raw, &out)
+		}
+		answered <- out
+	}()
+	testenv.Eventually(t, 20*time.Second, func() bool {
+		return subscribers(t, store, store.Key("push:notify")) > 0
+	}, "the POST subscription to start")
+	select {
+	case r := <-answered:
+		t.Fatalf("the POST subscription answered within %s of starting, request_timeout being %s: %s", 5*bound, bound, r.Raw)
+	case <-time.After(5 * bound):
+	}
+	if r := h.gql(`mutation { signOut }`, nil, s.access); r.field("signOut") != true {
+		t.Fatalf("signOut: %s", r.Raw)
+	}
+	select {
+	case r := <-answered:
+		if r.code() != "UNAUTHENTICATED" {
+			t.Errorf("the POST subscription after signOut: %s, want UNAUTHENTICATED", r.Raw)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the POST subscription kept waiting after signOut")
+	}
 }
