@@ -2,6 +2,7 @@ package redisx_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -33,6 +34,19 @@ func TestContextDeadlineEndsAStalledCommand(t *testing.T) {
 	err := store.Client.Get(cctx, store.Key("k")).Err()
 	if took := time.Since(start); err == nil || took > answerWithin {
 		t.Fatalf("GET on a stalled store: err %v after %s; want a timeout well before the minute of read_timeout", err, took)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("GET whose context ended: %v, want it to match context.DeadlineExceeded", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	var get *redis.StringCmd
+	_, err = store.Client.Pipelined(pctx, func(p redis.Pipeliner) error {
+		get = p.Get(pctx, store.Key("k"))
+		return nil
+	})
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(get.Err(), context.DeadlineExceeded) {
+		t.Errorf("pipeline whose context ended: %v, its GET %v; want both to match context.DeadlineExceeded", err, get.Err())
 	}
 	if err := store.Ping(cctx); err == nil {
 		t.Fatal("Ping of a stalled store answered")

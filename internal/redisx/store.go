@@ -132,6 +132,7 @@ func Open(opts Options) (*Store, error) {
 			// MaxRedirects stays go-redis's 3: it follows MOVED and ASK and rides out a
 			// failover, and it also re-sends a command whose reply timed out (doc.go).
 		})
+		c.AddHook(contextErrors{})
 		return &Store{Client: c, Prefix: prefix, Kind: KindCluster}, nil
 	case opts.URL != "":
 		ro, err := redis.ParseURL(opts.URL)
@@ -146,7 +147,9 @@ func Open(opts Options) (*Store, error) {
 			query = u.Query()
 		}
 		opts.withDefaults().apply(ro, query)
-		return &Store{Client: redis.NewClient(ro), Prefix: prefix, Kind: KindRedis}, nil
+		c := redis.NewClient(ro)
+		c.AddHook(contextErrors{})
+		return &Store{Client: c, Prefix: prefix, Kind: KindRedis}, nil
 	default:
 		return openEmbedded(prefix, opts)
 	}
@@ -166,7 +169,9 @@ func openEmbedded(prefix string, opts Options) (*Store, error) {
 	}
 	ro := &redis.Options{Addr: m.Addr()}
 	opts.withDefaults().apply(ro, nil)
-	return &Store{Client: redis.NewClient(ro), Prefix: prefix, Kind: KindEmbedded, Embedded: m}, nil
+	c := redis.NewClient(ro)
+	c.AddHook(contextErrors{})
+	return &Store{Client: c, Prefix: prefix, Kind: KindEmbedded, Embedded: m}, nil
 }
 
 // Key puts the store's namespace in front of a key suffix chosen by the owning package.
