@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -21,7 +22,7 @@ func (contextErrors) DialHook(next redis.DialHook) redis.DialHook { return next 
 func (contextErrors) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
-		if err != nil && ctx.Err() != nil {
+		if err != nil && ended(ctx) != nil {
 			if w := withContext(ctx, err); w != err {
 				cmd.SetErr(w)
 				return w
@@ -34,7 +35,7 @@ func (contextErrors) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func (contextErrors) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		err := next(ctx, cmds)
-		if err == nil || ctx.Err() == nil {
+		if err == nil || ended(ctx) == nil {
 			return err
 		}
 		for _, c := range cmds {
@@ -53,7 +54,19 @@ func withContext(ctx context.Context, err error) error {
 	if _, ok := err.(contextError); ok || !(errors.As(err, &ne) && ne.Timeout()) {
 		return err
 	}
-	return contextError{err: err, ctx: ctx.Err()}
+	return contextError{err: err, ctx: ended(ctx)}
+}
+
+// ended is ctx's error, or DeadlineExceeded once its deadline has passed: the socket's deadline
+// (the context's) can fire a moment before the context's own timer does.
+func ended(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 type contextError struct{ err, ctx error }
