@@ -21,7 +21,9 @@
 // without it go-redis waits out its own read timeout whatever the context says, and a stalled
 // Redis held readiness and every request for 5 s. The read, write, dial and pool timeouts
 // (redis.* in the configuration; Options here) bound what runs without a deadline, the
-// background loops' steps: 3 s for a reply, 2 s to connect, 4 s for a free connection.
+// background loops' steps: 3 s for a reply, 2 s to connect, 4 s for a free connection. A
+// command cut off by its context's deadline fails with an error that matches the context's
+// (ctxerr.go), not only with the socket's "i/o timeout".
 //
 // go-redis by default sends a command again, up to 3 times, after a network error or a read
 // timeout. After a read timeout the first send may well have run: Redis was slow, not deaf. For
@@ -33,9 +35,11 @@
 // caller retries, as it would after any fault), and a background loop tries again at its next
 // step. The places that retry on purpose, and every claim, are written so that a second send
 // of the same operation is recognised: a claim stores its claimant (SET key claimant NX GET,
-// where an old value equal to ours is our own earlier send), a redeemed code is recognised by
-// the grant it made. That also covers the re-sends that remain: a cluster client follows MOVED
-// and ASK and rides out failovers through go-redis's redirect loop (MaxRedirects, 3), which
-// re-sends a command whose reply timed out too, and cannot be turned off without losing
-// redirects; a URL that asks for retries (?max_retries=3) gets them.
+// where an old value equal to ours is our own earlier send; Claimant makes one), a taken
+// switch ticket is marked with its taker, a redeemed code is recognised by the grant it made,
+// a lease by its holder. That also covers the re-sends that remain: a cluster client follows
+// MOVED and ASK and rides out failovers through go-redis's redirect loop (MaxRedirects, 3),
+// which re-sends a command whose reply timed out too, and cannot be turned off without losing
+// redirects; a URL that asks for retries (?max_retries=3) gets them. What a re-send still
+// counts twice (a rate limit's GCRA script) errs on the strict side.
 package redisx
