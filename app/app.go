@@ -103,7 +103,7 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 	store := o.store
 	if store == nil {
 		var err error
-		store, err = redisx.Open(redisx.Options{URL: cfg.Redis.URL, Cluster: cfg.Redis.Cluster})
+		store, err = redisx.Open(storeOptions(cfg.Redis))
 		if err != nil {
 			return nil, fmt.Errorf("app: %w", err)
 		}
@@ -181,6 +181,15 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 	return a, nil
 }
 
+// storeOptions are the store's address and the bounds on its commands, from redis.*.
+func storeOptions(r config.Redis) redisx.Options {
+	return redisx.Options{
+		URL: r.URL, Cluster: r.Cluster,
+		DialTimeout: r.DialTimeout.Std(), ReadTimeout: r.ReadTimeout.Std(), WriteTimeout: r.WriteTimeout.Std(),
+		PoolTimeout: r.PoolTimeout.Std(), PoolSize: r.PoolSize, MaxRetries: r.MaxRetries,
+	}
+}
+
 func (a *App) routes() http.Handler {
 	mux := http.NewServeMux()
 	limit := a.cfg.GraphQL.MaxBodyBytes
@@ -205,6 +214,7 @@ func (a *App) routes() http.Handler {
 
 	var h http.Handler = mux
 	h = withWebsocketDeadlines(h)
+	h = withRequestTimeout(a.cfg.RequestTimeout.Std(), h)
 	h = withObservation(a.log, a.recorder, h)
 	h = ratelimit.WithClientIP(a.proxies, h)
 	h = withRequestID(h)

@@ -54,7 +54,7 @@ func (a *App) keysReady(context.Context) error {
 // RotateKeys is `tongban keys rotate`: it opens the configured store, loads the bridge's keys
 // and rotates them, saying what it did.
 func RotateKeys(ctx context.Context, cfg *config.Config) (string, error) {
-	store, err := redisx.Open(redisx.Options{URL: cfg.Redis.URL, Cluster: cfg.Redis.Cluster})
+	store, err := redisx.Open(storeOptions(cfg.Redis))
 	if err != nil {
 		return "", err
 	}

@@ -34,6 +34,23 @@ func withRequestID(next http.Handler) http.Handler {
 	})
 }
 
+// withRequestTimeout bounds an ordinary request by request_timeout: its context ends then, so
+// its Redis calls (whose client honours context deadlines) and outbound calls give up, and it
+// answers its own error (GraphQL INTERNAL, OAuth server_error) instead of hanging on a stalled
+// store. A websocket is not bounded: it lives for hours and bounds each of its own steps. A
+// subscription sent as POST lifts the bound for its wait (reqid.WithoutTimeout).
+func withRequestTimeout(d time.Duration, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "" || d <= 0 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		ctx, cancel := reqid.WithTimeout(r.Context(), d)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
 // withWebsocketDeadlines lifts the server's read and write timeouts from a websocket
 // upgrade: they bound ordinary requests, but a websocket lives for hours and keeps itself
 // honest with pings.

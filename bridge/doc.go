@@ -16,8 +16,8 @@
 //
 // Round trips to Redis are what a switch costs most on a loaded replica, so each step makes
 // as few as its checks allow: switchApp reads the consent and stores the ticket together;
-// authorize takes the ticket (GETDEL), then stores the code and reads the session together;
-// the token endpoint takes the code and creates the grant (one script on the grant's slot),
+// authorize takes the ticket (one script that marks it taken by the request), then stores the
+// code and reads the session together; the token endpoint takes the code and creates the grant (one script on the grant's slot),
 // then indexes it and reads the consent and the person's claims in one transaction on the
 // person's hash tag, then records the audit entry. Whatever is written before the check that
 // could refuse it (a ticket, a code) is deleted on refusal before anyone has seen it.
@@ -28,14 +28,16 @@
 //
 // Redis keys (under the store prefix). Keys used together share a hash tag:
 //
-//	tk:<sha256(client, ticket)> string a switch ticket (JSON); TTL 60 s; taken by GETDEL, so only by the
-//	                                  client it was issued for (the key names it)
+//	tk:<sha256(client, ticket)> string a switch ticket (JSON); TTL 60 s; taken once, only by the client it was
+//	                                  issued for (the key names it): taking it prefixes "taken:<taker>\n", so a
+//	                                  take sent twice gets it again and nobody else does
 //	oc:{<gid>}                 hash   an authorization code (tbc_<gid><secret>): its secret's hash, client,
 //	                                  redirect URI, challenge, nonce and the grant's fields; TTL 60 s; taken,
 //	                                  checked and turned into g:{<gid>} by one script (redeem.go)
 //	g:{<gid>}                  hash   a grant: client, person, scopes, login facts, access and refresh token
 //	                                  hashes (tokens carry the gid), the hash of the code it came from (a replay
-//	                                  of the code deletes it); TTL the refresh lifetime, or the access lifetime
+//	                                  of the code deletes it; the same redemption sent twice is known by its access
+//	                                  token's hash), the code's nonce and source app; TTL the refresh lifetime, or the access lifetime
 //	                                  for machine and exchanged grants; act (JSON) for a token exchange's grant
 //	{p:<pid>}:grantidx         zset   "<client>|<gid>" of the person's grants scored by when each ends (unix ms),
 //	                                  so revoking consent ends them; a revoked grant's entry goes with it, an

@@ -32,19 +32,27 @@ import (
 // the presented verifier, which the caller computes (a challenge is public, so comparing it in
 // variable time tells nothing about the verifier).
 //
+// A redemption sent twice (its reply timed out after the script ran, and the client, a cluster
+// redirect or a retry sent it again) is not a replay: the grant it finds holds the access-token
+// hash of this very request (ARGV[6], fresh to it), so the script answers what the first run
+// did, from the grant, which also keeps the code's nonce and source app for that.
+//
 // KEYS[1] code record oc:{gid}, KEYS[2] grant g:{gid}; ARGV[1] hash of the code's secret,
-// ARGV[2] client, ARGV[3] redirect_uri, ARGV[4] S256(code_verifier), ARGV[5] grant ttl ms, then
-// the grant's own field, value pairs (token hashes). Returns {1, person, scopes, assurance,
+// ARGV[2] client, ARGV[3] redirect_uri, ARGV[4] S256(code_verifier), ARGV[5] grant ttl ms,
+// ARGV[6] the hash of the access token this request issues, then the grant's own field, value
+// pairs (token hashes, the access token's under "at"). Returns {1, person, scopes, assurance,
 // auth_time, session, amr, nonce, source_app}, {2, person, client} for a replay (the grant is
 // deleted), {3, what} for a failed check, or {0} for an unknown code.
 var redeemScript = redis.NewScript(`
 local c = redis.call('HMGET', KEYS[1], 'hash', 'client', 'redirect_uri', 'challenge', 'person', 'scopes',
   'assurance', 'auth_time', 'session', 'amr', 'nonce', 'source_app')
 if not c[1] then
-  if redis.call('HGET', KEYS[2], 'code') ~= ARGV[1] then return {0} end
-  local g = redis.call('HMGET', KEYS[2], 'person', 'client')
+  local g = redis.call('HMGET', KEYS[2], 'code', 'at', 'person', 'client', 'scopes', 'assurance', 'auth_time',
+    'session', 'amr', 'nonce', 'source_app')
+  if g[1] ~= ARGV[1] then return {0} end
+  if g[2] == ARGV[6] then return {1, g[3], g[5], g[6], g[7], g[8], g[9], g[10] or '', g[11] or ''} end
   redis.call('DEL', KEYS[2])
-  return {2, g[1] or '', g[2] or ''}
+  return {2, g[3] or '', g[4] or ''}
 end
 if c[1] ~= ARGV[1] then return {0} end
 redis.call('DEL', KEYS[1])
@@ -53,7 +61,8 @@ if c[3] ~= ARGV[3] then return {3, 'redirect_uri'} end
 if c[4] ~= ARGV[4] then return {3, 'code_verifier'} end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {0} end
 redis.call('HSET', KEYS[2], 'kind', 'user', 'client', c[2], 'person', c[5], 'scopes', c[6], 'assurance', c[7],
-  'auth_time', c[8], 'session', c[9], 'amr', c[10], 'code', c[1], unpack(ARGV, 6))
+  'auth_time', c[8], 'session', c[9], 'amr', c[10], 'code', c[1], 'nonce', c[11] or '', 'source_app', c[12] or '',
+  unpack(ARGV, 7))
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 return {1, c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12]}
 `)
@@ -88,7 +97,7 @@ func (b *Bridge) redeemCode(r *http.Request, c *Client) (map[string]any, *OAuthE
 	}
 	exp := b.now().Add(AccessTokenTTL).UTC().Truncate(time.Second)
 	res, err := redeemScript.Run(ctx, b.store.Client, []string{b.codeKey(gid), b.grantKey(gid)},
-		hash, c.ID, r.PostForm.Get("redirect_uri"), s256(r.PostForm.Get("code_verifier")), RefreshTokenTTL.Milliseconds(),
+		hash, c.ID, r.PostForm.Get("redirect_uri"), s256(r.PostForm.Get("code_verifier")), RefreshTokenTTL.Milliseconds(), ah,
 		"at", ah, "at_exp", exp.Unix(), "rt", rh, "departments", "").Slice()
 	if err != nil {
 		return nil, serverError()

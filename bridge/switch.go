@@ -14,6 +14,7 @@ import (
 	"github.com/tongban/tongban/identity"
 	"github.com/tongban/tongban/internal/audit"
 	"github.com/tongban/tongban/internal/opaque"
+	"github.com/tongban/tongban/internal/redisx"
 )
 
 // Switch is the answer to switchApp: either the scopes to ask the person for first, or a
@@ -44,8 +45,9 @@ func (e *AssuranceError) Error() string {
 }
 
 // ticket is what a switch ticket stands for, stored as JSON under tk:<sha256(client, ticket)>
-// for TicketTTL. The key names the client it was issued for, so the ticket is taken with one
-// GETDEL: presented by another client it names another key, and is left alone.
+// for TicketTTL. The key names the client it was issued for, so the ticket is taken by one
+// script on its key (takeTicketScript): presented by another client it names another key, and
+// is left alone.
 type ticket struct {
 	Person    string   `json:"person"`
 	SourceApp string   `json:"source_app"`
@@ -149,13 +151,33 @@ func (b *Bridge) SwitchApp(ctx context.Context, sess identity.Session, target, s
 	return Switch{LaunchURL: launch.String(), ExpiresAt: exp, Withheld: withheld}, nil
 }
 
-// consumeTicket takes a ticket once, for client, in one round trip (GETDEL: the key names the
-// client, so a ticket meant for another client is not found, and not burned).
+// takeTicketScript takes a ticket once. It marks the ticket taken by its taker, a claimant fresh
+// to the authorize request, rather than deleting it (as GETDEL did): a take sent twice (its
+// reply timed out after it ran, and the client or a cluster redirect sent it again) finds its
+// own mark and gets the ticket again, where after GETDEL it found nothing and the citizen's
+// switch failed. Anyone else finds the ticket taken. A taken ticket lives out its TTL (60 s at
+// most), marked, and is never handed to another taker.
+//
+// KEYS[1] tk:…; ARGV[1] the taker. Returns the ticket's JSON, or nil.
+var takeTicketScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+local mark = 'taken:' .. ARGV[1] .. '\n'
+if string.sub(v, 1, 6) ~= 'taken:' then
+  redis.call('SET', KEYS[1], mark .. v, 'KEEPTTL')
+  return v
+end
+if string.sub(v, 1, #mark) == mark then return string.sub(v, #mark + 1) end
+return false
+`)
+
+// consumeTicket takes a ticket once, for client, in one round trip (takeTicketScript: the key
+// names the client, so a ticket meant for another client is not found, and not burned).
 func (b *Bridge) consumeTicket(ctx context.Context, tk, client string) (ticket, bool, error) {
 	if len(tk) < 10 || len(tk) > 100 {
 		return ticket{}, false, nil
 	}
-	raw, err := b.store.Client.GetDel(ctx, b.ticketKey(client, tk)).Bytes()
+	raw, err := takeTicketScript.Run(ctx, b.store.Client, []string{b.ticketKey(client, tk)}, redisx.Claimant(ctx)).Text()
 	if errors.Is(err, redis.Nil) {
 		return ticket{}, false, nil
 	}
@@ -163,7 +185,7 @@ func (b *Bridge) consumeTicket(ctx context.Context, tk, client string) (ticket, 
 		return ticket{}, false, fmt.Errorf("bridge: consume ticket: %w", err)
 	}
 	var t ticket
-	if err := json.Unmarshal(raw, &t); err != nil {
+	if err := json.Unmarshal([]byte(raw), &t); err != nil {
 		return ticket{}, false, fmt.Errorf("bridge: corrupt ticket: %w", err)
 	}
 	if t.Person == "" || t.Client != client {

@@ -12,6 +12,10 @@ type Config struct {
 	PublicURL string `yaml:"public_url"`
 	Dev       bool   `yaml:"dev"`
 
+	// RequestTimeout bounds an ordinary request (not a websocket, not a subscription sent as
+	// POST) from the handler's start: past it the request's context ends, so its Redis calls
+	// and outbound calls give up and it answers an error instead of hanging.
+	RequestTimeout Duration `yaml:"request_timeout"`
 	// ShutdownTimeout bounds graceful shutdown: in-flight requests and websockets get this long.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// ShutdownDelay is how long readiness fails before the listeners close on SIGTERM, so that
@@ -37,9 +41,25 @@ type Config struct {
 }
 
 // Redis says where shared state lives. Both empty means an embedded store in this process.
+// The rest bounds each command (redisx's doc.go says why the defaults are what they are); a
+// parameter of the same name in url's query wins over the key.
 type Redis struct {
 	URL     string   `yaml:"url"`
 	Cluster []string `yaml:"cluster"`
+	// DialTimeout bounds opening a connection.
+	DialTimeout Duration `yaml:"dial_timeout"`
+	// ReadTimeout and WriteTimeout bound a command's reply and its sending when the command's
+	// context has no earlier deadline (a request's always is earlier or equal).
+	ReadTimeout  Duration `yaml:"read_timeout"`
+	WriteTimeout Duration `yaml:"write_timeout"`
+	// PoolTimeout bounds the wait for a free connection when every one is busy.
+	PoolTimeout Duration `yaml:"pool_timeout"`
+	// PoolSize is the connections per Redis node; 0 is go-redis's 10 per CPU (5 per CPU per
+	// node of a cluster).
+	PoolSize int `yaml:"pool_size"`
+	// MaxRetries is how often a failed command is sent again by the client; 0, the default,
+	// never, because a command whose reply timed out may have run (redisx's doc.go).
+	MaxRetries int `yaml:"max_retries"`
 }
 
 // Sessions sets the lifetimes of the sessions sign-ins open.

@@ -30,9 +30,18 @@ func Defaults() *Config {
 		Listen:          ":8080",
 		MetricsListen:   ":9090",
 		PublicURL:       "http://localhost:8080",
+		RequestTimeout:  Duration(10 * time.Second),
 		ShutdownTimeout: Duration(15 * time.Second),
 		ShutdownDelay:   0, // nothing in front of the service to drain by default
 		LogLevel:        "info",
+		Redis: Redis{
+			DialTimeout:  Duration(2 * time.Second),
+			ReadTimeout:  Duration(3 * time.Second),
+			WriteTimeout: Duration(3 * time.Second),
+			PoolTimeout:  Duration(4 * time.Second),
+			PoolSize:     0, // go-redis's 10 per CPU
+			MaxRetries:   0, // never: redisx's doc.go
+		},
 		Sessions: Sessions{
 			AccessTTL:    Duration(15 * time.Minute),
 			RefreshTTL:   Duration(30 * 24 * time.Hour),

@@ -190,7 +190,7 @@ func sampleValue(key string) string {
 		return "true"
 	case strings.HasSuffix(key, "assurance_levels"):
 		return "{a: 1}"
-	case slices.Contains([]string{"push.daily_cap", "push.workers", "providers[].auto_link_min_assurance", "sessions.max_per_person"}, key),
+	case slices.Contains([]string{"redis.pool_size", "redis.max_retries", "push.daily_cap", "push.workers", "providers[].auto_link_min_assurance", "sessions.max_per_person"}, key),
 		strings.HasPrefix(key, "graphql.") && strings.HasSuffix(key, "_limit"),
 		strings.HasPrefix(key, "push.privacy."), strings.HasPrefix(key, "push.max_fact"),
 		key == "graphql.max_body_bytes", strings.HasPrefix(key, "graphql.websocket.max_"):

@@ -100,6 +100,9 @@ func (c *Config) validateServer(ps *Problems) {
 		check{"listen", required(c.Listen, hostPort(c.Listen, false))},
 		check{"metrics_listen", optional(c.MetricsListen, hostPort(c.MetricsListen, false))},
 		check{"public_url", required(c.PublicURL, httpsURL(c.PublicURL, true))},
+		check{"request_timeout", when(c.RequestTimeout < Duration(minRequestTimeout) || c.RequestTimeout > Duration(maxRequestTimeout),
+			fmt.Sprintf("must be from %s to %s, like 10s: past %s the HTTP server cuts the answer off (got %s)",
+				minRequestTimeout, maxRequestTimeout, maxRequestTimeout, c.RequestTimeout.Std()))},
 		check{"shutdown_timeout", when(c.ShutdownTimeout <= 0, "must be positive, like 15s")},
 		check{"shutdown_delay", shutdownDelay(c.ShutdownDelay, c.ShutdownTimeout)},
 		check{"log_level", oneOf(c.LogLevel, logLevels)},
@@ -124,6 +127,34 @@ func (c *Config) validateRedis(ps *Problems) {
 	for i, addr := range c.Redis.Cluster {
 		ps.check(check{fmt.Sprintf("redis.cluster[%d]", i), hostPort(addr, true)})
 	}
+	r := c.Redis
+	ps.check(
+		check{"redis.dial_timeout", redisTimeout(r.DialTimeout, "2s")},
+		check{"redis.read_timeout", redisTimeout(r.ReadTimeout, "3s")},
+		check{"redis.write_timeout", redisTimeout(r.WriteTimeout, "3s")},
+		check{"redis.pool_timeout", redisTimeout(r.PoolTimeout, "4s")},
+		check{"redis.pool_size", when(r.PoolSize < 0 || r.PoolSize > maxRedisPoolSize,
+			fmt.Sprintf("must be 0 (10 per CPU) to %d connections per node (got %d)", maxRedisPoolSize, r.PoolSize))},
+		check{"redis.max_retries", when(r.MaxRetries < 0 || r.MaxRetries > maxRedisRetries,
+			fmt.Sprintf("must be 0 (never, the default) to %d (got %d)", maxRedisRetries, r.MaxRetries))},
+	)
+}
+
+const (
+	// The HTTP server's write timeout is 60 s: a request must end well before it, or its
+	// error answer is cut off with the connection.
+	minRequestTimeout = 100 * time.Millisecond
+	maxRequestTimeout = 30 * time.Second
+	maxRedisTimeout   = time.Minute
+	maxRedisPoolSize  = 10000
+	maxRedisRetries   = 10
+)
+
+// redisTimeout refuses 0 and less (go-redis would read them as its default or as no timeout at
+// all) and more than a minute, which bounds nothing a caller would wait for.
+func redisTimeout(d Duration, like string) string {
+	return when(d <= 0 || d > Duration(maxRedisTimeout),
+		fmt.Sprintf("must be more than 0 and at most %s, like %s (got %s)", maxRedisTimeout, like, d.Std()))
 }
 
 func (c *Config) validateSessions(ps *Problems) {

@@ -110,7 +110,7 @@ func TestValidateRejects(t *testing.T) {
 
 		// redis
 		{"redis url and cluster", func(c *Config) {
-			c.Redis = Redis{URL: "redis://r:6379", Cluster: []string{"r1:6379"}}
+			c.Redis.URL, c.Redis.Cluster = "redis://r:6379", []string{"r1:6379"}
 		}, "redis", "not both"},
 		{"redis url scheme", func(c *Config) { c.Redis.URL = "http://r:6379" }, "redis.url", `scheme must be redis, rediss or unix (got "http")`},
 		{"redis cluster entry without port", func(c *Config) { c.Redis.Cluster = []string{"r1:6379", "r2"} }, "redis.cluster[1]", "must be host:port"},

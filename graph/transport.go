@@ -12,6 +12,8 @@ import (
 	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/tongban/tongban/internal/reqid"
 )
 
 // postJSON is the POST transport. gqlgen's own works, but it answers a body it cannot decode
@@ -63,15 +65,30 @@ func (p postJSON) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphE
 		}
 		defer release()
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, postSubscriptionWait)
+		// It waits longer than request_timeout lets an ordinary request take.
+		ctx, cancel = context.WithTimeout(reqid.WithoutTimeout(ctx), postSubscriptionWait)
 		defer cancel()
 	}
 	responses, ctx := exec.DispatchOperation(ctx, rc)
 	resp := responses(ctx)
-	if resp == nil {
+	switch {
+	case resp != nil:
+	case rc.Operation != nil && rc.Operation.Operation == ast.Subscription:
 		resp = subscriptionEnded(ctx)
+	default:
+		// gqlgen answers nothing once the request's context has ended: request_timeout
+		// passed before the operation began (its Redis calls stalled while it was authorized).
+		resp = &graphql.Response{Errors: gqlerror.List{requestTimedOut(ctx)}}
 	}
 	writeResponse(w, resp)
+}
+
+// requestTimedOut is the INTERNAL of a query or mutation that had no time left to run, with the
+// request id to find it in the logs by.
+func requestTimedOut(ctx context.Context) *gqlerror.Error {
+	e := newError(CodeInternal, "the request took longer than the server allows; try again")
+	e.Extensions[extensionRequestID] = reqid.From(ctx)
+	return e
 }
 
 // subscriptionEnded answers a subscription sent as POST that ended before its first event

@@ -15,6 +15,10 @@
 // Persons: an account joins the person that holds its link key (HMAC-SHA256(pepper, ID
 // number)) when it is at or above its provider's auto-link level, and becomes a person of its
 // own otherwise. Two first sign-ins racing from two apps meet at SET NX on the link key.
+// Every claim (the token's one-time slot, the link key, the account key) is SET NX GET of a
+// value fresh to the claiming operation (a claimant, a candidate person id): a claim whose reply
+// was lost and that was sent again finds its own value and is recognised as its own, never as
+// a replay or as someone else's.
 // Explicit linking merges; unlinking splits the account off into a person of its own. A data
 // platform's event about someone who never signed in creates a person without accounts
 // (EnsurePersons), whom a later sign-in joins through the link key like any other.
@@ -23,7 +27,9 @@
 // hash tag, so every transaction and script stays in one cluster slot:
 //
 //	signin:<b64url sha256(state)>    hash   app, redirect_uri; TTL 10 min; read and deleted in one MULTI
-//	idt:<b64url sha256(id token)>    string one-time slot of a token presented directly; TTL until it expires
+//	idt:<b64url sha256(id token)>    string one-time slot of a token presented directly: its claimant (a fresh
+//	                                        random id per presentation, "/" and the request id), so a
+//	                                        claim sent twice is recognised as its own; TTL until the token expires
 //	acct:<hex sha256(app \0 sub)>    string the person an account belongs to
 //	lk:<link key>                    string the person an ID number auto-links to
 //	{p:<pid>}:person                 hash   name, phone, masked number, link key, sealed number,

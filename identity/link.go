@@ -53,11 +53,12 @@ func (ps *Persons) Link(ctx context.Context, pid string, id Identity, sessions *
 		if ps.hasOtherAccountIn(ctx, pid, id.App, id.Subject) {
 			return &ForbiddenError{Message: fmt.Sprintf("the person already has another %s account; unlink it first", id.App)}
 		}
-		ok, err := ps.store.Client.SetNX(ctx, akey, pid, 0).Result()
+		// SET NX GET: a claim sent twice finds pid, its own, and is not mistaken for a sign-in.
+		owner, err := setNXGet(ctx, ps.store, akey, pid, "claim account")
 		if err != nil {
-			return fmt.Errorf("identity: claim account: %w", err)
+			return err
 		}
-		if !ok { // someone signed in with it just now: link what it became
+		if owner != pid { // someone signed in with it just now: link what it became
 			return ps.Link(ctx, pid, id, sessions)
 		}
 	case pid:

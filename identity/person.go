@@ -153,12 +153,15 @@ func (ps *Persons) abandon(ctx context.Context, l *lookup) error {
 	return nil
 }
 
+// claimedByUs reports whether this lookup holds the link key: its claim found it free, or found
+// the candidate there, which only this lookup's own claim can have put (the candidate is fresh
+// for each lookup): the claim was sent twice, its first reply lost.
 func (l *lookup) claimedByUs() bool {
 	if l.claim == nil {
 		return false
 	}
-	_, err := l.claim.Result()
-	return errors.Is(err, redis.Nil)
+	old, err := l.claim.Result()
+	return errors.Is(err, redis.Nil) || err == nil && old == l.cand
 }
 
 // handOver gives the link key this lookup claimed for a would-be person to pid, the account's

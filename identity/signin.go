@@ -223,10 +223,36 @@ func (s *Service) verifyDirect(ctx context.Context, app, raw, nonce string) (*Pr
 // The slot is keyed by the signed claims, not by the token's text: one signed token has many
 // spellings (base64url's unused low bits, ECDSA's s and n-s), and each would otherwise be a
 // fresh token. Two genuinely different tokens always differ in their claims (iat, nonce).
-func (s *Service) queueReplaySlot(ctx context.Context, pl redis.Pipeliner, v *verified) *redis.BoolCmd {
+//
+// The slot holds its claimant, fresh for each presentation (redisx.Claimant): a claim sent twice (its
+// first reply timed out, and the client, a cluster redirect or a caller sent it again) finds its
+// own claimant there and is this sign-in's, not a replay.
+func (s *Service) queueReplaySlot(ctx context.Context, pl redis.Pipeliner, v *verified) *replaySlot {
 	ttl := v.expiry.Add(Leeway).Sub(s.now())
 	sum := sha256.Sum256(v.payload)
-	return pl.SetNX(ctx, s.store.Key("idt:"+base64.RawURLEncoding.EncodeToString(sum[:])), 1, max(ttl, time.Second))
+	key := s.store.Key("idt:" + base64.RawURLEncoding.EncodeToString(sum[:]))
+	slot := &replaySlot{claimant: redisx.Claimant(ctx)}
+	slot.cmd = pl.SetArgs(ctx, key, slot.claimant, redis.SetArgs{Mode: "NX", Get: true, TTL: max(ttl, time.Second)})
+	return slot
+}
+
+// replaySlot is a queued claim of a token's one-time slot.
+type replaySlot struct {
+	claimant string
+	cmd      *redis.StatusCmd
+}
+
+// ours reports whether the slot is this presentation's once the claim ran: it was free, or it
+// holds our own claimant.
+func (r *replaySlot) ours() (bool, error) {
+	old, err := r.cmd.Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("identity: take the token's one-time slot: %w", err)
+	}
+	return old == r.claimant, nil
 }
 
 var errReplayed = tokenErr(ReasonReplayed, "this ID token was already used; get a new one")
@@ -241,7 +267,7 @@ func (s *Service) open(ctx context.Context, p *Provider, v *verified, oneTime bo
 	if err != nil {
 		return Tokens{}, Person{}, err
 	}
-	var slot *redis.BoolCmd
+	var slot *replaySlot
 	var l *lookup
 	_, err = s.store.Client.Pipelined(ctx, func(pl redis.Pipeliner) error {
 		if oneTime {
@@ -251,14 +277,20 @@ func (s *Service) open(ctx context.Context, p *Provider, v *verified, oneTime bo
 		l, err = s.Persons.queueLookup(ctx, pl, id, p.Config.AutoLinkMinAssurance)
 		return err
 	})
-	switch {
-	case err != nil && !errors.Is(err, redis.Nil):
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return Tokens{}, Person{}, fmt.Errorf("identity: sign-in: %w", err)
-	case slot != nil && !slot.Val():
-		if err := s.Persons.abandon(ctx, l); err != nil {
+	}
+	if slot != nil {
+		ours, err := slot.ours()
+		if err != nil {
 			return Tokens{}, Person{}, err
 		}
-		return Tokens{}, Person{}, errReplayed
+		if !ours {
+			if err := s.Persons.abandon(ctx, l); err != nil {
+				return Tokens{}, Person{}, err
+			}
+			return Tokens{}, Person{}, errReplayed
+		}
 	}
 	return s.resolveAndWrite(ctx, l, id)
 }
@@ -366,14 +398,18 @@ func (s *Service) Link(ctx context.Context, sess Session, app, raw, nonce string
 	if err != nil {
 		return Person{}, err
 	}
-	var slot *redis.BoolCmd
+	var slot *replaySlot
 	if _, err := s.store.Client.Pipelined(ctx, func(pl redis.Pipeliner) error {
 		slot = s.queueReplaySlot(ctx, pl, v)
 		return nil
-	}); err != nil {
+	}); err != nil && !errors.Is(err, redis.Nil) {
+		return Person{}, fmt.Errorf("identity: link: %w", err)
+	}
+	ours, err := slot.ours()
+	if err != nil {
 		return Person{}, err
 	}
-	if !slot.Val() {
+	if !ours {
 		return Person{}, errReplayed
 	}
 	id, err := p.identityFrom(v)

@@ -1,6 +1,7 @@
 package redisx
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,11 +26,73 @@ const (
 const DefaultPrefix = "tb:"
 
 // Options selects the store. URL and Cluster empty means embedded.
+//
+// The timeouts and the pool bound every command of the client (doc.go says why each default is
+// what it is); a zero value takes the default. A parameter of the same name in URL
+// (?read_timeout=2s, go-redis's ParseURL) wins over the field, with go-redis's meaning.
 type Options struct {
 	URL     string
 	Cluster []string
 	// Prefix defaults to DefaultPrefix.
 	Prefix string
+
+	// DialTimeout bounds opening a connection; default DefaultDialTimeout.
+	DialTimeout time.Duration
+	// ReadTimeout and WriteTimeout bound one command's reply and its sending when its context
+	// has no earlier deadline; default DefaultReadTimeout, DefaultWriteTimeout.
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	// PoolTimeout bounds the wait for a free connection when all are busy; default
+	// DefaultPoolTimeout.
+	PoolTimeout time.Duration
+	// PoolSize is the connections per node; 0 is go-redis's 10 per CPU (5 per CPU per node of
+	// a cluster).
+	PoolSize int
+	// MaxRetries is how often go-redis sends a failed command again; 0 (the default) never.
+	MaxRetries int
+}
+
+// The defaults of Options, and of the redis.* configuration keys.
+const (
+	DefaultDialTimeout  = 2 * time.Second
+	DefaultReadTimeout  = 3 * time.Second
+	DefaultWriteTimeout = 3 * time.Second
+	DefaultPoolTimeout  = 4 * time.Second
+)
+
+// retries is go-redis's spelling of a retry count, where 0 means its default (3) and -1 none.
+func retries(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
+}
+
+// withDefaults fills what o leaves zero.
+func (o Options) withDefaults() Options {
+	o.DialTimeout = cmp.Or(o.DialTimeout, DefaultDialTimeout)
+	o.ReadTimeout = cmp.Or(o.ReadTimeout, DefaultReadTimeout)
+	o.WriteTimeout = cmp.Or(o.WriteTimeout, DefaultWriteTimeout)
+	o.PoolTimeout = cmp.Or(o.PoolTimeout, DefaultPoolTimeout)
+	return o
+}
+
+// apply sets o's bounds on a single-node client's options, except those the URL's query set.
+func (o Options) apply(ro *redis.Options, query url.Values) {
+	// A request's deadline (and readiness's) bounds its commands: without this go-redis
+	// waits its own read timeout whatever the context says.
+	ro.ContextTimeoutEnabled = true
+	set := func(name string, f func()) {
+		if !query.Has(name) {
+			f()
+		}
+	}
+	set("dial_timeout", func() { ro.DialTimeout = o.DialTimeout })
+	set("read_timeout", func() { ro.ReadTimeout = o.ReadTimeout })
+	set("write_timeout", func() { ro.WriteTimeout = o.WriteTimeout })
+	set("pool_timeout", func() { ro.PoolTimeout = o.PoolTimeout })
+	set("pool_size", func() { ro.PoolSize = o.PoolSize })
+	set("max_retries", func() { ro.MaxRetries = retries(o.MaxRetries) })
 }
 
 // Store is the shared state of one process: a client and the namespace its keys live in.
@@ -56,25 +119,47 @@ func Open(opts Options) (*Store, error) {
 	case opts.URL != "" && len(opts.Cluster) > 0:
 		return nil, errors.New("redisx: set either a URL or cluster addresses, not both")
 	case len(opts.Cluster) > 0:
-		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: opts.Cluster})
+		o := opts.withDefaults()
+		c := redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs:                 opts.Cluster,
+			ContextTimeoutEnabled: true,
+			DialTimeout:           o.DialTimeout,
+			ReadTimeout:           o.ReadTimeout,
+			WriteTimeout:          o.WriteTimeout,
+			PoolTimeout:           o.PoolTimeout,
+			PoolSize:              o.PoolSize,
+			MaxRetries:            retries(o.MaxRetries),
+			// MaxRedirects stays go-redis's 3: it follows MOVED and ASK and rides out a
+			// failover, and it also re-sends a command whose reply timed out (doc.go).
+		})
+		c.AddHook(contextErrors{})
 		return &Store{Client: c, Prefix: prefix, Kind: KindCluster}, nil
 	case opts.URL != "":
-		o, err := redis.ParseURL(opts.URL)
+		ro, err := redis.ParseURL(opts.URL)
 		if err != nil {
 			if ue, ok := errors.AsType[*url.Error](err); ok {
 				err = ue.Err // *url.Error quotes the whole URL, password included
 			}
 			return nil, fmt.Errorf("redisx: parse url %s: %w", Redact(opts.URL), err)
 		}
-		return &Store{Client: redis.NewClient(o), Prefix: prefix, Kind: KindRedis}, nil
+		var query url.Values
+		if u, err := url.Parse(opts.URL); err == nil {
+			query = u.Query()
+		}
+		opts.withDefaults().apply(ro, query)
+		c := redis.NewClient(ro)
+		c.AddHook(contextErrors{})
+		return &Store{Client: c, Prefix: prefix, Kind: KindRedis}, nil
 	default:
-		return OpenEmbedded(prefix)
+		return openEmbedded(prefix, opts)
 	}
 }
 
 // OpenEmbedded starts an in-process Redis-compatible server on a loopback port and connects to
 // it. It keeps nothing across restarts of the process.
-func OpenEmbedded(prefix string) (*Store, error) {
+func OpenEmbedded(prefix string) (*Store, error) { return openEmbedded(prefix, Options{}) }
+
+func openEmbedded(prefix string, opts Options) (*Store, error) {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
@@ -82,7 +167,10 @@ func OpenEmbedded(prefix string) (*Store, error) {
 	if err := m.StartAddr("127.0.0.1:0"); err != nil {
 		return nil, fmt.Errorf("redisx: start embedded store: %w", err)
 	}
-	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	ro := &redis.Options{Addr: m.Addr()}
+	opts.withDefaults().apply(ro, nil)
+	c := redis.NewClient(ro)
+	c.AddHook(contextErrors{})
 	return &Store{Client: c, Prefix: prefix, Kind: KindEmbedded, Embedded: m}, nil
 }
 
