@@ -164,11 +164,13 @@ func (e *Engine) backfillRun(ctx context.Context, ruleID string, lease *redisx.L
 		defer reader.Done()
 		defer close(batches)
 		for !cur.Done() {
-			ids, next, err := e.people.ScanPersons(ctx, cur, e.opts.BackfillBatch)
+			sctx, stop := context.WithTimeout(ctx, e.stepBound())
+			ids, next, err := e.people.ScanPersons(sctx, cur, e.opts.BackfillBatch)
 			var profiles []profile
 			if err == nil {
-				profiles, err = e.readProfiles(ctx, ids, e.now())
+				profiles, err = e.readProfiles(sctx, ids, e.now())
 			}
+			stop()
 			select {
 			case batches <- batch{scanned: len(ids), next: next, profiles: profiles, err: err}:
 			case <-ctx.Done():
@@ -184,12 +186,22 @@ func (e *Engine) backfillRun(ctx context.Context, ruleID string, lease *redisx.L
 		if b.err != nil {
 			return b.err
 		}
-		if err := e.backfillBatch(ctx, lr, lease, tok, b); err != nil {
+		bctx, stop := context.WithTimeout(ctx, e.stepBound())
+		err := e.backfillBatch(bctx, lr, lease, tok, b)
+		stop()
+		if err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// stepBound bounds each step of a backfill (reading a batch; evaluating it, notifying and
+// storing its progress) well inside the lease: a step stalled on a slow Redis fails and the
+// run resumes from its checkpoint, instead of going on after its lease passed to another
+// replica (whose fence would refuse its checkpoint anyway, but only after the work was done
+// twice).
+func (e *Engine) stepBound() time.Duration { return e.opts.BackfillLease / 2 }
 
 // backfillBatch evaluates one batch, creates its notifications and stores the progress.
 func (e *Engine) backfillBatch(ctx context.Context, lr *liveRule, lease *redisx.Lease, tok redisx.Token, b batch) error {

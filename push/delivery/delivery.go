@@ -189,8 +189,12 @@ func (s *Service) work(ctx context.Context, r *replica, consumer string) {
 		}
 		if len(msgs) > 0 {
 			// A batch in hand is finished even when ctx ends meanwhile: shutting down hands
-			// nothing back half-done.
-			err := s.deliver(context.WithoutCancel(ctx), r, consumer, msgs, takeover)
+			// nothing back half-done. It is bounded well inside ClaimIdle, though: a batch
+			// stalled on a slow Redis or FCM fails and stays pending for this worker's retry,
+			// rather than running on while XAUTOCLAIM hands its jobs to another worker.
+			bctx, stop := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ClaimIdle/2)
+			err := s.deliver(bctx, r, consumer, msgs, takeover)
+			stop()
 			switch {
 			case errors.Is(err, errDied):
 				return

@@ -300,7 +300,8 @@ func TestNotificationWaitsForTheFirstDevice(t *testing.T) {
 // Shutting down, workers take no new jobs and finish the batch they hold: it is sent,
 // recorded and acknowledged before Run returns.
 func TestShutdownFinishesTheBatchInHand(t *testing.T) {
-	w := newDeliveryWorld(t, nil)
+	// A batch is bounded by half of ClaimIdle; the slow send below must fit in it.
+	w := newDeliveryWorld(t, func(o *delivery.Options) { o.ClaimIdle = 5 * time.Second })
 	w.rule("出行")
 	pid, n := w.person(1)
 	a := token("slow")
