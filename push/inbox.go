@@ -272,10 +272,14 @@ func (e *Engine) Subscribe(ctx context.Context, pid string) (<-chan Notification
 // returned function gives it once p has run, or false when it has left the inbox (trimmed or
 // past its TTL) or cannot be read.
 func (e *Engine) QueueNote(ctx context.Context, p redis.Pipeliner, pid, nid string) func() (delivery.Note, bool) {
-	cmd := p.HGet(ctx, e.inboxKey(pid), nid)
+	cmd := p.HMGet(ctx, e.inboxKey(pid), nid, readPrefix+nid)
 	return func() (delivery.Note, bool) {
-		raw, err := cmd.Result()
-		if err != nil {
+		vals, err := cmd.Result()
+		if err != nil || len(vals) != 2 {
+			return delivery.Note{}, false
+		}
+		raw, ok := vals[0].(string)
+		if !ok {
 			return delivery.Note{}, false
 		}
 		var n Notification
@@ -284,7 +288,7 @@ func (e *Engine) QueueNote(ctx context.Context, p redis.Pipeliner, pid, nid stri
 		}
 		return delivery.Note{
 			ID: n.ID, Service: n.Service, Title: n.Title, Body: n.Body, Link: n.Link,
-			Category: n.Category, Channel: catalog.ChannelSlug(n.Category),
+			Category: n.Category, Channel: catalog.ChannelSlug(n.Category), Read: vals[1] != nil,
 		}, true
 	}
 }

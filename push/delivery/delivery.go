@@ -356,6 +356,8 @@ func (s *Service) decide(d *delivery, now time.Time) (disposition, time.Time, st
 		return ack, time.Time{}, "expired" // left the inbox (trimmed or past its TTL)
 	case finished(d.done["_status"]):
 		return ack, time.Time{}, "" // finished by a worker that died before acknowledging
+	case d.note.Read:
+		return ack, time.Time{}, "inbox_only:read"
 	case !d.prefs.PushEnabled:
 		return ack, time.Time{}, "inbox_only:push_off"
 	case d.prefs.Muted(d.note.Category):
@@ -384,7 +386,7 @@ func (d *delivery) sendsNow() bool { return d.disp == ack && d.status == "" && l
 // finished reports whether a recorded delivery status is final.
 func finished(status string) bool {
 	switch status {
-	case "delivered", "failed", "dead_letter", "expired", "inbox_only:push_off", "inbox_only:muted":
+	case "delivered", "failed", "dead_letter", "expired", "inbox_only:read", "inbox_only:push_off", "inbox_only:muted":
 		return true
 	}
 	return false

@@ -297,6 +297,37 @@ func TestNotificationWaitsForTheFirstDevice(t *testing.T) {
 	w.eventually("the new device receives it", func() bool { return len(w.received(a)) == 1 })
 }
 
+// A notification the person already read in the inbox is not pushed to a device registered
+// afterwards: it would only repeat what they know. A second, unread one still is.
+func TestReadNotificationIsNotPushedToALaterDevice(t *testing.T) {
+	w := newDeliveryWorld(t, nil)
+	w.rule("出行")
+	pid, n := w.person(1)
+	w.event(n)
+	ctx := context.Background()
+	notes, err := w.push.Notifications(ctx, pid, false)
+	if err != nil || len(notes) != 1 {
+		t.Fatalf("notifications %v, %v", notes, err)
+	}
+	w.eventually("the job waits for a device", func() bool { return w.status(pid, notes[0].ID) == "waiting_for_device" })
+	if marked, err := w.push.MarkRead(ctx, pid, []string{notes[0].ID}); err != nil || marked != 1 {
+		t.Fatalf("mark read: %d, %v", marked, err)
+	}
+	a := token("later")
+	w.device(pid, "zheliban", a)
+	if err := w.d.DeviceRegistered(ctx, pid); err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("the read notification is settled in the inbox only", func() bool { return w.status(pid, notes[0].ID) == "inbox_only:read" })
+	if got := w.received(a); len(got) != 0 {
+		t.Fatalf("the device received %d messages for a notification already read", len(got))
+	}
+
+	w.rule("出行") // a new rule: the next event makes a new notification, unread
+	w.event(n)
+	w.eventually("the unread notification is pushed", func() bool { return len(w.received(a)) == 1 })
+}
+
 // Shutting down, workers take no new jobs and finish the batch they hold: it is sent,
 // recorded and acknowledged before Run returns.
 func TestShutdownFinishesTheBatchInHand(t *testing.T) {

@@ -40,6 +40,9 @@ type Note struct {
 	// Channel is the Android notification channel's slug for the category, so people can
 	// silence one kind of notice in the system settings too.
 	Channel string
+	// Read: the person has already read it in the inbox (in an app, or before a deferred push
+	// was due), so pushing it would only repeat what they know.
+	Read bool
 }
 
 // Options configure a Service.
