@@ -13,6 +13,7 @@ import (
 
 	"github.com/tongban/tongban/config"
 	"github.com/tongban/tongban/internal/devidp"
+	"github.com/tongban/tongban/internal/testenv"
 )
 
 // readmeBlock is a shell block of the README that talks to the dev server.
@@ -57,8 +58,9 @@ var readmeShows = []struct {
 	{"signInWithIdToken", []string{`"accessToken":"tba_`, `"displayName":"王芳"`}},
 	{`switchApp(target: \"suishenban\") { consentRequired launchUrl } }`, []string{`"consentRequired":["profile","phone","id_number"],"launchUrl":null`, `"scopes":["id_number","phone","profile"]`, `"consentRequired":[],"launchUrl":"http`}},
 	{"refreshSession", []string{`"accessToken":"tba_`, `"refreshToken":"`}},
-	{"grant_type=client_credentials", []string{`"accepted":1`}},
-	{"registerDevice", []string{`"platform":"ANDROID"`, `"quietStart":null`, `"accepted":1`}},
+	{"ingestEvents(events", []string{`"accepted":1`}},
+	{"previewPushRule", []string{`"valid":true`, `"matches":[true,false]`, `"status":"DRAFT","version":1`}},
+	{"registerDevice", []string{`"quietStart":null`, `"platform":"ANDROID"`}},
 }
 
 // The README's walk-through, run as a newcomer would: every shell block that talks to the dev
@@ -104,6 +106,9 @@ func TestReadmeWalkthroughRuns(t *testing.T) {
 		found := false
 		for _, s := range readmeShows {
 			if strings.Contains(b.text, s.block) {
+				if found {
+					t.Fatalf("README.md line %d: two entries of readmeShows name the block", b.line)
+				}
 				shows, found = s.shows, true
 			}
 		}
@@ -123,6 +128,12 @@ func TestReadmeWalkthroughRuns(t *testing.T) {
 	if t.Failed() {
 		t.Logf("server log:\n%s", h.logs.String())
 	}
+	// The push section's FCM call is asynchronous: the README waits a second, the test as
+	// long as a loaded machine needs, for the one birth notice its device registration released.
+	testenv.Eventually(t, 20*time.Second, func() bool {
+		_, body := h.get("/dev/fcm/messages")
+		return strings.Count(body, "恭喜王芳喜添宝宝") == 1
+	}, "FCM to accept the birth notice once")
 	logHoldsNothingPersonal(t, h.logs.String(), strings.Fields(tokens))
 }
 
