@@ -2,7 +2,7 @@ package config
 
 import "time"
 
-// Config is the whole of Tongban's configuration, as CONTRACT.md lists it. The yaml tags are the
+// Config is the whole of Tongban's configuration, as docs/config.md lists it. The yaml tags are the
 // contract's key names; the environment override of a key is TONGBAN_ followed by its path in
 // upper case with "_" between the parts (TONGBAN_REDIS_URL, TONGBAN_PROVIDERS_0_CLIENT_SECRET).
 type Config struct {
@@ -161,7 +161,7 @@ type FCM struct {
 	Endpoint        string `yaml:"endpoint"`
 }
 
-// GraphQL holds the API's limits. The ones beyond CONTRACT.md's list (aliases, tokens, body
+// GraphQL holds the API's limits. The ones beyond complexity and depth (aliases, tokens, body
 // size) exist because each closes a denial-of-service path the others leave open.
 type GraphQL struct {
 	Introspection   bool `yaml:"introspection"`

@@ -1,6 +1,6 @@
-// Package config is Tongban's configuration: the keys CONTRACT.md fixes, how they are read, and
-// the checks that stop a bad configuration at start-up instead of at the first request that
-// needs the broken part.
+// Package config is Tongban's configuration: the keys docs/config.md lists (their names are
+// fixed: operators build on them), how they are read, and the checks that stop a bad
+// configuration at start-up instead of at the first request that needs the broken part.
 //
 // Load builds a Config in this order; each step sees the result of the one before:
 //

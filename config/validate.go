@@ -69,7 +69,7 @@ var (
 )
 
 // Validate returns nil or Problems listing everything wrong, in the order of the keys in
-// CONTRACT.md. It checks the configuration as it will be used, so it expects the *_file keys
+// docs/config.md. It checks the configuration as it will be used, so it expects the *_file keys
 // already resolved and the per-element defaults applied, as Load does.
 func (c *Config) Validate() error {
 	var ps Problems

@@ -14,7 +14,7 @@ import (
 	"github.com/tongban/tongban/internal/reqid"
 )
 
-// Code is a stable extensions.code of CONTRACT.md, the part of an error a client may branch on.
+// Code is a stable extensions.code (docs/api.md lists them), the part of an error a client may branch on.
 type Code string
 
 const (

@@ -9,7 +9,7 @@
 // accepts it once. Verification parses the token with go-jose (the provider's algorithms only),
 // checks its signature with go-oidc's key set of the provider's JWKS, then checks the claims
 // (issuer, audience, azp, expiry with leeway, nonce, at_hash), each refusal a TokenError with
-// CONTRACT.md's reason. The JWKS is fetched through a guard: at most one fetch per
+// its reason (docs/api.md lists them). The JWKS is fetched through a guard: at most one fetch per
 // provider per 10 s, however many unknown kids arrive.
 //
 // Persons: an account joins the person that holds its link key (HMAC-SHA256(pepper, ID

@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// Reasons an ID token is refused, as CONTRACT.md names them (extensions.reason of INVALID_TOKEN).
+// Reasons an ID token is refused, as docs/api.md names them (extensions.reason of INVALID_TOKEN).
 const (
 	ReasonBadSignature         = "bad_signature"
 	ReasonIssuerMismatch       = "issuer_mismatch"

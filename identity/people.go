@@ -36,7 +36,7 @@ func (ps *Persons) queueIndex(ctx context.Context, p redis.Pipeliner, pid string
 
 // EnsurePersons returns the person of each ID number, creating a person without accounts for a
 // number nobody has brought yet: a data platform's event may be about someone who has never
-// signed in, and a rule may still find them (CONTRACT.md). The number is kept only as the link
+// signed in, and a rule may still find them. The number is kept only as the link
 // key, masked, and as the facts derived from it; never sealed, since no sign-in of theirs
 // consented to anything yet. A later sign-in at or above its provider's auto-link level joins
 // the person through the link key, as it would join one created by another sign-in.

@@ -18,7 +18,7 @@ import (
 	"github.com/tongban/tongban/internal/devidp"
 )
 
-// contractReasons are the INVALID_TOKEN reasons of CONTRACT.md, plus the one addition.
+// contractReasons are the INVALID_TOKEN reasons of docs/api.md.
 var contractReasons = []string{
 	ReasonBadSignature, ReasonIssuerMismatch, ReasonAudienceMismatch, ReasonExpired, ReasonNotYetValid,
 	ReasonNonceMismatch, ReasonMissingClaim, ReasonUnsupportedAlgorithm, ReasonUnknownKey, ReasonMalformed,

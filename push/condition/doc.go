@@ -1,6 +1,6 @@
 // Package condition is the eligibility language of push rules: a CEL expression over the
 // profile of one person, the event that triggered the evaluation and the time (the names and
-// types are in CONTRACT.md, "The profile a rule sees").
+// types are in docs/api.md, "The profile a rule sees").
 //
 // person.facts and event.attributes are typed by the declared facts the Env is built with
 // (NewEnv(facts...), facts.go): each is a struct whose fields are the facts, so that
