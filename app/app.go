@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tongban/tongban/app/devpartner"
@@ -27,6 +28,7 @@ import (
 	"github.com/tongban/tongban/internal/metrics"
 	"github.com/tongban/tongban/internal/ratelimit"
 	"github.com/tongban/tongban/internal/redisx"
+	"github.com/tongban/tongban/internal/telemetry"
 	"github.com/tongban/tongban/push"
 	"github.com/tongban/tongban/push/catalog"
 	"github.com/tongban/tongban/push/delivery"
@@ -67,6 +69,10 @@ type App struct {
 	metrics http.Handler
 	// recorder counts and times every HTTP request and GraphQL operation.
 	recorder *metrics.Recorder
+	// tracing is the configured tracer provider, flushed by Close (nil with WithTracing);
+	// tracer the one in use, nil when tracing is off.
+	tracing *telemetry.Provider
+	tracer  trace.TracerProvider
 }
 
 // Option adjusts what New builds; tests use it to swap a collaborator for one that
@@ -78,6 +84,7 @@ type options struct {
 	directory graph.Directory
 	now       func() time.Time
 	noise     io.Reader // push.Privacy.Random; crypto/rand when nil (WithNoise)
+	tracer    trace.TracerProvider
 }
 
 // WithClock replaces time.Now for sessions, token checks and the simulated providers.
@@ -129,6 +136,9 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 		devPartners: devpartner.New(cfg.PublicURL, cfg.Clients)}
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.recorder = metrics.New(a.Registry)
+	if err := a.setUpTracing(o); err != nil {
+		return nil, fmt.Errorf("app: tracing: %w", err)
+	}
 	a.Audit = audit.New(store, audit.Options{Log: log, Now: o.now})
 	if err := a.buildLimits(o); err != nil {
 		return nil, err
@@ -171,6 +181,7 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 		Websocket:       a.websocketLimits(),
 		Metrics:         a.recorder,
 		Log:             log,
+		Tracer:          a.tracer,
 
 		QueryCacheBytes:  cfg.GraphQL.QueryCacheBytes,
 		PersistedQueries: persisted,
@@ -216,6 +227,7 @@ func (a *App) routes() http.Handler {
 	h = withWebsocketDeadlines(h)
 	h = withRequestTimeout(a.cfg.RequestTimeout.Std(), h)
 	h = withObservation(a.log, a.recorder, h)
+	h = withTracing(a.tracer, h)
 	h = ratelimit.WithClientIP(a.proxies, h)
 	h = withRequestID(h)
 	return h
@@ -362,4 +374,8 @@ func (a *App) metricsMux() http.Handler {
 // Close ends the live subscriptions and releases the store (and stops the embedded one). Call
 // it after Serve (or Run) has returned: Serve waits for every background loop, so none runs
 // against the closed store.
-func (a *App) Close() error { return errors.Join(a.Push.Close(), a.Store.Close()) }
+func (a *App) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return errors.Join(a.Push.Close(), a.Store.Close(), a.tracing.Shutdown(ctx))
+}

@@ -29,7 +29,7 @@ func (a *App) buildIdentity(o options) error {
 		Now:          now,
 	})
 	reg := identity.NewRegistry(a.cfg.Providers, identity.RegistryOptions{
-		Log: a.log, Now: now,
+		Log: a.log, Now: now, HTTPClient: a.tracedClient(),
 	})
 	a.Identity = identity.NewService(a.Store, keys, reg, a.Sessions, a.Audit)
 	if !a.cfg.Dev {

@@ -125,6 +125,7 @@ func withObservation(log *slog.Logger, m *metrics.Recorder, next http.Handler) h
 			}
 			elapsed := time.Since(start)
 			m.HTTP(rec.route, r.Method, rec.statusOr200(), elapsed)
+			traceStatus(r, rec.statusOr200())
 			level := slog.LevelInfo
 			if rec.route == "live" || rec.route == "ready" {
 				level = slog.LevelDebug
@@ -145,6 +146,7 @@ func named(route string, h http.Handler) http.Handler {
 		if rec, ok := w.(*recorder); ok {
 			rec.route = route
 		}
+		traceRoute(r, route)
 		h.ServeHTTP(w, r)
 	})
 }

@@ -63,7 +63,7 @@ func (a *App) buildPush(o options) error {
 	}
 	a.Delivery, err = delivery.New(delivery.Options{
 		Store: a.Store, Inbox: a.Push, Counter: a.Push.Rules, Sender: sender, Devices: a.Devices, Prefs: a.Prefs,
-		Now: o.now, Logger: a.log, DailyCap: p.DailyCap, Workers: p.Workers, Registerer: a.Registry,
+		Now: o.now, Logger: a.log, DailyCap: p.DailyCap, Workers: p.Workers, Registerer: a.Registry, Tracer: a.tracer,
 	})
 	if err != nil {
 		return fmt.Errorf("app: %w", err)

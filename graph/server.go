@@ -12,6 +12,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/coder/websocket"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tongban/tongban/internal/metrics"
 	"github.com/tongban/tongban/internal/redisx"
@@ -46,6 +47,8 @@ type Options struct {
 	ClientIP func(*http.Request) string
 	Metrics  *metrics.Recorder
 	Log      *slog.Logger
+	// Tracer makes each operation a span (tracing.go); nil: none.
+	Tracer trace.TracerProvider
 
 	// QueryCacheBytes bounds the parsed-query cache; 0 is the default, 32 MiB.
 	QueryCacheBytes  int64
@@ -121,6 +124,9 @@ func NewHandler(r *Resolver, opts Options) *Handler {
 	srv.Use(apqRegister{store: apq})
 	if opts.Metrics != nil {
 		srv.Use(metricsExtension{opts.Metrics})
+	}
+	if opts.Tracer != nil {
+		srv.Use(tracingExtension{opts.Tracer.Tracer("github.com/tongban/tongban/graph")})
 	}
 	srv.AroundOperations(withLoaders(r)) // each operation batches its reads in its own loaders
 	srv.SetErrorPresenter(presentError(log, es.Schema()))

@@ -7,24 +7,28 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 )
 
-// Fields are the trace context of ctx as stream-entry fields (name, value, ...), to append to an
-// XADD: none when ctx carries no sampled span, so untraced work adds nothing to Redis.
-func Fields(ctx context.Context) []any {
+// maxCarried bounds each carried value: a W3C traceparent is 55 characters, a tracestate at
+// most 512; anything longer in a stream entry is not a trace context.
+const maxCarried = 512
+
+// Inject returns the trace context of ctx (W3C traceparent, tracestate), to store beside work
+// that another process picks up later: nil when ctx carries no span, so untraced work adds
+// nothing to Redis.
+func Inject(ctx context.Context) map[string]string {
 	c := propagation.MapCarrier{}
 	otel.GetTextMapPropagator().Inject(ctx, c)
-	out := make([]any, 0, 2*len(c))
-	for k, v := range c {
-		out = append(out, k, v)
+	if len(c) == 0 {
+		return nil
 	}
-	return out
+	return c
 }
 
-// FromFields returns ctx continuing the trace whose context a stream entry carries (Fields),
-// or ctx unchanged when it carries none or a malformed one.
-func FromFields(ctx context.Context, values map[string]any) context.Context {
+// Extract returns ctx continuing the trace whose context Inject stored, or ctx unchanged when
+// carried holds none or a malformed one.
+func Extract(ctx context.Context, carried map[string]string) context.Context {
 	c := propagation.MapCarrier{}
 	for _, k := range otel.GetTextMapPropagator().Fields() {
-		if v, ok := values[k].(string); ok && len(v) <= 512 {
+		if v, ok := carried[k]; ok && v != "" && len(v) <= maxCarried {
 			c[k] = v
 		}
 	}
@@ -33,3 +37,6 @@ func FromFields(ctx context.Context, values map[string]any) context.Context {
 	}
 	return otel.GetTextMapPropagator().Extract(ctx, c)
 }
+
+// Fields are the names Inject may use, for a reader of stream entries that keeps them.
+func Fields() []string { return otel.GetTextMapPropagator().Fields() }

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"go.opentelemetry.io/otel"
@@ -19,13 +20,12 @@ func TestTraceCrossesAStreamEntry(t *testing.T) {
 	tr := p.Tracer("test")
 
 	ctx, queue := tr.Start(context.Background(), "ingest")
-	fields := Fields(ctx)
+	carried := Inject(ctx)
 	queue.End()
-	if len(fields) != 2 || fields[0] != "traceparent" {
-		t.Fatalf("fields = %v, want a traceparent", fields)
+	if len(carried) != 1 || carried["traceparent"] == "" {
+		t.Fatalf("carried = %v, want a traceparent", carried)
 	}
-	entry := map[string]any{"note": "n_1", fields[0].(string): fields[1]}
-	_, deliver := tr.Start(FromFields(context.Background(), entry), "deliver")
+	_, deliver := tr.Start(Extract(context.Background(), carried), "deliver")
 	deliver.End()
 	if err := p.Flush(context.Background()); err != nil { // Shutdown would empty the in-memory exporter
 		t.Fatal(err)
@@ -41,23 +41,23 @@ func TestTraceCrossesAStreamEntry(t *testing.T) {
 	}
 }
 
-// Entries without a trace context, or with one that is not W3C trace context, start nothing.
+// Carried values without a trace context, or with one that is not W3C trace context, start nothing.
 func TestFromFieldsIgnoresWhatIsNotATraceContext(t *testing.T) {
 	otel.SetTextMapPropagator(propagation.TraceContext{})
-	for name, values := range map[string]map[string]any{
+	for name, carried := range map[string]map[string]string{
 		"none":      {"note": "n_1"},
 		"malformed": {"traceparent": "00-not-a-trace-01"},
-		"not text":  {"traceparent": 42},
+		"too long":  {"traceparent": "00-" + strings.Repeat("1", 600)},
 		"all zero":  {"traceparent": "00-00000000000000000000000000000000-0000000000000000-01"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if sc := trace.SpanContextFromContext(FromFields(context.Background(), values)); sc.IsValid() {
-				t.Errorf("a span context came out of %v: %v", values, sc)
+			if sc := trace.SpanContextFromContext(Extract(context.Background(), carried)); sc.IsValid() {
+				t.Errorf("a span context came out of %v: %v", carried, sc)
 			}
 		})
 	}
-	if f := Fields(context.Background()); len(f) != 0 {
-		t.Errorf("a context without a span gave fields %v", f)
+	if c := Inject(context.Background()); c != nil {
+		t.Errorf("a context without a span gave %v", c)
 	}
 }
 

@@ -13,9 +13,12 @@ import (
 
 	"firebase.google.com/go/v4/messaging"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tongban/tongban/internal/opaque"
 	"github.com/tongban/tongban/internal/redisx"
+	"github.com/tongban/tongban/internal/telemetry"
 	"github.com/tongban/tongban/push/devices"
 	"github.com/tongban/tongban/push/prefs"
 )
@@ -58,10 +61,17 @@ type Job struct {
 	Rule     string `json:"rule"`
 	Version  int    `json:"version"`
 	Attempt  int    `json:"attempt"`
+	// Trace is the trace context of the call that created the notification (W3C traceparent,
+	// tracestate), so that its delivery continues that trace; empty when it was not traced.
+	Trace map[string]string `json:"trace,omitempty"`
 }
 
 func (j Job) fields() []any {
-	return []any{"notification", j.Note, "person", j.Person, "rule", j.Rule, "version", j.Version, "attempt", j.Attempt}
+	f := []any{"notification", j.Note, "person", j.Person, "rule", j.Rule, "version", j.Version, "attempt", j.Attempt}
+	for k, v := range j.Trace {
+		f = append(f, k, v)
+	}
+	return f
 }
 
 func jobOf(m redis.XMessage) (Job, bool) {
@@ -69,6 +79,14 @@ func jobOf(m redis.XMessage) (Job, bool) {
 	j := Job{streamID: m.ID, Note: str("notification"), Person: str("person"), Rule: str("rule")}
 	j.Version, _ = strconv.Atoi(str("version"))
 	j.Attempt, _ = strconv.Atoi(str("attempt"))
+	for _, k := range telemetry.Fields() {
+		if v := str(k); v != "" {
+			if j.Trace == nil {
+				j.Trace = map[string]string{}
+			}
+			j.Trace[k] = v
+		}
+	}
 	return j, j.Note != "" && j.Person != ""
 }
 
@@ -491,6 +509,10 @@ func (s *Service) sendAndRecord(ctx context.Context, r *replica, worker string, 
 
 // send pushes one SendEach call's messages and classifies each answer.
 func (s *Service) send(ctx context.Context, slots []slot, msgs []*messaging.Message) {
+	spans := s.traceSend(slots)
+	ctx, call := s.tracer.Start(ctx, "fcm send_each", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithLinks(spans.links()...), trace.WithAttributes(attribute.Int("messaging.batch.message_count", len(msgs))))
+	defer func() { spans.end(); call.End() }()
 	began := time.Now()
 	sctx, cancel := context.WithTimeout(ctx, sendTimeout)
 	resp, err := s.sender.SendEach(sctx, msgs)
@@ -507,6 +529,7 @@ func (s *Service) send(ctx context.Context, slots []slot, msgs []*messaging.Mess
 			sendErr = resp.Responses[k].Error
 		}
 		o, wait, reason := classify(sendErr)
+		spans.outcome(sl.d, o.String())
 		sl.d.outcomes[sl.t.ID] = o
 		sl.d.fresh = append(sl.d.fresh, sl.t.ID)
 		sl.d.wait = max(sl.d.wait, wait)
@@ -689,5 +712,8 @@ func lastReason(rs []string) string {
 // once the notification is in the inbox. The workers send a notification once however many
 // jobs name it, so queueing one again after a doubt is safe.
 func Enqueue(ctx context.Context, p redis.Pipeliner, store *redisx.Store, j Job) {
+	if j.Trace == nil {
+		j.Trace = telemetry.Inject(ctx)
+	}
 	p.XAdd(ctx, &redis.XAddArgs{Stream: store.Key(JobsStream), Values: j.fields()})
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tongban/tongban/internal/redisx"
 	"github.com/tongban/tongban/push/devices"
@@ -78,6 +80,9 @@ type Options struct {
 	WaitingTTL time.Duration
 	// Registerer receives delivery's metrics; nil = none.
 	Registerer prometheus.Registerer
+	// Tracer records each FCM call and each job's delivery, continuing the trace that created
+	// the notification (tracing.go); nil: OpenTelemetry's global provider.
+	Tracer trace.TracerProvider
 }
 
 // Service delivers notifications: this replica's workers on the jobs stream, the release of
@@ -94,6 +99,7 @@ type Service struct {
 	log     *slog.Logger
 	opts    Options
 	metrics *metrics
+	tracer  trace.Tracer
 
 	// Test hooks: a delivery batch stops (as if its worker died) when one returns true;
 	// testHookAfterSend (given how many SendEach calls the batch made) makes the whole
@@ -132,7 +138,11 @@ func New(o Options) (*Service, error) {
 	if o.DeliveryBatch <= 0 {
 		o.DeliveryBatch = 100
 	}
+	if o.Tracer == nil {
+		o.Tracer = otel.GetTracerProvider()
+	}
 	return &Service{
+		tracer: o.Tracer.Tracer("github.com/tongban/tongban/push/delivery"),
 		store: o.Store, inbox: o.Inbox, counter: o.Counter, sender: o.Sender, devices: o.Devices, prefs: o.Prefs,
 		now: o.Now, log: o.Logger, opts: o, metrics: newMetrics(o.Store, o.Registerer),
 	}, nil
