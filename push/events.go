@@ -202,7 +202,7 @@ const matchPoll = 20 * time.Millisecond
 // outlives the grace, so that a duplicate in flight is a plain duplicate.
 //
 // Round trips for the whole call, whatever its size: person lookups (two for ID numbers), the
-// claim of the event ids, the rule generation, one pipeline that applies the events and reads
+// claim of the event ids with the rule generation, one pipeline that applies the events and reads
 // the profiles, and, for events whose type triggers rules, three for the notifications and the
 // clearing of the marks (one when nothing matched).
 func (e *Engine) Ingest(ctx context.Context, source string, events []Event) (IngestResult, error) {
@@ -234,12 +234,12 @@ func (e *Engine) Ingest(ctx context.Context, source string, events []Event) (Ing
 	if err != nil {
 		return IngestResult{}, err
 	}
-	ok, dups, err := e.claimEvents(ctx, ok)
+	ok, dups, gen, err := e.claimEvents(ctx, ok)
 	if err != nil {
 		return IngestResult{}, err
 	}
 	res.Duplicates += dups
-	idx, err := e.index(ctx)
+	idx, err := e.index(ctx, gen)
 	if err != nil {
 		return IngestResult{}, err
 	}
@@ -637,31 +637,37 @@ func (e *Engine) resolvePeople(ctx context.Context, ps []*pending, reject func(i
 // claimEvents remembers each event id with its person, and counts as duplicates the events
 // whose id was already used for another person (the sender reused an id). An id already
 // claimed for the same person goes on: whether it was applied is decided atomically by
-// applyScript, so a call that died between the two steps is finished by its retry.
-func (e *Engine) claimEvents(ctx context.Context, ps []*pending) ([]*pending, int, error) {
+// applyScript, so a call that died between the two steps is finished by its retry. The same
+// round trip reads the rules' generation, for index.
+func (e *Engine) claimEvents(ctx context.Context, ps []*pending) (_ []*pending, dups int, gen int64, _ error) {
 	cmds := make([]*redis.StatusCmd, len(ps))
+	var readGen func() (int64, error)
 	_, err := e.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, ev := range ps {
 			cmds[i] = p.SetArgs(ctx, e.eventKey(ev.hash), ev.pid, redis.SetArgs{Mode: "NX", Get: true, TTL: eventMemory})
 		}
+		readGen = e.queueGen(ctx, p)
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, 0, fmt.Errorf("push: claim event ids: %w", err)
+		return nil, 0, 0, fmt.Errorf("push: claim event ids: %w", err)
 	}
-	out, dups := ps[:0], 0
+	if gen, err = readGen(); err != nil {
+		return nil, 0, 0, err
+	}
+	out := ps[:0]
 	for i, c := range cmds {
 		old, err := c.Result()
 		switch {
 		case errors.Is(err, redis.Nil), err == nil && old == ps[i].pid:
 			out = append(out, ps[i])
 		case err != nil:
-			return nil, 0, fmt.Errorf("push: claim event id: %w", err)
+			return nil, 0, 0, fmt.Errorf("push: claim event id: %w", err)
 		default:
 			dups++
 		}
 	}
-	return out, dups, nil
+	return out, dups, gen, nil
 }
 
 // applied is what applyScript did with one event.
