@@ -29,7 +29,7 @@
 // rules' generation changes).
 //
 // No event is applied without its matches. An event whose type triggers a published rule is
-// applied with a mark, in the same script, saying its matching is not done: the mark goes only
+// applied with a mark beside its id, in the same script, saying its matching is not done: the mark goes only
 // once its notifications are created and their delivery jobs queued. A call that fails in
 // between (a Redis error, a failover, a crash) answers INTERNAL and the sender retries; the
 // retry finds the event applied but marked, takes its matching up and evaluates the rules live
@@ -103,12 +103,10 @@
 //	{p:<pid>}:facts                     hash   declared fact -> JSON value; "@residence" -> division code;
 //	                                           at most max_facts_per_person fields and
 //	                                           max_fact_bytes_per_person bytes of names and values
-//	{p:<pid>}:events                    zset   event ids applied to the person, by arrival (ms),
-//	                                           trimmed to the last 8 days
-//	{p:<pid>}:unmatched                 zset   event ids applied to the person whose matching is not
-//	                                           done, by when it was taken up (ms); cleared once their
-//	                                           notifications and jobs are; trimmed to the last 8 days;
-//	                                           TTL 8 days from the last mark
+//	{p:<pid>}:events                    zset   event ids applied to the person, by arrival (ms), and
+//	                                           "u:"+id for one whose matching is not done, by when it
+//	                                           was taken up (ms), removed once its notifications and
+//	                                           jobs are; trimmed to the last 8 days; TTL 8 days
 //	{p:<pid>}:matched                   hash   "<rule>:<version>" -> notification id, "+q" appended once its
 //	                                           delivery job is queued: the dedup slots,
 //	                                           never expiring

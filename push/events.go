@@ -91,9 +91,10 @@ var ErrTooManyEvents = fmt.Errorf("push: at most %d events a call", MaxEventsPer
 
 func (e *Engine) eventKey(h string) string  { return e.store.Key("ev:" + h) }
 func (e *Engine) seenKey(pid string) string { return e.store.Key("{p:" + pid + "}:events") }
-func (e *Engine) unmatchedKey(pid string) string {
-	return e.store.Key("{p:" + pid + "}:unmatched")
-}
+
+// unmatched is an event's mark in the person's set of event ids while its matching is not
+// done (applyScript); event hashes are base64url, without ':'.
+func unmatched(hash string) string { return "u:" + hash }
 
 // eventHash names an event by its sender and id, so that two data platforms' ids never collide
 // and ids of any length and alphabet make short keys.
@@ -129,13 +130,15 @@ type pending struct {
 // always passes.
 //
 // When published rules are triggered by the event's type (mark = "1"), the same step records
-// the event as not yet matched, with the time its matching was taken up: the call clears that
-// mark once the event's notifications are created and their jobs queued. A process that dies
+// the event as not yet matched: "u:" and its hash in the same set, scored by the time its
+// matching was taken up, so that it is trimmed and expires with the event ids, and costs no
+// command of its own. The call clears that mark once the event's notifications are created and
+// their jobs queued. A process that dies
 // or a Redis error in between leaves the mark, and the event is not a plain duplicate then: a
 // later call with the same event takes its matching up again (the mark's time becomes its own)
 // once the call holding it has had grace to finish, and gets the person's facts to match with.
 //
-// KEYS: facts, seen, unmatched. ARGV: event hash, now (ms), memory (ms), max facts, max bytes,
+// KEYS: facts, seen. ARGV: event hash, now (ms), memory (ms), max facts, max bytes,
 // mark, grace (ms; 0 takes the matching up whoever holds it), then pairs of attribute name and
 // JSON value ("" deletes). Returns 0 for an event applied and matched before (or with nothing
 // to match), -1 for one past the bounds, {1, facts} for one applied by this call, {2, facts} for
@@ -143,12 +146,13 @@ type pending struct {
 // call is matching now. facts are HGETALL's flat list, as the event left them or as they are.
 var applyScript = redis.NewScript(`
 local now, memory = tonumber(ARGV[2]), tonumber(ARGV[3])
+local mark = 'u:' .. ARGV[1]
 if redis.call('ZSCORE', KEYS[2], ARGV[1]) then
-  local since = redis.call('ZSCORE', KEYS[3], ARGV[1])
+  local since = redis.call('ZSCORE', KEYS[2], mark)
   if not since then return 0 end
   local grace = tonumber(ARGV[7])
   if grace > 0 and tonumber(since) > now - grace then return {3} end
-  redis.call('ZADD', KEYS[3], 'XX', now, ARGV[1])
+  redis.call('ZADD', KEYS[2], 'XX', now, mark)
   return {2, redis.call('HGETALL', KEYS[1])}
 end
 local maxn, maxb = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -162,13 +166,12 @@ local out, n, b = {}, 0, 0
 for k, v in pairs(t) do n = n + 1; b = b + #k + #v; out[#out + 1] = k; out[#out + 1] = v end
 if (n > maxn and n > n0) or (b > maxb and b > b0) then return -1 end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. (now - memory))
-redis.call('ZADD', KEYS[2], now, ARGV[1])
-redis.call('PEXPIRE', KEYS[2], memory)
 if ARGV[6] == '1' then
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (now - memory))
-  redis.call('ZADD', KEYS[3], now, ARGV[1])
-  redis.call('PEXPIRE', KEYS[3], memory)
+  redis.call('ZADD', KEYS[2], now, ARGV[1], now, mark)
+else
+  redis.call('ZADD', KEYS[2], now, ARGV[1])
 end
+redis.call('PEXPIRE', KEYS[2], memory)
 for i = 8, #ARGV, 2 do
   if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[1], ARGV[i])
   else redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
@@ -319,7 +322,7 @@ func (e *Engine) match(ctx context.Context, ps []*pending, idx *liveIndex, now t
 		clear = func(pl redis.Pipeliner) {
 			for _, p := range ps {
 				if p.marked {
-					pl.ZRem(ctx, e.unmatchedKey(p.pid), p.hash)
+					pl.ZRem(ctx, e.seenKey(p.pid), unmatched(p.hash))
 				}
 			}
 		}
@@ -391,7 +394,7 @@ func (e *Engine) releaseMarks(ctx context.Context, ps []*pending) {
 	_, err := e.store.Client.Pipelined(ctx, func(pl redis.Pipeliner) error {
 		for _, p := range ps {
 			if p.marked {
-				pl.ZAddXX(ctx, e.unmatchedKey(p.pid), redis.Z{Score: back, Member: p.hash})
+				pl.ZAddXX(ctx, e.seenKey(p.pid), redis.Z{Score: back, Member: unmatched(p.hash)})
 			}
 		}
 		return nil
@@ -700,8 +703,9 @@ func (e *Engine) apply(ctx context.Context, ps []*pending, now time.Time, grace 
 			args := append([]any{ev.hash, now.UnixMilli(), eventMemory.Milliseconds(), e.opts.MaxFactsPerPerson, e.opts.MaxFactBytesPerPerson,
 				mark, grace.Milliseconds()}, ev.fields...)
 			// EVAL, not EVALSHA: a pipeline cannot fall back on NOSCRIPT.
-			cmds[i] = applyScript.Eval(ctx, p, []string{e.factsKey(ev.pid), e.seenKey(ev.pid), e.unmatchedKey(ev.pid)}, args...)
-			reads[i] = e.queueProfile(ctx, p, ev.pid)
+			cmds[i] = applyScript.Eval(ctx, p, []string{e.factsKey(ev.pid), e.seenKey(ev.pid)}, args...)
+			// The person's record only: the script returns the facts.
+			reads[i] = profileRead{env: e.env, pid: ev.pid, person: e.people.QueueGet(ctx, p, ev.pid)}
 		}
 		return nil
 	})
