@@ -133,17 +133,18 @@ type pending struct {
 // the event as not yet matched: "u:" and its hash in the same set, scored by the time its
 // matching was taken up, so that it is trimmed and expires with the event ids, and costs no
 // command of its own. The call clears that mark once the event's notifications are created and
-// their jobs queued. A process that dies
-// or a Redis error in between leaves the mark, and the event is not a plain duplicate then: a
-// later call with the same event takes its matching up again (the mark's time becomes its own)
-// once the call holding it has had grace to finish, and gets the person's facts to match with.
+// their jobs queued. A process that dies or a Redis error in between leaves the mark, and the
+// event is not a plain duplicate then: a later call with the same event takes its matching up
+// again (the mark's time becomes its own) once the call holding it has had grace to finish,
+// and gets the person's facts to match with.
 //
-// KEYS: facts, seen. ARGV: event hash, now (ms), memory (ms), max facts, max bytes,
-// mark, grace (ms; 0 takes the matching up whoever holds it), then pairs of attribute name and
-// JSON value ("" deletes). Returns 0 for an event applied and matched before (or with nothing
-// to match), -1 for one past the bounds, {1, facts} for one applied by this call, {2, facts} for
-// one applied before whose matching this call takes up, {3} for one applied before that another
-// call is matching now. facts are HGETALL's flat list, as the event left them or as they are.
+// KEYS: facts, seen. ARGV: event hash, now (ms), memory (ms), max facts, max bytes, mark,
+// grace (ms; 0 takes the matching up whoever holds it), then pairs of attribute name and JSON
+// value ("" deletes). Returns 0 for an event applied and matched before (or with nothing to
+// match), -1 for one past the bounds, {1, facts} for one applied by this call, {2, facts} for
+// one applied before whose matching this call takes up, {3} for one applied before that
+// another call is matching now. facts are HGETALL's flat list, as the event left them or as
+// they are.
 var applyScript = redis.NewScript(`
 local now, memory = tonumber(ARGV[2]), tonumber(ARGV[3])
 local mark = 'u:' .. ARGV[1]
