@@ -28,6 +28,23 @@
 // whose triggers name its type (engine.go keeps that index in memory and reloads it when the
 // rules' generation changes).
 //
+// No event is applied without its matches. An event whose type triggers a published rule is
+// applied with a mark beside its id, in the same script, saying its matching is not done: the mark goes only
+// once its notifications are created and their delivery jobs queued. A call that fails in
+// between (a Redis error, a failover, a crash) answers INTERNAL and the sender retries; the
+// retry finds the event applied but marked, takes its matching up and evaluates the rules live
+// now against the person's facts, and the notifications' dedup slots make that exactly-once
+// (a rule changed in between notifies for its new version; one paused, not at all). The retry
+// answers the event under duplicates, not accepted: accepted counts each event once however
+// many calls and replicas carry it, and a duplicate tells the sender the event was applied,
+// which it was. A call finding an event marked by a call that took it up less than 5 s ago
+// (a concurrent duplicate) waits for that call and takes the matching up only if the mark
+// outlives that grace, so that concurrent duplicates stay plain duplicates; a failing call
+// hands its marks back at once so that its retry need not wait. No background sweeper runs:
+// the mark waits for the sender's retry, which a data platform makes after an INTERNAL answer
+// as after no answer at all, and expires with the event id's memory. An event no published rule is
+// triggered by, and one refused for the bounds, gets no mark and costs no round trip for it.
+//
 // Rules (rules.go) belong to the department of their service, and are listed page by page
 // from the department's index (rulesindex.go); the condition is CEL
 // (push/condition), compiled and cost-checked on save. A change of a rule that was ever
@@ -69,7 +86,10 @@
 // Notifications (notify.go, inbox.go): a match takes the dedup slot of (rule, version,
 // person) and, only when it wins, writes the inbox entry and adds to the inbox's unread count
 // in the same script; then the delivery job goes onto the stream, the live message onto
-// pub/sub (hub.go) and the counters are summed. Marking read takes from the unread count in
+// pub/sub (hub.go) and the counters are summed; only after that pipeline succeeded is the slot
+// marked "+q" (job queued), with the caller's own step (the events' marks cleared, a backfill's
+// checkpoint): on a cluster the stream is on another node than the person, and a mark written
+// where the job was not would stop every later match from queueing it again. Marking read takes from the unread count in
 // the script that writes the read marks, so unreadCount is one read that decodes nothing.
 //
 // Delivery is its own package, push/delivery: it reads notifications from the inbox through
@@ -83,8 +103,10 @@
 //	{p:<pid>}:facts                     hash   declared fact -> JSON value; "@residence" -> division code;
 //	                                           at most max_facts_per_person fields and
 //	                                           max_fact_bytes_per_person bytes of names and values
-//	{p:<pid>}:events                    zset   event ids applied to the person, by arrival (ms),
-//	                                           trimmed to the last 8 days
+//	{p:<pid>}:events                    zset   event ids applied to the person, by arrival (ms), and
+//	                                           "u:"+id for one whose matching is not done, by when it
+//	                                           was taken up (ms), removed once its notifications and
+//	                                           jobs are; trimmed to the last 8 days; TTL 8 days
 //	{p:<pid>}:matched                   hash   "<rule>:<version>" -> notification id, "+q" appended once its
 //	                                           delivery job is queued: the dedup slots,
 //	                                           never expiring

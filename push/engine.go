@@ -144,14 +144,11 @@ type liveIndex struct {
 	byTrigger map[string][]*liveRule
 }
 
-// index returns the live rules as of the last change any replica made. One GET of the
-// generation per call tells whether the copy held here is current; a changed one is rebuilt
-// from the set of live rules, reusing the programs already compiled.
-func (e *Engine) index(ctx context.Context) (*liveIndex, error) {
-	gen, err := e.store.Client.Get(ctx, e.Rules.genKey()).Int64()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("push: read rule generation: %w", err)
-	}
+// index returns the live rules as of generation gen, the last change any replica made. One
+// GET of the generation per call (queueGen, on a pipeline the caller sends anyway) tells
+// whether the copy held here is current; a changed one is rebuilt from the set of live rules,
+// reusing the programs already compiled.
+func (e *Engine) index(ctx context.Context, gen int64) (*liveIndex, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.live != nil && e.live.gen == gen {
@@ -179,6 +176,18 @@ func (e *Engine) index(ctx context.Context) (*liveIndex, error) {
 	}
 	e.live = idx
 	return idx, nil
+}
+
+// queueGen queues the read of the rules' generation on p; its result is for index.
+func (e *Engine) queueGen(ctx context.Context, p redis.Pipeliner) func() (int64, error) {
+	c := p.Get(ctx, e.Rules.genKey())
+	return func() (int64, error) {
+		gen, err := c.Int64()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return 0, fmt.Errorf("push: read rule generation: %w", err)
+		}
+		return gen, nil
+	}
 }
 
 // prepare compiles a rule's condition, once per rule version for the life of the process.

@@ -92,6 +92,10 @@ var ErrTooManyEvents = fmt.Errorf("push: at most %d events a call", MaxEventsPer
 func (e *Engine) eventKey(h string) string  { return e.store.Key("ev:" + h) }
 func (e *Engine) seenKey(pid string) string { return e.store.Key("{p:" + pid + "}:events") }
 
+// unmatched is an event's mark in the person's set of event ids while its matching is not
+// done (applyScript); event hashes are base64url, without ':'.
+func unmatched(hash string) string { return "u:" + hash }
+
 // eventHash names an event by its sender and id, so that two data platforms' ids never collide
 // and ids of any length and alphabet make short keys.
 func eventHash(source, id string) string {
@@ -110,6 +114,12 @@ type pending struct {
 	mismatch bool
 	// fields are the attribute writes: name → JSON value, "" deletes.
 	fields []any
+	// triggers: published rules are triggered by the event's type, so it has matches to make
+	// and is applied with a mark; marked: this call holds that mark and clears it once the
+	// matches are made. prof is the person as the event left them (or as they are, for an
+	// event whose matching this call took up).
+	triggers, marked bool
+	prof             profile
 }
 
 // applyScript applies one event to a person, once: the person's set of applied event ids and
@@ -117,40 +127,88 @@ type pending struct {
 // changes the facts once. It first works out the facts as the event would leave them and
 // refuses the whole event, applying nothing and remembering nothing, when that grows them past
 // the bounds (count of fields, bytes of names and values); an event that only shrinks them
-// always passes. KEYS: facts, seen. ARGV: event hash, now (ms), memory (ms), max facts, max
-// bytes, then pairs of attribute name and JSON value ("" deletes). Returns 0 for an event
-// already applied, -1 for one past the bounds, otherwise the facts as the event leaves them
-// (HGETALL's flat list).
+// always passes.
+//
+// When published rules are triggered by the event's type (mark = "1"), the same step records
+// the event as not yet matched: "u:" and its hash in the same set, scored by the time its
+// matching was taken up, so that it is trimmed and expires with the event ids, and costs no
+// command of its own. The call clears that mark once the event's notifications are created and
+// their jobs queued. A process that dies or a Redis error in between leaves the mark, and the
+// event is not a plain duplicate then: a later call with the same event takes its matching up
+// again (the mark's time becomes its own) once the call holding it has had grace to finish,
+// and gets the person's facts to match with.
+//
+// KEYS: facts, seen. ARGV: event hash, now (ms), memory (ms), max facts, max bytes, mark,
+// grace (ms; 0 takes the matching up whoever holds it), then pairs of attribute name and JSON
+// value ("" deletes). Returns 0 for an event applied and matched before (or with nothing to
+// match), -1 for one past the bounds, {1, facts} for one applied by this call, {2, facts} for
+// one applied before whose matching this call takes up, {3} for one applied before that
+// another call is matching now. facts are HGETALL's flat list, as the event left them or as
+// they are.
 var applyScript = redis.NewScript(`
-if redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
+local now, memory = tonumber(ARGV[2]), tonumber(ARGV[3])
+local mark = 'u:' .. ARGV[1]
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) then
+  local since = redis.call('ZSCORE', KEYS[2], mark)
+  if not since then return 0 end
+  local grace = tonumber(ARGV[7])
+  if grace > 0 and tonumber(since) > now - grace then return {3} end
+  redis.call('ZADD', KEYS[2], 'XX', now, mark)
+  return {2, redis.call('HGETALL', KEYS[1])}
+end
 local maxn, maxb = tonumber(ARGV[4]), tonumber(ARGV[5])
 local flat = redis.call('HGETALL', KEYS[1])
 local t, n0, b0 = {}, 0, 0
 for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1]; n0 = n0 + 1; b0 = b0 + #flat[i] + #flat[i + 1] end
-for i = 6, #ARGV, 2 do
+for i = 8, #ARGV, 2 do
   if ARGV[i + 1] == '' then t[ARGV[i]] = nil else t[ARGV[i]] = ARGV[i + 1] end
 end
 local out, n, b = {}, 0, 0
 for k, v in pairs(t) do n = n + 1; b = b + #k + #v; out[#out + 1] = k; out[#out + 1] = v end
 if (n > maxn and n > n0) or (b > maxb and b > b0) then return -1 end
-local now, memory = tonumber(ARGV[2]), tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. (now - memory))
-redis.call('ZADD', KEYS[2], now, ARGV[1])
+if ARGV[6] == '1' then
+  redis.call('ZADD', KEYS[2], now, ARGV[1], now, mark)
+else
+  redis.call('ZADD', KEYS[2], now, ARGV[1])
+end
 redis.call('PEXPIRE', KEYS[2], memory)
-for i = 6, #ARGV, 2 do
+for i = 8, #ARGV, 2 do
   if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[1], ARGV[i])
   else redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 end
-return out
+return {1, out}
 `)
+
+// matchGrace is how long the call that applied an event (or took its matching up) has to
+// create its notifications before another call with the same event takes the matching up
+// too. A call takes milliseconds from the apply to the notifications; seconds leave room for
+// a slow Redis. The grace only spares work: a call that outlives it and its successor create
+// one notification between them (the dedup slot), at worst queueing its job twice (delivery
+// sends a notification once whatever number of jobs name it) and counting the match twice.
+const matchGrace = 5 * time.Second
+
+// matchPoll is how often a call waiting for another call's matching of an event looks again.
+const matchPoll = 20 * time.Millisecond
 
 // Ingest applies a data platform's events. Each event is checked on its own and refused with a
 // code; the rest are applied once each (by sender and id, for eventMemory), merged into their
 // person's facts, and matched against the published rules whose triggers name their type.
 //
+// No event is applied without its matches: an event whose type triggers published rules is
+// applied with a mark saying it is not matched yet, cleared only once its notifications are
+// created and their delivery jobs queued. A call that fails in between answers an error (the
+// sender retries: INTERNAL), and the retry, finding the event applied but still marked, counts
+// it under duplicates (it was applied, by the first call) and evaluates the rules live now
+// against the person's facts, which the notifications' dedup slots make exactly-once. A call
+// that finds the event marked by a call still within matchGrace of taking it up waits for
+// that call (a sender's concurrent duplicate) and takes the matching up only if the mark
+// outlives the grace, so that a duplicate in flight is a plain duplicate.
+//
 // Round trips for the whole call, whatever its size: person lookups (two for ID numbers), the
-// claim of the event ids, the rule generation, one pipeline that applies the events and reads
-// the profiles, and two for the notifications of the matches.
+// claim of the event ids with the rule generation, one pipeline that applies the events and reads
+// the profiles, and, for events whose type triggers rules, three for the notifications and the
+// clearing of the marks (one when nothing matched).
 func (e *Engine) Ingest(ctx context.Context, source string, events []Event) (IngestResult, error) {
 	var res IngestResult
 	if len(events) > MaxEventsPerCall {
@@ -180,50 +238,171 @@ func (e *Engine) Ingest(ctx context.Context, source string, events []Event) (Ing
 	if err != nil {
 		return IngestResult{}, err
 	}
-	ok, dups, err := e.claimEvents(ctx, ok)
+	ok, dups, gen, err := e.claimEvents(ctx, ok)
 	if err != nil {
 		return IngestResult{}, err
 	}
 	res.Duplicates += dups
-	idx, err := e.index(ctx)
+	idx, err := e.index(ctx, gen)
 	if err != nil {
 		return IngestResult{}, err
 	}
-	applied, profiles, tooMany, err := e.apply(ctx, ok, now)
+	for _, p := range ok {
+		p.triggers = idx.triggered(p.ev.Type, now)
+	}
+	outs, err := e.apply(ctx, ok, now, matchGrace)
 	if err != nil {
 		return IngestResult{}, err
 	}
-	for _, p := range tooMany {
-		reject(p.index, RejectTooManyFacts, "the event would give the person more than %d facts or %d bytes of them; nothing of it was applied",
-			e.opts.MaxFactsPerPerson, e.opts.MaxFactBytesPerPerson)
+	var todo, waiting []*pending
+	for i, p := range ok {
+		switch outs[i] {
+		case appliedNow:
+			res.Accepted++
+			todo = append(todo, p)
+		case tooMany:
+			reject(p.index, RejectTooManyFacts, "the event would give the person more than %d facts or %d bytes of them; nothing of it was applied",
+				e.opts.MaxFactsPerPerson, e.opts.MaxFactBytesPerPerson)
+		case takenUp:
+			res.Duplicates++
+			todo = append(todo, p)
+		case matching:
+			res.Duplicates++
+			waiting = append(waiting, p)
+		default:
+			res.Duplicates++
+		}
 	}
-	res.Duplicates += len(ok) - len(applied) - len(tooMany)
-	res.Accepted = len(applied)
+	slices.SortFunc(res.Rejected, func(a, b Rejection) int { return a.Index - b.Index })
+	if err := e.match(ctx, todo, idx, now); err != nil {
+		return IngestResult{}, err
+	}
+	// Only after this call's own matches: two calls each waiting for the other's would
+	// otherwise both wait out the grace.
+	if len(waiting) > 0 {
+		more, err := e.awaitMatching(ctx, waiting)
+		if err == nil {
+			err = e.match(ctx, more, idx, now)
+		} else {
+			e.releaseMarks(ctx, more)
+		}
+		if err != nil {
+			return IngestResult{}, err
+		}
+	}
+	return res, nil
+}
+
+// match evaluates the rules triggered by each event against its person, creates the
+// notifications of the matches and clears the events' marks, on notify's last pipeline, once
+// every notification is created and its job queued; a call whose events trigger no rule has
+// no mark and no round trip for them. When it fails, the marks stay, handed back to the retry.
+func (e *Engine) match(ctx context.Context, ps []*pending, idx *liveIndex, now time.Time) error {
 	var matches []match
-	for i, p := range applied {
-		if profiles[i].gone {
-			continue
+	for _, p := range ps {
+		if p.prof.gone {
+			continue // its mark is cleared below: a person merged away matches nothing, ever
 		}
 		for _, r := range idx.byTrigger[p.ev.Type] {
 			if !r.validAt(now) {
 				continue
 			}
 			ev := condition.Event{Type: p.ev.Type, OccurredAt: p.ev.OccurredAt, Attributes: attributesOf(p)}
-			hit, err := r.cond.Eval(&profiles[i].person, &ev, now.In(e.loc))
+			hit, err := r.cond.Eval(&p.prof.person, &ev, now.In(e.loc))
 			if err != nil {
 				e.log.Debug("push: a rule could not be evaluated for an event", "rule", r.ID, "event_type", p.ev.Type, "err", err)
 				continue
 			}
 			if hit {
-				matches = append(matches, match{rule: r, who: &profiles[i]})
+				matches = append(matches, match{rule: r, who: &p.prof})
 			}
 		}
 	}
-	slices.SortFunc(res.Rejected, func(a, b Rejection) int { return a.Index - b.Index })
-	if _, err := e.notify(ctx, matches, nil); err != nil {
-		return res, err
+	var clear func(redis.Pipeliner)
+	if slices.ContainsFunc(ps, func(p *pending) bool { return p.marked }) {
+		clear = func(pl redis.Pipeliner) {
+			for _, p := range ps {
+				if p.marked {
+					pl.ZRem(ctx, e.seenKey(p.pid), unmatched(p.hash))
+				}
+			}
+		}
 	}
-	return res, nil
+	if _, err := e.notify(ctx, matches, clear); err != nil {
+		e.releaseMarks(ctx, ps)
+		return err
+	}
+	return nil
+}
+
+// triggered reports whether any rule valid at now is triggered by events of type typ: only
+// such an event has matches to wait for, and gets a mark.
+func (x *liveIndex) triggered(typ string, now time.Time) bool {
+	return slices.ContainsFunc(x.byTrigger[typ], func(r *liveRule) bool { return r.validAt(now) })
+}
+
+// awaitMatching waits for the calls matching events this call found applied and still marked
+// within their grace: an event whose mark goes (the other call finished) is a plain duplicate;
+// one whose mark outlives the grace is taken up by this call, and returned with its person.
+// The grace is waited in real time from here; past it, the matching is taken up whatever the
+// mark's time says, so that clocks that disagree cannot keep an event waiting.
+func (e *Engine) awaitMatching(ctx context.Context, waiting []*pending) ([]*pending, error) {
+	deadline := time.Now().Add(matchGrace)
+	var taken []*pending
+	for len(waiting) > 0 {
+		t := time.NewTimer(min(matchPoll, max(time.Until(deadline), 0)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return taken, fmt.Errorf("push: wait for another call's matching of an event: %w", ctx.Err())
+		case <-t.C:
+		}
+		grace := matchGrace
+		if !time.Now().Before(deadline) {
+			grace = 0
+		}
+		// The script again: it applies nothing twice, and takes the matching up atomically,
+		// so that of two calls waiting for the same event one takes it up.
+		outs, err := e.apply(ctx, waiting, e.now(), grace)
+		if err != nil {
+			return taken, err
+		}
+		still := waiting[:0]
+		for i, p := range waiting {
+			switch outs[i] {
+			case matching:
+				still = append(still, p)
+			case takenUp, appliedNow:
+				taken = append(taken, p)
+			}
+		}
+		waiting = still
+	}
+	return taken, nil
+}
+
+// releaseMarks hands back, as well as it can, the matching of the events this call holds
+// marks of, when it fails before clearing them: a retry then takes it up at once, not after
+// the grace. The marks stay (their events still have matches to make), their time moved back
+// by the grace.
+func (e *Engine) releaseMarks(ctx context.Context, ps []*pending) {
+	if !slices.ContainsFunc(ps, func(p *pending) bool { return p.marked }) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	back := float64(e.now().Add(-matchGrace).UnixMilli())
+	_, err := e.store.Client.Pipelined(ctx, func(pl redis.Pipeliner) error {
+		for _, p := range ps {
+			if p.marked {
+				pl.ZAddXX(ctx, e.seenKey(p.pid), redis.Z{Score: back, Member: unmatched(p.hash)})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		e.log.Debug("push: could not hand back the matching of failed events; their retries wait for the grace", "err", err)
+	}
 }
 
 // attributesOf returns the event's attributes as CEL sees them (already normalized by
@@ -462,67 +641,106 @@ func (e *Engine) resolvePeople(ctx context.Context, ps []*pending, reject func(i
 // claimEvents remembers each event id with its person, and counts as duplicates the events
 // whose id was already used for another person (the sender reused an id). An id already
 // claimed for the same person goes on: whether it was applied is decided atomically by
-// applyScript, so a call that died between the two steps is finished by its retry.
-func (e *Engine) claimEvents(ctx context.Context, ps []*pending) ([]*pending, int, error) {
+// applyScript, so a call that died between the two steps is finished by its retry. The same
+// round trip reads the rules' generation, for index.
+func (e *Engine) claimEvents(ctx context.Context, ps []*pending) (_ []*pending, dups int, gen int64, _ error) {
 	cmds := make([]*redis.StatusCmd, len(ps))
+	var readGen func() (int64, error)
 	_, err := e.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, ev := range ps {
 			cmds[i] = p.SetArgs(ctx, e.eventKey(ev.hash), ev.pid, redis.SetArgs{Mode: "NX", Get: true, TTL: eventMemory})
 		}
+		readGen = e.queueGen(ctx, p)
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, 0, fmt.Errorf("push: claim event ids: %w", err)
+		return nil, 0, 0, fmt.Errorf("push: claim event ids: %w", err)
 	}
-	out, dups := ps[:0], 0
+	if gen, err = readGen(); err != nil {
+		return nil, 0, 0, err
+	}
+	out := ps[:0]
 	for i, c := range cmds {
 		old, err := c.Result()
 		switch {
 		case errors.Is(err, redis.Nil), err == nil && old == ps[i].pid:
 			out = append(out, ps[i])
 		case err != nil:
-			return nil, 0, fmt.Errorf("push: claim event id: %w", err)
+			return nil, 0, 0, fmt.Errorf("push: claim event id: %w", err)
 		default:
 			dups++
 		}
 	}
-	return out, dups, nil
+	return out, dups, gen, nil
 }
 
-// apply runs applyScript for every event and reads each person's profile, in one pipeline.
-// It returns the events applied by this call, with the profile each left behind, and those
-// refused because they would take their person's facts past the bounds.
-func (e *Engine) apply(ctx context.Context, ps []*pending, now time.Time) (applied []*pending, profiles []profile, tooMany []*pending, err error) {
+// applied is what applyScript did with one event.
+type applied int
+
+const (
+	seenBefore applied = iota // applied and matched before, or nothing to match
+	appliedNow                // applied by this call
+	tooMany                   // refused: past the bounds of the person's facts
+	takenUp                   // applied before, its matching unfinished: this call's now
+	matching                  // applied before, another call matching it within the grace
+)
+
+// apply runs applyScript for every event and reads each person's profile, in one pipeline, and
+// says what became of each event. An event applied now or taken up gets its person in prof
+// (gone when merged into another since the lookup) and marked when it holds a mark this call
+// must clear.
+func (e *Engine) apply(ctx context.Context, ps []*pending, now time.Time, grace time.Duration) ([]applied, error) {
 	if len(ps) == 0 {
-		return nil, nil, nil, nil
+		return nil, nil
 	}
 	cmds := make([]*redis.Cmd, len(ps))
 	reads := make([]profileRead, len(ps))
-	_, err = e.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := e.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, ev := range ps {
-			args := append([]any{ev.hash, now.UnixMilli(), eventMemory.Milliseconds(), e.opts.MaxFactsPerPerson, e.opts.MaxFactBytesPerPerson}, ev.fields...)
+			mark := "0"
+			if ev.triggers {
+				mark = "1"
+			}
+			args := append([]any{ev.hash, now.UnixMilli(), eventMemory.Milliseconds(), e.opts.MaxFactsPerPerson, e.opts.MaxFactBytesPerPerson,
+				mark, grace.Milliseconds()}, ev.fields...)
 			// EVAL, not EVALSHA: a pipeline cannot fall back on NOSCRIPT.
 			cmds[i] = applyScript.Eval(ctx, p, []string{e.factsKey(ev.pid), e.seenKey(ev.pid)}, args...)
-			reads[i] = e.queueProfile(ctx, p, ev.pid)
+			// The person's record only: the script returns the facts.
+			reads[i] = profileRead{env: e.env, pid: ev.pid, person: e.people.QueueGet(ctx, p, ev.pid)}
 		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, nil, nil, fmt.Errorf("push: apply events: %w", err)
+		return nil, fmt.Errorf("push: apply events: %w", err)
 	}
+	outs := make([]applied, len(ps))
 	for i, c := range cmds {
 		v, err := c.Result()
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("push: apply event: %w", err)
+			return nil, fmt.Errorf("push: apply event: %w", err)
 		}
-		if n, isInt := v.(int64); isInt && n < 0 {
-			tooMany = append(tooMany, ps[i])
+		if n, isInt := v.(int64); isInt {
+			if n < 0 {
+				outs[i] = tooMany
+			}
+			continue // 0: applied before
+		}
+		reply, _ := v.([]any)
+		if len(reply) == 0 {
+			return nil, fmt.Errorf("push: apply event: unexpected reply %v", v)
+		}
+		switch state, _ := reply[0].(int64); {
+		case state == 3:
+			outs[i] = matching
 			continue
+		case state == 2 && len(reply) == 2:
+			outs[i], ps[i].marked = takenUp, true
+		case state == 1 && len(reply) == 2:
+			outs[i], ps[i].marked = appliedNow, ps[i].triggers
+		default:
+			return nil, fmt.Errorf("push: apply event: unexpected reply %v", v)
 		}
-		flat, ok := v.([]any)
-		if !ok {
-			continue // applied before
-		}
+		flat, _ := reply[1].([]any)
 		facts := make(map[string]string, len(flat)/2)
 		for j := 0; j+1 < len(flat); j += 2 {
 			k, _ := flat[j].(string)
@@ -534,14 +752,12 @@ func (e *Engine) apply(ctx context.Context, ps []*pending, now time.Time) (appli
 			if errors.Is(err, identity.ErrNoPerson) {
 				// Merged into another person after the lookup: the facts stay with the id,
 				// and the event counts as applied; the next event finds the merged person.
-				applied = append(applied, ps[i])
-				profiles = append(profiles, profile{pid: ps[i].pid, gone: true})
+				ps[i].prof = profile{pid: ps[i].pid, gone: true}
 				continue
 			}
-			return nil, nil, nil, err
+			return nil, err
 		}
-		applied = append(applied, ps[i])
-		profiles = append(profiles, prof)
+		ps[i].prof = prof
 	}
-	return applied, profiles, tooMany, nil
+	return outs, nil
 }

@@ -131,51 +131,42 @@ type match struct {
 
 // notify records the matches and creates the notifications of those that are the first of
 // their person and rule version: dedup slot and inbox entry in one script on the person's
-// keys, then the delivery job, the live message and the counters. Each step is one pipeline
-// for the whole batch.
+// keys, then the delivery job, the live message and the counters, then the slots' "+q" marks
+// saying the jobs are queued. Each step is one pipeline for the whole batch.
 //
-// then, when not nil, queues the caller's own commands on the last pipeline (a backfill's
-// checkpoint), which saves the caller a round trip; it runs also when nothing matched.
+// The "+q" marks go only after the jobs' pipeline succeeded, never beside it: on a cluster
+// the jobs stream and the person's slot are on different nodes, and a mark written where the
+// job was not (the stream's master failing over) would stop every later match from queueing
+// it again. A slot without its mark costs at most a second job, which delivery sends once.
+//
+// then, when not nil, queues the caller's own commands (a backfill's checkpoint, an ingest's
+// clearing of its events' marks) on the last pipeline, which runs only once every notification
+// is created and its job queued, and also when nothing matched; the caller reads the outcome
+// of its commands from their Cmds. An error is returned for what failed up to the jobs: after
+// it, the caller's work is to be done again (the matching is idempotent by the dedup slots).
 func (e *Engine) notify(ctx context.Context, matches []match, then func(redis.Pipeliner)) (int, error) {
 	if len(matches) == 0 {
-		if then == nil {
-			return 0, nil
-		}
-		_, err := e.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error { then(p); return nil })
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return 0, err
+		if then != nil {
+			e.settle(ctx, nil, then)
 		}
 		return 0, nil
-	}
-	// The counters are summed per rule here and written once per batch: a backfill step of
-	// hundreds of matches of one rule costs one script, not hundreds of HINCRBYs.
-	// They are per rule version: a batch can hold two versions of one rule (a replica that has
-	// not reloaded yet), and each counts for its own.
-	type version struct {
-		id string
-		n  int
-	}
-	type tally struct{ matched, notified int64 }
-	tallies := map[version]*tally{}
-	for _, m := range matches {
-		v := version{m.rule.ID, m.rule.Version}
-		if tallies[v] == nil {
-			tallies[v] = &tally{}
-		}
-		tallies[v].matched++
 	}
 	// Two events of one call may match one person by one rule version: only the first takes
 	// part further, or the second would find the slot held and not yet queued, and queue it
 	// again.
 	all := matches
-	seen := make(map[string]bool, len(matches))
+	slotOf := make([]int, len(all)) // each match's index in uniq
+	seen := make(map[string]int, len(matches))
 	uniq := matches[:0:0]
-	for _, m := range matches {
+	for i, m := range matches {
 		slot := m.who.pid + "\x00" + m.rule.ID + ":" + strconv.Itoa(m.rule.Version)
-		if !seen[slot] {
-			seen[slot] = true
+		j, ok := seen[slot]
+		if !ok {
+			j = len(uniq)
+			seen[slot] = j
 			uniq = append(uniq, m)
 		}
+		slotOf[i] = j
 	}
 	matches = uniq
 	now := e.now().UTC()
@@ -211,10 +202,32 @@ func (e *Engine) notify(ctx context.Context, matches []match, then func(redis.Pi
 	if err != nil && !errors.Is(err, redis.Nil) {
 		createErr = fmt.Errorf("push: create notifications: %w", err)
 	}
+	// The counters are summed per rule here and written once per batch: a backfill step of
+	// hundreds of matches of one rule costs one script, not hundreds of HINCRBYs.
+	// They are per rule version: a batch can hold two versions of one rule (a replica that has
+	// not reloaded yet), and each counts for its own. A match whose script failed is not
+	// counted: the caller's retry counts it.
+	type version struct {
+		id string
+		n  int
+	}
+	type tally struct{ matched, notified int64 }
+	tallies := map[version]*tally{}
+	for i, m := range all {
+		if wins[slotOf[i]].Err() != nil {
+			continue
+		}
+		v := version{m.rule.ID, m.rule.Version}
+		if tallies[v] == nil {
+			tallies[v] = &tally{}
+		}
+		tallies[v].matched++
+	}
 	// What follows the scripts must not be cut short by the caller's context: a backfill
 	// stopped between the two steps would leave notifications whose jobs nobody queues.
 	ctx = context.WithoutCancel(ctx)
 	created := 0
+	var queued []slotMark
 	_, err = e.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, w := range wins {
 			n, r := notes[i], matches[i].rule
@@ -228,9 +241,9 @@ func (e *Engine) notify(ctx context.Context, matches []match, then func(redis.Pi
 				continue
 			default:
 				// The slot is held by a notification whose job may never have been queued:
-				// its creator stopped (a crash, a cancelled backfill) between the script and
-				// this pipeline, or is in between right now. Queue it again; the delivery
-				// workers send a notification once whatever number of jobs name it.
+				// its creator stopped (a crash, a cancelled backfill, a failed call) between
+				// the script and the "+q" mark, or is in between right now. Queue it again;
+				// the delivery workers send a notification once whatever number of jobs name it.
 				held, _ := v.(string)
 				n.ID = held
 			}
@@ -238,7 +251,7 @@ func (e *Engine) notify(ctx context.Context, matches []match, then func(redis.Pi
 			if r.has(ChannelPush) {
 				delivery.Enqueue(ctx, p, e.store, delivery.Job{Note: n.ID, Person: n.Person, Rule: n.Rule, Version: n.Version})
 			}
-			p.HSet(ctx, e.matchedKey(n.Person), r.ID+":"+strconv.Itoa(r.Version), n.ID+"+q")
+			queued = append(queued, slotMark{n.Person, r.ID + ":" + strconv.Itoa(r.Version), n.ID + "+q"})
 		}
 		e.countPeople(ctx, p, all)
 		for v, t := range tallies {
@@ -248,17 +261,44 @@ func (e *Engine) notify(ctx context.Context, matches []match, then func(redis.Pi
 				e.Rules.count(ctx, p, v.id, v.n, "matched", t.matched)
 			}
 		}
-		// The caller's commands (a checkpoint) go only with a batch whose scripts all ran:
-		// a batch cut short must be evaluated again.
-		if then != nil && createErr == nil {
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		// The notifications are in the inboxes; what failed is the job, the live message or a
+		// counter. Say so loudly: a lost job is a push that will not be sent. No "+q" mark is
+		// written, so the next match of the same slot (a retry of the event) queues it again.
+		return created, errors.Join(createErr, fmt.Errorf("push: enqueue %d notifications: %w", created, err))
+	}
+	// The caller's commands go only with a batch whose scripts all ran: a batch cut short
+	// must be evaluated again.
+	if createErr != nil {
+		then = nil
+	}
+	e.settle(ctx, queued, then)
+	return created, createErr
+}
+
+// slotMark is a dedup slot's value once its notification's job is queued.
+type slotMark struct{ pid, slot, value string }
+
+// settle writes the "+q" marks of notifications whose jobs are queued and the caller's own
+// commands, in one pipeline. Its failure loses nothing: a slot without its mark is queued
+// again by its next match, and the caller's commands carry their own errors.
+func (e *Engine) settle(ctx context.Context, marks []slotMark, then func(redis.Pipeliner)) {
+	if len(marks) == 0 && then == nil {
+		return
+	}
+	_, err := e.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, m := range marks {
+			p.HSet(ctx, e.matchedKey(m.pid), m.slot, m.value)
+		}
+		if then != nil {
 			then(p)
 		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		// The notifications are in the inboxes; what failed is the job, the live message or a
-		// counter. Say so loudly: a lost job is a push that will not be sent.
-		return created, errors.Join(createErr, fmt.Errorf("push: enqueue %d notifications: %w", created, err))
+		e.log.Warn("push: could not mark notifications' jobs as queued or finish the caller's step; the next match queues them again",
+			"notifications", len(marks), "err", err)
 	}
-	return created, createErr
 }
