@@ -142,8 +142,8 @@ func New(o Options) (*Service, error) {
 		o.Tracer = otel.GetTracerProvider()
 	}
 	return &Service{
-		tracer: o.Tracer.Tracer("github.com/tongban/tongban/push/delivery"),
 		store: o.Store, inbox: o.Inbox, counter: o.Counter, sender: o.Sender, devices: o.Devices, prefs: o.Prefs,
 		now: o.Now, log: o.Logger, opts: o, metrics: newMetrics(o.Store, o.Registerer),
+		tracer: o.Tracer.Tracer("github.com/tongban/tongban/push/delivery"),
 	}, nil
 }
