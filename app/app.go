@@ -187,6 +187,7 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 		PersistedQueries: persisted,
 	})
 	a.health = &health{checks: []check{{name: "redis", run: store.Ping}, {name: "signing_keys", run: a.keysReady}}, degraded: a.missingProviders}
+	a.logSummary()
 	a.handler = a.routes()
 	a.metrics = promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{Registry: a.Registry})
 	return a, nil
@@ -309,6 +310,7 @@ func (a *App) Serve(ctx context.Context, ln, mln net.Listener) error {
 	loop("identity providers", a.Identity.Registry.Run)
 	loop("signing keys", a.Keys.Run)
 	loop("push backfills", a.Push.RunBackfills)
+	loop("ready line", a.announceReady)
 	loops.Go(func() error {
 		// Delivery workers stop taking jobs when told and finish the batches they hold; what
 		// they cannot finish stays pending on the stream for another replica.

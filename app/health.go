@@ -38,24 +38,7 @@ func (h *health) live(w http.ResponseWriter, _ *http.Request) {
 // ready fails while the process is draining, so a load balancer stops sending new requests
 // before the listener closes, and while any check fails.
 func (h *health) ready(w http.ResponseWriter, r *http.Request) {
-	problems := map[string]string{}
-	if h.draining.Load() {
-		problems["server"] = "shutting down"
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), readinessTimeout)
-	defer cancel()
-	failed := make([]bool, len(h.checks))
-	var wg sync.WaitGroup
-	for i, c := range h.checks {
-		wg.Go(func() { failed[i] = c.run(ctx) != nil })
-	}
-	wg.Wait()
-	for i, c := range h.checks {
-		if failed[i] {
-			problems[c.name] = "not answering"
-		}
-	}
-	if len(problems) > 0 {
+	if problems := h.problems(r.Context()); problems != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "problems": problems})
 		return
 	}
@@ -73,4 +56,30 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// problems runs the checks side by side under one readinessTimeout and names what fails; nil
+// when the replica is ready.
+func (h *health) problems(ctx context.Context) map[string]string {
+	problems := map[string]string{}
+	if h.draining.Load() {
+		problems["server"] = "shutting down"
+	}
+	ctx, cancel := context.WithTimeout(ctx, readinessTimeout)
+	defer cancel()
+	failed := make([]bool, len(h.checks))
+	var wg sync.WaitGroup
+	for i, c := range h.checks {
+		wg.Go(func() { failed[i] = c.run(ctx) != nil })
+	}
+	wg.Wait()
+	for i, c := range h.checks {
+		if failed[i] {
+			problems[c.name] = "not answering"
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return problems
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tongban/tongban/graph"
 	"github.com/tongban/tongban/internal/metrics"
+	"github.com/tongban/tongban/internal/ratelimit"
 	"github.com/tongban/tongban/internal/reqid"
 )
 
@@ -133,7 +134,7 @@ func withObservation(log *slog.Logger, m *metrics.Recorder, next http.Handler) h
 			// LogAttrs with typed attributes: this line is written for every request.
 			log.LogAttrs(r.Context(), level, "http request", slog.String("method", r.Method),
 				slog.String("path", r.URL.Path), slog.Int("status", rec.statusOr200()), slog.Int("bytes", rec.bytes),
-				slog.Int64("duration_us", elapsed.Microseconds()))
+				slog.Int64("duration_us", elapsed.Microseconds()), slog.String("client", clientOf(r)))
 		}()
 		next.ServeHTTP(rec, r)
 	})
@@ -190,4 +191,13 @@ func (r *recorder) Flush() { _ = http.NewResponseController(r.ResponseWriter).Fl
 func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	r.status = http.StatusSwitchingProtocols
 	return http.NewResponseController(r.ResponseWriter).Hijack()
+}
+
+// clientOf is the request's client address as the rate limits see it (behind trusted_proxies,
+// the right-most untrusted X-Forwarded-For entry), for the request line.
+func clientOf(r *http.Request) string {
+	if ip := ratelimit.IP(r.Context()); ip.IsValid() {
+		return ip.String()
+	}
+	return ""
 }

@@ -132,9 +132,28 @@ func TestReadmeWalkthroughRuns(t *testing.T) {
 	// long as a loaded machine needs, for the one birth notice its device registration released.
 	testenv.Eventually(t, 20*time.Second, func() bool {
 		_, body := h.get("/dev/fcm/messages")
-		return strings.Count(body, "恭喜王芳喜添宝宝") == 1
-	}, "FCM to accept the birth notice once")
+		return strings.Count(body, "恭喜王芳喜添宝宝") == 1 && strings.Contains(h.logs.String(), `"msg":"delivery: batch"`)
+	}, "FCM to accept the birth notice once, and its batch settled")
 	logHoldsNothingPersonal(t, h.logs.String(), strings.Fields(tokens))
+	logTellsTheStory(t, h.logs.String())
+}
+
+// logTellsTheStory fails the test when the walk-through's server log misses one of the lines
+// an operator follows it by: the start-up summary and the ready line, the request lines with
+// the client's address, and one line per sign-in, switch, ingest call, rule change and
+// delivery batch.
+func logTellsTheStory(t *testing.T, log string) {
+	t.Helper()
+	for _, want := range []string{
+		`"msg":"tongban","mode":"dev"`, `"msg":"ready"`,
+		`"msg":"http request"`, `"client":"127.0.0.1"`,
+		`"msg":"audit: signed in"`, `"msg":"audit: switch issued"`, `"msg":"audit: consent granted"`,
+		`"msg":"push: events ingested"`, `"msg":"push: rule created"`, `"msg":"delivery: batch"`,
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the server log has no %s", want)
+		}
+	}
 }
 
 // logHoldsNothingPersonal fails the test when a server's log holds a sample citizen's ID

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -242,6 +243,8 @@ func (e *Engine) backfillBatch(ctx context.Context, lr *liveRule, lease *redisx.
 	if ok == 0 {
 		return errStopped
 	}
+	e.log.LogAttrs(ctx, slog.LevelInfo, "push: backfill step", slog.String("rule", lr.ID), slog.Int("version", lr.Version),
+		slog.Int("scanned", b.scanned), slog.Int("matched", len(matches)), slog.Bool("done", fin == "1"))
 	return nil
 }
 

@@ -115,7 +115,7 @@ func New(o Options) (*Engine, error) {
 	for _, a := range o.Apps {
 		e.apps[a] = true
 	}
-	e.Rules = &Rules{store: o.Store, catalog: o.Catalog, env: env, now: o.Now, onPublish: e.nudge}
+	e.Rules = &Rules{store: o.Store, catalog: o.Catalog, env: env, now: o.Now, log: o.Logger, onPublish: e.nudge}
 	e.hub = newHub(o.Store, o.Logger)
 	return e, nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -290,6 +291,9 @@ func (e *Engine) Ingest(ctx context.Context, source string, events []Event) (Ing
 			return IngestResult{}, err
 		}
 	}
+	e.log.LogAttrs(ctx, slog.LevelInfo, "push: events ingested", slog.String("source", source), slog.Int("events", len(events)),
+		slog.Int("accepted", res.Accepted), slog.Int("duplicates", res.Duplicates), slog.Int("rejected", len(res.Rejected)),
+		slog.Int("matching_resumed", len(todo)-res.Accepted))
 	return res, nil
 }
 

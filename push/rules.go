@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"slices"
 	"strings"
@@ -112,6 +113,7 @@ type Rules struct {
 	catalog *catalog.Catalog
 	env     *condition.Env
 	now     func() time.Time
+	log     *slog.Logger
 	// onPublish is told when a change started a backfill, so this replica's runner starts at
 	// once instead of at its next poll.
 	onPublish func()
@@ -250,7 +252,29 @@ func (rs *Rules) Create(ctx context.Context, owner Owner, in RuleInput) (Rule, e
 	if err != nil {
 		return Rule{}, fmt.Errorf("push: store rule: %w", err)
 	}
-	return r, nil
+	return rs.logChange(ctx, "created", owner)(r, nil)
+}
+
+// logChange writes the service log's line of a rule's change, once it succeeded: what happened,
+// to which rule of which department, by which client. Use:
+// return rs.logChange(ctx, "published", owner)(rs.transition(...)).
+func (rs *Rules) logChange(ctx context.Context, action string, owner Owner) func(Rule, error) (Rule, error) {
+	return func(r Rule, err error) (Rule, error) {
+		if err == nil && rs.log != nil {
+			rs.log.LogAttrs(ctx, slog.LevelInfo, "push: rule "+action, slog.String("rule", r.ID), slog.Int("version", r.Version),
+				slog.String("status", string(r.Status)), slog.String("department", r.Department), slog.String("client", owner.Client))
+		}
+		return r, err
+	}
+}
+
+// LiveCount is the number of published rules, for the operators' start-up line.
+func (rs *Rules) LiveCount(ctx context.Context) (int64, error) {
+	n, err := rs.store.Client.SCard(ctx, rs.liveKey()).Result()
+	if err != nil {
+		return 0, fmt.Errorf("push: count published rules: %w", err)
+	}
+	return n, nil
 }
 
 // Get returns a rule of one of the owner's departments.
@@ -340,7 +364,7 @@ func (rs *Rules) Update(ctx context.Context, owner Owner, id string, in RuleInpu
 	if err != nil {
 		return Rule{}, err
 	}
-	return rs.transition(ctx, owner, id, func(r *Rule) error {
+	return rs.logChange(ctx, "updated", owner)(rs.transition(ctx, owner, id, func(r *Rule) error {
 		if r.Status == Archived {
 			return inputErr("id", "rule %s is archived and cannot change", id)
 		}
@@ -350,13 +374,13 @@ func (rs *Rules) Update(ctx context.Context, owner Owner, id string, in RuleInpu
 		}
 		*r = next
 		return nil
-	})
+	}))
 }
 
 // Publish makes a draft or paused rule match events; with backfill, every stored profile is
 // evaluated too, in the background. Publishing a published rule changes nothing.
 func (rs *Rules) Publish(ctx context.Context, owner Owner, id string) (Rule, error) {
-	return rs.transition(ctx, owner, id, func(r *Rule) error {
+	return rs.logChange(ctx, "published", owner)(rs.transition(ctx, owner, id, func(r *Rule) error {
 		switch r.Status {
 		case Archived:
 			return inputErr("id", "rule %s is archived and cannot be published", id)
@@ -374,7 +398,7 @@ func (rs *Rules) Publish(ctx context.Context, owner Owner, id string) (Rule, err
 		}
 		r.Status, r.Live = Published, true
 		return nil
-	})
+	}))
 }
 
 // inputOf is what a stored rule says, as its owner would write it.
@@ -388,7 +412,7 @@ func inputOf(r Rule) RuleInput {
 
 // Pause stops a published rule from matching until it is published again.
 func (rs *Rules) Pause(ctx context.Context, owner Owner, id string) (Rule, error) {
-	return rs.transition(ctx, owner, id, func(r *Rule) error {
+	return rs.logChange(ctx, "paused", owner)(rs.transition(ctx, owner, id, func(r *Rule) error {
 		switch r.Status {
 		case Paused:
 			return nil
@@ -397,15 +421,15 @@ func (rs *Rules) Pause(ctx context.Context, owner Owner, id string) (Rule, error
 			return nil
 		}
 		return inputErr("id", "only a published rule can be paused; rule %s is %s", id, r.Status)
-	})
+	}))
 }
 
 // Archive retires a rule for good.
 func (rs *Rules) Archive(ctx context.Context, owner Owner, id string) (Rule, error) {
-	return rs.transition(ctx, owner, id, func(r *Rule) error {
+	return rs.logChange(ctx, "archived", owner)(rs.transition(ctx, owner, id, func(r *Rule) error {
 		r.Status = Archived
 		return nil
-	})
+	}))
 }
 
 // transition applies change to a rule under WATCH, so two owners' changes never overwrite each

@@ -136,6 +136,7 @@ func (a *Trail) Record(ctx context.Context, act Activity) error {
 		a.logFailure(ctx, act, err)
 		return fmt.Errorf("audit: record activity: %w", err)
 	}
+	a.logRecorded(ctx, act)
 	return nil
 }
 
@@ -159,6 +160,7 @@ func (a *Trail) Queue(ctx context.Context, p redis.Pipeliner, act Activity) (don
 				return
 			}
 		}
+		a.logRecorded(ctx, act)
 	}
 }
 
@@ -182,6 +184,14 @@ func (a *Trail) queue(ctx context.Context, p redis.Pipeliner, act Activity) []re
 			Values: append([]any{"person", act.Person}, values...),
 		}),
 	}
+}
+
+// logRecorded writes the service log's line of each crossing (a sign-in, a switch, a consent):
+// the same few fields as the trail's entry, the person by their opaque id, nothing else.
+func (a *Trail) logRecorded(ctx context.Context, act Activity) {
+	a.log.LogAttrs(ctx, slog.LevelInfo, "audit: "+strings.ToLower(strings.ReplaceAll(string(act.Kind), "_", " ")),
+		slog.String("kind", string(act.Kind)), slog.String("person", act.Person),
+		slog.String("from_app", act.FromApp), slog.String("to_app", act.ToApp))
 }
 
 func (a *Trail) logFailure(ctx context.Context, act Activity, err error) {

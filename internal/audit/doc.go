@@ -6,7 +6,9 @@
 // bridge records tickets, redemptions, exchanges and consent changes. The person reads their
 // own trail as me.activity (List); operators read the operators' stream directly.
 //
-// Recording is best effort: a failed record is logged and the citizen's action goes on.
+// Recording is best effort: a failed record is logged and the citizen's action goes on. Each
+// recorded entry is also one info line of the service log ("audit: signed in", kind, the
+// person's opaque id, the apps), so that an operator reading the log sees every crossing.
 //
 // Redis keys (under the store prefix):
 //

@@ -15,8 +15,8 @@ import (
 
 // Errors of Mint and of the endpoints that look citizens up; callers branch on them.
 var (
-	ErrUnknownCitizen = errors.New("devidp: no citizen has this key")
-	ErrNoAccount      = errors.New("devidp: the citizen has no account in this app")
+	ErrUnknownCitizen = errors.New("no sample citizen has this key")
+	ErrNoAccount      = errors.New("the citizen has no account in this app")
 	ErrNoSubject      = errors.New("devidp: mint needs a citizen or a sub claim")
 )
 
@@ -115,7 +115,7 @@ func (p *Provider) claims(m MintRequest, atHash crypto.Hash) (map[string]any, er
 	if m.Citizen != "" {
 		citizen, acct, err := p.citizenInApp(m.Citizen)
 		if err != nil {
-			return nil, fmt.Errorf("devidp: mint: %w", err)
+			return nil, err // it names the citizen and the app already
 		}
 		c["sub"] = acct.Subject
 		c["acr"] = acct.ACR
@@ -290,7 +290,7 @@ func (p *Provider) serveMint(w http.ResponseWriter, r *http.Request) {
 	tok, err := p.Mint(m)
 	switch {
 	case errors.Is(err, ErrUnknownCitizen) || errors.Is(err, ErrNoAccount):
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error() + "; " + p.whoIsHere()})
 	case err != nil:
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 	default:
@@ -309,4 +309,16 @@ func amrOf(acr string) []string {
 		return []string{"pwd", "otp"}
 	}
 	return []string{"pwd"}
+}
+
+// whoIsHere names the sample citizens with an account in this provider's app, for a mint that
+// named someone else.
+func (p *Provider) whoIsHere() string {
+	var keys []string
+	for _, c := range p.citizens {
+		if _, ok := c.Accounts[p.app]; ok {
+			keys = append(keys, c.Key)
+		}
+	}
+	return p.app + "'s sample citizens are " + strings.Join(keys, ", ")
 }

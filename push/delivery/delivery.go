@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -311,7 +314,38 @@ func (s *Service) deliver(ctx context.Context, r *replica, worker string, msgs [
 	if s.testHookBeforeAck != nil && s.testHookBeforeAck() {
 		return errors.New("delivery: stopped by a test before acknowledging")
 	}
-	return s.settle(ctx, ds, surplus)
+	if err := s.settle(ctx, ds, surplus); err != nil {
+		return err
+	}
+	s.logBatch(ctx, worker, ds)
+	return nil
+}
+
+// logBatch writes the service log's line of a settled batch: how many jobs ended how (status
+// as recorded: delivered, failed, deferred:quiet_hours, inbox_only:read, …; "retry" for a
+// follow-up on the schedule, "pending" for jobs left to another worker).
+func (s *Service) logBatch(ctx context.Context, worker string, ds []*delivery) {
+	if len(ds) == 0 {
+		return
+	}
+	counts := map[string]int{}
+	for _, d := range ds {
+		switch {
+		case d.disp == leavePending:
+			counts["pending"]++
+		case d.status != "":
+			counts[d.status]++
+		case d.disp == reschedule:
+			counts["retry"]++
+		default:
+			counts["settled"]++
+		}
+	}
+	attrs := []slog.Attr{slog.String("worker", worker), slog.Int("jobs", len(ds))}
+	for _, k := range slices.Sorted(maps.Keys(counts)) {
+		attrs = append(attrs, slog.Int(k, counts[k]))
+	}
+	s.log.LogAttrs(ctx, slog.LevelInfo, "delivery: batch", attrs...)
 }
 
 // loadDeliveries takes each job's lock for worker and reads its notification, the person's
