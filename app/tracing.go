@@ -3,9 +3,11 @@ package app
 import (
 	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/extra/redisotel/v9"
+	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -43,7 +45,30 @@ func (a *App) setUpTracing(o options) error {
 		otel.SetTextMapPropagator(propagation.TraceContext{})
 	}
 	a.tracer = tp
-	return redisotel.InstrumentTracing(a.Store.Client, redisotel.WithTracerProvider(tp), redisotel.WithDBStatement(false))
+	return instrumentStore(a.Store.Client, tp)
+}
+
+// instrumentStore adds Redis spans to the store's client. A cluster client is instrumented node
+// by node, and redisotel does it only for nodes the client creates from now on: the nodes it
+// already talks to (the version check at start, a store handed in by a test) are instrumented
+// here too, or their commands would go untraced.
+func instrumentStore(c redis.UniversalClient, tp trace.TracerProvider) error {
+	opts := []redisotel.TracingOption{redisotel.WithTracerProvider(tp), redisotel.WithDBStatement(false)}
+	if err := redisotel.InstrumentTracing(c, opts...); err != nil {
+		return err
+	}
+	cluster, ok := c.(*redis.ClusterClient)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	return cluster.ForEachShard(ctx, func(_ context.Context, node *redis.Client) error {
+		mu.Lock() // ForEachShard calls in parallel; each node once
+		defer mu.Unlock()
+		return redisotel.InstrumentTracing(node, opts...)
+	})
 }
 
 // tracedClient is the HTTP client for outgoing calls (identity providers' discovery, JWKS and

@@ -230,6 +230,11 @@ func TestConsumerWithoutHeartbeatIsLeftToClaimIdle(t *testing.T) {
 	w.event(n)
 	ctx := context.Background()
 	stream := w.store.Key(delivery.JobsStream)
+	// The replica may have stopped before it made the group (a slow store: a cluster under
+	// load); the legacy worker's replica would have made it.
+	if err := w.store.Client.XGroupCreateMkStream(ctx, stream, delivery.Group, "0").Err(); err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
+		t.Fatal(err)
+	}
 	const legacy = "Xy3k_9aB-0" // named as replicas named their workers before heartbeats
 	if err := w.store.Client.XReadGroup(ctx, &redis.XReadGroupArgs{
 		Group: delivery.Group, Consumer: legacy, Streams: []string{stream, ">"}, Count: 10,
