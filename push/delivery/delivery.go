@@ -167,6 +167,12 @@ func (s *Service) Run(ctx context.Context) error {
 func (s *Service) work(ctx context.Context, r *replica, consumer string) {
 	stream := s.store.Key(JobsStream)
 	lastClaim := time.Time{}
+	// A batch that failed (Redis away for a moment, this replica's heartbeat not surely alive)
+	// is still pending with this worker, and nobody else takes it before ClaimIdle unless the
+	// heartbeat lapses: the worker tries it again itself, a few times, before anything new.
+	var retry []redis.XMessage
+	var retryTakeover []string
+	retries := 0
 	for ctx.Err() == nil {
 		if !r.alive() {
 			// Jobs taken now could be claimed by another worker while this one holds them.
@@ -175,7 +181,10 @@ func (s *Service) work(ctx context.Context, r *replica, consumer string) {
 		}
 		var msgs []redis.XMessage
 		var takeover []string // workers seen dead, whose locks this one may take over
-		if r.sweepDue() {
+		if len(retry) > 0 {
+			msgs, takeover, retry, retryTakeover = retry, retryTakeover, nil, nil
+		}
+		if len(msgs) == 0 && r.sweepDue() {
 			var err error
 			msgs, takeover, err = s.sweep(ctx, r, consumer, s.opts.DeliveryBatch)
 			if err != nil && ctx.Err() == nil {
@@ -219,13 +228,25 @@ func (s *Service) work(ctx context.Context, r *replica, consumer string) {
 			switch {
 			case errors.Is(err, errDied):
 				return
+			case err != nil && retries < maxBatchRetries:
+				retries++
+				retry, retryTakeover = msgs, takeover
+				s.log.Warn("delivery: a delivery batch failed; this worker tries it again", "err", err, "attempt", retries)
+				s.pause(ctx, r.every)
 			case err != nil:
-				s.log.Warn("delivery: a delivery batch failed; its jobs stay pending and are retried", "err", err)
+				retries = 0
+				s.log.Warn("delivery: a delivery batch failed again; its jobs stay pending for ClaimIdle", "err", err)
 				s.pause(ctx, time.Second)
+			default:
+				retries = 0
 			}
 		}
 	}
 }
+
+// maxBatchRetries is how often a worker tries a failed batch again before leaving its jobs to
+// ClaimIdle.
+const maxBatchRetries = 3
 
 func (s *Service) pause(ctx context.Context, d time.Duration) {
 	select {

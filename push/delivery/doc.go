@@ -18,7 +18,10 @@
 // and every message carries notification_id in its data (and it as collapse key and tag) for
 // the app to drop the rare second copy. Then the follow-up (a retry with backoff, or the dead
 // letters after 8 attempts) is scheduled and the jobs acknowledged, in one transaction on the
-// {push} keys. A job taken over after its worker died skips the devices already recorded.
+// {push} keys. A job taken over after its worker died skips the devices already recorded. A
+// batch is bounded by half of ClaimIdle; one that fails (Redis away for a moment, the
+// replica's heartbeat not surely alive) stays pending with its worker, which tries it again
+// itself up to three times before leaving it to ClaimIdle.
 // Outcomes are counted for the rule version that created the notification (the Counter
 // interface: push's rule stats).
 //

@@ -2,15 +2,18 @@ package delivery_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"firebase.google.com/go/v4/messaging"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tongban/tongban/internal/redisx"
 	"github.com/tongban/tongban/internal/testenv"
 	"github.com/tongban/tongban/push/delivery"
 )
@@ -302,5 +305,62 @@ func TestLockTakeover(t *testing.T) {
 				t.Fatalf("the lock expires in %s, want about %s", ttl, wantTTL)
 			}
 		})
+	}
+}
+
+// failFirstAck fails the first pipeline that acknowledges jobs, before it reaches Redis, as a
+// Redis away for a moment would.
+type failFirstAck struct{ failed atomic.Bool }
+
+func (*failFirstAck) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (*failFirstAck) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (f *failFirstAck) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			if c.Name() == "xack" && f.failed.CompareAndSwap(false, true) {
+				return errors.New("test: the store is away for a moment")
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// A batch that failed is tried again by its own worker at once, not left for ClaimIdle (ten
+// minutes here): the notification is delivered once and its job acknowledged.
+func TestFailedBatchIsRetriedByItsWorker(t *testing.T) {
+	t.Parallel()
+	w := newDeliveryWorld(t, nil)
+	w.rule("出行")
+	w.shutdown()
+	hook := &failFirstAck{}
+	var client redis.UniversalClient
+	switch c := w.store.Client.(type) {
+	case *redis.Client:
+		client = redis.NewClient(c.Options())
+	case *redis.ClusterClient:
+		client = redis.NewClusterClient(c.Options())
+	default:
+		t.Fatalf("store client %T", c)
+	}
+	client.AddHook(hook)
+	t.Cleanup(func() { client.Close() })
+	flaky := &redisx.Store{Client: client, Prefix: w.store.Prefix, Kind: w.store.Kind}
+	w.replica(func(o *delivery.Options) { o.Store, o.Workers, o.ClaimIdle = flaky, 1, neverIdle })
+
+	pid, n := w.person(1)
+	a := token("retried")
+	w.device(pid, "zheliban", a)
+	w.event(n)
+	ctx := context.Background()
+	notes, err := w.push.Notifications(ctx, pid, false)
+	if err != nil || len(notes) != 1 {
+		t.Fatalf("inbox %v %v", notes, err)
+	}
+	w.eventually("the job is delivered and acknowledged after its batch failed once", func() bool {
+		return hook.failed.Load() && w.status(pid, notes[0].ID) == "delivered" &&
+			w.store.Client.XLen(ctx, w.store.Key(delivery.JobsStream)).Val() == 0
+	})
+	if got := len(w.received(a)); got != 1 {
+		t.Fatalf("the device received %d messages, want 1", got)
 	}
 }
