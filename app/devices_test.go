@@ -78,22 +78,9 @@ func TestDevicesAndPreferencesOnGraphQL(t *testing.T) {
 func TestPushThroughTheDevSink(t *testing.T) {
 	t.Parallel()
 	h := startIdentity(t, nil)
-	in := h.signIn("zheliban", "wang-fang")
 	tok := fcmToken("wang-fang-sink")
-	if r := h.gql(registerDevice, map[string]any{"in": map[string]any{"app": "zheliban", "platform": "ANDROID", "token": tok}}, in.access); len(r.Errors) > 0 {
-		t.Fatal(r.Raw)
-	}
-	// No quiet hours, whatever the hour the test runs at.
-	empty := ""
-	if r := h.gql(updatePrefs, map[string]any{"in": map[string]any{"quietStart": empty, "quietEnd": empty}}, in.access); len(r.Errors) > 0 {
-		t.Fatal(r.Raw)
-	}
-	platform := machineToken(t, h, "jiaxing-data")
-	ev := []map[string]any{{"id": "birth-sink", "type": "birth.registered", "app": "zheliban", "subject": "zlb-0001",
-		"occurredAt": time.Now().Format(time.RFC3339)}}
-	if r := h.gql(ingest, map[string]any{"ev": ev}, platform); r.field("ingestEvents", "accepted") != float64(1) {
-		t.Fatalf("ingest: %s", r.Raw)
-	}
+	h.phoneReady(tok)
+	h.reportBirth(t, "birth-sink")
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		status, body := h.get("/dev/fcm/messages")
@@ -108,6 +95,34 @@ func TestPushThroughTheDevSink(t *testing.T) {
 	}
 	_, body := h.get("/dev/fcm/messages")
 	t.Fatalf("the sink never received the push: %s", body)
+}
+
+// phoneReady signs 王芳 in with 浙里办, registers her phone with token and switches her quiet
+// hours off (whatever the hour the test runs at), so that her next notification is pushed.
+func (h *harness) phoneReady(token string) signedIn {
+	h.t.Helper()
+	in := h.signIn("zheliban", "wang-fang")
+	if r := h.gql(registerDevice, map[string]any{"in": map[string]any{"app": "zheliban", "platform": "ANDROID", "token": token}}, in.access); len(r.Errors) > 0 {
+		h.t.Fatal(r.Raw)
+	}
+	empty := ""
+	if r := h.gql(updatePrefs, map[string]any{"in": map[string]any{"quietStart": empty, "quietEnd": empty}}, in.access); len(r.Errors) > 0 {
+		h.t.Fatal(r.Raw)
+	}
+	return in
+}
+
+// reportBirth reports a birth for 王芳 as the dev data platform, with event id id, and returns
+// the platform's token.
+func (h *harness) reportBirth(t *testing.T, id string) string {
+	t.Helper()
+	platform := machineToken(t, h, "jiaxing-data")
+	ev := []map[string]any{{"id": id, "type": "birth.registered", "app": "zheliban", "subject": "zlb-0001",
+		"occurredAt": time.Now().Format(time.RFC3339)}}
+	if r := h.gql(ingest, map[string]any{"ev": ev}, platform); r.field("ingestEvents", "accepted") != float64(1) {
+		t.Fatalf("ingest: %s", r.Raw)
+	}
+	return platform
 }
 
 // checkPushMetrics: delivery's metrics are on /metrics once something was sent.

@@ -22,21 +22,9 @@ func TestTraceFollowsAnEventToItsDelivery(t *testing.T) {
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	h := startIdentity(t, nil, WithTracing(tp))
 
-	in := h.signIn("zheliban", "wang-fang")
 	tok := fcmToken("wang-fang-traced")
-	if r := h.gql(registerDevice, map[string]any{"in": map[string]any{"app": "zheliban", "platform": "ANDROID", "token": tok}}, in.access); len(r.Errors) > 0 {
-		t.Fatal(r.Raw)
-	}
-	empty := ""
-	if r := h.gql(updatePrefs, map[string]any{"in": map[string]any{"quietStart": empty, "quietEnd": empty}}, in.access); len(r.Errors) > 0 {
-		t.Fatal(r.Raw)
-	}
-	platform := machineToken(t, h, "jiaxing-data")
-	ev := []map[string]any{{"id": "birth-traced", "type": "birth.registered", "app": "zheliban", "subject": "zlb-0001",
-		"occurredAt": time.Now().Format(time.RFC3339)}}
-	if r := h.gql(ingest, map[string]any{"ev": ev}, platform); r.field("ingestEvents", "accepted") != float64(1) {
-		t.Fatalf("ingest: %s", r.Raw)
-	}
+	in := h.phoneReady(tok)
+	platform := h.reportBirth(t, "birth-traced")
 
 	var deliver sdktrace.ReadOnlySpan
 	testenv.Eventually(t, 20*time.Second, func() bool {

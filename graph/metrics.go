@@ -22,17 +22,10 @@ func (metricsExtension) Validate(graphql.ExecutableSchema) error { return nil }
 
 func (e metricsExtension) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 	resp := next(ctx)
-	name, opType, start := "", "unknown", graphql.GetStartTime(ctx)
+	name, opType := operationOf(ctx)
+	start := graphql.GetStartTime(ctx)
 	if graphql.HasOperationContext(ctx) {
-		rc := graphql.GetOperationContext(ctx)
-		name = rc.OperationName
-		if rc.Operation != nil {
-			opType = string(rc.Operation.Operation)
-			if name == "" {
-				name = rc.Operation.Name
-			}
-		}
-		if !rc.Stats.OperationStart.IsZero() {
+		if rc := graphql.GetOperationContext(ctx); !rc.Stats.OperationStart.IsZero() {
 			start = rc.Stats.OperationStart
 		}
 	}
@@ -45,4 +38,22 @@ func (e metricsExtension) InterceptResponse(ctx context.Context, next graphql.Re
 	}
 	e.m.Operation(name, opType, outcome, start)
 	return resp
+}
+
+// operationOf names the operation of ctx for metrics and traces: its name (as the request
+// gave it, or as the document does) and its type, "unknown" before it was parsed.
+func operationOf(ctx context.Context) (name, opType string) {
+	opType = "unknown"
+	if !graphql.HasOperationContext(ctx) {
+		return "", opType
+	}
+	rc := graphql.GetOperationContext(ctx)
+	name = rc.OperationName
+	if rc.Operation != nil {
+		opType = string(rc.Operation.Operation)
+		if name == "" {
+			name = rc.Operation.Name
+		}
+	}
+	return name, opType
 }

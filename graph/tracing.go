@@ -28,17 +28,7 @@ func (tracingExtension) ExtensionName() string                   { return "Tongb
 func (tracingExtension) Validate(graphql.ExecutableSchema) error { return nil }
 
 func (e tracingExtension) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
-	name, opType := "", "unknown"
-	if graphql.HasOperationContext(ctx) {
-		rc := graphql.GetOperationContext(ctx)
-		name = rc.OperationName
-		if rc.Operation != nil {
-			opType = string(rc.Operation.Operation)
-			if name == "" {
-				name = rc.Operation.Name
-			}
-		}
-	}
+	name, opType := operationOf(ctx)
 	if len(name) > maxSpanOperationName {
 		name = name[:maxSpanOperationName]
 	}
