@@ -4,7 +4,9 @@
 // delivery through Firebase Cloud Messaging (push/delivery), devices (push/devices) and
 // preferences (push/prefs).
 //
-// Where to find each step: events.go and profile.go (events and the facts they keep), rules.go,
+// Where to find each step: events.go (a call of events), events_check.go (what an event says
+// on its own), events_apply.go (its person, its id's claim, the facts it applies), match.go
+// (matching an applied event, and again on its retry), profile.go (the facts kept), rules.go,
 // rulestats.go, preview.go and privacy.go (rules, their counters and previews), engine.go and
 // backfill.go (matching: the live index and the walk over everyone), notify.go, inbox.go and
 // hub.go (notifications, the inbox and live subscriptions).

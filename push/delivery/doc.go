@@ -4,13 +4,13 @@
 //
 // A notification that goes to the PUSH channel becomes a job on a Redis Streams stream
 // (Enqueue, called by push when it creates the notification). Workers of a consumer group take
-// jobs in batches (delivery.go), read each notification (from push's inbox, through the Inbox
-// interface), the person's preferences (push/prefs) and devices (push/devices), and decide:
-// already read in the inbox (say before a device was registered, or before quiet hours ended):
-// inbox only, since a push would repeat what the person knows; push off or category muted:
-// inbox only; quiet hours or the daily cap: deferred onto the
-// schedule; no device yet: the job waits in the person's waiting hash for the first one. They
-// send every pending device's message through the Firebase Admin SDK's SendEach (sender.go,
+// jobs in batches (worker.go), read each notification (from push's inbox, through the Inbox
+// interface), the person's preferences (push/prefs) and devices (push/devices), and decide
+// (delivery.go): already read in the inbox (say before a device was registered, or before
+// quiet hours ended): inbox only, since a push would repeat what the person knows; push off or
+// category muted: inbox only; quiet hours or the daily cap: deferred onto the schedule; no
+// device yet: the job waits in the person's waiting hash for the first one. They send every
+// pending device's message (send.go) through the Firebase Admin SDK's SendEach (sender.go,
 // which also reads FCM's errors into drop-the-token, failed, or retry with backoff), up to 500
 // a call, and record what each call came to (each device's outcome; a job's status, count and
 // lock once all its devices have one) in one round trip before the next call goes out. So a

@@ -1,0 +1,316 @@
+package delivery
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"firebase.google.com/go/v4/messaging"
+	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tongban/tongban/internal/redisx"
+)
+
+// capScript reserves one of the person's daily pushes for a notification, once: a job
+// redelivered or retried keeps the reservation it made. KEYS: delivered, counter; ARGV: day,
+// cap, counter TTL (s). Returns 1 when the notification may be pushed today.
+var capScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], '_day') == ARGV[1] then return 1 end
+if tonumber(redis.call('GET', KEYS[2]) or '0') >= tonumber(ARGV[2]) then return 0 end
+redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('HSET', KEYS[1], '_day', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+`)
+
+// reserveDailyCap applies push.daily_cap: a notification over the person's cap for their day
+// is deferred to the start of their next day.
+func (s *Service) reserveDailyCap(ctx context.Context, ds []*delivery, now time.Time) error {
+	if s.opts.DailyCap <= 0 || len(ds) == 0 {
+		return nil
+	}
+	calls := make([]redisx.ScriptCall, len(ds))
+	for k, d := range ds {
+		day := d.prefs.Day(now)
+		calls[k] = redisx.ScriptCall{
+			Keys: []string{s.deliveredKey(d.job.Person, d.job.Note), s.sentKey(d.job.Person, day)},
+			Args: []any{day, s.opts.DailyCap, int64((48 * time.Hour).Seconds()), int64(deliveryRecord.Seconds())},
+		}
+	}
+	cmds, err := redisx.EvalPipelined(ctx, s.store.Client, capScript, calls)
+	if err != nil {
+		return fmt.Errorf("delivery: daily cap: %w", err)
+	}
+	for k, d := range ds {
+		if ok, _ := cmds[k].Int(); ok == 0 {
+			d.disp, d.due, d.status = reschedule, d.prefs.NextDay(now), "deferred:daily_cap"
+			d.pending = nil
+		}
+	}
+	return nil
+}
+
+// slot is one message of a batch: a job's device.
+type slot struct {
+	d *delivery
+	t deliveryTarget
+}
+
+// sendAndRecord sends every pending device of the jobs that go out now, up to 500 messages a
+// SendEach call, and records what each call came to before the next call goes out, in one
+// round trip a call. The jobs decided without sending are recorded with the first call. A
+// worker whose heartbeat may be gone stops before a call: the jobs may be another's by then.
+func (s *Service) sendAndRecord(ctx context.Context, r *replica, worker string, ds []*delivery, now time.Time) error {
+	var slots []slot
+	var msgs []*messaging.Message
+	var quiet []*delivery // decided without sending
+	for _, d := range ds {
+		switch {
+		case d.sendsNow():
+			for _, t := range d.pending {
+				slots = append(slots, slot{d, t})
+				msgs = append(msgs, message(d.note, t))
+			}
+		case d.disp != leavePending:
+			quiet = append(quiet, d)
+		}
+	}
+	calls := 0
+	for start := 0; start == 0 || start < len(msgs); start += maxSendEach {
+		end := min(start+maxSendEach, len(msgs))
+		toRecord := quiet
+		quiet = nil
+		if start < end {
+			if !r.alive() {
+				return errNotAlive
+			}
+			s.send(ctx, slots[start:end], msgs[start:end])
+			calls++
+			// A job's slots are side by side: each job once.
+			for k, sl := range slots[start:end] {
+				if k == 0 || slots[start+k-1].d != sl.d {
+					toRecord = append(toRecord, sl.d)
+				}
+			}
+			if s.testHookAfterSend != nil && s.testHookAfterSend(calls) {
+				r.die()
+				return errDied
+			}
+		}
+		if err := s.record(ctx, worker, toRecord, now); err != nil {
+			return err
+		}
+		if end >= len(msgs) {
+			break
+		}
+	}
+	return nil
+}
+
+// send pushes one SendEach call's messages and classifies each answer.
+func (s *Service) send(ctx context.Context, slots []slot, msgs []*messaging.Message) {
+	spans := s.traceSend(slots)
+	ctx, call := s.tracer.Start(ctx, "fcm send_each", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithLinks(spans.links()...), trace.WithAttributes(attribute.Int("messaging.batch.message_count", len(msgs))))
+	defer func() { spans.end(); call.End() }()
+	began := time.Now()
+	sctx, cancel := context.WithTimeout(ctx, sendTimeout)
+	resp, err := s.sender.SendEach(sctx, msgs)
+	cancel()
+	s.metrics.sendLatency.Observe(time.Since(began).Seconds())
+	for k, sl := range slots {
+		var sendErr error
+		switch {
+		case err != nil:
+			sendErr = err
+		case resp == nil || k >= len(resp.Responses) || resp.Responses[k] == nil:
+			sendErr = errors.New("delivery: FCM gave no answer for this message")
+		default:
+			sendErr = resp.Responses[k].Error
+		}
+		o, wait, reason := classify(sendErr)
+		spans.outcome(sl.d, o.String())
+		sl.d.outcomes[sl.t.ID] = o
+		sl.d.fresh = append(sl.d.fresh, sl.t.ID)
+		sl.d.wait = max(sl.d.wait, wait)
+		if reason != "" {
+			sl.d.reasons = append(sl.d.reasons, reason)
+		}
+		s.metrics.sends.WithLabelValues(o.String()).Inc()
+	}
+}
+
+// backoff is the wait before attempt n+1 of a job: exponential from one second, capped at
+// half an hour, with full jitter so that a recovering FCM is not hit by every retry at once;
+// never less than FCM asked for.
+func backoff(attempt int, least time.Duration) time.Duration {
+	ceiling := min(time.Second<<min(attempt, 20), 30*time.Minute)
+	d := ceiling/2 + rand.N(ceiling/2+1)
+	return max(d, least)
+}
+
+// recordScript writes outcomes into a notification's delivery hash and, once the job is
+// decided, hands its lock back if the worker still holds it (a worker taken for dead may have
+// lost it to another). KEYS: delivered, [lock]; ARGV: worker, TTL (s), field, value, ...
+var recordScript = redis.NewScript(`
+if #ARGV > 2 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+if KEYS[2] and redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+return 1
+`)
+
+// record writes, in one round trip, the outcomes of the devices sent to since the last record,
+// and the status of each job all of whose devices now have one (or that sends nothing), with
+// its count and its lock handed back, before anything is acknowledged: a worker that dies
+// after this point leaves jobs whose devices are recorded, which the next worker acknowledges
+// or finishes without sending to them again. Each job's writes are one script on its person's
+// slot; a pipeline spans the slots.
+func (s *Service) record(ctx context.Context, worker string, ds []*delivery, now time.Time) error {
+	type drop struct{ pid, id string }
+	var drops []drop
+	err := pipelined(ctx, s.store.Client, func(p redis.Pipeliner, sc *scripted) {
+		for _, d := range ds {
+			if d.disp == leavePending || d.recorded {
+				continue
+			}
+			j := d.job
+			fields := []any{}
+			anySent, anyRetry, anyFailed := d.done["_sent"] == "1", false, false
+			for _, id := range d.fresh {
+				switch d.outcomes[id] {
+				case sent:
+					fields = append(fields, id, "sent")
+				case dropToken:
+					fields = append(fields, id, "token_dropped")
+					drops = append(drops, drop{j.Person, id})
+				case failPayload:
+					fields = append(fields, id, "failed")
+				}
+			}
+			d.fresh = nil
+			for _, o := range d.outcomes {
+				switch o {
+				case sent:
+					anySent = true
+				case dropToken, failPayload:
+					anyFailed = true
+				case retry:
+					anyRetry = true
+				}
+			}
+			if anySent {
+				fields = append(fields, "_sent", "1")
+			}
+			keys := []string{s.deliveredKey(j.Person, j.Note)}
+			if len(d.outcomes) < len(d.pending) {
+				// Devices of this job go out in a later call: its status waits for them.
+				if len(fields) > 0 {
+					sc.queue(ctx, p, recordScript, keys, append([]any{worker, int64(deliveryRecord.Seconds())}, fields...)...)
+				}
+				continue
+			}
+			d.recorded = true
+			final := d.status
+			switch {
+			case final != "":
+			case len(d.outcomes) == 0:
+				final = "delivered" // redelivered with every device recorded
+				if d.done["_sent"] != "1" {
+					final = "failed"
+				}
+			case anyRetry && j.Attempt+1 >= maxAttempts:
+				d.disp, final = deadLetter, "dead_letter"
+			case anyRetry:
+				d.retried = true
+				d.disp, d.due, final = reschedule, now.Add(backoff(j.Attempt, d.wait)), "retrying"
+			case anySent:
+				final = "delivered"
+			case anyFailed:
+				final = "failed"
+			}
+			fields = append(fields, "_status", final)
+			keys = append(keys, s.lockKey(j.Person, j.Note))
+			sc.queue(ctx, p, recordScript, keys, append([]any{worker, int64(deliveryRecord.Seconds())}, fields...)...)
+			if final == "waiting_for_device" {
+				blob, _ := json.Marshal(j)
+				p.HSet(ctx, s.waitingKey(j.Person), j.Note, blob)
+				p.Expire(ctx, s.waitingKey(j.Person), s.opts.WaitingTTL)
+			}
+			// Counted once per notification: by the call that sent (or gave up), not by a
+			// redelivery that found everything recorded. Counted for the version the job
+			// names, which is the notification's, even when the rule has moved on since: a
+			// probe version's deferred push must not land in a crowd version's counts.
+			switch {
+			case len(d.outcomes) > 0 && final == "delivered":
+				s.counter.QueueCount(ctx, p, j.Rule, j.Version, "delivered")
+			case len(d.outcomes) > 0 && (final == "failed" || final == "dead_letter"):
+				s.counter.QueueCount(ctx, p, j.Rule, j.Version, "failed")
+			case strings.HasPrefix(final, "deferred:"):
+				s.counter.QueueCount(ctx, p, j.Rule, j.Version, "deferred")
+			}
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("delivery: record deliveries: %w", err)
+	}
+	for _, d := range drops {
+		if _, err := s.devices.Drop(ctx, d.pid, d.id); err != nil {
+			s.log.Warn("delivery: could not drop a device FCM refused", "err", err)
+		}
+	}
+	return nil
+}
+
+// settle moves each job on in one transaction on the {push} keys: a follow-up onto the
+// schedule or the dead letters, and the acknowledgement, together, so a job is never both
+// lost and never doubled by a crash in between.
+func (s *Service) settle(ctx context.Context, ds []*delivery, surplus []string) error {
+	stream := s.store.Key(JobsStream)
+	var acks []string
+	_, err := s.store.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for _, d := range ds {
+			j := d.job
+			switch d.disp {
+			case leavePending:
+				continue
+			case reschedule:
+				next := j
+				if d.retried {
+					next.Attempt++
+				}
+				blob, _ := json.Marshal(next)
+				p.ZAdd(ctx, s.store.Key(scheduleKey), redis.Z{Score: float64(d.due.UnixMilli()), Member: string(blob)})
+			case deadLetter:
+				p.XAdd(ctx, &redis.XAddArgs{Stream: s.store.Key(deadKey), Values: append(j.fields(), "reason", lastReason(d.reasons))})
+				s.metrics.deadLetters.Inc()
+			}
+			acks = append(acks, j.streamID)
+		}
+		acks = append(acks, surplus...)
+		if len(acks) > 0 {
+			p.XAck(ctx, stream, deliveryGroup, acks...)
+			p.XDel(ctx, stream, acks...)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("delivery: settle delivery jobs: %w", err)
+	}
+	return nil
+}
+
+func lastReason(rs []string) string {
+	if len(rs) == 0 {
+		return ""
+	}
+	return rs[len(rs)-1]
+}
