@@ -7,8 +7,13 @@
 // and internal/ holds only the leaf utilities several packages share. Dev mode's simulated
 // member apps are app/devpartner.
 //
+// Every request is bounded by request_timeout (middleware.go, lifted for websockets) and, when
+// telemetry.* turns tracing on, is a server span named by its route (tracing.go: the store's
+// commands and the calls to identity providers are spans too). The log says what started and,
+// once readiness first passes, "ready" (announce.go).
+//
 // Serve runs the background loops (provider discovery, signing-key rotation, backfills,
-// delivery) under one errgroup and returns only after every one of them has; Close, which
+// delivery, the ready line) under one errgroup and returns only after every one of them has; Close, which
 // closes the store, comes after. It holds no
 // business rules and owns no Redis keys. A dev server that listens beyond loopback says so in a
 // warning (exposure.go): its simulated providers mint tokens for anyone who reaches them.

@@ -15,7 +15,9 @@
 // operator's trusted documents in allowlist mode (apq.go); an error presenter that gives
 // every error an extensions.code and never shows internals (errors.go), and names the argument
 // or variable of a value that does not parse for its type, inline or in variables, as
-// BAD_USER_INPUT (inputerrors.go); metrics by operation name and outcome (metrics.go); rate
+// BAD_USER_INPUT (inputerrors.go); metrics by operation name and outcome (metrics.go); a
+// span per operation, with its type, name and error code but never its query, variables or
+// arguments, when tracing is on (tracing.go); rate
 // limits (ratelimit.go: every operation, on every transport, before it is parsed, per session
 // or per IP; sign-ins per IP, events per machine client and previews per department in the
 // resolvers), refused with RATE_LIMITED and extensions.retryAfter. Per-address counts name the

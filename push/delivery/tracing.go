@@ -19,7 +19,7 @@ type jobSpans struct {
 }
 
 func (s *Service) traceSend(slots []slot) jobSpans {
-	js := jobSpans{spans: map[*delivery]trace.Span{}, outcomes: map[*delivery]map[string]int{}}
+	var js jobSpans
 	for _, sl := range slots {
 		d := sl.d
 		if _, seen := js.spans[d]; seen || len(d.job.Trace) == 0 {
@@ -34,6 +34,9 @@ func (s *Service) traceSend(slots []slot) jobSpans {
 			attribute.String("tongban.rule", d.job.Rule),
 			attribute.Int("tongban.attempt", d.job.Attempt),
 		))
+		if js.spans == nil { // most calls carry no traced job: no maps for them
+			js.spans, js.outcomes = map[*delivery]trace.Span{}, map[*delivery]map[string]int{}
+		}
 		js.spans[d] = span
 		js.outcomes[d] = map[string]int{}
 	}
