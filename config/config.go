@@ -36,6 +36,7 @@ type Config struct {
 	GraphQL        GraphQL         `yaml:"graphql"`
 	RateLimits     RateLimits      `yaml:"rate_limits"`
 	Telemetry      Telemetry       `yaml:"telemetry"`
+	Logout         Logout          `yaml:"logout"`
 	// TrustedProxies are the CIDRs of proxies whose X-Forwarded-For names the client.
 	TrustedProxies []string `yaml:"trusted_proxies"`
 }
@@ -99,6 +100,10 @@ type Provider struct {
 	// member app receives the code of a sign-in it began with beginSignIn. Exact match; required
 	// outside dev mode.
 	RedirectURIs []string `yaml:"redirect_uris"`
+	// BackchannelLogout: the provider sends OpenID Connect back-channel logout tokens to
+	// {public_url}/oidc/{id}/backchannel-logout when a login ends there, and Tongban ends the
+	// sessions that login opened (by the ID token's sid, else every session of the account).
+	BackchannelLogout bool `yaml:"backchannel_logout"`
 }
 
 // ClaimMap names the provider's claim that carries each normalized claim.
@@ -128,6 +133,14 @@ type Client struct {
 	// receives id_number, consent or not: an unverified login must not hand a partner an ID
 	// number. Default 3.
 	MinAssuranceForIDNumber int `yaml:"min_assurance_for_id_number"`
+	// BackchannelLogoutURI receives a logout token (OpenID Connect Back-Channel Logout 1.0)
+	// for each of this client's grants that ends: its Tongban session ended, consent was
+	// revoked, the app was disconnected, a refresh token was reused. https (http on loopback).
+	BackchannelLogoutURI string `yaml:"backchannel_logout_uri"`
+	// BackchannelLogoutSessionRequired: the client needs sid in its logout tokens (always sent).
+	BackchannelLogoutSessionRequired bool `yaml:"backchannel_logout_session_required"`
+	// PostLogoutRedirectURIs are where /oauth2/logout may send the browser back to (exact match).
+	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris"`
 }
 
 // MachineClient is a data platform or service owner that authenticates with client credentials.
@@ -233,4 +246,14 @@ func (c *Config) Apps() []App {
 		apps = append(apps, App{ID: cl.ID, Name: cl.Name, Region: cl.Region, CanReceiveSwitch: true})
 	}
 	return apps
+}
+
+// Logout bounds the delivery of back-channel logout tokens to member apps.
+type Logout struct {
+	// Workers is how many logout senders each replica runs.
+	Workers int `yaml:"workers"`
+	// MaxAttempts is how often a token is sent before it goes to the dead letters.
+	MaxAttempts int `yaml:"max_attempts"`
+	// Timeout bounds one POST to a client's backchannel_logout_uri.
+	Timeout Duration `yaml:"timeout"`
 }

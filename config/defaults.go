@@ -69,6 +69,7 @@ func Defaults() *Config {
 			Websocket:        defaultWebsocket(),
 		},
 		RateLimits: DefaultRateLimits(),
+		Logout:     Logout{Workers: 2, MaxAttempts: 8, Timeout: Duration(5 * time.Second)},
 		Telemetry:  Telemetry{OTLPProtocol: defaultOTLPProtocol, ServiceName: defaultTraceServiceName, SamplingRatio: defaultSamplingRatio},
 	}
 }
@@ -194,6 +195,10 @@ func applyDefaults(c *Config) {
 			// completeSignIn.
 			p.RedirectURIs = []string{base + "/dev/apps/" + p.ID + "/callback"}
 		}
+		// A simulated provider sends its logout tokens to Tongban (POST /dev/idp/{id}/logout).
+		if strings.HasPrefix(p.Issuer, base+"/dev/idp/") {
+			p.BackchannelLogout = true
+		}
 	}
 	for i := range c.Clients {
 		cl := &c.Clients[i]
@@ -201,6 +206,11 @@ func applyDefaults(c *Config) {
 			cl.RedirectURIs = []string{base + "/dev/apps/" + cl.ID + "/callback"}
 		}
 		fill(&cl.InitiateLoginURI, base+"/dev/apps/"+cl.ID+"/login")
+		// The simulated app's back-channel endpoint shows "signed out by Tongban".
+		fill(&cl.BackchannelLogoutURI, base+"/dev/apps/"+cl.ID+"/backchannel-logout")
+		if len(cl.PostLogoutRedirectURIs) == 0 {
+			cl.PostLogoutRedirectURIs = []string{base + "/dev/apps/" + cl.ID + "/signed-out"}
+		}
 	}
 }
 

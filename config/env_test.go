@@ -184,13 +184,14 @@ func sampleValue(key string) string {
 	switch {
 	case strings.HasPrefix(key, "rate_limits."):
 		return rateLimitSample(key)
-	case strings.HasPrefix(key, "shutdown_"), strings.HasSuffix(key, "_ttl"), strings.HasSuffix(key, "_timeout"):
+	case strings.HasPrefix(key, "shutdown_"), strings.HasSuffix(key, "_ttl"), strings.HasSuffix(key, "_timeout"), key == "logout.timeout":
 		return "1s"
-	case strings.HasSuffix(key, "dev"), strings.HasSuffix(key, "introspection"):
+	case strings.HasSuffix(key, "dev"), strings.HasSuffix(key, "introspection"), strings.HasSuffix(key, "backchannel_logout"),
+		strings.HasSuffix(key, "_required"):
 		return "true"
 	case strings.HasSuffix(key, "assurance_levels"):
 		return "{a: 1}"
-	case slices.Contains([]string{"redis.pool_size", "redis.max_retries", "push.daily_cap", "push.workers", "providers[].auto_link_min_assurance", "sessions.max_per_person"}, key),
+	case slices.Contains([]string{"redis.pool_size", "redis.max_retries", "push.daily_cap", "push.workers", "providers[].auto_link_min_assurance", "sessions.max_per_person", "logout.workers", "logout.max_attempts"}, key),
 		strings.HasPrefix(key, "graphql.") && strings.HasSuffix(key, "_limit"),
 		strings.HasPrefix(key, "push.privacy."), strings.HasPrefix(key, "push.max_fact"),
 		key == "graphql.max_body_bytes", strings.HasPrefix(key, "graphql.websocket.max_"):

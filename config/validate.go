@@ -89,6 +89,7 @@ func (c *Config) Validate() error {
 	c.validateWebsocket(&ps)
 	c.validateRateLimits(&ps)
 	c.validateTelemetry(&ps)
+	c.validateLogout(&ps)
 	if len(ps) == 0 {
 		return nil
 	}
@@ -252,7 +253,23 @@ func (c *Config) validateClients(ps *Problems) {
 		ps.check(check{prefix + ".subject_type", oneOf(cl.SubjectType, subjectTypes)})
 		ps.check(check{prefix + ".id_token_signed_response_alg", oneOf(cl.IDTokenAlg, idTokenAlgs)})
 		ps.check(check{prefix + ".min_assurance_for_id_number", assuranceLevel(cl.MinAssuranceForIDNumber)})
+		// OpenID Connect Back-Channel Logout 1.0 §2.2: absolute, no fragment; a query is allowed.
+		ps.check(check{prefix + ".backchannel_logout_uri", optional(cl.BackchannelLogoutURI, httpsURL(cl.BackchannelLogoutURI, false))})
+		for j, u := range cl.PostLogoutRedirectURIs {
+			ps.check(check{fmt.Sprintf("%s.post_logout_redirect_uris[%d]", prefix, j), required(u, httpsURL(u, false))})
+		}
 	}
+}
+
+func (c *Config) validateLogout(ps *Problems) {
+	ps.check(
+		check{"logout.workers", when(c.Logout.Workers < 1 || c.Logout.Workers > 64,
+			fmt.Sprintf("must be from 1 to 64 (got %d)", c.Logout.Workers))},
+		check{"logout.max_attempts", when(c.Logout.MaxAttempts < 1 || c.Logout.MaxAttempts > 20,
+			fmt.Sprintf("must be from 1 to 20 (got %d)", c.Logout.MaxAttempts))},
+		check{"logout.timeout", when(c.Logout.Timeout < Duration(time.Second) || c.Logout.Timeout > Duration(30*time.Second),
+			fmt.Sprintf("must be from 1s to 30s, like 5s (got %s)", c.Logout.Timeout.Std()))},
+	)
 }
 
 func (c *Config) validateMachineClients(ps *Problems) {
