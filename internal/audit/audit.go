@@ -26,6 +26,13 @@ const (
 	ConsentGranted Kind = "CONSENT_GRANTED"
 	ConsentRevoked Kind = "CONSENT_REVOKED"
 	SignedIn       Kind = "SIGNED_IN" // a session was opened
+	// SessionEnded: a Tongban session ended; Reason says why (sign_out, evicted, upstream_logout…).
+	SessionEnded Kind = "SESSION_ENDED"
+	// AppSignedOut: a member app's grant ended with the session it came from (or by refresh-token
+	// reuse) and the app was sent a logout token; ToApp is the app.
+	AppSignedOut Kind = "APP_SIGNED_OUT"
+	// AppDisconnected: the person ended every grant of an app (disconnectApp); consent stays.
+	AppDisconnected Kind = "APP_DISCONNECTED"
 )
 
 // Activity is one entry of a person's audit trail. It holds who, what, between which apps and
@@ -37,7 +44,10 @@ type Activity struct {
 	Person  string
 	FromApp string // "" when there is no source app (consent changes, sign-in)
 	ToApp   string
-	At      time.Time
+	// Reason says why, for the kinds that end something (SESSION_ENDED, APP_SIGNED_OUT): a word
+	// like sign_out or upstream_logout, never free text from outside.
+	Reason string
+	At     time.Time
 }
 
 // Cursor is the opaque position of the entry, for List's after.
@@ -177,6 +187,9 @@ func (a *Trail) check(act Activity) (Activity, error) {
 
 func (a *Trail) queue(ctx context.Context, p redis.Pipeliner, act Activity) []redis.Cmder {
 	values := []any{"kind", string(act.Kind), "from", act.FromApp, "to", act.ToApp, "at", act.At.UnixMilli()}
+	if act.Reason != "" {
+		values = append(values, "reason", act.Reason)
+	}
 	return []redis.Cmder{
 		p.XAdd(ctx, &redis.XAddArgs{Stream: a.personKey(act.Person), MinID: a.minID(), Approx: true, ID: "*", Values: values}),
 		p.XAdd(ctx, &redis.XAddArgs{
@@ -191,7 +204,7 @@ func (a *Trail) queue(ctx context.Context, p redis.Pipeliner, act Activity) []re
 func (a *Trail) logRecorded(ctx context.Context, act Activity) {
 	a.log.LogAttrs(ctx, slog.LevelInfo, "audit: "+strings.ToLower(strings.ReplaceAll(string(act.Kind), "_", " ")),
 		slog.String("kind", string(act.Kind)), slog.String("person", act.Person),
-		slog.String("from_app", act.FromApp), slog.String("to_app", act.ToApp))
+		slog.String("from_app", act.FromApp), slog.String("to_app", act.ToApp), slog.String("reason", act.Reason))
 }
 
 func (a *Trail) logFailure(ctx context.Context, act Activity, err error) {
@@ -231,7 +244,8 @@ func (a *Trail) List(ctx context.Context, pid string, first int, after string) (
 		ms, _ := strconv.ParseInt(streamField(m.Values, "at"), 10, 64)
 		out[i] = Activity{
 			ID: m.ID, Kind: Kind(streamField(m.Values, "kind")), Person: pid,
-			FromApp: streamField(m.Values, "from"), ToApp: streamField(m.Values, "to"), At: time.UnixMilli(ms).UTC(),
+			FromApp: streamField(m.Values, "from"), ToApp: streamField(m.Values, "to"), Reason: streamField(m.Values, "reason"),
+			At: time.UnixMilli(ms).UTC(),
 		}
 	}
 	return out, hasNext, nil

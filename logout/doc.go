@@ -1,0 +1,2 @@
+// Package logout delivers OpenID Connect back-channel logout tokens to member apps. (Being written.)
+package logout

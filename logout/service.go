@@ -1,0 +1,4 @@
+package logout
+
+// Service delivers logout tokens. (Being written.)
+type Service struct{}
