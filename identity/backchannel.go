@@ -139,7 +139,8 @@ func (s *Service) backchannelLogout(ctx context.Context, p *Provider, raw string
 		members *redis.StringSliceCmd
 		owner   *redis.StringCmd
 	)
-	_, err = s.store.Client.Pipelined(ctx, func(pl redis.Pipeliner) error {
+	// The pipeline's own error is its first failed command's; each command is judged below.
+	_, _ = s.store.Client.Pipelined(ctx, func(pl redis.Pipeliner) error {
 		slot = pl.SetNX(ctx, jtiKey, "1", ttl)
 		if tok.sid != "" {
 			members = pl.SRandMemberN(ctx, s.upstreamKey(p.Config.ID, tok.sid), maxUpstreamSessions)
@@ -148,10 +149,14 @@ func (s *Service) backchannelLogout(ctx context.Context, p *Provider, raw string
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return "", 0, fmt.Errorf("identity: back-channel logout: %w", err)
+	release := func() {
+		// The provider retries a 503 with the same token: its jti must not be refused then. A
+		// slot whose reply was lost may have been taken all the same, so it is released too;
+		// should that free another delivery's slot, both end the same sessions, which is no harm.
+		_ = s.store.Client.Del(context.WithoutCancel(ctx), jtiKey).Err()
 	}
 	if fresh, err := slot.Result(); err != nil {
+		release()
 		return "", 0, fmt.Errorf("identity: back-channel logout: record jti: %w", err)
 	} else if !fresh {
 		return "", 0, tokenErr(LogoutReplayedJTI, "this logout token (jti) was already received")
@@ -164,8 +169,7 @@ func (s *Service) backchannelLogout(ctx context.Context, p *Provider, raw string
 		err = s.endUpstreamAccount(ctx, p.Config.ID, owner)
 	}
 	if err != nil {
-		// The provider retries a 503 with the same token: its jti must not be refused then.
-		_ = s.store.Client.Del(context.WithoutCancel(ctx), jtiKey).Err()
+		release()
 		return "", 0, err
 	}
 	return scope, ended, nil
