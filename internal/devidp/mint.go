@@ -42,6 +42,9 @@ type MintRequest struct {
 	KeyID      *string // non-nil: use this kid in the header instead of the key's; pointer to "" = omit kid
 	Size       int     // > 0: pad with a "pad" claim so the compact token is at least this many bytes
 	Type       string  // the typ header: "" = "JWT"; "-" = none; e.g. "logout+jwt" for a logout token
+	// NoSubject mints a token without sub (no Citizen, no sub in Claims), e.g. a logout token
+	// that names its login by sid only, or one that names nothing.
+	NoSubject bool
 }
 
 // Mint signs an ID token as the provider would, then applies the request's overrides.
@@ -132,7 +135,7 @@ func (p *Provider) claims(m MintRequest, atHash crypto.Hash) (map[string]any, er
 			return nil, err
 		}
 		c["sid"] = sid[:22]
-	} else if m.Claims["sub"] == nil {
+	} else if m.Claims["sub"] == nil && !m.NoSubject {
 		return nil, fmt.Errorf("devidp: mint: %w", ErrNoSubject)
 	}
 	aud := m.Audience
