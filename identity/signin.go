@@ -292,16 +292,23 @@ func (s *Service) open(ctx context.Context, p *Provider, v *verified, oneTime bo
 			return Tokens{}, Person{}, errReplayed
 		}
 	}
-	return s.resolveAndWrite(ctx, l, id)
+	return s.resolveAndWriteLogin(ctx, l, id, upstreamSID(p, v))
 }
 
 // resolveAndWrite settles the person of a looked-up account and opens the session.
 func (s *Service) resolveAndWrite(ctx context.Context, l *lookup, id Identity) (Tokens, Person, error) {
+	return s.resolveAndWriteLogin(ctx, l, id, "")
+}
+
+// resolveAndWriteLogin is resolveAndWrite for a login the provider named with sid (its ID
+// token's sid claim, "" when it had none): the session opened is indexed under it, so that
+// the provider's back-channel logout of that login ends it (backchannel.go).
+func (s *Service) resolveAndWriteLogin(ctx context.Context, l *lookup, id Identity, sid string) (Tokens, Person, error) {
 	pid, pending, err := s.Persons.decide(ctx, l)
 	if err != nil {
 		return Tokens{}, Person{}, err
 	}
-	t, person, owner, err := s.write(ctx, l, id, pid, pending)
+	t, person, owner, err := s.write(ctx, l, id, pid, pending, sid)
 	if err != nil {
 		return Tokens{}, Person{}, err
 	}
@@ -309,10 +316,12 @@ func (s *Service) resolveAndWrite(ctx context.Context, l *lookup, id Identity) (
 		// Another first sign-in of the account claimed it between the lookup and the write: the
 		// session just opened for the candidate ends before anyone saw it, and the sign-in
 		// joins the account's person.
+		// The candidate's session stays in the upstream login's index until that login ends;
+		// ending a session that is gone ends nothing.
 		if err := errors.Join(s.Sessions.end(ctx, pid, t.Session.ID), s.Persons.discard(ctx, l), s.Persons.claimed(ctx, l, owner)); err != nil {
 			return Tokens{}, Person{}, err
 		}
-		if t, person, _, err = s.write(ctx, l, id, owner, false); err != nil {
+		if t, person, _, err = s.write(ctx, l, id, owner, false, sid); err != nil {
 			return Tokens{}, Person{}, err
 		}
 	}
@@ -322,9 +331,10 @@ func (s *Service) resolveAndWrite(ctx context.Context, l *lookup, id Identity) (
 // write is the last round trip of a sign-in: it writes the person and the session, reads the
 // person back unless this sign-in creates them, and records the sign-in in the audit trail. For
 // a pending account (a new person of its own, see decide) it also claims the account, and owner
-// is whom the account belongs to: pid, unless another sign-in claimed it first. Only the
-// sign-in's own commands can fail it.
-func (s *Service) write(ctx context.Context, l *lookup, id Identity, pid string, pending bool) (t Tokens, person Person, owner string, err error) {
+// is whom the account belongs to: pid, unless another sign-in claimed it first. upstreamSID,
+// when not "", is the provider's sid of the login: the session joins its index in the same
+// round trip. Only the sign-in's own commands can fail it.
+func (s *Service) write(ctx context.Context, l *lookup, id Identity, pid string, pending bool, upstreamSID string) (t Tokens, person Person, owner string, err error) {
 	var (
 		claim   func() (string, error)
 		opened  *opening
@@ -341,6 +351,9 @@ func (s *Service) write(ctx context.Context, l *lookup, id Identity, pid string,
 	}
 	if opened, err = s.Sessions.queueOpen(ctx, pl, Grant{PersonID: pid, App: id.App, Assurance: id.Assurance, AuthTime: id.AuthTime, AMR: id.AMR}); err != nil {
 		return Tokens{}, Person{}, "", err
+	}
+	if upstreamSID != "" {
+		s.queueUpstreamSession(ctx, pl, id.App, upstreamSID, opened.tokens.Session.ID)
 	}
 	if !fresh {
 		read = s.Persons.queueGet(ctx, pl, pid)

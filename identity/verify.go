@@ -56,41 +56,9 @@ type verified struct {
 // it; then the algorithm; then the signature; only a token the provider really signed has its
 // claims judged, so that a forged token is never told which claim gave it away.
 func (p *Provider) verify(ctx context.Context, raw string, want expectation) (*verified, error) {
-	_, keys, guard, err := p.state()
+	hdr, claims, payload, err := p.verifySignature(ctx, raw, "ID token")
 	if err != nil {
 		return nil, err
-	}
-	if len(raw) > MaxIDTokenBytes {
-		return nil, tokenErr(ReasonMalformed, "the ID token is larger than %d bytes", MaxIDTokenBytes)
-	}
-	jws, err := p.parse(raw)
-	if err != nil {
-		return nil, err
-	}
-	hdr := jws.Signatures[0].Header
-	claims, err := decodeClaims(jws.UnsafePayloadWithoutVerification())
-	if err != nil {
-		return nil, &TokenError{Reason: ReasonMalformed, Message: "the ID token is not a signed JWT", Err: err}
-	}
-
-	payload, verr := keys.VerifySignature(ctx, raw)
-	if verr != nil {
-		known, nkeys := guard.known(hdr.KeyID)
-		// A key set that could not be fetched says nothing about the token: the provider is
-		// unavailable, not the token bad.
-		if err := guard.failing(); err != nil && (nkeys == 0 || (hdr.KeyID != "" && !known)) {
-			return nil, &ProviderError{App: p.Config.ID, Err: fmt.Errorf("JWKS: %w", err)}
-		}
-		if hdr.KeyID != "" && !known {
-			return nil, &TokenError{Reason: ReasonUnknownKey, Message: "the ID token is signed with a key the provider does not publish", Err: verr}
-		}
-		return nil, &TokenError{Reason: ReasonBadSignature, Message: "the ID token's signature does not verify", Err: verr}
-	}
-	// The signature is good: the claims are the provider's.
-	if hdr.KeyID == "" {
-		if _, n := guard.known(""); n > 1 {
-			return nil, tokenErr(ReasonUnknownKey, "the ID token names no key (kid) and the provider publishes %d", n)
-		}
 	}
 	if err := p.checkClaims(claims, want); err != nil {
 		return nil, err
@@ -110,8 +78,53 @@ func (p *Provider) verify(ctx context.Context, raw string, want expectation) (*v
 	return &verified{claims: claims, payload: payload, kid: hdr.KeyID, subject: sub, expiry: exp, issuedAt: iat}, nil
 }
 
+// verifySignature is the part of verification every JWT this provider signs goes through, ID
+// tokens and logout tokens alike: the size bound, go-jose's parse (the provider's algorithms
+// only), and the signature against the provider's JWKS through the guarded key set. It returns
+// the protected header, the decoded claims and the payload as signed. what names the token in
+// messages ("ID token", "logout token").
+func (p *Provider) verifySignature(ctx context.Context, raw, what string) (jose.Header, map[string]any, []byte, error) {
+	_, keys, guard, err := p.state()
+	if err != nil {
+		return jose.Header{}, nil, nil, err
+	}
+	if len(raw) > MaxIDTokenBytes {
+		return jose.Header{}, nil, nil, tokenErr(ReasonMalformed, "the %s is larger than %d bytes", what, MaxIDTokenBytes)
+	}
+	jws, err := p.parse(raw, what)
+	if err != nil {
+		return jose.Header{}, nil, nil, err
+	}
+	hdr := jws.Signatures[0].Header
+	claims, err := decodeClaims(jws.UnsafePayloadWithoutVerification())
+	if err != nil {
+		return jose.Header{}, nil, nil, &TokenError{Reason: ReasonMalformed, Message: "the " + what + " is not a signed JWT", Err: err}
+	}
+
+	payload, verr := keys.VerifySignature(ctx, raw)
+	if verr != nil {
+		known, nkeys := guard.known(hdr.KeyID)
+		// A key set that could not be fetched says nothing about the token: the provider is
+		// unavailable, not the token bad.
+		if err := guard.failing(); err != nil && (nkeys == 0 || (hdr.KeyID != "" && !known)) {
+			return jose.Header{}, nil, nil, &ProviderError{App: p.Config.ID, Err: fmt.Errorf("JWKS: %w", err)}
+		}
+		if hdr.KeyID != "" && !known {
+			return jose.Header{}, nil, nil, &TokenError{Reason: ReasonUnknownKey, Message: "the " + what + " is signed with a key the provider does not publish", Err: verr}
+		}
+		return jose.Header{}, nil, nil, &TokenError{Reason: ReasonBadSignature, Message: "the " + what + "'s signature does not verify", Err: verr}
+	}
+	// The signature is good: the claims are the provider's.
+	if hdr.KeyID == "" {
+		if _, n := guard.known(""); n > 1 {
+			return jose.Header{}, nil, nil, tokenErr(ReasonUnknownKey, "the %s names no key (kid) and the provider publishes %d", what, n)
+		}
+	}
+	return hdr, claims, payload, nil
+}
+
 // parse parses raw as a compact JWS signed with one of the provider's accepted algorithms.
-func (p *Provider) parse(raw string) (*jose.JSONWebSignature, error) {
+func (p *Provider) parse(raw, what string) (*jose.JSONWebSignature, error) {
 	jws, err := jose.ParseSignedCompact(raw, p.algorithms())
 	var unexpected *jose.ErrUnexpectedSignatureAlgorithm
 	if errors.As(err, &unexpected) {
@@ -122,13 +135,13 @@ func (p *Provider) parse(raw string) (*jose.JSONWebSignature, error) {
 			_, err = decodeClaims(other.UnsafePayloadWithoutVerification())
 		}
 		if err != nil {
-			return nil, &TokenError{Reason: ReasonMalformed, Message: "the ID token is not a signed JWT", Err: err}
+			return nil, &TokenError{Reason: ReasonMalformed, Message: "the " + what + " is not a signed JWT", Err: err}
 		}
 		return nil, tokenErr(ReasonUnsupportedAlgorithm, "algorithm %q is not accepted from %s (accepted: %s)",
 			unexpected.Got, p.Config.ID, strings.Join(p.Config.Algorithms, ", "))
 	}
 	if err != nil {
-		return nil, &TokenError{Reason: ReasonMalformed, Message: "the ID token is not a signed JWT", Err: err}
+		return nil, &TokenError{Reason: ReasonMalformed, Message: "the " + what + " is not a signed JWT", Err: err}
 	}
 	return jws, nil
 }

@@ -12,8 +12,15 @@
 //	POST /token                             code + verifier → access token and ID token
 //	GET  /userinfo                          Bearer access token → the citizen's claims
 //	POST /mint                              {"citizen": key, "nonce": …} → a signed ID token
+//	POST /logout                            citizen=<fixture key> ends that citizen's logins here:
+//	                                        one logout token per login (typ logout+jwt, its sid)
+//	                                        POSTed to Options.BackchannelLogoutURI; the answer
+//	                                        says how many were sent and the client's status for each
 //
-// Everything the provider knows is sample data (Fixtures) and in-process memory: codes and
+// Every ID token minted for a citizen is a login of its own, named by a fresh sid; the provider
+// remembers each citizen's last 32 logins (sid and audience) for /logout.
+//
+// Everything the provider knows is sample data (Fixtures) and in-process memory: codes, logins and
 // access tokens live in maps behind a mutex and vanish with the process. It is a fake of the
 // outside world, not Tongban state, so it owns no Redis keys.
 //

@@ -41,6 +41,10 @@ type MintRequest struct {
 	ForeignKey bool    // sign with a fresh key of the same alg that is NOT published (bad signature); kid = current kid
 	KeyID      *string // non-nil: use this kid in the header instead of the key's; pointer to "" = omit kid
 	Size       int     // > 0: pad with a "pad" claim so the compact token is at least this many bytes
+	Type       string  // the typ header: "" = "JWT"; "-" = none; e.g. "logout+jwt" for a logout token
+	// NoSubject mints a token without sub (no Citizen, no sub in Claims), e.g. a logout token
+	// that names its login by sid only, or one that names nothing.
+	NoSubject bool
 }
 
 // Mint signs an ID token as the provider would, then applies the request's overrides.
@@ -60,6 +64,7 @@ func (p *Provider) Mint(m MintRequest) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	p.recordLogin(m.Citizen, claims)
 	if len(tok) < m.Size {
 		if tok, err = pad(plan, claims, m.Size); err != nil {
 			return "", err
@@ -123,7 +128,14 @@ func (p *Provider) claims(m MintRequest, atHash crypto.Hash) (map[string]any, er
 		c["name"] = citizen.Name
 		c["phone_number"] = citizen.Phone
 		c["id_number"] = citizen.IDNumber
-	} else if m.Claims["sub"] == nil {
+		// Each token minted for a citizen is a login of its own, named by sid (Back-Channel
+		// Logout 1.0 §2.1), which POST /logout ends.
+		sid, err := randomToken()
+		if err != nil {
+			return nil, err
+		}
+		c["sid"] = sid[:22]
+	} else if m.Claims["sub"] == nil && !m.NoSubject {
 		return nil, fmt.Errorf("devidp: mint: %w", ErrNoSubject)
 	}
 	aud := m.Audience
@@ -162,6 +174,7 @@ type plan struct {
 	kid     string
 	omitKid bool
 	hash    crypto.Hash // for at_hash
+	typ     string      // "" = "JWT", "-" = no typ header
 }
 
 // signPlan chooses the alg, key and kid of m.
@@ -170,7 +183,7 @@ func (p *Provider) signPlan(m MintRequest) (plan, error) {
 	if err != nil {
 		return plan{}, fmt.Errorf("devidp: mint: %w", err)
 	}
-	pl := plan{alg: m.Alg, kid: cur.kid, hash: crypto.SHA256}
+	pl := plan{alg: m.Alg, kid: cur.kid, hash: crypto.SHA256, typ: m.Type}
 	switch {
 	case m.Alg == "none" || m.Alg == "HS256":
 		if m.ForeignKey {
@@ -213,6 +226,17 @@ func (p *Provider) signPlan(m MintRequest) (plan, error) {
 	return pl, nil
 }
 
+// typHeader is the typ header the plan writes, "" for none.
+func (pl plan) typHeader() string {
+	switch pl.typ {
+	case "":
+		return "JWT"
+	case "-":
+		return ""
+	}
+	return pl.typ
+}
+
 // sign serializes claims and signs them into a compact JWS.
 func (pl plan) sign(claims map[string]any) (string, error) {
 	payload, err := json.Marshal(claims)
@@ -222,7 +246,10 @@ func (pl plan) sign(claims map[string]any) (string, error) {
 	if pl.alg == "none" {
 		// go-jose will not produce an unsecured JWS, so this one is assembled by hand; there is
 		// no signature to compute.
-		h := map[string]string{"alg": "none", "typ": "JWT"}
+		h := map[string]string{"alg": "none"}
+		if typ := pl.typHeader(); typ != "" {
+			h["typ"] = typ
+		}
 		if !pl.omitKid {
 			h["kid"] = pl.kid
 		}
@@ -233,7 +260,10 @@ func (pl plan) sign(claims map[string]any) (string, error) {
 		b64 := base64.RawURLEncoding.EncodeToString
 		return b64(hb) + "." + b64(payload) + ".", nil
 	}
-	opts := (&jose.SignerOptions{}).WithType("JWT")
+	opts := &jose.SignerOptions{}
+	if typ := pl.typHeader(); typ != "" {
+		opts = opts.WithType(jose.ContentType(typ))
+	}
 	key := pl.key
 	switch {
 	case pl.omitKid:

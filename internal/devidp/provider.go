@@ -23,6 +23,13 @@ type Options struct {
 	Now          func() time.Time // nil = time.Now; drives iat, exp and code and token expiry
 	Algorithm    string           // alg of the first signing key: "RS256" (default), "ES256", "PS256" or "ES384"
 	OmitIssParam bool             // false = the authorization response carries iss (RFC 9207)
+	// BackchannelLogoutURI is the client's back-channel logout endpoint (OpenID Connect
+	// Back-Channel Logout 1.0), e.g. {public_url}/oidc/{app}/backchannel-logout; POST /logout
+	// sends logout tokens there. "" = the provider does not do back-channel logout.
+	BackchannelLogoutURI string
+	// HTTPClient sends the logout tokens. nil = a client with a 5 s timeout that follows no
+	// redirects.
+	HTTPClient *http.Client
 }
 
 // Provider is one app's simulated OpenID Connect provider. It is an http.Handler that matches
@@ -39,6 +46,8 @@ type Provider struct {
 	now          func() time.Time
 	firstAlg     string
 	omitIss      bool
+	logoutURI    string
+	client       *http.Client
 
 	mu          sync.Mutex
 	published   []*signingKey          // oldest first; generated lazily, see keysLocked
@@ -48,6 +57,7 @@ type Provider struct {
 	tokens      map[string]*accessGrant
 	hook        func(*MintRequest)
 	jwksFetches int
+	logins      map[string][]login // citizen key -> their logins' sids, oldest first (logout.go)
 }
 
 // New checks o and returns a provider. Signing keys are generated on first use, not here,
@@ -94,6 +104,17 @@ func New(o Options) (*Provider, error) {
 		}
 		seen[c.Key] = true
 	}
+	if o.BackchannelLogoutURI != "" && !isHTTPURI(o.BackchannelLogoutURI) {
+		return nil, fmt.Errorf("devidp: back-channel logout URI %q is not an absolute http(s) URI without fragment", o.BackchannelLogoutURI)
+	}
+	client := o.HTTPClient
+	if client == nil {
+		client = &http.Client{
+			Timeout: 5 * time.Second,
+			// Back-Channel Logout 1.0 §2.5: a logout token goes to the registered URI, nowhere else.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
 	return &Provider{
 		issuer:       o.Issuer,
 		path:         u.Path,
@@ -105,6 +126,9 @@ func New(o Options) (*Provider, error) {
 		now:          now,
 		firstAlg:     alg,
 		omitIss:      o.OmitIssParam,
+		logoutURI:    o.BackchannelLogoutURI,
+		client:       client,
+		logins:       map[string][]login{},
 		foreign:      map[string]*signingKey{},
 		codes:        map[string]*authCode{},
 		tokens:       map[string]*accessGrant{},
@@ -146,6 +170,10 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if allowMethods(w, r, http.MethodPost) {
 			p.serveMint(w, r)
 		}
+	case "/logout":
+		if allowMethods(w, r, http.MethodPost) {
+			p.serveLogout(w, r)
+		}
 	default:
 		http.NotFound(w, r)
 	}
@@ -168,6 +196,10 @@ type discovery struct {
 	Claims                []string `json:"claims_supported"`
 	ACRValues             []string `json:"acr_values_supported"`
 	IssParamSupported     bool     `json:"authorization_response_iss_parameter_supported"`
+	// Back-Channel Logout 1.0 §2.1: the provider sends logout tokens, with sid. Both false
+	// when no back-channel logout URI is configured, since then it sends none.
+	BackchannelLogout        bool `json:"backchannel_logout_supported"`
+	BackchannelLogoutSession bool `json:"backchannel_logout_session_supported"`
 }
 
 func (p *Provider) serveDiscovery(w http.ResponseWriter) {
@@ -178,21 +210,23 @@ func (p *Provider) serveDiscovery(w http.ResponseWriter) {
 	}
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	writeJSON(w, http.StatusOK, discovery{
-		Issuer:                p.issuer,
-		AuthorizationEndpoint: p.issuer + "/authorize",
-		TokenEndpoint:         p.issuer + "/token",
-		UserinfoEndpoint:      p.issuer + "/userinfo",
-		JWKSURI:               p.issuer + "/jwks",
-		ResponseTypes:         []string{"code"},
-		SubjectTypes:          []string{"public"},
-		IDTokenAlgs:           algs,
-		Scopes:                []string{"openid", "profile", "phone", "id_number"},
-		TokenAuthMethods:      []string{"client_secret_basic", "client_secret_post"},
-		CodeChallengeMethods:  []string{"S256"},
-		GrantTypes:            []string{"authorization_code"},
-		Claims:                []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "at_hash", "name", "phone_number", "id_number"},
-		ACRValues:             []string{ACRLevel1, ACRLevel2, ACRLevel3, ACRFace},
-		IssParamSupported:     !p.omitIss,
+		Issuer:                   p.issuer,
+		AuthorizationEndpoint:    p.issuer + "/authorize",
+		TokenEndpoint:            p.issuer + "/token",
+		UserinfoEndpoint:         p.issuer + "/userinfo",
+		JWKSURI:                  p.issuer + "/jwks",
+		ResponseTypes:            []string{"code"},
+		SubjectTypes:             []string{"public"},
+		IDTokenAlgs:              algs,
+		Scopes:                   []string{"openid", "profile", "phone", "id_number"},
+		TokenAuthMethods:         []string{"client_secret_basic", "client_secret_post"},
+		CodeChallengeMethods:     []string{"S256"},
+		GrantTypes:               []string{"authorization_code"},
+		Claims:                   []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "acr", "amr", "azp", "at_hash", "name", "phone_number", "id_number"},
+		ACRValues:                []string{ACRLevel1, ACRLevel2, ACRLevel3, ACRFace},
+		IssParamSupported:        !p.omitIss,
+		BackchannelLogout:        p.logoutURI != "",
+		BackchannelLogoutSession: p.logoutURI != "",
 	})
 }
 
