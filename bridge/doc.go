@@ -40,8 +40,8 @@
 // client's registered post_logout_redirect_uris.
 //
 // Rate limits (ratelimit.go, counted by internal/ratelimit, whose keys they are): authorize and
-// logout per IP (one bucket), and failed client authentication at every endpoint a client authenticates to, per client
-// id and IP, failures only. A refusal is 429 with Retry-After and temporarily_unavailable.
+// logout per IP (one bucket), and failed client authentication at every endpoint a client
+// authenticates to, per client id and IP, failures only. A refusal is 429 with Retry-After and temporarily_unavailable.
 //
 // Redis keys (under the store prefix). Keys used together share a hash tag:
 //
