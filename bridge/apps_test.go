@@ -171,3 +171,25 @@ func TestOfflineAccessNeedsConsent(t *testing.T) {
 		t.Errorf("consent to a scope the client may not have: %v", err)
 	}
 }
+
+// Unlinking the person's account of an app ends its grants, offline ones too, with logout
+// tokens and APP_SIGNED_OUT for the reason.
+func TestEndClientGrantsForUnlink(t *testing.T) {
+	t.Parallel()
+	w := newLogoutWorld(t)
+	ctx := context.Background()
+	if _, err := w.b.Consents.Grant(ctx, "p", "app", []string{"profile", "offline_access"}); err != nil {
+		t.Fatal(err)
+	}
+	w.sessions.open(t, "s", "p")
+	tk := w.switchInto(t, "p", "s", "app", "openid offline_access")
+	if n, err := w.b.EndClientGrants(ctx, "p", "app", identity.EndUnlinked); n != 1 || err != nil {
+		t.Fatalf("EndClientGrants = %d, %v", n, err)
+	}
+	if w.alive(t, "app", &tk) {
+		t.Error("the offline grant outlived the unlinking")
+	}
+	if jobs := w.queue.jobs(t, true); len(jobs) != 1 || jobs[0].Reason != string(identity.EndUnlinked) || jobs[0].SID != tk.gid {
+		t.Errorf("jobs %+v", jobs)
+	}
+}

@@ -153,14 +153,18 @@ func (b *Bridge) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	// alone. Deciding here would cost a round trip of its own to read the consent first.
 	var alive func() (bool, error)
 	var stored *redis.BoolCmd
+	//
+	// The code is written before the bind: an ending that finds the ref bound then finds the
+	// code too (on one Redis, a pipeline's commands run in order), where the other order would
+	// let an ending slip between them and leave a code that outlives its session.
 	_, _ = b.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		if b.sessions != nil {
-			alive = b.sessions.QueueBind(ctx, p, tk.Session, indexMember(c.ID, gid))
-		}
 		p.HSet(ctx, key, "hash", hash, "client", c.ID, "redirect_uri", redirect, "challenge", challenge,
 			"nonce", q.Get("nonce"), "source_app", tk.SourceApp, "person", tk.Person, "scopes", strings.Join(granted, " "),
 			"assurance", tk.Assurance, "auth_time", tk.AuthTime, "session", tk.Session, "amr", strings.Join(tk.AMR, " "))
 		stored = p.PExpire(ctx, key, CodeTTL)
+		if b.sessions != nil {
+			alive = b.sessions.QueueBind(ctx, p, tk.Session, indexMember(c.ID, gid))
+		}
 		return nil
 	}) // each answer below reports its own command's error
 	if err := stored.Err(); err != nil {

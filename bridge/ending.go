@@ -328,6 +328,13 @@ func (b *Bridge) ConnectedApps(ctx context.Context, pid string) ([]ConnectedApp,
 	return out, nil
 }
 
+// EndClientGrants ends every grant the person holds from client (offline ones too) for reason,
+// sends the client a logout token per grant and records APP_SIGNED_OUT for each: what unlinking
+// the person's account of that app means. It reports how many grants ended.
+func (b *Bridge) EndClientGrants(ctx context.Context, pid, client string, reason identity.EndReason) (int, error) {
+	return b.endClientGrants(ctx, pid, client, string(reason), audit.AppSignedOut)
+}
+
 // DisconnectApp ends every grant the person holds from client (offline ones too), sends the
 // client a logout token per grant, and keeps the consent, so the next switch needs none. It
 // reports how many grants ended; ErrUnknownClient for a client that receives no switches.
