@@ -144,18 +144,27 @@ func (b *Bridge) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	key := b.codeKey(gid)
 	// The ticket speaks for the session it was issued from: a citizen who signed out there
-	// since has taken it back. The session is read in the round trip that stores the code; a
-	// code stored for an ended session is deleted before it is handed out.
+	// since has taken it back. The code's grant is bound to the session in the round trip that
+	// stores the code, so that the session's ending ends it (SessionsEnded), the code too while
+	// unredeemed; a code stored for an ended session is deleted before it is handed out.
+	//
+	// Every code is bound, an offline one too: whether its grant keeps offline_access is decided
+	// at redemption, by the consent as it is then, and SessionsEnded leaves a grant that kept it
+	// alone. Deciding here would cost a round trip of its own to read the consent first.
 	var alive func() (bool, error)
 	var stored *redis.BoolCmd
+	//
+	// The code is written before the bind: an ending that finds the ref bound then finds the
+	// code too (on one Redis, a pipeline's commands run in order), where the other order would
+	// let an ending slip between them and leave a code that outlives its session.
 	_, _ = b.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		if b.sessions != nil {
-			alive = b.sessions.QueueAlive(ctx, p, tk.Session)
-		}
 		p.HSet(ctx, key, "hash", hash, "client", c.ID, "redirect_uri", redirect, "challenge", challenge,
 			"nonce", q.Get("nonce"), "source_app", tk.SourceApp, "person", tk.Person, "scopes", strings.Join(granted, " "),
 			"assurance", tk.Assurance, "auth_time", tk.AuthTime, "session", tk.Session, "amr", strings.Join(tk.AMR, " "))
 		stored = p.PExpire(ctx, key, CodeTTL)
+		if b.sessions != nil {
+			alive = b.sessions.QueueBind(ctx, p, tk.Session, indexMember(c.ID, gid))
+		}
 		return nil
 	}) // each answer below reports its own command's error
 	if err := stored.Err(); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/tongban/tongban/internal/audit"
 	"github.com/tongban/tongban/internal/ratelimit"
 	"github.com/tongban/tongban/internal/redisx"
+	"github.com/tongban/tongban/logout"
 )
 
 // Lifetimes of what the bridge issues.
@@ -35,10 +36,25 @@ type PersonSource interface {
 	QueueClaims(ctx context.Context, p redis.Pipeliner, pid string) func() (identity.Claims, error)
 }
 
-// SessionChecker tells whether a citizen's session still exists, queued with the bridge's own
-// reads (so on the bridge's Redis, like PersonSource). identity.Sessions satisfies it.
-type SessionChecker interface {
-	QueueAlive(ctx context.Context, p redis.Pipeliner, sid string) func() (bool, error)
+// SessionBinder binds what the bridge issues to the citizen's session it came from, queued with
+// the bridge's own commands (so on the bridge's Redis, like PersonSource): when the session
+// exists, ref joins what ends with it (handed back to SessionsEnded) and the answer is true;
+// when it has ended, nothing is bound and the answer is false. identity.Sessions satisfies it.
+type SessionBinder interface {
+	QueueBind(ctx context.Context, p redis.Pipeliner, sid, ref string) func() (bool, error)
+}
+
+// SessionEnder ends a citizen's session for a reason, and with it (through the hooks, among
+// them SessionsEnded) what was bound to it. It answers identity.ErrInvalidSession when sid is
+// not pid's live session. identity.Sessions satisfies it.
+type SessionEnder interface {
+	End(ctx context.Context, pid, sid string, reason identity.EndReason) error
+}
+
+// LogoutQueue queues back-channel logout tokens for delivery on the bridge's pipeline (so on the
+// bridge's Redis). logout.Service satisfies it.
+type LogoutQueue interface {
+	QueueSend(ctx context.Context, p redis.Pipeliner, jobs ...logout.Job)
 }
 
 // Service is one of the catalog's services (事项), as a switch needs it.
@@ -61,9 +77,15 @@ type Options struct {
 	Keys    *KeyManager
 	Clients *Clients
 	Persons PersonSource
-	// Sessions checks that a ticket's source session is still open at redemption; nil skips it.
-	Sessions SessionChecker
-	Catalog  Catalog
+	// Sessions binds each code's grant to the session its ticket came from (and refuses the code
+	// of a session that has ended); nil binds nothing, so grants outlive sessions.
+	Sessions SessionBinder
+	// Ender ends the Tongban session behind an ID token at /oauth2/logout; nil makes RP-initiated
+	// logout end nothing (it still validates and redirects).
+	Ender SessionEnder
+	// Logout queues back-channel logout tokens for grants that end; nil sends none.
+	Logout  LogoutQueue
+	Catalog Catalog
 	// Audit records tickets, redemptions, exchanges and consent changes; nil records nothing.
 	Audit *audit.Trail
 	// Pepper is secrets.pepper; the bridge derives the key of its pairwise subjects from it, so
@@ -81,7 +103,9 @@ type Bridge struct {
 	keys     *KeyManager
 	clients  *Clients
 	persons  PersonSource
-	sessions SessionChecker
+	sessions SessionBinder
+	ender    SessionEnder
+	logout   LogoutQueue
 	catalog  Catalog
 	Consents *Consents
 	audit    *audit.Trail
@@ -103,7 +127,7 @@ func newBridge(o Options) *Bridge {
 	}
 	return &Bridge{
 		issuer: strings.TrimRight(o.Issuer, "/"), store: o.Store, keys: o.Keys, clients: o.Clients,
-		persons: o.Persons, sessions: o.Sessions, catalog: o.Catalog, subject: subjectKey(o.Pepper), now: o.Now, audit: o.Audit, limits: o.Limits,
+		persons: o.Persons, sessions: o.Sessions, ender: o.Ender, logout: o.Logout, catalog: o.Catalog, subject: subjectKey(o.Pepper), now: o.Now, audit: o.Audit, limits: o.Limits,
 		Consents: &Consents{store: o.Store, clients: o.Clients, now: o.Now, audit: o.Audit},
 	}
 }
@@ -123,6 +147,7 @@ func (b *Bridge) Routes(route func(pattern, name string, h http.Handler)) {
 	route("/oauth2/userinfo", "oauth2_userinfo", http.HandlerFunc(b.serveUserinfo))
 	route("/oauth2/revoke", "oauth2_revoke", http.HandlerFunc(b.serveRevoke))
 	route("/oauth2/introspect", "oauth2_introspect", http.HandlerFunc(b.serveIntrospect))
+	route("/oauth2/logout", "oauth2_logout", http.HandlerFunc(b.serveLogout))
 }
 
 // subjectKey keys the pairwise subjects: the pepper's HMAC of a purpose of its own, so that

@@ -28,6 +28,10 @@ type Client struct {
 	// MinAssuranceForIDNumber is the login assurance from which the client receives id_number
 	// (see releasable); 0 means DefaultMinAssuranceForIDNumber.
 	MinAssuranceForIDNumber int
+	// BackchannelLogoutURI receives the client's logout tokens; "" sends none.
+	BackchannelLogoutURI string
+	// PostLogoutRedirectURIs are where /oauth2/logout may send the browser back (exact match).
+	PostLogoutRedirectURIs []string
 	// sector is the pairwise subject's sector. Each client is its own sector: member apps of
 	// different provinces often share hosting (and in dev mode one host), and OIDC's default of
 	// the redirect URIs' host would give them the same subjects to join their users on.
@@ -69,6 +73,7 @@ func NewClients(cfg *config.Config) (*Clients, error) {
 			ID: cl.ID, Name: cl.Name, RedirectURIs: cl.RedirectURIs, InitiateLoginURI: cl.InitiateLoginURI,
 			Scopes: cl.Scopes, SubjectType: cl.SubjectType, IDTokenAlg: cl.IDTokenAlg, sector: cl.ID,
 			MinAssuranceForIDNumber: cl.MinAssuranceForIDNumber,
+			BackchannelLogoutURI:    cl.BackchannelLogoutURI, PostLogoutRedirectURIs: cl.PostLogoutRedirectURIs,
 		}
 		if err := add(c, cl.Secret, cl.SecretSHA256); err != nil {
 			return nil, err
@@ -87,6 +92,16 @@ func NewClients(cfg *config.Config) (*Clients, error) {
 func (cs *Clients) Get(id string) (*Client, bool) {
 	c, ok := cs.byID[id]
 	return c, ok
+}
+
+// BackchannelLogoutURI is where a client receives its logout tokens (logout.Endpoints); false
+// for a client that has none, or no such client.
+func (cs *Clients) BackchannelLogoutURI(client string) (string, bool) {
+	c, ok := cs.byID[client]
+	if !ok || c.BackchannelLogoutURI == "" {
+		return "", false
+	}
+	return c.BackchannelLogoutURI, true
 }
 
 // Algorithms lists the ID-token algorithms some client uses, ES256 first.
@@ -155,6 +170,18 @@ func (c *Client) consentScopes() []string {
 		if s != "openid" && s != "offline_access" {
 			out = append(out, s)
 		}
+	}
+	return out
+}
+
+// grantableScopes are the scopes a person can consent to for the client: those that need consent
+// and offline_access when the client may have it. offline_access releases nothing about the
+// person, but it keeps the app connected after the person signs out of Tongban, so it is
+// theirs to give (and never needed for a switch).
+func (c *Client) grantableScopes() []string {
+	out := c.consentScopes()
+	if slices.Contains(c.Scopes, "offline_access") {
+		out = append(out, "offline_access")
 	}
 	return out
 }

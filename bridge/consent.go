@@ -60,7 +60,7 @@ func (cs *Consents) Grant(ctx context.Context, pid, clientID string, scopes []st
 	}
 	var bad []string
 	for _, s := range scopes {
-		if !slices.Contains(c.consentScopes(), s) {
+		if !slices.Contains(c.grantableScopes(), s) {
 			bad = append(bad, s)
 		}
 	}
@@ -182,7 +182,9 @@ func (c Consent) holds(client *Client, scopes []string) bool {
 	return c.covers(scopes) && (len(client.consentScopes()) == 0 || !c.GrantedAt.IsZero())
 }
 
-// covers reports whether consent includes every scope that needs consent.
+// covers reports whether consent includes every scope that needs consent. offline_access is not
+// one of them here: a grant keeps it only when the consent listed it at redemption
+// (consentedScopes), and consent only grows until it is revoked, which ends the grant.
 func (c Consent) covers(scopes []string) bool {
 	for _, s := range scopes {
 		if s != "openid" && s != "offline_access" && !slices.Contains(c.Scopes, s) {
@@ -190,4 +192,20 @@ func (c Consent) covers(scopes []string) bool {
 		}
 	}
 	return true
+}
+
+// DescribeScope is what consenting to scope means for the person, as the consent shown to them
+// says it: app is the client's display name.
+func DescribeScope(scope, app string) string {
+	switch scope {
+	case "profile":
+		return "your name"
+	case "phone":
+		return "your phone number"
+	case "id_number":
+		return "your ID card number"
+	case "offline_access":
+		return "stays connected to " + app + " after you sign out of Tongban, until you disconnect it"
+	}
+	return scope
 }

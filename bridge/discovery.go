@@ -31,6 +31,12 @@ func (b *Bridge) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 		"request_parameter_supported":                    false,
 		"request_uri_parameter_supported":                false,
 		"authorization_response_iss_parameter_supported": true,
+		// Every grant is its own session at its app: sid in its ID tokens is the grant id, and a
+		// logout token names exactly one grant (sid and sub), never "all of the person's
+		// sessions", so an app never has to guess which of its sessions a token ends.
+		"backchannel_logout_supported":         true,
+		"backchannel_logout_session_supported": true,
+		"end_session_endpoint":                 b.issuer + "/oauth2/logout",
 	}
 	writeDoc(w, doc)
 }

@@ -22,9 +22,26 @@
 // person's hash tag, then records the audit entry. Whatever is written before the check that
 // could refuse it (a ticket, a code) is deleted on refusal before anyone has seen it.
 //
-// Rate limits (ratelimit.go, counted by internal/ratelimit, whose keys they are): authorize per
-// IP, and failed client authentication at every endpoint a client authenticates to, per client
-// id and IP, failures only. A refusal is 429 with Retry-After and temporarily_unavailable.
+// Sessions across apps (ending.go, logout.go, logouttoken.go): authorize binds the code's grant
+// to the Tongban session its ticket came from (Options.Sessions, ref "<client>|<gid>"), in the
+// round trip that stores the code. When the session ends, for whatever reason, identity hands
+// the bound refs to SessionsEnded on its own pipeline: each code and grant goes, an ended grant
+// leaves a tombstone, its index entry goes, its client is queued a logout token naming the
+// grant (sid = gid, the sid of its ID tokens; the client's own sub) when it has a
+// backchannel_logout_uri, and APP_SIGNED_OUT is recorded, all without a round trip of the
+// bridge's own. A grant that kept offline_access (the client may have it and the person
+// consented to it, which the consent shown says) is spared: it ends only by DisconnectApp
+// (consent kept), revoking consent, unlinking the app's account, or its own refresh-token
+// reuse, each of which queues logout tokens too; a client's own /oauth2/revoke does not. The
+// delivery is the logout package's (Options.Logout): the job checks the tombstone at its first
+// attempt, so a job for a grant that was never made or was spared is dropped, not sent.
+// RP-initiated logout (/oauth2/logout) ends, through Options.Ender, the session behind the
+// id_token_hint's sid when that grant is still the hint's client's; it redirects only to the
+// client's registered post_logout_redirect_uris.
+//
+// Rate limits (ratelimit.go, counted by internal/ratelimit, whose keys they are): authorize and
+// logout per IP (one bucket), and failed client authentication at every endpoint a client
+// authenticates to, per client id and IP, failures only. A refusal is 429 with Retry-After and temporarily_unavailable.
 //
 // Redis keys (under the store prefix). Keys used together share a hash tag:
 //
@@ -39,6 +56,10 @@
 //	                                  of the code deletes it; the same redemption sent twice is known by its access
 //	                                  token's hash), the code's nonce and source app; TTL the refresh lifetime, or the access lifetime
 //	                                  for machine and exchanged grants; act (JSON) for a token exchange's grant
+//	g:{<gid>}:ended            string the tombstone of a grant that ended with its session, its consent, a
+//	                                  disconnection or a refresh-token reuse: "1"; TTL 24 h. Its logout job is
+//	                                  sent only if it exists (never for a code never redeemed, or a spared grant)
+//	g:{<gid>}:children         set    the grants exchanged from it (they end with it); TTL the refresh lifetime
 //	{p:<pid>}:grantidx         zset   "<client>|<gid>" of the person's grants scored by when each ends (unix ms),
 //	                                  so revoking consent ends them; a revoked grant's entry goes with it, an
 //	                                  expired one at the next trim (by score, each 32nd add and each revocation)

@@ -21,7 +21,8 @@ import (
 //
 //	g:{<gid>}  hash  kind (user|machine), client, person, scopes, assurance, auth_time, session,
 //	                 departments, at/at_exp, at_prev/at_prev_exp, rt, used, code (hash of the code
-//	                 it was redeemed from); TTL refresh lifetime
+//	                 it was redeemed from), issued (unix s; absent on grants from before it);
+//	                 TTL refresh lifetime
 //	                 (user) or access lifetime (machine)
 const (
 	accessPrefix  = "tbo_"
@@ -85,7 +86,7 @@ func (b *Bridge) issue(ctx context.Context, g Grant, withRefresh bool) (issued, 
 		"kind": g.Kind, "client": g.Client, "person": g.Person, "scopes": strings.Join(g.Scopes, " "),
 		"assurance": g.Assurance, "auth_time": g.AuthTime.Unix(), "session": g.Session,
 		"departments": strings.Join(g.Departments, "\n"), "at": ah, "at_exp": g.ExpiresAt.Unix(),
-		"amr": strings.Join(g.AMR, " "),
+		"amr": strings.Join(g.AMR, " "), "issued": b.now().Unix(),
 	}
 	// An exchanged grant is written with its actor in the same step, so it is never usable
 	// without one.
@@ -217,42 +218,10 @@ func (b *Bridge) unindex(ctx context.Context, pid, client, gid string) error {
 }
 
 // revokeClientGrants ends every grant a person has given client: what withdrawing consent means.
-// It walks the live entries of the index (and trims the ended ones in the same round trip).
+// The client is sent a logout token per grant (endClientGrants).
 func (b *Bridge) revokeClientGrants(ctx context.Context, pid, client string) error {
-	idx, legacy := b.personGrants(pid), b.legacyPersonGrants(pid)
-	now := msScore(b.now())
-	var live, old *redis.StringSliceCmd
-	_, _ = b.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.ZRemRangeByScore(ctx, idx, "-inf", now)
-		live = p.ZRangeByScore(ctx, idx, &redis.ZRangeBy{Min: "(" + now, Max: "+inf"})
-		old = p.SMembers(ctx, legacy)
-		return nil
-	}) // the listings below report their own errors; the trim is housekeeping
-	if err := errors.Join(live.Err(), old.Err()); err != nil {
-		return fmt.Errorf("bridge: list grants: %w", err)
-	}
-	for _, m := range live.Val() {
-		c, gid, ok := strings.Cut(m, "|")
-		if !ok || c != client {
-			continue
-		}
-		if err := b.revoke(ctx, gid); err != nil {
-			return err
-		}
-	}
-	for _, m := range old.Val() {
-		c, gid, ok := strings.Cut(m, "|")
-		if !ok || c != client {
-			continue
-		}
-		if err := b.revoke(ctx, gid); err != nil {
-			return err
-		}
-		if err := b.store.Client.SRem(ctx, legacy, m).Err(); err != nil {
-			return fmt.Errorf("bridge: unindex grant: %w", err)
-		}
-	}
-	return nil
+	_, err := b.endClientGrants(ctx, pid, client, reasonConsentRevoked, "")
+	return err
 }
 
 var grantFields = []string{"kind", "client", "person", "scopes", "assurance", "auth_time", "session", "departments", "amr", actField}
@@ -397,11 +366,9 @@ func (b *Bridge) refresh(ctx context.Context, c *Client, token string) (issued, 
 	switch outcome {
 	case opaque.Rotated:
 	case opaque.Reused:
-		// The rotation deleted the grant; its index entry and what was exchanged from it go too.
-		if err := b.unindex(ctx, g.Person, g.Client, gid); err != nil {
-			return issued{}, nil, err
-		}
-		if err := b.revokeChildren(ctx, gid); err != nil {
+		// The rotation deleted the grant; its index entry and what was exchanged from it go too,
+		// and its client hears of it (a logout token): someone holds a copy of its tokens.
+		if err := b.endReused(ctx, g); err != nil {
 			return issued{}, nil, err
 		}
 		return issued{}, invalidGrant("the refresh token was already used; every token of its grant is revoked"), nil

@@ -21,6 +21,9 @@ func (b *Bridge) idToken(c *Client, g Grant, nonce, accessToken string, person *
 	claims := map[string]any{
 		"iss": b.issuer, "sub": b.Subject(c, g.Person), "aud": c.ID, "azp": c.ID,
 		"exp": now.Add(IDTokenTTL).Unix(), "iat": now.Unix(), "auth_time": g.AuthTime.Unix(),
+		// sid is the grant: each switch is its own session at the app, so the logout token that
+		// ends it (LogoutToken, same sid) and an id_token_hint at /oauth2/logout name exactly
+		// one grant, and through it the Tongban session it was bound to.
 		"acr": acr(g.Assurance), "sid": g.ID,
 	}
 	if nonce != "" {

@@ -98,7 +98,7 @@ func (b *Bridge) redeemCode(r *http.Request, c *Client) (map[string]any, *OAuthE
 	exp := b.now().Add(AccessTokenTTL).UTC().Truncate(time.Second)
 	res, err := redeemScript.Run(ctx, b.store.Client, []string{b.codeKey(gid), b.grantKey(gid)},
 		hash, c.ID, r.PostForm.Get("redirect_uri"), s256(r.PostForm.Get("code_verifier")), RefreshTokenTTL.Milliseconds(), ah,
-		"at", ah, "at_exp", exp.Unix(), "rt", rh, "departments", "").Slice()
+		"at", ah, "at_exp", exp.Unix(), "rt", rh, "departments", "", "issued", b.now().Unix()).Slice()
 	if err != nil {
 		return nil, serverError()
 	}
@@ -182,12 +182,14 @@ func (b *Bridge) redeemCode(r *http.Request, c *Client) (map[string]any, *OAuthE
 	return tokenResponse(issued{access: access, refresh: refresh, grant: g}, idToken), nil
 }
 
-// consentedScopes are the scopes of a code that consent covers: openid and offline_access,
-// which release nothing about the person, and those the person consented to.
+// consentedScopes are the scopes of a code that consent covers: openid, which releases nothing
+// about the person, and those the person consented to. offline_access must be consented to as
+// well: it releases nothing, but a grant holding it outlives the session it came from (the
+// person signing out of Tongban), which is theirs to allow.
 func consentedScopes(scopes []string, consent Consent) []string {
 	out := make([]string, 0, len(scopes))
 	for _, s := range scopes {
-		if s == "openid" || s == "offline_access" || slices.Contains(consent.Scopes, s) {
+		if s == "openid" || slices.Contains(consent.Scopes, s) {
 			out = append(out, s)
 		}
 	}

@@ -26,6 +26,9 @@ type Switch struct {
 	// Withheld are the target's scopes this session's login does not release, consent or not
 	// (id_number below the target's min_assurance_for_id_number; see releasable).
 	Withheld []string
+	// Optional are scopes the person may consent to but need not for the switch: offline_access,
+	// when the target may have it and the consent lacks it (DescribeScope says what it means).
+	Optional []string
 }
 
 // Errors of SwitchApp that callers map to codes.
@@ -128,11 +131,15 @@ func (b *Bridge) SwitchApp(ctx context.Context, sess identity.Session, target, s
 		}
 	}
 	withheld := c.withheld(sess.Assurance)
+	var optional []string
+	if slices.Contains(c.Scopes, "offline_access") && !slices.Contains(cons.Scopes, "offline_access") {
+		optional = []string{"offline_access"}
+	}
 	if len(missing) > 0 {
 		if err := b.store.Client.Del(context.WithoutCancel(ctx), key).Err(); err != nil {
 			return Switch{}, fmt.Errorf("bridge: drop unneeded ticket: %w", err)
 		}
-		return Switch{ConsentRequired: missing, Withheld: withheld}, nil
+		return Switch{ConsentRequired: missing, Withheld: withheld, Optional: optional}, nil
 	}
 	q := url.Values{"iss": {b.issuer}, "login_hint": {tk}}
 	if svc.Link != "" {
@@ -148,7 +155,7 @@ func (b *Bridge) SwitchApp(ctx context.Context, sess identity.Session, target, s
 	}
 	launch.RawQuery = merged.Encode()
 	_ = b.audit.Record(ctx, audit.Activity{Kind: audit.SwitchIssued, Person: sess.PersonID, FromApp: sess.App, ToApp: target, At: b.now()})
-	return Switch{LaunchURL: launch.String(), ExpiresAt: exp, Withheld: withheld}, nil
+	return Switch{LaunchURL: launch.String(), ExpiresAt: exp, Withheld: withheld, Optional: optional}, nil
 }
 
 // takeTicketScript takes a ticket once. It marks the ticket taken by its taker, a claimant fresh

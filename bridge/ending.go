@@ -1,0 +1,351 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tongban/tongban/identity"
+	"github.com/tongban/tongban/internal/audit"
+	"github.com/tongban/tongban/logout"
+)
+
+// Ending grants: with the session they came from (SessionsEnded, the hook identity calls), with
+// the consent (revokeClientGrants), at the person's word (DisconnectApp) and on refresh-token
+// reuse. Each ended grant leaves a tombstone, g:{<gid>}:ended, for EndedTombstoneTTL: the check
+// its logout job must pass at its first attempt, so a job queued for a grant that never existed
+// (an unredeemed code) or that was spared (offline) is dropped instead of sent.
+
+// EndedTombstoneTTL is how long an ended grant's tombstone lives: longer than any logout job
+// waits for its first attempt.
+const EndedTombstoneTTL = 24 * time.Hour
+
+// Why grants end besides a session's ending (identity.EndReason names those): the Reason of
+// their logout jobs and activity.
+const (
+	reasonConsentRevoked  = "consent_revoked"
+	reasonAppDisconnected = "app_disconnected"
+)
+
+func (b *Bridge) tombstoneKey(gid string) string { return b.grantKey(gid) + ":ended" }
+
+// endGrantScript ends one grant: its code (unredeemed, it dies with its session) and the grant
+// go, and when the grant existed its tombstone is set. With ARGV[2] = "1" (a session's ending) a
+// grant that holds offline_access is spared: the person let it outlive their sessions.
+//
+// KEYS[1] oc:{gid}, KEYS[2] g:{gid}, KEYS[3] g:{gid}:ended, KEYS[4] g:{gid}:children; ARGV[1]
+// tombstone TTL ms, ARGV[2] "1" to spare offline grants. Returns {0} (no grant), {1, number of
+// exchanged grants} (ended) or {2, the grant's PTTL} (spared).
+var endGrantScript = redis.NewScript(`
+local g = redis.call('HMGET', KEYS[2], 'client', 'scopes')
+if ARGV[2] == '1' and g[2] and string.find(' ' .. g[2] .. ' ', ' offline_access ', 1, true) then
+  return {2, redis.call('PTTL', KEYS[2])}
+end
+redis.call('DEL', KEYS[1])
+if not g[1] then return {0} end
+redis.call('DEL', KEYS[2])
+redis.call('SET', KEYS[3], '1', 'PX', ARGV[1])
+return {1, redis.call('SCARD', KEYS[4])}
+`)
+
+// grantEnd is one grant to end, and what to record of it.
+type grantEnd struct {
+	pid, client, gid, reason string
+	// spareOffline leaves a grant holding offline_access alone (a session's ending).
+	spareOffline bool
+	// kind is recorded for the grant in the person's activity; "" records nothing.
+	kind audit.Kind
+}
+
+// queueEnd queues on p the ending of a grant: the script on its slot, its index entry, its
+// logout job (for a client with a back-channel logout URI; the tombstone decides whether it is
+// sent) and its activity. The returned function, once p has run, reports whether the grant
+// existed and was ended, and ends what was exchanged from it (a round trip only then) or puts
+// back the index entry of a spared grant.
+func (b *Bridge) queueEnd(ctx context.Context, p redis.Pipeliner, e grantEnd) func() (bool, error) {
+	spare := "0"
+	if e.spareOffline {
+		spare = "1"
+	}
+	gk := b.grantKey(e.gid)
+	res := endGrantScript.Eval(ctx, p, []string{b.codeKey(e.gid), gk, b.tombstoneKey(e.gid), gk + ":children"},
+		EndedTombstoneTTL.Milliseconds(), spare)
+	after := b.queueAfterEnd(ctx, p, e)
+	return func() (bool, error) {
+		after()
+		v, err := res.Int64Slice()
+		if err == nil && (len(v) == 0 || v[0] != 0 && len(v) != 2) {
+			err = fmt.Errorf("unexpected answer %v", v)
+		}
+		if err != nil {
+			return false, fmt.Errorf("bridge: end grant: %w", err)
+		}
+		switch v[0] {
+		case 1:
+			if v[1] > 0 {
+				if err := b.revokeChildren(ctx, e.gid); err != nil {
+					return true, err
+				}
+			}
+			return true, nil
+		case 2:
+			// Spared: its index entry, removed in the same pipeline, goes back.
+			ends := b.now().Add(time.Duration(v[1]) * time.Millisecond)
+			if err := b.store.Client.ZAdd(ctx, b.personGrants(e.pid), redis.Z{Score: float64(ends.UnixMilli()), Member: indexMember(e.client, e.gid)}).Err(); err != nil {
+				return false, fmt.Errorf("bridge: reindex offline grant: %w", err)
+			}
+		}
+		return false, nil
+	}
+}
+
+// queueAfterEnd queues what follows a grant's end on other slots than the grant's: its index
+// entry goes, its logout job and its activity are queued. The returned function logs the
+// activity's outcome; the index entry's removal is housekeeping (trimmed by score otherwise).
+func (b *Bridge) queueAfterEnd(ctx context.Context, p redis.Pipeliner, e grantEnd) func() {
+	p.ZRem(ctx, b.personGrants(e.pid), indexMember(e.client, e.gid))
+	if b.logout != nil {
+		if c, ok := b.clients.Get(e.client); ok && c.BackchannelLogoutURI != "" {
+			b.logout.QueueSend(ctx, p, logout.Job{
+				Client: c.ID, Subject: b.Subject(c, e.pid), SID: e.gid, Reason: e.reason, Check: b.tombstoneKey(e.gid),
+			})
+		}
+	}
+	if e.kind == "" {
+		return func() {}
+	}
+	return b.audit.Queue(ctx, p, audit.Activity{Kind: e.kind, Person: e.pid, ToApp: e.client, Reason: e.reason, At: b.now()})
+}
+
+// SessionsEnded ends the grants bound to sessions that ended (identity.EndHook): every ref
+// "<client>|<gid>" the bridge bound at authorize loses its code or grant, the grant its index
+// entry, and its client is sent a logout token naming the grant (sid = gid). A grant holding
+// offline_access is spared. Everything is queued on p, the ending's own pipeline: the returned
+// function, once p has run, reports errors and makes a round trip of its own only to end
+// exchanged grants or to put back a spared grant's index entry.
+//
+// It is idempotent: called again for the same ending, the grants are gone, no tombstone is set
+// anew, and the logout jobs queued again find the tombstone of the first call (a token may be
+// sent twice: delivery is at least once).
+func (b *Bridge) SessionsEnded(ctx context.Context, p redis.Pipeliner, ended []identity.Ended) func() error {
+	var dones []func() (bool, error)
+	for _, s := range ended {
+		for _, ref := range s.Bound {
+			client, gid, ok := strings.Cut(ref, "|")
+			if !ok || gid == "" {
+				continue
+			}
+			dones = append(dones, b.queueEnd(ctx, p, grantEnd{
+				pid: s.Person, client: client, gid: gid, reason: string(s.Reason), spareOffline: true, kind: audit.AppSignedOut,
+			}))
+		}
+	}
+	return func() error {
+		var errs []error
+		for _, done := range dones {
+			if _, err := done(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
+	}
+}
+
+// endClientGrants ends every live grant the person holds from client, offline ones too, in one
+// pipeline after the listing, and reports how many existed. It walks the live entries of the
+// index (trimming the ended ones in the same round trip) and the legacy set.
+func (b *Bridge) endClientGrants(ctx context.Context, pid, client, reason string, kind audit.Kind) (int, error) {
+	idx, legacy := b.personGrants(pid), b.legacyPersonGrants(pid)
+	now := msScore(b.now())
+	var live, old *redis.StringSliceCmd
+	_, _ = b.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZRemRangeByScore(ctx, idx, "-inf", now)
+		live = p.ZRangeByScore(ctx, idx, &redis.ZRangeBy{Min: "(" + now, Max: "+inf"})
+		old = p.SMembers(ctx, legacy)
+		return nil
+	}) // the listings below report their own errors; the trim is housekeeping
+	if err := errors.Join(live.Err(), old.Err()); err != nil {
+		return 0, fmt.Errorf("bridge: list grants: %w", err)
+	}
+	var gids, legacyMembers []string
+	for _, m := range live.Val() {
+		if c, gid, ok := strings.Cut(m, "|"); ok && c == client {
+			gids = append(gids, gid)
+		}
+	}
+	for _, m := range old.Val() {
+		if c, gid, ok := strings.Cut(m, "|"); ok && c == client {
+			gids = append(gids, gid)
+			legacyMembers = append(legacyMembers, m)
+		}
+	}
+	if len(gids) == 0 {
+		return 0, nil
+	}
+	dones := make([]func() (bool, error), 0, len(gids))
+	var unlisted *redis.IntCmd
+	_, _ = b.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, gid := range gids {
+			dones = append(dones, b.queueEnd(ctx, p, grantEnd{pid: pid, client: client, gid: gid, reason: reason, kind: kind}))
+		}
+		if len(legacyMembers) > 0 {
+			unlisted = p.SRem(ctx, legacy, legacyMembers)
+		}
+		return nil
+	}) // each queued command reports its own error
+	n := 0
+	var errs []error
+	for _, done := range dones {
+		existed, err := done()
+		if existed {
+			n++
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if unlisted != nil && unlisted.Err() != nil {
+		errs = append(errs, fmt.Errorf("bridge: unindex grant: %w", unlisted.Err()))
+	}
+	return n, errors.Join(errs...)
+}
+
+// endReused finishes the ending of a grant whose refresh token was presented again: the rotation
+// deleted the grant; its tombstone, index entry, logout job and activity follow in one round
+// trip, and what was exchanged from it ends too.
+func (b *Bridge) endReused(ctx context.Context, g Grant) error {
+	e := grantEnd{pid: g.Person, client: g.Client, gid: g.ID, reason: string(identity.EndRefreshReuse), kind: audit.AppSignedOut}
+	var tomb *redis.StatusCmd
+	var after func()
+	_, _ = b.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		tomb = p.Set(ctx, b.tombstoneKey(g.ID), "1", EndedTombstoneTTL)
+		after = b.queueAfterEnd(ctx, p, e)
+		return nil
+	}) // the tombstone reports its own error
+	after()
+	if err := tomb.Err(); err != nil {
+		return fmt.Errorf("bridge: end reused grant: %w", err)
+	}
+	return b.revokeChildren(ctx, g.ID)
+}
+
+// ConnectedApp is a client holding live grants from a person (me.connectedApps).
+type ConnectedApp struct {
+	Client string
+	Name   string
+	// Since is when the earliest of the client's live grants was issued.
+	Since time.Time
+	// LastUsed is the last issue or refresh of any of them, precise to a refresh.
+	LastUsed time.Time
+	// Offline: one of the grants holds offline_access, so it stays after the person signs out.
+	Offline bool
+}
+
+// ConnectedApps lists the clients that hold live grants from the person, by client id: two
+// round trips (the index, then the grants).
+func (b *Bridge) ConnectedApps(ctx context.Context, pid string) ([]ConnectedApp, error) {
+	now := b.now()
+	entries, err := b.store.Client.ZRangeByScoreWithScores(ctx, b.personGrants(pid),
+		&redis.ZRangeBy{Min: "(" + msScore(now), Max: "+inf"}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("bridge: list grants: %w", err)
+	}
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	type entry struct {
+		client string
+		score  float64
+		cmd    *redis.SliceCmd
+	}
+	es := make([]entry, 0, len(entries))
+	_, _ = b.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, z := range entries {
+			m, _ := z.Member.(string)
+			client, gid, ok := strings.Cut(m, "|")
+			if !ok {
+				continue
+			}
+			es = append(es, entry{client: client, score: z.Score, cmd: p.HMGet(ctx, b.grantKey(gid), "client", "issued", "scopes")})
+		}
+		return nil
+	}) // each read reports its own error
+	byClient := map[string]*ConnectedApp{}
+	var order []string
+	for _, e := range es {
+		v, err := e.cmd.Result()
+		if err != nil {
+			return nil, fmt.Errorf("bridge: read grant: %w", err)
+		}
+		if c, _ := v[0].(string); c != e.client {
+			continue // ended since it was listed
+		}
+		// The entry's score is when the grant ends: a refresh lifetime after its last issue
+		// or refresh (an access lifetime for a grant without refresh tokens).
+		last := time.UnixMilli(int64(e.score)).Add(-RefreshTokenTTL)
+		since := last
+		if s, _ := v[1].(string); s != "" {
+			if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+				since = time.Unix(n, 0)
+			}
+		}
+		if last.Before(since) {
+			last = since
+		}
+		scopes, _ := v[2].(string)
+		app := byClient[e.client]
+		if app == nil {
+			app = &ConnectedApp{Client: e.client, Name: e.client, Since: since, LastUsed: last}
+			if c, ok := b.clients.Get(e.client); ok {
+				app.Name = c.Name
+			}
+			byClient[e.client] = app
+			order = append(order, e.client)
+		}
+		if since.Before(app.Since) {
+			app.Since = since
+		}
+		if last.After(app.LastUsed) {
+			app.LastUsed = last
+		}
+		if strings.Contains(" "+scopes+" ", " offline_access ") {
+			app.Offline = true
+		}
+	}
+	out := make([]ConnectedApp, 0, len(order))
+	for _, id := range order {
+		a := *byClient[id]
+		a.Since, a.LastUsed = a.Since.UTC().Truncate(time.Second), a.LastUsed.UTC().Truncate(time.Second)
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(a, b ConnectedApp) int { return strings.Compare(a.Client, b.Client) })
+	return out, nil
+}
+
+// EndClientGrants ends every grant the person holds from client (offline ones too) for reason,
+// sends the client a logout token per grant and records APP_SIGNED_OUT for each: what unlinking
+// the person's account of that app means. It reports how many grants ended.
+func (b *Bridge) EndClientGrants(ctx context.Context, pid, client string, reason identity.EndReason) (int, error) {
+	return b.endClientGrants(ctx, pid, client, string(reason), audit.AppSignedOut)
+}
+
+// DisconnectApp ends every grant the person holds from client (offline ones too), sends the
+// client a logout token per grant, and keeps the consent, so the next switch needs none. It
+// reports how many grants ended; ErrUnknownClient for a client that receives no switches.
+func (b *Bridge) DisconnectApp(ctx context.Context, pid, client string) (int, error) {
+	if c, ok := b.clients.Get(client); !ok || c.Machine {
+		return 0, ErrUnknownClient
+	}
+	n, err := b.endClientGrants(ctx, pid, client, reasonAppDisconnected, "")
+	if err != nil {
+		return n, err
+	}
+	_ = b.audit.Record(ctx, audit.Activity{Kind: audit.AppDisconnected, Person: pid, ToApp: client, Reason: reasonAppDisconnected, At: b.now()})
+	return n, nil
+}
