@@ -42,10 +42,11 @@ func TestConnectedAppsAndTheirEndings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Most recently used first; the tie broken by client id.
 	wantApps := []ConnectedApp{
-		{Client: "app", Name: "App app", Since: start, LastUsed: start.Add(time.Hour), Offline: true},
-		{Client: "other", Name: "App other", Since: start.Add(time.Hour), LastUsed: start.Add(2 * time.Hour)},
-		{Client: "quiet", Name: "App quiet", Since: start.Add(time.Hour), LastUsed: start.Add(time.Hour)},
+		{Client: "other", Name: "App other", Since: start.Add(time.Hour), LastUsed: start.Add(2 * time.Hour), Grants: 1},
+		{Client: "app", Name: "App app", Since: start, LastUsed: start.Add(time.Hour), Offline: true, Grants: 2},
+		{Client: "quiet", Name: "App quiet", Since: start.Add(time.Hour), LastUsed: start.Add(time.Hour), Grants: 1},
 	}
 	if !slices.Equal(apps, wantApps) {
 		t.Fatalf("ConnectedApps\n got %+v\nwant %+v", apps, wantApps)

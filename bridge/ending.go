@@ -245,6 +245,8 @@ type ConnectedApp struct {
 	LastUsed time.Time
 	// Offline: one of the grants holds offline_access, so it stays after the person signs out.
 	Offline bool
+	// Grants is how many live grants the client holds.
+	Grants int
 }
 
 // ConnectedApps lists the clients that hold live grants from the person, by client id: two
@@ -314,6 +316,7 @@ func (b *Bridge) ConnectedApps(ctx context.Context, pid string) ([]ConnectedApp,
 		if last.After(app.LastUsed) {
 			app.LastUsed = last
 		}
+		app.Grants++
 		if strings.Contains(" "+scopes+" ", " offline_access ") {
 			app.Offline = true
 		}
@@ -324,7 +327,13 @@ func (b *Bridge) ConnectedApps(ctx context.Context, pid string) ([]ConnectedApp,
 		a.Since, a.LastUsed = a.Since.UTC().Truncate(time.Second), a.LastUsed.UTC().Truncate(time.Second)
 		out = append(out, a)
 	}
-	slices.SortFunc(out, func(a, b ConnectedApp) int { return strings.Compare(a.Client, b.Client) })
+	// Most recently used first, as the person looks for the app they just used.
+	slices.SortFunc(out, func(a, b ConnectedApp) int {
+		if c := b.LastUsed.Compare(a.LastUsed); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Client, b.Client)
+	})
 	return out, nil
 }
 
