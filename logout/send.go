@@ -22,8 +22,10 @@ const (
 	outcomeDead       = "dead"        // retried MaxAttempts times: dead letter
 	outcomeNoGrant    = "no_grant"    // the Check key was gone at the first attempt: nothing to log out
 	outcomeNoEndpoint = "no_endpoint" // the client has no backchannel_logout_uri (any more)
-	// outcomeDropped is a malformed entry: acknowledged, logged, not counted.
+	// Not counted: a malformed entry, acknowledged and logged; and an entry put back on the
+	// stream unsent (its worker is stopping, or its batch ran long), to be read anew.
 	outcomeDropped = ""
+	outcomeRequeue = "requeue"
 )
 
 // bodyLimit bounds what is read of a member app's answer: it is read only so the connection
@@ -51,18 +53,8 @@ func newClient(o Options) *http.Client {
 	}
 }
 
-// attempt makes one delivery attempt of a.
+// attempt makes one delivery attempt of a, whose grant check (if any) has passed.
 func (s *Service) attempt(ctx context.Context, a attempt) result {
-	if a.N == 1 && a.Check != "" {
-		n, err := s.store.Client.Exists(ctx, a.Check).Result()
-		if err != nil {
-			s.log.Warn("logout: check the grant of a logout job", "err", err, "client", a.Client)
-			return result{leave: true}
-		}
-		if n == 0 {
-			return result{outcome: outcomeNoGrant}
-		}
-	}
 	uri, ok := s.opts.Endpoints.BackchannelLogoutURI(a.Client)
 	if !ok || uri == "" {
 		return result{outcome: outcomeNoEndpoint}

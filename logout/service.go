@@ -48,8 +48,10 @@ type Options struct {
 
 	// Test knobs (production leaves them zero). A retry waits a random time up to
 	// MinBackoff·2^(attempt-1) [1 s], never more than MaxBackoff [5 min], which also caps a
-	// Retry-After; an entry pending with a worker for ClaimIdle [30 s] is taken over by another
-	// (the replica is taken for dead); Poll is how long a worker blocks reading the stream and
+	// Retry-After; an entry pending with a worker for ClaimIdle [30 s, at least 4·Timeout] is
+	// taken over by another (its replica is taken for dead), so a worker sends from a batch only
+	// while the send would end within ClaimIdle/2 and puts the rest back: a ClaimIdle below
+	// 4·Timeout leaves room for one send a batch and costs throughput; Poll is how long a worker blocks reading the stream and
 	// how often due retries move back onto it [1 s].
 	MinBackoff time.Duration
 	MaxBackoff time.Duration
@@ -69,9 +71,6 @@ type Service struct {
 	jobsKey  string
 	retryKey string
 	deadKey  string
-	// batch is how many entries a worker reads at once: few enough that the last of them is
-	// sent well before ClaimIdle hands them to another replica, even if every POST times out.
-	batch int
 
 	// life ends only when a test kills the replica (export_test.go): sends in flight are cut
 	// and nothing is settled, as after SIGKILL. Stopping Run's ctx does not end it.
@@ -96,7 +95,7 @@ func New(store *redisx.Store, o Options) (*Service, error) {
 		v time.Duration
 	}{
 		{&o.Timeout, 5 * time.Second}, {&o.MinBackoff, time.Second}, {&o.MaxBackoff, 5 * time.Minute},
-		{&o.ClaimIdle, 30 * time.Second}, {&o.Poll, time.Second},
+		{&o.ClaimIdle, max(30*time.Second, 4*o.Timeout)}, {&o.Poll, time.Second},
 	} {
 		if *d.d <= 0 {
 			*d.d = d.v
@@ -122,7 +121,6 @@ func New(store *redisx.Store, o Options) (*Service, error) {
 	s := &Service{
 		store: store, opts: o, log: o.Log, now: o.Now, client: newClient(o),
 		jobsKey: store.Key(jobsSuffix), retryKey: store.Key(retrySuffix), deadKey: store.Key(deadSuffix),
-		batch: clamp(int(o.ClaimIdle/(2*o.Timeout)), 1, 16),
 	}
 	s.life, s.kill = context.WithCancel(context.Background())
 	m, err := newMetrics(store, o.Registerer)
@@ -132,8 +130,6 @@ func New(store *redisx.Store, o Options) (*Service, error) {
 	s.metrics = m
 	return s, nil
 }
-
-func clamp(v, lo, hi int) int { return max(lo, min(v, hi)) }
 
 // Run runs this replica's workers and, under a lease (one replica at a time), the release of
 // due retries, until ctx ends. Then the workers read nothing new, finish the sends they have
