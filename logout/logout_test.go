@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -355,5 +356,109 @@ func TestBackoffStaysWithinBounds(t *testing.T) {
 	}
 	if d := logout.Backoff(s, 1, 10*time.Second); d != 10*time.Second {
 		t.Errorf("a Retry-After of 10 s waits %v", d)
+	}
+}
+
+// Stopping a replica finishes the send in hand and settles it; the entries of its batch not
+// yet sent go back onto the stream (not left pending for ClaimIdle), where the next replica
+// finds them.
+func TestStopFinishesTheSendInHandAndPutsTheRestBack(t *testing.T) {
+	store := testenv.Redis(t)
+	sg := newSigner(t)
+	gate := make(chan struct{})
+	p := newPartner(t, sg, "app1", func(w http.ResponseWriter, _ *http.Request, n int) int {
+		if n == 0 {
+			<-gate
+		}
+		w.WriteHeader(http.StatusOK)
+		return http.StatusOK
+	})
+	o := fast(endpoints{"app1": p.srv.URL + "/bcl"}, sg)
+	o.Workers = 1
+	first, _ := logout.New(store, o)
+	queue(t, store, first, job("app1"), job("app1"), job("app1"))
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan error, 1)
+	go func() { stopped <- first.Run(ctx) }()
+	testenv.Eventually(t, 5*time.Second, func() bool { return len(p.receipts()) == 1 }, "the first send")
+	cancel()
+	select {
+	case <-stopped:
+		t.Fatal("Run returned with a send in hand")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(gate)
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return once its send was answered")
+	}
+	if n := logout.Sends(first, "app1", "sent"); n != 1 {
+		t.Errorf("the stopped replica settled %v sends, want 1", n)
+	}
+	pending, err := store.Client.XPending(context.Background(), store.Key("{logout}:jobs"), "logout").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := store.Client.XLen(context.Background(), store.Key("{logout}:jobs")).Result(); n != 2 || pending.Count != 0 {
+		t.Fatalf("stream holds %d entries, %d pending; want the 2 unsent back on it, none pending", n, pending.Count)
+	}
+	second, _ := start(t, store, fast(endpoints{"app1": p.srv.URL + "/bcl"}, sg))
+	testenv.Eventually(t, 5*time.Second, func() bool { return logout.Sends(second, "app1", "sent") == 2 && settled(t, store) },
+		"the next replica sends the rest")
+	if n := len(p.receipts()); n != 3 {
+		t.Errorf("the partner saw %d requests, want 3", n)
+	}
+}
+
+// Two replicas share the work: every token is taken exactly once, even when each first fails
+// once and comes back through the retry set (released by one replica at a time).
+func TestTwoReplicasDeliverEachTokenOnce(t *testing.T) {
+	store := testenv.Redis(t)
+	sg := newSigner(t)
+	var mu sync.Mutex
+	tries := map[string]int{}
+	p := newPartner(t, sg, "app1", func(w http.ResponseWriter, r *http.Request, _ int) int {
+		_ = r.ParseForm()
+		c := sg.verify(t, r.PostForm.Get("logout_token"), "app1")
+		mu.Lock()
+		tries[c.ID]++
+		n := tries[c.ID]
+		mu.Unlock()
+		if n == 1 {
+			w.WriteHeader(http.StatusBadGateway)
+			return http.StatusBadGateway
+		}
+		w.WriteHeader(http.StatusOK)
+		return http.StatusOK
+	})
+	eps := endpoints{"app1": p.srv.URL + "/bcl"}
+	a, _ := start(t, store, fast(eps, sg))
+	b, _ := start(t, store, fast(eps, sg))
+	const n = 20
+	jobs := make([]logout.Job, n)
+	for i := range jobs {
+		jobs[i] = job("app1")
+	}
+	queue(t, store, a, jobs...)
+	sent := func() float64 { return logout.Sends(a, "app1", "sent") + logout.Sends(b, "app1", "sent") }
+	testenv.Eventually(t, 10*time.Second, func() bool { return sent() == n && settled(t, store) }, "%d tokens taken", n)
+	time.Sleep(100 * time.Millisecond)
+	accepted := map[string]int{}
+	for _, r := range p.receipts() {
+		if r.status == http.StatusOK {
+			accepted[r.claims.ID]++
+		}
+	}
+	if len(accepted) != n || len(p.receipts()) != 2*n {
+		t.Fatalf("%d tokens accepted in %d requests; want %d in %d", len(accepted), len(p.receipts()), n, 2*n)
+	}
+	for jti, k := range accepted {
+		if k != 1 {
+			t.Errorf("jti %s accepted %d times", jti, k)
+		}
 	}
 }
