@@ -6,13 +6,14 @@
 // the grant id as sid, a jti kept across retries) to a Redis stream on the caller's own
 // pipeline: the citizen's sign-out costs no round trip more and never waits on a member app.
 //
-// Sending (worker.go, send.go). Every replica runs Workers workers in one consumer group. For
-// each entry: at the first attempt, a Job.Check key (the bridge's tombstone of a grant that
+// Sending (worker.go, send.go). Every replica runs Workers workers in one consumer group. A
+// worker reads up to 16 entries at once and checks their grants in one round trip. For each
+// entry: at the first attempt, a Job.Check key (the bridge's tombstone of a grant that
 // existed) must still exist, else the job is dropped; a client without an endpoint is skipped;
 // else the Minter signs the token and it is POSTed as application/x-www-form-urlencoded
 // logout_token=<jwt>, within Timeout, following no redirect, to https only (http only to a
-// loopback host), reading at most 4 KiB of the answer. Then (settle.go) in one transaction the
-// entry is acknowledged (and deleted) together with its follow-up:
+// loopback host), reading at most 4 KiB of the answer. Then (settle.go) one transaction
+// acknowledges (and deletes) the batch's entries together with their follow-ups:
 //
 //	200, 204                           sent
 //	5xx, 429, timeout, connection      retry: into the retry set, due after a random time up to
@@ -26,10 +27,13 @@
 // Guarantees. At least once: an entry is acknowledged only together with what follows from
 // it. A replica that dies mid-send leaves its entries pending in the group; any worker takes
 // entries idle for ClaimIdle (30 s) over with XAUTOCLAIM and sends them again, with the same
-// jti, so a member app that got the first send can recognise the second. A worker reads only
-// as many entries at once as it can send within half of ClaimIdle even if each POST times out,
-// so a live worker's entries are not taken from it. Run's end (ctx) stops reading; the sends in
-// hand are finished and settled first.
+// jti, so a member app that got the first send can recognise the second. A worker sends from
+// its batch only while the send would end within half of ClaimIdle (at least 4·Timeout by
+// default) and puts the rest back on the stream, so a live worker's entries are not taken from
+// it. Run's end (ctx) stops reading; the send in hand is finished, the rest of its batch put
+// back, all settled, and the replica's consumers leave the group. The consumers of replicas
+// that died are deleted by the lease holder once they own nothing and have not read for
+// 10 minutes (consumers.go). Sends to one member app are not ordered.
 //
 // Outcomes (tongban_logout_sends_total{client,outcome}): sent, retry, rejected, dead,
 // no_grant, no_endpoint. Gauges: tongban_logout_queue_depth, tongban_logout_retry_depth,

@@ -406,12 +406,21 @@ func TestStopFinishesTheSendInHandAndPutsTheRestBack(t *testing.T) {
 	if n, _ := store.Client.XLen(context.Background(), store.Key("{logout}:jobs")).Result(); n != 2 || pending.Count != 0 {
 		t.Fatalf("stream holds %d entries, %d pending; want the 2 unsent back on it, none pending", n, pending.Count)
 	}
-	second, _ := start(t, store, fast(endpoints{"app1": p.srv.URL + "/bcl"}, sg))
+	// The stopped replica's worker left the group: a restart's new names do not pile up.
+	consumers, err := store.Client.XInfoConsumers(context.Background(), store.Key("{logout}:jobs"), "logout").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(consumers) != 0 {
+		t.Errorf("the group keeps %d consumers of the stopped replica: %+v", len(consumers), consumers)
+	}
+	second, stopSecond := start(t, store, fast(endpoints{"app1": p.srv.URL + "/bcl"}, sg))
 	testenv.Eventually(t, 5*time.Second, func() bool { return logout.Sends(second, "app1", "sent") == 2 && settled(t, store) },
 		"the next replica sends the rest")
 	if n := len(p.receipts()); n != 3 {
 		t.Errorf("the partner saw %d requests, want 3", n)
 	}
+	stopSecond()
 }
 
 // Two replicas share the work: every token is taken exactly once, even when each first fails

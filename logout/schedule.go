@@ -26,7 +26,8 @@ return #due
 const releaseBatch = 500
 
 // runRetries moves due retries back onto the stream every Poll, on one replica at a time (the
-// lease {logout}:retry:lease, held across polls by this loop), until ctx ends. A failing poll
+// lease {logout}:retry:lease, held across polls by this loop), until ctx ends. The holder also
+// deletes, every minute, the consumers of replicas long gone (consumers.go). A failing poll
 // (Redis away) is tried again at the next; it never ends the loop.
 func (s *Service) runRetries(ctx context.Context) error {
 	ttl := 10*s.opts.Poll + time.Second
@@ -36,9 +37,14 @@ func (s *Service) runRetries(ctx context.Context) error {
 	}
 	keys := []string{s.retryKey, s.jobsKey}
 	var tok redisx.Token
+	var lastSweep time.Time
 	for ctx.Err() == nil && s.life.Err() == nil {
 		// Acquire recognises this loop's own holding, so it also renews it.
 		if tok, err = lease.Acquire(ctx); err == nil {
+			if time.Since(lastSweep) >= staleConsumer/10 {
+				lastSweep = time.Now()
+				s.dropStaleConsumers(ctx)
+			}
 			for ctx.Err() == nil {
 				n, err := lease.Run(ctx, releaseDueScript, tok, keys, s.now().UnixMilli(), releaseBatch).Int()
 				if err != nil || n < releaseBatch {

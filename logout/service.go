@@ -143,8 +143,10 @@ func (s *Service) Run(ctx context.Context) error {
 		return fmt.Errorf("logout: create the consumer group: %w", err)
 	}
 	var wg sync.WaitGroup
-	for i := range s.opts.Workers {
-		wg.Go(func() { s.work(ctx, fmt.Sprintf("%s-%d", s.opts.Consumer, i)) })
+	names := make([]string, s.opts.Workers)
+	for i := range names {
+		names[i] = fmt.Sprintf("%s-%d", s.opts.Consumer, i)
+		wg.Go(func() { s.work(ctx, names[i]) })
 	}
 	wg.Go(func() {
 		if err := s.runRetries(ctx); err != nil {
@@ -152,6 +154,11 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	})
 	wg.Wait()
+	if s.life.Err() == nil {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		s.dropConsumers(dctx, names)
+	}
 	return nil
 }
 
