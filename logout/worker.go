@@ -88,7 +88,10 @@ func (s *Service) deliver(ctx context.Context, msgs []redis.XMessage, read time.
 	if s.life.Err() != nil {
 		return
 	}
-	s.settle(bctx, done)
+	// A time of its own: a batch that used its whole bound is still settled.
+	sctx, stop := context.WithTimeout(s.life, 5*time.Second)
+	defer stop()
+	s.settle(sctx, done)
 }
 
 // checkGrants reads, in one round trip, whether the Check keys of the batch's first attempts
