@@ -40,8 +40,9 @@ func TestRetriesUntilThePartnerTakesTheToken(t *testing.T) {
 	s, _ := start(t, store, o)
 	queue(t, store, s, job("app1"))
 
-	testenv.Eventually(t, 10*time.Second, func() bool { return len(p.receipts()) == 4 && settled(t, store) },
-		"four attempts, then nothing left")
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		return len(p.receipts()) == 4 && settled(t, store) && logout.Sends(s, "app1", "sent") == 1
+	}, "four attempts, then nothing left")
 	time.Sleep(100 * time.Millisecond) // a fifth send would have come by now
 	got := p.receipts()
 	if len(got) != 4 {
@@ -134,7 +135,8 @@ func TestRetriedUntilDead(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				return len(dl) > 0 && settled(t, store)
+				// The metric is counted once the transaction that wrote the dead letter returned.
+				return len(dl) > 0 && settled(t, store) && logout.Sends(s, "app1", "dead") == 1
 			}, "a dead letter")
 			if len(dl) != 1 || dl[0].Outcome != "dead" || dl[0].Attempts != 3 || dl[0].Job != j ||
 				!strings.Contains(dl[0].Error, tc.want) {
@@ -192,7 +194,7 @@ func TestRejectedAtOnce(t *testing.T) {
 			var dl []logout.DeadLetter
 			testenv.Eventually(t, 5*time.Second, func() bool {
 				dl, _ = s.DeadLetters(context.Background(), 10)
-				return len(dl) > 0 && settled(t, store)
+				return len(dl) > 0 && settled(t, store) && logout.Sends(s, "app1", "rejected") == 1
 			}, "a dead letter")
 			if len(dl) != 1 || dl[0].Outcome != "rejected" || dl[0].Attempts != 1 || !strings.Contains(dl[0].Error, tc.want) {
 				t.Fatalf("dead letters %+v; want one, rejected at the first attempt, error with %q", dl, tc.want)
