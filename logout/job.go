@@ -2,8 +2,11 @@ package logout
 
 import (
 	"context"
+	"strconv"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tongban/tongban/internal/opaque"
 )
 
 // Job is one logout token to deliver: one ended grant of one client.
@@ -29,7 +32,43 @@ type Minter interface {
 	LogoutToken(client, subject, sid, jti string) (string, error)
 }
 
-// QueueSend queues jobs on p (XADD on the jobs stream).
+// QueueSend queues jobs on p (XADD on the jobs stream): the caller's pipeline runs them with
+// whatever else it writes, so queueing costs the caller no round trip of its own and never
+// waits on a member app. A job without a JTI gets a random one here, which every retry of the
+// job keeps: the member app can tell a repeated delivery from a new token.
 func (s *Service) QueueSend(ctx context.Context, p redis.Pipeliner, jobs ...Job) {
-	panic("logout: QueueSend is being written")
+	for _, j := range jobs {
+		if j.JTI == "" {
+			// opaque.Random fails only when the system's random source does, which crypto/rand
+			// treats as fatal already; the job keeps an empty jti out of no path.
+			j.JTI, _ = opaque.Random(16)
+		}
+		p.XAdd(ctx, &redis.XAddArgs{Stream: s.jobsKey, Values: fields(j, 1)})
+	}
+}
+
+// attempt is a job on its way: the job, which attempt this is (1 = first), and the stream
+// entry it came in.
+type attempt struct {
+	Job
+	N  int
+	ID string
+}
+
+// fields are a job's stream entry fields; the retry scheduler (schedule.go) writes the same.
+func fields(j Job, n int) []any {
+	return []any{"client", j.Client, "sub", j.Subject, "sid", j.SID, "reason", j.Reason,
+		"check", j.Check, "jti", j.JTI, "attempt", strconv.Itoa(n)}
+}
+
+// readAttempt reads a stream entry back; an entry without a client or jti is malformed.
+func readAttempt(m redis.XMessage) (attempt, bool) {
+	str := func(k string) string { v, _ := m.Values[k].(string); return v }
+	n, err := strconv.Atoi(str("attempt"))
+	if err != nil || n < 1 {
+		n = 1
+	}
+	a := attempt{Job: Job{Client: str("client"), Subject: str("sub"), SID: str("sid"), Reason: str("reason"),
+		Check: str("check"), JTI: str("jti")}, N: n, ID: m.ID}
+	return a, a.Client != "" && a.JTI != ""
 }
