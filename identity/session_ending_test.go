@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -28,7 +29,7 @@ type endingUnderTest struct {
 	trail *audit.Trail
 }
 
-func newEndingUnderTest(t *testing.T, o SessionOptions) *endingUnderTest {
+func newEndingUnderTest(t testing.TB, o SessionOptions) *endingUnderTest {
 	t.Helper()
 	store := testenv.Redis(t)
 	clk := testenv.NewClock()
@@ -36,15 +37,19 @@ func newEndingUnderTest(t *testing.T, o SessionOptions) *endingUnderTest {
 }
 
 // onStore builds another replica's sessions on the same store and clock.
-func onStore(t *testing.T, store *redisx.Store, clk *testenv.Clock, o SessionOptions) *endingUnderTest {
+func onStore(t testing.TB, store *redisx.Store, clk *testenv.Clock, o SessionOptions) *endingUnderTest {
 	t.Helper()
 	o.Now = clk.Now
-	trail := audit.New(store, audit.Options{Now: clk.Now})
+	trail := audit.New(store, audit.Options{Now: clk.Now, Log: quiet})
 	o.Audit = trail
+	o.Log = quiet
 	s := NewSessions(store, o)
 	s.OnEnd(logHook(store))
 	return &endingUnderTest{s: s, store: store, clk: clk, trail: trail}
 }
+
+// quiet keeps the audit trail's line per record out of the test output (and the benchmark's time).
+var quiet = slog.New(slog.DiscardHandler)
 
 func hookLogKey(store *redisx.Store) string { return store.Key("test:ended") }
 
