@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -521,5 +522,28 @@ func TestListShowsLiveSessionsNewestFirst(t *testing.T) {
 				t.Errorf("%s.%s holds a User-Agent", k, f)
 			}
 		}
+	}
+}
+
+func TestEndAllCostsTheSameForOneSessionOrMany(t *testing.T) {
+	u := newEndingUnderTest(t, SessionOptions{})
+	u.s.OnEnd(bridgeLikeHook(u.store))
+	var rt roundTrips
+	u.store.Client.AddHook(&rt)
+	cost := map[int]int64{}
+	for _, n := range []int{1, 4} {
+		pid := "p-" + strconv.Itoa(n)
+		for range n {
+			u.openBound(t, Grant{PersonID: pid, App: "app-a", Assurance: 2}, "c1|g-"+randomSID(t))
+		}
+		rt.n.Store(0)
+		must(t, u.s.EndAll(context.Background(), pid, "", EndEverywhere))
+		cost[n] = rt.n.Load()
+		if got := listedSessions(t, u.store, pid); len(got) != 0 {
+			t.Errorf("EndAll left %q in the list of %s", got, pid)
+		}
+	}
+	if cost[1] != cost[4] || cost[1] != 4 {
+		t.Errorf("EndAll round trips: %d for one session, %d for four; want 4 and 4 (list, records, RT1, RT2)", cost[1], cost[4])
 	}
 }
