@@ -247,7 +247,8 @@ func (s *Sessions) endSessions(ctx context.Context, ends []ending, outbox bool) 
 // finishEndings is RT2: what follows from the sessions that ended. On failure the outbox
 // entries and bound sets are put back, best effort, for the sweep to finish.
 func (s *Sessions) finishEndings(ctx context.Context, ended []Ended, done, stale []ending) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endingTimeout)
+	base := context.WithoutCancel(ctx)
+	ctx, cancel := context.WithTimeout(base, endingTimeout)
 	defer cancel()
 	p := s.store.Client.Pipeline()
 	var members []any
@@ -292,6 +293,9 @@ func (s *Sessions) finishEndings(ctx context.Context, ended []Ended, done, stale
 		return
 	}
 	s.opts.Log.Warn("identity: sessions ended, what follows from it did not all happen; the sweep finishes it", "sessions", len(done), "err", err)
+	// A time of its own: RT2 may have failed by using all of its own.
+	ctx, cancel = context.WithTimeout(base, endingTimeout)
+	defer cancel()
 	_, _ = s.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		score := float64(s.opts.Now().UnixMilli())
 		for i, e := range done {
