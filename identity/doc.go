@@ -39,13 +39,32 @@
 //	persons:<0..63>                  set    every person's id, sharded by FNV-1a of the id: the walk
 //	                                        of a rule's backfill and the sample of its audience estimate
 //	s:{<sid>}                        hash   person, app, assurance, auth_time, amr, created, at/at_exp,
-//	                                        at_prev/at_prev_exp, rt, used; TTL = refresh lifetime
+//	                                        at_prev/at_prev_exp, rt, used (opaque's rotated refresh hashes),
+//	                                        last_used (unix, set at each refresh), device (a coarse
+//	                                        description like "Android · WeChat", internal/useragent; never
+//	                                        the User-Agent); TTL = refresh lifetime
+//	s:{<sid>}:bound                  set    refs bound to the session (QueueBind; the bridge's "<client>|<gid>"),
+//	                                        handed to the OnEnd hooks when it ends; TTL = the session's,
+//	                                        24 h once it ended (for the sweep), deleted when the ending is done
+//	{sessions}:ending                zset   the outbox of endings under way, "<sid>|<pid>|<app>|<reason>" by
+//	                                        start (unix ms): written with the end (RT1), removed when what
+//	                                        follows is done (RT2); Run claims entries older than 30 s
+//	                                        (moving their score to now) and finishes them
 //
 // Pub/sub channel (under the store prefix):
 //
 //	revoked                          the id of every session that ended (sign-out, revocation,
 //	                                 refresh-token reuse, unlink, merge, eviction); each replica
 //	                                 subscribes once (Sessions.Listen) and ends what it holds for it
+//
+// Ending a session (session_end.go) is one path whatever the reason (EndReason): two round
+// trips with nothing or many grants bound. RT1 writes the outbox entry and runs the end script
+// on the session's slot (DEL s:{sid}, read s:{sid}:bound): from then on the tokens are dead and
+// nothing more can be bound. RT2 removes the list entry, publishes on revoked, queues the hooks'
+// commands (the bridge ends the bound grants and queues their logout tokens), the activity entry
+// (SESSION_ENDED with the reason), and removes the bound set and the outbox entry. A replica
+// that dies in between leaves the outbox entry to the sweep (Run), which runs the end script
+// again and does RT2: hooks must be idempotent.
 //
 // Tokens are internal/opaque credentials, rotated by opaque.Rotate; they are never stored, only
 // SHA-256 of their secret part; the ID number is never stored in

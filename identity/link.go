@@ -145,7 +145,7 @@ func (ps *Persons) merge(ctx context.Context, from, into, lk string, sessions *S
 	if err := c.SRem(ctx, ps.indexKey(shardOf(from)), from).Err(); err != nil {
 		return fmt.Errorf("identity: retire merged person: %w", err)
 	}
-	return sessions.EndAll(ctx, from, "")
+	return sessions.EndAll(ctx, from, "", EndMerged)
 }
 
 // detachScript removes an account from a person's list unless it is the last one, in one step
@@ -240,5 +240,5 @@ func (ps *Persons) Unlink(ctx context.Context, pid, sessionApp, app string, sess
 	if err := c.SAdd(ctx, ps.indexKey(shardOf(alone)), alone).Err(); err != nil {
 		return fmt.Errorf("identity: index person of unlinked account: %w", err)
 	}
-	return sessions.EndAll(ctx, pid, app)
+	return sessions.EndAll(ctx, pid, app, EndUnlinked)
 }

@@ -74,7 +74,7 @@ func TestRevocationReachesAnotherReplica(t *testing.T) {
 			}
 		}},
 		{"all sessions of an app ended (unlink)", func(t *testing.T, s *Sessions, tok Tokens) {
-			if err := s.EndAll(ctx, tok.Session.PersonID, tok.Session.App); err != nil {
+			if err := s.EndAll(ctx, tok.Session.PersonID, tok.Session.App, EndUnlinked); err != nil {
 				t.Fatal(err)
 			}
 		}},

@@ -5,15 +5,19 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tongban/tongban/internal/audit"
 	"github.com/tongban/tongban/internal/opaque"
 	"github.com/tongban/tongban/internal/redisx"
+	"github.com/tongban/tongban/internal/useragent"
 )
 
 // ErrInvalidSession means a bearer token is malformed, unknown, expired or revoked. Callers
@@ -39,6 +43,10 @@ const (
 	DefaultAccessTTL   = 15 * time.Minute
 	DefaultRefreshTTL  = 30 * 24 * time.Hour
 	DefaultMaxSessions = 10
+	// The sweep of unfinished endings (Run): how often it looks, and how old an outbox entry
+	// must be before it is taken as abandoned by the replica that wrote it.
+	DefaultSweepEvery = 10 * time.Second
+	DefaultSweepStale = 30 * time.Second
 )
 
 // Session is what a valid access token stands for.
@@ -78,6 +86,11 @@ type SessionOptions struct {
 	// oldest.
 	MaxPerPerson int
 	Now          func() time.Time
+	// Audit records every ending in the person's activity; nil records nothing.
+	Audit *audit.Trail
+	// SweepEvery and SweepStale pace Run (DefaultSweepEvery, DefaultSweepStale).
+	SweepEvery, SweepStale time.Duration
+	Log                    *slog.Logger
 }
 
 // Sessions issues and checks access and refresh tokens.
@@ -85,6 +98,9 @@ type Sessions struct {
 	store   *redisx.Store
 	opts    SessionOptions
 	revoked *revocations
+
+	mu    sync.Mutex
+	hooks []EndHook // OnEnd
 }
 
 // NewSessions returns sessions kept in store.
@@ -100,6 +116,15 @@ func NewSessions(store *redisx.Store, o SessionOptions) *Sessions {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.SweepEvery <= 0 {
+		o.SweepEvery = DefaultSweepEvery
+	}
+	if o.SweepStale <= 0 {
+		o.SweepStale = DefaultSweepStale
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
 	}
 	return &Sessions{store: store, opts: o, revoked: newRevocations(store)}
 }
@@ -157,11 +182,15 @@ func (s *Sessions) queueOpen(ctx context.Context, p redis.Pipeliner, g Grant) (*
 		AMR: g.AMR,
 	}
 	key := s.sessionKey(sid)
-	p.HSet(ctx, key, map[string]any{
+	record := map[string]any{
 		"person": sess.PersonID, "app": sess.App, "assurance": sess.Assurance,
 		"auth_time": sess.AuthTime.Unix(), "created": now.Unix(), "amr": strings.Join(sess.AMR, " "),
 		"at": accessHash, "at_exp": sess.ExpiresAt.Unix(), "rt": refreshHash,
-	})
+	}
+	if d := useragent.Device(ctx); d != "" {
+		record["device"] = d // the description only: the User-Agent itself is never stored
+	}
+	p.HSet(ctx, key, record)
 	p.PExpire(ctx, key, s.opts.RefreshTTL)
 	list := s.personSessions(g.PersonID)
 	p.ZAdd(ctx, list, redis.Z{Score: float64(now.UnixMicro()), Member: sid})
@@ -178,39 +207,28 @@ func (o *opening) finish(ctx context.Context) (Tokens, error) {
 	return o.tokens, nil
 }
 
-// enforceLimit ends the oldest sessions of a person over the limit. Entries of sessions that
-// expired on their own are pruned on the way.
+// enforceLimit ends the oldest sessions of a person over the limit, in one batch. Entries of
+// sessions that expired on their own are pruned on the way.
 func (s *Sessions) enforceLimit(ctx context.Context, pid, sid string) error {
-	list := s.personSessions(pid)
-	sids, err := s.store.Client.ZRange(ctx, list, 0, -1).Result()
-	if err != nil || len(sids) <= s.opts.MaxPerPerson {
-		return nil
-	}
-	live := make([]string, 0, len(sids))
-	for _, id := range sids {
-		n, err := s.store.Client.Exists(ctx, s.sessionKey(id)).Result()
-		if err != nil {
-			return nil // pruning is best effort; the limit is enforced on the next sign-in
-		}
-		if n == 1 {
-			live = append(live, id)
-		} else {
-			s.store.Client.ZRem(ctx, list, id)
-		}
+	live, err := s.liveSessions(ctx, pid)
+	if err != nil || len(live) <= s.opts.MaxPerPerson {
+		return nil // best effort: the limit is enforced again at the next sign-in
 	}
 	// The session just opened is never the one ended, whatever the clocks of the replicas that
 	// scored the list.
-	live = slices.DeleteFunc(live, func(id string) bool { return id == sid })
-	for _, id := range live[:max(0, len(live)+1-s.opts.MaxPerPerson)] {
-		if err := s.end(ctx, pid, id); err != nil {
-			return err
-		}
+	live = slices.DeleteFunc(live, func(l listed) bool { return l.sid == sid })
+	var ends []ending
+	for _, l := range live[:max(0, len(live)+1-s.opts.MaxPerPerson)] {
+		ends = append(ends, ending{sid: l.sid, pid: pid, app: l.app, reason: EndEvicted})
 	}
-	return nil
+	_, err = s.endSessions(ctx, ends, true)
+	return err
 }
 
-// end deletes a session: its access and refresh tokens stop working at once, and every
-// replica hears that it ended (revocation.go).
+// end deletes a session that nobody was handed yet (a sign-in that lost the race for its
+// account ends the session it opened for the losing candidate): nothing can be bound to it,
+// so it skips the ending path (endSessions) and its activity entry. Every other ending goes
+// through endSessions with its reason.
 func (s *Sessions) end(ctx context.Context, pid, sid string) error {
 	if err := s.store.Client.Del(ctx, s.sessionKey(sid)).Err(); err != nil {
 		return fmt.Errorf("identity: end session: %w", err)
@@ -297,7 +315,13 @@ func (s *Sessions) Refresh(ctx context.Context, refreshToken string) (Tokens, er
 	switch outcome {
 	case opaque.Rotated:
 	case opaque.Reused:
-		_ = s.revoked.publish(ctx, sid) // best effort, as in end
+		// Rotate deleted the session; its person and app came back with the outcome, and what
+		// was bound to it is still there to end.
+		if f[0] != "" {
+			if _, err := s.endSessions(ctx, []ending{{sid: sid, pid: f[0], app: f[1], reason: EndRefreshReuse, gone: true}}, true); err != nil {
+				s.opts.Log.Warn("identity: a reused refresh token ended its session; ending what was bound to it failed", "err", err)
+			}
+		}
 		return Tokens{}, fmt.Errorf("%w: it was already used; the session is ended", ErrInvalidRefreshToken)
 	default:
 		return Tokens{}, ErrInvalidRefreshToken
@@ -311,7 +335,13 @@ func (s *Sessions) Refresh(ctx context.Context, refreshToken string) (Tokens, er
 		ID: sid, PersonID: f[0], App: f[1], Assurance: assurance,
 		AuthTime: time.Unix(authTime, 0).UTC(), ExpiresAt: exp, AMR: strings.Fields(f[4]),
 	}
-	s.store.Client.Expire(ctx, s.personSessions(sess.PersonID), s.opts.RefreshTTL) // the list must outlive the session it names
+	// One round trip: the list must outlive the session it names, the bound set lives as long as
+	// the session, and the session was used now.
+	_, _ = s.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Expire(ctx, s.personSessions(sess.PersonID), s.opts.RefreshTTL)
+		touchScript.Eval(ctx, p, []string{key, s.boundKey(sid)}, s.opts.Now().Unix(), s.opts.RefreshTTL.Milliseconds())
+		return nil
+	})
 	return Tokens{AccessToken: access, RefreshToken: refresh, Session: sess}, nil
 }
 
@@ -332,11 +362,6 @@ func (s *Sessions) QueueAlive(ctx context.Context, p redis.Pipeliner, sid string
 	}
 }
 
-// SignOut ends the session the access token belongs to.
-func (s *Sessions) SignOut(ctx context.Context, sess Session) error {
-	return s.end(ctx, sess.PersonID, sess.ID)
-}
-
 // Revoke ends the session of an access or refresh token. The token's secret must match the
 // session's current (or previous) access token or its current refresh token: the session id
 // inside a token is not a secret. An unknown token is not an error (RFC 7009).
@@ -349,38 +374,29 @@ func (s *Sessions) Revoke(ctx context.Context, token string) error {
 		}
 		fields = []string{"rt"}
 	}
-	v, err := s.store.Client.HMGet(ctx, s.sessionKey(sid), append([]string{"person"}, fields...)...).Result()
+	v, err := s.store.Client.HMGet(ctx, s.sessionKey(sid), append([]string{"person", "app"}, fields...)...).Result()
 	if err != nil {
 		return fmt.Errorf("identity: revoke: %w", err)
 	}
 	pid, _ := v[0].(string)
-	for _, x := range v[1:] {
+	app, _ := v[1].(string)
+	for _, x := range v[2:] {
 		if h, _ := x.(string); h != "" && subtle.ConstantTimeCompare([]byte(h), []byte(hash)) == 1 {
-			return s.end(ctx, pid, sid)
-		}
-	}
-	return nil
-}
-
-// EndAll ends every session of a person, or only those opened with app when app is not empty.
-func (s *Sessions) EndAll(ctx context.Context, pid, app string) error {
-	sids, err := s.store.Client.ZRange(ctx, s.personSessions(pid), 0, -1).Result()
-	if err != nil {
-		return fmt.Errorf("identity: list sessions: %w", err)
-	}
-	for _, sid := range sids {
-		if app != "" {
-			a, err := s.store.Client.HGet(ctx, s.sessionKey(sid), "app").Result()
-			if err != nil && !errors.Is(err, redis.Nil) {
-				return fmt.Errorf("identity: read session: %w", err)
-			}
-			if a != app && err == nil {
-				continue
-			}
-		}
-		if err := s.end(ctx, pid, sid); err != nil {
+			_, err := s.endSessions(ctx, []ending{{sid: sid, pid: pid, app: app, reason: EndRevoked}}, true)
 			return err
 		}
 	}
 	return nil
 }
+
+// touchScript marks a refreshed session used and keeps its bound set as long as the session,
+// only while the session exists: an HSET on an ended session would bring back a record of
+// one field and no TTL.
+//
+// KEYS[1] s:{sid}, KEYS[2] s:{sid}:bound; ARGV[1] now (unix), ARGV[2] the session's TTL (ms).
+var touchScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'last_used', ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return 1
+`)

@@ -21,7 +21,7 @@ func TestEndAllReachesRefreshedSessions(t *testing.T) {
 	if ids := listedSessions(t, store, "p-1"); !slices.Equal(ids, []string{open.Session.ID}) {
 		t.Errorf("sessions of p-1 = %v, want the live session %s", ids, open.Session.ID)
 	}
-	if err := s.EndAll(context.Background(), "p-1", ""); err != nil {
+	if err := s.EndAll(context.Background(), "p-1", "", EndEverywhere); err != nil {
 		t.Fatal(err)
 	}
 	accessRefused(t, s, last.AccessToken, "refreshed session after EndAll")
@@ -134,7 +134,7 @@ func TestEndAll(t *testing.T) {
 			expireNow(t, store, sessionKeyOf(store, gone.Session.ID))
 			otherPerson := mustOpen(t, s, Grant{PersonID: "p-2", App: "app-a", Assurance: 3})
 
-			if err := s.EndAll(ctx, "p-1", tt.app); err != nil {
+			if err := s.EndAll(ctx, "p-1", tt.app, EndEverywhere); err != nil {
 				t.Fatalf("EndAll(p-1, %q) = %v", tt.app, err)
 			}
 			check := func(tok Tokens, ended bool, what string) {
@@ -172,10 +172,10 @@ func TestEndAll(t *testing.T) {
 	}
 	t.Run("a person without sessions", func(t *testing.T) {
 		s, _, _ := sessionsUnderTest(t, SessionOptions{})
-		if err := s.EndAll(context.Background(), "nobody", ""); err != nil {
+		if err := s.EndAll(context.Background(), "nobody", "", EndEverywhere); err != nil {
 			t.Errorf("EndAll = %v, want nil", err)
 		}
-		if err := s.EndAll(context.Background(), "nobody", "app-a"); err != nil {
+		if err := s.EndAll(context.Background(), "nobody", "app-a", EndEverywhere); err != nil {
 			t.Errorf("EndAll with an app = %v, want nil", err)
 		}
 	})

@@ -161,7 +161,7 @@ func TestRefreshRejects(t *testing.T) {
 			return open.RefreshToken
 		}, false},
 		{"ended by EndAll", func(t *testing.T, s *Sessions, _ *redisx.Store, _ *testenv.Clock, open Tokens) string {
-			if err := s.EndAll(context.Background(), open.Session.PersonID, ""); err != nil {
+			if err := s.EndAll(context.Background(), open.Session.PersonID, "", EndEverywhere); err != nil {
 				t.Fatal(err)
 			}
 			return open.RefreshToken

@@ -294,10 +294,10 @@ func TestSessionStoreFailure(t *testing.T) {
 		if err := s.Revoke(ctx, open.AccessToken); err == nil {
 			t.Error("Revoke succeeded on a closed store")
 		}
-		if err := s.EndAll(ctx, "p-1", ""); err == nil {
+		if err := s.EndAll(ctx, "p-1", "", EndEverywhere); err == nil {
 			t.Error("EndAll succeeded on a closed store")
 		}
-		if err := s.EndAll(ctx, "p-1", "app-a"); err == nil {
+		if err := s.EndAll(ctx, "p-1", "app-a", EndEverywhere); err == nil {
 			t.Error("EndAll with an app succeeded on a closed store")
 		}
 	})

@@ -35,15 +35,20 @@ const (
 //
 // KEYS[1] record; ARGV: presented hash, new access hash, new access exp (unix), new refresh
 // hash, ttl ms, UsedKept, then the names of fields to return. Returns {"ok", field values…},
-// {"reused"} or {"invalid"}. The fields come back from the script itself: a second read could
+// {"reused", field values…} or {"invalid"}. The fields come back from the script itself: a second read could
 // find the record already deleted by a concurrent reuse.
 var rotateScript = redis.NewScript(`
 local f = redis.call('HMGET', KEYS[1], 'rt', 'used', 'at', 'at_exp')
 if not f[1] then return {'invalid'} end
 local used = f[2] or ''
 if string.find(' ' .. used .. ' ', ' ' .. ARGV[1] .. ' ', 1, true) then
+  local out = {'reused'}
+  if #ARGV >= 7 then
+    local v = redis.call('HMGET', KEYS[1], unpack(ARGV, 7))
+    for i = 1, #ARGV - 6 do out[i + 1] = v[i] or '' end
+  end
   redis.call('DEL', KEYS[1])
-  return {'reused'}
+  return out
 end
 if f[1] ~= ARGV[1] then return {'invalid'} end
 local out = {'ok'}
@@ -61,7 +66,9 @@ return out
 
 // Rotate replaces the refresh token whose hash is presented by refreshHash and the access token
 // by accessHash (expiring at accessExp), extends the record's life to ttl, and returns the
-// values of fields as they were (for Rotated only).
+// values of fields as they were. A Reused record is deleted, and its fields come back too: the
+// caller ends what hangs on the record (identity: the grants bound to a session) and has
+// nothing else left to read them from.
 func Rotate(ctx context.Context, c redis.Scripter, key, presented, accessHash string, accessExp time.Time,
 	refreshHash string, ttl time.Duration, fields ...string) (Outcome, []string, error) {
 	args := []any{presented, accessHash, accessExp.Unix(), refreshHash, ttl.Milliseconds(), UsedKept}
@@ -75,8 +82,8 @@ func Rotate(ctx context.Context, c redis.Scripter, key, presented, accessHash st
 	switch {
 	case len(res) == 1+len(fields) && res[0] == "ok":
 		return Rotated, res[1:], nil
-	case len(res) == 1 && res[0] == "reused":
-		return Reused, nil, nil
+	case len(res) == 1+len(fields) && res[0] == "reused":
+		return Reused, res[1:], nil
 	}
 	return Unknown, nil, nil
 }
