@@ -13,12 +13,16 @@ import (
 // the store's client sets on its socket). Unlike context.WithTimeout, the bound can be lifted
 // later in the request, by WithoutTimeout, without losing what was added to the context since.
 //
-// It runs on every request, so it is made to cost little (see doc.go): no allocation beyond
-// the context itself, no timer of its own (the bound is kept in a process-wide list that one
+// It runs on every request, so it is made to cost little (see doc.go): two allocations (the
+// context and its CancelFunc), no timer of its own (the bound is kept in a process-wide list that one
 // goroutine sweeps every tick), and nothing registered with the parent unless something
 // waits on the request's end.
 func WithTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	b := &bounded{parent: ctx, at: time.Now().Add(d)}
+	if d <= 0 {
+		b.state.Store(expired) // passed already, as context.WithTimeout has it
+		return b, b.end
+	}
 	watch(b)
 	return b, b.end
 }
@@ -53,7 +57,7 @@ const (
 // it is lifted. Its values are the request's.
 //
 // Err is worked out from the state and the parent, so a request that nothing waits on costs
-// one allocation. Done and AfterFunc (which context.WithCancel and its kin use to end a
+// nothing more. Done and AfterFunc (which context.WithCancel and its kin use to end a
 // derived context with this one, without a goroutine each) need a channel that closes on any
 // of the three ends: for them, and only once asked, a cancelable context of the parent is made
 // (inner) and cancelled when the bound passes or the request ends.
@@ -159,7 +163,9 @@ func (b *bounded) end() {
 }
 
 func (b *bounded) unwatch() {
-	b.home.remove(b)
+	if b.home != nil { // nil for a bound passed from the start
+		b.home.remove(b)
+	}
 }
 
 // The bounds are watched by one goroutine per process, started with the first bound, that

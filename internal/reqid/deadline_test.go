@@ -190,3 +190,18 @@ func TestLiftRacesTheBound(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestABoundPassedAlreadyEndsAtOnce(t *testing.T) {
+	t.Parallel()
+	for _, d := range []time.Duration{0, -time.Second} {
+		ctx, cancel := WithTimeout(context.Background(), d)
+		waitDone(t, ctx, "a request bounded by a duration that passed already")
+		if ctx.Err() != context.DeadlineExceeded {
+			t.Errorf("WithTimeout(%v): err = %v, want DeadlineExceeded", d, ctx.Err())
+		}
+		if WithoutTimeout(ctx); ctx.Err() != context.DeadlineExceeded {
+			t.Errorf("WithTimeout(%v) lifted: err = %v, want DeadlineExceeded still", d, ctx.Err())
+		}
+		cancel()
+	}
+}
