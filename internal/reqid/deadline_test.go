@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 type testKey struct{}
@@ -203,5 +204,11 @@ func TestABoundPassedAlreadyEndsAtOnce(t *testing.T) {
 			t.Errorf("WithTimeout(%v) lifted: err = %v, want DeadlineExceeded still", d, ctx.Err())
 		}
 		cancel()
+	}
+}
+
+func TestAShardFillsACacheLine(t *testing.T) {
+	if n := unsafe.Sizeof(shard{}); n != 64 {
+		t.Errorf("a shard takes %d bytes, want 64: adjust its padding", n)
 	}
 }
