@@ -3,8 +3,11 @@ package reqid
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 type testKey struct{}
@@ -90,5 +93,122 @@ func BenchmarkWithTimeout(b *testing.B) {
 		cancelSub()
 		cancel()
 		_ = sub
+	}
+}
+
+// listed counts the bounds the sweeper watches.
+func listed() int {
+	n := 0
+	for i := range shards {
+		s := &shards[i]
+		s.mu.Lock()
+		for b := s.head; b != nil; b = b.next {
+			n++
+		}
+		s.mu.Unlock()
+	}
+	return n
+}
+
+func TestBoundEndsARequestNothingWaitsOn(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	deadline := time.Now().Add(10 * time.Second)
+	for ctx.Err() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("a bounded request that nothing waits on did not end")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if ctx.Err() != context.DeadlineExceeded {
+		t.Errorf("err = %v, want DeadlineExceeded", ctx.Err())
+	}
+	waitDone(t, ctx, "a bounded request asked for Done after its bound")
+	if ctx.Err() != context.DeadlineExceeded {
+		t.Errorf("err after Done = %v, want DeadlineExceeded", ctx.Err())
+	}
+}
+
+func TestEndedAndLiftedRequestsAreNotWatched(t *testing.T) {
+	// Not parallel: it counts what every test left in the sweeper's lists.
+	before := listed()
+	var lifted []context.CancelFunc
+	for i := range 1000 {
+		ctx, cancel := WithTimeout(context.Background(), time.Hour)
+		if i%2 == 0 {
+			cancel()
+			if ctx.Err() != context.Canceled {
+				t.Fatalf("err after cancel = %v, want Canceled", ctx.Err())
+			}
+			continue
+		}
+		WithoutTimeout(ctx)
+		lifted = append(lifted, cancel)
+	}
+	if n := listed(); n > before {
+		t.Errorf("%d bounds watched after their requests ended or were lifted, %d before", n, before)
+	}
+	for _, cancel := range lifted {
+		cancel()
+	}
+}
+
+func TestParentsEndIsTheRequestsEnd(t *testing.T) {
+	t.Parallel()
+	root, cancelRoot := context.WithCancel(context.Background())
+	ctx, cancel := WithTimeout(root, time.Millisecond)
+	defer cancel()
+	cancelRoot()
+	time.Sleep(300 * time.Millisecond) // past the bound and a sweep
+	if ctx.Err() != context.Canceled {
+		t.Errorf("err = %v, want the parent's Canceled, which came first", ctx.Err())
+	}
+}
+
+// Lifting a bound as it passes leaves a request either lifted and alive or ended by its bound,
+// never lifted and then ended by it.
+func TestLiftRacesTheBound(t *testing.T) {
+	t.Parallel()
+	var wg sync.WaitGroup
+	for range 200 {
+		wg.Go(func() {
+			ctx, cancel := WithTimeout(context.Background(), time.Duration(rand.N(200))*time.Millisecond)
+			defer cancel()
+			time.Sleep(time.Duration(rand.N(200)) * time.Millisecond)
+			WithoutTimeout(ctx)
+			if _, bounded := ctx.Deadline(); bounded {
+				if err := ctx.Err(); err != nil && err != context.DeadlineExceeded {
+					t.Errorf("a request past its bound: %v", err)
+				}
+				return
+			}
+			time.Sleep(300 * time.Millisecond) // past the bound and a sweep
+			if err := ctx.Err(); err != nil {
+				t.Errorf("a lifted request ended: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestABoundPassedAlreadyEndsAtOnce(t *testing.T) {
+	t.Parallel()
+	for _, d := range []time.Duration{0, -time.Second} {
+		ctx, cancel := WithTimeout(context.Background(), d)
+		waitDone(t, ctx, "a request bounded by a duration that passed already")
+		if ctx.Err() != context.DeadlineExceeded {
+			t.Errorf("WithTimeout(%v): err = %v, want DeadlineExceeded", d, ctx.Err())
+		}
+		if WithoutTimeout(ctx); ctx.Err() != context.DeadlineExceeded {
+			t.Errorf("WithTimeout(%v) lifted: err = %v, want DeadlineExceeded still", d, ctx.Err())
+		}
+		cancel()
+	}
+}
+
+func TestAShardFillsACacheLine(t *testing.T) {
+	if n := unsafe.Sizeof(shard{}); n != 64 {
+		t.Errorf("a shard takes %d bytes, want 64: adjust its padding", n)
 	}
 }
