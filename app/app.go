@@ -29,6 +29,7 @@ import (
 	"github.com/tongban/tongban/internal/ratelimit"
 	"github.com/tongban/tongban/internal/redisx"
 	"github.com/tongban/tongban/internal/telemetry"
+	"github.com/tongban/tongban/logout"
 	"github.com/tongban/tongban/push"
 	"github.com/tongban/tongban/push/catalog"
 	"github.com/tongban/tongban/push/delivery"
@@ -49,8 +50,10 @@ type App struct {
 	Catalog  *catalog.Catalog
 	Push     *push.Engine
 	Delivery *delivery.Service
-	Devices  *devices.Devices
-	Prefs    *prefs.Prefs
+	// Logout delivers back-channel logout tokens to member apps.
+	Logout  *logout.Service
+	Devices *devices.Devices
+	Prefs   *prefs.Prefs
 	// FCMSink is dev mode's local FCM server (served at /dev/fcm/); nil otherwise.
 	FCMSink  *fakefcm.Server
 	Keys     *bridge.KeyManager
@@ -210,12 +213,16 @@ func (a *App) routes() http.Handler {
 	route("GET /healthz/live", "live", http.HandlerFunc(a.health.live))
 	route("GET /healthz/ready", "ready", http.HandlerFunc(a.health.ready))
 	a.Bridge.Routes(route)
+	route("POST /oidc/{provider}/backchannel-logout", "oidc_backchannel_logout", a.upstreamLogout())
 	if a.cfg.Dev {
 		route("GET /{$}", "graphiql", graphiql.Page("Tongban", "/graphql", "/dev/assets/"))
 		route("GET /dev/assets/", "dev_assets", graphiql.Assets("/dev/assets/"))
 		route("/dev/idp/{app}/", "dev_idp", http.HandlerFunc(a.serveDevIdP))
 		route("GET /dev/apps/{app}/callback", "dev_app_callback", http.HandlerFunc(a.devPartners.ServeCallback))
 		route("GET /dev/apps/{app}/login", "dev_app_login", http.HandlerFunc(a.devPartners.ServeLogin))
+		route("POST /dev/apps/{app}/backchannel-logout", "dev_app_backchannel_logout", http.HandlerFunc(a.devPartners.ServeBackchannelLogout))
+		route("GET /dev/apps/{app}/logouts", "dev_app_logouts", http.HandlerFunc(a.devPartners.ServeLogouts))
+		route("GET /dev/apps/{app}/signed-out", "dev_app_signed_out", http.HandlerFunc(a.devPartners.ServeSignedOut))
 		if a.FCMSink != nil {
 			route("/dev/fcm/", "dev_fcm", http.HandlerFunc(a.serveFCMSink))
 		}
@@ -308,6 +315,8 @@ func (a *App) Serve(ctx context.Context, ln, mln net.Listener) error {
 		})
 	}
 	loop("identity providers", a.Identity.Registry.Run)
+	loop("session endings", a.Sessions.Run)
+	loop("logout tokens", a.Logout.Run)
 	loop("signing keys", a.Keys.Run)
 	loop("push backfills", a.Push.RunBackfills)
 	loop("ready line", a.announceReady)

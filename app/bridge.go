@@ -36,11 +36,18 @@ func (a *App) buildBridge(o options) error {
 	if err := a.Keys.Load(ctx); err != nil {
 		a.log.Warn("bridge signing keys not loaded yet; readiness fails until they are", "err", err)
 	}
+	if err := a.buildLogout(o, clients); err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
 	a.Bridge = bridge.New(bridge.Options{
 		Issuer: a.cfg.PublicURL, Store: a.Store, Keys: a.Keys, Clients: clients,
-		Persons: a.Identity.Persons, Sessions: a.Sessions, Pepper: a.cfg.Secrets.PepperBytes(), Now: now, Audit: a.Audit,
+		Persons: a.Identity.Persons, Sessions: a.Sessions, Ender: a.Sessions, Logout: a.Logout,
+		Pepper: a.cfg.Secrets.PepperBytes(), Now: now, Audit: a.Audit,
 		Catalog: catalogAdapter{a.Catalog}, Limits: a.Limits,
 	})
+	// A session that ends ends the grants bound to it, and queues their logout tokens, on the
+	// ending's own round trip.
+	a.Sessions.OnEnd(a.Bridge.SessionsEnded)
 	return nil
 }
 

@@ -27,6 +27,8 @@ func (a *App) buildIdentity(o options) error {
 		RefreshTTL:   a.cfg.Sessions.RefreshTTL.Std(),
 		MaxPerPerson: a.cfg.Sessions.MaxPerPerson,
 		Now:          now,
+		Audit:        a.Audit,
+		Log:          a.log,
 	})
 	reg := identity.NewRegistry(a.cfg.Providers, identity.RegistryOptions{
 		Log: a.log, Now: now, HTTPClient: a.tracedClient(),
@@ -41,10 +43,14 @@ func (a *App) buildIdentity(o options) error {
 		if !strings.HasPrefix(p.Issuer, prefix) || strings.TrimPrefix(p.Issuer, prefix) != p.ID {
 			continue // a real provider configured in dev mode
 		}
-		idp, err := devidp.New(devidp.Options{
+		o := devidp.Options{
 			Issuer: p.Issuer, App: p.ID, ClientID: p.ClientID, ClientSecret: p.ClientSecret,
 			RedirectURIs: p.RedirectURIs, Now: now,
-		})
+		}
+		if p.BackchannelLogout {
+			o.BackchannelLogoutURI = strings.TrimRight(a.cfg.PublicURL, "/") + "/oidc/" + p.ID + "/backchannel-logout"
+		}
+		idp, err := devidp.New(o)
 		if err != nil {
 			return fmt.Errorf("app: simulated provider %s: %w", p.ID, err)
 		}

@@ -55,12 +55,15 @@ var readmeShows = []struct {
 	shows []string
 }{
 	{"apps { id name region", []string{`"id":"zheliban"`, `"me":null`}},
-	{"signInWithIdToken", []string{`"accessToken":"tba_`, `"displayName":"王芳"`}},
+	{`nonce: \"n1\") { accessToken refreshToken`, []string{`"accessToken":"tba_`, `"displayName":"王芳"`}},
 	{`switchApp(target: \"suishenban\") { consentRequired launchUrl } }`, []string{`"consentRequired":["profile","phone","id_number"],"launchUrl":null`, `"scopes":["id_number","phone","profile"]`, `"consentRequired":[],"launchUrl":"http`}},
 	{"refreshSession", []string{`"accessToken":"tba_`, `"refreshToken":"`}},
 	{"ingestEvents(events", []string{`"accepted":1`}},
 	{"previewPushRule", []string{`"valid":true`, `"matches":[true,false]`, `"status":"DRAFT","version":1`}},
 	{"registerDevice", []string{`"quietStart":null`, `"platform":"ANDROID"`}},
+	{"signOutEverywhere", []string{`<td>sid</td><td>`, `"sessions":[{"app":{"id":"zheliban"}`, `"current":true`,
+		`"connectedApps":[{"app":{"id":"suishenban"},"grants":`, `"signOutEverywhere":`, `"App":"suishenban","Subject":"`}},
+	{"/dev/idp/zheliban/logout", []string{`"sent":`, `"status":200`, `{"data":{"me":null}}`}},
 }
 
 // The README's walk-through, run as a newcomer would: every shell block that talks to the dev

@@ -165,7 +165,8 @@ func (c *Config) validateSessions(ps *Problems) {
 			"must be between 1m and 24h, like 15m")},
 		check{"sessions.refresh_ttl", when(s.RefreshTTL < s.AccessTTL,
 			"must be at least sessions.access_ttl, like 720h")},
-		check{"sessions.max_per_person", when(s.MaxPerPerson < 1, "must be at least 1")},
+		check{"sessions.max_per_person", when(s.MaxPerPerson < 1 || s.MaxPerPerson > MaxSessionsPerPerson,
+			fmt.Sprintf("must be from 1 to %d (got %d)", MaxSessionsPerPerson, s.MaxPerPerson))},
 	)
 }
 
@@ -260,6 +261,10 @@ func (c *Config) validateClients(ps *Problems) {
 		}
 	}
 }
+
+// MaxSessionsPerPerson bounds sessions.max_per_person: me.sessions lists them all, and its
+// query cost assumes this many.
+const MaxSessionsPerPerson = 100
 
 func (c *Config) validateLogout(ps *Problems) {
 	ps.check(

@@ -51,6 +51,9 @@ func (r *Resolver) activityConnection(items []audit.Activity, hasNext bool) *mod
 		if a.ToApp != "" {
 			node.ToApp = r.app(a.ToApp)
 		}
+		if a.Reason != "" {
+			node.Reason = &a.Reason
+		}
 		out.Edges[i] = model.ActivityEdge{Cursor: a.Cursor(), Node: node}
 	}
 	if len(items) > 0 {

@@ -21,7 +21,11 @@ func (r *mutationResolver) SwitchApp(ctx context.Context, target string, service
 	if err != nil {
 		return nil, bridgeError(err)
 	}
-	out := &model.AppSwitch{ConsentRequired: sw.ConsentRequired, Withheld: sw.Withheld}
+	out := &model.AppSwitch{ConsentRequired: sw.ConsentRequired, Withheld: sw.Withheld, ConsentOptional: sw.Optional}
+	out.ConsentText = r.scopeTexts(target, sw.ConsentRequired, sw.Optional)
+	if out.ConsentOptional == nil {
+		out.ConsentOptional = []string{}
+	}
 	if out.ConsentRequired == nil {
 		out.ConsentRequired = []string{}
 	}

@@ -41,11 +41,22 @@ type DirectiveRoot struct {
 }
 
 type ComplexityRoot struct {
+	ActiveSession struct {
+		App        func(childComplexity int) int
+		Assurance  func(childComplexity int) int
+		CreatedAt  func(childComplexity int) int
+		Current    func(childComplexity int) int
+		Device     func(childComplexity int) int
+		ID         func(childComplexity int) int
+		LastUsedAt func(childComplexity int) int
+	}
+
 	Activity struct {
 		At      func(childComplexity int) int
 		FromApp func(childComplexity int) int
 		ID      func(childComplexity int) int
 		Kind    func(childComplexity int) int
+		Reason  func(childComplexity int) int
 		ToApp   func(childComplexity int) int
 	}
 
@@ -68,7 +79,9 @@ type ComplexityRoot struct {
 	}
 
 	AppSwitch struct {
+		ConsentOptional func(childComplexity int) int
 		ConsentRequired func(childComplexity int) int
+		ConsentText     func(childComplexity int) int
 		ExpiresAt       func(childComplexity int) int
 		LaunchURL       func(childComplexity int) int
 		Withheld        func(childComplexity int) int
@@ -80,6 +93,14 @@ type ComplexityRoot struct {
 		Epsilon         func(childComplexity int) int
 		FewerThan       func(childComplexity int) int
 		Status          func(childComplexity int) int
+	}
+
+	ConnectedApp struct {
+		App        func(childComplexity int) int
+		Grants     func(childComplexity int) int
+		LastUsedAt func(childComplexity int) int
+		Offline    func(childComplexity int) int
+		Since      func(childComplexity int) int
 	}
 
 	Consent struct {
@@ -119,6 +140,8 @@ type ComplexityRoot struct {
 		BeginSignIn           func(childComplexity int, app string, redirectURI string, codeChallenge *string) int
 		CompleteSignIn        func(childComplexity int, state string, code string, iss *string, codeVerifier *string) int
 		CreatePushRule        func(childComplexity int, input model.PushRuleInput) int
+		DisconnectApp         func(childComplexity int, app string) int
+		EndSession            func(childComplexity int, id string) int
 		GrantConsent          func(childComplexity int, app string, scopes []string) int
 		IngestEvents          func(childComplexity int, events []model.CitizenEventInput) int
 		LinkAccount           func(childComplexity int, app string, idToken string, nonce *string) int
@@ -131,6 +154,7 @@ type ComplexityRoot struct {
 		RevokeConsent         func(childComplexity int, app string) int
 		SignInWithIDToken     func(childComplexity int, app string, idToken string, nonce *string) int
 		SignOut               func(childComplexity int) int
+		SignOutEverywhere     func(childComplexity int) int
 		SwitchApp             func(childComplexity int, target string, serviceID *string) int
 		UnlinkAccount         func(childComplexity int, app string) int
 		UnregisterDevice      func(childComplexity int, id string) int
@@ -180,6 +204,7 @@ type ComplexityRoot struct {
 	Person struct {
 		Accounts       func(childComplexity int) int
 		Activity       func(childComplexity int, first *int, after *string) int
+		ConnectedApps  func(childComplexity int) int
 		Consents       func(childComplexity int) int
 		Devices        func(childComplexity int) int
 		DisplayName    func(childComplexity int) int
@@ -187,6 +212,7 @@ type ComplexityRoot struct {
 		MaskedIDNumber func(childComplexity int) int
 		Notifications  func(childComplexity int, first *int, after *string, unreadOnly *bool) int
 		Preferences    func(childComplexity int) int
+		Sessions       func(childComplexity int) int
 		UnreadCount    func(childComplexity int) int
 	}
 
@@ -261,6 +287,11 @@ type ComplexityRoot struct {
 		People          func(childComplexity int) int
 	}
 
+	ScopeText struct {
+		Scope func(childComplexity int) int
+		Text  func(childComplexity int) int
+	}
+
 	Service struct {
 		App          func(childComplexity int) int
 		Category     func(childComplexity int) int
@@ -326,6 +357,9 @@ type MutationResolver interface {
 	ArchivePushRule(ctx context.Context, id string) (*model.PushRule, error)
 	PreviewPushRule(ctx context.Context, input model.PushRuleInput, samples []any) (*model.RulePreview, error)
 	IngestEvents(ctx context.Context, events []model.CitizenEventInput) (*model.IngestResult, error)
+	EndSession(ctx context.Context, id string) (bool, error)
+	SignOutEverywhere(ctx context.Context) (int, error)
+	DisconnectApp(ctx context.Context, app string) (int, error)
 }
 type PersonResolver interface {
 	Activity(ctx context.Context, obj *model.Person, first *int, after *string) (*model.ActivityConnection, error)
@@ -334,6 +368,8 @@ type PersonResolver interface {
 	Preferences(ctx context.Context, obj *model.Person) (*model.NotificationPreferences, error)
 	Notifications(ctx context.Context, obj *model.Person, first *int, after *string, unreadOnly *bool) (*model.NotificationConnection, error)
 	UnreadCount(ctx context.Context, obj *model.Person) (int, error)
+	Sessions(ctx context.Context, obj *model.Person) ([]model.ActiveSession, error)
+	ConnectedApps(ctx context.Context, obj *model.Person) ([]model.ConnectedApp, error)
 }
 type PushRuleResolver interface {
 	Stats(ctx context.Context, obj *model.PushRule) (*model.RuleStats, error)
@@ -368,6 +404,49 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	_ = ec
 	switch typeName + "." + field {
 
+	case "ActiveSession.app":
+		if e.ComplexityRoot.ActiveSession.App == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActiveSession.App(childComplexity), true
+	case "ActiveSession.assurance":
+		if e.ComplexityRoot.ActiveSession.Assurance == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActiveSession.Assurance(childComplexity), true
+	case "ActiveSession.createdAt":
+		if e.ComplexityRoot.ActiveSession.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActiveSession.CreatedAt(childComplexity), true
+	case "ActiveSession.current":
+		if e.ComplexityRoot.ActiveSession.Current == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActiveSession.Current(childComplexity), true
+	case "ActiveSession.device":
+		if e.ComplexityRoot.ActiveSession.Device == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActiveSession.Device(childComplexity), true
+	case "ActiveSession.id":
+		if e.ComplexityRoot.ActiveSession.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActiveSession.ID(childComplexity), true
+	case "ActiveSession.lastUsedAt":
+		if e.ComplexityRoot.ActiveSession.LastUsedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActiveSession.LastUsedAt(childComplexity), true
+
 	case "Activity.at":
 		if e.ComplexityRoot.Activity.At == nil {
 			break
@@ -392,6 +471,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Activity.Kind(childComplexity), true
+	case "Activity.reason":
+		if e.ComplexityRoot.Activity.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Activity.Reason(childComplexity), true
 	case "Activity.toApp":
 		if e.ComplexityRoot.Activity.ToApp == nil {
 			break
@@ -456,12 +541,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.App.Region(childComplexity), true
 
+	case "AppSwitch.consentOptional":
+		if e.ComplexityRoot.AppSwitch.ConsentOptional == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AppSwitch.ConsentOptional(childComplexity), true
 	case "AppSwitch.consentRequired":
 		if e.ComplexityRoot.AppSwitch.ConsentRequired == nil {
 			break
 		}
 
 		return e.ComplexityRoot.AppSwitch.ConsentRequired(childComplexity), true
+	case "AppSwitch.consentText":
+		if e.ComplexityRoot.AppSwitch.ConsentText == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AppSwitch.ConsentText(childComplexity), true
 	case "AppSwitch.expiresAt":
 		if e.ComplexityRoot.AppSwitch.ExpiresAt == nil {
 			break
@@ -511,6 +608,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AudienceEstimate.Status(childComplexity), true
+
+	case "ConnectedApp.app":
+		if e.ComplexityRoot.ConnectedApp.App == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConnectedApp.App(childComplexity), true
+	case "ConnectedApp.grants":
+		if e.ComplexityRoot.ConnectedApp.Grants == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConnectedApp.Grants(childComplexity), true
+	case "ConnectedApp.lastUsedAt":
+		if e.ComplexityRoot.ConnectedApp.LastUsedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConnectedApp.LastUsedAt(childComplexity), true
+	case "ConnectedApp.offline":
+		if e.ComplexityRoot.ConnectedApp.Offline == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConnectedApp.Offline(childComplexity), true
+	case "ConnectedApp.since":
+		if e.ComplexityRoot.ConnectedApp.Since == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConnectedApp.Since(childComplexity), true
 
 	case "Consent.app":
 		if e.ComplexityRoot.Consent.App == nil {
@@ -663,6 +791,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreatePushRule(childComplexity, args["input"].(model.PushRuleInput)), true
+	case "Mutation.disconnectApp":
+		if e.ComplexityRoot.Mutation.DisconnectApp == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_disconnectApp_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DisconnectApp(childComplexity, args["app"].(string)), true
+	case "Mutation.endSession":
+		if e.ComplexityRoot.Mutation.EndSession == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_endSession_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.EndSession(childComplexity, args["id"].(string)), true
 	case "Mutation.grantConsent":
 		if e.ComplexityRoot.Mutation.GrantConsent == nil {
 			break
@@ -790,6 +940,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SignOut(childComplexity), true
+	case "Mutation.signOutEverywhere":
+		if e.ComplexityRoot.Mutation.SignOutEverywhere == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mutation.SignOutEverywhere(childComplexity), true
 	case "Mutation.switchApp":
 		if e.ComplexityRoot.Mutation.SwitchApp == nil {
 			break
@@ -995,6 +1151,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Person.Activity(childComplexity, args["first"].(*int), args["after"].(*string)), true
+	case "Person.connectedApps":
+		if e.ComplexityRoot.Person.ConnectedApps == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Person.ConnectedApps(childComplexity), true
 	case "Person.consents":
 		if e.ComplexityRoot.Person.Consents == nil {
 			break
@@ -1042,6 +1204,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Person.Preferences(childComplexity), true
+	case "Person.sessions":
+		if e.ComplexityRoot.Person.Sessions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Person.Sessions(childComplexity), true
 	case "Person.unreadCount":
 		if e.ComplexityRoot.Person.UnreadCount == nil {
 			break
@@ -1360,6 +1528,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.RuleStats.People(childComplexity), true
 
+	case "ScopeText.scope":
+		if e.ComplexityRoot.ScopeText.Scope == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScopeText.Scope(childComplexity), true
+	case "ScopeText.text":
+		if e.ComplexityRoot.ScopeText.Text == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScopeText.Text(childComplexity), true
+
 	case "Service.app":
 		if e.ComplexityRoot.Service.App == nil {
 			break
@@ -1592,7 +1773,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "activity.graphqls" "bridge.graphqls" "devices.graphqls" "identity.graphqls" "push.graphqls" "schema.graphqls" "services.graphqls"
+//go:embed "activity.graphqls" "bridge.graphqls" "devices.graphqls" "identity.graphqls" "push.graphqls" "schema.graphqls" "services.graphqls" "sessions.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -1611,12 +1792,33 @@ var sources = []*ast.Source{
 	{Name: "push.graphqls", Input: sourceData("push.graphqls"), BuiltIn: false},
 	{Name: "schema.graphqls", Input: sourceData("schema.graphqls"), BuiltIn: false},
 	{Name: "services.graphqls", Input: sourceData("services.graphqls"), BuiltIn: false},
+	{Name: "sessions.graphqls", Input: sourceData("sessions.graphqls"), BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
 // childFields_* functions provide shared child field context lookups.
 // Each function is generated once per unique object type, deduplicating the
 // switch statements that were previously inlined in every fieldContext_* function.
+
+func (ec *executionContext) childFields_ActiveSession(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_ActiveSession_id(ctx, field)
+	case "app":
+		return ec.fieldContext_ActiveSession_app(ctx, field)
+	case "assurance":
+		return ec.fieldContext_ActiveSession_assurance(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_ActiveSession_createdAt(ctx, field)
+	case "lastUsedAt":
+		return ec.fieldContext_ActiveSession_lastUsedAt(ctx, field)
+	case "device":
+		return ec.fieldContext_ActiveSession_device(ctx, field)
+	case "current":
+		return ec.fieldContext_ActiveSession_current(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ActiveSession", field.Name)
+}
 
 func (ec *executionContext) childFields_Activity(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
@@ -1628,6 +1830,8 @@ func (ec *executionContext) childFields_Activity(ctx context.Context, field grap
 		return ec.fieldContext_Activity_fromApp(ctx, field)
 	case "toApp":
 		return ec.fieldContext_Activity_toApp(ctx, field)
+	case "reason":
+		return ec.fieldContext_Activity_reason(ctx, field)
 	case "at":
 		return ec.fieldContext_Activity_at(ctx, field)
 	}
@@ -1680,6 +1884,10 @@ func (ec *executionContext) childFields_AppSwitch(ctx context.Context, field gra
 		return ec.fieldContext_AppSwitch_expiresAt(ctx, field)
 	case "withheld":
 		return ec.fieldContext_AppSwitch_withheld(ctx, field)
+	case "consentOptional":
+		return ec.fieldContext_AppSwitch_consentOptional(ctx, field)
+	case "consentText":
+		return ec.fieldContext_AppSwitch_consentText(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AppSwitch", field.Name)
 }
@@ -1698,6 +1906,22 @@ func (ec *executionContext) childFields_AudienceEstimate(ctx context.Context, fi
 		return ec.fieldContext_AudienceEstimate_budgetRemaining(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AudienceEstimate", field.Name)
+}
+
+func (ec *executionContext) childFields_ConnectedApp(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "app":
+		return ec.fieldContext_ConnectedApp_app(ctx, field)
+	case "since":
+		return ec.fieldContext_ConnectedApp_since(ctx, field)
+	case "lastUsedAt":
+		return ec.fieldContext_ConnectedApp_lastUsedAt(ctx, field)
+	case "grants":
+		return ec.fieldContext_ConnectedApp_grants(ctx, field)
+	case "offline":
+		return ec.fieldContext_ConnectedApp_offline(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ConnectedApp", field.Name)
 }
 
 func (ec *executionContext) childFields_Consent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1864,6 +2088,10 @@ func (ec *executionContext) childFields_Person(ctx context.Context, field graphq
 		return ec.fieldContext_Person_notifications(ctx, field)
 	case "unreadCount":
 		return ec.fieldContext_Person_unreadCount(ctx, field)
+	case "sessions":
+		return ec.fieldContext_Person_sessions(ctx, field)
+	case "connectedApps":
+		return ec.fieldContext_Person_connectedApps(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Person", field.Name)
 }
@@ -1990,6 +2218,16 @@ func (ec *executionContext) childFields_RuleStats(ctx context.Context, field gra
 		return ec.fieldContext_RuleStats_backfillDone(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RuleStats", field.Name)
+}
+
+func (ec *executionContext) childFields_ScopeText(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "scope":
+		return ec.fieldContext_ScopeText_scope(ctx, field)
+	case "text":
+		return ec.fieldContext_ScopeText_text(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ScopeText", field.Name)
 }
 
 func (ec *executionContext) childFields_Service(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2269,6 +2507,34 @@ func (ec *executionContext) field_Mutation_createPushRule_args(ctx context.Conte
 		return nil, err
 	}
 	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_disconnectApp_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "app",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["app"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_endSession_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
 	return args, nil
 }
 
@@ -2788,6 +3054,176 @@ func (ec *executionContext) field___Type_inputFields_args(ctx context.Context, r
 
 // region    **************************** field.gotpl *****************************
 
+func (ec *executionContext) _ActiveSession_id(ctx context.Context, field graphql.CollectedField, obj *model.ActiveSession) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActiveSession_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ActiveSession_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActiveSession", field, false, false, "ID")
+}
+
+func (ec *executionContext) _ActiveSession_app(ctx context.Context, field graphql.CollectedField, obj *model.ActiveSession) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActiveSession_app(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.App, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.App) graphql.Marshaler {
+			return ec.marshalNApp2ᚖgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐApp(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ActiveSession_app(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ActiveSession",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_App(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ActiveSession_assurance(ctx context.Context, field graphql.CollectedField, obj *model.ActiveSession) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActiveSession_assurance(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Assurance, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ActiveSession_assurance(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActiveSession", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ActiveSession_createdAt(ctx context.Context, field graphql.CollectedField, obj *model.ActiveSession) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActiveSession_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ActiveSession_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActiveSession", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ActiveSession_lastUsedAt(ctx context.Context, field graphql.CollectedField, obj *model.ActiveSession) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActiveSession_lastUsedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastUsedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ActiveSession_lastUsedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActiveSession", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ActiveSession_device(ctx context.Context, field graphql.CollectedField, obj *model.ActiveSession) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActiveSession_device(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Device, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ActiveSession_device(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActiveSession", field, false, false, "String")
+}
+
+func (ec *executionContext) _ActiveSession_current(ctx context.Context, field graphql.CollectedField, obj *model.ActiveSession) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActiveSession_current(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Current, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ActiveSession_current(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActiveSession", field, false, false, "Boolean")
+}
+
 func (ec *executionContext) _Activity_id(ctx context.Context, field graphql.CollectedField, obj *model.Activity) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2896,6 +3332,29 @@ func (ec *executionContext) fieldContext_Activity_toApp(_ context.Context, field
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Activity_reason(ctx context.Context, field graphql.CollectedField, obj *model.Activity) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Activity_reason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Activity_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Activity", field, false, false, "String")
 }
 
 func (ec *executionContext) _Activity_at(ctx context.Context, field graphql.CollectedField, obj *model.Activity) (ret graphql.Marshaler) {
@@ -3247,6 +3706,61 @@ func (ec *executionContext) fieldContext_AppSwitch_withheld(_ context.Context, f
 	return graphql.NewScalarFieldContext("AppSwitch", field, false, false, "String")
 }
 
+func (ec *executionContext) _AppSwitch_consentOptional(ctx context.Context, field graphql.CollectedField, obj *model.AppSwitch) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AppSwitch_consentOptional(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ConsentOptional, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AppSwitch_consentOptional(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AppSwitch", field, false, false, "String")
+}
+
+func (ec *executionContext) _AppSwitch_consentText(ctx context.Context, field graphql.CollectedField, obj *model.AppSwitch) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AppSwitch_consentText(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ConsentText, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.ScopeText) graphql.Marshaler {
+			return ec.marshalNScopeText2ᚕgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐScopeTextᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AppSwitch_consentText(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AppSwitch",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ScopeText(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _AudienceEstimate_status(ctx context.Context, field graphql.CollectedField, obj *model.AudienceEstimate) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3360,6 +3874,130 @@ func (ec *executionContext) _AudienceEstimate_budgetRemaining(ctx context.Contex
 }
 func (ec *executionContext) fieldContext_AudienceEstimate_budgetRemaining(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("AudienceEstimate", field, false, false, "Float")
+}
+
+func (ec *executionContext) _ConnectedApp_app(ctx context.Context, field graphql.CollectedField, obj *model.ConnectedApp) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConnectedApp_app(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.App, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.App) graphql.Marshaler {
+			return ec.marshalNApp2ᚖgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐApp(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ConnectedApp_app(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConnectedApp",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_App(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ConnectedApp_since(ctx context.Context, field graphql.CollectedField, obj *model.ConnectedApp) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConnectedApp_since(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Since, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ConnectedApp_since(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ConnectedApp", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ConnectedApp_lastUsedAt(ctx context.Context, field graphql.CollectedField, obj *model.ConnectedApp) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConnectedApp_lastUsedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastUsedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ConnectedApp_lastUsedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ConnectedApp", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ConnectedApp_grants(ctx context.Context, field graphql.CollectedField, obj *model.ConnectedApp) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConnectedApp_grants(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Grants, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ConnectedApp_grants(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ConnectedApp", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ConnectedApp_offline(ctx context.Context, field graphql.CollectedField, obj *model.ConnectedApp) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConnectedApp_offline(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Offline, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ConnectedApp_offline(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ConnectedApp", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _Consent_app(ctx context.Context, field graphql.CollectedField, obj *model.Consent) (ret graphql.Marshaler) {
@@ -4692,6 +5330,117 @@ func (ec *executionContext) fieldContext_Mutation_ingestEvents(ctx context.Conte
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_endSession(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_endSession(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().EndSession(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_endSession(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_endSession_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_signOutEverywhere(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_signOutEverywhere(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Mutation().SignOutEverywhere(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_signOutEverywhere(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Mutation", field, true, true, "Int")
+}
+
+func (ec *executionContext) _Mutation_disconnectApp(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_disconnectApp(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DisconnectApp(ctx, fc.Args["app"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_disconnectApp(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_disconnectApp_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Notification_id(ctx context.Context, field graphql.CollectedField, obj *model.Notification) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5517,6 +6266,70 @@ func (ec *executionContext) _Person_unreadCount(ctx context.Context, field graph
 }
 func (ec *executionContext) fieldContext_Person_unreadCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Person", field, true, true, "Int")
+}
+
+func (ec *executionContext) _Person_sessions(ctx context.Context, field graphql.CollectedField, obj *model.Person) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Person_sessions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Person().Sessions(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.ActiveSession) graphql.Marshaler {
+			return ec.marshalNActiveSession2ᚕgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐActiveSessionᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Person_sessions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Person",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ActiveSession(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Person_connectedApps(ctx context.Context, field graphql.CollectedField, obj *model.Person) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Person_connectedApps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Person().ConnectedApps(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.ConnectedApp) graphql.Marshaler {
+			return ec.marshalNConnectedApp2ᚕgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐConnectedAppᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Person_connectedApps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Person",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ConnectedApp(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _PushRule_id(ctx context.Context, field graphql.CollectedField, obj *model.PushRule) (ret graphql.Marshaler) {
@@ -6893,6 +7706,52 @@ func (ec *executionContext) _RuleStats_backfillDone(ctx context.Context, field g
 }
 func (ec *executionContext) fieldContext_RuleStats_backfillDone(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("RuleStats", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _ScopeText_scope(ctx context.Context, field graphql.CollectedField, obj *model.ScopeText) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ScopeText_scope(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Scope, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ScopeText_scope(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ScopeText", field, false, false, "String")
+}
+
+func (ec *executionContext) _ScopeText_text(ctx context.Context, field graphql.CollectedField, obj *model.ScopeText) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ScopeText_text(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Text, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ScopeText_text(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ScopeText", field, false, false, "String")
 }
 
 func (ec *executionContext) _Service_id(ctx context.Context, field graphql.CollectedField, obj *model.Service) (ret graphql.Marshaler) {
@@ -8884,6 +9743,69 @@ func UnmarshalServiceFilter(ctx context.Context, raw any) (model.ServiceFilter, 
 
 // region    **************************** object.gotpl ****************************
 
+var activeSessionImplementors = []string{"ActiveSession"}
+
+func (ec *executionContext) _ActiveSession(ctx context.Context, sel ast.SelectionSet, obj *model.ActiveSession) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, activeSessionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ActiveSession")
+		case "id":
+			out.Values[i] = ec._ActiveSession_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "app":
+			out.Values[i] = ec._ActiveSession_app(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "assurance":
+			out.Values[i] = ec._ActiveSession_assurance(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._ActiveSession_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lastUsedAt":
+			out.Values[i] = ec._ActiveSession_lastUsedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "device":
+			out.Values[i] = ec._ActiveSession_device(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "current":
+			out.Values[i] = ec._ActiveSession_current(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var activityImplementors = []string{"Activity"}
 
 func (ec *executionContext) _Activity(ctx context.Context, sel ast.SelectionSet, obj *model.Activity) graphql.Marshaler {
@@ -8912,6 +9834,11 @@ func (ec *executionContext) _Activity(ctx context.Context, sel ast.SelectionSet,
 			}
 		case "toApp":
 			out.Values[i] = ec._Activity_toApp(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "reason":
+			out.Values[i] = ec._Activity_reason(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
@@ -9097,6 +10024,16 @@ func (ec *executionContext) _AppSwitch(ctx context.Context, sel ast.SelectionSet
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "consentOptional":
+			out.Values[i] = ec._AppSwitch_consentOptional(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "consentText":
+			out.Values[i] = ec._AppSwitch_consentText(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -9147,6 +10084,59 @@ func (ec *executionContext) _AudienceEstimate(ctx context.Context, sel ast.Selec
 			}
 		case "budgetRemaining":
 			out.Values[i] = ec._AudienceEstimate_budgetRemaining(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var connectedAppImplementors = []string{"ConnectedApp"}
+
+func (ec *executionContext) _ConnectedApp(ctx context.Context, sel ast.SelectionSet, obj *model.ConnectedApp) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, connectedAppImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ConnectedApp")
+		case "app":
+			out.Values[i] = ec._ConnectedApp_app(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "since":
+			out.Values[i] = ec._ConnectedApp_since(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lastUsedAt":
+			out.Values[i] = ec._ConnectedApp_lastUsedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "grants":
+			out.Values[i] = ec._ConnectedApp_grants(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "offline":
+			out.Values[i] = ec._ConnectedApp_offline(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -9558,6 +10548,27 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "endSession":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_endSession(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "signOutEverywhere":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_signOutEverywhere(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "disconnectApp":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_disconnectApp(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -9914,6 +10925,18 @@ func (ec *executionContext) _Person(ctx context.Context, sel ast.SelectionSet, o
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Person_unreadCount(ctx, field, obj)
+				})
+		case "sessions":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Person_sessions(ctx, field, obj)
+				})
+		case "connectedApps":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Person_connectedApps(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -10400,6 +11423,44 @@ func (ec *executionContext) _RuleStats(ctx context.Context, sel ast.SelectionSet
 			}
 		case "backfillDone":
 			out.Values[i] = ec._RuleStats_backfillDone(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var scopeTextImplementors = []string{"ScopeText"}
+
+func (ec *executionContext) _ScopeText(ctx context.Context, sel ast.SelectionSet, obj *model.ScopeText) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, scopeTextImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ScopeText")
+		case "scope":
+			out.Values[i] = ec._ScopeText_scope(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "text":
+			out.Values[i] = ec._ScopeText_text(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -11037,6 +12098,26 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 
 // region    ***************************** type.gotpl *****************************
 
+func (ec *executionContext) marshalNActiveSession2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐActiveSession(ctx context.Context, sel ast.SelectionSet, v model.ActiveSession) graphql.Marshaler {
+	return ec._ActiveSession(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNActiveSession2ᚕgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐActiveSessionᚄ(ctx context.Context, sel ast.SelectionSet, v []model.ActiveSession) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNActiveSession2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐActiveSession(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalNActivity2ᚖgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐActivity(ctx context.Context, sel ast.SelectionSet, v *model.Activity) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Activity!")
@@ -11219,6 +12300,26 @@ func (ec *executionContext) unmarshalNCitizenEventInput2ᚕgithubᚗcomᚋtongba
 		}
 	}
 	return res, nil
+}
+
+func (ec *executionContext) marshalNConnectedApp2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐConnectedApp(ctx context.Context, sel ast.SelectionSet, v model.ConnectedApp) graphql.Marshaler {
+	return ec._ConnectedApp(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNConnectedApp2ᚕgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐConnectedAppᚄ(ctx context.Context, sel ast.SelectionSet, v []model.ConnectedApp) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNConnectedApp2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐConnectedApp(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) marshalNConsent2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐConsent(ctx context.Context, sel ast.SelectionSet, v model.Consent) graphql.Marshaler {
@@ -11595,6 +12696,26 @@ func (ec *executionContext) unmarshalNRuleStatus2githubᚗcomᚋtongbanᚋtongba
 
 func (ec *executionContext) marshalNRuleStatus2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐRuleStatus(ctx context.Context, sel ast.SelectionSet, v model.RuleStatus) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) marshalNScopeText2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐScopeText(ctx context.Context, sel ast.SelectionSet, v model.ScopeText) graphql.Marshaler {
+	return ec._ScopeText(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNScopeText2ᚕgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐScopeTextᚄ(ctx context.Context, sel ast.SelectionSet, v []model.ScopeText) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNScopeText2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐScopeText(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) marshalNService2ᚖgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐService(ctx context.Context, sel ast.SelectionSet, v *model.Service) graphql.Marshaler {

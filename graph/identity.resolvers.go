@@ -9,6 +9,7 @@ import (
 	"context"
 
 	"github.com/tongban/tongban/graph/model"
+	"github.com/tongban/tongban/identity"
 	"github.com/tongban/tongban/internal/ratelimit"
 )
 
@@ -29,7 +30,7 @@ func (r *mutationResolver) CompleteSignIn(ctx context.Context, state string, cod
 	if err := r.limit(ctx, ratelimit.SignIn, clientIPFrom(ctx), 1); err != nil {
 		return nil, err
 	}
-	t, p, err := r.Identity.CompleteSignIn(ctx, state, code, deref(iss), deref(codeVerifier))
+	t, p, err := r.Identity.CompleteSignIn(withDevice(ctx), state, code, deref(iss), deref(codeVerifier))
 	if err != nil {
 		return nil, identityError(err)
 	}
@@ -41,7 +42,7 @@ func (r *mutationResolver) SignInWithIDToken(ctx context.Context, app string, id
 	if err := r.limit(ctx, ratelimit.SignIn, clientIPFrom(ctx), 1); err != nil {
 		return nil, err
 	}
-	t, p, err := r.Identity.SignInWithIDToken(ctx, app, idToken, deref(nonce))
+	t, p, err := r.Identity.SignInWithIDToken(withDevice(ctx), app, idToken, deref(nonce))
 	if err != nil {
 		return nil, identityError(err)
 	}
@@ -94,6 +95,13 @@ func (r *mutationResolver) UnlinkAccount(ctx context.Context, app string) (*mode
 	p, err := r.Identity.Unlink(ctx, *s, app)
 	if err != nil {
 		return nil, identityError(err)
+	}
+	// The sessions opened with the account ended in Unlink; the grants the app holds for the
+	// person end too (offline ones included), each with its logout token.
+	if _, ok := r.Bridge.Clients().Get(app); ok {
+		if _, err := r.Bridge.EndClientGrants(ctx, s.PersonID, app, identity.EndUnlinked); err != nil {
+			return nil, err
+		}
 	}
 	return r.person(p), nil
 }

@@ -223,7 +223,7 @@ func (s *Service) endSessionsOf(ctx context.Context, provider string, sids []str
 	}); err != nil {
 		return 0, fmt.Errorf("identity: back-channel logout: read sessions: %w", err)
 	}
-	ended := 0
+	var ends []ending
 	for i, sid := range sids {
 		v := recs[i].Val()
 		pid, _ := v[0].(string)
@@ -231,13 +231,12 @@ func (s *Service) endSessionsOf(ctx context.Context, provider string, sids []str
 		if pid == "" || app != provider {
 			continue // ended already (or not this provider's, which the index never holds)
 		}
-		// reason: EndUpstreamLogout
-		if err := s.Sessions.end(ctx, pid, sid); err != nil {
-			return ended, err
-		}
-		ended++
+		ends = append(ends, ending{sid: sid, pid: pid, app: app, reason: EndUpstreamLogout})
 	}
-	return ended, nil
+	// One batch: the same round trips for every session of the login, and their grants' logout
+	// tokens queued with them.
+	ended, err := s.Sessions.endSessions(ctx, ends, true)
+	return len(ended), err
 }
 
 // endUpstreamAccount ends every session opened with the provider of the person owner names
@@ -250,17 +249,9 @@ func (s *Service) endUpstreamAccount(ctx context.Context, provider string, owner
 	if err != nil {
 		return fmt.Errorf("identity: back-channel logout: look up the account: %w", err)
 	}
-	// reason: EndUpstreamLogout
-	return s.Sessions.EndAll(ctx, pid, provider)
+	return s.Sessions.EndAll(ctx, pid, provider, EndUpstreamLogout)
 }
 
-func toAny(ss []string) []any {
-	out := make([]any, len(ss))
-	for i, s := range ss {
-		out[i] = s
-	}
-	return out
-}
 
 // verifyLogoutToken validates raw as a logout token from p (spec §2.6): the signature as an ID
 // token's, then the claims. A refusal is a *TokenError whose Reason is the word the 400

@@ -129,9 +129,20 @@ func (s *Sessions) End(ctx context.Context, pid, sid string, reason EndReason) e
 // in one batch: the same round trips for one session or ten. Signing out everywhere is
 // EndAll(ctx, pid, "", EndEverywhere).
 func (s *Sessions) EndAll(ctx context.Context, pid, app string, reason EndReason) error {
+	_, err := s.endAll(ctx, pid, app, reason)
+	return err
+}
+
+// EndEverywhere signs the person out everywhere: every session ends, and with them every
+// grant bound to them. It reports how many sessions ended.
+func (s *Sessions) EndEverywhere(ctx context.Context, pid string) (int, error) {
+	return s.endAll(ctx, pid, "", EndEverywhere)
+}
+
+func (s *Sessions) endAll(ctx context.Context, pid, app string, reason EndReason) (int, error) {
 	live, err := s.liveSessions(ctx, pid)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var ends []ending
 	for _, l := range live {
@@ -139,8 +150,8 @@ func (s *Sessions) EndAll(ctx context.Context, pid, app string, reason EndReason
 			ends = append(ends, ending{sid: l.sid, pid: pid, app: l.app, reason: reason})
 		}
 	}
-	_, err = s.endSessions(ctx, ends, true)
-	return err
+	ended, err := s.endSessions(ctx, ends, true)
+	return len(ended), err
 }
 
 // SignOut ends the session the access token belongs to.

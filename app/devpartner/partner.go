@@ -25,6 +25,7 @@ type Partners struct {
 
 	mu      sync.Mutex
 	pending map[string]devLogin // by state
+	logouts []Logout            // accepted logout tokens, at most maxLogouts
 }
 
 // New returns the simulated apps of the clients, signing in at the bridge whose issuer (public
@@ -114,7 +115,23 @@ var devArrived = template.Must(template.New("arrived").Parse(`<!doctype html>
 {{if .Error}}<p>The switch did not complete: <b>{{.Error}}</b></p>{{else}}
 <p>The app's backend redeemed the code at the bridge and verified the ID token with go-oidc. No login page was shown.</p>
 <table>{{range .Claims}}<tr><td>{{.K}}</td><td>{{.V}}</td></tr>{{end}}</table>
-{{if .Target}}<p>It would now open <a href="{{.Target}}">{{.Target}}</a>.</p>{{end}}{{end}}
+<p id="logout-state">Signed in. When Tongban ends this grant (the citizen signs out, ends the session, disconnects the app), its logout token arrives at this app's back-channel endpoint and this line says so.</p>
+{{if .LogoutURL}}<p><a href="{{.LogoutURL}}">Sign out of Tongban from this app</a> (RP-initiated logout: ends the Tongban session behind this ID token, and so every app's grants from it).</p>{{end}}
+{{if .Target}}<p>It would now open <a href="{{.Target}}">{{.Target}}</a>.</p>{{end}}
+<script>
+(function () {
+  var sid = {{.SID}};
+  if (!sid) return;
+  var line = document.getElementById('logout-state');
+  function poll() {
+    fetch('logouts?sid=' + encodeURIComponent(sid)).then(function (r) { return r.json(); }).then(function (list) {
+      if (list.length) { line.textContent = 'Signed out by Tongban at ' + list[0].At + ' (back-channel logout token for sid ' + sid + ').'; line.style.color = '#b00'; return; }
+      setTimeout(poll, 2000);
+    }).catch(function () { setTimeout(poll, 5000); });
+  }
+  poll();
+})();
+</script>{{end}}
 </body></html>`))
 
 type devClaim struct{ K, V string }
@@ -159,7 +176,7 @@ func (d *Partners) serveArrival(w http.ResponseWriter, r *http.Request, c config
 		_ = info.Claims(&claims)
 	}
 	var rows []devClaim
-	for _, k := range []string{"sub", "name", "phone_number", "id_number", "acr", "auth_time"} {
+	for _, k := range []string{"sub", "sid", "name", "phone_number", "id_number", "acr", "auth_time"} {
 		if v, ok := claims[k]; ok {
 			if k == "id_number" { // shown masked even here: the page is a screenshot away from a chat
 				s, _ := v.(string)
@@ -171,6 +188,12 @@ func (d *Partners) serveArrival(w http.ResponseWriter, r *http.Request, c config
 		}
 	}
 	page["Claims"] = rows
+	page["SID"], _ = claims["sid"].(string)
+	post := ""
+	if len(c.PostLogoutRedirectURIs) > 0 {
+		post = c.PostLogoutRedirectURIs[0]
+	}
+	page["LogoutURL"] = template.URL(d.logoutURL(clientView{id: c.ID, postLogout: post}, raw))
 	_ = devArrived.Execute(w, page)
 }
 

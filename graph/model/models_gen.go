@@ -10,17 +10,39 @@ import (
 	"time"
 )
 
+// One live Tongban session: a sign-in in one app, on one device.
+type ActiveSession struct {
+	// Pass it to endSession.
+	ID string `json:"id"`
+	// The app signed in with.
+	App *App `json:"app"`
+	// Assurance level of that login, 1 to 4.
+	Assurance int       `json:"assurance"`
+	CreatedAt time.Time `json:"createdAt"`
+	// The last refresh of its tokens (or its opening): precise to the access-token lifetime.
+	LastUsedAt time.Time `json:"lastUsedAt"`
+	// A coarse description of the device and client, like "Android · WeChat"; null when unknown.
+	Device *string `json:"device,omitempty"`
+	// True for the session this request is made with.
+	Current bool `json:"current"`
+}
+
 // Something that happened across apps. It names the apps and the time, never a token, a ticket
 // or an ID number.
 type Activity struct {
 	// Stable id of the entry in the person's trail.
 	ID string `json:"id"`
-	// e.g. SWITCH_ISSUED, SWITCH_REDEEMED, TOKEN_EXCHANGED, CONSENT_GRANTED, CONSENT_REVOKED, SIGNED_IN
+	// e.g. SWITCH_ISSUED, SWITCH_REDEEMED, TOKEN_EXCHANGED, CONSENT_GRANTED, CONSENT_REVOKED,
+	// SIGNED_IN, SESSION_ENDED, APP_SIGNED_OUT, APP_DISCONNECTED
 	Kind string `json:"kind"`
 	// The app the citizen came from (a switch's source, a token exchange's subject app); null when none.
 	FromApp *App `json:"fromApp,omitempty"`
 	// The app acted upon: the switch's or exchange's target, the app consented to, the app signed in with.
 	ToApp *App `json:"toApp,omitempty"`
+	// Why, for an ending: sign_out, sign_out_everywhere, ended_by_person, refresh_token_reuse,
+	// evicted, upstream_logout, rp_logout, token_revoked, account_unlinked, person_merged; null
+	// otherwise.
+	Reason *string `json:"reason,omitempty"`
 	// When it happened.
 	At time.Time `json:"at"`
 }
@@ -69,6 +91,12 @@ type AppSwitch struct {
 	// stronger login uses it); an app shows this before the person consents. Empty when nothing
 	// is withheld.
 	Withheld []string `json:"withheld"`
+	// Scopes the person may consent to but need not for this switch: offline_access when the app
+	// may have it, so that the app stays connected after the person signs out of Tongban (until
+	// they disconnect it or revoke consent). Show it as a choice, never as a condition.
+	ConsentOptional []string `json:"consentOptional"`
+	// What each scope of consentRequired and consentOptional means, in words to show the person.
+	ConsentText []ScopeText `json:"consentText"`
 }
 
 // A differentially private audience estimate: the count over stored profiles (or a random sample
@@ -104,6 +132,20 @@ type CitizenEventInput struct {
 	// is a fact the catalog declares with the caller among its writers, its value of the declared
 	// type; `residence` ({code} or {province, city, district}) sets person.residence.
 	Attributes any `json:"attributes,omitempty"`
+}
+
+// A member app holding live grants from the person's switches.
+type ConnectedApp struct {
+	App *App `json:"app"`
+	// When the oldest of its live grants was issued.
+	Since time.Time `json:"since"`
+	// When one of its grants was last issued or refreshed.
+	LastUsedAt time.Time `json:"lastUsedAt"`
+	// How many live grants it holds.
+	Grants int `json:"grants"`
+	// True when a grant has offline_access (the person consented to it): such a grant survives
+	// signing out of Tongban and ends only by disconnectApp or revokeConsent.
+	Offline bool `json:"offline"`
 }
 
 // A person's permission for an app to receive some scopes.
@@ -243,6 +285,12 @@ type Person struct {
 	Notifications *NotificationConnection `json:"notifications"`
 	// How many notifications in the inbox are unread.
 	UnreadCount int `json:"unreadCount"`
+	// The person's live Tongban sessions, newest first. Only the person can read them. `current`
+	// marks the session asking.
+	Sessions []ActiveSession `json:"sessions"`
+	// The member apps holding live grants from switches (they may act for the person until the
+	// grants end), most recently used first. Only the person can read them.
+	ConnectedApps []ConnectedApp `json:"connectedApps"`
 }
 
 // Changes to the notification preferences; fields left out keep their value.
@@ -402,6 +450,13 @@ type RuleStats struct {
 	BackfillScanned int `json:"backfillScanned"`
 	// Whether the latest backfill has finished (false when none ran).
 	BackfillDone bool `json:"backfillDone"`
+}
+
+// A scope, and what consenting to it means for the person.
+type ScopeText struct {
+	Scope string `json:"scope"`
+	// e.g. "your phone number", or for offline_access "stays connected to 随申办 after you sign out of Tongban, until you disconnect it".
+	Text string `json:"text"`
 }
 
 // A service (事项) a citizen does in one member app.
