@@ -252,7 +252,6 @@ func (s *Service) endUpstreamAccount(ctx context.Context, provider string, owner
 	return s.Sessions.EndAll(ctx, pid, provider, EndUpstreamLogout)
 }
 
-
 // verifyLogoutToken validates raw as a logout token from p (spec §2.6): the signature as an ID
 // token's, then the claims. A refusal is a *TokenError whose Reason is the word the 400
 // answer carries; a forged token is never told which claim gave it away, because claims are
