@@ -43,6 +43,10 @@
 //	                                        last_used (unix, set at each refresh), device (a coarse
 //	                                        description like "Android · WeChat", internal/useragent; never
 //	                                        the User-Agent); TTL = refresh lifetime
+//	ups:<b64url sha256(provider \0 sid)> set  the Tongban sessions one provider login opened (its ID token's
+//	                                        sid), for providers with backchannel_logout; TTL the refresh lifetime
+//	bljti:<b64url sha256(provider \0 jti)> string a received back-channel logout token's jti (replay refusal);
+//	                                        TTL its iat + 5 min + leeway; deleted when the answer is 503
 //	s:{<sid>}:bound                  set    refs bound to the session (QueueBind; the bridge's "<client>|<gid>"),
 //	                                        handed to the OnEnd hooks when it ends; TTL = the session's,
 //	                                        24 h once it ended (for the sweep), deleted when the ending is done
