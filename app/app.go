@@ -29,6 +29,7 @@ import (
 	"github.com/tongban/tongban/internal/ratelimit"
 	"github.com/tongban/tongban/internal/redisx"
 	"github.com/tongban/tongban/internal/telemetry"
+	"github.com/tongban/tongban/internal/webui"
 	"github.com/tongban/tongban/logout"
 	"github.com/tongban/tongban/push"
 	"github.com/tongban/tongban/push/catalog"
@@ -213,6 +214,7 @@ func (a *App) routes() http.Handler {
 	route("GET /healthz/live", "live", http.HandlerFunc(a.health.live))
 	route("GET /healthz/ready", "ready", http.HandlerFunc(a.health.ready))
 	a.Bridge.Routes(route)
+	route("GET /ui/", "ui", webui.Shared("/ui/"))
 	route("POST /oidc/{provider}/backchannel-logout", "oidc_backchannel_logout", a.upstreamLogout())
 	if a.cfg.Dev {
 		route("GET /{$}", "graphiql", graphiql.Page("Tongban", "/graphql", "/dev/assets/"))

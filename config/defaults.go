@@ -192,8 +192,8 @@ func applyDefaults(c *Config) {
 		fill(&p.Issuer, base+"/dev/idp/"+p.ID)
 		if len(p.RedirectURIs) == 0 {
 			// The simulated app's callback page, which shows the code to paste into
-			// completeSignIn.
-			p.RedirectURIs = []string{base + "/dev/apps/" + p.ID + "/callback"}
+			// completeSignIn, and the demo's phone of the app, which completes it itself.
+			p.RedirectURIs = []string{base + "/dev/apps/" + p.ID + "/callback", base + "/demo/phone/" + p.ID}
 		}
 		// A simulated provider sends its logout tokens to Tongban (POST /dev/idp/{id}/logout).
 		if strings.HasPrefix(p.Issuer, base+"/dev/idp/") {
