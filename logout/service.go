@@ -135,12 +135,18 @@ func New(store *redisx.Store, o Options) (*Service, error) {
 // due retries, until ctx ends. Then the workers read nothing new, finish the sends they have
 // in hand and settle them, and Run returns.
 func (s *Service) Run(ctx context.Context) error {
-	err := s.store.Client.XGroupCreateMkStream(ctx, s.jobsKey, group, "0").Err()
-	switch {
-	case ctx.Err() != nil:
-		return nil
-	case err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP"):
-		return fmt.Errorf("logout: create the consumer group: %w", err)
+	// Redis may be away when the replica starts (or go away just after): retry, as every
+	// background loop does, rather than end the process with an error.
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		err := s.store.Client.XGroupCreateMkStream(ctx, s.jobsKey, group, "0").Err()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil || redis.HasErrorPrefix(err, "BUSYGROUP") {
+			break
+		}
+		s.log.Warn("logout: cannot create the consumer group; retrying", "err", err, "in", wait)
+		pause(ctx, wait)
 	}
 	var wg sync.WaitGroup
 	names := make([]string, s.opts.Workers)
