@@ -13,6 +13,7 @@ import (
 
 	"github.com/tongban/tongban/identity"
 	"github.com/tongban/tongban/internal/audit"
+	"github.com/tongban/tongban/internal/redisx"
 	"github.com/tongban/tongban/logout"
 )
 
@@ -35,23 +36,32 @@ const (
 
 func (b *Bridge) tombstoneKey(gid string) string { return b.grantKey(gid) + ":ended" }
 
-// endGrantScript ends one grant: its code (unredeemed, it dies with its session) and the grant
-// go, and when the grant existed its tombstone is set. With ARGV[2] = "1" (a session's ending) a
-// grant that holds offline_access is spared: the person let it outlive their sessions.
+// endGrantsScript ends grants: of each, its code (unredeemed, it dies with its session) and the
+// grant go, and when the grant existed its tombstone is set. A grant whose spare flag is "1" (a
+// session's ending) and that holds offline_access is spared: the person let it outlive their
+// sessions. One call ends every grant whose keys share a node (see queueEnds): on a single
+// server, all of a sign-out's grants for the cost of one script.
 //
-// KEYS[1] oc:{gid}, KEYS[2] g:{gid}, KEYS[3] g:{gid}:ended, KEYS[4] g:{gid}:children; ARGV[1]
-// tombstone TTL ms, ARGV[2] "1" to spare offline grants. Returns {0} (no grant), {1, number of
-// exchanged grants} (ended) or {2, the grant's PTTL} (spared).
-var endGrantScript = redis.NewScript(`
-local g = redis.call('HMGET', KEYS[2], 'client', 'scopes')
-if ARGV[2] == '1' and g[2] and string.find(' ' .. g[2] .. ' ', ' offline_access ', 1, true) then
-  return {2, redis.call('PTTL', KEYS[2])}
+// KEYS, 4 per grant: oc:{gid}, g:{gid}, g:{gid}:ended, g:{gid}:children; ARGV[1] tombstone TTL
+// ms, ARGV[1+i] "1" to spare grant i if offline. Returns 2 numbers per grant: 0, 0 (no grant),
+// 1, the number of exchanged grants (ended) or 2, the grant's PTTL (spared).
+var endGrantsScript = redis.NewScript(`
+local out = {}
+for i = 0, #KEYS / 4 - 1 do
+  local gk = KEYS[4 * i + 2]
+  local g = redis.call('HMGET', gk, 'client', 'scopes')
+  if ARGV[i + 2] == '1' and g[2] and string.find(' ' .. g[2] .. ' ', ' offline_access ', 1, true) then
+    out[2 * i + 1], out[2 * i + 2] = 2, redis.call('PTTL', gk)
+  elseif not g[1] then
+    redis.call('DEL', KEYS[4 * i + 1])
+    out[2 * i + 1], out[2 * i + 2] = 0, 0
+  else
+    redis.call('DEL', KEYS[4 * i + 1], gk)
+    redis.call('SET', KEYS[4 * i + 3], '1', 'PX', ARGV[1])
+    out[2 * i + 1], out[2 * i + 2] = 1, redis.call('SCARD', KEYS[4 * i + 4])
+  end
 end
-redis.call('DEL', KEYS[1])
-if not g[1] then return {0} end
-redis.call('DEL', KEYS[2])
-redis.call('SET', KEYS[3], '1', 'PX', ARGV[1])
-return {1, redis.call('SCARD', KEYS[4])}
+return out
 `)
 
 // grantEnd is one grant to end, and what to record of it.
@@ -63,46 +73,79 @@ type grantEnd struct {
 	kind audit.Kind
 }
 
-// queueEnd queues on p the ending of a grant: the script on its slot, its index entry, its
-// logout job (for a client with a back-channel logout URI; the tombstone decides whether it is
-// sent) and its activity. The returned function, once p has run, reports whether the grant
-// existed and was ended, and ends what was exchanged from it (a round trip only then) or puts
-// back the index entry of a spared grant.
-func (b *Bridge) queueEnd(ctx context.Context, p redis.Pipeliner, e grantEnd) func() (bool, error) {
-	spare := "0"
-	if e.spareOffline {
-		spare = "1"
+// queueEnds queues on p the ending of grants: the script on their slots, then of each its index
+// entry, its logout job (for a client with a back-channel logout URI; the tombstone, set by the
+// script queued before it, decides whether it is sent) and its activity. On a cluster each
+// grant's keys are on a slot of their own, so the script runs once per grant; on a single
+// server (embedded or one Redis) it runs once for them all, which is what keeps a sign-out with
+// five switched-into apps as cheap as one with none. Each returned function, once p has run,
+// reports whether its grant existed and was ended, and ends what was exchanged from it (a round
+// trip only then) or puts back the index entry of a spared grant.
+func (b *Bridge) queueEnds(ctx context.Context, p redis.Pipeliner, es []grantEnd) []func() (bool, error) {
+	if len(es) == 0 {
+		return nil
 	}
-	gk := b.grantKey(e.gid)
-	res := endGrantScript.Eval(ctx, p, []string{b.codeKey(e.gid), gk, b.tombstoneKey(e.gid), gk + ":children"},
-		EndedTombstoneTTL.Milliseconds(), spare)
-	after := b.queueAfterEnd(ctx, p, e)
-	return func() (bool, error) {
-		after()
-		v, err := res.Int64Slice()
-		if err == nil && (len(v) == 0 || v[0] != 0 && len(v) != 2) {
-			err = fmt.Errorf("unexpected answer %v", v)
+	per := len(es) // grants per script call
+	if b.store.Kind == redisx.KindCluster {
+		per = 1
+	}
+	ttl := EndedTombstoneTTL.Milliseconds()
+	type ran struct {
+		res *redis.Cmd
+		at  int // the grant's place in the call's answer
+	}
+	runs := make([]ran, len(es))
+	for from := 0; from < len(es); from += per {
+		batch := es[from:min(from+per, len(es))]
+		keys := make([]string, 0, 4*len(batch))
+		args := make([]any, 1, 1+len(batch))
+		args[0] = ttl
+		for _, e := range batch {
+			gk := b.grantKey(e.gid)
+			keys = append(keys, b.codeKey(e.gid), gk, b.tombstoneKey(e.gid), gk+":children")
+			spare := "0"
+			if e.spareOffline {
+				spare = "1"
+			}
+			args = append(args, spare)
 		}
-		if err != nil {
-			return false, fmt.Errorf("bridge: end grant: %w", err)
+		res := endGrantsScript.Eval(ctx, p, keys, args...)
+		for i := range batch {
+			runs[from+i] = ran{res: res, at: 2 * i}
 		}
-		switch v[0] {
-		case 1:
-			if v[1] > 0 {
-				if err := b.revokeChildren(ctx, e.gid); err != nil {
-					return true, err
+	}
+	dones := make([]func() (bool, error), len(es))
+	for i, e := range es {
+		after := b.queueAfterEnd(ctx, p, e)
+		r := runs[i]
+		dones[i] = func() (bool, error) {
+			after()
+			v, err := r.res.Int64Slice()
+			if err == nil && len(v) < r.at+2 {
+				err = fmt.Errorf("unexpected answer %v", v)
+			}
+			if err != nil {
+				return false, fmt.Errorf("bridge: end grant: %w", err)
+			}
+			switch v[r.at] {
+			case 1:
+				if v[r.at+1] > 0 {
+					if err := b.revokeChildren(ctx, e.gid); err != nil {
+						return true, err
+					}
+				}
+				return true, nil
+			case 2:
+				// Spared: its index entry, removed in the same pipeline, goes back.
+				ends := b.now().Add(time.Duration(v[r.at+1]) * time.Millisecond)
+				if err := b.store.Client.ZAdd(ctx, b.personGrants(e.pid), redis.Z{Score: float64(ends.UnixMilli()), Member: indexMember(e.client, e.gid)}).Err(); err != nil {
+					return false, fmt.Errorf("bridge: reindex offline grant: %w", err)
 				}
 			}
-			return true, nil
-		case 2:
-			// Spared: its index entry, removed in the same pipeline, goes back.
-			ends := b.now().Add(time.Duration(v[1]) * time.Millisecond)
-			if err := b.store.Client.ZAdd(ctx, b.personGrants(e.pid), redis.Z{Score: float64(ends.UnixMilli()), Member: indexMember(e.client, e.gid)}).Err(); err != nil {
-				return false, fmt.Errorf("bridge: reindex offline grant: %w", err)
-			}
+			return false, nil
 		}
-		return false, nil
 	}
+	return dones
 }
 
 // queueAfterEnd queues what follows a grant's end on other slots than the grant's: its index
@@ -134,18 +177,19 @@ func (b *Bridge) queueAfterEnd(ctx context.Context, p redis.Pipeliner, e grantEn
 // anew, and the logout jobs queued again find the tombstone of the first call (a token may be
 // sent twice: delivery is at least once).
 func (b *Bridge) SessionsEnded(ctx context.Context, p redis.Pipeliner, ended []identity.Ended) func() error {
-	var dones []func() (bool, error)
+	var es []grantEnd
 	for _, s := range ended {
 		for _, ref := range s.Bound {
 			client, gid, ok := strings.Cut(ref, "|")
 			if !ok || gid == "" {
 				continue
 			}
-			dones = append(dones, b.queueEnd(ctx, p, grantEnd{
+			es = append(es, grantEnd{
 				pid: s.Person, client: client, gid: gid, reason: string(s.Reason), spareOffline: true, kind: audit.AppSignedOut,
-			}))
+			})
 		}
 	}
+	dones := b.queueEnds(ctx, p, es)
 	return func() error {
 		var errs []error
 		for _, done := range dones {
@@ -188,12 +232,14 @@ func (b *Bridge) endClientGrants(ctx context.Context, pid, client, reason string
 	if len(gids) == 0 {
 		return 0, nil
 	}
-	dones := make([]func() (bool, error), 0, len(gids))
+	es := make([]grantEnd, len(gids))
+	for i, gid := range gids {
+		es[i] = grantEnd{pid: pid, client: client, gid: gid, reason: reason, kind: kind}
+	}
+	var dones []func() (bool, error)
 	var unlisted *redis.IntCmd
 	_, _ = b.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, gid := range gids {
-			dones = append(dones, b.queueEnd(ctx, p, grantEnd{pid: pid, client: client, gid: gid, reason: reason, kind: kind}))
-		}
+		dones = b.queueEnds(ctx, p, es)
 		if len(legacyMembers) > 0 {
 			unlisted = p.SRem(ctx, legacy, legacyMembers)
 		}
