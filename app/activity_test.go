@@ -155,12 +155,17 @@ func TestActivityTrailOfASwitch(t *testing.T) {
 				}
 			}
 			slices.Sort(fields)
+			// The trails' shape; other streams (the logout jobs that revokeConsent queued)
+			// are only checked for secrets.
+			if !strings.HasSuffix(key, ":activity") && key != store.Key("audit") {
+				continue
+			}
 			if f := strings.Join(fields, ","); f != "at,from,kind,to" && f != "at,from,kind,person,to" {
 				t.Errorf("%s entry %s has fields %s", key, m.ID, f)
 			}
 		}
 	}
-	if streams < 3 { // two persons' trails and the operators' stream
+	if streams < 3 { // two persons' trails and the operators' stream (and the logout jobs)
 		t.Errorf("%d streams in the store, want the two persons' and the operators'", streams)
 	}
 	if n := store.Client.XLen(ctx, store.Key("audit")).Val(); n != 6 {
