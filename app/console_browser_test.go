@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -355,11 +356,17 @@ func TestConsoleBrowserPastedToken(t *testing.T) {
 	}
 	testenv.Screenshot(t, ctx, "bad-token")
 
-	token := oauthCall(t, h, "/oauth2/token", "", url.Values{"grant_type": {"client_credentials"},
-		"client_id": {"zhejiang-health"}, "client_secret": {"dev-zhejiang-health-secret"}}).str("access_token")
-	if token == "" {
-		t.Fatal("no token for zhejiang-health")
+	owner := url.Values{"client_id": {"zhejiang-health"}, "client_secret": {"dev-zhejiang-health-secret"}}
+	newToken := func() string {
+		form := url.Values{"grant_type": {"client_credentials"}}
+		maps.Copy(form, owner)
+		tok := oauthCall(t, h, "/oauth2/token", "", form).str("access_token")
+		if tok == "" {
+			t.Fatal("no token for zhejiang-health")
+		}
+		return tok
 	}
+	token := newToken()
 	consoleDo(t, ctx, "a good token", chromedp.SetValue(chromedp.CSS("#token"), token), chromedp.Click(chromedp.CSS("#token-form button[type=submit]")),
 		chromedp.WaitVisible(chromedp.CSS("#workspace")))
 	if got := consoleText(t, ctx, "#who"); !strings.Contains(got, "浙江省卫生健康委员会") {
@@ -376,4 +383,21 @@ func TestConsoleBrowserPastedToken(t *testing.T) {
 		t.Error("the token is in localStorage")
 	}
 	testenv.Screenshot(t, ctx, "pasted-token")
+
+	// The token ends (they live 15 minutes; here it is revoked): the next check asks for a new
+	// one and keeps the work on the page.
+	form := url.Values{"token": {token}}
+	maps.Copy(form, owner)
+	if r := oauthCall(t, h, "/oauth2/revoke", "", form); r.status != http.StatusOK {
+		t.Fatalf("revoke: %d %s", r.status, r.raw)
+	}
+	consoleDo(t, ctx, "type after the token ended", chromedp.Evaluate[chromedp.Void](`(() => { const e = document.getElementById('editor');
+		e.focus(); e.selectionStart = e.selectionEnd = e.value.length; })()`), chromedp.KeyEvent(" && person.age > 18"))
+	consoleWait(t, ctx, "the request for a new token", `!document.getElementById('signin').hidden`, 10*time.Second)
+	if got := consoleText(t, ctx, "#signin-error"); !strings.Contains(got, "令牌无效或已过期") {
+		t.Errorf("after the token ended the page says %q", got)
+	}
+	consoleDo(t, ctx, "paste a new token", chromedp.SetValue(chromedp.CSS("#token"), newToken()),
+		chromedp.Click(chromedp.CSS("#token-form button[type=submit]")), chromedp.WaitNotVisible(chromedp.CSS("#signin")))
+	consoleWait(t, ctx, "the check with the new token", `window.consoleTiming && window.consoleTiming.condition.endsWith('person.age > 18') && window.consoleTiming.problems === 0`, 10*time.Second)
 }

@@ -151,6 +151,11 @@ async function api(query, variables) {
       res = await gql(query, variables, state.token);
     } catch (_) { /* the first answer stands */ }
   }
+  if (errorCode(res) === 'UNAUTHENTICATED' && state.authoring) {
+    // A pasted token expired (they live 15 minutes): ask for a new one, keeping the work.
+    $('signin').hidden = false;
+    $('signin-error').textContent = t('errUNAUTHENTICATED');
+  }
   return res;
 }
 
@@ -186,8 +191,16 @@ async function start() {
     sessionStorage.removeItem(TOKEN_KEY);
     return;
   }
+  const again = !!state.authoring && state.authoring.client === res.data.ruleAuthoring.client;
   state.authoring = res.data.ruleAuthoring;
   const a = state.authoring;
+  if (again) { // a new token for the same owner: keep what is on the page
+    $('signin').hidden = true;
+    state.lastKey = '';
+    schedule();
+    await loadRules();
+    return;
+  }
   $('who').dataset.client = a.client;
   renderWho();
   $('signin').hidden = true;
