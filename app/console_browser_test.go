@@ -401,3 +401,49 @@ func TestConsoleBrowserPastedToken(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#token-form button[type=submit]")), chromedp.WaitNotVisible(chromedp.CSS("#signin")))
 	consoleWait(t, ctx, "the check with the new token", `window.consoleTiming && window.consoleTiming.condition.endsWith('person.age > 18') && window.consoleTiming.problems === 0`, 10*time.Second)
 }
+
+// What the console asks first, without a browser: Query.ruleAuthoring gives an owner its own
+// departments' services and the facts they may read, with types; others are refused.
+func TestConsoleRuleAuthoring(t *testing.T) {
+	t.Parallel()
+	h := startIdentity(t, nil)
+	const q = `{ ruleAuthoring { client departments services { id department } facts { name type sensitive readers } } }`
+	r := h.gql(q, nil, machineToken(t, h, "jiaxing-hrss"))
+	if len(r.Errors) > 0 {
+		t.Fatalf("ruleAuthoring: %v", r.Errors)
+	}
+	a, _ := r.field("ruleAuthoring").(map[string]any)
+	if a["client"] != "jiaxing-hrss" || fmt.Sprint(a["departments"]) != "[嘉兴市人力资源和社会保障局]" {
+		t.Errorf("owner: %v %v", a["client"], a["departments"])
+	}
+	var services []string
+	for _, s := range a["services"].([]any) {
+		m := s.(map[string]any)
+		if m["department"] != "嘉兴市人力资源和社会保障局" {
+			t.Errorf("a service of another department: %v", m)
+		}
+		services = append(services, m["id"].(string))
+	}
+	if !slices.Contains(services, "jx-unemployment-benefit") {
+		t.Errorf("services %v lack jx-unemployment-benefit", services)
+	}
+	facts := map[string]string{}
+	for _, f := range a["facts"].([]any) {
+		m := f.(map[string]any)
+		facts[m["name"].(string)] = m["type"].(string)
+		if fmt.Sprint(m["readers"]) != "[嘉兴市人力资源和社会保障局]" {
+			t.Errorf("fact %v: readers beyond the caller's departments", m)
+		}
+	}
+	// docs/service-owners.md's table: what 嘉兴市人力资源和社会保障局 reads.
+	want := map[string]string{"children": "int", "monthlyIncome": "int", "employmentStatus": "string", "unemployedSince": "timestamp", "lowIncomeFamily": "bool"}
+	if !maps.Equal(facts, want) {
+		t.Errorf("facts %v, want %v", facts, want)
+	}
+	if code := h.gql(q, nil, "").code(); code != "UNAUTHENTICATED" {
+		t.Errorf("anonymous: %s", code)
+	}
+	if code := h.gql(q, nil, machineToken(t, h, "jiaxing-data")).code(); code != "FORBIDDEN" {
+		t.Errorf("a data platform: %s", code)
+	}
+}

@@ -22,7 +22,11 @@ func Handler(dev bool) http.Handler {
 	static := webui.FS("/console/", sub)
 	mode := []byte(`{"dev":false}`)
 	if dev {
-		mode = []byte(`{"dev":true}`)
+		// Only a dev server names its owners' published secrets: a production page has none
+		// to show, even hidden.
+		mode = []byte(`{"dev":true,"owners":[` +
+			`{"client":"jiaxing-transport","secret":"dev-jiaxing-transport-secret","department":"嘉兴市交通运输局"},` +
+			`{"client":"zhejiang-health","secret":"dev-zhejiang-health-secret","department":"浙江省卫生健康委员会"}]}`)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()

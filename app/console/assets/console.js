@@ -133,7 +133,7 @@ const UPDATE = `mutation Update($id: ID!, $in: PushRuleInput!) { updatePushRule(
 const CHANGE = (op) => `mutation Change($id: ID!) { ${op}(id: $id) { ${RULE_FIELDS} } }`;
 
 const state = {
-  dev: false, token: '', devClient: '', authoring: null, rules: [], rule: null,
+  dev: false, owners: [], token: '', devClient: '', authoring: null, rules: [], rule: null,
   problems: [], matches: [], sampleErrors: {}, previewError: '', samplesCustom: false,
   estimate: null, seq: 0, lastKey: '', timer: 0, retryTimer: 0, typedAt: 0, archiveArmed: false, poll: 0,
 };
@@ -174,8 +174,8 @@ function errorText(res) {
 // ---- signing in ----
 
 async function devSignIn(client, announce = true) {
-  const button = document.querySelector(`#dev-owners button[data-client="${client}"]`);
-  state.token = await machineToken(client, button.dataset.secret);
+  const owner = state.owners.find((o) => o.client === client);
+  state.token = await machineToken(client, owner.secret);
   state.devClient = client;
   sessionStorage.setItem(CLIENT_KEY, client);
   sessionStorage.setItem(TOKEN_KEY, state.token);
@@ -814,16 +814,6 @@ async function init() {
     sessionStorage.setItem(TOKEN_KEY, state.token);
     await start();
   });
-  for (const b of document.querySelectorAll('#dev-owners button')) {
-    b.addEventListener('click', async () => {
-      $('signin-error').textContent = '';
-      try {
-        await devSignIn(b.dataset.client);
-      } catch (e) {
-        $('signin-error').textContent = t('errOther', { msg: e.message });
-      }
-    });
-  }
   const ed = $('editor');
   ed.addEventListener('input', onEditorInput);
   ed.addEventListener('scroll', syncScroll);
@@ -849,7 +839,23 @@ async function init() {
   try {
     const mode = await (await fetch('mode.json')).json();
     state.dev = !!mode.dev;
+    state.owners = (state.dev && mode.owners) || [];
   } catch (_) { state.dev = false; }
+  for (const o of state.owners) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.dataset.client = o.client;
+    b.textContent = `${o.department} · ${o.client}`;
+    b.addEventListener('click', async () => {
+      $('signin-error').textContent = '';
+      try {
+        await devSignIn(o.client);
+      } catch (e) {
+        $('signin-error').textContent = t('errOther', { msg: e.message });
+      }
+    });
+    $('dev-owners').append(b);
+  }
   $('dev-owners').hidden = !state.dev;
   const saved = sessionStorage.getItem(TOKEN_KEY);
   const savedClient = state.dev ? sessionStorage.getItem(CLIENT_KEY) : '';
