@@ -566,7 +566,14 @@ async function check() {
   });
 }
 
-function renderProblems() {
+let problemsShown = '';
+
+function renderProblems(force = false) {
+  // Redrawn only when they change: the list is a live region, and a screen reader should hear
+  // each new finding once, not every check's.
+  const sig = JSON.stringify([state.previewError, state.problems, !!state.valid, L.lang]);
+  if (sig === problemsShown && !force) return;
+  problemsShown = sig;
   const ul = $('problems');
   ul.replaceChildren();
   if (state.previewError) {
@@ -759,7 +766,7 @@ function renderRules() {
   for (const r of state.rules) {
     const tr = document.createElement('tr');
     tr.dataset.id = r.id;
-    tr.setAttribute('aria-selected', String(!!state.rule && state.rule.id === r.id));
+    if (state.rule && state.rule.id === r.id) tr.setAttribute('aria-current', 'true');
     const name = document.createElement('td');
     const b = document.createElement('button');
     b.type = 'button';
