@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tongban/tongban/app/console"
 	"github.com/tongban/tongban/app/devpartner"
 	"github.com/tongban/tongban/bridge"
 	"github.com/tongban/tongban/config"
@@ -215,6 +216,7 @@ func (a *App) routes() http.Handler {
 	route("GET /healthz/ready", "ready", http.HandlerFunc(a.health.ready))
 	a.Bridge.Routes(route)
 	route("GET /ui/", "ui", webui.Shared("/ui/"))
+	route("GET /console/", "console", console.Handler(a.cfg.Dev))
 	route("POST /oidc/{provider}/backchannel-logout", "oidc_backchannel_logout", a.upstreamLogout())
 	if a.cfg.Dev {
 		route("GET /{$}", "graphiql", graphiql.Page("Tongban", "/graphql", "/dev/assets/"))

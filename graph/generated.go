@@ -246,12 +246,28 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		Apps      func(childComplexity int) int
-		Me        func(childComplexity int) int
-		PushRule  func(childComplexity int, id string) int
-		PushRules func(childComplexity int, first *int, after *string, status *model.RuleStatus) int
-		Service   func(childComplexity int, id string) int
-		Services  func(childComplexity int, first *int, after *string, filter *model.ServiceFilter) int
+		Apps          func(childComplexity int) int
+		Me            func(childComplexity int) int
+		PushRule      func(childComplexity int, id string) int
+		PushRules     func(childComplexity int, first *int, after *string, status *model.RuleStatus) int
+		RuleAuthoring func(childComplexity int) int
+		Service       func(childComplexity int, id string) int
+		Services      func(childComplexity int, first *int, after *string, filter *model.ServiceFilter) int
+	}
+
+	RuleAuthoring struct {
+		Client      func(childComplexity int) int
+		Departments func(childComplexity int) int
+		Facts       func(childComplexity int) int
+		Services    func(childComplexity int) int
+	}
+
+	RuleFact struct {
+		Description func(childComplexity int) int
+		Name        func(childComplexity int) int
+		Readers     func(childComplexity int) int
+		Sensitive   func(childComplexity int) int
+		Type        func(childComplexity int) int
 	}
 
 	RulePeopleCounts struct {
@@ -379,6 +395,7 @@ type QueryResolver interface {
 	Apps(ctx context.Context) ([]model.App, error)
 	PushRules(ctx context.Context, first *int, after *string, status *model.RuleStatus) (*model.PushRuleConnection, error)
 	PushRule(ctx context.Context, id string) (*model.PushRule, error)
+	RuleAuthoring(ctx context.Context) (*model.RuleAuthoring, error)
 	Services(ctx context.Context, first *int, after *string, filter *model.ServiceFilter) (*model.ServiceConnection, error)
 	Service(ctx context.Context, id string) (*model.Service, error)
 }
@@ -1375,6 +1392,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.PushRules(childComplexity, args["first"].(*int), args["after"].(*string), args["status"].(*model.RuleStatus)), true
+	case "Query.ruleAuthoring":
+		if e.ComplexityRoot.Query.RuleAuthoring == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.RuleAuthoring(childComplexity), true
 	case "Query.service":
 		if e.ComplexityRoot.Query.Service == nil {
 			break
@@ -1397,6 +1420,62 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Services(childComplexity, args["first"].(*int), args["after"].(*string), args["filter"].(*model.ServiceFilter)), true
+
+	case "RuleAuthoring.client":
+		if e.ComplexityRoot.RuleAuthoring.Client == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleAuthoring.Client(childComplexity), true
+	case "RuleAuthoring.departments":
+		if e.ComplexityRoot.RuleAuthoring.Departments == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleAuthoring.Departments(childComplexity), true
+	case "RuleAuthoring.facts":
+		if e.ComplexityRoot.RuleAuthoring.Facts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleAuthoring.Facts(childComplexity), true
+	case "RuleAuthoring.services":
+		if e.ComplexityRoot.RuleAuthoring.Services == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleAuthoring.Services(childComplexity), true
+
+	case "RuleFact.description":
+		if e.ComplexityRoot.RuleFact.Description == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleFact.Description(childComplexity), true
+	case "RuleFact.name":
+		if e.ComplexityRoot.RuleFact.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleFact.Name(childComplexity), true
+	case "RuleFact.readers":
+		if e.ComplexityRoot.RuleFact.Readers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleFact.Readers(childComplexity), true
+	case "RuleFact.sensitive":
+		if e.ComplexityRoot.RuleFact.Sensitive == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleFact.Sensitive(childComplexity), true
+	case "RuleFact.type":
+		if e.ComplexityRoot.RuleFact.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleFact.Type(childComplexity), true
 
 	case "RulePeopleCounts.deferred":
 		if e.ComplexityRoot.RulePeopleCounts.Deferred == nil {
@@ -2152,6 +2231,36 @@ func (ec *executionContext) childFields_PushRuleEdge(ctx context.Context, field 
 		return ec.fieldContext_PushRuleEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PushRuleEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_RuleAuthoring(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "client":
+		return ec.fieldContext_RuleAuthoring_client(ctx, field)
+	case "departments":
+		return ec.fieldContext_RuleAuthoring_departments(ctx, field)
+	case "services":
+		return ec.fieldContext_RuleAuthoring_services(ctx, field)
+	case "facts":
+		return ec.fieldContext_RuleAuthoring_facts(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RuleAuthoring", field.Name)
+}
+
+func (ec *executionContext) childFields_RuleFact(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_RuleFact_name(ctx, field)
+	case "type":
+		return ec.fieldContext_RuleFact_type(ctx, field)
+	case "description":
+		return ec.fieldContext_RuleFact_description(ctx, field)
+	case "sensitive":
+		return ec.fieldContext_RuleFact_sensitive(ctx, field)
+	case "readers":
+		return ec.fieldContext_RuleFact_readers(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RuleFact", field.Name)
 }
 
 func (ec *executionContext) childFields_RulePeopleCounts(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -6989,6 +7098,38 @@ func (ec *executionContext) fieldContext_Query_pushRule(ctx context.Context, fie
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_ruleAuthoring(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_ruleAuthoring(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().RuleAuthoring(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RuleAuthoring) graphql.Marshaler {
+			return ec.marshalNRuleAuthoring2ᚖgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐRuleAuthoring(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_ruleAuthoring(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RuleAuthoring(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_services(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -7151,6 +7292,231 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _RuleAuthoring_client(ctx context.Context, field graphql.CollectedField, obj *model.RuleAuthoring) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleAuthoring_client(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Client, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleAuthoring_client(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleAuthoring", field, false, false, "ID")
+}
+
+func (ec *executionContext) _RuleAuthoring_departments(ctx context.Context, field graphql.CollectedField, obj *model.RuleAuthoring) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleAuthoring_departments(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Departments, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleAuthoring_departments(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleAuthoring", field, false, false, "String")
+}
+
+func (ec *executionContext) _RuleAuthoring_services(ctx context.Context, field graphql.CollectedField, obj *model.RuleAuthoring) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleAuthoring_services(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Services, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.Service) graphql.Marshaler {
+			return ec.marshalNService2ᚕgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐServiceᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleAuthoring_services(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RuleAuthoring",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Service(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RuleAuthoring_facts(ctx context.Context, field graphql.CollectedField, obj *model.RuleAuthoring) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleAuthoring_facts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Facts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.RuleFact) graphql.Marshaler {
+			return ec.marshalNRuleFact2ᚕgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐRuleFactᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleAuthoring_facts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RuleAuthoring",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RuleFact(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RuleFact_name(ctx context.Context, field graphql.CollectedField, obj *model.RuleFact) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleFact_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleFact_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleFact", field, false, false, "String")
+}
+
+func (ec *executionContext) _RuleFact_type(ctx context.Context, field graphql.CollectedField, obj *model.RuleFact) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleFact_type(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Type, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleFact_type(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleFact", field, false, false, "String")
+}
+
+func (ec *executionContext) _RuleFact_description(ctx context.Context, field graphql.CollectedField, obj *model.RuleFact) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleFact_description(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Description, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleFact_description(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleFact", field, false, false, "String")
+}
+
+func (ec *executionContext) _RuleFact_sensitive(ctx context.Context, field graphql.CollectedField, obj *model.RuleFact) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleFact_sensitive(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Sensitive, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleFact_sensitive(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleFact", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _RuleFact_readers(ctx context.Context, field graphql.CollectedField, obj *model.RuleFact) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleFact_readers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Readers, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleFact_readers(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleFact", field, false, false, "String")
 }
 
 func (ec *executionContext) _RulePeopleCounts_matched(ctx context.Context, field graphql.CollectedField, obj *model.RulePeopleCounts) (ret graphql.Marshaler) {
@@ -11183,6 +11549,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_pushRule(ctx, field)
 				})
+		case "ruleAuthoring":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_ruleAuthoring(ctx, field)
+				})
 		case "services":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, true,
@@ -11208,6 +11580,107 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			})
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var ruleAuthoringImplementors = []string{"RuleAuthoring"}
+
+func (ec *executionContext) _RuleAuthoring(ctx context.Context, sel ast.SelectionSet, obj *model.RuleAuthoring) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, ruleAuthoringImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RuleAuthoring")
+		case "client":
+			out.Values[i] = ec._RuleAuthoring_client(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "departments":
+			out.Values[i] = ec._RuleAuthoring_departments(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "services":
+			out.Values[i] = ec._RuleAuthoring_services(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "facts":
+			out.Values[i] = ec._RuleAuthoring_facts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var ruleFactImplementors = []string{"RuleFact"}
+
+func (ec *executionContext) _RuleFact(ctx context.Context, sel ast.SelectionSet, obj *model.RuleFact) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, ruleFactImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RuleFact")
+		case "name":
+			out.Values[i] = ec._RuleFact_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "type":
+			out.Values[i] = ec._RuleFact_type(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "description":
+			out.Values[i] = ec._RuleFact_description(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "sensitive":
+			out.Values[i] = ec._RuleFact_sensitive(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "readers":
+			out.Values[i] = ec._RuleFact_readers(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -12644,6 +13117,34 @@ func (ec *executionContext) unmarshalNRegisterDeviceInput2githubᚗcomᚋtongban
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) marshalNRuleAuthoring2ᚖgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐRuleAuthoring(ctx context.Context, sel ast.SelectionSet, v *model.RuleAuthoring) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RuleAuthoring!")
+		return graphql.Null
+	}
+	return ec._RuleAuthoring(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNRuleFact2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐRuleFact(ctx context.Context, sel ast.SelectionSet, v model.RuleFact) graphql.Marshaler {
+	return ec._RuleFact(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNRuleFact2ᚕgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐRuleFactᚄ(ctx context.Context, sel ast.SelectionSet, v []model.RuleFact) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNRuleFact2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐRuleFact(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalNRulePeopleCounts2ᚖgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐRulePeopleCounts(ctx context.Context, sel ast.SelectionSet, v *model.RulePeopleCounts) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "RulePeopleCounts!")
@@ -12707,6 +13208,26 @@ func (ec *executionContext) marshalNScopeText2ᚕgithubᚗcomᚋtongbanᚋtongba
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNScopeText2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐScopeText(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNService2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐService(ctx context.Context, sel ast.SelectionSet, v model.Service) graphql.Marshaler {
+	return ec._Service(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNService2ᚕgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐServiceᚄ(ctx context.Context, sel ast.SelectionSet, v []model.Service) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNService2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐService(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {

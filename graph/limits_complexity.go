@@ -76,6 +76,8 @@ func listCosts(apps int) ComplexityRoot {
 	c.Person.Devices = oneRead(devices.DefaultMaxPerPerson)  // the devices kept per person, one read
 	c.RulePreview.Problems = oneRead(maxRuleProblems)        // the compiler's, in memory
 	c.IngestResult.Rejected = oneRead(push.MaxEventsPerCall) // the call's own events, in memory
+	c.RuleAuthoring.Services = fromMemory                    // the in-memory catalog, no read
+	c.RuleAuthoring.Facts = fromMemory                       // the catalog's declarations, no read
 	return c
 }
 

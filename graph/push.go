@@ -10,6 +10,7 @@ import (
 	"github.com/tongban/tongban/bridge"
 	"github.com/tongban/tongban/graph/model"
 	"github.com/tongban/tongban/push"
+	"github.com/tongban/tongban/push/catalog"
 	"github.com/tongban/tongban/push/condition"
 )
 
@@ -184,4 +185,29 @@ func (r *Resolver) ruleChange(ctx context.Context, id string, change func(contex
 		return nil, pushError(err)
 	}
 	return r.pushRule(rule), nil
+}
+
+// ruleAuthoring is what the owner may write rules about: the catalog's services of its
+// departments and the facts at least one of them reads, each with those of its departments
+// that may read it. Both come from the in-memory catalog.
+func (r *Resolver) ruleAuthoring(owner push.Owner) *model.RuleAuthoring {
+	out := &model.RuleAuthoring{Departments: slices.Clone(owner.Departments), Services: []model.Service{}, Facts: []model.RuleFact{}}
+	out.Client = owner.Client
+	for _, s := range r.Catalog.Search(catalog.Filter{}) {
+		if slices.Contains(owner.Departments, s.Department) {
+			out.Services = append(out.Services, *r.service(s))
+		}
+	}
+	for _, f := range r.Catalog.Facts() {
+		var readers []string
+		for _, d := range f.Readers {
+			if slices.Contains(owner.Departments, d) {
+				readers = append(readers, d)
+			}
+		}
+		if len(readers) > 0 {
+			out.Facts = append(out.Facts, model.RuleFact{Name: f.Name, Type: string(f.Type), Description: f.Description, Sensitive: f.Sensitive, Readers: readers})
+		}
+	}
+	return out
 }

@@ -222,6 +222,15 @@ func (r *queryResolver) PushRule(ctx context.Context, id string) (*model.PushRul
 	return r.pushRule(rule), nil
 }
 
+// RuleAuthoring is the resolver for the ruleAuthoring field.
+func (r *queryResolver) RuleAuthoring(ctx context.Context) (*model.RuleAuthoring, error) {
+	owner, err := requireOwner(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.ruleAuthoring(owner), nil
+}
+
 // NotificationReceived is the resolver for the notificationReceived field.
 func (r *subscriptionResolver) NotificationReceived(ctx context.Context) (<-chan *model.Notification, error) {
 	s, err := requireSession(ctx)

@@ -378,6 +378,31 @@ type RegisterDeviceInput struct {
 	Token string `json:"token"`
 }
 
+// What a service owner may write rules about.
+type RuleAuthoring struct {
+	// The machine client calling.
+	Client string `json:"client"`
+	// The departments it acts for.
+	Departments []string `json:"departments"`
+	// The catalog's services of those departments, by app and then id.
+	Services []Service `json:"services"`
+	// The declared facts at least one of those departments may read, in the catalog's order.
+	Facts []RuleFact `json:"facts"`
+}
+
+// A declared fact as a rule reads it: person.facts.<name> and event.attributes.<name>.
+type RuleFact struct {
+	Name string `json:"name"`
+	// bool, int, double, string, timestamp or list(string).
+	Type string `json:"type"`
+	// What it means, in the catalog's words.
+	Description string `json:"description"`
+	// Sensitive personal information (health, finances, …).
+	Sensitive bool `json:"sensitive"`
+	// Which of the caller's departments may read it (a rule reads it only for a service of one of these).
+	Readers []string `json:"readers"`
+}
+
 // A rule's counters of people as its department may read them. Each is released only when it is
 // at least the threshold k (push.privacy.threshold, default 20) and at least k distinct people
 // have matched the rule's current version; otherwise it is "fewer than k". The second condition
