@@ -339,14 +339,21 @@ func TestAttackIngestIsLimitedByEvents(t *testing.T) {
 	}
 }
 
-// previewPushRule is limited per department, whichever of its clients asks.
+// previewPushRule with an audience estimate is limited per department, whichever of its
+// clients asks; checks without one (the console's, as the owner types) are not counted.
 func TestAttackPreviewIsLimitedPerDepartment(t *testing.T) {
 	t.Parallel()
 	h := startIdentity(t, behindProxy(func(r *config.RateLimits) {
 		r.Preview = config.RateLimit{Rate: 1, Per: config.Duration(time.Hour), Burst: 2}
 	}))
-	const preview = `mutation($in: PushRuleInput!) { previewPushRule(input: $in) { valid } }`
+	const preview = `mutation($in: PushRuleInput!) { previewPushRule(input: $in) { valid audience { status } } }`
+	const check = `mutation($in: PushRuleInput!) { previewPushRule(input: $in) { valid problems { message } } }`
 	transport := machineToken(t, h, "jiaxing-transport")
+	for i := range 25 {
+		if r := h.gql(check, map[string]any{"in": elderlyRuleInput()}, transport); len(r.Errors) > 0 {
+			t.Fatalf("check %d without an estimate: %s", i, r.Raw)
+		}
+	}
 	for i := range 2 {
 		if r := h.gql(preview, map[string]any{"in": elderlyRuleInput()}, transport); r.code() == "RATE_LIMITED" {
 			t.Fatalf("preview %d within the burst: %s", i, r.Raw)

@@ -25,7 +25,7 @@ type RateLimits struct {
 	GraphQLSession RateLimit `yaml:"graphql_session"`
 	// Ingest is citizen events (not calls) per machine client.
 	Ingest RateLimit `yaml:"ingest"`
-	// Preview is previewPushRule calls per department.
+	// Preview is previewPushRule calls that ask for an audience estimate, per department.
 	Preview RateLimit `yaml:"preview"`
 }
 

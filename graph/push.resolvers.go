@@ -76,8 +76,11 @@ func (r *mutationResolver) PreviewPushRule(ctx context.Context, input model.Push
 	if err != nil {
 		return nil, err
 	}
-	if err := r.limitPreview(ctx, owner, input.ServiceID); err != nil {
-		return nil, err
+	estimate := wantsAudience(ctx)
+	if estimate {
+		if err := r.limitPreview(ctx, owner, input.ServiceID); err != nil {
+			return nil, err
+		}
 	}
 	objs := make([]map[string]any, len(samples))
 	for i, s := range samples {
@@ -87,7 +90,7 @@ func (r *mutationResolver) PreviewPushRule(ctx context.Context, input model.Push
 		}
 		objs[i] = m
 	}
-	p, err := r.Push.Preview(ctx, owner, ruleInput(input), objs, wantsAudience(ctx))
+	p, err := r.Push.Preview(ctx, owner, ruleInput(input), objs, estimate)
 	if err != nil {
 		return nil, pushError(err)
 	}

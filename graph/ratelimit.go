@@ -70,8 +70,12 @@ func (r *Resolver) limit(ctx context.Context, c ratelimit.Class, key string, n i
 	return nil
 }
 
-// limitPreview counts a preview against the department of the rule's service, when the owner
-// manages it: the budget is the department's, however many clients it has. A preview of a
+// limitPreview counts a preview that asks for an audience estimate against the department of
+// the rule's service, when the owner manages it: the budget is the department's, however many
+// clients it has. A preview without an estimate (a check of the condition against samples, as
+// the console makes at every pause in typing) reads nobody's data; it is bounded by the
+// caller's graphql_session limit and CEL's cost limit, not by this one, or an hour of editing
+// would exhaust it. A preview of a
 // service that is unknown or not the owner's computes no estimate (push refuses it), and is
 // not counted.
 func (r *Resolver) limitPreview(ctx context.Context, owner push.Owner, serviceID string) error {

@@ -34,7 +34,7 @@ const (
 	GraphQLSession Class = "graphql_session"
 	// Ingest is citizen events per machine client.
 	Ingest Class = "ingest"
-	// Preview is previewPushRule per department.
+	// Preview is previewPushRule with an audience estimate, per department.
 	Preview Class = "preview"
 )
 
