@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/tongban/tongban/config"
 	"github.com/tongban/tongban/internal/testenv"
 )
 
@@ -25,7 +26,15 @@ var demoUpdateScreenshot = flag.Bool("update-demo-screenshot", false, "write the
 // the data platform reports a birth and 浙里办's phone shows the banner and the badge; she
 // signs out everywhere and each phone reacts. Screenshots of each step go to the test's folder.
 func TestDemoBrowserStory(t *testing.T) {
-	h := startIdentity(t, nil)
+	// 随申办 may also ask to stay connected (offline_access): the consent sheet offers it as a
+	// choice, unticked. (Dev mode's clients do not ask for it.)
+	h := startIdentity(t, func(c *config.Config) {
+		for i := range c.Clients {
+			if c.Clients[i].ID == "suishenban" {
+				c.Clients[i].Scopes = append(c.Clients[i].Scopes, "offline_access")
+			}
+		}
+	})
 	ctx := testenv.Browser(t, 3*time.Minute)
 	began := time.Now()
 
@@ -80,7 +89,8 @@ func TestDemoBrowserStory(t *testing.T) {
 	demoWait(t, ctx, demoInFrame("zheliban", `!d.querySelector('#sheet').hidden && d.querySelector('#consent-allow')`))
 	demoExpect(t, ctx, demoInFrame("zheliban", `d.querySelector('#sheet').getAttribute('role') + ' ' + d.querySelector('#sheet').getAttribute('aria-modal')`), "dialog true")
 	demoExpect(t, ctx, demoInFrame("zheliban", `[...d.querySelectorAll('#consent-required li')].map(l => l.dataset.scope).sort().join(',')`), "id_number,phone,profile")
-	demoExpect(t, ctx, demoInFrame("zheliban", `[...d.querySelectorAll('#consent-optional input')].filter(i => i.checked).length`), "0")
+	demoExpect(t, ctx, demoInFrame("zheliban", `[...d.querySelectorAll('#consent-optional input')].map(i => i.value + ':' + i.checked).join(',')`), "offline_access:false")
+	demoExpect(t, ctx, demoInFrame("zheliban", `d.querySelector('label[for=opt-offline_access] b').textContent`), "退出通办后仍与随申办保持连接，直到您断开它")
 	testenv.Screenshot(t, ctx, "consent")
 	demoClick(t, ctx, "zheliban", "#consent-allow")
 	demoWait(t, ctx, demoInFrame("suishenban", `d.body && d.body.textContent.includes('signed in by a switch')`))

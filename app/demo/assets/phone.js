@@ -95,6 +95,8 @@ function signedOut() {
 // --- the signed-out screen --------------------------------------------------------------------
 function showSignIn(error) {
   tabs.hidden = true;
+  view.removeAttribute('role');
+  view.removeAttribute('aria-labelledby');
   document.getElementById('who').textContent = '';
   const mine = citizens.filter((c) => c.accounts[app]);
   const sel = h('select', { id: 'citizen' }, mine.map((c) =>
@@ -244,7 +246,12 @@ function askConsent(target, sw) {
       return tr.lang === 'en' || mine === 'scope.' + s ? o[s] : mine;
     } });
     const optional = sw.consentOptional.map((s) => h('input', { type: 'checkbox', id: 'opt-' + s, value: s }));
-    const done = (scopes) => { closeSheet(); resolve(scopes); };
+    const opener = document.activeElement;
+    const done = (scopes) => {
+      closeSheet();
+      if (opener && opener.isConnected) opener.focus(); // back where the person was
+      resolve(scopes);
+    };
     sheet.replaceChildren(...[
       h('h2', { id: 'sheet-title' }, t('consent.title', { app: target.name })),
       h('ul', { class: 'scopes', id: 'consent-required' }, sw.consentRequired.map((s) =>
