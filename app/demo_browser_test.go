@@ -152,6 +152,14 @@ func TestDemoBrowserStory(t *testing.T) {
 		t.Log("wrote docs/img/demo.png")
 	}
 
+	// The platform can also name a person by ID number: 陈建国, who never signed in, turns 60.
+	demoEval(t, ctx, `(() => { const c = document.querySelector('#pf-citizen'); c.value = 'chen-jianguo'; c.dispatchEvent(new Event('change')); return true; })()`)
+	demoDo(t, ctx, chromedp.SetValue(chromedp.CSS("#pf-who"), "id"), chromedp.Click(chromedp.CSS(`input[name=event][value=birthday]`)))
+	demoEval(t, ctx, `(document.querySelector('#pf-result').dataset.result = '', true)`)
+	demoDo(t, ctx, chromedp.Click(chromedp.CSS("#pf-send")))
+	demoWait(t, ctx, `document.querySelector('#pf-result').dataset.result`)
+	demoExpect(t, ctx, `document.querySelector('#pf-result').textContent`, "已接受 1 个事件")
+
 	// --- at a phone's width the phones stack, nothing scrolls sideways --------------------------------
 	demoDo(t, ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
 	demoWait(t, ctx, `document.documentElement.scrollWidth <= 390 && document.querySelector('#phone-suishenban').getBoundingClientRect().top > document.querySelector('#phone-zheliban').getBoundingClientRect().bottom`)

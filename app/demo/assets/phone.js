@@ -156,6 +156,7 @@ async function showSignedIn() {
 
 function selectTab(name, focus) {
   tab = name;
+  if (name === 'inbox') banner.classList.remove('in'); // the inbox shows it now
   for (const b of tabs.querySelectorAll('[role=tab]')) {
     const on = b.dataset.tab === name;
     b.setAttribute('aria-selected', String(on));
