@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tongban/tongban/app/console"
+	"github.com/tongban/tongban/app/demo"
 	"github.com/tongban/tongban/app/devpartner"
 	"github.com/tongban/tongban/bridge"
 	"github.com/tongban/tongban/config"
@@ -221,6 +222,8 @@ func (a *App) routes() http.Handler {
 	if a.cfg.Dev {
 		route("GET /{$}", "graphiql", graphiql.Page("Tongban", "/graphql", "/dev/assets/"))
 		route("GET /dev/assets/", "dev_assets", graphiql.Assets("/dev/assets/"))
+		route("GET /demo/", "demo", demo.Handler())
+		route("GET /demo", "demo", http.RedirectHandler("/demo/", http.StatusFound))
 		route("/dev/idp/{app}/", "dev_idp", http.HandlerFunc(a.serveDevIdP))
 		route("GET /dev/apps/{app}/callback", "dev_app_callback", http.HandlerFunc(a.devPartners.ServeCallback))
 		route("GET /dev/apps/{app}/login", "dev_app_login", http.HandlerFunc(a.devPartners.ServeLogin))

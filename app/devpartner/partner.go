@@ -109,8 +109,9 @@ func (d *Partners) ServeLogin(w http.ResponseWriter, r *http.Request) {
 }
 
 var devArrived = template.Must(template.New("arrived").Parse(`<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8"><title>{{.App}}</title>
-<style>body{font-family:sans-serif;max-width:48rem;margin:2rem auto}td{padding:.2rem .8rem}</style></head>
+<html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{{.App}}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:48rem;margin:1rem auto;padding:0 .8rem;line-height:1.45}h1{font-size:1.35rem}
+table{border-collapse:collapse;width:100%}td{padding:.2rem .5rem;vertical-align:top;border-top:1px solid #ddd;word-break:break-all}td:first-child{white-space:nowrap;color:#555}</style></head>
 <body><h1>{{.App}}: signed in by a switch</h1>
 {{if .Error}}<p>The switch did not complete: <b>{{.Error}}</b></p>{{else}}
 <p>The app's backend redeemed the code at the bridge and verified the ID token with go-oidc. No login page was shown.</p>
@@ -125,7 +126,7 @@ var devArrived = template.Must(template.New("arrived").Parse(`<!doctype html>
   var line = document.getElementById('logout-state');
   function poll() {
     fetch('logouts?sid=' + encodeURIComponent(sid)).then(function (r) { return r.json(); }).then(function (list) {
-      if (list.length) { line.textContent = 'Signed out by Tongban at ' + list[0].At + ' (back-channel logout token for sid ' + sid + ').'; line.style.color = '#b00'; return; }
+      if (list.length) { line.textContent = '已由通办退出 · Signed out by Tongban at ' + list[0].At + ' (back-channel logout token for sid ' + sid + ').'; line.style.color = '#b00'; line.scrollIntoView({block: 'nearest'}); return; }
       setTimeout(poll, 2000);
     }).catch(function () { setTimeout(poll, 5000); });
   }
