@@ -218,6 +218,7 @@ func (a *App) routes() http.Handler {
 	a.Bridge.Routes(route)
 	route("GET /ui/", "ui", webui.Shared("/ui/"))
 	route("GET /console/", "console", console.Handler(a.cfg.Dev))
+	route("GET /console", "console", http.RedirectHandler("/console/", http.StatusFound))
 	route("POST /oidc/{provider}/backchannel-logout", "oidc_backchannel_logout", a.upstreamLogout())
 	if a.cfg.Dev {
 		route("GET /{$}", "graphiql", graphiql.Page("Tongban", "/graphql", "/dev/assets/"))
