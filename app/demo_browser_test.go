@@ -90,7 +90,7 @@ func TestDemoBrowserStory(t *testing.T) {
 	demoExpect(t, ctx, demoInFrame("zheliban", `d.querySelector('#sheet').getAttribute('role') + ' ' + d.querySelector('#sheet').getAttribute('aria-modal')`), "dialog true")
 	demoExpect(t, ctx, demoInFrame("zheliban", `[...d.querySelectorAll('#consent-required li')].map(l => l.dataset.scope).sort().join(',')`), "id_number,phone,profile")
 	demoExpect(t, ctx, demoInFrame("zheliban", `[...d.querySelectorAll('#consent-optional input')].map(i => i.value + ':' + i.checked).join(',')`), "offline_access:false")
-	demoExpect(t, ctx, demoInFrame("zheliban", `d.querySelector('label[for=opt-offline_access] b').textContent`), "退出通办后仍与随申办保持连接，直到您断开它")
+	demoExpect(t, ctx, demoInFrame("zheliban", `d.querySelector('label[for=opt-offline_access] b').textContent`), "退出通办后仍与随申办保持连接，直到您断开连接")
 	testenv.Screenshot(t, ctx, "consent")
 	demoClick(t, ctx, "zheliban", "#consent-allow")
 	demoWait(t, ctx, demoInFrame("suishenban", `d.body && d.body.textContent.includes('signed in by a switch')`))

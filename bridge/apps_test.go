@@ -148,7 +148,10 @@ func TestOfflineAccessNeedsConsent(t *testing.T) {
 	if !slices.Equal(sw.ConsentRequired, []string{"profile"}) || !slices.Equal(sw.Optional, []string{"offline_access"}) {
 		t.Errorf("switch %+v", sw)
 	}
-	if d := DescribeScope("offline_access", "App app"); !strings.Contains(d, "stays connected to App app after you sign out of Tongban, until you disconnect it") {
+	if d := DescribeScope("offline_access", "随申办", "zh"); d != "退出通办后仍与随申办保持连接，直到您断开连接" {
+		t.Errorf("offline_access in Chinese: %q", d)
+	}
+	if d := DescribeScope("offline_access", "App app", "en"); !strings.Contains(d, "stays connected to App app after you sign out of Tongban, until you disconnect it") {
 		t.Errorf("description %q", d)
 	}
 	if _, err := w.b.Consents.Grant(ctx, "p", "app", []string{"profile"}); err != nil {

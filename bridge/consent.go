@@ -195,17 +195,31 @@ func (c Consent) covers(scopes []string) bool {
 }
 
 // DescribeScope is what consenting to scope means for the person, as the consent shown to them
-// says it: app is the client's display name.
-func DescribeScope(scope, app string) string {
+// says it, in Chinese (lang "zh", the default) or English ("en"): app is the client's display
+// name. A scope it does not know is returned as it is.
+func DescribeScope(scope, app, lang string) string {
+	en := lang == "en"
 	switch scope {
 	case "profile":
-		return "your name"
+		if en {
+			return "your name"
+		}
+		return "您的姓名"
 	case "phone":
-		return "your phone number"
+		if en {
+			return "your phone number"
+		}
+		return "您的手机号码"
 	case "id_number":
-		return "your ID card number"
+		if en {
+			return "your ID card number"
+		}
+		return "您的身份证号码"
 	case "offline_access":
-		return "stays connected to " + app + " after you sign out of Tongban, until you disconnect it"
+		if en {
+			return "stays connected to " + app + " after you sign out of Tongban, until you disconnect it"
+		}
+		return "退出通办后仍与" + app + "保持连接，直到您断开连接"
 	}
 	return scope
 }

@@ -7,9 +7,19 @@ package graph
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/tongban/tongban/graph/model"
 )
+
+// ConsentText is the resolver for the consentText field.
+func (r *appSwitchResolver) ConsentText(ctx context.Context, obj *model.AppSwitch, lang *string) ([]model.ScopeText, error) {
+	l := deref(lang)
+	if l != "zh" && l != "en" {
+		return nil, badInput("lang", fmt.Sprintf(`lang is "zh" or "en" (got %q)`, l))
+	}
+	return scopeTexts(obj.TargetName, l, obj.ConsentRequired, obj.ConsentOptional), nil
+}
 
 // SwitchApp is the resolver for the switchApp field.
 func (r *mutationResolver) SwitchApp(ctx context.Context, target string, serviceID *string) (*model.AppSwitch, error) {
@@ -21,8 +31,8 @@ func (r *mutationResolver) SwitchApp(ctx context.Context, target string, service
 	if err != nil {
 		return nil, bridgeError(err)
 	}
-	out := &model.AppSwitch{ConsentRequired: sw.ConsentRequired, Withheld: sw.Withheld, ConsentOptional: sw.Optional}
-	out.ConsentText = r.scopeTexts(target, sw.ConsentRequired, sw.Optional)
+	out := &model.AppSwitch{ConsentRequired: sw.ConsentRequired, Withheld: sw.Withheld, ConsentOptional: sw.Optional,
+		TargetName: r.app(target).Name}
 	if out.ConsentOptional == nil {
 		out.ConsentOptional = []string{}
 	}
@@ -79,3 +89,8 @@ func (r *personResolver) Consents(ctx context.Context, obj *model.Person) ([]mod
 	}
 	return out, nil
 }
+
+// AppSwitch returns AppSwitchResolver implementation.
+func (r *Resolver) AppSwitch() AppSwitchResolver { return &appSwitchResolver{r} }
+
+type appSwitchResolver struct{ *Resolver }

@@ -30,6 +30,7 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	AppSwitch() AppSwitchResolver
 	Mutation() MutationResolver
 	Person() PersonResolver
 	PushRule() PushRuleResolver
@@ -81,7 +82,7 @@ type ComplexityRoot struct {
 	AppSwitch struct {
 		ConsentOptional func(childComplexity int) int
 		ConsentRequired func(childComplexity int) int
-		ConsentText     func(childComplexity int) int
+		ConsentText     func(childComplexity int, lang *string) int
 		ExpiresAt       func(childComplexity int) int
 		LaunchURL       func(childComplexity int) int
 		Withheld        func(childComplexity int) int
@@ -351,6 +352,9 @@ type ComplexityRoot struct {
 
 // region    ************************** generated!.gotpl **************************
 
+type AppSwitchResolver interface {
+	ConsentText(ctx context.Context, obj *model.AppSwitch, lang *string) ([]model.ScopeText, error)
+}
 type MutationResolver interface {
 	BeginSignIn(ctx context.Context, app string, redirectURI string, codeChallenge *string) (*model.SignInChallenge, error)
 	CompleteSignIn(ctx context.Context, state string, code string, iss *string, codeVerifier *string) (*model.Session, error)
@@ -575,7 +579,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			break
 		}
 
-		return e.ComplexityRoot.AppSwitch.ConsentText(childComplexity), true
+		args, err := ec.field_AppSwitch_consentText_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.AppSwitch.ConsentText(childComplexity, args["lang"].(*string)), true
 	case "AppSwitch.expiresAt":
 		if e.ComplexityRoot.AppSwitch.ExpiresAt == nil {
 			break
@@ -2523,6 +2532,20 @@ func (ec *executionContext) childFields___Type(ctx context.Context, field graphq
 
 // region    ***************************** args.gotpl *****************************
 
+func (ec *executionContext) field_AppSwitch_consentText_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "lang",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["lang"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_archivePushRule_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3847,7 +3870,8 @@ func (ec *executionContext) _AppSwitch_consentText(ctx context.Context, field gr
 			return ec.fieldContext_AppSwitch_consentText(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.ConsentText, nil
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.AppSwitch().ConsentText(ctx, obj, fc.Args["lang"].(*string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []model.ScopeText) graphql.Marshaler {
@@ -3857,15 +3881,26 @@ func (ec *executionContext) _AppSwitch_consentText(ctx context.Context, field gr
 		true,
 	)
 }
-func (ec *executionContext) fieldContext_AppSwitch_consentText(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+func (ec *executionContext) fieldContext_AppSwitch_consentText(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "AppSwitch",
 		Field:      field,
-		IsMethod:   false,
-		IsResolver: false,
+		IsMethod:   true,
+		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_ScopeText(ctx, field)
 		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_AppSwitch_consentText_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -10373,33 +10408,34 @@ func (ec *executionContext) _AppSwitch(ctx context.Context, sel ast.SelectionSet
 		case "consentRequired":
 			out.Values[i] = ec._AppSwitch_consentRequired(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "launchUrl":
 			out.Values[i] = ec._AppSwitch_launchUrl(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "expiresAt":
 			out.Values[i] = ec._AppSwitch_expiresAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "withheld":
 			out.Values[i] = ec._AppSwitch_withheld(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "consentOptional":
 			out.Values[i] = ec._AppSwitch_consentOptional(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "consentText":
-			out.Values[i] = ec._AppSwitch_consentText(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._AppSwitch_consentText(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}

@@ -67,17 +67,17 @@ func listCosts(apps int) ComplexityRoot {
 	c.PushRuleConnection.Edges = countedByConnection
 
 	// Lists without arguments, by their bound.
-	c.Query.Apps = fromMemory                                // the configuration: no read at all
-	c.Person.Accounts = oneRead(apps)                        // at most one per app, in the person record
-	c.Person.Consents = oneRead(apps)                        // at most one per app, one read
-	c.Person.ConnectedApps = oneRead(apps)                   // at most one per app, from one listing of grants
-	c.Person.Sessions = oneRead(config.MaxSessionsPerPerson) // sessions.max_per_person at most, one listing
-	c.AppSwitch.ConsentText = fromMemory                     // the switch's own scopes
-	c.Person.Devices = oneRead(devices.DefaultMaxPerPerson)  // the devices kept per person, one read
-	c.RulePreview.Problems = oneRead(maxRuleProblems)        // the compiler's, in memory
-	c.IngestResult.Rejected = oneRead(push.MaxEventsPerCall) // the call's own events, in memory
-	c.RuleAuthoring.Services = fromMemory                    // the in-memory catalog, no read
-	c.RuleAuthoring.Facts = fromMemory                       // the catalog's declarations, no read
+	c.Query.Apps = fromMemory                                                             // the configuration: no read at all
+	c.Person.Accounts = oneRead(apps)                                                     // at most one per app, in the person record
+	c.Person.Consents = oneRead(apps)                                                     // at most one per app, one read
+	c.Person.ConnectedApps = oneRead(apps)                                                // at most one per app, from one listing of grants
+	c.Person.Sessions = oneRead(config.MaxSessionsPerPerson)                              // sessions.max_per_person at most, one listing
+	c.AppSwitch.ConsentText = func(child int, _ *string) int { return fromMemory(child) } // the switch's own scopes
+	c.Person.Devices = oneRead(devices.DefaultMaxPerPerson)                               // the devices kept per person, one read
+	c.RulePreview.Problems = oneRead(maxRuleProblems)                                     // the compiler's, in memory
+	c.IngestResult.Rejected = oneRead(push.MaxEventsPerCall)                              // the call's own events, in memory
+	c.RuleAuthoring.Services = fromMemory                                                 // the in-memory catalog, no read
+	c.RuleAuthoring.Facts = fromMemory                                                    // the catalog's declarations, no read
 	return c
 }
 

@@ -36,13 +36,12 @@ func (r *Resolver) connectedApps(list []bridge.ConnectedApp) []model.ConnectedAp
 }
 
 // scopeTexts words the scopes a switch asks consent for, as the consent shown to the person
-// says them.
-func (r *Resolver) scopeTexts(target string, lists ...[]string) []model.ScopeText {
-	name := r.app(target).Name
+// says them, in lang ("zh" or "en").
+func scopeTexts(app, lang string, lists ...[]string) []model.ScopeText {
 	out := []model.ScopeText{}
 	for _, l := range lists {
 		for _, s := range l {
-			out = append(out, model.ScopeText{Scope: s, Text: bridge.DescribeScope(s, name)})
+			out = append(out, model.ScopeText{Scope: s, Text: bridge.DescribeScope(s, app, lang)})
 		}
 	}
 	return out

@@ -77,28 +77,6 @@ type App struct {
 	CanReceiveSwitch bool `json:"canReceiveSwitch"`
 }
 
-// The answer to switchApp.
-type AppSwitch struct {
-	// Scopes the person must consent to first; empty when launchUrl is set.
-	ConsentRequired []string `json:"consentRequired"`
-	// The target's initiate_login_uri with iss, login_hint (a one-time ticket) and target_link_uri
-	// (OpenID Connect Core §4). Open it in the target app; it works once, until expiresAt.
-	LaunchURL *string    `json:"launchUrl,omitempty"`
-	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
-	// Scopes the target app asks for that it will not receive from this session's login whatever
-	// the person consents to: id_number when the session's assurance is below the app's
-	// min_assurance_for_id_number (default 3). Consent to them is still asked and kept (a later,
-	// stronger login uses it); an app shows this before the person consents. Empty when nothing
-	// is withheld.
-	Withheld []string `json:"withheld"`
-	// Scopes the person may consent to but need not for this switch: offline_access when the app
-	// may have it, so that the app stays connected after the person signs out of Tongban (until
-	// they disconnect it or revoke consent). Show it as a choice, never as a condition.
-	ConsentOptional []string `json:"consentOptional"`
-	// What each scope of consentRequired and consentOptional means, in words to show the person.
-	ConsentText []ScopeText `json:"consentText"`
-}
-
 // A differentially private audience estimate: the count over stored profiles (or a random sample
 // of them, scaled up) plus discrete Laplace noise of `epsilon`, reported only at or above a
 // threshold. Each estimate spends `epsilon` of the department's daily budget.
@@ -480,7 +458,7 @@ type RuleStats struct {
 // A scope, and what consenting to it means for the person.
 type ScopeText struct {
 	Scope string `json:"scope"`
-	// e.g. "your phone number", or for offline_access "stays connected to 随申办 after you sign out of Tongban, until you disconnect it".
+	// e.g. 您的手机号码, or for offline_access 退出通办后仍与随申办保持连接，直到您断开连接 (in English: stays connected to 随申办 after you sign out of Tongban, until you disconnect it).
 	Text string `json:"text"`
 }
 

@@ -205,13 +205,13 @@ async function showHome() {
 }
 
 // --- switching ----------------------------------------------------------------------------------
-const switchQuery = `mutation($t: ID!, $s: ID) { switchApp(target: $t, serviceId: $s) {
-  consentRequired consentOptional withheld consentText { scope text } launchUrl expiresAt } }`;
+const switchQuery = `mutation($t: ID!, $s: ID, $lang: String) { switchApp(target: $t, serviceId: $s) {
+  consentRequired consentOptional withheld consentText(lang: $lang) { scope text } launchUrl expiresAt } }`;
 
 async function startSwitch(target, service, status) {
   status.className = 'small';
   status.textContent = t('switch.going', { app: target.name });
-  let res = await call(switchQuery, { t: target.id, s: service.id });
+  let res = await call(switchQuery, { t: target.id, s: service.id, lang: tr.lang });
   if (errorCode(res) === 'ASSURANCE_TOO_LOW') {
     status.className = 'small bad';
     status.textContent = t('switch.tooLow', { n: res.errors[0].extensions.required });
@@ -224,7 +224,7 @@ async function startSwitch(target, service, status) {
     if (!scopes) { status.textContent = ''; return; }
     const g = await call('mutation($a: ID!, $s: [String!]!) { grantConsent(app: $a, scopes: $s) { scopes } }', { a: target.id, s: scopes });
     if (g.errors.length) { status.className = 'small bad'; status.textContent = t('switch.failed', { message: g.errors[0].message }); return; }
-    res = await call(switchQuery, { t: target.id, s: service.id });
+    res = await call(switchQuery, { t: target.id, s: service.id, lang: tr.lang });
     if (res.errors.length) { status.className = 'small bad'; status.textContent = t('switch.failed', { message: res.errors[0].message }); return; }
     sw = res.data.switchApp;
   }
@@ -239,13 +239,8 @@ async function startSwitch(target, service, status) {
 // choices. Resolves to the scopes to grant, or null when the person cancels.
 function askConsent(target, sw) {
   return new Promise((resolve) => {
-    // The server words each scope (in English); the scopes this page knows it words in the
-    // reader's language.
-    const server = Object.fromEntries(sw.consentText.map((s) => [s.scope, s.text]));
-    const text = new Proxy(server, { get: (o, s) => {
-      const mine = t('scope.' + s, { app: target.name });
-      return tr.lang === 'en' || mine === 'scope.' + s ? o[s] : mine;
-    } });
+    // The server words each scope, in the reader's language (consentText(lang)).
+    const text = Object.fromEntries(sw.consentText.map((s) => [s.scope, s.text]));
     const optional = sw.consentOptional.map((s) => h('input', { type: 'checkbox', id: 'opt-' + s, value: s }));
     const opener = document.activeElement;
     const done = (scopes) => {
