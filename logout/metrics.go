@@ -3,10 +3,10 @@ package logout
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	obs "github.com/tongban/tongban/internal/metrics"
 	"github.com/tongban/tongban/internal/redisx"
 )
 
@@ -14,9 +14,6 @@ import (
 type metrics struct {
 	sends *prometheus.CounterVec
 }
-
-// depthTimeout bounds the Redis reads of a scrape, so a slow store never holds /metrics.
-const depthTimeout = 500 * time.Millisecond
 
 func newMetrics(store *redisx.Store, reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
@@ -28,17 +25,7 @@ func newMetrics(store *redisx.Store, reg prometheus.Registerer) (*metrics, error
 	if reg == nil {
 		return m, nil
 	}
-	depth := func(name, help string, read func(ctx context.Context) (int64, error)) prometheus.GaugeFunc {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
-			ctx, cancel := context.WithTimeout(context.Background(), depthTimeout)
-			defer cancel()
-			n, err := read(ctx)
-			if err != nil {
-				return -1
-			}
-			return float64(n)
-		})
-	}
+	depth := obs.Depth
 	for _, c := range []prometheus.Collector{m.sends,
 		depth("tongban_logout_queue_depth", "Logout tokens on the stream, not yet settled.", func(ctx context.Context) (int64, error) {
 			return store.Client.XLen(ctx, store.Key(jobsSuffix)).Result()

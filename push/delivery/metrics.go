@@ -2,10 +2,10 @@ package delivery
 
 import (
 	"context"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	obs "github.com/tongban/tongban/internal/metrics"
 	"github.com/tongban/tongban/internal/redisx"
 )
 
@@ -15,9 +15,6 @@ type metrics struct {
 	sendLatency prometheus.Histogram
 	deadLetters prometheus.Counter
 }
-
-// depthTimeout bounds the Redis reads of a scrape, so a slow store never holds /metrics.
-const depthTimeout = 500 * time.Millisecond
 
 func newMetrics(store *redisx.Store, reg prometheus.Registerer) *metrics {
 	m := &metrics{
@@ -35,17 +32,7 @@ func newMetrics(store *redisx.Store, reg prometheus.Registerer) *metrics {
 	if reg == nil {
 		return m
 	}
-	depth := func(name, help string, read func(ctx context.Context) (int64, error)) prometheus.GaugeFunc {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
-			ctx, cancel := context.WithTimeout(context.Background(), depthTimeout)
-			defer cancel()
-			n, err := read(ctx)
-			if err != nil {
-				return -1
-			}
-			return float64(n)
-		})
-	}
+	depth := obs.Depth
 	reg.MustRegister(m.sends, m.sendLatency, m.deadLetters,
 		depth("tongban_push_queue_depth", "Delivery jobs on the stream not yet acknowledged.", func(ctx context.Context) (int64, error) {
 			return store.Client.XLen(ctx, store.Key(JobsStream)).Result()
