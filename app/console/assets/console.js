@@ -5,81 +5,9 @@
 
 import { gql, errorCode, machineToken } from '/ui/gql.js';
 import { i18n } from '/ui/i18n.js';
+import { dict } from './texts.js';
+import { BUILTIN, SAMPLES, DEFAULT_SAMPLES, PREVIEW, ESTIMATE, AUTHORING, RULES, RULE, CREATE, UPDATE, CHANGE } from './queries.js';
 
-const dict = {
-  zh: {
-    skip: '跳到条件编辑器', title: '免申即享规则控制台', signIn: '登录', signOut: '退出',
-    devHint: '开发模式：以开发用的事项主管部门登录（使用公开的开发密钥）。',
-    tokenLabel: '机器令牌（scope rules）', tokenHint: '令牌只保存在本页（本标签页的会话存储），只发送到 /graphql。',
-    useToken: '使用令牌', rules: '规则', newRule: '新建规则', rulesCaption: '本部门的规则及其统计',
-    colName: '名称', colStatus: '状态', colMatched: '命中人数', colNotified: '已通知', colBackfill: '回溯',
-    rule: '规则', service: '事项', name: '名称', triggers: '触发事件（逗号分隔）', category: '类别',
-    backfill: '发布时回溯全部档案', condition: '条件（CEL）', problems: '问题', facts: '可读取的字段',
-    factsCaption: '本部门规则可读取的字段及其类型', colField: '字段', colType: '类型', colMeaning: '含义',
-    samples: '示例档案', samplesLabel: '示例（JSON 数组，每项一份档案）', estimate: '受众估算',
-    estimateHint: '估算带差分隐私噪声，每次消耗本部门当日的隐私预算，只在点击时计算。',
-    estimateBtn: '估算受众（消耗预算）', message: '通知内容', ntitle: '标题', nbody: '正文',
-    sampleName: '示例姓名 {{name}}', rendered: '示例效果', create: '创建草稿', update: '保存修改',
-    publish: '发布', pause: '暂停', archive: '归档', archiveConfirm: '确认归档（不可恢复）',
-    backfillProgress: '回溯进度',
-    signedInAs: '已登录：{client}（{deps}）', lineCol: '第 {line} 行，第 {col} 列', at: '第 {line} 行第 {col} 列',
-    noProblems: '没有问题：规则可以保存。', checking: '检查中…', checked: '已检查（{ms} 毫秒）',
-    sampleN: '示例 {n}', match: '符合', noMatch: '不符合', samplesBad: '示例不是有效的 JSON 数组：{msg}',
-    sampleError: '示例有误：{msg}', noSamples: '没有示例。',
-    estimated: '约 {count} 人（含隐私噪声）。本次消耗 ε = {eps}，今日剩余隐私预算 {left}。',
-    fewer: '少于 {k} 人（可能为 0，但不等于 0）。本次消耗 ε = {eps}，今日剩余隐私预算 {left}。',
-    exhausted: '今日隐私预算已用完，明天再估算（剩余 {left}）。条件检查与示例不受影响。',
-    notEstimated: '条件无效，没有估算，也没有消耗预算。', estimating: '估算中…',
-    fewerThan: '少于 {k}', none: '—', scanned: '已评估 {n} 份档案', backfillDone: '回溯完成：共评估 {n} 份档案',
-    backfillRunning: '回溯中：已评估 {n} 份档案', noBackfill: '未开启回溯',
-    statusDRAFT: '草稿', statusPUBLISHED: '已发布', statusPAUSED: '已暂停', statusARCHIVED: '已归档',
-    ruleState: '{status} · 第 {version} 版', newRuleState: '新规则（未保存）',
-    stats: '命中 {matched} · 已通知 {notified} · 已送达 {delivered} · 延后 {deferred} · 失败 {failed}',
-    created: '已创建草稿 {id}。', updated: '已保存（第 {version} 版）。', published: '已发布。', paused: '已暂停。', archived: '已归档。',
-    errUNAUTHENTICATED: '令牌无效或已过期，请重新登录。', errFORBIDDEN: '无权进行此操作：{msg}',
-    errNOT_FOUND: '找不到这条规则（或不属于本部门）。', errBAD_USER_INPUT: '输入有误：{msg}',
-    errRATE_LIMITED: '操作过于频繁，请 {n} 秒后再试。', errINTERNAL: '服务器内部错误（请求号 {id}），请稍后再试。',
-    errOther: '出错了：{msg}', previewLimited: '预览过于频繁，{n} 秒后自动重新检查。',
-    needService: '请先选择事项。', noServices: '本部门在目录中没有事项。',
-    insertFact: '插入 {name}', sensitive: '敏感',
-  },
-  en: {
-    skip: 'Skip to the condition editor', title: 'Benefits-without-applying rule console', signIn: 'Sign in', signOut: 'Sign out',
-    devHint: 'Dev mode: sign in as a dev service owner (with its published dev secret).',
-    tokenLabel: 'Machine token (scope rules)', tokenHint: 'The token stays in this page (this tab\'s session storage) and is sent only to /graphql.',
-    useToken: 'Use token', rules: 'Rules', newRule: 'New rule', rulesCaption: 'Your departments\' rules and their stats',
-    colName: 'Name', colStatus: 'Status', colMatched: 'Matched', colNotified: 'Notified', colBackfill: 'Backfill',
-    rule: 'Rule', service: 'Service', name: 'Name', triggers: 'Trigger events (comma-separated)', category: 'Category',
-    backfill: 'Evaluate every stored profile on publishing', condition: 'Condition (CEL)', problems: 'Problems', facts: 'Fields you may read',
-    factsCaption: 'Fields your department\'s rules may read, with their types', colField: 'Field', colType: 'Type', colMeaning: 'Meaning',
-    samples: 'Sample profiles', samplesLabel: 'Samples (a JSON array, one profile each)', estimate: 'Audience estimate',
-    estimateHint: 'The estimate carries differential-privacy noise and spends your department\'s daily privacy budget; it is computed only when you ask.',
-    estimateBtn: 'Estimate the audience (spends budget)', message: 'Notification', ntitle: 'Title', nbody: 'Body',
-    sampleName: 'Sample name for {{name}}', rendered: 'As it would read', create: 'Create draft', update: 'Save changes',
-    publish: 'Publish', pause: 'Pause', archive: 'Archive', archiveConfirm: 'Confirm archive (for good)',
-    backfillProgress: 'Backfill',
-    signedInAs: 'Signed in: {client} ({deps})', lineCol: 'Line {line}, column {col}', at: 'line {line}, column {col}',
-    noProblems: 'No problems: the rule can be saved.', checking: 'Checking…', checked: 'Checked ({ms} ms)',
-    sampleN: 'Sample {n}', match: 'match', noMatch: 'no match', samplesBad: 'The samples are not a JSON array: {msg}',
-    sampleError: 'A sample is wrong: {msg}', noSamples: 'No samples.',
-    estimated: 'About {count} people (with privacy noise). This spent ε = {eps}; privacy budget left today: {left}.',
-    fewer: 'Fewer than {k} people (possibly none, which is not the same as 0). This spent ε = {eps}; budget left today: {left}.',
-    exhausted: 'Today\'s privacy budget is spent; estimate again tomorrow (left: {left}). Checks and samples still work.',
-    notEstimated: 'The condition is not valid: no estimate, no budget spent.', estimating: 'Estimating…',
-    fewerThan: 'fewer than {k}', none: '—', scanned: '{n} profiles evaluated', backfillDone: 'Backfill finished: {n} profiles evaluated',
-    backfillRunning: 'Backfill running: {n} profiles evaluated', noBackfill: 'no backfill',
-    statusDRAFT: 'draft', statusPUBLISHED: 'published', statusPAUSED: 'paused', statusARCHIVED: 'archived',
-    ruleState: '{status} · version {version}', newRuleState: 'new rule (not saved)',
-    stats: 'matched {matched} · notified {notified} · delivered {delivered} · deferred {deferred} · failed {failed}',
-    created: 'Draft {id} created.', updated: 'Saved (version {version}).', published: 'Published.', paused: 'Paused.', archived: 'Archived.',
-    errUNAUTHENTICATED: 'The token is not valid or has expired: sign in again.', errFORBIDDEN: 'Not allowed: {msg}',
-    errNOT_FOUND: 'No such rule among your departments\' rules.', errBAD_USER_INPUT: 'Check the input: {msg}',
-    errRATE_LIMITED: 'Too many requests: try again in {n} s.', errINTERNAL: 'Internal server error (request {id}); try again later.',
-    errOther: 'Something went wrong: {msg}', previewLimited: 'Too many checks: checking again in {n} s.',
-    needService: 'Choose a service first.', noServices: 'Your departments have no services in the catalog.',
-    insertFact: 'Insert {name}', sensitive: 'sensitive',
-  },
-};
 const L = i18n(dict);
 const t = L.t;
 const $ = (id) => document.getElementById(id);
@@ -91,49 +19,6 @@ const CATEGORIES = ['教育', '就业', '社保', '医疗', '养老', '居住', 
 const DEBOUNCE_MS = 100;
 const TOKEN_KEY = 'tongban.console.token';
 const CLIENT_KEY = 'tongban.console.devClient';
-
-// What a rule reads besides the catalog's facts (docs/api.md, "The profile a rule sees").
-const BUILTIN = [
-  ['person.age', 'int', { zh: '年龄（周岁，由出生日期算出）', en: 'age in whole years' }],
-  ['person.birthDate', 'timestamp', { zh: '出生日期（身份证号）', en: 'birth date (ID number)' }],
-  ['person.gender', 'string', { zh: '"M" / "F"', en: '"M" / "F"' }],
-  ['person.hukou.city', 'string', { zh: '户籍（还有 code、province、district）', en: 'hukou (also code, province, district)' }],
-  ['person.residence.city', 'string', { zh: '居住地（最新 residence 事件）', en: 'residence (latest residence event)' }],
-  ['person.apps', 'list(string)', { zh: '已关联账号的应用', en: 'apps with linked accounts' }],
-  ['event.type', 'string', { zh: '触发事件类型（回溯时没有）', en: 'the triggering event (absent in a backfill)' }],
-  ['event.occurredAt', 'timestamp', { zh: '事件发生时间', en: 'when the event happened' }],
-  ['now', 'timestamp', { zh: '评估时间', en: 'evaluation time' }],
-];
-
-const SAMPLES = {
-  '嘉兴市交通运输局': [
-    { age: 67, hukou: { code: '330402' }, facts: { disabilityLevel: 2 } },
-    { age: 45, hukou: { code: '330402' }, facts: { disabilityLevel: 1 } },
-    { age: 70, hukou: { code: '310115' } },
-  ],
-  '浙江省卫生健康委员会': [
-    { age: 31, hukou: { code: '330402' }, facts: { children: 1 }, event: { type: 'birth.registered', occurredAt: '2026-11-20T09:00:00+08:00' } },
-    { age: 40, hukou: { code: '330106' }, facts: { children: 0 } },
-  ],
-};
-const DEFAULT_SAMPLES = [{ age: 65, hukou: { code: '330402' } }, { age: 30, hukou: { code: '310115' } }];
-
-const PREVIEW = `mutation Check($in: PushRuleInput!, $s: [JSON!]) {
-  previewPushRule(input: $in, samples: $s) { valid problems { message line column } matches } }`;
-const ESTIMATE = `mutation Estimate($in: PushRuleInput!) {
-  previewPushRule(input: $in) { valid audience { status count fewerThan epsilon budgetRemaining } } }`;
-const AUTHORING = `{ ruleAuthoring { client departments
-  services { id name department category app { name } }
-  facts { name type description sensitive readers } } }`;
-const COUNT = 'count fewerThan';
-const STATS = `stats { backfillScanned backfillDone people {
-  matched { ${COUNT} } notified { ${COUNT} } delivered { ${COUNT} } deferred { ${COUNT} } failed { ${COUNT} } } }`;
-const RULE_FIELDS = `id name status version condition triggers backfill title body category service { id name department } ${STATS}`;
-const RULES = `{ pushRules(first: 20) { edges { node { ${RULE_FIELDS} } } } }`;
-const RULE = `query Rule($id: ID!) { pushRule(id: $id) { ${RULE_FIELDS} } }`;
-const CREATE = `mutation Create($in: PushRuleInput!) { createPushRule(input: $in) { ${RULE_FIELDS} } }`;
-const UPDATE = `mutation Update($id: ID!, $in: PushRuleInput!) { updatePushRule(id: $id, input: $in) { ${RULE_FIELDS} } }`;
-const CHANGE = (op) => `mutation Change($id: ID!) { ${op}(id: $id) { ${RULE_FIELDS} } }`;
 
 const state = {
   dev: false, owners: [], token: '', devClient: '', authoring: null, rules: [], rule: null,
