@@ -9,7 +9,9 @@
 // Sending (worker.go, send.go). Every replica runs Workers workers in one consumer group. A
 // worker reads up to 16 entries at once and checks their grants in one round trip. For each
 // entry: at the first attempt, a Job.Check key (the bridge's tombstone of a grant that
-// existed) must still exist, else the job is dropped; a client without an endpoint is skipped;
+// existed) must exist, else the job waits CheckGrace in the retry set and is dropped only if it
+// is still missing then (on a Redis Cluster the job and the tombstone, queued on one pipeline,
+// reach different nodes in no fixed order); a client without an endpoint is skipped;
 // else the Minter signs the token and it is POSTed as application/x-www-form-urlencoded
 // logout_token=<jwt>, within Timeout, following no redirect, to https only (http only to a
 // loopback host), reading at most 4 KiB of the answer. Then (settle.go) one transaction

@@ -154,7 +154,7 @@ func fast(eps logout.Endpoints, m logout.Minter) logout.Options {
 		Workers: 2, MaxAttempts: 5, Timeout: 2 * time.Second, Endpoints: eps, Minter: m,
 		Registerer: prometheus.NewRegistry(),
 		MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
-		ClaimIdle: 10 * time.Second, Poll: 20 * time.Millisecond,
+		ClaimIdle: 10 * time.Second, Poll: 20 * time.Millisecond, CheckGrace: 200 * time.Millisecond,
 	}
 }
 

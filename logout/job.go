@@ -43,22 +43,27 @@ func (s *Service) QueueSend(ctx context.Context, p redis.Pipeliner, jobs ...Job)
 			// treats as fatal already; the job keeps an empty jti out of no path.
 			j.JTI, _ = opaque.Random(16)
 		}
-		p.XAdd(ctx, &redis.XAddArgs{Stream: s.jobsKey, Values: fields(j, 1)})
+		p.XAdd(ctx, &redis.XAddArgs{Stream: s.jobsKey, Values: fields(j, 1, false)})
 	}
 }
 
-// attempt is a job on its way: the job, which attempt this is (1 = first), and the stream
-// entry it came in.
+// attempt is a job on its way: the job, which attempt this is (1 = first), whether its Check
+// key was already found missing once (looked), and the stream entry it came in.
 type attempt struct {
 	Job
-	N  int
-	ID string
+	N      int
+	Looked bool
+	ID     string
 }
 
 // fields are a job's stream entry fields; the retry scheduler (schedule.go) writes the same.
-func fields(j Job, n int) []any {
+func fields(j Job, n int, looked bool) []any {
+	l := "0"
+	if looked {
+		l = "1"
+	}
 	return []any{"client", j.Client, "sub", j.Subject, "sid", j.SID, "reason", j.Reason,
-		"check", j.Check, "jti", j.JTI, "attempt", strconv.Itoa(n)}
+		"check", j.Check, "jti", j.JTI, "attempt", strconv.Itoa(n), "looked", l}
 }
 
 // readAttempt reads a stream entry back; an entry without a client or jti is malformed.
@@ -69,6 +74,6 @@ func readAttempt(m redis.XMessage) (attempt, bool) {
 		n = 1
 	}
 	a := attempt{Job: Job{Client: str("client"), Subject: str("sub"), SID: str("sid"), Reason: str("reason"),
-		Check: str("check"), JTI: str("jti")}, N: n, ID: m.ID}
+		Check: str("check"), JTI: str("jti")}, N: n, Looked: str("looked") == "1", ID: m.ID}
 	return a, a.Client != "" && a.JTI != ""
 }

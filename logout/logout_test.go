@@ -261,6 +261,36 @@ func TestSkippedWithoutSending(t *testing.T) {
 	}
 }
 
+// A job that reaches its stream before its grant's tombstone reaches the grant's node (a Redis
+// Cluster runs one pipeline's commands on several nodes, in no order between them) is looked at
+// again after CheckGrace, and sent once the tombstone is there: it is not taken for a grant that
+// never existed. CI's cluster run lost such a token before the second look.
+func TestTombstoneLateIsSentAfterASecondLook(t *testing.T) {
+	store := testenv.Redis(t)
+	sg := newSigner(t)
+	p := newPartner(t, sg, "app1", status(204))
+	o := fast(endpoints{"app1": p.srv.URL}, sg)
+	o.CheckGrace = 500 * time.Millisecond
+	s, _ := start(t, store, o)
+	j := job("app1")
+	j.Check = store.Key("{g:gid-late}:ended")
+	queue(t, store, s, j)
+	time.Sleep(100 * time.Millisecond) // the first look has found no tombstone
+	if n := len(p.receipts()); n != 0 {
+		t.Fatalf("sent before its tombstone existed: %d requests", n)
+	}
+	if err := store.Client.Set(context.Background(), j.Check, "1", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 5*time.Second, func() bool { return logout.Sends(s, "app1", "sent") == 1 }, "sent after the second look")
+	if n := logout.Sends(s, "app1", "no_grant"); n != 0 {
+		t.Errorf("%v no_grant outcomes for a grant whose tombstone came late", n)
+	}
+	if !settled(t, store) {
+		t.Error("the job is still queued")
+	}
+}
+
 // A replica killed while its send hangs leaves the job pending; another replica takes it over
 // after ClaimIdle and delivers the same token (same jti) once.
 func TestKilledReplicaLeavesTheTokenToAnother(t *testing.T) {

@@ -16,7 +16,7 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[3], 'LIMIT', 0, to
 for _, member in ipairs(due) do
   local j = cjson.decode(member)
   redis.call('XADD', KEYS[3], '*', 'client', j.client, 'sub', j.sub, 'sid', j.sid, 'reason', j.reason,
-    'check', j.check, 'jti', j.jti, 'attempt', j.attempt)
+    'check', j.check, 'jti', j.jti, 'attempt', j.attempt, 'looked', j.looked or '0')
   redis.call('ZREM', KEYS[2], member)
 end
 return #due

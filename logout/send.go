@@ -26,6 +26,10 @@ const (
 	// stream unsent (its worker is stopping, or its batch ran long), to be read anew.
 	outcomeDropped = ""
 	outcomeRequeue = "requeue"
+	// Nor a first look that found the Check key missing: on a Redis Cluster the job's XADD and
+	// the tombstone's SET, queued in that order on one pipeline, go to different nodes and may
+	// land in either order, so the job is looked at again after CheckGrace before it is dropped.
+	outcomeRecheck = "recheck"
 )
 
 // bodyLimit bounds what is read of a member app's answer: it is read only so the connection

@@ -57,6 +57,10 @@ type Options struct {
 	MaxBackoff time.Duration
 	ClaimIdle  time.Duration
 	Poll       time.Duration
+	// CheckGrace is how long a job whose Check key is missing at its first look waits for a
+	// second look before it is dropped [2 s]: on a Redis Cluster the job may reach its node
+	// before the tombstone reaches the grant's.
+	CheckGrace time.Duration
 }
 
 // Service delivers logout tokens: QueueSend on any replica queues them, Run on every replica
@@ -95,7 +99,7 @@ func New(store *redisx.Store, o Options) (*Service, error) {
 		v time.Duration
 	}{
 		{&o.Timeout, 5 * time.Second}, {&o.MinBackoff, time.Second}, {&o.MaxBackoff, 5 * time.Minute},
-		{&o.ClaimIdle, max(30*time.Second, 4*o.Timeout)}, {&o.Poll, time.Second},
+		{&o.ClaimIdle, max(30*time.Second, 4*o.Timeout)}, {&o.Poll, time.Second}, {&o.CheckGrace, 2 * time.Second},
 	} {
 		if *d.d <= 0 {
 			*d.d = d.v

@@ -19,6 +19,7 @@ type retryEntry struct {
 	Check   string `json:"check"`
 	JTI     string `json:"jti"`
 	Attempt string `json:"attempt"`
+	Looked  string `json:"looked,omitempty"` // "1": the Check key was found missing once
 }
 
 // settled is an entry and what its attempt came to; ok once it has an outcome.
@@ -54,11 +55,15 @@ func (s *Service) settle(ctx context.Context, batch []settled) {
 				due := s.now().Add(s.backoff(a.N, r.after)).UnixMilli()
 				p.ZAdd(ctx, s.retryKey, redis.Z{Score: float64(due), Member: string(member)})
 			case outcomeRejected, outcomeDead:
-				values := append(fields(a.Job, a.N), "outcome", outcome, "error", r.reason,
+				values := append(fields(a.Job, a.N, a.Looked), "outcome", outcome, "error", r.reason,
 					"at", strconv.FormatInt(s.now().UnixMilli(), 10))
 				p.XAdd(ctx, &redis.XAddArgs{Stream: s.deadKey, MaxLen: deadCap, Approx: true, Values: values})
 			case outcomeRequeue:
-				p.XAdd(ctx, &redis.XAddArgs{Stream: s.jobsKey, Values: fields(a.Job, a.N)})
+				p.XAdd(ctx, &redis.XAddArgs{Stream: s.jobsKey, Values: fields(a.Job, a.N, a.Looked)})
+			case outcomeRecheck:
+				member, _ := json.Marshal(retryEntry{Client: a.Client, Subject: a.Subject, SID: a.SID, Reason: a.Reason,
+					Check: a.Check, JTI: a.JTI, Attempt: strconv.Itoa(a.N), Looked: "1"})
+				p.ZAdd(ctx, s.retryKey, redis.Z{Score: float64(s.now().Add(s.opts.CheckGrace).UnixMilli()), Member: string(member)})
 			}
 			ids = append(ids, a.ID)
 		}
@@ -78,7 +83,7 @@ func (s *Service) settle(ctx context.Context, batch []settled) {
 	}
 	for i, e := range batch {
 		outcome := outcomes[i]
-		if outcome == "" || outcome == outcomeRequeue {
+		if outcome == "" || outcome == outcomeRequeue || outcome == outcomeRecheck {
 			continue
 		}
 		a := e.a

@@ -78,6 +78,8 @@ func (s *Service) deliver(ctx context.Context, msgs []redis.XMessage, read time.
 			return // killed: everything in hand stays pending, for ClaimIdle
 		case i > 0 && (ctx.Err() != nil || time.Since(read)+s.opts.Timeout > s.opts.ClaimIdle/2):
 			done[i].r = result{outcome: outcomeRequeue}
+		case !granted[i] && !a.Looked:
+			done[i].r = result{outcome: outcomeRecheck}
 		case !granted[i]:
 			done[i].r = result{outcome: outcomeNoGrant}
 		default:
