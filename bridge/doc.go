@@ -50,7 +50,9 @@
 //	                                  take sent twice gets it again and nobody else does
 //	oc:{<gid>}                 hash   an authorization code (tbc_<gid><secret>): its secret's hash, client,
 //	                                  redirect URI, challenge, nonce and the grant's fields; TTL 60 s; taken,
-//	                                  checked and turned into g:{<gid>} by one script (redeem.go)
+//	                                  checked and turned into g:{<gid>} by one script (redeem.go); after
+//	                                  its session ended before redemption, only dead=1 (a code written
+//	                                  into it later is refused), for the code's lifetime
 //	g:{<gid>}                  hash   a grant: client, person, scopes, login facts, access and refresh token
 //	                                  hashes (tokens carry the gid), the hash of the code it came from (a replay
 //	                                  of the code deletes it; the same redemption sent twice is known by its access

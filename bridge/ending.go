@@ -42,18 +42,25 @@ func (b *Bridge) tombstoneKey(gid string) string { return b.grantKey(gid) + ":en
 // sessions. One call ends every grant whose keys share a node (see queueEnds): on a single
 // server, all of a sign-out's grants for the cost of one script.
 //
+// A grant not redeemed yet leaves a dead code behind: oc:{gid} holding only dead=1 for a code's
+// lifetime. The bind at authorize and the code's storage are one pipeline, which a Redis Cluster
+// runs on two nodes in no fixed order, so an ending may find the binding before the code exists;
+// the code written after it then lands in the dead record, and the redemption refuses it.
+//
 // KEYS, 4 per grant: oc:{gid}, g:{gid}, g:{gid}:ended, g:{gid}:children; ARGV[1] tombstone TTL
-// ms, ARGV[1+i] "1" to spare grant i if offline. Returns 2 numbers per grant: 0, 0 (no grant),
+// ms, ARGV[2] code TTL ms, ARGV[2+i] "1" to spare grant i if offline. Returns 2 numbers per grant: 0, 0 (no grant),
 // 1, the number of exchanged grants (ended) or 2, the grant's PTTL (spared).
 var endGrantsScript = redis.NewScript(`
 local out = {}
 for i = 0, #KEYS / 4 - 1 do
   local gk = KEYS[4 * i + 2]
   local g = redis.call('HMGET', gk, 'client', 'scopes')
-  if ARGV[i + 2] == '1' and g[2] and string.find(' ' .. g[2] .. ' ', ' offline_access ', 1, true) then
+  if ARGV[i + 3] == '1' and g[2] and string.find(' ' .. g[2] .. ' ', ' offline_access ', 1, true) then
     out[2 * i + 1], out[2 * i + 2] = 2, redis.call('PTTL', gk)
   elseif not g[1] then
     redis.call('DEL', KEYS[4 * i + 1])
+    redis.call('HSET', KEYS[4 * i + 1], 'dead', '1')
+    redis.call('PEXPIRE', KEYS[4 * i + 1], ARGV[2])
     out[2 * i + 1], out[2 * i + 2] = 0, 0
   else
     redis.call('DEL', KEYS[4 * i + 1], gk)
@@ -98,8 +105,8 @@ func (b *Bridge) queueEnds(ctx context.Context, p redis.Pipeliner, es []grantEnd
 	for from := 0; from < len(es); from += per {
 		batch := es[from:min(from+per, len(es))]
 		keys := make([]string, 0, 4*len(batch))
-		args := make([]any, 1, 1+len(batch))
-		args[0] = ttl
+		args := make([]any, 2, 2+len(batch))
+		args[0], args[1] = ttl, CodeTTL.Milliseconds()
 		for _, e := range batch {
 			gk := b.grantKey(e.gid)
 			keys = append(keys, b.codeKey(e.gid), gk, b.tombstoneKey(e.gid), gk+":children")

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/tongban/tongban/identity"
 	"github.com/tongban/tongban/internal/audit"
 	"github.com/tongban/tongban/logout"
@@ -169,11 +171,53 @@ func TestSessionEndKillsUnredeemedCode(t *testing.T) {
 	if loc, _ := url.Parse(rec.Header().Get("Location")); loc.Query().Get("error") != "login_required" {
 		t.Errorf("authorize for an ended session: %d %s", rec.Code, rec.Header().Get("Location"))
 	}
+	// What is left of the code is its dead record, nothing that could be redeemed.
 	keys, err := w.store.Client.Keys(ctx, w.store.Key("oc:*")).Result()
-	if err != nil || len(keys) != 0 {
-		t.Fatalf("codes left: %v %v", keys, err)
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("code records left: %v %v, want the one dead record", keys, err)
+	}
+	if rec := w.store.Client.HGetAll(ctx, keys[0]).Val(); len(rec) != 1 || rec["dead"] != "1" {
+		t.Fatalf("the ended session's code record holds %v, want only dead=1", rec)
 	}
 	if jobs := w.queue.jobs(t, true); len(jobs) != 0 {
 		t.Errorf("logout tokens for a session without grants: %+v", jobs)
+	}
+}
+
+// On a Redis Cluster, authorize's storing of the code and its binding to the session go to two
+// nodes in no fixed order: an ending may find the binding before the code is written. The code
+// written after the ending lands in the dead record the ending left, and is refused.
+func TestCodeWrittenAfterItsSessionEndedIsRefused(t *testing.T) {
+	t.Parallel()
+	w := newLogoutWorld(t)
+	ctx := context.Background()
+	if _, err := w.b.Consents.Grant(ctx, "p", "app", []string{"profile"}); err != nil {
+		t.Fatal(err)
+	}
+	w.sessions.open(t, "s", "p")
+	code, verifier, redirect := w.authorize(t, "p", "s", "app", "openid")
+	keys, err := w.store.Client.Keys(ctx, w.store.Key("oc:*")).Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("code records: %v %v", keys, err)
+	}
+	record := w.store.Client.HGetAll(ctx, keys[0]).Val()
+	// The ending runs first: the code is not there yet.
+	if err := w.store.Client.Del(ctx, keys[0]).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.sessions.End(ctx, "p", "s", identity.EndSignOut); err != nil {
+		t.Fatal(err)
+	}
+	// Then authorize's write lands, as it writes it: HSET of the record, and its lifetime.
+	if _, err := w.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, keys[0], record)
+		p.PExpire(ctx, keys[0], CodeTTL)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	resp := w.token(t, "app", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirect}, "code_verifier": {verifier}})
+	if resp["error"] != "invalid_grant" {
+		t.Errorf("a code written after its session ended was redeemed: %v", resp)
 	}
 }

@@ -45,7 +45,7 @@ import (
 // deleted), {3, what} for a failed check, or {0} for an unknown code.
 var redeemScript = redis.NewScript(`
 local c = redis.call('HMGET', KEYS[1], 'hash', 'client', 'redirect_uri', 'challenge', 'person', 'scopes',
-  'assurance', 'auth_time', 'session', 'amr', 'nonce', 'source_app')
+  'assurance', 'auth_time', 'session', 'amr', 'nonce', 'source_app', 'dead')
 if not c[1] then
   local g = redis.call('HMGET', KEYS[2], 'code', 'at', 'person', 'client', 'scopes', 'assurance', 'auth_time',
     'session', 'amr', 'nonce', 'source_app')
@@ -56,6 +56,7 @@ if not c[1] then
 end
 if c[1] ~= ARGV[1] then return {0} end
 redis.call('DEL', KEYS[1])
+if c[13] then return {0} end
 if c[2] ~= ARGV[2] then return {3, 'client'} end
 if c[3] ~= ARGV[3] then return {3, 'redirect_uri'} end
 if c[4] ~= ARGV[4] then return {3, 'code_verifier'} end
