@@ -73,7 +73,7 @@ func (d *Partners) ServeBackchannelLogout(w http.ResponseWriter, r *http.Request
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	provider, err := oidc.NewProvider(ctx, d.issuer)
+	provider, err := d.bridge(ctx)
 	if err != nil {
 		http.Error(w, "the bridge's discovery could not be read", http.StatusServiceUnavailable)
 		return

@@ -26,6 +26,28 @@ type Partners struct {
 	mu      sync.Mutex
 	pending map[string]devLogin // by state
 	logouts []Logout            // accepted logout tokens, at most maxLogouts
+	// provider is the bridge as go-oidc knows it, discovered once: its key set caches the
+	// bridge's JWKS and fetches it again only for a kid it has not seen.
+	provider *oidc.Provider
+}
+
+// bridge discovers the bridge at its first use and keeps it; a failed discovery is tried again
+// at the next.
+func (d *Partners) bridge(ctx context.Context) (*oidc.Provider, error) {
+	d.mu.Lock()
+	p := d.provider
+	d.mu.Unlock()
+	if p != nil {
+		return p, nil
+	}
+	p, err := oidc.NewProvider(ctx, d.issuer)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	d.provider = p
+	d.mu.Unlock()
+	return p, nil
 }
 
 // New returns the simulated apps of the clients, signing in at the bridge whose issuer (public
@@ -158,7 +180,7 @@ func (d *Partners) serveArrival(w http.ResponseWriter, r *http.Request, c config
 		fail("code redemption: " + err.Error())
 		return
 	}
-	provider, err := oidc.NewProvider(ctx, d.issuer)
+	provider, err := d.bridge(ctx)
 	if err != nil {
 		fail("bridge discovery: " + err.Error())
 		return
