@@ -7,6 +7,9 @@
 // the apps' initiate_login_uri (OIDC Core §4), where a switch lands.
 //
 // It is a fake of the outside world, like internal/devidp, but not a leaf utility: it talks to
-// the bridge over HTTP as a partner does. Pending logins live in memory for five minutes; it
-// owns no Redis keys.
+// the bridge over HTTP as a partner does. Its back-channel logout endpoint validates the
+// bridge's logout tokens as a partner must (go-oidc, then typ, events, sid or sub, no nonce) and
+// its arrival page says "signed out by Tongban" once its grant's token arrived. Pending logins
+// live in memory for five minutes, accepted logout tokens (the last 200) and the discovered
+// bridge for the process's life; it owns no Redis keys.
 package devpartner
