@@ -139,13 +139,13 @@ func checkPushMetrics(t *testing.T, h *harness) {
 		resp.Body.Close()
 		body = string(b)
 		// The job is acknowledged just after the send is counted: wait for both, not for one.
-		if missing := lacks(body, `tongban_push_sends_total{outcome="sent"} 1`, "tongban_push_send_seconds_count 1",
+		if missing := lacks(body, `tongban_push_sends_total{channel="fcm",outcome="sent"} 1`, `tongban_push_send_seconds_count{channel="fcm"} 1`,
 			"tongban_push_queue_depth 0", "tongban_push_schedule_depth 0", "tongban_push_dead_letter_depth 0"); missing == "" {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("/metrics never showed %q:\n%s", lacks(body, `tongban_push_sends_total{outcome="sent"} 1`, "tongban_push_send_seconds_count 1",
+	t.Fatalf("/metrics never showed %q:\n%s", lacks(body, `tongban_push_sends_total{channel="fcm",outcome="sent"} 1`, `tongban_push_send_seconds_count{channel="fcm"} 1`,
 		"tongban_push_queue_depth 0", "tongban_push_schedule_depth 0", "tongban_push_dead_letter_depth 0"), body)
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tongban/tongban/push/catalog"
+	"github.com/tongban/tongban/push/channel"
 	"github.com/tongban/tongban/push/delivery"
 )
 
@@ -286,9 +287,10 @@ func (e *Engine) QueueNote(ctx context.Context, p redis.Pipeliner, pid, nid stri
 		if json.Unmarshal([]byte(raw), &n) != nil {
 			return delivery.Note{}, false
 		}
-		return delivery.Note{
-			ID: n.ID, Service: n.Service, Title: n.Title, Body: n.Body, Link: n.Link,
-			Category: n.Category, Channel: catalog.ChannelSlug(n.Category), Read: vals[1] != nil,
-		}, true
+		svc, _ := e.catalog.Service(n.Service)
+		return delivery.Note{Note: channel.Note{
+			ID: n.ID, Service: n.Service, ServiceName: svc.Name, Title: n.Title, Body: n.Body, Link: n.Link,
+			Category: n.Category, AndroidChannel: catalog.ChannelSlug(n.Category), Created: n.CreatedAt,
+		}, Read: vals[1] != nil}, true
 	}
 }

@@ -14,11 +14,10 @@ import (
 
 	"github.com/tongban/tongban/internal/redisx"
 	"github.com/tongban/tongban/internal/telemetry"
+	"github.com/tongban/tongban/push/channel"
 	"github.com/tongban/tongban/push/devices"
 	"github.com/tongban/tongban/push/prefs"
 )
-
-type deliveryTarget = devices.Target
 
 // JobsStream is the delivery stream's key (under the store prefix): one entry per notification
 // that goes to the PUSH channel, with fields notification, person, rule and version, for the
@@ -87,18 +86,23 @@ func jobOf(m redis.XMessage) (Job, bool) {
 
 // work in progress on one job.
 type delivery struct {
-	job     Job
-	note    Note
-	found   bool
-	prefs   prefs.Preferences
-	targets []deliveryTarget
-	done    map[string]string // device id -> recorded outcome
-	locked  bool
+	job   Job
+	note  Note
+	found bool
+	prefs prefs.Preferences
+	// devices and subs are the person's endpoints as read; endpoints those of them that
+	// the notification can go to (a channel that is on; a subscription to its category's
+	// template).
+	devices   []devices.Target
+	subs      func(category string) ([]channel.Endpoint, error)
+	endpoints []channel.Endpoint
+	done      map[string]string // endpoint id -> recorded outcome
+	locked    bool
 
-	pending  []deliveryTarget // devices to send to now
-	outcomes map[string]outcome
-	fresh    []string      // devices whose outcome is not recorded yet
-	wait     time.Duration // the least wait FCM asked for before a retry
+	pending  []channel.Endpoint // endpoints to send to now
+	outcomes map[string]channel.Outcome
+	fresh    []string      // endpoints whose outcome is not recorded yet
+	wait     time.Duration // the least wait a vendor asked for before a retry
 	reasons  []string
 	retried  bool // some device is to be tried again: the follow-up is the next attempt
 	recorded bool // the job's status is recorded: only settling is left
@@ -143,7 +147,7 @@ func (s *Service) deliver(ctx context.Context, r *replica, worker string, msgs [
 			continue
 		}
 		seen[[2]string{j.Person, j.Note}] = true
-		ds = append(ds, &delivery{job: j, done: map[string]string{}, outcomes: map[string]outcome{}})
+		ds = append(ds, &delivery{job: j, done: map[string]string{}, outcomes: map[string]channel.Outcome{}})
 	}
 	if err := s.loadDeliveries(ctx, worker, takeover, ds); err != nil {
 		return err
@@ -206,7 +210,8 @@ func (s *Service) loadDeliveries(ctx context.Context, worker string, takeover []
 	notes := make([]func() (Note, bool), len(ds))
 	done := make([]*redis.MapStringStringCmd, len(ds))
 	prefsOf := make([]func() (prefs.Preferences, error), len(ds))
-	targetsOf := make([]func() ([]deliveryTarget, error), len(ds))
+	targetsOf := make([]func() ([]devices.Target, error), len(ds))
+	subsOf := make([]func(string) ([]channel.Endpoint, error), len(ds))
 	lockArgs := append([]any{worker, s.opts.ClaimIdle.Milliseconds()}, anys(takeover)...)
 	err := pipelined(ctx, s.store.Client, func(p redis.Pipeliner, sc *scripted) {
 		for i, d := range ds {
@@ -216,6 +221,9 @@ func (s *Service) loadDeliveries(ctx context.Context, worker string, takeover []
 			done[i] = p.HGetAll(ctx, s.deliveredKey(j.Person, j.Note))
 			prefsOf[i] = s.prefs.QueueGet(ctx, p, j.Person)
 			targetsOf[i] = s.devices.QueueTargets(ctx, p, j.Person)
+			if s.subs != nil {
+				subsOf[i] = s.subs.QueueEndpoints(ctx, p, j.Person)
+			}
 		}
 	})
 	if err != nil {
@@ -229,7 +237,8 @@ func (s *Service) loadDeliveries(ctx context.Context, worker string, takeover []
 		if d.prefs, err = prefsOf[i](); err != nil {
 			return err
 		}
-		if d.targets, err = targetsOf[i](); err != nil {
+		d.subs = subsOf[i]
+		if d.devices, err = targetsOf[i](); err != nil {
 			if !errors.Is(err, devices.ErrSealed) {
 				return err
 			}
@@ -265,21 +274,59 @@ func (s *Service) decide(d *delivery, now time.Time) (disposition, time.Time, st
 		return ack, time.Time{}, "inbox_only:push_off"
 	case d.prefs.Muted(d.note.Category):
 		return ack, time.Time{}, "inbox_only:muted"
-	case len(d.targets) == 0:
+	}
+	if d.endpoints = s.endpointsOf(d); len(d.endpoints) == 0 {
 		return ack, time.Time{}, "waiting_for_device"
 	}
 	if until, quiet := d.prefs.QuietUntil(now); quiet {
 		return reschedule, until, "deferred:quiet_hours"
 	}
-	for _, t := range d.targets {
-		if d.done[t.ID] == "" {
-			d.pending = append(d.pending, t)
+	for _, e := range d.endpoints {
+		if d.done[e.ID] == "" {
+			d.pending = append(d.pending, e)
 		}
 	}
 	if len(d.pending) == 0 {
 		return ack, time.Time{}, "" // every device has an outcome already
 	}
 	return ack, time.Time{}, ""
+}
+
+// endpointsOf lists where the job's notification can go: the person's devices and their
+// subscriptions to the template of its category, on the channels that are on. Devices come
+// first, oldest first, as before there were other channels.
+func (s *Service) endpointsOf(d *delivery) []channel.Endpoint {
+	var out []channel.Endpoint
+	for _, t := range d.devices {
+		k := vendorKind(t.Vendor)
+		if s.senders[k] == nil {
+			continue
+		}
+		out = append(out, channel.Endpoint{ID: t.ID, Kind: k, App: t.App, Address: t.Token})
+	}
+	if d.subs != nil {
+		subs, err := d.subs(d.note.Category)
+		if err != nil {
+			s.log.Warn("delivery: a mini-program subscription could not be read; it is skipped", "err", err)
+		}
+		for _, e := range subs {
+			if s.senders[e.Kind] != nil {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+// vendorKind is the channel of a device's push vendor.
+func vendorKind(vendor string) channel.Kind {
+	switch vendor {
+	case devices.VendorAPNs:
+		return channel.APNs
+	case devices.VendorHMS:
+		return channel.HMS
+	}
+	return channel.FCM
 }
 
 // sendsNow reports whether the job goes out in this batch: nothing decided against it, and

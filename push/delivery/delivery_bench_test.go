@@ -14,6 +14,7 @@ import (
 	"github.com/tongban/tongban/internal/idnumber"
 	"github.com/tongban/tongban/internal/testenv"
 	"github.com/tongban/tongban/push"
+	"github.com/tongban/tongban/push/channel"
 	"github.com/tongban/tongban/push/delivery"
 	"github.com/tongban/tongban/push/devices"
 )
@@ -88,7 +89,7 @@ func BenchmarkDelivery(b *testing.B) {
 	var rate, baseline float64
 	for range b.N {
 		// Baseline: the same messages through SendEach alone, same concurrency and batch size.
-		note := delivery.Note{ID: "n_baseline", Title: "您好", Body: "老年人乘车优惠", Link: "https://example.com", Category: "出行", Service: "jx-elderly-transit"}
+		note := delivery.Note{Note: channel.Note{ID: "n_baseline", Title: "您好", Body: "老年人乘车优惠", Link: "https://example.com", Category: "出行", Service: "jx-elderly-transit"}}
 		msgs := make([]*messaging.Message, len(targets))
 		for i, tg := range targets {
 			msgs[i] = delivery.Message(note, tg)

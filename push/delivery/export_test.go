@@ -35,7 +35,7 @@ func WaitingKey(store *redisx.Store, pid string) string {
 func (s *Service) SetHookBeforeAck(hook func() bool) { s.testHookBeforeAck = hook }
 
 // Message is the FCM message of a note for a device.
-func Message(n Note, t devices.Target) *messaging.Message { return message(n, t) }
+func Message(n Note, t devices.Target) *messaging.Message { return message(n.Note, t.Token) }
 
 // HeartbeatPrefix starts the name of every consumer that keeps a heartbeat.
 const HeartbeatPrefix = heartbeatPrefix

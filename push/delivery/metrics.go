@@ -12,19 +12,19 @@ import (
 // metrics are delivery's Prometheus metrics.
 type metrics struct {
 	sends       *prometheus.CounterVec
-	sendLatency prometheus.Histogram
+	sendLatency *prometheus.HistogramVec
 	deadLetters prometheus.Counter
 }
 
 func newMetrics(store *redisx.Store, reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		sends: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tongban_push_sends_total", Help: "Messages sent to FCM, by outcome (sent, token_dropped, failed, retry).",
-		}, []string{"outcome"}),
-		sendLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "tongban_push_send_seconds", Help: "Duration of one SendEach call (up to 500 messages).",
+			Name: "tongban_push_sends_total", Help: "Messages sent, by channel (fcm, apns, hms, wechat, alipay) and outcome (sent, token_dropped, failed, retry).",
+		}, []string{"channel", "outcome"}),
+		sendLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "tongban_push_send_seconds", Help: "Duration of one call of a channel's sender (FCM: one SendEach of up to 500 messages).",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
-		}),
+		}, []string{"channel"}),
 		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tongban_push_dead_letters_total", Help: "Delivery jobs given up after 8 attempts.",
 		}),

@@ -3,18 +3,17 @@ package delivery
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
 	"time"
 
-	"firebase.google.com/go/v4/messaging"
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tongban/tongban/internal/redisx"
+	"github.com/tongban/tongban/push/channel"
 )
 
 // capScript reserves one of the person's daily pushes for a notification, once: a job
@@ -57,49 +56,61 @@ func (s *Service) reserveDailyCap(ctx context.Context, ds []*delivery, now time.
 	return nil
 }
 
-// slot is one message of a batch: a job's device.
+// slot is one message of a batch: a job's endpoint.
 type slot struct {
 	d *delivery
-	t deliveryTarget
+	e channel.Endpoint
 }
 
-// sendAndRecord sends every pending device of the jobs that go out now, up to 500 messages a
-// SendEach call, and records what each call came to before the next call goes out, in one
-// round trip a call. The jobs decided without sending are recorded with the first call. A
-// worker whose heartbeat may be gone stops before a call: the jobs may be another's by then.
+// sendAndRecord sends to every pending endpoint of the jobs that go out now, channel by
+// channel, in calls of up to the channel's batch (500 for FCM's SendEach), and records what
+// each call came to before the next call goes out, in one round trip a call: a worker that
+// dies mid-batch leaves at most one call's messages unrecorded. The jobs decided without
+// sending are recorded with the first call. A worker whose heartbeat may be gone stops
+// before a call: the jobs may be another's by then.
 func (s *Service) sendAndRecord(ctx context.Context, r *replica, worker string, ds []*delivery, now time.Time) error {
-	var slots []slot
-	var msgs []*messaging.Message
+	byKind := map[channel.Kind][]slot{}
 	var quiet []*delivery // decided without sending
 	for _, d := range ds {
 		switch {
 		case d.sendsNow():
-			for _, t := range d.pending {
-				slots = append(slots, slot{d, t})
-				msgs = append(msgs, message(d.note, t))
+			for _, e := range d.pending {
+				byKind[e.Kind] = append(byKind[e.Kind], slot{d, e})
 			}
 		case d.disp != leavePending:
 			quiet = append(quiet, d)
 		}
 	}
-	calls := 0
-	for start := 0; start == 0 || start < len(msgs); start += maxSendEach {
-		end := min(start+maxSendEach, len(msgs))
+	// The calls in order: each channel's slots in chunks of its batch. A job's slots of one
+	// channel are side by side.
+	type call struct {
+		sender channel.Sender
+		slots  []slot
+	}
+	var calls []call
+	for _, k := range channel.Kinds {
+		sl, snd := byKind[k], s.senders[k]
+		for start := 0; start < len(sl); start += snd.Batch() {
+			calls = append(calls, call{snd, sl[start:min(start+snd.Batch(), len(sl))]})
+		}
+	}
+	made := 0
+	for i := 0; i == 0 || i < len(calls); i++ {
 		toRecord := quiet
 		quiet = nil
-		if start < end {
+		if i < len(calls) {
 			if !r.alive() {
 				return errNotAlive
 			}
-			s.send(ctx, slots[start:end], msgs[start:end])
-			calls++
-			// A job's slots are side by side: each job once.
-			for k, sl := range slots[start:end] {
-				if k == 0 || slots[start+k-1].d != sl.d {
+			c := calls[i]
+			s.send(ctx, c.sender, c.slots)
+			made++
+			for k, sl := range c.slots {
+				if k == 0 || c.slots[k-1].d != sl.d {
 					toRecord = append(toRecord, sl.d)
 				}
 			}
-			if s.testHookAfterSend != nil && s.testHookAfterSend(calls) {
+			if s.testHookAfterSend != nil && s.testHookAfterSend(made) {
 				r.die()
 				return errDied
 			}
@@ -107,43 +118,45 @@ func (s *Service) sendAndRecord(ctx context.Context, r *replica, worker string, 
 		if err := s.record(ctx, worker, toRecord, now); err != nil {
 			return err
 		}
-		if end >= len(msgs) {
-			break
-		}
 	}
 	return nil
 }
 
-// send pushes one SendEach call's messages and classifies each answer.
-func (s *Service) send(ctx context.Context, slots []slot, msgs []*messaging.Message) {
+// send makes one call of a channel's sender and takes in each message's result.
+func (s *Service) send(ctx context.Context, snd channel.Sender, slots []slot) {
+	kind := string(snd.Kind())
 	spans := s.traceSend(slots)
-	ctx, call := s.tracer.Start(ctx, "fcm send_each", trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithLinks(spans.links()...), trace.WithAttributes(attribute.Int("messaging.batch.message_count", len(msgs))))
+	name := kind + " send"
+	if snd.Kind() == channel.FCM {
+		name = "fcm send_each" // the span's name since before there were other channels
+	}
+	ctx, call := s.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithLinks(spans.links()...), trace.WithAttributes(
+			attribute.String("messaging.system", kind),
+			attribute.Int("messaging.batch.message_count", len(slots))))
 	defer func() { spans.end(); call.End() }()
+	msgs := make([]channel.Message, len(slots))
+	for k, sl := range slots {
+		msgs[k] = channel.Message{Note: sl.d.note.Note, To: sl.e}
+	}
 	began := time.Now()
 	sctx, cancel := context.WithTimeout(ctx, sendTimeout)
-	resp, err := s.sender.SendEach(sctx, msgs)
+	res := snd.Send(sctx, msgs)
 	cancel()
-	s.metrics.sendLatency.Observe(time.Since(began).Seconds())
+	s.metrics.sendLatency.WithLabelValues(kind).Observe(time.Since(began).Seconds())
 	for k, sl := range slots {
-		var sendErr error
-		switch {
-		case err != nil:
-			sendErr = err
-		case resp == nil || k >= len(resp.Responses) || resp.Responses[k] == nil:
-			sendErr = errors.New("delivery: FCM gave no answer for this message")
-		default:
-			sendErr = resp.Responses[k].Error
+		r := channel.Result{Outcome: channel.Retry, Reason: "no_answer"}
+		if k < len(res) {
+			r = res[k]
 		}
-		o, wait, reason := classify(sendErr)
-		spans.outcome(sl.d, o.String())
-		sl.d.outcomes[sl.t.ID] = o
-		sl.d.fresh = append(sl.d.fresh, sl.t.ID)
-		sl.d.wait = max(sl.d.wait, wait)
-		if reason != "" {
-			sl.d.reasons = append(sl.d.reasons, reason)
+		spans.outcome(sl.d, r.Outcome.String())
+		sl.d.outcomes[sl.e.ID] = r.Outcome
+		sl.d.fresh = append(sl.d.fresh, sl.e.ID)
+		sl.d.wait = max(sl.d.wait, r.Wait)
+		if r.Reason != "" {
+			sl.d.reasons = append(sl.d.reasons, kind+": "+r.Reason)
 		}
-		s.metrics.sends.WithLabelValues(o.String()).Inc()
+		s.metrics.sends.WithLabelValues(kind, r.Outcome.String()).Inc()
 	}
 }
 
@@ -175,7 +188,10 @@ return 1
 // or finishes without sending to them again. Each job's writes are one script on its person's
 // slot; a pipeline spans the slots.
 func (s *Service) record(ctx context.Context, worker string, ds []*delivery, now time.Time) error {
-	type drop struct{ pid, id string }
+	type drop struct {
+		pid string
+		e   channel.Endpoint
+	}
 	var drops []drop
 	err := pipelined(ctx, s.store.Client, func(p redis.Pipeliner, sc *scripted) {
 		for _, d := range ds {
@@ -187,23 +203,28 @@ func (s *Service) record(ctx context.Context, worker string, ds []*delivery, now
 			anySent, anyRetry, anyFailed := d.done["_sent"] == "1", false, false
 			for _, id := range d.fresh {
 				switch d.outcomes[id] {
-				case sent:
+				case channel.Sent:
 					fields = append(fields, id, "sent")
-				case dropToken:
+					if e, ok := d.endpoint(id); ok && e.OneTime && s.subs != nil {
+						s.subs.QueueUsed(ctx, p, j.Person, e)
+					}
+				case channel.Drop:
 					fields = append(fields, id, "token_dropped")
-					drops = append(drops, drop{j.Person, id})
-				case failPayload:
+					if e, ok := d.endpoint(id); ok {
+						drops = append(drops, drop{j.Person, e})
+					}
+				case channel.Fail:
 					fields = append(fields, id, "failed")
 				}
 			}
 			d.fresh = nil
 			for _, o := range d.outcomes {
 				switch o {
-				case sent:
+				case channel.Sent:
 					anySent = true
-				case dropToken, failPayload:
+				case channel.Drop, channel.Fail:
 					anyFailed = true
-				case retry:
+				case channel.Retry:
 					anyRetry = true
 				}
 			}
@@ -263,11 +284,29 @@ func (s *Service) record(ctx context.Context, worker string, ds []*delivery, now
 		return fmt.Errorf("delivery: record deliveries: %w", err)
 	}
 	for _, d := range drops {
-		if _, err := s.devices.Drop(ctx, d.pid, d.id); err != nil {
-			s.log.Warn("delivery: could not drop a device FCM refused", "err", err)
+		if d.e.Kind.Subscription() {
+			if s.subs != nil {
+				if _, err := s.subs.Drop(ctx, d.pid, d.e); err != nil {
+					s.log.Warn("delivery: could not drop a subscription the platform refused", "channel", d.e.Kind, "err", err)
+				}
+			}
+			continue
+		}
+		if _, err := s.devices.Drop(ctx, d.pid, d.e.ID); err != nil {
+			s.log.Warn("delivery: could not drop a device its push service refused", "channel", d.e.Kind, "err", err)
 		}
 	}
 	return nil
+}
+
+// endpoint finds one of the job's pending endpoints by id.
+func (d *delivery) endpoint(id string) (channel.Endpoint, bool) {
+	for _, e := range d.pending {
+		if e.ID == id {
+			return e, true
+		}
+	}
+	return channel.Endpoint{}, false
 }
 
 // settle moves each job on in one transaction on the {push} keys: a follow-up onto the

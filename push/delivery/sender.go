@@ -2,12 +2,15 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
 
 	"firebase.google.com/go/v4/errorutils"
 	"firebase.google.com/go/v4/messaging"
+
+	"github.com/tongban/tongban/push/channel"
 )
 
 // Sender sends messages to FCM, each on its own. *messaging.Client of the Firebase Admin SDK is
@@ -19,24 +22,47 @@ type Sender interface {
 // maxSendEach is FCM's limit of messages in one SendEach call.
 const maxSendEach = 500
 
-// outcome is what one device's send came to.
-type outcome int
+// fcmChannel sends FCM's messages through the Firebase Admin SDK: the channel.Sender of FCM
+// devices, over the Sender the service was given.
+type fcmChannel struct{ sdk Sender }
 
-const (
-	sent        outcome = iota
-	dropToken           // UNREGISTERED, a token FCM calls invalid, or one of another sender: the device goes
-	failPayload         // FCM refuses the message itself: retrying cannot help
-	retry               // UNAVAILABLE, INTERNAL, QUOTA_EXCEEDED, or the request did not get through
-)
+func (fcmChannel) Kind() channel.Kind { return channel.FCM }
+func (fcmChannel) Batch() int         { return maxSendEach }
 
-var outcomeNames = map[outcome]string{sent: "sent", dropToken: "token_dropped", failPayload: "failed", retry: "retry"}
-
-func (o outcome) String() string { return outcomeNames[o] }
+// Send makes one SendEach call of every message and classifies each answer.
+func (f fcmChannel) Send(ctx context.Context, msgs []channel.Message) []channel.Result {
+	fm := make([]*messaging.Message, len(msgs))
+	for i, m := range msgs {
+		fm[i] = message(m.Note, m.To.Address)
+	}
+	resp, err := f.sdk.SendEach(ctx, fm)
+	out := make([]channel.Result, len(msgs))
+	for k := range msgs {
+		var sendErr error
+		switch {
+		case err != nil:
+			sendErr = err
+		case resp == nil || k >= len(resp.Responses) || resp.Responses[k] == nil:
+			sendErr = errors.New("delivery: FCM gave no answer for this message")
+		default:
+			sendErr = resp.Responses[k].Error
+		}
+		o, wait, reason := classify(sendErr)
+		out[k] = channel.Result{Outcome: o, Wait: wait, Reason: reason}
+	}
+	return out
+}
 
 // classify reads one send's error as FCM documents its codes. The SDK's Is* checks look at the
 // error itself, so it is classified before anything wraps it. wait is the least time before a
 // retry: Retry-After when FCM sent one, a minute for a quota error.
-func classify(err error) (o outcome, wait time.Duration, reason string) {
+func classify(err error) (o channel.Outcome, wait time.Duration, reason string) {
+	const (
+		sent        = channel.Sent
+		dropToken   = channel.Drop
+		failPayload = channel.Fail
+		retry       = channel.Retry
+	)
 	switch {
 	case err == nil:
 		return sent, 0, ""
@@ -84,7 +110,7 @@ func retryAfter(err error) time.Duration {
 // message builds the FCM message of one notification for one device: the notification for
 // the system tray, and in data what the app needs to open it (all strings, as FCM wants).
 // collapse keys make a retried message replace, not duplicate, one the device already has.
-func message(n Note, t deliveryTarget) *messaging.Message {
+func message(n channel.Note, token string) *messaging.Message {
 	data := map[string]string{"notification_id": n.ID, "service": n.Service, "category": n.Category}
 	if n.Link != "" {
 		data["link"] = n.Link
@@ -94,7 +120,7 @@ func message(n Note, t deliveryTarget) *messaging.Message {
 		collapse = collapse[:64]
 	}
 	return &messaging.Message{
-		Token:        t.Token,
+		Token:        token,
 		Notification: &messaging.Notification{Title: n.Title, Body: n.Body},
 		Data:         data,
 		Android: &messaging.AndroidConfig{
@@ -102,7 +128,7 @@ func message(n Note, t deliveryTarget) *messaging.Message {
 			CollapseKey: collapse,
 			TTL:         ptr(72 * time.Hour),
 			Notification: &messaging.AndroidNotification{
-				ChannelID: "mianshen-" + n.Channel, Tag: n.ID,
+				ChannelID: "mianshen-" + n.AndroidChannel, Tag: n.ID,
 			},
 		},
 		APNS: &messaging.APNSConfig{

@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tongban/tongban/internal/redisx"
+	"github.com/tongban/tongban/push/channel"
 	"github.com/tongban/tongban/push/devices"
 	"github.com/tongban/tongban/push/prefs"
 )
@@ -31,20 +33,26 @@ type Counter interface {
 	QueueCount(ctx context.Context, p redis.Pipeliner, rule string, version int, field string)
 }
 
-// Note is what delivery needs of a notification to push it.
+// Note is what delivery needs of a notification to push it: what the channels send of it,
+// and whether the person has read it.
 type Note struct {
-	ID       string
-	Service  string
-	Title    string
-	Body     string
-	Link     string
-	Category string
-	// Channel is the Android notification channel's slug for the category, so people can
-	// silence one kind of notice in the system settings too.
-	Channel string
+	channel.Note
 	// Read: the person has already read it in the inbox (in an app, or before a deferred push
 	// was due), so pushing it would only repeat what they know.
 	Read bool
+}
+
+// Subscriptions are the people's mini-program subscriptions (push/miniprogram): endpoints of
+// the WeChat and Alipay channels for a notification's category.
+type Subscriptions interface {
+	// QueueEndpoints queues the read of the person's subscriptions on p; after p runs, the
+	// returned function gives their endpoints for a category. An error may come with the
+	// endpoints that could be read.
+	QueueEndpoints(ctx context.Context, p redis.Pipeliner, pid string) func(category string) ([]channel.Endpoint, error)
+	// QueueUsed queues on p the use of a one-time subscription the platform took a message for.
+	QueueUsed(ctx context.Context, p redis.Pipeliner, pid string, e channel.Endpoint)
+	// Drop removes a subscription the platform refused for good.
+	Drop(ctx context.Context, pid string, e channel.Endpoint) (bool, error)
 }
 
 // Options configure a Service.
@@ -52,11 +60,17 @@ type Options struct {
 	Store   *redisx.Store
 	Inbox   Inbox
 	Counter Counter
-	Sender  Sender
-	Devices *devices.Devices
-	Prefs   *prefs.Prefs
-	Now     func() time.Time
-	Logger  *slog.Logger
+	// Sender is FCM's (the Firebase Admin SDK's client); nil: FCM is off.
+	Sender Sender
+	// Channels are the senders of the other kinds of endpoint (APNs, HMS, WeChat, Alipay); a
+	// kind without one is off: its endpoints are not sent to, as if the person had none.
+	Channels []channel.Sender
+	// Subscriptions give the mini-program endpoints; nil: none.
+	Subscriptions Subscriptions
+	Devices       *devices.Devices
+	Prefs         *prefs.Prefs
+	Now           func() time.Time
+	Logger        *slog.Logger
 	// DailyCap is how many pushes a person gets a day, all rules together; 0 = no cap.
 	DailyCap int
 	// Workers is how many delivery workers this replica runs (default 4); DeliveryBatch how
@@ -92,7 +106,8 @@ type Service struct {
 	store   *redisx.Store
 	inbox   Inbox
 	counter Counter
-	sender  Sender
+	senders map[channel.Kind]channel.Sender
+	subs    Subscriptions
 	devices *devices.Devices
 	prefs   *prefs.Prefs
 	now     func() time.Time
@@ -141,8 +156,24 @@ func New(o Options) (*Service, error) {
 	if o.Tracer == nil {
 		o.Tracer = otel.GetTracerProvider()
 	}
+	senders := map[channel.Kind]channel.Sender{}
+	if o.Sender != nil {
+		senders[channel.FCM] = fcmChannel{o.Sender}
+	}
+	for _, c := range o.Channels {
+		k := c.Kind()
+		switch {
+		case !k.Valid():
+			return nil, fmt.Errorf("delivery: a sender of an unknown kind %q", k)
+		case senders[k] != nil:
+			return nil, fmt.Errorf("delivery: two senders of %s", k)
+		case c.Batch() < 1:
+			return nil, fmt.Errorf("delivery: the %s sender takes batches of %d messages", k, c.Batch())
+		}
+		senders[k] = c
+	}
 	return &Service{
-		store: o.Store, inbox: o.Inbox, counter: o.Counter, sender: o.Sender, devices: o.Devices, prefs: o.Prefs,
+		store: o.Store, inbox: o.Inbox, counter: o.Counter, senders: senders, subs: o.Subscriptions, devices: o.Devices, prefs: o.Prefs,
 		now: o.Now, log: o.Logger, opts: o, metrics: newMetrics(o.Store, o.Registerer),
 		tracer: o.Tracer.Tracer("github.com/tongban/tongban/push/delivery"),
 	}, nil

@@ -17,8 +17,8 @@ import (
 // until ctx ends. Then the workers take no new jobs, finish the ones they hold, and Run
 // returns once their heartbeat is handed back.
 func (s *Service) Run(ctx context.Context) error {
-	if s.sender == nil {
-		return errors.New("delivery: delivery needs a sender")
+	if len(s.senders) == 0 {
+		return errors.New("delivery: delivery needs a sender of at least one channel")
 	}
 	err := s.store.Client.XGroupCreateMkStream(ctx, s.store.Key(JobsStream), deliveryGroup, "0").Err()
 	switch {

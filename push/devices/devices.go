@@ -23,6 +23,9 @@ type Device struct {
 	ID       string
 	App      string
 	Platform string // ANDROID, IOS, HARMONY, WEB or MINIPROGRAM
+	// Vendor is the push service the token is of: FCM, APNS (iPhones reached directly, not
+	// through FCM) or HMS (HarmonyOS Push Kit, for Huawei and Honor phones).
+	Vendor string
 	// RegisteredAt is when the token was last registered, to the second: an app that
 	// registers its token again (as FCM asks apps to do from time to time) refreshes it.
 	RegisteredAt time.Time
@@ -50,8 +53,27 @@ var ErrSealed = errors.New("devices: a stored token cannot be opened")
 // DefaultMaxPerPerson is how many devices a person keeps when Options.MaxPerPerson is 0.
 const DefaultMaxPerPerson = 20
 
-// sealPurpose binds a sealed token to being an FCM token.
-const sealPurpose = "fcm-token"
+// Vendors is the GraphQL enum PushVendor: the push services a device token can be of.
+var Vendors = [...]string{VendorFCM, VendorAPNs, VendorHMS}
+
+// The push vendors.
+const (
+	VendorFCM  = "FCM"
+	VendorAPNs = "APNS"
+	VendorHMS  = "HMS"
+)
+
+// sealPurpose binds a sealed token to its vendor: a token sealed as an APNs token does not
+// open as an FCM one. FCM's purpose is the one tokens had before vendors, so those still open.
+func sealPurpose(vendor string) string {
+	switch vendor {
+	case VendorAPNs:
+		return "apns-token"
+	case VendorHMS:
+		return "hms-token"
+	}
+	return "fcm-token"
+}
 
 // platforms is the GraphQL enum Platform.
 var platforms = [...]string{"ANDROID", "IOS", "HARMONY", "WEB", "MINIPROGRAM"}
@@ -104,6 +126,56 @@ func New(o Options) (*Devices, error) {
 // characters of A-Z a-z 0-9 _ : -, the check FCM (and internal/fakefcm) applies.
 func ValidToken(token string) bool { return tokenProblem(token) == "" }
 
+// vendorTokenProblem says what is wrong with a token of vendor, "" when nothing is.
+func vendorTokenProblem(vendor, token string) string {
+	switch vendor {
+	case VendorAPNs:
+		// An APNs device token is binary, sent to providers as hex: 32 bytes today, and Apple
+		// says to expect longer ones, so up to 100 bytes (200 hex digits) are taken.
+		const form = "an APNs device token is 64 to 200 hexadecimal digits, an even number of them"
+		switch {
+		case token == "":
+			return "required; " + form
+		case len(token) < 64 || len(token) > 200 || len(token)%2 != 0:
+			return "wrong length; " + form
+		}
+		for i := 0; i < len(token); i++ {
+			if !isHex(token[i]) {
+				return "contains a character that is not a hexadecimal digit; " + form
+			}
+		}
+		return ""
+	case VendorHMS:
+		// Push Kit tokens are opaque; those seen are 100 to 200 characters of letters, digits
+		// and a few separators. The bound keeps junk out without guessing their exact shape.
+		const form = "a Push Kit token is 32 to 512 letters, digits, '_', '-', ':', '.', '+', '/' and '='"
+		switch {
+		case token == "":
+			return "required; " + form
+		case len(token) < 32:
+			return "too short; " + form
+		case len(token) > 512:
+			return "too long; " + form
+		}
+		for i := 0; i < len(token); i++ {
+			c := token[i]
+			if !(isAlnum(c) || strings.IndexByte("_-:.+/=", c) >= 0) {
+				return "contains a character that is not allowed; " + form
+			}
+		}
+		return ""
+	}
+	return tokenProblem(token)
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
 func tokenProblem(token string) string {
 	const form = "an FCM registration token is 32 to 4096 letters, digits, '_', ':' and '-'"
 	switch {
@@ -123,7 +195,7 @@ func tokenProblem(token string) string {
 	return ""
 }
 
-func (d *Devices) check(app, platform, token string) error {
+func (d *Devices) check(app, platform, vendor, token string) error {
 	if !d.apps[app] {
 		if app == "" {
 			return &InputError{"app", "required; want the id of a member app"}
@@ -133,7 +205,15 @@ func (d *Devices) check(app, platform, token string) error {
 	if !slices.Contains(platforms[:], platform) {
 		return &InputError{"platform", fmt.Sprintf("%s is not a platform; want one of %s", quote(platform), strings.Join(platforms[:], ", "))}
 	}
-	if p := tokenProblem(token); p != "" {
+	switch {
+	case !slices.Contains(Vendors[:], vendor):
+		return &InputError{"vendor", fmt.Sprintf("%s is not a push vendor; want one of %s", quote(vendor), strings.Join(Vendors[:], ", "))}
+	case vendor == VendorAPNs && platform != "IOS":
+		return &InputError{"vendor", "APNS tokens are of iPhones and iPads: the platform must be IOS"}
+	case vendor == VendorHMS && platform != "HARMONY" && platform != "ANDROID":
+		return &InputError{"vendor", "HMS tokens are of HarmonyOS and Huawei Android phones: the platform must be HARMONY or ANDROID"}
+	}
+	if p := vendorTokenProblem(vendor, token); p != "" {
 		return &InputError{"token", p}
 	}
 	return nil
@@ -158,9 +238,15 @@ func checkPID(pid string) error {
 }
 
 // tokenHash is the token's SHA-256, base64url: the index key's suffix, and (its first 22
-// characters) the device id.
-func tokenHash(token string) string {
-	h := sha256.Sum256([]byte(token))
+// characters) the device id. Tokens of APNs and HMS are hashed with their vendor's name in
+// front, so that equal strings of two vendors are two devices; FCM's hash is the token's
+// alone, as it was before vendors.
+func tokenHash(vendor, token string) string {
+	in := token
+	if vendor != VendorFCM && vendor != "" {
+		in = vendor + ":" + token
+	}
+	h := sha256.Sum256([]byte(in))
 	return base64.RawURLEncoding.EncodeToString(h[:])
 }
 
@@ -182,14 +268,22 @@ func (d *Devices) indexKey(hash string) string  { return d.store.Key("fcmtok:" +
 type record struct {
 	App        string `json:"app"`
 	Platform   string `json:"platform"`
-	Token      string `json:"token"` // sealed
+	Vendor     string `json:"vendor,omitempty"` // "" is FCM, as records from before vendors
+	Token      string `json:"token"`            // sealed
 	Registered int64  `json:"registered"`
 	Seq        int64  `json:"seq"`
 	Hash       string `json:"h"`
 }
 
 func (r record) device(id string) Device {
-	return Device{ID: id, App: r.App, Platform: r.Platform, RegisteredAt: time.Unix(r.Registered, 0).UTC()}
+	return Device{ID: id, App: r.App, Platform: r.Platform, Vendor: r.vendor(), RegisteredAt: time.Unix(r.Registered, 0).UTC()}
+}
+
+func (r record) vendor() string {
+	if r.Vendor == "" {
+		return VendorFCM
+	}
+	return r.Vendor
 }
 
 type entry struct {
@@ -271,7 +365,7 @@ func (d *Devices) QueueTargets(ctx context.Context, p redis.Pipeliner, pid strin
 		out := make([]Target, 0, len(es))
 		var errs []error
 		for _, e := range es {
-			tok, err := seal.Open(d.kek, sealPurpose, e.rec.Token)
+			tok, err := seal.Open(d.kek, sealPurpose(e.rec.vendor()), e.rec.Token)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%w: person %s, device %s: %v", ErrSealed, pid, e.id, err))
 				continue

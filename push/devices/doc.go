@@ -1,5 +1,7 @@
-// Package devices keeps a person's devices: the FCM registration tokens their apps registered,
-// sealed, for the delivery workers to push to.
+// Package devices keeps a person's devices: the push tokens their apps registered, sealed, for
+// the delivery workers to push to. A token is of one vendor: FCM, APNs (iPhones reached
+// directly) or HMS (HarmonyOS Push Kit, for Huawei and Honor phones without Google services);
+// each vendor's tokens are checked for its own shape and sealed under its own purpose.
 //
 // A token belongs to one person and one app at a time. Registering a token claims it in a
 // global index (one key per token); a token that belonged to someone else leaves that
@@ -18,10 +20,13 @@
 //
 // Redis keys (under the store prefix):
 //
-//	{p:<pid>}:devices        hash   device id -> JSON {app, platform, token (sealed with
-//	                                internal/seal, purpose "fcm-token"), registered (unix s),
-//	                                seq (claim number), h (the token's hash, as in fcmtok)}
-//	fcmtok:<b64url sha256(token)>
+//	{p:<pid>}:devices        hash   device id -> JSON {app, platform, vendor ("" for FCM, APNS,
+//	                                HMS), token (sealed with internal/seal, purpose
+//	                                "fcm-token", "apns-token" or "hms-token"), registered
+//	                                (unix s), seq (claim number), h (the token's hash, as in
+//	                                fcmtok)}
+//	fcmtok:<b64url sha256(token)>   (sha256 of "APNS:<token>" or "HMS:<token>" for those
+//	                                vendors: the index of every vendor's tokens)
 //	                         string "<pid> <seq>[ <pid>…]": the owner of the token and the
 //	                                number of its claim, followed by earlier owners the claim
 //	                                has still to remove the device from (normally none)

@@ -133,22 +133,28 @@ func parseClaim(v string) (claim, bool) {
 	return claim{owner: f[0], seq: seq, pending: f[2:]}, true
 }
 
-// Register records that the person's app on a device of the platform receives pushes at
-// token. The token is the device: registering it again is the same device (its app and
-// platform updated), and a token registered by someone else moves to this person. Bad input
-// is an *InputError naming app, platform or token.
+// Register records that the person's app on a device of the platform receives pushes at an
+// FCM token: RegisterVendor with FCM.
 func (d *Devices) Register(ctx context.Context, pid, app, platform, token string) (Device, error) {
+	return d.RegisterVendor(ctx, pid, app, platform, VendorFCM, token)
+}
+
+// RegisterVendor records that the person's app on a device of the platform receives pushes at
+// token, a token of vendor (FCM, APNS or HMS). The token is the device: registering it again
+// is the same device (its app and platform updated), and a token registered by someone else
+// moves to this person. Bad input is an *InputError naming app, platform, vendor or token.
+func (d *Devices) RegisterVendor(ctx context.Context, pid, app, platform, vendor, token string) (Device, error) {
 	if err := checkPID(pid); err != nil {
 		return Device{}, err
 	}
-	if err := d.check(app, platform, token); err != nil {
+	if err := d.check(app, platform, vendor, token); err != nil {
 		return Device{}, err
 	}
-	sealed, err := seal.Seal(d.kek, sealPurpose, []byte(token))
+	sealed, err := seal.Seal(d.kek, sealPurpose(vendor), []byte(token))
 	if err != nil {
 		return Device{}, fmt.Errorf("devices: register: %w", err)
 	}
-	hash := tokenHash(token)
+	hash := tokenHash(vendor, token)
 	id := deviceID(hash)
 	now := d.now()
 	c := d.store.Client
@@ -165,7 +171,11 @@ func (d *Devices) Register(ctx context.Context, pid, app, platform, token string
 		return Device{}, fmt.Errorf("devices: register: %w", err)
 	}
 
-	rec := record{App: app, Platform: platform, Token: sealed, Registered: now.Unix(), Seq: cl.seq, Hash: hash}
+	stored := vendor
+	if vendor == VendorFCM {
+		stored = "" // as records from before vendors, which older replicas read
+	}
+	rec := record{App: app, Platform: platform, Vendor: stored, Token: sealed, Registered: now.Unix(), Seq: cl.seq, Hash: hash}
 	blob, err := json.Marshal(rec)
 	if err != nil {
 		return Device{}, fmt.Errorf("devices: register: %w", err)
