@@ -98,3 +98,10 @@ func otherKey(t testing.TB) string {
 	}
 	return base64.StdEncoding.EncodeToString(der)
 }
+
+func newServer(t testing.TB, fake *fakealipay.Server) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(fake.Handler())
+	t.Cleanup(srv.Close)
+	return srv
+}
