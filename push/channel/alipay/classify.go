@@ -46,6 +46,9 @@ func (s *Sender) classify(code, sub string) channel.Result {
 	}
 	upper := strings.ToUpper(sub)
 	switch {
+	case code == "":
+		// Alipay's shape without Alipay's content: not an answer we can act on.
+		return channel.Result{Outcome: channel.Retry, Wait: s.opts.RetryWait, Reason: ReasonBadAnswer}
 	case code == "10000":
 		return channel.Result{Outcome: channel.Sent}
 	case dropSubs[sub]:
@@ -70,10 +73,6 @@ func (s *Sender) classify(code, sub string) channel.Result {
 // answer when err is nil.
 func (s *Sender) outcome(err error, ans *sdk.Error) channel.Result {
 	if err == nil {
-		if ans.Code == "" {
-			// Signed, but not a send's answer.
-			return channel.Result{Outcome: channel.Retry, Wait: s.opts.RetryWait, Reason: ReasonBadAnswer}
-		}
 		return s.classify(string(ans.Code), ans.SubCode)
 	}
 	if e, ok := errors.AsType[*sdk.Error](err); ok {

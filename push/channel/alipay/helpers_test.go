@@ -105,3 +105,15 @@ func newServer(t testing.TB, fake *fakealipay.Server) *httptest.Server {
 	t.Cleanup(srv.Close)
 	return srv
 }
+
+// withEndpoint is e's Sender pointed at another server.
+func (e *env) withEndpoint(t testing.TB, srv *httptest.Server) *alipay.Sender {
+	t.Helper()
+	o := e.opts
+	o.Endpoint, o.HTTPClient = srv.URL+"/gateway.do", srv.Client()
+	s, err := alipay.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
