@@ -149,4 +149,3 @@ func (s *Server) play(r *http.Request, reply Reply) Reply {
 		return SystemError()
 	}
 }
-
