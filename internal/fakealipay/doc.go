@@ -25,8 +25,9 @@
 //	                timestamp, version present
 //	app             app_id registered                    else 40002 isv.invalid-app-id
 //	sign_type       RSA2                                 else 40002 isv.invalid-signature-type
-//	timestamp       Beijing time within ±15 min          else 40002 isv.invalid-timestamp
-//	                (WithTimestampWindow)
+//	timestamp       Beijing time within ±15 min (Alipay  else 40002 isv.invalid-timestamp
+//	                does not document its window)
+//	                WithTimestampWindow sets it
 //	signature       RSA2 over the sorted params but sign else 40002 isv.invalid-signature
 //	                with the app's public key
 //	method          one of the two                       else 40002 isv.invalid-method
