@@ -1,6 +1,7 @@
 package alipay_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -229,7 +230,7 @@ func TestSendManyConcurrently(t *testing.T) {
 
 func TestSendCancelled(t *testing.T) {
 	e := setup(t)
-	ctx, cancel := contextWithCancel(t)
+	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	got := e.sender.Send(ctx, []channel.Message{msg(user), msg(user)})
 	for _, r := range got {
