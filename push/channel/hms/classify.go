@@ -51,13 +51,43 @@ func parseAnswer(body []byte) (a answer, ok bool) {
 		return answer{}, false
 	}
 	code, ok := jsonScalar(raw.Code)
-	if !ok || code == "" {
+	if !ok || !isCode(code) {
 		return answer{}, false
 	}
 	a.Code = code
 	a.Msg, _ = jsonScalar(raw.Msg)
 	a.RequestID, _ = jsonScalar(raw.RequestID)
 	return a, true
+}
+
+// isCode: Push Kit's codes are 8 digits. Anything else is not an answer we can read, and
+// must not become a Result's Reason, which is logged and labelled (it could carry anything).
+func isCode(c string) bool {
+	if len(c) == 0 || len(c) > 12 {
+		return false
+	}
+	for i := 0; i < len(c); i++ {
+		if c[i] < '0' || c[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// tokenReasons are the keys of illegalTokens Push Kit documents, and what each means for the
+// message: Drop when the token is no good to us, Fail when the project or the message is at
+// fault (every token would be refused alike), Retry when Push Kit asks to try later.
+var tokenReasons = map[string]channel.Outcome{
+	"noRight":                                channel.Drop, // the token is another project's
+	"tokenFormatError":                       channel.Drop,
+	"tokenPlatformNotSupport":                channel.Drop, // a third-party proxy token
+	"countryNotSupport":                      channel.Drop, // the device is where Push Kit does not serve
+	"noPushTypeRight":                        channel.Fail, // the project lacks the push-type's right
+	"atomicUnableSendUnsubscribedMsg":        channel.Fail,
+	"disableSendHuaweiMsgBecauseOfPenalty":   channel.Fail, // the app is penalised
+	"differentImgVerifyPolicy":               channel.Fail,
+	"noRightToSendThisLiveNotificationEvent": channel.Fail,
+	"appinfoError":                           channel.Retry, // "the app is not created; retry later"
 }
 
 func jsonScalar(raw json.RawMessage) (string, bool) {
@@ -87,6 +117,10 @@ func illegalTokenReasons(msg string) (reasons []string, success int) {
 		return nil, 0
 	}
 	for r := range m.IllegalTokens {
+		if _, known := tokenReasons[r]; !known {
+			// An unknown key is Push Kit's to name, but it is not ours to log verbatim.
+			r = "other"
+		}
 		reasons = append(reasons, r)
 	}
 	return reasons, m.Success
@@ -127,17 +161,25 @@ func (s *Sender) classify(status int, header http.Header, body []byte) verdict {
 		if a.Code == codePartialSuccess && (success > 0 || len(reasons) == 0) {
 			return verdict{Result: channel.Result{Outcome: channel.Sent}}
 		}
+		// One token per request, so one reason; should there be more, the gravest decides:
+		// a refusal of the project's (Fail) over a retry over a dead token (Drop).
+		worst, reason := channel.Drop, a.Code
 		for _, r := range reasons {
-			// The project lacks the push-type's right: no token is at fault, every message
-			// would be refused alike.
-			if r == "noPushTypeRight" {
-				return fail(a.Code + "/" + r)
+			o, known := tokenReasons[r]
+			if !known {
+				o = channel.Drop
+			}
+			if reason == a.Code || rank(o) > rank(worst) {
+				worst, reason = o, a.Code+"/"+r
 			}
 		}
-		if len(reasons) == 1 {
-			return drop(a.Code + "/" + reasons[0])
+		switch worst {
+		case channel.Fail:
+			return fail(reason)
+		case channel.Retry:
+			return retry(reason, s.opts.QuotaBackoff)
 		}
-		return drop(a.Code)
+		return drop(reason)
 	case codeAuthFailed, codeAuthExpired, codeJWTExpired:
 		return verdict{Result: retry(a.Code, 0).Result, auth: true}
 	case codeInternal:
@@ -155,6 +197,16 @@ func (s *Sender) classify(status int, header http.Header, body []byte) verdict {
 	// success is not a success we can vouch for. Fail it and say so in the log.
 	s.opts.Logger.Warn("hms: unknown Push Kit code", "code", a.Code, "status", status, "requestId", a.RequestID)
 	return fail(a.Code)
+}
+
+func rank(o channel.Outcome) int {
+	switch o {
+	case channel.Fail:
+		return 2
+	case channel.Retry:
+		return 1
+	}
+	return 0
 }
 
 // wait is the Retry-After the answer asked for, else the quota backoff.
