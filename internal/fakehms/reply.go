@@ -41,6 +41,7 @@ type Reply struct {
 	status     int // 0: no refusal, go on
 	code, msg  string
 	retryAfter time.Duration
+	raw        bool // msg is the whole body, not Push Kit's JSON
 }
 
 // refusal is a reply that ends the request: an HTTP status and Push Kit's code and message.
@@ -48,13 +49,14 @@ type refusal struct {
 	status     int
 	code, msg  string
 	retryAfter time.Duration
+	raw        bool
 }
 
 func (r Reply) refusal() *refusal {
 	if r.status == 0 {
 		return nil
 	}
-	return &refusal{status: r.status, code: r.code, msg: r.msg, retryAfter: r.retryAfter}
+	return &refusal{status: r.status, code: r.code, msg: r.msg, retryAfter: r.retryAfter, raw: r.raw}
 }
 
 // Slow waits d before answering as usual, or until the caller gives up (then nothing is
@@ -113,7 +115,7 @@ func AuthFailed() Reply {
 // Garbled answers status with body verbatim (an HTML page from a proxy, half a JSON object):
 // what a client must survive.
 func Garbled(status int, body string) Reply {
-	return Reply{status: status, code: "\x00garbled", msg: body}
+	return Reply{status: status, code: "garbled", msg: body, raw: true}
 }
 
 // wait sleeps d unless ctx ends first.
@@ -135,12 +137,6 @@ func writeAnswer(w http.ResponseWriter, status int, a Answer, retryAfter time.Du
 	if retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(retryAfter.Seconds())), 10))
 	}
-	if a.Code == "\x00garbled" {
-		w.Header().Set("Content-Type", "text/html")
-		w.WriteHeader(status)
-		w.Write([]byte(a.Msg))
-		return
-	}
 	body, err := json.Marshal(a)
 	if err != nil {
 		http.Error(w, "fakehms: encoding answer: "+err.Error(), http.StatusInternalServerError)
@@ -149,6 +145,13 @@ func writeAnswer(w http.ResponseWriter, status int, a Answer, retryAfter time.Du
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	w.WriteHeader(status)
 	w.Write(body)
+}
+
+// writeRaw answers a Garbled reply: its body verbatim, as a proxy would.
+func writeRaw(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "text/html")
+	w.WriteHeader(status)
+	w.Write([]byte(body))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

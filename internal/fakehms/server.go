@@ -129,7 +129,11 @@ func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
 		if ref.status == 499 {
 			a.Code = "cancelled"
 		}
-		writeAnswer(w, ref.status, Answer{Code: ref.code, Msg: ref.msg, RequestID: rid}, ref.retryAfter)
+		if ref.raw {
+			writeRaw(w, ref.status, ref.msg)
+		} else {
+			writeAnswer(w, ref.status, Answer{Code: ref.code, Msg: ref.msg, RequestID: rid}, ref.retryAfter)
+		}
 	} else {
 		a.Status, a.Code = http.StatusOK, CodeSuccess
 		for _, m := range rec {

@@ -20,13 +20,12 @@ const jwtRenewBefore = 5 * time.Minute
 // signer keeps one service-account JWT in memory and signs a new one only when it nears expiry
 // or Push Kit refused it: signing RSA-PSS per send would cost more than the send.
 type signer struct {
-	acc  *ServiceAccount
-	sig  jose.Signer
-	now  func() time.Time
-	mu   sync.Mutex
-	tok  string
-	exp  time.Time
-	sigs int // JWTs signed, for tests
+	acc *ServiceAccount
+	sig jose.Signer
+	now func() time.Time
+	mu  sync.Mutex
+	tok string
+	exp time.Time
 }
 
 func newSigner(acc *ServiceAccount, now func() time.Time) (*signer, error) {
@@ -77,12 +76,5 @@ func (s *signer) signLocked(now time.Time) (string, error) {
 		return "", fmt.Errorf("hms: signing jwt: %w", err)
 	}
 	s.tok, s.exp = tok, exp
-	s.sigs++
 	return tok, nil
-}
-
-func (s *signer) signed() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.sigs
 }

@@ -141,7 +141,11 @@ func New(opts Options) (*Sender, error) {
 	}
 	client := opts.HTTPClient
 	if client == nil {
-		client = &http.Client{Timeout: opts.Timeout}
+		// The default transport keeps 2 idle connections per host; with Concurrency requests
+		// in flight the rest would be torn down after each send and dialled (TLS and all) anew.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = opts.Concurrency
+		client = &http.Client{Transport: t, Timeout: opts.Timeout}
 	}
 	sig, err := newSigner(opts.ServiceAccount, opts.Now)
 	if err != nil {

@@ -2,6 +2,7 @@ package hms_test
 
 import (
 	"context"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -349,5 +350,46 @@ func TestResultsNeverQuoteTokens(t *testing.T) {
 	r := w.send1(t, msg("a", tok))
 	if strings.Contains(r.Reason, tok) {
 		t.Fatalf("reason %q quotes the token", r.Reason)
+	}
+}
+
+func TestConcurrencyIsBounded(t *testing.T) {
+	w := newWorld(t, nil, func(o *hms.Options) { o.Concurrency = 4 })
+	var mu sync.Mutex
+	inFlight, most := 0, 0
+	inner := w.fake.Handler()
+	w.srv.Config.Handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		inFlight++
+		most = max(most, inFlight)
+		mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+		inner.ServeHTTP(rw, r)
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+	})
+	var msgs []channel.Message
+	for i := range 40 {
+		msgs = append(msgs, msg("n", token(i)))
+	}
+	for _, r := range w.sender.Send(context.Background(), msgs) {
+		if r.Outcome != channel.Sent {
+			t.Fatalf("got %+v", r)
+		}
+	}
+	if most > 4 || most < 2 {
+		t.Fatalf("at most %d requests in flight, want 2..4", most)
+	}
+}
+
+func TestDefaultClickActionOpensHome(t *testing.T) {
+	w := newWorld(t, nil, nil)
+	m := msg("n-7", token(7))
+	m.Note.Link = ""
+	w.send1(t, m)
+	ca := w.fake.Messages()[0].Message.ClickAction
+	if *ca.ActionType != 0 || ca.Data[hms.DataNotificationID] != "n-7" || ca.Data[hms.DataLink] != nil {
+		t.Fatalf("clickAction %+v", ca)
 	}
 }
