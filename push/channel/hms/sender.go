@@ -45,7 +45,8 @@ type Options struct {
 	Logger     *slog.Logger     // slog.Default() when nil
 	// Concurrency is the most requests in flight in one Send; 16 when 0.
 	Concurrency int
-	// Batch is the most messages one Send takes; 500 when 0.
+	// Batch is the most messages one Send takes; 100 when 0, delivery's own batch: it bounds
+	// what a crash mid-Send can send twice (and notifyId makes such a twin replace the first).
 	Batch int
 	// Category is the notification category; DefaultCategory when empty; never MARKETING.
 	Category string
@@ -125,7 +126,7 @@ func New(opts Options) (*Sender, error) {
 		opts.Concurrency = 16
 	}
 	if opts.Batch == 0 {
-		opts.Batch = 500
+		opts.Batch = 100
 	}
 	if opts.Timeout == 0 {
 		opts.Timeout = 10 * time.Second

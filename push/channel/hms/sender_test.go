@@ -225,7 +225,7 @@ func TestJWTIsResignedAfterAuthError(t *testing.T) {
 	}
 }
 
-func TestExpiredJWTFromAStoppedClockIsRefusedThenRenewed(t *testing.T) {
+func TestJWTExpiredByPushKitsClockIsResignedOnce(t *testing.T) {
 	// The fake's clock runs ahead of the sender's: the cached JWT looks fresh to us and
 	// expired to Push Kit. The refusal makes us sign again, once.
 	c := &clock{t: time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC)}
@@ -342,7 +342,7 @@ func TestValidToken(t *testing.T) {
 	}
 }
 
-// TestErrorsNeverQuoteTokens: the fake's 80300007 msg lists the token; our Result must not.
+// TestResultsNeverQuoteTokens: the fake's 80300007 msg lists the token; our Result must not.
 func TestResultsNeverQuoteTokens(t *testing.T) {
 	w := newWorld(t, nil, nil)
 	tok := token(3)
