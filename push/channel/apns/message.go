@@ -58,9 +58,9 @@ func notification(n channel.Note, token, topic string, now time.Time) *apns2.Not
 }
 
 // encodePayload marshals the payload and, when it is over APNs' 4096 bytes, shortens the body
-// (then the title) until it fits: a notice too long for the lock screen is still worth its
-// alert, and the app shows it whole from the inbox. APNs would refuse the whole push instead
-// (413 PayloadTooLarge), for good.
+// (then the title) as little as makes it fit: a notice too long for the lock screen is still
+// worth its alert, and the app shows it whole from the inbox. APNs would refuse the whole push
+// instead (413 PayloadTooLarge), for good.
 func encodePayload(n channel.Note) []byte {
 	p := payload{
 		Aps:            aps{Alert: alert{Title: n.Title, Body: n.Body}, Sound: "default", ThreadID: n.Category},
@@ -70,27 +70,47 @@ func encodePayload(n channel.Note) []byte {
 		Link:           n.Link,
 	}
 	b := marshal(p)
-	// Each pass removes at least the excess: a raw byte takes at least one byte of JSON.
-	for pass := 0; len(b) > maxPayload && pass < 4; pass++ {
-		excess := len(b) - maxPayload + len("…")
-		if a := &p.Aps.Alert; len(a.Body) > 0 {
-			a.Body = shorten(a.Body, excess)
-		} else if len(a.Title) > 0 {
-			a.Title = shorten(a.Title, excess)
-		} else {
-			break // the rest is ids and a link: let APNs say PayloadTooLarge
-		}
-		b = marshal(p)
+	if len(b) <= maxPayload {
+		return b
 	}
-	return b
+	for _, field := range []*string{&p.Aps.Alert.Body, &p.Aps.Alert.Title} {
+		if b, ok := shortenToFit(&p, field); ok {
+			return b
+		}
+	}
+	return marshal(p) // the rest is ids and a link: let APNs say PayloadTooLarge
 }
 
-// shorten drops at least n bytes from the end of s, on a rune boundary, and marks the cut.
+// shortenToFit finds the longest prefix of *field (cut on a rune boundary, marked "…") with
+// which p fits in maxPayload, by bisection: JSON escaping makes a byte of text cost one to six
+// bytes of payload, so the length cannot simply be computed. With none, *field is left empty.
+func shortenToFit(p *payload, field *string) ([]byte, bool) {
+	whole := *field
+	lo, hi := 0, len(whole)-1 // lo: fits or is 0; hi+1: known not to fit (the whole text)
+	var best []byte
+	for lo <= hi {
+		mid := (lo + hi) / 2
+		*field = shorten(whole, mid)
+		if b := marshal(*p); len(b) <= maxPayload {
+			best, lo = b, mid+1
+		} else {
+			hi = mid - 1
+		}
+	}
+	if best == nil {
+		*field = ""
+		return nil, false
+	}
+	*field = shorten(whole, lo-1)
+	return best, true
+}
+
+// shorten keeps at most n bytes of s, cut on a rune boundary, and marks the cut; "" for 0.
 func shorten(s string, n int) string {
-	if n >= len(s) {
+	if n <= 0 {
 		return ""
 	}
-	return cut(s, len(s)-n) + "…"
+	return cut(s, n) + "…"
 }
 
 func marshal(p payload) []byte {

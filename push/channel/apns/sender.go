@@ -88,6 +88,14 @@ func New(opts Options) (*Sender, error) {
 	return s, nil
 }
 
+// Close closes the Sender's idle connections to APNs. Pushes in flight finish; a later Send
+// connects again.
+func (s *Sender) Close() {
+	if c, ok := s.client.HTTPClient.Transport.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
 func newToken(key *ecdsa.PrivateKey, keyID, teamID string) *token.Token {
 	return &token.Token{AuthKey: key, KeyID: keyID, TeamID: teamID}
 }
