@@ -38,7 +38,7 @@ func classify(status int, reason string) channel.Result {
 	if status == http.StatusOK {
 		return channel.Result{Outcome: channel.Sent}
 	}
-	if reason == "" {
+	if !plausibleReason(reason) {
 		reason = "HTTP " + strconv.Itoa(status)
 	}
 	switch reason {
@@ -86,4 +86,20 @@ func classify(status int, reason string) channel.Result {
 // token may cure.
 func providerRefusal(reason string) bool {
 	return reason == apns2.ReasonExpiredProviderToken || reason == apns2.ReasonInvalidProviderToken
+}
+
+// plausibleReason reports whether reason looks like one of APNs' reasons: a short CamelCase
+// word. Anything else (empty, long, with spaces or digits: a proxy's JSON, an echo of the
+// request) is not passed on, since Result.Reason becomes a metrics label and must not carry
+// what the answer happened to contain.
+func plausibleReason(reason string) bool {
+	if reason == "" || len(reason) > 48 {
+		return false
+	}
+	for i := 0; i < len(reason); i++ {
+		if c := reason[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
