@@ -2,7 +2,6 @@ package fakeapns
 
 import (
 	"bytes"
-	"slices"
 	"time"
 )
 
@@ -41,11 +40,13 @@ func (s *Server) Unregister(tokens ...string) {
 func (s *Server) Messages() []Received {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Received, len(s.received))
-	for i, r := range s.received {
+	out := make([]Received, s.received.len())
+	i := len(out)
+	s.received.each(func(r Received) {
+		i--
 		r.Payload = bytes.Clone(r.Payload)
-		out[len(out)-1-i] = r
-	}
+		out[i] = r
+	})
 	return out
 }
 
@@ -54,7 +55,9 @@ func (s *Server) Messages() []Received {
 func (s *Server) Requests() []Attempt {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.attempts)
+	out := make([]Attempt, 0, s.attempts.len())
+	s.attempts.each(func(a Attempt) { out = append(out, a) })
+	return out
 }
 
 // ProviderTokens counts the distinct provider tokens (JWTs) the server has adopted since it
@@ -74,7 +77,7 @@ func (s *Server) Reset() {
 }
 
 func (s *Server) resetLocked() {
-	s.received, s.attempts, s.next = nil, nil, nil
+	s.received, s.attempts, s.next = ring[Received]{}, ring[Attempt]{}, nil
 	s.scripts = make(map[string][]Reply)
 	s.unregistered = make(map[string]time.Time)
 	s.tokens = make(map[string]providerToken)

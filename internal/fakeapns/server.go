@@ -44,9 +44,9 @@ type Server struct {
 	tokens         map[string]providerToken
 	lastNewToken   map[string]time.Time // team.kid → when its last new token was adopted
 	distinctTokens int
-	received       []Received // oldest first
-	attempts       []Attempt  // oldest first
-	next           []Reply    // Fail: for the next requests, whatever their target
+	received       ring[Received]
+	attempts       ring[Attempt]
+	next           []Reply // Fail: for the next requests, whatever their target
 	scripts        map[string][]Reply
 	unregistered   map[string]time.Time
 }
@@ -152,12 +152,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		a.Status = http.StatusOK
 		m.ID = id
 		s.mu.Lock()
-		s.received = keepLast(s.received, m)
+		s.received.push(m)
 		s.mu.Unlock()
 		w.WriteHeader(http.StatusOK)
 	}
 	s.mu.Lock()
-	s.attempts = keepLast(s.attempts, a)
+	s.attempts.push(a)
 	s.mu.Unlock()
 }
 
@@ -385,14 +385,27 @@ func newUUID() string {
 	return fmt.Sprintf("%X-%X-%X-%X-%X", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-// keepLast appends v and drops the oldest beyond Keep, shifting in place so the backing array
-// never grows past Keep+1.
-func keepLast[T any](list []T, v T) []T {
-	list = append(list, v)
-	if n := len(list) - Keep; n > 0 {
-		copy(list, list[n:])
-		clear(list[Keep:])
-		list = list[:Keep]
-	}
-	return list
+// ring keeps the last Keep values pushed, overwriting the oldest in place: an accepted push
+// costs the same whether the server has seen ten or a million.
+type ring[T any] struct {
+	buf   []T
+	start int // index of the oldest once buf is full
 }
+
+func (r *ring[T]) push(v T) {
+	if len(r.buf) < Keep {
+		r.buf = append(r.buf, v)
+		return
+	}
+	r.buf[r.start] = v
+	r.start = (r.start + 1) % Keep
+}
+
+// each calls fn on the values, oldest first.
+func (r *ring[T]) each(fn func(T)) {
+	for i := range r.buf {
+		fn(r.buf[(r.start+i)%len(r.buf)])
+	}
+}
+
+func (r *ring[T]) len() int { return len(r.buf) }

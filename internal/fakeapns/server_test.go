@@ -233,11 +233,13 @@ func TestConcurrentPushes(t *testing.T) {
 }
 
 func TestKeepBounds(t *testing.T) {
-	s := NewServer()
-	for range Keep + 5 {
-		s.received = keepLast(s.received, Received{})
+	var r ring[int]
+	for i := range Keep + 5 {
+		r.push(i)
 	}
-	if len(s.received) != Keep || cap(s.received) > 2*Keep+2 {
-		t.Errorf("len %d cap %d", len(s.received), cap(s.received))
+	var got []int
+	r.each(func(v int) { got = append(got, v) })
+	if len(got) != Keep || got[0] != 5 || got[Keep-1] != Keep+4 || cap(r.buf) > 2*Keep {
+		t.Errorf("len %d first %d last %d cap %d", len(got), got[0], got[len(got)-1], cap(r.buf))
 	}
 }

@@ -2,6 +2,7 @@ package apns
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -15,6 +16,9 @@ import (
 type backoff struct {
 	mu   sync.Mutex
 	runs map[string]run
+	// active is len(runs), read without the lock so that a sent push, the common case, costs
+	// no lock when no device is being throttled.
+	active atomic.Int64
 }
 
 type run struct {
@@ -38,6 +42,7 @@ func (b *backoff) tooMany(token string, now time.Time) time.Duration {
 	r.n++
 	r.last = now
 	b.runs[token] = r
+	b.active.Store(int64(len(b.runs)))
 	wait := tooManyRequestsWait
 	for i := 1; i < r.n && wait < maxTooManyWait; i++ {
 		wait *= 2
@@ -46,9 +51,11 @@ func (b *backoff) tooMany(token string, now time.Time) time.Duration {
 }
 
 func (b *backoff) sent(token string) {
+	if b.active.Load() == 0 {
+		return
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(b.runs) > 0 { // the common case, nothing to forget, takes no map lookup
-		delete(b.runs, token)
-	}
+	delete(b.runs, token)
+	b.active.Store(int64(len(b.runs)))
 }
