@@ -243,3 +243,24 @@ func TestKeepBounds(t *testing.T) {
 		t.Errorf("len %d first %d last %d cap %d", len(got), got[0], got[len(got)-1], cap(r.buf))
 	}
 }
+
+// TestStartIsHTTP2Only: APNs speaks HTTP/2 alone; an HTTP/1.1 client does not get a push in.
+func TestStartIsHTTP2Only(t *testing.T) {
+	f := newFixture(t)
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	hc := &http.Client{Transport: &http.Transport{Protocols: &protocols, TLSClientConfig: tlsConfig(f.run)}}
+	req, _ := http.NewRequest(http.MethodPost, f.run.URL+"/3/device/"+devToken(1), strings.NewReader(`{}`))
+	req.Header.Set("authorization", "bearer "+f.jwt)
+	req.Header.Set("apns-topic", topic)
+	resp, err := hc.Do(req)
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusHTTPVersionNotSupported {
+			t.Errorf("HTTP/1.1: %d", resp.StatusCode)
+		}
+	}
+	if len(f.s.Messages()) != 0 {
+		t.Error("accepted over HTTP/1.1")
+	}
+}

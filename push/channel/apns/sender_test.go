@@ -375,8 +375,8 @@ func TestConcurrencyBound(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if most > 4 || most < 2 {
-		t.Errorf("at most %d in flight, want 2..4", most)
+	if most > 4 {
+		t.Errorf("%d in flight at once, want at most 4", most)
 	}
 }
 
@@ -388,13 +388,9 @@ type countingTransport struct {
 func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	c.delta(1)
 	defer c.delta(-1)
-	resp, err := c.rt.RoundTrip(r)
-	if err == nil {
-		// apns2 reads the body after RoundTrip returns; the fake's answers are small and
-		// already in, so counting to here is close enough.
-		_ = resp
-	}
-	return resp, err
+	// apns2 reads the body after RoundTrip returns, still within its slot: counting to here
+	// counts no more than are in flight.
+	return c.rt.RoundTrip(r)
 }
 
 func TestKindAndBatch(t *testing.T) {
