@@ -31,6 +31,7 @@ const (
 	reasonTransport = "transport"  // no answer: connection, TLS, timeout, cancelled
 	reasonBadAnswer = "bad_answer" // an answer apns2 could not read (a proxy's HTML page)
 	reasonNoTopic   = "unknown_app"
+	reasonWrongKind = "wrong_kind"
 )
 
 // classify reads one APNs answer as Apple's table of status codes and reasons documents it.

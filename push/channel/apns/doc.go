@@ -41,6 +41,8 @@
 //	                                      Fail: the request is refused, sending it again cannot
 //	                                            help
 //	app not in Topics                     Fail "unknown_app", without a request
+//	To.Kind is not APNs                   Fail "wrong_kind", without a request (not Drop: the
+//	                                            endpoint is some other sender's)
 //	no answer (connection, TLS, timeout)  Retry "transport"
 //	an answer apns2 cannot read (HTML)    Retry "bad_answer"
 //	any other status                      Retry

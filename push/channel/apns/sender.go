@@ -141,6 +141,12 @@ func (s *Sender) Send(ctx context.Context, msgs []channel.Message) []channel.Res
 
 // send pushes one message.
 func (s *Sender) send(ctx context.Context, m *channel.Message) channel.Result {
+	if m.To.Kind != channel.APNs {
+		// Delivery's mistake, not the endpoint's: an FCM token here would fail ValidToken and
+		// be dropped, and the device with it.
+		s.log.Error("apns: a message for another kind of endpoint", "kind", string(m.To.Kind), "app", m.To.App)
+		return channel.Result{Outcome: channel.Fail, Reason: reasonWrongKind}
+	}
 	topic, ok := s.topics[m.To.App]
 	if !ok {
 		s.log.Warn("apns: no bundle id for the app; add it to Topics", "app", m.To.App)

@@ -74,6 +74,8 @@ func TestErrorTable(t *testing.T) {
 			channel.Result{Outcome: channel.Fail, Reason: "MissingTopic"}, 1},
 		{"unknown_app", nil, func(m *channel.Message) { m.To.App = "no-such-app" },
 			channel.Result{Outcome: channel.Fail, Reason: "unknown_app"}, 0},
+		{"wrong_kind", nil, func(m *channel.Message) { m.To.Kind = channel.FCM; m.To.Address = "cAbC:APA91b-x" },
+			channel.Result{Outcome: channel.Fail, Reason: "wrong_kind"}, 0},
 		{"bad_answer_html", func(f *fixture, tok string) {
 			f.fake.Script(tok, fakeapns.Raw(502, "text/html", "<html><body>502 Bad Gateway</body></html>"))
 		}, nil, channel.Result{Outcome: channel.Retry, Reason: "bad_answer"}, 1},
