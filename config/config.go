@@ -155,7 +155,12 @@ type MachineClient struct {
 
 // Push configures 免申即享 delivery.
 type Push struct {
-	FCM        FCM    `yaml:"fcm"`
+	FCM FCM `yaml:"fcm"`
+	// The channels beside FCM (push_channels.go); each is off until configured.
+	APNs       APNs   `yaml:"apns"`
+	HMS        HMS    `yaml:"hms"`
+	WeChat     WeChat `yaml:"wechat"`
+	Alipay     Alipay `yaml:"alipay"`
 	TimeZone   string `yaml:"time_zone"`
 	QuietHours string `yaml:"quiet_hours"`
 	DailyCap   int    `yaml:"daily_cap"`

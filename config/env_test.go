@@ -187,10 +187,12 @@ func sampleValue(key string) string {
 	case strings.HasPrefix(key, "shutdown_"), strings.HasSuffix(key, "_ttl"), strings.HasSuffix(key, "_timeout"), key == "logout.timeout":
 		return "1s"
 	case strings.HasSuffix(key, "dev"), strings.HasSuffix(key, "introspection"), strings.HasSuffix(key, "backchannel_logout"),
-		strings.HasSuffix(key, "_required"):
+		strings.HasSuffix(key, "_required"), strings.HasSuffix(key, ".open_id"), strings.HasSuffix(key, ".long_term"):
 		return "true"
 	case strings.HasSuffix(key, "assurance_levels"):
 		return "{a: 1}"
+	case strings.HasSuffix(key, ".fields"), strings.HasSuffix(key, ".topics"):
+		return "{a: b}"
 	case slices.Contains([]string{"redis.pool_size", "redis.max_retries", "push.daily_cap", "push.workers", "providers[].auto_link_min_assurance", "sessions.max_per_person", "logout.workers", "logout.max_attempts"}, key),
 		strings.HasPrefix(key, "graphql.") && strings.HasSuffix(key, "_limit"),
 		strings.HasPrefix(key, "push.privacy."), strings.HasPrefix(key, "push.max_fact"),

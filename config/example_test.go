@@ -29,6 +29,7 @@ func TestExampleIsRefusedAsItIs(t *testing.T) {
 		"providers[0].client_secret", "providers[1].client_secret",
 		"clients[0].secret_sha256", "clients[1].secret",
 		"machine_clients[0].secret", "machine_clients[1].secret_sha256",
+		"push.wechat.mini_programs[0].secret", "push.alipay.mini_programs[0].private_key",
 	}
 	ps := problems(t, err)
 	if len(ps) != len(want) {
@@ -62,6 +63,8 @@ func TestExampleLoadsWithRealSecrets(t *testing.T) {
 		"TONGBAN_CLIENTS_1_SECRET_FILE=" + clientFile,
 		"TONGBAN_MACHINE_CLIENTS_0_SECRET=" + random(),
 		"TONGBAN_MACHINE_CLIENTS_1_SECRET_SHA256=" + strings.Repeat("5e", 32),
+		"TONGBAN_PUSH_WECHAT_MINI_PROGRAMS_0_SECRET=" + random(),
+		"TONGBAN_PUSH_ALIPAY_MINI_PROGRAMS_0_PRIVATE_KEY=" + random(),
 	}
 	c, err := Load(examplePath, env)
 	if err != nil {
@@ -100,8 +103,8 @@ func TestExampleSecretsAreListed(t *testing.T) {
 			t.Errorf("%s: publishedIn = %q", k.path, publishedIn(k.node.Value))
 		}
 	}
-	if found != 8 {
-		t.Errorf("found %d secrets in the example, want 8: has the walk stopped finding them?", found)
+	if found != 9 {
+		t.Errorf("found %d secrets in the example, want 9: has the walk stopped finding them?", found)
 	}
 }
 

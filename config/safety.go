@@ -26,6 +26,8 @@ var exampleSecrets = []string{
 	"example-suishenban-client-secret",
 	"example-jiaxing-data-secret",
 	"dd843964fd73293441168f7ab47747e05352c4d20f93dddf9e27c1a434af6620",
+	"example-zheliban-wechat-secret",
+	"example-zheliban-alipay-private-key",
 }
 
 // minClientSecretChars is the shortest client or machine secret accepted outside dev mode: a
@@ -121,6 +123,14 @@ func (c *Config) validateSafety(ps *Problems) {
 	}
 	for i, m := range c.MachineClients {
 		ps.check(clientSecretCheck(fmt.Sprintf("machine_clients[%d]", i), m.Secret, m.SecretSHA256, m.SecretFile))
+	}
+	for i, m := range c.Push.WeChat.MiniPrograms {
+		key := fmt.Sprintf("push.wechat.mini_programs[%d].secret", i)
+		ps.check(check{secretKey(key, m.SecretFile), publishedProblem(m.Secret, key, m.SecretFile)})
+	}
+	for i, m := range c.Push.Alipay.MiniPrograms {
+		key := fmt.Sprintf("push.alipay.mini_programs[%d].private_key", i)
+		ps.check(check{secretKey(key, m.PrivateKeyFile), publishedProblem(m.PrivateKey, key, m.PrivateKeyFile)})
 	}
 }
 

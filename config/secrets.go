@@ -14,11 +14,13 @@ const maxSecretFileBytes = 64 << 10
 
 // resolveSecretFiles reads every *_file key into its sibling, so the rest of the service only
 // ever looks at the sibling.
+// secretFile is a *_file key and its sibling.
+type secretFile struct {
+	key         string // the sibling's key; the file key is key + "_file"
+	file, value *string
+}
+
 func resolveSecretFiles(c *Config) Problems {
-	type secretFile struct {
-		key         string // the sibling's key; the file key is key + "_file"
-		file, value *string
-	}
 	files := []secretFile{
 		{"secrets.pepper", &c.Secrets.PepperFile, &c.Secrets.Pepper},
 		{"secrets.key_encryption_key", &c.Secrets.KeyEncryptionKeyFile, &c.Secrets.KeyEncryptionKey},
@@ -35,6 +37,7 @@ func resolveSecretFiles(c *Config) Problems {
 		m := &c.MachineClients[i]
 		files = append(files, secretFile{fmt.Sprintf("machine_clients[%d].secret", i), &m.SecretFile, &m.Secret})
 	}
+	files = append(files, pushChannelFiles(c)...)
 	var ps Problems
 	for _, f := range files {
 		if *f.file == "" {

@@ -323,6 +323,7 @@ func (c *Config) validatePush(ps *Problems) {
 		check{"push.daily_cap", when(p.DailyCap < 0, fmt.Sprintf("must be 0 or more (got %d)", p.DailyCap))},
 		check{"push.workers", when(p.Workers < 1 || p.Workers > 256, fmt.Sprintf("must be 1 to 256 (got %d)", p.Workers))},
 	)
+	c.validatePushChannels(ps)
 }
 
 func (c *Config) validateGraphQL(ps *Problems) {
@@ -392,7 +393,7 @@ func oneOf(v string, allowed []string) string {
 		fmt.Sprintf("must be one of %s (got %q)", strings.Join(allowed, ", "), v))
 }
 
-func sortedKeys(m map[string]int) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
