@@ -192,7 +192,10 @@ func (c *Config) validatePushChannels(ps *Problems) {
 }
 
 func checkTemplates(ps *Problems, prefix string, ts []MiniProgramTemplate) {
-	ps.check(check{prefix + ".templates", when(len(ts) == 0, "required: at least one subscription template (category, template_id, fields)")})
+	ps.check(
+		check{prefix + ".templates", when(len(ts) == 0, "required: at least one subscription template (category, template_id, fields)")},
+		check{prefix + ".templates", when(len(ts) > 64, fmt.Sprintf("%d templates; at most 64, one a category", len(ts)))},
+	)
 	cats := map[string]bool{}
 	for j, t := range ts {
 		tp := fmt.Sprintf("%s.templates[%d]", prefix, j)

@@ -21,7 +21,11 @@ func (r *mutationResolver) RegisterDevice(ctx context.Context, input model.Regis
 	if err != nil {
 		return nil, err
 	}
-	d, err := r.Delivery.RegisterDevice(ctx, s.PersonID, input.App, string(input.Platform), input.Token)
+	vendor := model.PushVendorFcm
+	if input.Vendor != nil {
+		vendor = *input.Vendor
+	}
+	d, err := r.Delivery.RegisterDeviceVendor(ctx, s.PersonID, input.App, string(input.Platform), string(vendor), input.Token)
 	switch {
 	case errors.Is(err, delivery.ErrStillWaiting):
 		graphql.AddError(ctx, newError(CodeInternal, "the device is registered; earlier notifications follow later"))
@@ -29,6 +33,58 @@ func (r *mutationResolver) RegisterDevice(ctx context.Context, input model.Regis
 		return nil, deviceError(err)
 	}
 	return r.device(d), nil
+}
+
+// RegisterMiniProgram is the resolver for the registerMiniProgram field.
+func (r *mutationResolver) RegisterMiniProgram(ctx context.Context, app string, platform model.MiniProgramPlatform, loginCode string) (*model.MiniProgram, error) {
+	s, err := requireSession(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if r.MiniPrograms == nil {
+		return nil, badInput("platform", "no mini-program platform is configured on this server")
+	}
+	b, err := r.MiniPrograms.Register(ctx, s.PersonID, miniProgramKind(platform), app, loginCode)
+	if err != nil {
+		return nil, deviceError(err)
+	}
+	return r.miniProgram(b), nil
+}
+
+// RecordSubscriptions is the resolver for the recordSubscriptions field.
+func (r *mutationResolver) RecordSubscriptions(ctx context.Context, app string, platform model.MiniProgramPlatform, templateIds []string, kind model.SubscriptionKind) ([]model.MiniProgramSubscription, error) {
+	s, err := requireSession(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if r.MiniPrograms == nil {
+		return nil, badInput("platform", "no mini-program platform is configured on this server")
+	}
+	subs, err := r.MiniPrograms.Record(ctx, s.PersonID, miniProgramKind(platform), app, templateIds, kind == model.SubscriptionKindLongTerm)
+	if err != nil {
+		return nil, deviceError(err)
+	}
+	// A first subscription, like a first device, releases what waited for somewhere to go.
+	if err := r.Delivery.DeviceRegistered(ctx, s.PersonID); err != nil {
+		graphql.AddError(ctx, newError(CodeInternal, "the subscriptions are recorded; earlier notifications follow later"))
+	}
+	return subscriptions(subs), nil
+}
+
+// UnregisterMiniProgram is the resolver for the unregisterMiniProgram field.
+func (r *mutationResolver) UnregisterMiniProgram(ctx context.Context, app string, platform model.MiniProgramPlatform) (bool, error) {
+	s, err := requireSession(ctx)
+	if err != nil {
+		return false, err
+	}
+	if r.MiniPrograms == nil {
+		return false, nil
+	}
+	ok, err := r.MiniPrograms.Unregister(ctx, s.PersonID, miniProgramKind(platform), app)
+	if err != nil {
+		return false, deviceError(err)
+	}
+	return ok, nil
 }
 
 // UnregisterDevice is the resolver for the unregisterDevice field.
@@ -72,6 +128,25 @@ func (r *personResolver) Devices(ctx context.Context, obj *model.Person) ([]mode
 	out := make([]model.Device, len(list))
 	for i, d := range list {
 		out[i] = *r.device(d)
+	}
+	return out, nil
+}
+
+// MiniPrograms is the resolver for the miniPrograms field.
+func (r *personResolver) MiniPrograms(ctx context.Context, obj *model.Person) ([]model.MiniProgram, error) {
+	if err := requireSelf(ctx, obj, "miniPrograms"); err != nil {
+		return nil, err
+	}
+	if r.Resolver.MiniPrograms == nil {
+		return []model.MiniProgram{}, nil
+	}
+	list, err := r.Resolver.MiniPrograms.List(ctx, obj.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]model.MiniProgram, len(list))
+	for i, b := range list {
+		out[i] = *r.miniProgram(b)
 	}
 	return out, nil
 }

@@ -115,6 +115,7 @@ type ComplexityRoot struct {
 		ID           func(childComplexity int) int
 		Platform     func(childComplexity int) int
 		RegisteredAt func(childComplexity int) int
+		Vendor       func(childComplexity int) int
 	}
 
 	EventRejection struct {
@@ -136,6 +137,21 @@ type ComplexityRoot struct {
 		Subject   func(childComplexity int) int
 	}
 
+	MiniProgram struct {
+		App           func(childComplexity int) int
+		BoundAt       func(childComplexity int) int
+		Platform      func(childComplexity int) int
+		Subscriptions func(childComplexity int) int
+	}
+
+	MiniProgramSubscription struct {
+		Category   func(childComplexity int) int
+		Kind       func(childComplexity int) int
+		RecordedAt func(childComplexity int) int
+		Remaining  func(childComplexity int) int
+		TemplateID func(childComplexity int) int
+	}
+
 	Mutation struct {
 		ArchivePushRule       func(childComplexity int, id string) int
 		BeginSignIn           func(childComplexity int, app string, redirectURI string, codeChallenge *string) int
@@ -150,8 +166,10 @@ type ComplexityRoot struct {
 		PausePushRule         func(childComplexity int, id string) int
 		PreviewPushRule       func(childComplexity int, input model.PushRuleInput, samples []any) int
 		PublishPushRule       func(childComplexity int, id string) int
+		RecordSubscriptions   func(childComplexity int, app string, platform model.MiniProgramPlatform, templateIds []string, kind model.SubscriptionKind) int
 		RefreshSession        func(childComplexity int, refreshToken string) int
 		RegisterDevice        func(childComplexity int, input model.RegisterDeviceInput) int
+		RegisterMiniProgram   func(childComplexity int, app string, platform model.MiniProgramPlatform, loginCode string) int
 		RevokeConsent         func(childComplexity int, app string) int
 		SignInWithIDToken     func(childComplexity int, app string, idToken string, nonce *string) int
 		SignOut               func(childComplexity int) int
@@ -159,6 +177,7 @@ type ComplexityRoot struct {
 		SwitchApp             func(childComplexity int, target string, serviceID *string) int
 		UnlinkAccount         func(childComplexity int, app string) int
 		UnregisterDevice      func(childComplexity int, id string) int
+		UnregisterMiniProgram func(childComplexity int, app string, platform model.MiniProgramPlatform) int
 		UpdatePreferences     func(childComplexity int, input model.PreferencesInput) int
 		UpdatePushRule        func(childComplexity int, id string, input model.PushRuleInput) int
 	}
@@ -211,6 +230,7 @@ type ComplexityRoot struct {
 		DisplayName    func(childComplexity int) int
 		ID             func(childComplexity int) int
 		MaskedIDNumber func(childComplexity int) int
+		MiniPrograms   func(childComplexity int) int
 		Notifications  func(childComplexity int, first *int, after *string, unreadOnly *bool) int
 		Preferences    func(childComplexity int) int
 		Sessions       func(childComplexity int) int
@@ -367,6 +387,9 @@ type MutationResolver interface {
 	GrantConsent(ctx context.Context, app string, scopes []string) (*model.Consent, error)
 	RevokeConsent(ctx context.Context, app string) (bool, error)
 	RegisterDevice(ctx context.Context, input model.RegisterDeviceInput) (*model.Device, error)
+	RegisterMiniProgram(ctx context.Context, app string, platform model.MiniProgramPlatform, loginCode string) (*model.MiniProgram, error)
+	RecordSubscriptions(ctx context.Context, app string, platform model.MiniProgramPlatform, templateIds []string, kind model.SubscriptionKind) ([]model.MiniProgramSubscription, error)
+	UnregisterMiniProgram(ctx context.Context, app string, platform model.MiniProgramPlatform) (bool, error)
 	UnregisterDevice(ctx context.Context, id string) (bool, error)
 	UpdatePreferences(ctx context.Context, input model.PreferencesInput) (*model.NotificationPreferences, error)
 	MarkNotificationsRead(ctx context.Context, ids []string) (int, error)
@@ -385,6 +408,7 @@ type PersonResolver interface {
 	Activity(ctx context.Context, obj *model.Person, first *int, after *string) (*model.ActivityConnection, error)
 	Consents(ctx context.Context, obj *model.Person) ([]model.Consent, error)
 	Devices(ctx context.Context, obj *model.Person) ([]model.Device, error)
+	MiniPrograms(ctx context.Context, obj *model.Person) ([]model.MiniProgram, error)
 	Preferences(ctx context.Context, obj *model.Person) (*model.NotificationPreferences, error)
 	Notifications(ctx context.Context, obj *model.Person, first *int, after *string, unreadOnly *bool) (*model.NotificationConnection, error)
 	UnreadCount(ctx context.Context, obj *model.Person) (int, error)
@@ -709,6 +733,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Device.RegisteredAt(childComplexity), true
+	case "Device.vendor":
+		if e.ComplexityRoot.Device.Vendor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Device.Vendor(childComplexity), true
 
 	case "EventRejection.code":
 		if e.ComplexityRoot.EventRejection.Code == nil {
@@ -772,6 +802,62 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.LinkedAccount.Subject(childComplexity), true
+
+	case "MiniProgram.app":
+		if e.ComplexityRoot.MiniProgram.App == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MiniProgram.App(childComplexity), true
+	case "MiniProgram.boundAt":
+		if e.ComplexityRoot.MiniProgram.BoundAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MiniProgram.BoundAt(childComplexity), true
+	case "MiniProgram.platform":
+		if e.ComplexityRoot.MiniProgram.Platform == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MiniProgram.Platform(childComplexity), true
+	case "MiniProgram.subscriptions":
+		if e.ComplexityRoot.MiniProgram.Subscriptions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MiniProgram.Subscriptions(childComplexity), true
+
+	case "MiniProgramSubscription.category":
+		if e.ComplexityRoot.MiniProgramSubscription.Category == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MiniProgramSubscription.Category(childComplexity), true
+	case "MiniProgramSubscription.kind":
+		if e.ComplexityRoot.MiniProgramSubscription.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MiniProgramSubscription.Kind(childComplexity), true
+	case "MiniProgramSubscription.recordedAt":
+		if e.ComplexityRoot.MiniProgramSubscription.RecordedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MiniProgramSubscription.RecordedAt(childComplexity), true
+	case "MiniProgramSubscription.remaining":
+		if e.ComplexityRoot.MiniProgramSubscription.Remaining == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MiniProgramSubscription.Remaining(childComplexity), true
+	case "MiniProgramSubscription.templateId":
+		if e.ComplexityRoot.MiniProgramSubscription.TemplateID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MiniProgramSubscription.TemplateID(childComplexity), true
 
 	case "Mutation.archivePushRule":
 		if e.ComplexityRoot.Mutation.ArchivePushRule == nil {
@@ -916,6 +1002,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.PublishPushRule(childComplexity, args["id"].(string)), true
+	case "Mutation.recordSubscriptions":
+		if e.ComplexityRoot.Mutation.RecordSubscriptions == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_recordSubscriptions_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RecordSubscriptions(childComplexity, args["app"].(string), args["platform"].(model.MiniProgramPlatform), args["templateIds"].([]string), args["kind"].(model.SubscriptionKind)), true
 	case "Mutation.refreshSession":
 		if e.ComplexityRoot.Mutation.RefreshSession == nil {
 			break
@@ -938,6 +1035,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RegisterDevice(childComplexity, args["input"].(model.RegisterDeviceInput)), true
+	case "Mutation.registerMiniProgram":
+		if e.ComplexityRoot.Mutation.RegisterMiniProgram == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_registerMiniProgram_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RegisterMiniProgram(childComplexity, args["app"].(string), args["platform"].(model.MiniProgramPlatform), args["loginCode"].(string)), true
 	case "Mutation.revokeConsent":
 		if e.ComplexityRoot.Mutation.RevokeConsent == nil {
 			break
@@ -1005,6 +1113,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UnregisterDevice(childComplexity, args["id"].(string)), true
+	case "Mutation.unregisterMiniProgram":
+		if e.ComplexityRoot.Mutation.UnregisterMiniProgram == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_unregisterMiniProgram_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UnregisterMiniProgram(childComplexity, args["app"].(string), args["platform"].(model.MiniProgramPlatform)), true
 	case "Mutation.updatePreferences":
 		if e.ComplexityRoot.Mutation.UpdatePreferences == nil {
 			break
@@ -1213,6 +1332,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Person.MaskedIDNumber(childComplexity), true
+	case "Person.miniPrograms":
+		if e.ComplexityRoot.Person.MiniPrograms == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Person.MiniPrograms(childComplexity), true
 	case "Person.notifications":
 		if e.ComplexityRoot.Person.Notifications == nil {
 			break
@@ -2032,6 +2157,8 @@ func (ec *executionContext) childFields_Device(ctx context.Context, field graphq
 		return ec.fieldContext_Device_app(ctx, field)
 	case "platform":
 		return ec.fieldContext_Device_platform(ctx, field)
+	case "vendor":
+		return ec.fieldContext_Device_vendor(ctx, field)
 	case "registeredAt":
 		return ec.fieldContext_Device_registeredAt(ctx, field)
 	}
@@ -2074,6 +2201,36 @@ func (ec *executionContext) childFields_LinkedAccount(ctx context.Context, field
 		return ec.fieldContext_LinkedAccount_linkedAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type LinkedAccount", field.Name)
+}
+
+func (ec *executionContext) childFields_MiniProgram(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "app":
+		return ec.fieldContext_MiniProgram_app(ctx, field)
+	case "platform":
+		return ec.fieldContext_MiniProgram_platform(ctx, field)
+	case "boundAt":
+		return ec.fieldContext_MiniProgram_boundAt(ctx, field)
+	case "subscriptions":
+		return ec.fieldContext_MiniProgram_subscriptions(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type MiniProgram", field.Name)
+}
+
+func (ec *executionContext) childFields_MiniProgramSubscription(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "templateId":
+		return ec.fieldContext_MiniProgramSubscription_templateId(ctx, field)
+	case "category":
+		return ec.fieldContext_MiniProgramSubscription_category(ctx, field)
+	case "kind":
+		return ec.fieldContext_MiniProgramSubscription_kind(ctx, field)
+	case "remaining":
+		return ec.fieldContext_MiniProgramSubscription_remaining(ctx, field)
+	case "recordedAt":
+		return ec.fieldContext_MiniProgramSubscription_recordedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type MiniProgramSubscription", field.Name)
 }
 
 func (ec *executionContext) childFields_Notification(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2170,6 +2327,8 @@ func (ec *executionContext) childFields_Person(ctx context.Context, field graphq
 		return ec.fieldContext_Person_consents(ctx, field)
 	case "devices":
 		return ec.fieldContext_Person_devices(ctx, field)
+	case "miniPrograms":
+		return ec.fieldContext_Person_miniPrograms(ctx, field)
 	case "preferences":
 		return ec.fieldContext_Person_preferences(ctx, field)
 	case "notifications":
@@ -2800,6 +2959,44 @@ func (ec *executionContext) field_Mutation_publishPushRule_args(ctx context.Cont
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_recordSubscriptions_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "app",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["app"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "platform",
+		func(ctx context.Context, v any) (model.MiniProgramPlatform, error) {
+			return ec.unmarshalNMiniProgramPlatform2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐMiniProgramPlatform(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["platform"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "templateIds",
+		func(ctx context.Context, v any) ([]string, error) {
+			return ec.unmarshalNString2ᚕstringᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["templateIds"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "kind",
+		func(ctx context.Context, v any) (model.SubscriptionKind, error) {
+			return ec.unmarshalNSubscriptionKind2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐSubscriptionKind(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["kind"] = arg3
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_refreshSession_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2825,6 +3022,36 @@ func (ec *executionContext) field_Mutation_registerDevice_args(ctx context.Conte
 		return nil, err
 	}
 	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_registerMiniProgram_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "app",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["app"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "platform",
+		func(ctx context.Context, v any) (model.MiniProgramPlatform, error) {
+			return ec.unmarshalNMiniProgramPlatform2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐMiniProgramPlatform(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["platform"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "loginCode",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["loginCode"] = arg2
 	return args, nil
 }
 
@@ -2919,6 +3146,28 @@ func (ec *executionContext) field_Mutation_unregisterDevice_args(ctx context.Con
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_unregisterMiniProgram_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "app",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["app"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "platform",
+		func(ctx context.Context, v any) (model.MiniProgramPlatform, error) {
+			return ec.unmarshalNMiniProgramPlatform2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐMiniProgramPlatform(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["platform"] = arg1
 	return args, nil
 }
 
@@ -4300,6 +4549,29 @@ func (ec *executionContext) fieldContext_Device_platform(_ context.Context, fiel
 	return graphql.NewScalarFieldContext("Device", field, false, false, "Platform")
 }
 
+func (ec *executionContext) _Device_vendor(ctx context.Context, field graphql.CollectedField, obj *model.Device) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Device_vendor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Vendor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.PushVendor) graphql.Marshaler {
+			return ec.marshalNPushVendor2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐPushVendor(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Device_vendor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Device", field, false, false, "PushVendor")
+}
+
 func (ec *executionContext) _Device_registeredAt(ctx context.Context, field graphql.CollectedField, obj *model.Device) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4569,6 +4841,231 @@ func (ec *executionContext) _LinkedAccount_linkedAt(ctx context.Context, field g
 }
 func (ec *executionContext) fieldContext_LinkedAccount_linkedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("LinkedAccount", field, false, false, "Time")
+}
+
+func (ec *executionContext) _MiniProgram_app(ctx context.Context, field graphql.CollectedField, obj *model.MiniProgram) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MiniProgram_app(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.App, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.App) graphql.Marshaler {
+			return ec.marshalNApp2ᚖgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐApp(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MiniProgram_app(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "MiniProgram",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_App(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _MiniProgram_platform(ctx context.Context, field graphql.CollectedField, obj *model.MiniProgram) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MiniProgram_platform(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Platform, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.MiniProgramPlatform) graphql.Marshaler {
+			return ec.marshalNMiniProgramPlatform2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐMiniProgramPlatform(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MiniProgram_platform(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MiniProgram", field, false, false, "MiniProgramPlatform")
+}
+
+func (ec *executionContext) _MiniProgram_boundAt(ctx context.Context, field graphql.CollectedField, obj *model.MiniProgram) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MiniProgram_boundAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.BoundAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MiniProgram_boundAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MiniProgram", field, false, false, "Time")
+}
+
+func (ec *executionContext) _MiniProgram_subscriptions(ctx context.Context, field graphql.CollectedField, obj *model.MiniProgram) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MiniProgram_subscriptions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Subscriptions, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.MiniProgramSubscription) graphql.Marshaler {
+			return ec.marshalNMiniProgramSubscription2ᚕgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐMiniProgramSubscriptionᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MiniProgram_subscriptions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "MiniProgram",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_MiniProgramSubscription(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _MiniProgramSubscription_templateId(ctx context.Context, field graphql.CollectedField, obj *model.MiniProgramSubscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MiniProgramSubscription_templateId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TemplateID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MiniProgramSubscription_templateId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MiniProgramSubscription", field, false, false, "String")
+}
+
+func (ec *executionContext) _MiniProgramSubscription_category(ctx context.Context, field graphql.CollectedField, obj *model.MiniProgramSubscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MiniProgramSubscription_category(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Category, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MiniProgramSubscription_category(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MiniProgramSubscription", field, false, false, "String")
+}
+
+func (ec *executionContext) _MiniProgramSubscription_kind(ctx context.Context, field graphql.CollectedField, obj *model.MiniProgramSubscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MiniProgramSubscription_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.SubscriptionKind) graphql.Marshaler {
+			return ec.marshalNSubscriptionKind2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐSubscriptionKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MiniProgramSubscription_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MiniProgramSubscription", field, false, false, "SubscriptionKind")
+}
+
+func (ec *executionContext) _MiniProgramSubscription_remaining(ctx context.Context, field graphql.CollectedField, obj *model.MiniProgramSubscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MiniProgramSubscription_remaining(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Remaining, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_MiniProgramSubscription_remaining(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MiniProgramSubscription", field, false, false, "Int")
+}
+
+func (ec *executionContext) _MiniProgramSubscription_recordedAt(ctx context.Context, field graphql.CollectedField, obj *model.MiniProgramSubscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MiniProgramSubscription_recordedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RecordedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MiniProgramSubscription_recordedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MiniProgramSubscription", field, false, false, "Time")
 }
 
 func (ec *executionContext) _Mutation_beginSignIn(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -5028,6 +5525,138 @@ func (ec *executionContext) fieldContext_Mutation_registerDevice(ctx context.Con
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_registerDevice_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_registerMiniProgram(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_registerMiniProgram(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RegisterMiniProgram(ctx, fc.Args["app"].(string), fc.Args["platform"].(model.MiniProgramPlatform), fc.Args["loginCode"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.MiniProgram) graphql.Marshaler {
+			return ec.marshalNMiniProgram2ᚖgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐMiniProgram(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_registerMiniProgram(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_MiniProgram(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_registerMiniProgram_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_recordSubscriptions(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_recordSubscriptions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RecordSubscriptions(ctx, fc.Args["app"].(string), fc.Args["platform"].(model.MiniProgramPlatform), fc.Args["templateIds"].([]string), fc.Args["kind"].(model.SubscriptionKind))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.MiniProgramSubscription) graphql.Marshaler {
+			return ec.marshalNMiniProgramSubscription2ᚕgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐMiniProgramSubscriptionᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_recordSubscriptions(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_MiniProgramSubscription(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_recordSubscriptions_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_unregisterMiniProgram(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_unregisterMiniProgram(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UnregisterMiniProgram(ctx, fc.Args["app"].(string), fc.Args["platform"].(model.MiniProgramPlatform))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_unregisterMiniProgram(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_unregisterMiniProgram_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -6308,6 +6937,38 @@ func (ec *executionContext) fieldContext_Person_devices(_ context.Context, field
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Device(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Person_miniPrograms(ctx context.Context, field graphql.CollectedField, obj *model.Person) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Person_miniPrograms(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Person().MiniPrograms(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.MiniProgram) graphql.Marshaler {
+			return ec.marshalNMiniProgram2ᚕgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐMiniProgramᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Person_miniPrograms(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Person",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_MiniProgram(ctx, field)
 		},
 	}
 	return fc, nil
@@ -10035,7 +10696,11 @@ func (ec *executionContext) unmarshalInputRegisterDeviceInput(ctx context.Contex
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"app", "platform", "token"}
+	if _, present := asMap["vendor"]; !present {
+		asMap["vendor"] = "FCM"
+	}
+
+	fieldsInOrder := [...]string{"app", "platform", "token", "vendor"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -10063,6 +10728,13 @@ func (ec *executionContext) unmarshalInputRegisterDeviceInput(ctx context.Contex
 				return it, err
 			}
 			it.Token = data
+		case "vendor":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendor"))
+			data, err := ec.unmarshalOPushVendor2ᚖgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐPushVendor(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Vendor = data
 		}
 	}
 	return it, nil
@@ -10628,6 +11300,11 @@ func (ec *executionContext) _Device(ctx context.Context, sel ast.SelectionSet, o
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "vendor":
+			out.Values[i] = ec._Device_vendor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "registeredAt":
 			out.Values[i] = ec._Device_registeredAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -10784,6 +11461,107 @@ func (ec *executionContext) _LinkedAccount(ctx context.Context, sel ast.Selectio
 	return out
 }
 
+var miniProgramImplementors = []string{"MiniProgram"}
+
+func (ec *executionContext) _MiniProgram(ctx context.Context, sel ast.SelectionSet, obj *model.MiniProgram) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, miniProgramImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("MiniProgram")
+		case "app":
+			out.Values[i] = ec._MiniProgram_app(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "platform":
+			out.Values[i] = ec._MiniProgram_platform(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "boundAt":
+			out.Values[i] = ec._MiniProgram_boundAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "subscriptions":
+			out.Values[i] = ec._MiniProgram_subscriptions(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var miniProgramSubscriptionImplementors = []string{"MiniProgramSubscription"}
+
+func (ec *executionContext) _MiniProgramSubscription(ctx context.Context, sel ast.SelectionSet, obj *model.MiniProgramSubscription) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, miniProgramSubscriptionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("MiniProgramSubscription")
+		case "templateId":
+			out.Values[i] = ec._MiniProgramSubscription_templateId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "category":
+			out.Values[i] = ec._MiniProgramSubscription_category(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "kind":
+			out.Values[i] = ec._MiniProgramSubscription_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "remaining":
+			out.Values[i] = ec._MiniProgramSubscription_remaining(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "recordedAt":
+			out.Values[i] = ec._MiniProgramSubscription_recordedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var mutationImplementors = []string{"Mutation"}
 
 func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -10876,6 +11654,27 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "registerDevice":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_registerDevice(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "registerMiniProgram":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_registerMiniProgram(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "recordSubscriptions":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_recordSubscriptions(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "unregisterMiniProgram":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_unregisterMiniProgram(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -11309,6 +12108,12 @@ func (ec *executionContext) _Person(ctx context.Context, sel ast.SelectionSet, o
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Person_devices(ctx, field, obj)
+				})
+		case "miniPrograms":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Person_miniPrograms(ctx, field, obj)
 				})
 		case "preferences":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
@@ -13024,6 +13829,64 @@ func (ec *executionContext) marshalNLinkedAccount2ᚕgithubᚗcomᚋtongbanᚋto
 	return ret
 }
 
+func (ec *executionContext) marshalNMiniProgram2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐMiniProgram(ctx context.Context, sel ast.SelectionSet, v model.MiniProgram) graphql.Marshaler {
+	return ec._MiniProgram(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNMiniProgram2ᚕgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐMiniProgramᚄ(ctx context.Context, sel ast.SelectionSet, v []model.MiniProgram) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNMiniProgram2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐMiniProgram(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNMiniProgram2ᚖgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐMiniProgram(ctx context.Context, sel ast.SelectionSet, v *model.MiniProgram) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "MiniProgram!")
+		return graphql.Null
+	}
+	return ec._MiniProgram(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNMiniProgramPlatform2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐMiniProgramPlatform(ctx context.Context, v any) (model.MiniProgramPlatform, error) {
+	var res model.MiniProgramPlatform
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNMiniProgramPlatform2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐMiniProgramPlatform(ctx context.Context, sel ast.SelectionSet, v model.MiniProgramPlatform) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNMiniProgramSubscription2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐMiniProgramSubscription(ctx context.Context, sel ast.SelectionSet, v model.MiniProgramSubscription) graphql.Marshaler {
+	return ec._MiniProgramSubscription(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNMiniProgramSubscription2ᚕgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐMiniProgramSubscriptionᚄ(ctx context.Context, sel ast.SelectionSet, v []model.MiniProgramSubscription) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNMiniProgramSubscription2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐMiniProgramSubscription(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalNNotification2ᚖgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐNotification(ctx context.Context, sel ast.SelectionSet, v *model.Notification) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Notification!")
@@ -13146,6 +14009,16 @@ func (ec *executionContext) marshalNPushRuleEdge2ᚕgithubᚗcomᚋtongbanᚋton
 func (ec *executionContext) unmarshalNPushRuleInput2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐPushRuleInput(ctx context.Context, v any) (model.PushRuleInput, error) {
 	res, err := ec.unmarshalInputPushRuleInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNPushVendor2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐPushVendor(ctx context.Context, v any) (model.PushVendor, error) {
+	var res model.PushVendor
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNPushVendor2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐPushVendor(ctx context.Context, sel ast.SelectionSet, v model.PushVendor) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) unmarshalNRegisterDeviceInput2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐRegisterDeviceInput(ctx context.Context, v any) (model.RegisterDeviceInput, error) {
@@ -13368,6 +14241,16 @@ func (ec *executionContext) marshalNString2ᚕstringᚄ(ctx context.Context, sel
 	}
 
 	return ret
+}
+
+func (ec *executionContext) unmarshalNSubscriptionKind2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐSubscriptionKind(ctx context.Context, v any) (model.SubscriptionKind, error) {
+	var res model.SubscriptionKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSubscriptionKind2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐSubscriptionKind(ctx context.Context, sel ast.SelectionSet, v model.SubscriptionKind) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) unmarshalNTime2timeᚐTime(ctx context.Context, v any) (time.Time, error) {
@@ -13707,6 +14590,22 @@ func (ec *executionContext) marshalOPushRule2ᚖgithubᚗcomᚋtongbanᚋtongban
 		return graphql.Null
 	}
 	return ec._PushRule(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOPushVendor2ᚖgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐPushVendor(ctx context.Context, v any) (*model.PushVendor, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.PushVendor)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOPushVendor2ᚖgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐPushVendor(ctx context.Context, sel ast.SelectionSet, v *model.PushVendor) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
 }
 
 func (ec *executionContext) unmarshalORuleStatus2ᚖgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐRuleStatus(ctx context.Context, v any) (*model.RuleStatus, error) {

@@ -5,6 +5,7 @@ import (
 	"github.com/tongban/tongban/graph/model"
 	"github.com/tongban/tongban/push"
 	"github.com/tongban/tongban/push/devices"
+	"github.com/tongban/tongban/push/miniprogram"
 )
 
 // What a field costs against graphql.complexity_limit. gqlgen's default, 1 plus the fields
@@ -74,10 +75,15 @@ func listCosts(apps int) ComplexityRoot {
 	c.Person.Sessions = oneRead(config.MaxSessionsPerPerson)                              // sessions.max_per_person at most, one listing
 	c.AppSwitch.ConsentText = func(child int, _ *string) int { return fromMemory(child) } // the switch's own scopes
 	c.Person.Devices = oneRead(devices.DefaultMaxPerPerson)                               // the devices kept per person, one read
-	c.RulePreview.Problems = oneRead(maxRuleProblems)                                     // the compiler's, in memory
-	c.IngestResult.Rejected = oneRead(push.MaxEventsPerCall)                              // the call's own events, in memory
-	c.RuleAuthoring.Services = fromMemory                                                 // the in-memory catalog, no read
-	c.RuleAuthoring.Facts = fromMemory                                                    // the catalog's declarations, no read
+	c.Person.MiniPrograms = func(child int) int { return eachItem(child, 2*apps) }        // one per app and platform, one read
+	c.MiniProgram.Subscriptions = oneRead(miniprogram.MaxTemplatesPerApp)                 // read with their mini-program, one per template
+	c.Mutation.RecordSubscriptions = func(child int, _ string, _ model.MiniProgramPlatform, _ []string, _ model.SubscriptionKind) int {
+		return fromOneRead(child, miniprogram.MaxTemplatesPerCall) // the call's own templates
+	}
+	c.RulePreview.Problems = oneRead(maxRuleProblems)        // the compiler's, in memory
+	c.IngestResult.Rejected = oneRead(push.MaxEventsPerCall) // the call's own events, in memory
+	c.RuleAuthoring.Services = fromMemory                    // the in-memory catalog, no read
+	c.RuleAuthoring.Facts = fromMemory                       // the catalog's declarations, no read
 	return c
 }
 

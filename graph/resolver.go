@@ -10,6 +10,7 @@ import (
 	"github.com/tongban/tongban/push/catalog"
 	"github.com/tongban/tongban/push/delivery"
 	"github.com/tongban/tongban/push/devices"
+	"github.com/tongban/tongban/push/miniprogram"
 	"github.com/tongban/tongban/push/prefs"
 )
 
@@ -37,6 +38,8 @@ type Resolver struct {
 	// Devices and Prefs are where a person's pushes go and how they want them.
 	Devices *devices.Devices
 	Prefs   *prefs.Prefs
+	// MiniPrograms are people's mini-program accounts and subscriptions; nil: none configured.
+	MiniPrograms *miniprogram.Bindings
 	// Limits are the rate limits; nil limits nothing.
 	Limits *ratelimit.Limiter
 }

@@ -136,10 +136,11 @@ type Consent struct {
 // A device that receives the person's pushes.
 type Device struct {
 	// Stable for one token.
-	ID           string    `json:"id"`
-	App          *App      `json:"app"`
-	Platform     Platform  `json:"platform"`
-	RegisteredAt time.Time `json:"registeredAt"`
+	ID           string     `json:"id"`
+	App          *App       `json:"app"`
+	Platform     Platform   `json:"platform"`
+	Vendor       PushVendor `json:"vendor"`
+	RegisteredAt time.Time  `json:"registeredAt"`
 }
 
 // An event refused, by its index in the call. Codes: INVALID_ID, INVALID_TYPE, MISSING_OCCURRED_AT,
@@ -173,6 +174,26 @@ type LinkedAccount struct {
 	Assurance int `json:"assurance"`
 	// When the account joined this person.
 	LinkedAt time.Time `json:"linkedAt"`
+}
+
+// A member app's mini-program the person signed in to, and the messages they allowed there.
+type MiniProgram struct {
+	App      *App                `json:"app"`
+	Platform MiniProgramPlatform `json:"platform"`
+	// When the person last registered it.
+	BoundAt       time.Time                 `json:"boundAt"`
+	Subscriptions []MiniProgramSubscription `json:"subscriptions"`
+}
+
+// A subscription template the person allowed.
+type MiniProgramSubscription struct {
+	TemplateID string `json:"templateId"`
+	// The category of notices the template carries.
+	Category string           `json:"category"`
+	Kind     SubscriptionKind `json:"kind"`
+	// Messages a ONE_TIME subscription still lets through; null for LONG_TERM.
+	Remaining  *int      `json:"remaining,omitempty"`
+	RecordedAt time.Time `json:"recordedAt"`
 }
 
 // Every change. Operations that act on the signed-in person need `Authorization: Bearer <accessToken>`.
@@ -256,6 +277,8 @@ type Person struct {
 	Consents []Consent `json:"consents"`
 	// The person's registered devices, oldest first; tokens are never returned.
 	Devices []Device `json:"devices"`
+	// The mini-programs the person receives subscription messages in; the platforms' ids are never returned.
+	MiniPrograms []MiniProgram `json:"miniPrograms"`
 	// How the person wants to be notified.
 	Preferences *NotificationPreferences `json:"preferences"`
 	// The person's inbox, newest first: at most 200 notifications, none older than 90 days.
@@ -352,8 +375,10 @@ type RegisterDeviceInput struct {
 	// The member app the token belongs to.
 	App      string   `json:"app"`
 	Platform Platform `json:"platform"`
-	// FCM registration token.
+	// The device's push token: an FCM registration token, an APNs device token (hex) or a Push Kit token.
 	Token string `json:"token"`
+	// Whose token it is; FCM when left out.
+	Vendor *PushVendor `json:"vendor,omitempty"`
 }
 
 // What a service owner may write rules about.
@@ -649,6 +674,62 @@ func (e Channel) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// A platform that runs the member apps as mini-programs, reached by subscription messages.
+type MiniProgramPlatform string
+
+const (
+	MiniProgramPlatformWechat MiniProgramPlatform = "WECHAT"
+	MiniProgramPlatformAlipay MiniProgramPlatform = "ALIPAY"
+)
+
+var AllMiniProgramPlatform = []MiniProgramPlatform{
+	MiniProgramPlatformWechat,
+	MiniProgramPlatformAlipay,
+}
+
+func (e MiniProgramPlatform) IsValid() bool {
+	switch e {
+	case MiniProgramPlatformWechat, MiniProgramPlatformAlipay:
+		return true
+	}
+	return false
+}
+
+func (e MiniProgramPlatform) String() string {
+	return string(e)
+}
+
+func (e *MiniProgramPlatform) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = MiniProgramPlatform(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid MiniProgramPlatform", str)
+	}
+	return nil
+}
+
+func (e MiniProgramPlatform) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *MiniProgramPlatform) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e MiniProgramPlatform) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
 // The kind of device an app runs on.
 type Platform string
 
@@ -711,6 +792,65 @@ func (e Platform) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// The push service a device token is of: FCM; APNS for apps that reach iPhones directly rather
+// than through FCM; HMS (HarmonyOS Push Kit) for Huawei and Honor phones without Google services.
+type PushVendor string
+
+const (
+	PushVendorFcm  PushVendor = "FCM"
+	PushVendorApns PushVendor = "APNS"
+	PushVendorHms  PushVendor = "HMS"
+)
+
+var AllPushVendor = []PushVendor{
+	PushVendorFcm,
+	PushVendorApns,
+	PushVendorHms,
+}
+
+func (e PushVendor) IsValid() bool {
+	switch e {
+	case PushVendorFcm, PushVendorApns, PushVendorHms:
+		return true
+	}
+	return false
+}
+
+func (e PushVendor) String() string {
+	return string(e)
+}
+
+func (e *PushVendor) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = PushVendor(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid PushVendor", str)
+	}
+	return nil
+}
+
+func (e PushVendor) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *PushVendor) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e PushVendor) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
 // Where a rule is in its life: DRAFT → PUBLISHED ⇄ PAUSED; ARCHIVED from any, for good.
 type RuleStatus string
 
@@ -766,6 +906,63 @@ func (e *RuleStatus) UnmarshalJSON(b []byte) error {
 }
 
 func (e RuleStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// How long an "allow" lasts: ONE_TIME lets one message through; LONG_TERM lasts (granted by the
+// platforms to government services, for the templates configured so).
+type SubscriptionKind string
+
+const (
+	SubscriptionKindOneTime  SubscriptionKind = "ONE_TIME"
+	SubscriptionKindLongTerm SubscriptionKind = "LONG_TERM"
+)
+
+var AllSubscriptionKind = []SubscriptionKind{
+	SubscriptionKindOneTime,
+	SubscriptionKindLongTerm,
+}
+
+func (e SubscriptionKind) IsValid() bool {
+	switch e {
+	case SubscriptionKindOneTime, SubscriptionKindLongTerm:
+		return true
+	}
+	return false
+}
+
+func (e SubscriptionKind) String() string {
+	return string(e)
+}
+
+func (e *SubscriptionKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = SubscriptionKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid SubscriptionKind", str)
+	}
+	return nil
+}
+
+func (e SubscriptionKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *SubscriptionKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e SubscriptionKind) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

@@ -18,7 +18,12 @@ var ErrStillWaiting = errors.New("delivery: the device is registered; the notifi
 // bad input). Once registered, the device stays registered whatever happens to the release:
 // a failed release returns the device with an error that matches ErrStillWaiting.
 func (s *Service) RegisterDevice(ctx context.Context, pid, app, platform, token string) (devices.Device, error) {
-	d, err := s.devices.Register(ctx, pid, app, platform, token)
+	return s.RegisterDeviceVendor(ctx, pid, app, platform, devices.VendorFCM, token)
+}
+
+// RegisterDeviceVendor is RegisterDevice for a token of vendor (FCM, APNS or HMS).
+func (s *Service) RegisterDeviceVendor(ctx context.Context, pid, app, platform, vendor, token string) (devices.Device, error) {
+	d, err := s.devices.RegisterVendor(ctx, pid, app, platform, vendor, token)
 	if err != nil {
 		return devices.Device{}, err
 	}

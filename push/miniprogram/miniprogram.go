@@ -68,7 +68,10 @@ const (
 	// MaxTemplatesPerCall bounds recordSubscriptions; WeChat lets a mini-program ask for at
 	// most 3 templates at once, Alipay a few more.
 	MaxTemplatesPerCall = 10
-	maxCodeBytes        = 512
+	// MaxTemplatesPerApp bounds the templates of one app's mini-program (one per category),
+	// and so a binding's subscriptions.
+	MaxTemplatesPerApp = 64
+	maxCodeBytes       = 512
 )
 
 // Options configure Bindings.
@@ -133,6 +136,9 @@ func New(o Options) (*Bindings, error) {
 		case t.App == "" || t.Category == "" || t.ID == "":
 			return nil, fmt.Errorf("miniprogram: a %s template needs an app, a category and an id", t.Kind)
 		}
+		if n := len(b.perApp(t.Kind, t.App)); n >= MaxTemplatesPerApp {
+			return nil, fmt.Errorf("miniprogram: %s app %s has more than %d templates", t.Kind, t.App, MaxTemplatesPerApp)
+		}
 		if _, dup := b.byCategory[catKey{t.Kind, t.App, t.Category}]; dup {
 			return nil, fmt.Errorf("miniprogram: %s app %s has two templates for category %s", t.Kind, t.App, t.Category)
 		}
@@ -149,6 +155,16 @@ func New(o Options) (*Bindings, error) {
 		b.maxOneTime = DefaultMaxOneTime
 	}
 	return b, nil
+}
+
+func (b *Bindings) perApp(kind channel.Kind, app string) []Template {
+	var out []Template
+	for k, t := range b.templates {
+		if k.kind == kind && k.app == app {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // Enabled reports whether people can register mini-programs of kind.
