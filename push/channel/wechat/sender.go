@@ -53,7 +53,9 @@ func New(o Options) (*Sender, error) {
 		if err != nil {
 			return nil, err
 		}
-		cfg := &config.Config{AppID: mp.AppID, AppSecret: mp.Secret}
+		// NewMiniProgram insists on a cache for its own token handle, which SetAccessTokenContextHandle
+		// replaces at once; noCache keeps nothing, so nothing of the SDK's caches a token.
+		cfg := &config.Config{AppID: mp.AppID, AppSecret: mp.Secret, Cache: noCache{}}
 		m := miniprogram.NewMiniProgram(cfg)
 		m.SetAccessTokenContextHandle(ts)
 		a := &app{
@@ -250,3 +252,11 @@ func (s *Sender) tokenFailure(ctx context.Context, a *app, err error) channel.Re
 	}
 	return channel.Result{Outcome: channel.Retry, Reason: reason, Wait: wait}
 }
+
+// noCache is the SDK's cache.Cache that keeps nothing: the token lives in tokenSource.
+type noCache struct{}
+
+func (noCache) Get(string) any                       { return nil }
+func (noCache) Set(string, any, time.Duration) error { return nil }
+func (noCache) IsExist(string) bool                  { return false }
+func (noCache) Delete(string) error                  { return nil }
