@@ -25,7 +25,7 @@ const (
 
 // world is one fake WeChat and a Sender pointed at it.
 type world struct {
-	t      *testing.T
+	t      testing.TB
 	fake   *fakewechat.Server
 	url    string
 	store  *redisx.Store
@@ -61,7 +61,7 @@ func testOptions() Options {
 	}}}
 }
 
-func newWorld(t *testing.T, mutate func(*Options)) *world {
+func newWorld(t testing.TB, mutate func(*Options)) *world {
 	t.Helper()
 	clock := testenv.NewClock()
 	clock.Set(time.Date(2026, 12, 3, 15, 4, 0, 0, shanghai))

@@ -179,6 +179,12 @@ func (ts *tokenSource) refresh(ctx context.Context, lt redisx.Token) (string, er
 		defer cancel()
 		_, _ = ts.lease.Release(rctx, lt)
 	}()
+	// Read again under the lease: the previous holder may have stored a token between our
+	// read and our acquiring, and fetching another would cut that one short.
+	if cur, ttl, err := ts.read(ctx); err == nil && cur != "" && ttl > refreshBefore {
+		ts.keep(cur, ttl-refreshBefore)
+		return cur, nil
+	}
 	tok, life, err := ts.fetch(ctx)
 	if err != nil {
 		return "", err
