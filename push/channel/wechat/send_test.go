@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tongban/tongban/internal/fakewechat"
+	"github.com/tongban/tongban/internal/testenv"
 	"github.com/tongban/tongban/push/channel"
 )
 
@@ -273,5 +274,36 @@ func TestParallelFakesWithTheSameAppID(t *testing.T) {
 	wg.Wait()
 	if len(w1.fake.Messages()) != 5 || len(w2.fake.Messages()) != 5 {
 		t.Fatalf("fakes got %d and %d messages, want 5 each", len(w1.fake.Messages()), len(w2.fake.Messages()))
+	}
+}
+
+// A token fetch that gets no answer is Retry "transport", without a wait.
+func TestSendTokenTransport(t *testing.T) {
+	w := newWorld(t, func(o *Options) { o.Endpoint = "http://127.0.0.1:1"; o.Timeout = time.Second })
+	r := w.sendOne(w.subscriber("o-person-0000010", false))
+	if r.Outcome != channel.Retry || r.Reason != "transport" || r.Wait != 0 {
+		t.Fatalf("got %+v", r)
+	}
+	w.noSecrets("o-person-0000010")
+}
+
+// With Redis gone, a process that has the token keeps sending; one that has none retries.
+func TestSendWithoutRedis(t *testing.T) {
+	w := newWorld(t, nil)
+	store := testenv.Embedded(t)
+	w.store = store
+	s := w.newSender(nil)
+	m := w.subscriber("o-person-0000011", false)
+	ctx := context.Background()
+	if r := s.Send(ctx, []channel.Message{m})[0]; r.Outcome != channel.Sent {
+		t.Fatal(r)
+	}
+	store.Embedded.Close()
+	if r := s.Send(ctx, []channel.Message{m})[0]; r.Outcome != channel.Sent {
+		t.Fatalf("with the token in memory: %+v", r)
+	}
+	fresh := w.newSender(nil)
+	if r := fresh.Send(ctx, []channel.Message{m})[0]; r.Outcome != channel.Retry || r.Reason != "transport" {
+		t.Fatalf("without a token: %+v", r)
 	}
 }
