@@ -44,7 +44,9 @@
 //	no answer      Retry "transport" (network, timeout, an HTTP error such as a proxy's HTML)
 //	not JSON       Retry "bad_answer"
 //	no token       Retry with the token call's code (40013 appid, 40125 secret: Wait 1 min)
-//	               or "transport"
+//	               or "transport"; a failed fetch is answered from memory for a minute (2 s
+//	               when there was no answer), so a bad secret costs one call, not one a
+//	               message
 //	unknown app or template in the subscription: Fail "unknown_app" / "unknown_template"
 //
 // # The endpoint override

@@ -87,7 +87,7 @@ type template struct {
 	fields   []field
 }
 
-// options checks o and fills its defaults; every error names the app, category and key.
+// check checks o and fills its defaults; every error names the app, category and key.
 func (o Options) check() (Options, *url.URL, error) {
 	var errs []error
 	if o.Store == nil {

@@ -307,3 +307,20 @@ func TestSendWithoutRedis(t *testing.T) {
 		t.Fatalf("without a token: %+v", r)
 	}
 }
+
+// A refused secret costs one token call, not one per message.
+func TestTokenFailureHeldBack(t *testing.T) {
+	w := newWorld(t, func(o *Options) { o.MiniPrograms[0].Secret = "wrong-secret-value" })
+	ms := make([]channel.Message, 10)
+	for i := range ms {
+		ms[i] = w.subscriber("o-person-0000012", false)
+	}
+	for _, r := range w.send(ms...) {
+		if r.Outcome != channel.Retry || r.Reason != "40125" {
+			t.Fatalf("got %+v", r)
+		}
+	}
+	if n := w.fake.Requests("token", testAppID); n != 1 {
+		t.Fatalf("the fake saw %d token calls, want 1", n)
+	}
+}

@@ -59,6 +59,24 @@ type tokenSource struct {
 
 	sem    chan struct{} // one refresh at a time in this process
 	cached atomic.Pointer[cachedToken]
+	failed atomic.Pointer[failedFetch]
+}
+
+// failedFetch holds back the next fetch after one failed, so that a refused secret or an
+// outage costs one token call per failBackoff, not one per message.
+type failedFetch struct {
+	err   *tokenError
+	until time.Time
+}
+
+// failBackoff is how long a failed fetch is answered from memory: longer for WeChat's refusal
+// (configuration: 40013, 40125, 40164), short for no answer.
+func failBackoff(e *tokenError) time.Duration {
+	switch e.Reason {
+	case "transport", "bad_answer", "-1":
+		return 2 * time.Second
+	}
+	return time.Minute
 }
 
 type cachedToken struct {
@@ -118,19 +136,31 @@ func (ts *tokenSource) GetAccessTokenContext(ctx context.Context) (string, error
 			ts.keep(tok, ttl-refreshBefore)
 			return tok, nil
 		}
+		if f := ts.failed.Load(); f != nil && time.Now().Before(f.until) {
+			if tok != "" {
+				return tok, nil // still valid for a while
+			}
+			return "", f.err
+		}
 		lt, err := ts.lease.Acquire(ctx)
 		switch {
 		case err == nil:
 			fresh, ferr := ts.refresh(ctx, lt)
 			if ferr == nil {
+				ts.failed.Store(nil)
 				return fresh, nil
 			}
-			if tok != "" { // the old one still works for a while: use it, refresh next time
+			te, ok := ferr.(*tokenError)
+			if !ok {
+				te = &tokenError{Reason: "transport", Msg: ferr.Error()}
+			}
+			ts.failed.Store(&failedFetch{err: te, until: time.Now().Add(failBackoff(te))})
+			if tok != "" { // the old one still works for a while: use it, refresh later
 				ts.log.LogAttrs(ctx, slog.LevelWarn, "wechat: token refresh failed; using the current one",
 					slog.String("appid", ts.appID), slog.String("error", ferr.Error()))
 				return tok, nil
 			}
-			return "", ferr
+			return "", te
 		case !errors.Is(err, redisx.ErrLeaseHeld):
 			return "", &tokenError{Reason: "transport", Msg: "redis: " + err.Error()}
 		case tok != "":
