@@ -74,6 +74,12 @@ func Garbage() Reply {
 	return Reply{set: true, status: http.StatusOK, contentType: "application/json", body: "<html>oops"}
 }
 
+// Raw answers status with contentType and body as they are, for answers WeChat never gives
+// but a proxy might ("{}", "null").
+func Raw(status int, contentType, body string) Reply {
+	return Reply{set: true, status: status, contentType: contentType, body: body}
+}
+
 // Empty answers 200 with an empty body.
 func Empty() Reply { return Reply{set: true, status: http.StatusOK, contentType: "application/json"} }
 

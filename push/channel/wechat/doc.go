@@ -42,7 +42,8 @@
 //	40037 41030    Fail   template id or page refused: configuration
 //	other codes    Retry
 //	no answer      Retry "transport" (network, timeout, an HTTP error such as a proxy's HTML)
-//	not JSON       Retry "bad_answer"
+//	not JSON       Retry "bad_answer", and so is JSON without an errcode ("{}", "null"),
+//	               which the SDK alone would take for a success: the router checks it
 //	no token       Retry with the token call's code (40013 appid, 40125 secret: Wait 1 min)
 //	               or "transport"; a failed fetch is answered from memory for a minute (2 s
 //	               when there was no answer), so a bad secret costs one call, not one a

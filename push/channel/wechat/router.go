@@ -1,10 +1,13 @@
 package wechat
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -131,9 +134,41 @@ func (rt *router) RoundTrip(req *http.Request) (*http.Response, error) {
 		cancel()
 		return nil, err
 	}
+	if resp.StatusCode == http.StatusOK && strings.HasSuffix(req.URL.Path, sendPath) {
+		resp.Body = checkSendAnswer(resp.Body)
+	}
 	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
 	return resp, nil
 }
+
+// sendPath ends subscribeMessage.send's URL.
+const sendPath = "/cgi-bin/message/subscribe/send"
+
+// maxAnswer bounds the answer of a send the router reads: WeChat's is a few dozen bytes.
+const maxAnswer = 64 << 10
+
+// checkSendAnswer makes an answer without an errcode ("{}", "null" from a proxy) read as not
+// JSON: the SDK takes any JSON without one for a success, and a message must not count as
+// sent on an answer WeChat never gives. The body is replaced by an empty one, which the SDK
+// fails to decode (bad_answer).
+func checkSendAnswer(body io.ReadCloser) io.ReadCloser {
+	data, err := io.ReadAll(io.LimitReader(body, maxAnswer+1))
+	_ = body.Close()
+	var fields map[string]json.RawMessage
+	if err != nil || len(data) > maxAnswer || json.Unmarshal(data, &fields) != nil || fields["errcode"] == nil {
+		if err != nil {
+			return errBody{err}
+		}
+		return io.NopCloser(bytes.NewReader(nil))
+	}
+	return io.NopCloser(bytes.NewReader(data))
+}
+
+// errBody reports a read error to the SDK as its own read would have.
+type errBody struct{ err error }
+
+func (e errBody) Read([]byte) (int, error) { return 0, e.err }
+func (e errBody) Close() error             { return nil }
 
 // cancelBody ends the request's deadline when the SDK is done reading.
 type cancelBody struct {

@@ -35,6 +35,9 @@ func TestSendOutcomeByReason(t *testing.T) {
 		{"proxy_html_502", fakewechat.HTML(http.StatusBadGateway), channel.Retry, "transport", 0},
 		{"html_200_bad_answer", fakewechat.Garbage(), channel.Retry, "bad_answer", 0},
 		{"empty_200_bad_answer", fakewechat.Empty(), channel.Retry, "bad_answer", 0},
+		{"json_without_errcode_bad_answer", fakewechat.Raw(http.StatusOK, "application/json", "{}"), channel.Retry, "bad_answer", 0},
+		{"json_null_bad_answer", fakewechat.Raw(http.StatusOK, "application/json", "null"), channel.Retry, "bad_answer", 0},
+		{"errcode_not_a_number_bad_answer", fakewechat.Raw(http.StatusOK, "application/json", `{"errcode":"0"}`), channel.Retry, "bad_answer", 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
