@@ -34,8 +34,8 @@
 // (openid, replies...) answers the next sends to one person. Replies: Busy (-1),
 // InvalidCredential (40001), InvalidOpenID (40003), InvalidToken (40014), InvalidTemplate
 // (40037), InvalidPage (41030), TokenExpired (42001), Refused (43101), QuotaReached (45009),
-// InvalidData(key) (47003), Errcode(any), HTML(status) (a proxy's page), Garbage (200, not
-// JSON), Empty (200, no body), Slow(d).
+// InvalidData(key) (47003), Errcode(any), HTML(status) (a proxy's page), Raw(status, type,
+// body), Garbage (200, not JSON), Empty (200, no body), Slow(d).
 //
 // Watching: Messages (accepted, newest first, the last Keep = 1000), Requests(endpoint, appid)
 // counts calls, Subscriptions tells what a person has left. The clock (WithClock) drives
