@@ -38,7 +38,7 @@ func BenchmarkSend(b *testing.B) {
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				msg, _ := render(tpl, m, "formal") // the SDK needs the same body
+				msg, _ := render(tpl, m, "formal", shanghai) // the SDK needs the same body
 				if err := sub.Send(msg); err != nil {
 					b.Error(err)
 				}

@@ -11,7 +11,7 @@
 // each value within its key's type (fields.go has the table: thing ≤ 20 characters, phrase ≤ 5
 // Chinese characters, …). Rendering fits every value to its type, cutting on a character and
 // ending a cut thing with "…", because a value outside it loses the whole message (47003).
-// Dates are in China's time (2006年1月2日, with " 15:04" for time).
+// Dates are told in Options.TimeZone, China's by default (2006年1月2日, with " 15:04" for time).
 //
 // The access token comes from GET /cgi-bin/token (appid, secret) and lasts 7200 s; fetching a
 // new one leaves the old 5 more minutes. It is shared by every replica through Redis and

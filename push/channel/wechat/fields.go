@@ -136,14 +136,15 @@ func orNothing(s []string) string {
 	return strings.Join(s, ", ")
 }
 
-// shanghai is China Standard Time: WeChat's dates are read by people in China. A fixed zone
-// keeps rendering independent of the host's tzdata (China has had no DST since 1991).
+// shanghai is China Standard Time, the default zone of rendered dates (people in China read
+// them) and always the zone of WeChat's quota day. A fixed zone keeps it independent of the
+// host's tzdata (China has had no DST since 1991).
 var shanghai = time.FixedZone("Asia/Shanghai", 8*3600)
 
 // value renders f for note: the source's text fitted to the key's type. ok is false when
 // nothing valid is left (a phrase from a title without Chinese characters): WeChat would refuse
 // the message with 47003, so it is not sent.
-func (f field) value(n channel.Note) (string, bool) {
+func (f field) value(n channel.Note, loc *time.Location) (string, bool) {
 	if f.source == "" {
 		return f.literal, true
 	}
@@ -161,9 +162,9 @@ func (f field) value(n channel.Note) (string, bool) {
 	case srcCategory:
 		v = n.Category
 	case srcDate:
-		v = formatDate(n.Created)
+		v = formatDate(n.Created.In(loc))
 	case srcTime:
-		v = formatTime(n.Created)
+		v = formatTime(n.Created.In(loc))
 	}
 	if f.typ.render != nil {
 		v = f.typ.render(v)
@@ -171,15 +172,14 @@ func (f field) value(n channel.Note) (string, bool) {
 	return v, f.typ.fits(v)
 }
 
-// formatDate is WeChat's own example format for date keys: 2019年10月1日.
+// formatDate is WeChat's own example format for date keys: 2019年10月1日, in t's zone.
 func formatDate(t time.Time) string {
-	t = t.In(shanghai)
 	return strconv.Itoa(t.Year()) + "年" + strconv.Itoa(int(t.Month())) + "月" + strconv.Itoa(t.Day()) + "日"
 }
 
 // formatTime is the date and a 24-hour time, which both time and date keys accept.
 func formatTime(t time.Time) string {
-	return formatDate(t) + " " + t.In(shanghai).Format("15:04")
+	return formatDate(t) + " " + t.Format("15:04")
 }
 
 // clean turns control characters (newlines, tabs) into spaces, which WeChat refuses in every

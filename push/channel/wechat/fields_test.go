@@ -33,7 +33,7 @@ func TestRenderFitsTheType(t *testing.T) {
 				t.Fatal(err)
 			}
 			n := channel.Note{Title: c.in, Body: c.in, Category: c.in, ServiceName: c.in}
-			got, ok := f.value(n)
+			got, ok := f.value(n, shanghai)
 			if !ok || got != c.want {
 				t.Fatalf("got %q (ok %v), want %q", got, ok, c.want)
 			}
@@ -52,7 +52,7 @@ func TestRenderDates(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, ok := f.value(channel.Note{Created: at})
+		got, ok := f.value(channel.Note{Created: at}, shanghai)
 		if !ok || got != want || !fakewechat.CheckValue(key, got) {
 			t.Fatalf("%s = %q (ok %v), want %q", key, got, ok, want)
 		}
@@ -85,7 +85,7 @@ func FuzzRender(f *testing.F) {
 		if err != nil {
 			return
 		}
-		got, ok := fl.value(channel.Note{Title: text, Body: text, Category: text, ServiceName: text, Created: time.Unix(int64(len(text))*86400, 0)})
+		got, ok := fl.value(channel.Note{Title: text, Body: text, Category: text, ServiceName: text, Created: time.Unix(int64(len(text))*86400, 0)}, time.UTC)
 		if !ok {
 			return
 		}

@@ -24,9 +24,12 @@ type Options struct {
 	// the override reaches the SDK.
 	Endpoint     string
 	MiniPrograms []MiniProgram
-	// Now is the clock of rendering (dates) and of quota waits; default time.Now.
-	Now    func() time.Time
-	Logger *slog.Logger
+	// Now is the clock of quota waits; default time.Now.
+	Now func() time.Time
+	// TimeZone is where the date and time sources are told (push.time_zone); default
+	// Asia/Shanghai.
+	TimeZone *time.Location
+	Logger   *slog.Logger
 	// Concurrency bounds the messages one Send has in flight; default 16, at most 64.
 	Concurrency int
 	// Timeout bounds one HTTP call to WeChat (token, send, code2Session); default 10s.
@@ -111,6 +114,9 @@ func (o Options) check() (Options, *url.URL, error) {
 	}
 	o.Concurrency = cmp.Or(o.Concurrency, DefaultConcurrency)
 	o.Timeout = cmp.Or(o.Timeout, DefaultTimeout)
+	if o.TimeZone == nil {
+		o.TimeZone = shanghai
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}

@@ -22,6 +22,7 @@ import (
 type Sender struct {
 	apps  map[string]*app
 	now   func() time.Time
+	loc   *time.Location
 	log   *slog.Logger
 	conc  int
 	route *route
@@ -44,6 +45,7 @@ func New(o Options) (*Sender, error) {
 	s := &Sender{
 		apps:  make(map[string]*app, len(o.MiniPrograms)),
 		now:   o.Now,
+		loc:   o.TimeZone,
 		log:   o.Logger,
 		conc:  o.Concurrency,
 		route: &route{base: base, timeout: o.Timeout},
@@ -151,7 +153,7 @@ func (s *Sender) sendOne(ctx context.Context, m channel.Message) channel.Result 
 	if until := a.quota.until.Load(); until > now.UnixNano() {
 		return channel.Result{Outcome: channel.Retry, Reason: fmt.Sprint(codeQuota), Wait: time.Duration(until - now.UnixNano())}
 	}
-	msg, bad := render(t, m, a.state)
+	msg, bad := render(t, m, a.state, s.loc)
 	if bad != "" {
 		s.log.LogAttrs(ctx, slog.LevelError, "wechat: nothing valid to show in a template key",
 			slog.String("app", a.name), slog.String("template", t.id), slog.String("key", bad))
@@ -174,10 +176,10 @@ func (s *Sender) sendOne(ctx context.Context, m channel.Message) channel.Result 
 }
 
 // render builds the SDK's message; bad names a key left without a valid value.
-func render(t *template, m channel.Message, state string) (*subscribe.Message, string) {
+func render(t *template, m channel.Message, state string, loc *time.Location) (*subscribe.Message, string) {
 	data := make(map[string]*subscribe.DataItem, len(t.fields))
 	for _, f := range t.fields {
-		v, ok := f.value(m.Note)
+		v, ok := f.value(m.Note, loc)
 		if !ok {
 			return nil, f.key
 		}
