@@ -37,6 +37,7 @@ import (
 	"github.com/tongban/tongban/push/catalog"
 	"github.com/tongban/tongban/push/delivery"
 	"github.com/tongban/tongban/push/devices"
+	"github.com/tongban/tongban/push/miniprogram"
 	"github.com/tongban/tongban/push/prefs"
 )
 
@@ -58,7 +59,11 @@ type App struct {
 	Devices *devices.Devices
 	Prefs   *prefs.Prefs
 	// FCMSink is dev mode's local FCM server (served at /dev/fcm/); nil otherwise.
-	FCMSink  *fakefcm.Server
+	FCMSink *fakefcm.Server
+	// MiniPrograms are people's mini-program accounts and subscriptions (WeChat, Alipay).
+	MiniPrograms *miniprogram.Bindings
+	// devSinks are dev mode's local APNs, Push Kit, WeChat and Alipay (channels.go).
+	devSinks *devSinks
 	Keys     *bridge.KeyManager
 	Registry *prometheus.Registry
 	// DevIdPs are the simulated identity providers of dev mode, by app id.
@@ -170,7 +175,7 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.graphql = graph.NewHandler(&graph.Resolver{Directory: o.directory, Identity: a.Identity, Bridge: a.Bridge, Audit: a.Audit, Catalog: a.Catalog, Push: a.Push, Delivery: a.Delivery, Devices: a.Devices, Prefs: a.Prefs, Limits: a.Limits}, graph.Options{
+	a.graphql = graph.NewHandler(&graph.Resolver{Directory: o.directory, Identity: a.Identity, Bridge: a.Bridge, Audit: a.Audit, Catalog: a.Catalog, Push: a.Push, Delivery: a.Delivery, Devices: a.Devices, Prefs: a.Prefs, MiniPrograms: a.MiniPrograms, Limits: a.Limits}, graph.Options{
 		MaxMessageBytes: cfg.GraphQL.MaxBodyBytes,
 		Introspection:   cfg.GraphQL.Introspection,
 		ComplexityLimit: cfg.GraphQL.ComplexityLimit,
@@ -234,6 +239,7 @@ func (a *App) routes() http.Handler {
 		if a.FCMSink != nil {
 			route("/dev/fcm/", "dev_fcm", http.HandlerFunc(a.serveFCMSink))
 		}
+		a.devChannelRoutes(route)
 	}
 	route("/", "not_found", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		graph.WriteError(w, http.StatusNotFound, graph.CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
@@ -396,5 +402,6 @@ func (a *App) metricsMux() http.Handler {
 func (a *App) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	a.devSinks.close()
 	return errors.Join(a.Push.Close(), a.Store.Close(), a.tracing.Shutdown(ctx))
 }

@@ -34,7 +34,7 @@ func (r oauthReply) str(k string) string { s, _ := r.body[k].(string); return s 
 
 // clientSecretOf is a dev client's secret: people's apps and machine clients.
 func clientSecretOf(client string) string {
-	if strings.HasPrefix(client, "jiaxing-") {
+	if strings.HasPrefix(client, "jiaxing-") || client == "zhejiang-health" {
 		return "dev-" + client + "-secret"
 	}
 	return "dev-client-secret-" + client

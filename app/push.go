@@ -52,6 +52,10 @@ func (a *App) buildPush(o options) error {
 	if err != nil {
 		return err
 	}
+	channels, err := a.buildChannels(kek)
+	if err != nil {
+		return err
+	}
 	a.Push, err = push.New(push.Options{
 		Store: a.Store, People: a.Identity.Persons, Catalog: a.Catalog, Apps: apps,
 		Location: loc, Now: o.now, Logger: a.log,
@@ -62,7 +66,8 @@ func (a *App) buildPush(o options) error {
 		return fmt.Errorf("app: %w", err)
 	}
 	a.Delivery, err = delivery.New(delivery.Options{
-		Store: a.Store, Inbox: a.Push, Counter: a.Push.Rules, Sender: sender, Devices: a.Devices, Prefs: a.Prefs,
+		Store: a.Store, Inbox: a.Push, Counter: a.Push.Rules, Sender: sender, Channels: channels, Subscriptions: a.MiniPrograms,
+		Devices: a.Devices, Prefs: a.Prefs,
 		Now: o.now, Logger: a.log, DailyCap: p.DailyCap, Workers: p.Workers, Registerer: a.Registry, Tracer: a.tracer,
 	})
 	if err != nil {

@@ -68,15 +68,15 @@ func listCosts(apps int) ComplexityRoot {
 	c.PushRuleConnection.Edges = countedByConnection
 
 	// Lists without arguments, by their bound.
-	c.Query.Apps = fromMemory                                                             // the configuration: no read at all
-	c.Person.Accounts = oneRead(apps)                                                     // at most one per app, in the person record
-	c.Person.Consents = oneRead(apps)                                                     // at most one per app, one read
-	c.Person.ConnectedApps = oneRead(apps)                                                // at most one per app, from one listing of grants
-	c.Person.Sessions = oneRead(config.MaxSessionsPerPerson)                              // sessions.max_per_person at most, one listing
-	c.AppSwitch.ConsentText = func(child int, _ *string) int { return fromMemory(child) } // the switch's own scopes
-	c.Person.Devices = oneRead(devices.DefaultMaxPerPerson)                               // the devices kept per person, one read
-	c.Person.MiniPrograms = func(child int) int { return eachItem(child, 2*apps) }        // one per app and platform, one read
-	c.MiniProgram.Subscriptions = oneRead(miniprogram.MaxTemplatesPerApp)                 // read with their mini-program, one per template
+	c.Query.Apps = fromMemory                                                                                // the configuration: no read at all
+	c.Person.Accounts = oneRead(apps)                                                                        // at most one per app, in the person record
+	c.Person.Consents = oneRead(apps)                                                                        // at most one per app, one read
+	c.Person.ConnectedApps = oneRead(apps)                                                                   // at most one per app, from one listing of grants
+	c.Person.Sessions = oneRead(config.MaxSessionsPerPerson)                                                 // sessions.max_per_person at most, one listing
+	c.AppSwitch.ConsentText = func(child int, _ *string) int { return fromMemory(child) }                    // the switch's own scopes
+	c.Person.Devices = oneRead(devices.DefaultMaxPerPerson)                                                  // the devices kept per person, one read
+	c.Person.MiniPrograms = func(child int) int { return eachItem(child, miniprogram.MaxBindingsPerPerson) } // one read of them all
+	c.MiniProgram.Subscriptions = fromMemory                                                                 // read with their mini-program
 	c.Mutation.RecordSubscriptions = func(child int, _ string, _ model.MiniProgramPlatform, _ []string, _ model.SubscriptionKind) int {
 		return fromOneRead(child, miniprogram.MaxTemplatesPerCall) // the call's own templates
 	}

@@ -71,7 +71,9 @@ const (
 	// MaxTemplatesPerApp bounds the templates of one app's mini-program (one per category),
 	// and so a binding's subscriptions.
 	MaxTemplatesPerApp = 64
-	maxCodeBytes       = 512
+	// MaxBindingsPerPerson bounds the mini-programs one person registers (apps times platforms).
+	MaxBindingsPerPerson = 16
+	maxCodeBytes         = 512
 )
 
 // Options configure Bindings.

@@ -15,10 +15,18 @@ import (
 
 // bindScript writes a binding on the person's hash. When the person was bound to another
 // account of the same mini-program, that account's subscriptions go (they were its). KEYS[1]
-// the person's hash; ARGV: binding field, record, hash, subscription field prefix. Returns
-// the hash of the account it replaced, "" for none.
+// the person's hash; ARGV: binding field, record, hash, subscription field prefix, the most
+// bindings a person keeps. Returns the hash of the account it replaced, "" for none, "!full"
+// when a new binding would pass the most.
 var bindScript = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if not cur then
+  local n = 0
+  for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+    if string.sub(f, 1, 2) == 'b|' then n = n + 1 end
+  end
+  if n >= tonumber(ARGV[5]) then return '!full' end
+end
 local old = ''
 if cur then
   local ok, r = pcall(cjson.decode, cur)
@@ -111,9 +119,16 @@ func (b *Bindings) Register(ctx context.Context, pid string, kind channel.Kind, 
 			return Binding{}, fmt.Errorf("miniprogram: register: release the account from its earlier owner: %w", err)
 		}
 	}
-	replaced, err := bindScript.Run(ctx, c, []string{b.key(pid)}, bf, rec, hash, prefix).Text()
+	replaced, err := bindScript.Run(ctx, c, []string{b.key(pid)}, bf, rec, hash, prefix, MaxBindingsPerPerson).Text()
 	if err != nil {
 		return Binding{}, fmt.Errorf("miniprogram: register: write the binding: %w", err)
+	}
+	if replaced == "!full" {
+		// The index names this person for an account they do not hold: hand it back.
+		if err := casDelScript.Run(ctx, c, []string{idx}, pid).Err(); err != nil {
+			return Binding{}, fmt.Errorf("miniprogram: register: release the account: %w", err)
+		}
+		return Binding{}, &InputError{"app", fmt.Sprintf("the person has %d mini-programs registered, the most kept; unregister one first", MaxBindingsPerPerson)}
 	}
 	if replaced != "" {
 		// The person's earlier account of this mini-program is no longer theirs here.
