@@ -122,8 +122,8 @@ func TestExampleConfigDoesNotStart(t *testing.T) {
 		t.Fatalf("exit code = %d, want 2; stderr:\n%s", code, stderr.String())
 	}
 	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
-	if len(lines) != 9 || !strings.Contains(lines[0], "8 problem") {
-		t.Fatalf("want a header and eight lines, got:\n%s", stderr.String())
+	if len(lines) != 11 || !strings.Contains(lines[0], "10 problem") {
+		t.Fatalf("want a header and ten lines, got:\n%s", stderr.String())
 	}
 	for _, l := range lines[1:] {
 		if !strings.Contains(l, "published in tongban.example.yaml") || !strings.Contains(l, "TONGBAN_") {

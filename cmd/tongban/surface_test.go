@@ -56,7 +56,7 @@ func TestCommandLineSurface(t *testing.T) {
 		// config check: problems exit 1, a good configuration 0
 		{name: "config check in dev mode", args: []string{"config", "check"}, stdout: "ok: no configuration file: dev mode"},
 		{name: "config check of the published example", args: []string{"config", "check", "--config", example}, code: 1,
-			stderr: "published in tongban.example.yaml", stderrRows: 9},
+			stderr: "published in tongban.example.yaml", stderrRows: 11},
 		{name: "config check of a missing file", args: []string{"config", "check", "--config", missing}, code: 1, stderr: "missing.yaml"},
 		{name: "config check through TONGBAN_CONFIG", args: []string{"config", "check"}, env: []string{"TONGBAN_CONFIG=" + missing}, code: 1, stderr: "missing.yaml"},
 
