@@ -153,3 +153,58 @@ func (h *harness) waitCounts(text string, want map[string]int) map[string]int {
 	}
 	return got
 }
+
+// What the mini-program mutations refuse, each by the argument to fix, and the anonymous.
+func TestMiniProgramRefusalsOnGraphQL(t *testing.T) {
+	t.Parallel()
+	h := startIdentity(t, nil)
+	in := h.signIn("zheliban", "wang-fang")
+	for _, c := range []struct {
+		name, query string
+		vars        map[string]any
+		field       string
+	}{
+		{"a login code WeChat never gave", registerMiniProgram, map[string]any{"app": "zheliban", "p": "WECHAT", "code": "forged-code"}, "loginCode"},
+		{"an openid sent as the code", registerMiniProgram, map[string]any{"app": "zheliban", "p": "ALIPAY", "code": "2088000000000001"}, "loginCode"},
+		{"an app that is not a member", registerMiniProgram, map[string]any{"app": "weixin", "p": "WECHAT", "code": "c"}, "app"},
+		{"subscriptions before registering", recordSubscriptions, map[string]any{"app": "sufuban", "p": "WECHAT", "t": []string{"wx-sufuban-06"}, "k": "ONE_TIME"}, "app"},
+		{"an APNs token on Android", registerDevice, map[string]any{"in": map[string]any{"app": "zheliban", "platform": "ANDROID", "vendor": "APNS", "token": strings.Repeat("ab", 32)}}, "vendor"},
+		{"a Push Kit token that is too short", registerDevice, map[string]any{"in": map[string]any{"app": "zheliban", "platform": "HARMONY", "vendor": "HMS", "token": "short"}}, "token"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := h.gql(c.query, c.vars, in.access)
+			if r.code() != "BAD_USER_INPUT" {
+				t.Fatalf("got %s, want BAD_USER_INPUT on %s", r.Raw, c.field)
+			}
+			if ext, _ := r.Errors[0]["extensions"].(map[string]any); ext["field"] != c.field {
+				t.Fatalf("got %s, want the field %s", r.Raw, c.field)
+			}
+		})
+	}
+	h.miniProgramReady(in, "WECHAT", "zheliban", "o-refusals", "婚育", false)
+	for _, c := range []struct {
+		name  string
+		vars  map[string]any
+		field string
+	}{
+		{"a template of another app", map[string]any{"app": "zheliban", "p": "WECHAT", "t": []string{"wx-sufuban-06"}, "k": "ONE_TIME"}, "templateIds"},
+		{"an Alipay template on WeChat", map[string]any{"app": "zheliban", "p": "WECHAT", "t": []string{"ali-zheliban-06"}, "k": "ONE_TIME"}, "templateIds"},
+		{"eleven templates", map[string]any{"app": "zheliban", "p": "WECHAT", "t": strings.Split(strings.Repeat("wx-zheliban-06,", 11)[:15*11-1], ","), "k": "ONE_TIME"}, "templateIds"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := h.gql(recordSubscriptions, c.vars, in.access)
+			if ext, _ := r.Errors[0]["extensions"].(map[string]any); r.code() != "BAD_USER_INPUT" || ext["field"] != c.field {
+				t.Fatalf("got %s, want BAD_USER_INPUT on %s", r.Raw, c.field)
+			}
+		})
+	}
+	if r := h.gql(registerMiniProgram, map[string]any{"app": "zheliban", "p": "WECHAT", "code": "c"}, ""); r.code() != "UNAUTHENTICATED" {
+		t.Fatalf("anonymous registerMiniProgram: %s", r.Raw)
+	}
+	if r := h.gql(myMiniPrograms, nil, in.access); !strings.Contains(r.Raw, `"platform":"WECHAT"`) || strings.Contains(r.Raw, "o-refusals") {
+		t.Fatalf("me.miniPrograms: %s", r.Raw)
+	}
+	if r := h.gql(`mutation { unregisterMiniProgram(app: "zheliban", platform: WECHAT) }`, nil, in.access); r.field("unregisterMiniProgram") != true {
+		t.Fatalf("unregisterMiniProgram: %s", r.Raw)
+	}
+}
