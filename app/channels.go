@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/tongban/tongban/config"
 	"github.com/tongban/tongban/internal/fakealipay"
@@ -61,18 +62,32 @@ func (a *App) buildChannels(kek []byte) ([]channel.Sender, error) {
 	var registrars []channel.Registrar
 	var templates []miniprogram.Template
 	off := func(name, why string) { a.log.Info("push: the " + name + " channel is off: " + why) }
+	var on []string
+	defer func() {
+		if len(on) > 0 {
+			a.log.Info("push: channels on beside FCM", "channels", strings.Join(on, ","))
+		}
+	}()
+	onChannel := func(name string, sink bool) {
+		if sink {
+			name += " (dev sink)"
+		}
+		on = append(on, name)
+	}
+	d := a.devSinks
 
 	if p.APNs.Enabled() {
 		o := apns.Options{KeyPEM: []byte(p.APNs.Key), KeyID: p.APNs.KeyID, TeamID: p.APNs.TeamID,
 			Topics: p.APNs.Topics, Endpoint: p.APNs.Endpoint, Logger: a.log}
-		if a.devSinks != nil && a.devSinks.apnsRun != nil {
-			o.RootCAs = a.devSinks.apnsRun.RootCAs
+		if d != nil && d.apnsRun != nil {
+			o.RootCAs = d.apnsRun.RootCAs
 		}
 		s, err := apns.New(o)
 		if err != nil {
 			return nil, fmt.Errorf("app: push.apns: %w", err)
 		}
 		senders = append(senders, s)
+		onChannel("apns", d != nil && d.APNs != nil)
 	} else {
 		off("APNs", "push.apns has no key; iPhones are reached through FCM only")
 	}
@@ -88,6 +103,7 @@ func (a *App) buildChannels(kek []byte) ([]channel.Sender, error) {
 			return nil, fmt.Errorf("app: push.hms: %w", err)
 		}
 		senders = append(senders, s)
+		onChannel("hms", d != nil && d.HMS != nil)
 	} else {
 		off("HarmonyOS Push Kit", "push.hms has no credentials")
 	}
@@ -107,6 +123,7 @@ func (a *App) buildChannels(kek []byte) ([]channel.Sender, error) {
 			return nil, fmt.Errorf("app: push.wechat: %w", err)
 		}
 		senders, registrars = append(senders, s), append(registrars, s)
+		onChannel("wechat", d != nil && d.WeChat != nil)
 	} else {
 		off("WeChat subscription message", "push.wechat has no mini-programs")
 	}
@@ -126,6 +143,7 @@ func (a *App) buildChannels(kek []byte) ([]channel.Sender, error) {
 			return nil, fmt.Errorf("app: push.alipay: %w", err)
 		}
 		senders, registrars = append(senders, s), append(registrars, s)
+		onChannel("alipay", d != nil && d.Alipay != nil)
 	} else {
 		off("Alipay subscription message", "push.alipay has no mini-programs")
 	}
