@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -138,12 +140,16 @@ func (c *Config) validatePushChannels(ps *Problems) {
 	if a.Enabled() || a.KeyID != "" || a.TeamID != "" {
 		ps.check(
 			check{"push.apns.key", when(!a.Enabled(), "required when push.apns is configured: the .p8 key's PEM (or key_file)")},
-			check{"push.apns.key_id", when(len(a.KeyID) != 10, "required: the 10-character key id Apple gave the .p8 key")},
-			check{"push.apns.team_id", when(len(a.TeamID) != 10, "required: the 10-character team id of the Apple developer account")},
+			check{"push.apns.key_id", when(!appleID.MatchString(a.KeyID), "required: the 10-character key id Apple gave the .p8 key (capital letters and digits)")},
+			check{"push.apns.team_id", when(!appleID.MatchString(a.TeamID), "required: the 10-character team id of the Apple developer account (capital letters and digits)")},
 			check{"push.apns.topics", when(len(a.Topics) == 0, "required: each member app's bundle id, e.g. {zheliban: cn.gov.zj.zlb}")},
 		)
-		if a.Endpoint != "" && a.Endpoint != "development" {
-			ps.check(check{"push.apns.endpoint", httpsURL(a.Endpoint, true)})
+		switch a.Endpoint {
+		case "", "production", "development", "sandbox":
+		default:
+			u, err := url.Parse(a.Endpoint)
+			ps.check(check{"push.apns.endpoint", when(err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "",
+				`want "production", "development" or an https base URL without a path (APNs speaks HTTP/2 over TLS only)`)})
 		}
 		for _, app := range sortedKeys(a.Topics) {
 			ps.check(
@@ -153,7 +159,7 @@ func (c *Config) validatePushChannels(ps *Problems) {
 		}
 	}
 	h := p.HMS
-	ps.check(check{"push.hms.category", when(strings.EqualFold(h.Category, "MARKETING"),
+	ps.check(check{"push.hms.category", when(strings.EqualFold(strings.TrimSpace(h.Category), "MARKETING"),
 		"免申即享 notices are service notices, never marketing: use a service and communication category such as ACCOUNT")})
 	if h.Enabled() || h.ProjectID != "" {
 		ps.check(
@@ -174,6 +180,12 @@ func (c *Config) validatePushChannels(ps *Problems) {
 		)
 		seen[m.App]++
 		checkTemplates(ps, prefix, m.Templates)
+		for j, t := range m.Templates {
+			for _, k := range sortedKeys(t.Fields) {
+				ps.check(check{fmt.Sprintf("%s.templates[%d].fields.%s", prefix, j, k), when(!weChatKey.MatchString(k),
+					"not a WeChat template key: want a type and a number, like thing1, time2, phrase3 (types: "+strings.Join(weChatKeyTypes, ", ")+")")})
+			}
+		}
 	}
 	ps.check(check{"push.alipay.endpoint", optional(p.Alipay.Endpoint, httpsURL(p.Alipay.Endpoint, false))})
 	seen = map[string]int{}
@@ -188,8 +200,25 @@ func (c *Config) validatePushChannels(ps *Problems) {
 		)
 		seen[m.App]++
 		checkTemplates(ps, prefix, m.Templates)
+		for j, t := range m.Templates {
+			tp := fmt.Sprintf("%s.templates[%d]", prefix, j)
+			ps.check(
+				check{tp + ".page", when(strings.TrimSpace(t.Page) == "", "required: Alipay sends a subscription message only with the page it opens")},
+				check{tp + ".template_id", when(utf8.RuneCountInString(t.TemplateID) > 64, "longer than 64 characters, Alipay's limit")},
+			)
+		}
 	}
 }
+
+// appleID is the shape of Apple's key and team ids.
+var appleID = regexp.MustCompile(`^[A-Z0-9]{10}$`)
+
+// weChatKeyTypes are the types of WeChat subscription template keys (the key is the type and
+// a number: thing1, character_string2); push/channel/wechat renders each to its limits.
+var weChatKeyTypes = []string{"thing", "number", "letter", "symbol", "character_string", "time", "date", "amount",
+	"phone_number", "car_number", "name", "phrase", "enum"}
+
+var weChatKey = regexp.MustCompile(`^(` + strings.Join(weChatKeyTypes, "|") + `)[0-9]{1,3}$`)
 
 func checkTemplates(ps *Problems, prefix string, ts []MiniProgramTemplate) {
 	ps.check(

@@ -47,6 +47,19 @@ func TestPushChannelsRejects(t *testing.T) {
 			c.Push.APNs.Topics["nowhere"] = "x.y"
 		}},
 		{"an APNs endpoint over http", "push.apns.endpoint", "https", func(c *Config) { c.Push.APNs.Endpoint = "http://apns.example" }},
+		{"an APNs endpoint over http on loopback", "push.apns.endpoint", "HTTP/2 over TLS", func(c *Config) { c.Push.APNs.Endpoint = "http://127.0.0.1:8443" }},
+		{"an APNs endpoint with a path", "push.apns.endpoint", "without a path", func(c *Config) { c.Push.APNs.Endpoint = "https://apns.example/3/device" }},
+		{"an APNs key id in lower case", "push.apns.key_id", "capital letters", func(c *Config) { c.Push.APNs.KeyID = "abc123defg" }},
+		{"Push Kit's marketing category with spaces", "push.hms.category", "never marketing", func(c *Config) { c.Push.HMS.Category = " marketing " }},
+		{"a WeChat key of no type", "push.wechat.mini_programs[0].templates[0].fields.keyword1", "not a WeChat template key", func(c *Config) {
+			c.Push.WeChat.MiniPrograms[0].Templates[0].Fields = map[string]string{"keyword1": "title"}
+		}},
+		{"an Alipay template without a page", "push.alipay.mini_programs[0].templates[0].page", "required", func(c *Config) {
+			c.Push.Alipay.MiniPrograms[0].Templates[0].Page = ""
+		}},
+		{"an Alipay template id past 64", "push.alipay.mini_programs[0].templates[0].template_id", "64", func(c *Config) {
+			c.Push.Alipay.MiniPrograms[0].Templates[0].TemplateID = strings.Repeat("t", 65)
+		}},
 		{"Push Kit's marketing category", "push.hms.category", "never marketing", func(c *Config) { c.Push.HMS.Category = "MARKETING" }},
 		{"a Push Kit project without credentials", "push.hms.credentials", "service account", func(c *Config) {
 			c.Push.HMS = HMS{ProjectID: "p"}

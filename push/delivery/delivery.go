@@ -32,10 +32,10 @@ const (
 	deadKey       = "{push}:dead"
 	schedLeaseKey = "{push}:schedule:lease"
 	maxAttempts   = 8
-	// sendTimeout bounds one SendEach call, so a hung FCM cannot hold a worker; the messages
-	// it did not answer for are retried.
+	// sendTimeout bounds one call of a channel's sender (FCM: one SendEach), so a hung vendor
+	// cannot hold a worker; the messages it did not answer for are retried.
 	sendTimeout    = 30 * time.Second
-	deliveryRecord = 7 * 24 * time.Hour // how long a notification's per-device outcomes are kept
+	deliveryRecord = 7 * 24 * time.Hour // how long a notification's per-endpoint outcomes are kept
 )
 
 func (s *Service) deliveredKey(pid, nid string) string {
@@ -127,11 +127,11 @@ var errDied = errors.New("delivery: the replica died (a test hook)")
 
 // deliver handles a batch of jobs for a worker: reads what each needs in one pipeline, taking
 // each job's lock (over from the workers in takeover, seen dead), decides, and sends the
-// messages of all of them through SendEach, up to 500 a call, recording the outcomes of each
-// call before the next, so that a worker dying mid-batch leaves at most one call's messages
-// unrecorded (sent again by whoever takes the jobs over). Then it schedules follow-ups and
-// acknowledges, in one transaction on the {push} keys. A job redelivered after a worker died
-// skips the devices already recorded.
+// messages of all of them through their channels' senders, in calls of each channel's batch,
+// recording the outcomes of each call before the next, so that a worker dying mid-batch leaves
+// at most one call's messages unrecorded (sent again by whoever takes the jobs over). Then it
+// schedules follow-ups and acknowledges, in one transaction on the {push} keys. A job
+// redelivered after a worker died skips the endpoints already recorded.
 func (s *Service) deliver(ctx context.Context, r *replica, worker string, msgs []redis.XMessage, takeover []string) error {
 	now := s.now()
 	ds := make([]*delivery, 0, len(msgs))

@@ -1,22 +1,29 @@
-// Package delivery pushes 免申即享 notifications to people's devices through Firebase Cloud
-// Messaging, once per device, under their preferences, surviving crashes of workers and of
-// replicas.
+// Package delivery sends 免申即享 notifications to every endpoint a person allowed, once per
+// endpoint, under their preferences, surviving crashes of workers and of replicas. Endpoints
+// are devices (FCM, APNs and HarmonyOS Push Kit tokens, push/devices) and mini-program
+// subscriptions (WeChat and Alipay, push/miniprogram); each kind goes through its
+// channel.Sender (push/channel and its vendor packages; FCM's is the Firebase Admin SDK's
+// SendEach, wrapped in sender.go).
 //
 // A notification that goes to the PUSH channel becomes a job on a Redis Streams stream
 // (Enqueue, called by push when it creates the notification). Workers of a consumer group take
 // jobs in batches (worker.go), read each notification (from push's inbox, through the Inbox
 // interface), the person's preferences (push/prefs) and devices (push/devices), and decide
-// (delivery.go): already read in the inbox (say before a device was registered, or before
-// quiet hours ended): inbox only, since a push would repeat what the person knows; push off or
-// category muted: inbox only; quiet hours or the daily cap: deferred onto the schedule; no
-// device yet: the job waits in the person's waiting hash for the first one. They send every
-// pending device's message (send.go) through the Firebase Admin SDK's SendEach (sender.go,
-// which also reads FCM's errors into drop-the-token, failed, or retry with backoff), up to 500
-// a call, and record what each call came to (each device's outcome; a job's status, count and
-// lock once all its devices have one) in one round trip before the next call goes out. So a
-// worker that dies mid-batch leaves at most one call's messages unrecorded: those go out again,
-// and every message carries notification_id in its data (and it as collapse key and tag) for
-// the app to drop the rare second copy. Then the follow-up (a retry with backoff, or the dead
+// (delivery.go), once per notification whatever the channels: already read in the inbox (say
+// before a device was registered, or before quiet hours ended): inbox only, since a push would
+// repeat what the person knows; push off or category muted: inbox only; quiet hours or the
+// daily cap (one reservation a notification, not one a channel): deferred onto the schedule;
+// no endpoint on a channel that is on: the job waits in the person's waiting hash for the
+// first device or subscription. They send to every pending endpoint (send.go), channel by
+// channel in the order of channel.Kinds, in calls of up to the channel's batch (500 for FCM's
+// SendEach); each sender reads its vendor's answers into drop-the-endpoint, failed, or retry
+// with the vendor's wait. What each call came to (each endpoint's outcome; a one-time
+// subscription used up; a job's status, count and lock once all its endpoints have one) is
+// recorded in one round trip before the next call goes out. So a worker that dies mid-batch
+// leaves at most one call's messages unrecorded: those go out again, and every message carries
+// the notification's id (FCM data and collapse key, APNs payload and collapse id, Push Kit
+// click-action data and notifyId, the mini-programs' page) for the app to drop the rare second
+// copy. Then the follow-up (a retry with backoff, or the dead
 // letters after 8 attempts) is scheduled and the jobs acknowledged, in one transaction on the
 // {push} keys. A job taken over after its worker died skips the devices already recorded. A
 // batch is bounded by half of ClaimIdle; one that fails (Redis away for a moment, the
@@ -45,7 +52,8 @@
 //	{push}:schedule                     zset   deferred and retried jobs (JSON) by due time (ms)
 //	{push}:dead                         stream jobs given up after 8 attempts, with the last reason
 //	{push}:schedule:lease               string the replica releasing due jobs; TTL ~10 polls
-//	{p:<pid>}:dlv:<notification>        hash   device id -> outcome; _status, _sent, _day (daily cap
+//	{p:<pid>}:dlv:<notification>        hash   endpoint id (device d_…, subscription s_…) -> outcome;
+//	                                           _status, _sent, _day (daily cap
 //	                                           reservation); TTL 7 days
 //	{push}:hb:<consumer>                string a delivery worker lives; TTL 3 heartbeats
 //	{p:<pid>}:dlvlock:<notification>    string the consumer name of the worker on it; TTL = the
@@ -54,6 +62,7 @@
 //	{p:<pid>}:waiting                   hash   notification -> job, waiting for the first device
 //
 // The Prometheus metrics (metrics.go) keep the names they had when delivery was part of push:
-// tongban_push_sends_total, tongban_push_send_seconds, tongban_push_dead_letters_total and the
-// depth gauges of the stream, the schedule and the dead letters.
+// tongban_push_sends_total{channel,outcome}, tongban_push_send_seconds{channel},
+// tongban_push_dead_letters_total and the depth gauges of the stream, the schedule and the dead
+// letters.
 package delivery

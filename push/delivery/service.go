@@ -94,7 +94,7 @@ type Options struct {
 	WaitingTTL time.Duration
 	// Registerer receives delivery's metrics; nil = none.
 	Registerer prometheus.Registerer
-	// Tracer records each FCM call and each job's delivery, continuing the trace that created
+	// Tracer records each channel's calls and each job's delivery, continuing the trace that created
 	// the notification (tracing.go); nil: OpenTelemetry's global provider.
 	Tracer trace.TracerProvider
 }
@@ -117,7 +117,7 @@ type Service struct {
 	tracer  trace.Tracer
 
 	// Test hooks: a delivery batch stops (as if its worker died) when one returns true;
-	// testHookAfterSend (given how many SendEach calls the batch made) makes the whole
+	// testHookAfterSend (given how many sender calls the batch made) makes the whole
 	// replica die there, as SIGKILL would: nothing more is recorded, renewed or cleaned up.
 	testHookAfterSend func(calls int) bool
 	testHookBeforeAck func() bool

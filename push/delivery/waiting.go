@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/tongban/tongban/push/channel"
 	"github.com/tongban/tongban/push/devices"
 )
 
@@ -23,6 +24,12 @@ func (s *Service) RegisterDevice(ctx context.Context, pid, app, platform, token 
 
 // RegisterDeviceVendor is RegisterDevice for a token of vendor (FCM, APNS or HMS).
 func (s *Service) RegisterDeviceVendor(ctx context.Context, pid, app, platform, vendor, token string) (devices.Device, error) {
+	// A token of a channel that is off would never be sent to, and the person would not know:
+	// refuse it, as registerMiniProgram refuses a platform not configured. FCM's tokens are
+	// kept even when FCM is off, as they always were: most apps register them at install.
+	if k := vendorKind(vendor); vendor != devices.VendorFCM && k != channel.FCM && s.senders[k] == nil {
+		return devices.Device{}, &devices.InputError{Field: "vendor", Message: vendor + " is not configured on this server: its tokens could not be sent to"}
+	}
 	d, err := s.devices.RegisterVendor(ctx, pid, app, platform, vendor, token)
 	if err != nil {
 		return devices.Device{}, err

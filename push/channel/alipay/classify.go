@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"time"
 
 	sdk "github.com/smartwalle/alipay/v3"
 
@@ -38,6 +39,16 @@ var dropSubs = map[string]bool{
 	"isv.invalid-user-id":          true,
 }
 
+// credentialSubs are the 40002 sub_codes that refuse our signature or app id rather than the
+// message.
+var credentialSubs = map[string]bool{
+	"isv.invalid-signature":      true,
+	"isv.invalid-signature-type": true,
+	"isv.missing-signature":      true,
+	"isv.invalid-app-id":         true,
+	"isv.app-unauthorized":       true,
+}
+
 // classify reads an Alipay code and sub_code into a Result.
 func (s *Sender) classify(code, sub string) channel.Result {
 	reason := sub
@@ -60,12 +71,17 @@ func (s *Sender) classify(code, sub string) channel.Result {
 	case code == "20000" || strings.HasPrefix(sub, "isp.") || strings.HasPrefix(sub, "aop.unknow") ||
 		strings.HasSuffix(upper, "SYSTEM_ERROR"):
 		return channel.Result{Outcome: channel.Retry, Wait: s.opts.RetryWait, Reason: reason}
+	case code == "20001" || code == "40006" || credentialSubs[sub]:
+		// Our credentials or our permissions: the operator fixes the key or the app's rights,
+		// and the message goes out then, as it does for WeChat's, APNs' and Push Kit's
+		// credential refusals. Failing it would lose every notice of a bad key rotation for good.
+		return channel.Result{Outcome: channel.Retry, Wait: max(s.opts.RetryWait, time.Minute), Reason: reason}
 	case sub == "isv.invalid-timestamp":
 		// Our clock, or a request that waited in a queue: a fresh timestamp can pass.
 		return channel.Result{Outcome: channel.Retry, Wait: s.opts.RetryWait, Reason: reason}
 	}
-	// 40001, 40002, 40004 otherwise, 40006, 20001 and codes we do not know: the message or
-	// our configuration is refused, and sending it again is refused again.
+	// 40001, 40002 otherwise, 40004 otherwise and codes we do not know: the message is
+	// refused, and sending it again is refused again.
 	return channel.Result{Outcome: channel.Fail, Reason: reason}
 }
 

@@ -56,9 +56,13 @@
 //	  (e.g. isv.app-call-limited)                      Alipay gives no window
 //	20000, isp.*, aop.unknow-error, *SYSTEM_ERROR   Retry, Wait = Options.RetryWait (30 s)
 //	40002 isv.invalid-timestamp                     Retry, RetryWait (a fresh timestamp passes)
-//	40004 otherwise (USER_TEMPLATE_ILLEGAL,         Fail: the message or our configuration is
-//	  DATA_ILLEGAL, PAGE_ILLEGAL, …), 40001, 40002,   refused, and would be again
-//	  40006, 20001, codes we do not know
+//	20001, 40006, 40002 isv.invalid-signature,      Retry, at least a minute: our key or rights,
+//	  isv.invalid-signature-type, isv.missing-        which the operator fixes; the message goes
+//	  signature, isv.invalid-app-id,                  out then (as for the other channels'
+//	  isv.app-unauthorized                            credential refusals)
+//	40004 otherwise (USER_TEMPLATE_ILLEGAL,         Fail: the message is refused, and would be
+//	  DATA_ILLEGAL, PAGE_ILLEGAL, …), 40001, 40002    again
+//	  otherwise, codes we do not know
 //	signature does not verify, or an unsigned 10000 Retry "bad_signature" (logged at Warn)
 //	not Alipay's JSON, no code                      Retry "bad_answer"
 //	no answer (connection, Options.Timeout)         Retry "transport"

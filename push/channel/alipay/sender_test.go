@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tongban/tongban/internal/fakealipay"
 	"github.com/tongban/tongban/push/channel"
@@ -37,12 +38,12 @@ func TestSendOutcomes(t *testing.T) {
 		{"invalid parameters fail", func(e *env) {
 			e.fake.Script(user, fakealipay.Answer("40002", "Invalid Arguments", "isv.invalid-parameter", "参数无效"))
 		}, channel.Result{Outcome: channel.Fail, Reason: "isv.invalid-parameter"}},
-		{"insufficient permissions fail", func(e *env) {
+		{"insufficient permissions wait for the operator", func(e *env) {
 			e.fake.Script(user, fakealipay.Answer("40006", "Insufficient Permissions", "isv.insufficient-isv-permissions", "ISV权限不足"))
-		}, channel.Result{Outcome: channel.Fail, Reason: "isv.insufficient-isv-permissions"}},
-		{"auth fails", func(e *env) {
+		}, channel.Result{Outcome: channel.Retry, Wait: max(retryW, time.Minute), Reason: "isv.insufficient-isv-permissions"}},
+		{"auth waits for the operator", func(e *env) {
 			e.fake.Script(user, fakealipay.Answer("20001", "Insufficient Token Permissions", "aop.invalid-auth-token", "无效的访问令牌"))
-		}, channel.Result{Outcome: channel.Fail, Reason: "aop.invalid-auth-token"}},
+		}, channel.Result{Outcome: channel.Retry, Wait: max(retryW, time.Minute), Reason: "aop.invalid-auth-token"}},
 		{"isp.unknow-error retries", func(e *env) { e.fake.Script(user, fakealipay.SystemError()) },
 			channel.Result{Outcome: channel.Retry, Wait: retryW, Reason: "isp.unknow-error"}},
 		{"20000 without sub_code retries", func(e *env) {
@@ -188,12 +189,12 @@ func TestLongTermSubscription(t *testing.T) {
 }
 
 // TestRequestSignedWithAnotherKey: a request the gateway cannot verify is refused as Alipay
-// refuses it (40002 isv.invalid-signature), and no retry helps that.
+// refuses it (40002 isv.invalid-signature); the message waits for the operator to fix the key.
 func TestRequestSignedWithAnotherKey(t *testing.T) {
 	e := setup(t, func(o *alipay.Options) { o.MiniPrograms[0].PrivateKey = otherKey(t) })
 	e.fake.Subscribe(appID, user, tpl, false)
 	got := e.send(t, msg(user))[0]
-	if got.Outcome != channel.Fail || got.Reason != "isv.invalid-signature" {
+	if got.Outcome != channel.Retry || got.Wait < time.Minute || got.Reason != "isv.invalid-signature" {
 		t.Fatalf("got %+v", got)
 	}
 	if a := e.fake.Requests(); len(a) != 1 || a[0].Code != "40002" || a[0].SubCode != "isv.invalid-signature" {
