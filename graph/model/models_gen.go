@@ -618,7 +618,9 @@ func (e AudienceStatus) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// Where a rule's notification goes: the phone (FCM) and the in-app inbox.
+// Where a rule's notification goes: PUSH, to every device (FCM, APNs, HarmonyOS Push Kit) and
+// mini-program subscription (WeChat, Alipay) the person allowed, on the channels configured;
+// INBOX, the in-app inbox.
 type Channel string
 
 const (
