@@ -32,7 +32,7 @@
 //	                                        claim sent twice is recognised as its own; TTL until the token expires
 //	acct:<hex sha256(app \0 sub)>    string the person an account belongs to
 //	lk:<link key>                    string the person an ID number auto-links to
-//	{p:<pid>}:person                 hash   name, phone, masked number, link key, sealed number,
+//	{p:<pid>}:person                 hash   name, phone, masked number (sealed), link key, sealed number,
 //	                                        birth, gender, hukou (division), created; merged_into
 //	{p:<pid>}:accounts               hash   app -> {sub, assurance, linked_at}
 //	{p:<pid>}:sessions               zset   session ids by opening time
@@ -72,6 +72,10 @@
 //
 // Tokens are internal/opaque credentials, rotated by opaque.Rotate; they are never stored, only
 // SHA-256 of their secret part; the ID number is never stored in
-// clear: only as the link key, masked (first 3, last 4), and sealed with AES-256-GCM under the
-// key-encryption key for release to partners the person consented to.
+// clear: only as the link key, as the facts rules read (the division, characters 1–6; the birth
+// date, 7–14; the gender), and sealed with AES-256-GCM under the key-encryption key, whole for
+// release to partners the person consented to and masked (first 3, last 4) for showing it to
+// the person. The mask is sealed because its last four characters would complete the number
+// with the division and the birth date; one stored in clear by an earlier release is sealed by
+// the person's next sign-in or event.
 package identity

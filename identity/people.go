@@ -74,12 +74,19 @@ func (ps *Persons) EnsurePersons(ctx context.Context, numbers []idnumber.Number)
 		}
 	}
 	now := ps.now().Unix()
+	masked := make([]string, len(numbers))
+	for i, n := range numbers {
+		if masked[i], err = ps.keys.sealMasked(n); err != nil {
+			return nil, err
+		}
+	}
 	_, err = ps.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, n := range numbers {
 			key := ps.personKey(pids[i])
 			p.HSetNX(ctx, key, "created", now)
-			p.HSetNX(ctx, key, "lk", ps.keys.LinkKey(n))
-			p.HSetNX(ctx, key, "masked", n.Masked())
+			lk := ps.keys.LinkKey(n)
+			p.HSetNX(ctx, key, "lk", lk)
+			queueMask(ctx, p, key, lk, masked[i])
 			p.HSetNX(ctx, key, "birth", n.BirthDate().Format(time.DateOnly))
 			p.HSetNX(ctx, key, "gender", n.Gender())
 			p.HSetNX(ctx, key, "hukou", n.Division())

@@ -315,8 +315,12 @@ func (ps *Persons) queueRecord(ctx context.Context, p redis.Pipeliner, pid strin
 		if err != nil {
 			return Person{}, err
 		}
+		masked, err := ps.keys.sealMasked(id.IDNumber)
+		if err != nil {
+			return Person{}, err
+		}
 		facts = map[string]any{
-			"lk": lk, "sealed": sealed, "masked": id.IDNumber.Masked(),
+			"lk": lk, "sealed": sealed, "masked": masked,
 			"birth": id.IDNumber.BirthDate().Format(time.DateOnly), "gender": id.IDNumber.Gender(), "hukou": id.IDNumber.Division(),
 		}
 	}
@@ -348,14 +352,37 @@ func (ps *Persons) queueRecord(ctx context.Context, p redis.Pipeliner, pid strin
 	if len(latest) > 0 {
 		p.HSet(ctx, pkey, latest)
 	}
-	for _, k := range []string{"lk", "sealed", "masked", "birth", "gender", "hukou"} {
+	for _, k := range []string{"lk", "sealed", "birth", "gender", "hukou"} {
 		if v, ok := facts[k]; ok {
 			p.HSetNX(ctx, pkey, k, v)
 		}
 	}
+	if v, ok := facts["masked"]; ok {
+		queueMask(ctx, p, pkey, lk, v.(string))
+	}
 	p.HSet(ctx, akey, id.App, blob)
 	p.HSetNX(ctx, akey, sinceField+id.App, now)
 	return Person{}, nil
+}
+
+// maskScript writes a person's sealed masked number where there is none, or where the one
+// there is in clear (written before masks were sealed), and only for the person's own number:
+// an account whose provider later reports another number does not change it. KEYS[1] the
+// person; ARGV: the number's link key, the sealed mask.
+const maskScript = `
+local lk = redis.call('HGET', KEYS[1], 'lk')
+if lk and lk ~= ARGV[1] then return 0 end
+local m = redis.call('HGET', KEYS[1], 'masked')
+if (not m) or string.find(m, '*', 1, true) then
+  redis.call('HSET', KEYS[1], 'masked', ARGV[2])
+  return 1
+end
+return 0
+`
+
+// queueMask queues maskScript on p (EVAL: a pipeline cannot recover from NOSCRIPT).
+func queueMask(ctx context.Context, p redis.Pipeliner, key, lk, sealed string) {
+	p.Eval(ctx, maskScript, []string{key}, lk, sealed)
 }
 
 // Get returns a person, or ErrNoPerson.
@@ -383,7 +410,7 @@ func (ps *Persons) queueGet(ctx context.Context, p redis.Pipeliner, pid string) 
 		if len(f) == 0 || f["merged_into"] != "" {
 			return Person{}, ErrNoPerson
 		}
-		out := Person{ID: pid, DisplayName: f["name"], MaskedIDNumber: f["masked"], Gender: f["gender"], Hukou: f["hukou"]}
+		out := Person{ID: pid, DisplayName: f["name"], MaskedIDNumber: ps.keys.openMasked(f["masked"]), Gender: f["gender"], Hukou: f["hukou"]}
 		if b, err := time.Parse(time.DateOnly, f["birth"]); err == nil {
 			out.BirthDate = b
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strings"
 
 	"github.com/tongban/tongban/internal/idnumber"
 	"github.com/tongban/tongban/internal/seal"
@@ -37,6 +38,33 @@ func (k Keys) seal(n idnumber.Number) (string, error) {
 		return "", fmt.Errorf("identity: seal: %w", err)
 	}
 	return out, nil
+}
+
+// maskedPurpose binds a sealed masked number to being one.
+const maskedPurpose = "masked-id-number"
+
+// sealMasked seals the masked number a person is shown (330***********108X). Its last four
+// characters are not in clear anywhere: with the division (characters 1–6) and the birth date
+// (7–14) kept in clear for rules, they would complete the number.
+func (k Keys) sealMasked(n idnumber.Number) (string, error) {
+	out, err := seal.Seal(k.KEK, maskedPurpose, []byte(n.Masked()))
+	if err != nil {
+		return "", fmt.Errorf("identity: seal: %w", err)
+	}
+	return out, nil
+}
+
+// openMasked reads a stored masked number: sealed, or (written before it was sealed) in clear,
+// which the next sign-in or event of the person rewrites sealed. "" when it does not open.
+func (k Keys) openMasked(v string) string {
+	if strings.Contains(v, "*") {
+		return v
+	}
+	plain, err := seal.Open(k.KEK, maskedPurpose, v)
+	if err != nil {
+		return ""
+	}
+	return string(plain)
 }
 
 // Unseal is the inverse of seal. Only the bridge calls it, to release the number to a client
