@@ -207,7 +207,7 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 // storeOptions are the store's address and the bounds on its commands, from redis.*.
 func storeOptions(r config.Redis) redisx.Options {
 	return redisx.Options{
-		URL: r.URL, Cluster: r.Cluster,
+		URL: r.URL, Cluster: r.Cluster, Username: r.ClusterUsername, Password: r.ClusterPassword, TLS: r.ClusterTLS,
 		DialTimeout: r.DialTimeout.Std(), ReadTimeout: r.ReadTimeout.Std(), WriteTimeout: r.WriteTimeout.Std(),
 		PoolTimeout: r.PoolTimeout.Std(), PoolSize: r.PoolSize, MaxRetries: r.MaxRetries,
 	}

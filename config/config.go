@@ -47,6 +47,14 @@ type Config struct {
 type Redis struct {
 	URL     string   `yaml:"url"`
 	Cluster []string `yaml:"cluster"`
+	// ClusterUsername and ClusterPassword (or ClusterPasswordFile) authenticate to every node
+	// of the cluster (ACL user, or the requirepass password with no user); ClusterTLS speaks TLS
+	// to them, verified against the system's roots. A URL carries its own (rediss://, user and
+	// password in it).
+	ClusterUsername     string `yaml:"cluster_username"`
+	ClusterPassword     string `yaml:"cluster_password"`
+	ClusterPasswordFile string `yaml:"cluster_password_file"`
+	ClusterTLS          bool   `yaml:"cluster_tls"`
 	// DialTimeout bounds opening a connection.
 	DialTimeout Duration `yaml:"dial_timeout"`
 	// ReadTimeout and WriteTimeout bound a command's reply and its sending when the command's

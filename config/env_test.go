@@ -187,7 +187,7 @@ func sampleValue(key string) string {
 	case strings.HasPrefix(key, "shutdown_"), strings.HasSuffix(key, "_ttl"), strings.HasSuffix(key, "_timeout"), key == "logout.timeout":
 		return "1s"
 	case strings.HasSuffix(key, "dev"), strings.HasSuffix(key, "introspection"), strings.HasSuffix(key, "backchannel_logout"),
-		strings.HasSuffix(key, "_required"), strings.HasSuffix(key, ".open_id"), strings.HasSuffix(key, ".long_term"):
+		strings.HasSuffix(key, "_required"), strings.HasSuffix(key, ".open_id"), strings.HasSuffix(key, ".long_term"), strings.HasSuffix(key, "_tls"):
 		return "true"
 	case strings.HasSuffix(key, "assurance_levels"):
 		return "{a: 1}"

@@ -22,6 +22,7 @@ type secretFile struct {
 
 func resolveSecretFiles(c *Config) Problems {
 	files := []secretFile{
+		{"redis.cluster_password", &c.Redis.ClusterPasswordFile, &c.Redis.ClusterPassword},
 		{"secrets.pepper", &c.Secrets.PepperFile, &c.Secrets.Pepper},
 		{"secrets.key_encryption_key", &c.Secrets.KeyEncryptionKeyFile, &c.Secrets.KeyEncryptionKey},
 	}

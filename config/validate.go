@@ -139,6 +139,14 @@ func (c *Config) validateRedis(ps *Problems) {
 		check{"redis.max_retries", when(r.MaxRetries < 0 || r.MaxRetries > maxRedisRetries,
 			fmt.Sprintf("must be 0 (never, the default) to %d (got %d)", maxRedisRetries, r.MaxRetries))},
 	)
+	if len(r.Cluster) == 0 {
+		ps.check(
+			check{"redis.cluster_username", when(r.ClusterUsername != "", "only with redis.cluster; a url carries its own user")},
+			check{"redis.cluster_password", when(r.ClusterPassword != "", "only with redis.cluster; a url carries its own password")},
+			check{"redis.cluster_tls", when(r.ClusterTLS, "only with redis.cluster; a url says TLS with rediss://")},
+		)
+	}
+	ps.check(check{"redis.cluster_password", when(r.ClusterUsername != "" && r.ClusterPassword == "", "required with cluster_username")})
 }
 
 const (

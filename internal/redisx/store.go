@@ -3,6 +3,7 @@ package redisx
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/url"
@@ -33,6 +34,10 @@ const DefaultPrefix = "tb:"
 type Options struct {
 	URL     string
 	Cluster []string
+	// Username, Password and TLS authenticate to a cluster's nodes and encrypt the traffic
+	// (a URL carries its own); TLS verifies the nodes against the system's roots.
+	Username, Password string
+	TLS                bool
 	// Prefix defaults to DefaultPrefix.
 	Prefix string
 
@@ -120,8 +125,15 @@ func Open(opts Options) (*Store, error) {
 		return nil, errors.New("redisx: set either a URL or cluster addresses, not both")
 	case len(opts.Cluster) > 0:
 		o := opts.withDefaults()
+		var tlsConf *tls.Config
+		if opts.TLS {
+			tlsConf = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
 		c := redis.NewClusterClient(&redis.ClusterOptions{
 			Addrs:                 opts.Cluster,
+			Username:              opts.Username,
+			Password:              opts.Password,
+			TLSConfig:             tlsConf,
 			ContextTimeoutEnabled: true,
 			DialTimeout:           o.DialTimeout,
 			ReadTimeout:           o.ReadTimeout,
