@@ -57,13 +57,24 @@ type Resolver struct {
 	v       *Verifier
 	fetcher Fetcher
 
-	sf    singleflight.Group
-	mu    sync.RWMutex
-	cache map[string]cacheEntry
-	gen   atomic.Uint64 // bumped by Invalidate: resolutions begun before are not cached
+	sf singleflight.Group
+	// The cache is copy-on-write: readers load the map without a lock (the warm path of
+	// the authorize endpoint), writers (one per resolution, invalidations) copy it under mu.
+	mu      sync.Mutex
+	cache   atomic.Pointer[map[string]cacheEntry]
+	gen     atomic.Uint64 // bumped by Invalidate: resolutions begun before are not cached
+	clock   atomic.Int64  // coarse unix nanoseconds, refreshed every clockTick while the cache is not empty
+	ticking bool
+	timer   *time.Timer
+	closed  bool
 
-	fetches, resolutions, hits atomic.Int64
+	fetches, resolutions atomic.Int64
 }
+
+// clockTick is how stale the cache's clock may be: a chain may be served up to this long
+// past its ValidUntil, well within the verifier's leeway. Reading time.Now costs more than
+// the map lookup itself on some hosts, so the warm path reads this clock instead.
+const clockTick = 100 * time.Millisecond
 
 type cacheEntry struct {
 	chain *TrustChain
@@ -74,8 +85,7 @@ type cacheEntry struct {
 type Stats struct {
 	Fetches     int64 // HTTP (or Fetcher) fetches
 	Resolutions int64 // resolutions that ran (not answered by the cache or joined)
-	CacheHits   int64
-	Cached      int // chains cached now
+	Cached      int   // chains cached now
 }
 
 // NewResolver checks cfg and returns a resolver.
@@ -103,7 +113,8 @@ func NewResolver(cfg Config) (*Resolver, error) {
 	if cfg.MaxCacheEntries <= 0 {
 		cfg.MaxCacheEntries = 10000
 	}
-	r := &Resolver{cfg: cfg, v: &cfg.Verifier, fetcher: cfg.Fetcher, cache: map[string]cacheEntry{}}
+	r := &Resolver{cfg: cfg, v: &cfg.Verifier, fetcher: cfg.Fetcher}
+	r.cache.Store(&map[string]cacheEntry{})
 	if r.fetcher == nil {
 		r.fetcher = NewHTTPFetcher(cfg.Fetch)
 	}
@@ -138,33 +149,44 @@ func (r *Resolver) Invalidate(entityID string) int {
 	r.gen.Add(1)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	n := 0
-	for k, e := range r.cache {
-		if e.chain.Involves(entityID) {
-			delete(r.cache, k)
-			n++
+	old := *r.cache.Load()
+	next := make(map[string]cacheEntry, len(old))
+	for k, e := range old {
+		if !e.chain.Involves(entityID) {
+			next[k] = e
 		}
 	}
+	r.cache.Store(&next)
 	for _, k := range []string{entityID, issuerKey(entityID)} {
 		r.sf.Forget(k)
 	}
-	return n
+	return len(old) - len(next)
 }
 
 // InvalidateAll empties the cache (an anchor's keys or the configuration changed).
 func (r *Resolver) InvalidateAll() {
 	r.gen.Add(1)
 	r.mu.Lock()
-	clear(r.cache)
+	r.cache.Store(&map[string]cacheEntry{})
 	r.mu.Unlock()
+}
+
+// Close stops the cache's clock and empties the cache. The resolver still resolves
+// afterwards, without caching.
+func (r *Resolver) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	r.ticking = false
+	r.cache.Store(&map[string]cacheEntry{})
 }
 
 // Stats returns the counters.
 func (r *Resolver) Stats() Stats {
-	r.mu.RLock()
-	n := len(r.cache)
-	r.mu.RUnlock()
-	return Stats{Fetches: r.fetches.Load(), Resolutions: r.resolutions.Load(), CacheHits: r.hits.Load(), Cached: n}
+	return Stats{Fetches: r.fetches.Load(), Resolutions: r.resolutions.Load(), Cached: len(*r.cache.Load())}
 }
 
 func issuerKey(id string) string { return "\x00issuer\x00" + id }
@@ -182,6 +204,9 @@ func (r *Resolver) resolve(ctx context.Context, entityID string, marks bool) (*T
 		// Detached from the first caller: a caller giving up does not fail the others.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.ResolveTimeout)
 		defer cancel()
+		if tc, ok := r.lookup(key); ok {
+			return tc, nil // resolved by a flight that ended between our lookup and now
+		}
 		r.resolutions.Add(1)
 		run := &run{r: r, budget: r.cfg.MaxFetches, configs: map[string]*EntityStatement{}}
 		tc, err := run.chain(rctx, entityID, marks)
@@ -203,17 +228,29 @@ func (r *Resolver) resolve(ctx context.Context, entityID string, marks bool) (*T
 }
 
 func (r *Resolver) lookup(key string) (*TrustChain, bool) {
-	if r.cfg.MaxCacheTTL < 0 {
+	e, ok := (*r.cache.Load())[key]
+	if !ok || r.nowNano() >= e.until {
 		return nil, false
 	}
-	r.mu.RLock()
-	e, ok := r.cache[key]
-	r.mu.RUnlock()
-	if !ok || r.v.now().UnixNano() >= e.until {
-		return nil, false
-	}
-	r.hits.Add(1)
 	return e.chain, true
+}
+
+func (r *Resolver) nowNano() int64 {
+	if r.v.Now != nil {
+		return r.v.Now().UnixNano()
+	}
+	return r.clock.Load()
+}
+
+func (r *Resolver) tick() {
+	r.clock.Store(time.Now().UnixNano())
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || len(*r.cache.Load()) == 0 {
+		r.ticking = false
+		return
+	}
+	r.timer.Reset(clockTick)
 }
 
 func (r *Resolver) store(key string, tc *TrustChain, gen uint64) {
@@ -230,24 +267,28 @@ func (r *Resolver) store(key string, tc *TrustChain, gen uint64) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.gen.Load() != gen {
+	if r.gen.Load() != gen || r.closed {
 		return // invalidated while resolving
 	}
-	if len(r.cache) >= r.cfg.MaxCacheEntries {
-		nowNano := now.UnixNano()
-		for k, e := range r.cache {
-			if e.until <= nowNano {
-				delete(r.cache, k)
-			}
-		}
-		for k := range r.cache {
-			if len(r.cache) < r.cfg.MaxCacheEntries {
-				break
-			}
-			delete(r.cache, k)
+	old := *r.cache.Load()
+	next := make(map[string]cacheEntry, len(old)+1)
+	nowNano := now.UnixNano()
+	for k, e := range old {
+		if e.until > nowNano && len(next) < r.cfg.MaxCacheEntries-1 {
+			next[k] = e
 		}
 	}
-	r.cache[key] = cacheEntry{chain: tc, until: until.UnixNano()}
+	next[key] = cacheEntry{chain: tc, until: until.UnixNano()}
+	r.clock.Store(time.Now().UnixNano())
+	r.cache.Store(&next)
+	if !r.ticking {
+		r.ticking = true
+		if r.timer == nil {
+			r.timer = time.AfterFunc(clockTick, r.tick)
+		} else {
+			r.timer.Reset(clockTick)
+		}
+	}
 }
 
 // run is one resolution: its fetch budget and the configurations fetched so far (§10.1:

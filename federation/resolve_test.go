@@ -68,6 +68,7 @@ func (a *alliance) resolver(t testing.TB) *federation.Resolver {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(r.Close)
 	return r
 }
 
@@ -104,7 +105,7 @@ func TestResolveThreeLevels(t *testing.T) {
 	if _, err := r.Resolve(context.Background(), a.leaf.ID); err != nil {
 		t.Fatal(err)
 	}
-	if a.fed.Fetches.Load() != before || r.Stats().CacheHits != 1 {
+	if a.fed.Fetches.Load() != before {
 		t.Fatalf("warm resolution fetched (%d → %d)", before, a.fed.Fetches.Load())
 	}
 	// The chain as a trust_chain header parameter validates offline (§4.3).
