@@ -113,7 +113,8 @@ func NewResolver(cfg Config) (*Resolver, error) {
 	if cfg.MaxCacheEntries <= 0 {
 		cfg.MaxCacheEntries = 10000
 	}
-	r := &Resolver{cfg: cfg, v: &cfg.Verifier, fetcher: cfg.Fetcher}
+	r := &Resolver{cfg: cfg, fetcher: cfg.Fetcher}
+	r.v = &r.cfg.Verifier
 	r.cache.Store(&map[string]cacheEntry{})
 	if r.fetcher == nil {
 		r.fetcher = NewHTTPFetcher(cfg.Fetch)
