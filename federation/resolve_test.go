@@ -397,3 +397,85 @@ func TestTrustMarkIssuerThroughTheFederation(t *testing.T) {
 		t.Fatalf("trust mark issuer %s", tc.TrustMarks[0].Issuer)
 	}
 }
+
+// A dead first authority hint does not stop resolution through the next one (§10.1).
+func TestSecondAuthorityHint(t *testing.T) {
+	a := newAlliance(t)
+	a.leaf.AuthorityHints = append([]string{a.fed.URL + "/gone"}, a.leaf.AuthorityHints...)
+	r := a.resolver(t)
+	tc, err := r.Resolve(context.Background(), a.leaf.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc.Statements[1].Issuer != a.int_.ID {
+		t.Fatalf("chain through %s", tc.Statements[1].Issuer)
+	}
+}
+
+// Only MaxAuthorityHints hints are followed (§18.1: a limit on the authority_hints inspected).
+func TestManyAuthorityHintsBounded(t *testing.T) {
+	a := newAlliance(t)
+	var hints []string
+	for i := range 50 {
+		hints = append(hints, a.fed.URL+"/fake"+string(rune('a'+i%26))+string(rune('a'+i/26)))
+	}
+	a.leaf.AuthorityHints = hints
+	a.cfg.MaxAuthorityHints = 8
+	r := a.resolver(t)
+	_, err := r.Resolve(context.Background(), a.leaf.ID)
+	if err == nil {
+		t.Fatal("resolved through fake hints")
+	}
+	if f := r.Stats().Fetches; f != 1+8 {
+		t.Fatalf("%d fetches for 50 hints, want 9", f)
+	}
+}
+
+// A chain handed over (trust_chain, §4.3) validates only against a configured anchor, and
+// not once a statement in it is altered.
+func TestValidateChainOffline(t *testing.T) {
+	a := newAlliance(t)
+	r := a.resolver(t)
+	tc, err := r.Resolve(context.Background(), a.leaf.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &federation.Verifier{}
+	stranger := a.fed.Add("stranger")
+	if _, err := v.ValidateChain(tc.Raw(), []federation.TrustAnchor{stranger.Anchor()}); federation.ReasonOf(err) != federation.ReasonUnknownTrustAnchor {
+		t.Fatalf("other anchor: %v", err)
+	}
+	// Without the anchor's configuration the chain still validates (§4).
+	raw := tc.Raw()
+	if _, err := v.ValidateChain(raw[:len(raw)-1], a.cfg.TrustAnchors); err != nil {
+		t.Fatal(err)
+	}
+	// Swap the intermediate's statement for one signed by the leaf.
+	forged, err := federation.SignStatement(tc.Statements[1], a.leaf.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[1] = forged
+	if _, err := v.ValidateChain(raw, a.cfg.TrustAnchors); federation.ReasonOf(err) != federation.ReasonUnknownKey {
+		t.Fatalf("forged statement: %v", err)
+	}
+}
+
+// Two anchors configured: the chain ends at the one the entity's hints reach.
+func TestTwoAnchors(t *testing.T) {
+	a := newAlliance(t)
+	other := a.fed.Add("other-ta")
+	a.cfg.TrustAnchors = append([]federation.TrustAnchor{other.Anchor()}, a.cfg.TrustAnchors...)
+	r := a.resolver(t)
+	tc, err := r.Resolve(context.Background(), a.leaf.ID)
+	if err != nil || tc.TrustAnchor != a.ta.ID {
+		t.Fatalf("%v", err)
+	}
+	// The anchor itself resolves to a chain of its own configuration (it holds no member
+	// trust mark, so without the requirement).
+	a.cfg.RequiredTrustMarks = nil
+	tc, err = a.resolver(t).Resolve(context.Background(), a.ta.ID)
+	if err != nil || len(tc.Statements) != 1 {
+		t.Fatalf("anchor: %v", err)
+	}
+}

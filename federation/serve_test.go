@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"testing"
 )
 
@@ -35,5 +36,35 @@ func TestWriteStatementAndError(t *testing.T) {
 	WriteError(rec, "invalid_trust_chain", "x")
 	if rec.Code != 400 || rec.Body.String() != `{"error":"invalid_trust_chain","error_description":"x"}` {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestAddressPolicy(t *testing.T) {
+	strict := NewHTTPFetcher(FetchOptions{})
+	loop := NewHTTPFetcher(FetchOptions{AllowLoopback: true})
+	priv := NewHTTPFetcher(FetchOptions{AllowPrivate: true})
+	for addr, want := range map[string][3]bool{ // strict, loopback, private
+		"127.0.0.1":       {false, true, false},
+		"::1":             {false, true, false},
+		"10.1.2.3":        {false, false, true},
+		"192.168.1.1":     {false, false, true},
+		"172.16.0.1":      {false, false, true},
+		"fd00::1":         {false, false, true},
+		"169.254.169.254": {false, false, true},
+		"100.64.0.1":      {false, false, true},
+		"0.0.0.0":         {false, false, true},
+		"::ffff:10.0.0.1": {false, false, true},
+		"203.0.113.7":     {true, true, true},
+		"2001:db8::1":     {true, true, true},
+	} {
+		a := netip.MustParseAddr(addr)
+		got := [3]bool{strict.addrAllowed(a), loop.addrAllowed(a), priv.addrAllowed(a)}
+		if got != want {
+			t.Errorf("%s: %v, want %v", addr, got, want)
+		}
+		// The dial-time check refuses what addrAllowed refuses.
+		if err := strict.dialControl("tcp", netip.AddrPortFrom(a, 443).String(), nil); (err == nil) != want[0] {
+			t.Errorf("dial %s: %v", addr, err)
+		}
 	}
 }

@@ -109,7 +109,9 @@ func TestParseStatementRefusals(t *testing.T) {
 		{"iss not a URL", forge(hdr, claims(func(m map[string]any) { m["iss"] = "member" })), ReasonInvalidClaim},
 		{"expired", forge(hdr, claims(func(m map[string]any) { m["exp"] = time.Now().Add(-2 * time.Minute).Unix() })), ReasonExpired},
 		{"iat in the future", forge(hdr, claims(func(m map[string]any) { m["iat"] = time.Now().Add(time.Hour).Unix() })), ReasonNotYetValid},
-		{"metadata null value", forge(hdr, claims(func(m map[string]any) { m["metadata"] = map[string]any{"openid_provider": map[string]any{"issuer": nil}} })), ReasonInvalidClaim},
+		{"metadata null value", forge(hdr, claims(func(m map[string]any) {
+			m["metadata"] = map[string]any{"openid_provider": map[string]any{"issuer": nil}}
+		})), ReasonInvalidClaim},
 		{"empty authority_hints", forge(hdr, claims(func(m map[string]any) { m["authority_hints"] = []any{} })), ReasonInvalidClaim},
 		{"metadata_policy in a configuration", forge(hdr, claims(func(m map[string]any) {
 			m["metadata_policy"] = map[string]any{"openid_provider": map[string]any{"x": map[string]any{"value": "y"}}}
