@@ -72,7 +72,8 @@
 //
 // # Not covered here
 //
-// Serving Tongban's own endpoints (only [WriteStatement] and [WriteError] helpers), the
+// Serving Tongban's own endpoints (only [WriteStatement] and [WriteError] helpers; [Verifier].Audience
+// accepts aud for explicit registration and [Resolver.ValidateChain] a handed-over chain), the
 // subordinate listing, resolve, trust mark status, listing and issuance endpoints and
 // historical keys (§8.2–§8.7), client authentication at federation endpoints (§8.8),
 // automatic and explicit client registration (§12), trust_anchor_hints-driven top-down

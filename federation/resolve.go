@@ -143,6 +143,35 @@ func (r *Resolver) ResolveType(ctx context.Context, entityID, entityType string)
 	return tc, md, nil
 }
 
+// ValidateChain validates a trust chain handed over by the entity itself (the trust_chain
+// parameter of an automatic registration request, §12.1.1.1.1, or header, §4.3) without
+// fetching it: §10.2, constraints, policies (Verifier.ValidateChain), then the required
+// trust marks of the subject's configuration in the chain (§7.3). It does not use or fill the
+// cache.
+func (r *Resolver) ValidateChain(ctx context.Context, raw []string) (*TrustChain, error) {
+	tc, err := r.v.ValidateChain(raw, r.cfg.TrustAnchors)
+	if err != nil {
+		return nil, err
+	}
+	if len(r.cfg.RequiredTrustMarks) > 0 && !tc.AnchorConfiguration().IsConfiguration() {
+		// trust_mark_issuers is in the anchor's configuration: get it, verified.
+		run := &run{r: r, budget: r.cfg.MaxFetches, configs: map[string]*EntityStatement{}}
+		ec, err := run.configuration(ctx, tc.TrustAnchor)
+		if err != nil {
+			return nil, err
+		}
+		tc.Statements = append(tc.Statements, ec)
+		if ec.Expiry().Before(tc.Expiry) {
+			tc.Expiry, tc.ValidUntil = ec.Expiry(), ec.Expiry()
+		}
+	}
+	run := &run{r: r, budget: r.cfg.MaxFetches, configs: map[string]*EntityStatement{}}
+	if err := run.trustMarks(ctx, tc, true); err != nil {
+		return nil, err
+	}
+	return tc, nil
+}
+
 // Invalidate ends the cached chains that involve entityID as subject, intermediate or
 // anchor (a removed member, a superior that stopped vouching), and keeps resolutions already
 // under way from being cached. It returns how many chains were dropped.

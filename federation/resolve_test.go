@@ -479,3 +479,35 @@ func TestTwoAnchors(t *testing.T) {
 		t.Fatalf("anchor: %v", err)
 	}
 }
+
+// A chain handed over by the member is validated with the required trust marks, fetching only
+// the anchor's configuration when the chain omits it.
+func TestResolverValidateChain(t *testing.T) {
+	a := newAlliance(t)
+	tc, err := a.resolver(t).Resolve(context.Background(), a.leaf.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := tc.Raw()
+	r := a.resolver(t)
+	if _, err := r.ValidateChain(context.Background(), raw); err != nil || r.Stats().Fetches != 0 {
+		t.Fatalf("%v, %d fetches", err, r.Stats().Fetches)
+	}
+	got, err := r.ValidateChain(context.Background(), raw[:len(raw)-1])
+	if err != nil || r.Stats().Fetches != 1 || len(got.TrustMarks) != 1 {
+		t.Fatalf("%v, %d fetches", err, r.Stats().Fetches)
+	}
+	// Without its trust mark the member's own chain is refused.
+	a.leaf.TrustMarks = nil
+	tc2, err := func() (*federation.TrustChain, error) {
+		a.cfg.RequiredTrustMarks = nil
+		defer func() { a.cfg.RequiredTrustMarks = []string{memberMark} }()
+		return a.resolver(t).Resolve(context.Background(), a.leaf.ID)
+	}()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ValidateChain(context.Background(), tc2.Raw()); federation.ReasonOf(err) != federation.ReasonTrustMarkMissing {
+		t.Fatalf("%v", err)
+	}
+}

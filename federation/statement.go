@@ -159,6 +159,10 @@ type Verifier struct {
 	// CritClaims are the extension claims the caller understands and processes; a statement
 	// whose crit lists any other is refused (§13.4).
 	CritClaims []string
+	// Audience, when set, is this entity's id for explicit registration (§12.2): aud must
+	// be present and be exactly it (§3.1.4, §3.1.5) and trust_anchor, if present, an https
+	// URL. When empty, statements with aud or trust_anchor are refused (§3.2).
+	Audience string
 }
 
 func (v *Verifier) now() time.Time {
@@ -409,11 +413,8 @@ func (v *Verifier) checkStatement(st *EntityStatement) error {
 			return err
 		}
 	}
-	// aud and trust_anchor belong to explicit registration only (§3.1.4, §3.1.5, §3.2).
-	for _, name := range []string{"aud", "trust_anchor"} {
-		if _, ok := st.Extra[name]; ok {
-			return refuse(ReasonMisplacedClaim, sub, "%s outside explicit registration", name)
-		}
+	if err := v.checkRegistrationClaims(st); err != nil {
+		return err
 	}
 	if st.AuthorityHints != nil {
 		if len(st.AuthorityHints) == 0 {
@@ -494,6 +495,46 @@ func (v *Verifier) checkStatement(st *EntityStatement) error {
 	if st.MetadataPolicy != nil {
 		if err := st.MetadataPolicy.Validate(); err != nil {
 			return &Error{Reason: ReasonPolicyError, Entity: sub, Err: err}
+		}
+	}
+	return nil
+}
+
+// checkRegistrationClaims: aud and trust_anchor belong to explicit registration only
+// (§3.1.4, §3.1.5, §3.2).
+func (v *Verifier) checkRegistrationClaims(st *EntityStatement) error {
+	sub := st.Subject
+	aud, hasAud := st.Extra["aud"]
+	ta, hasTA := st.Extra["trust_anchor"]
+	if v == nil || v.Audience == "" {
+		for name, present := range map[string]bool{"aud": hasAud, "trust_anchor": hasTA} {
+			if present {
+				return refuse(ReasonMisplacedClaim, sub, "%s outside explicit registration", name)
+			}
+		}
+		return nil
+	}
+	var one string
+	var list []string
+	if !hasAud {
+		return refuse(ReasonMissingClaim, sub, "aud")
+	}
+	if json.Unmarshal(aud, &one) != nil {
+		if json.Unmarshal(aud, &list) != nil || len(list) != 1 {
+			return refuse(ReasonInvalidClaim, sub, "aud must be exactly %s", v.Audience)
+		}
+		one = list[0]
+	}
+	if !sameEntity(one, v.Audience) {
+		return refuse(ReasonInvalidClaim, sub, "aud %q, want %s", one, v.Audience)
+	}
+	if hasTA {
+		var s string
+		if json.Unmarshal(ta, &s) != nil {
+			return refuse(ReasonInvalidClaim, sub, "trust_anchor is not a string")
+		}
+		if u, err := url.Parse(s); err != nil || u.Scheme != "https" || u.Host == "" {
+			return refuse(ReasonInvalidClaim, sub, "trust_anchor is not an https URL")
 		}
 	}
 	return nil

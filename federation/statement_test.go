@@ -257,3 +257,28 @@ func TestMaxPathLengthSpecExamples(t *testing.T) {
 		t.Error("TA 1 must fail:", err)
 	}
 }
+
+// Explicit registration (§12.2): aud only when the verifier expects it, and then exactly it.
+func TestRegistrationAudience(t *testing.T) {
+	key := ecKey(t, "k1")
+	st := config("https://rp.example", key)
+	st.Extra = map[string]json.RawMessage{"aud": json.RawMessage(`"https://tongban.example"`)}
+	raw, err := SignStatement(st, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&Verifier{}).VerifyConfiguration(raw, ""); ReasonOf(err) != ReasonMisplacedClaim {
+		t.Fatalf("aud without registration: %v", err)
+	}
+	if _, err := (&Verifier{Audience: "https://tongban.example"}).VerifyConfiguration(raw, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&Verifier{Audience: "https://other.example"}).VerifyConfiguration(raw, ""); ReasonOf(err) != ReasonInvalidClaim {
+		t.Fatalf("other aud: %v", err)
+	}
+	st.Extra = nil
+	raw, _ = SignStatement(st, key)
+	if _, err := (&Verifier{Audience: "https://tongban.example"}).VerifyConfiguration(raw, ""); ReasonOf(err) != ReasonMissingClaim {
+		t.Fatalf("no aud: %v", err)
+	}
+}
