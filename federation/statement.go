@@ -746,3 +746,19 @@ func canonical(v any) string {
 	_ = enc.Encode(v)
 	return buf.String()
 }
+
+// MarshalJSON keeps an empty allowed_entity_types (only federation_entity allowed, §6.2.3),
+// which omitempty would drop and so turn into "any entity type".
+func (c Constraints) MarshalJSON() ([]byte, error) {
+	m := map[string]any{}
+	if c.MaxPathLength != nil {
+		m["max_path_length"] = *c.MaxPathLength
+	}
+	if c.NamingConstraints != nil {
+		m["naming_constraints"] = c.NamingConstraints
+	}
+	if c.AllowedEntityTypes != nil {
+		m["allowed_entity_types"] = c.AllowedEntityTypes
+	}
+	return json.Marshal(m)
+}

@@ -282,3 +282,18 @@ func TestRegistrationAudience(t *testing.T) {
 		t.Fatalf("no aud: %v", err)
 	}
 }
+
+func TestEmptyAllowedEntityTypesSurvivesSigning(t *testing.T) {
+	key := ecKey(t, "k1")
+	now := time.Now()
+	st := &EntityStatement{Issuer: "https://a.example", Subject: "https://b.example", IssuedAt: now.Unix(),
+		ExpiresAt: now.Add(time.Hour).Unix(), JWKS: publicSet(key), Constraints: &Constraints{AllowedEntityTypes: []string{}}}
+	raw, err := SignStatement(st, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := (&Verifier{}).VerifyStatement(raw, "https://a.example", "https://b.example", publicSet(key))
+	if err != nil || got.Constraints.AllowedEntityTypes == nil || len(got.Constraints.AllowedEntityTypes) != 0 {
+		t.Fatalf("%v %#v", err, got.Constraints)
+	}
+}

@@ -79,8 +79,9 @@ type IssuerKeys func(issuer string) (*jose.JSONWebKeySet, error)
 // whose (verified) entity configuration is anchor:
 //   - typ trust-mark+jwt, an accepted alg, a kid;
 //   - iss, sub, trust_mark_type, iat present; sub == subject; iat past; exp, if any, future;
-//   - the issuer is recognised by anchor's trust_mark_issuers for the type (§3.1.2, §7: an
-//     empty array lets anyone issue it; a type the anchor does not list is not recognised);
+//   - the issuer is recognised by anchor's trust_mark_issuers for the type (§3.1.2, §7, and
+//     the policy §17.5 gives as example: an empty array lets anyone issue it; a type the
+//     anchor does not list is not recognised, even when the anchor issued it);
 //   - the signature verifies with the issuer's key of the header's kid (keys from keys);
 //   - if anchor's trust_mark_owners lists the type, a delegation is required, and any
 //     delegation is validated per §7.2.2 with the owner's keys from trust_mark_owners.
