@@ -16,6 +16,7 @@ func (a *App) buildLogout(o options, endpoints logout.Endpoints) error {
 	svc, err := logout.New(a.Store, logout.Options{
 		Workers: l.Workers, MaxAttempts: l.MaxAttempts, Timeout: l.Timeout.Std(),
 		Endpoints: endpoints, Minter: bridgeMinter{a}, Log: a.log, Registerer: a.Registry, Now: o.now,
+		Tracer: a.tracer,
 	})
 	if err != nil {
 		return err

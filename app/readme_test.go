@@ -155,9 +155,23 @@ func logTellsTheStory(t *testing.T, log string) {
 		`"msg":"http request"`, `"client":"127.0.0.1"`,
 		`"msg":"audit: signed in"`, `"msg":"audit: switch issued"`, `"msg":"audit: consent granted"`,
 		`"msg":"push: events ingested"`, `"msg":"push: rule created"`, `"msg":"delivery: batch"`,
+		// The sample rules published at start, and 浙江省卫生健康委员会's published by a
+		// request of the walk-through (push/rules.go logChange).
+		`"msg":"push: rule published"`,
+		// The backfill the sample rule jiaxing-transport asks for at publication, done at its
+		// first step: dev mode stores no profile before the walk-through (push/backfill.go).
+		`"msg":"push: backfill step"`,
 	} {
 		if !strings.Contains(log, want) {
 			t.Errorf("the server log has no %s", want)
+		}
+	}
+	for what, line := range map[string]*regexp.Regexp{
+		"a rule published by a request": regexp.MustCompile(`"msg":"push: rule published",[^\n]*"status":"PUBLISHED"[^\n]*"request_id":"`),
+		"a backfill's last step":        regexp.MustCompile(`"msg":"push: backfill step",[^\n]*"scanned":\d+,"matched":\d+,"done":true`),
+	} {
+		if !line.MatchString(log) {
+			t.Errorf("the server log has no line of %s", what)
 		}
 	}
 }

@@ -5,6 +5,10 @@
 // Queueing (job.go). QueueSend adds one entry per ended grant (Job: client, the client's sub,
 // the grant id as sid, a jti kept across retries) to a Redis stream on the caller's own
 // pipeline: the citizen's sign-out costs no round trip more and never waits on a member app.
+// The entry carries the W3C trace context of the call that queued it (traceparent, tracestate),
+// kept through retries, so each attempt is a "logout send" span of the sign-out's trace and
+// its POST an otelhttp "logout POST" span below it (tracing.go: no token, sub, sid, jti or
+// query in any span; no traceparent sent to the member app).
 //
 // Sending (worker.go, send.go). Every replica runs Workers workers in one consumer group. A
 // worker reads up to 16 entries at once and checks their grants in one round trip. For each
@@ -45,8 +49,9 @@
 // one slot of a cluster and the settling transaction and the release script may touch them
 // together:
 //
-//	{logout}:jobs              stream  jobs: client, sub, sid, reason, check, jti, attempt;
-//	                                   consumer group "logout"; settled entries deleted
+//	{logout}:jobs              stream  jobs: client, sub, sid, reason, check, jti, attempt,
+//	                                   looked[, traceparent, tracestate]; consumer group
+//	                                   "logout"; settled entries deleted
 //	{logout}:retry             zset    jobs waiting for their next attempt (JSON, naming the
 //	                                   attempt), by due time (ms)
 //	{logout}:dead              stream  jobs given up: the job's fields, outcome, error, at (ms);

@@ -182,7 +182,12 @@ func start(t testing.TB, store *redisx.Store, o logout.Options) (*logout.Service
 // queue runs QueueSend on a pipeline of its own, as a caller's would.
 func queue(t testing.TB, store *redisx.Store, s *logout.Service, jobs ...logout.Job) {
 	t.Helper()
-	ctx := context.Background()
+	queueCtx(t, context.Background(), store, s, jobs...)
+}
+
+// queueCtx is queue within ctx, a caller's trace.
+func queueCtx(t testing.TB, ctx context.Context, store *redisx.Store, s *logout.Service, jobs ...logout.Job) {
+	t.Helper()
 	if _, err := store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		s.QueueSend(ctx, p, jobs...)
 		return nil

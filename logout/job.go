@@ -7,6 +7,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tongban/tongban/internal/opaque"
+	"github.com/tongban/tongban/internal/telemetry"
 )
 
 // Job is one logout token to deliver: one ended grant of one client.
@@ -20,6 +21,10 @@ type Job struct {
 	Check string
 	// JTI is the token's id, the same across retries; QueueSend fills it when empty.
 	JTI string
+	// Trace is the trace context of the call that ended the grant (W3C traceparent,
+	// tracestate), carried in the stream entry and its retries so that each POST continues
+	// that trace; QueueSend fills it from its ctx when empty. Nil when it was not traced.
+	Trace map[string]string
 }
 
 // Endpoints says where a client receives its logout tokens.
@@ -43,6 +48,9 @@ func (s *Service) QueueSend(ctx context.Context, p redis.Pipeliner, jobs ...Job)
 			// treats as fatal already; the job keeps an empty jti out of no path.
 			j.JTI, _ = opaque.Random(16)
 		}
+		if j.Trace == nil {
+			j.Trace = telemetry.Inject(ctx)
+		}
 		p.XAdd(ctx, &redis.XAddArgs{Stream: s.jobsKey, Values: fields(j, 1, false)})
 	}
 }
@@ -62,8 +70,39 @@ func fields(j Job, n int, looked bool) []any {
 	if looked {
 		l = "1"
 	}
-	return []any{"client", j.Client, "sub", j.Subject, "sid", j.SID, "reason", j.Reason,
+	f := []any{"client", j.Client, "sub", j.Subject, "sid", j.SID, "reason", j.Reason,
 		"check", j.Check, "jti", j.JTI, "attempt", strconv.Itoa(n), "looked", l}
+	return append(f, traceFields(j.Trace)...)
+}
+
+// traceKeys are what a job carries of a trace context: the W3C trace context, not baggage
+// (which a caller's request may fill with anything). releaseDueScript copies the same two.
+var traceKeys = []string{"traceparent", "tracestate"}
+
+// traceFields are a trace context's stream entry fields, which no other field of an entry
+// uses.
+func traceFields(carried map[string]string) []any {
+	var f []any
+	for _, k := range traceKeys {
+		if v := carried[k]; v != "" {
+			f = append(f, k, v)
+		}
+	}
+	return f
+}
+
+// traceOf reads back the trace context traceFields wrote; nil when there is none.
+func traceOf(str func(string) string) map[string]string {
+	var carried map[string]string
+	for _, k := range traceKeys {
+		if v := str(k); v != "" {
+			if carried == nil {
+				carried = map[string]string{}
+			}
+			carried[k] = v
+		}
+	}
+	return carried
 }
 
 // readAttempt reads a stream entry back; an entry without a client or jti is malformed.
@@ -74,6 +113,6 @@ func readAttempt(m redis.XMessage) (attempt, bool) {
 		n = 1
 	}
 	a := attempt{Job: Job{Client: str("client"), Subject: str("sub"), SID: str("sid"), Reason: str("reason"),
-		Check: str("check"), JTI: str("jti")}, N: n, Looked: str("looked") == "1", ID: m.ID}
+		Check: str("check"), JTI: str("jti"), Trace: traceOf(str)}, N: n, Looked: str("looked") == "1", ID: m.ID}
 	return a, a.Client != "" && a.JTI != ""
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -138,7 +139,7 @@ func TestRetriedUntilDead(t *testing.T) {
 				// The metric is counted once the transaction that wrote the dead letter returned.
 				return len(dl) > 0 && settled(t, store) && logout.Sends(s, "app1", "dead") == 1
 			}, "a dead letter")
-			if len(dl) != 1 || dl[0].Outcome != "dead" || dl[0].Attempts != 3 || dl[0].Job != j ||
+			if len(dl) != 1 || dl[0].Outcome != "dead" || dl[0].Attempts != 3 || !reflect.DeepEqual(dl[0].Job, j) ||
 				!strings.Contains(dl[0].Error, tc.want) {
 				t.Fatalf("dead letters %+v; want one, dead after 3 attempts of %+v, error with %q", dl, j, tc.want)
 			}

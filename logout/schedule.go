@@ -10,13 +10,23 @@ import (
 
 // releaseDueScript moves due retries from the retry set back onto the jobs stream, while the
 // lease is this replica's (the guard, which also renews it). KEYS: lease, retry set, stream;
-// ARGV: token, lease (ms), now (ms), limit. Returns how many moved.
+// ARGV: token, lease (ms), now (ms), limit. Returns how many moved. A retry's trace context
+// (retryEntry.Trace: W3C traceparent and tracestate) goes back onto the entry with it.
 var releaseDueScript = redisx.Guard(`
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
 for _, member in ipairs(due) do
   local j = cjson.decode(member)
-  redis.call('XADD', KEYS[3], '*', 'client', j.client, 'sub', j.sub, 'sid', j.sid, 'reason', j.reason,
-    'check', j.check, 'jti', j.jti, 'attempt', j.attempt, 'looked', j.looked or '0')
+  local f = {'client', j.client, 'sub', j.sub, 'sid', j.sid, 'reason', j.reason,
+    'check', j.check, 'jti', j.jti, 'attempt', j.attempt, 'looked', j.looked or '0'}
+  if type(j.trace) == 'table' then
+    for _, k in ipairs({'traceparent', 'tracestate'}) do
+      if type(j.trace[k]) == 'string' then
+        f[#f + 1] = k
+        f[#f + 1] = j.trace[k]
+      end
+    end
+  end
+  redis.call('XADD', KEYS[3], '*', unpack(f))
   redis.call('ZREM', KEYS[2], member)
 end
 return #due

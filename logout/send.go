@@ -51,14 +51,23 @@ func newClient(o Options) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = o.Workers
 	return &http.Client{
-		Transport:     t,
+		Transport:     tracedTransport(t, o.Tracer),
 		Timeout:       o.Timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
 
-// attempt makes one delivery attempt of a, whose grant check (if any) has passed.
+// attempt makes one delivery attempt of a, whose grant check (if any) has passed, as a span
+// of the trace that queued it.
 func (s *Service) attempt(ctx context.Context, a attempt) result {
+	ctx, span := s.traceSpan(ctx, a)
+	r := s.send(ctx, a)
+	endSpan(span, r)
+	return r
+}
+
+// send is attempt's work: mint a's token and POST it.
+func (s *Service) send(ctx context.Context, a attempt) result {
 	uri, ok := s.opts.Endpoints.BackchannelLogoutURI(a.Client)
 	if !ok || uri == "" {
 		return result{outcome: outcomeNoEndpoint}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tongban/tongban/internal/opaque"
 	"github.com/tongban/tongban/internal/redisx"
@@ -41,7 +43,10 @@ type Options struct {
 	Log       *slog.Logger
 	// Registerer receives tongban_logout_sends_total and the depth gauges; nil = none.
 	Registerer prometheus.Registerer
-	Now        func() time.Time
+	// Tracer records each attempt and its POST (tracing.go), continuing the trace that queued
+	// the job [OpenTelemetry's global provider].
+	Tracer trace.TracerProvider
+	Now    func() time.Time
 	// Consumer is this replica's consumer name in the group [host name + random]: its workers
 	// are Consumer-0, Consumer-1, ... It must differ between replicas.
 	Consumer string
@@ -71,6 +76,7 @@ type Service struct {
 	log      *slog.Logger
 	now      func() time.Time
 	client   *http.Client
+	tracer   trace.Tracer
 	metrics  *metrics
 	jobsKey  string
 	retryKey string
@@ -114,6 +120,9 @@ func New(store *redisx.Store, o Options) (*Service, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Tracer == nil {
+		o.Tracer = otel.GetTracerProvider()
+	}
 	if o.Consumer == "" {
 		host, _ := os.Hostname()
 		r, err := opaque.Random(6)
@@ -124,6 +133,7 @@ func New(store *redisx.Store, o Options) (*Service, error) {
 	}
 	s := &Service{
 		store: store, opts: o, log: o.Log, now: o.Now, client: newClient(o),
+		tracer:  o.Tracer.Tracer("github.com/tongban/tongban/logout"),
 		jobsKey: store.Key(jobsSuffix), retryKey: store.Key(retrySuffix), deadKey: store.Key(deadSuffix),
 	}
 	s.life, s.kill = context.WithCancel(context.Background())

@@ -20,6 +20,8 @@ type retryEntry struct {
 	JTI     string `json:"jti"`
 	Attempt string `json:"attempt"`
 	Looked  string `json:"looked,omitempty"` // "1": the Check key was found missing once
+	// Trace is the job's trace context (Job.Trace), put back on the entry with it.
+	Trace map[string]string `json:"trace,omitempty"`
 }
 
 // settled is an entry and what its attempt came to; ok once it has an outcome.
@@ -51,7 +53,7 @@ func (s *Service) settle(ctx context.Context, batch []settled) {
 			switch outcome {
 			case outcomeRetry:
 				member, _ := json.Marshal(retryEntry{Client: a.Client, Subject: a.Subject, SID: a.SID, Reason: a.Reason,
-					Check: a.Check, JTI: a.JTI, Attempt: strconv.Itoa(a.N + 1)})
+					Check: a.Check, JTI: a.JTI, Attempt: strconv.Itoa(a.N + 1), Trace: a.Trace})
 				due := s.now().Add(s.backoff(a.N, r.after)).UnixMilli()
 				p.ZAdd(ctx, s.retryKey, redis.Z{Score: float64(due), Member: string(member)})
 			case outcomeRejected, outcomeDead:
@@ -62,7 +64,7 @@ func (s *Service) settle(ctx context.Context, batch []settled) {
 				p.XAdd(ctx, &redis.XAddArgs{Stream: s.jobsKey, Values: fields(a.Job, a.N, a.Looked)})
 			case outcomeRecheck:
 				member, _ := json.Marshal(retryEntry{Client: a.Client, Subject: a.Subject, SID: a.SID, Reason: a.Reason,
-					Check: a.Check, JTI: a.JTI, Attempt: strconv.Itoa(a.N), Looked: "1"})
+					Check: a.Check, JTI: a.JTI, Attempt: strconv.Itoa(a.N), Looked: "1", Trace: a.Trace})
 				p.ZAdd(ctx, s.retryKey, redis.Z{Score: float64(s.now().Add(s.opts.CheckGrace).UnixMilli()), Member: string(member)})
 			}
 			ids = append(ids, a.ID)

@@ -17,7 +17,10 @@ type command struct {
 	summary string
 	// detail is the text of `tongban help <command>` after the usage line.
 	detail string
-	run    func(inv invocation) int
+	// file, when true, lets the command take its configuration file as a plain argument
+	// too: `tongban config check FILE` is `tongban config check --config FILE`.
+	file bool
+	run  func(inv invocation) int
 }
 
 // invocation is what a command runs with.
@@ -45,10 +48,10 @@ environment variables override any key of the file (TONGBAN_REDIS_URL, ...).`},
 			detail: `Publishes a next signing key on the configured Redis (or Redis Cluster), as the scheduled
 rotation would; it signs only once it has been published for a JWKS cache lifetime. Needs
 redis.url or redis.cluster: a dev server's embedded store cannot be reached from here.`},
-		{words: []string{"config", "check"}, summary: "validate a configuration and list its problems", run: runConfigCheck,
+		{words: []string{"config", "check"}, summary: "validate a configuration and list its problems", run: runConfigCheck, file: true,
 			detail: `Loads the configuration as serve would (the file, TONGBAN_* overrides, *_file secrets,
 defaults), validates it and prints one line per problem. Exits 0 when there is none, 1 when
-there are problems. Connects to nothing.`},
+there are problems. Connects to nothing. FILE is the same as --config FILE.`},
 		{words: []string{"version"}, summary: "print the version, VCS revision and build time", run: runVersion,
 			detail: `Prints the module version, the VCS revision and time it was built from (when the build
 recorded them) and the Go version.`},
@@ -94,6 +97,18 @@ func parse(args []string, stderr io.Writer) (words []string, config string, help
 	return append(words, after...), config, help, nil
 }
 
+// under returns the commands whose words start with words and go on, in usage's order: the
+// commands of a group such as "keys" or "config".
+func under(words []string) []command {
+	var out []command
+	for _, c := range commands {
+		if len(c.words) > len(words) && slices.Equal(c.words[:len(words)], words) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // find returns the command words name and the words left over after them; ok is false when
 // no command starts with them.
 func find(words []string) (c command, extra []string, ok bool) {
@@ -128,8 +143,22 @@ Run 'tongban help <command>' for more about a command.
 
 func commandUsage(w io.Writer, c command) {
 	flags := " [--config FILE]"
-	if c.name() == "version" || c.name() == "help" {
+	switch {
+	case c.name() == "version" || c.name() == "help":
 		flags = ""
+	case c.file:
+		flags = " [FILE | --config FILE]"
 	}
 	fmt.Fprintf(w, "Usage: tongban %s%s\n\n%s\n", c.name(), flags, c.detail)
+}
+
+// groupUsage is the help of a group of commands (`tongban help keys`): its usage line and its
+// subcommands.
+func groupUsage(w io.Writer, words []string, cs []command) {
+	group := strings.Join(words, " ")
+	fmt.Fprintf(w, "Usage: tongban %s <command> [--config FILE]\n\nCommands:\n", group)
+	for _, c := range cs {
+		fmt.Fprintf(w, "  %-14s %s\n", c.name(), c.summary)
+	}
+	fmt.Fprintf(w, "\nRun 'tongban help %s <command>' for more about a command.\n", group)
 }

@@ -27,9 +27,13 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if help {
-		if c, extra, ok := find(words); ok && len(extra) == 0 && c.name() != "help" {
+		c, extra, ok := find(words)
+		switch {
+		case ok && c.name() != "help" && (len(extra) == 0 || c.file && len(extra) == 1):
 			commandUsage(stdout, c)
-		} else {
+		case !ok && len(words) > 0 && len(under(words)) > 0:
+			groupUsage(stdout, words, under(words))
+		default:
 			usage(stdout)
 		}
 		return 0
@@ -44,6 +48,16 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	case !ok:
 		fmt.Fprintf(stderr, "tongban: unknown command %q%s\n\n", strings.Join(words, " "), didYouMean(words))
 		usage(stderr)
+		return 2
+	case c.file && len(extra) == 1 && path != "" && path != extra[0]:
+		fmt.Fprintf(stderr, "tongban %s: two configuration files, %q and --config %q\n\n", c.name(), extra[0], path)
+		commandUsage(stderr, c)
+		return 2
+	case c.file && len(extra) == 1:
+		path = extra[0]
+	case c.file && len(extra) > 1:
+		fmt.Fprintf(stderr, "tongban %s: unexpected argument %q: one configuration file at most\n\n", c.name(), extra[1])
+		commandUsage(stderr, c)
 		return 2
 	case len(extra) > 0:
 		fmt.Fprintf(stderr, "tongban %s: unexpected argument %q\n\n", c.name(), extra[0])
@@ -73,6 +87,10 @@ func runHelp(words []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	c, extra, ok := find(words)
+	if cs := under(words); !ok && len(cs) > 0 {
+		groupUsage(stdout, words, cs)
+		return 0
+	}
 	if !ok || len(extra) > 0 {
 		fmt.Fprintf(stderr, "tongban help: unknown command %q\n\n", strings.Join(words, " "))
 		usage(stderr)
