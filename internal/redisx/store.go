@@ -98,7 +98,15 @@ func (o Options) apply(ro *redis.Options, query url.Values) {
 	set("pool_timeout", func() { ro.PoolTimeout = o.PoolTimeout })
 	set("pool_size", func() { ro.PoolSize = o.PoolSize })
 	set("max_retries", func() { ro.MaxRetries = retries(o.MaxRetries) })
+	set("dialer_retries", func() { ro.DialerRetries = dialAttempts })
 }
+
+// dialAttempts is how many times the client tries to open a connection before it reports the
+// failure: once. go-redis's default (five, 100 ms apart) made every caller, readiness among
+// them, wait about 400 ms to learn that Redis is down (the fault suite's redis-down saw
+// readiness turn 503 only after 440 ms); the callers retry as they see fit, as they do commands
+// (MaxRetries 0).
+const dialAttempts = 1
 
 // Store is the shared state of one process: a client and the namespace its keys live in.
 type Store struct {
@@ -131,6 +139,7 @@ func Open(opts Options) (*Store, error) {
 		}
 		c := redis.NewClusterClient(&redis.ClusterOptions{
 			Addrs:                 opts.Cluster,
+			DialerRetries:         dialAttempts,
 			Username:              opts.Username,
 			Password:              opts.Password,
 			TLSConfig:             tlsConf,
