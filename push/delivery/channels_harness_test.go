@@ -252,7 +252,7 @@ func (w *channelsWorld) replicaC(mutate func(*delivery.Options), before func(*de
 // the WeChat openid and the Alipay user id.
 type endpoints map[channel.Kind]string
 
-// fcmDevice, apnsDevice and hmsDevice register a device of the vendor for the person.
+// vendorDevice registers a device of the vendor (FCM, APNS, HMS) for the person.
 func (w *channelsWorld) vendorDevice(pid, app, platform, vendor, tok string) devices.Device {
 	w.t.Helper()
 	d, err := w.devices.RegisterVendor(context.Background(), pid, app, platform, vendor, tok)

@@ -29,7 +29,7 @@ func (w *channelsWorld) noteIDs(pid string) []string {
 	return ids
 }
 
-// eachOnce waits until every endpoint of e received want copies, and fails if any received more.
+// eachGot waits until every endpoint of e received want copies, and fails if any received more.
 func (w *channelsWorld) eachGot(what string, e endpoints, want int) {
 	w.t.Helper()
 	w.eventually(what, func() bool {
