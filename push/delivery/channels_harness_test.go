@@ -210,6 +210,10 @@ func (f *channelFakes) wire(clock *testenv.Clock, mutate func(*delivery.Options)
 		a, h, wx, ali := f.senders(o.Store, clock.Now)
 		o.Channels = []channel.Sender{a, h, wx, ali}
 		o.Subscriptions = f.bindingsOver(o.Store, clock.Now, wx, ali)
+		// A batch is bounded by half of ClaimIdle, and one over five channels' HTTP calls
+		// outlasts deliveryWorld's 150 ms on a loaded machine (it would come back as retries);
+		// a heartbeat of 100 ms may lapse there too, stopping a batch before a call.
+		o.ClaimIdle, o.Heartbeat = 20*time.Second, 300*time.Millisecond
 		if mutate != nil {
 			mutate(o)
 		}
