@@ -24,7 +24,8 @@ type underLoad struct {
 	// watch: read the instance's goroutines and heap (/metrics) every 500 ms from the start of
 	// the load to its end, and its goroutines idle before the load and after the verification,
 	// for judge. The load also goes on past `after` until the heap can be read again
-	// (heapSettled; at most maxGCWait more).
+	// (heapSettled; at most maxGCWait more), with introspection queries to bring the GC cycles
+	// on (pumpGC).
 	watch bool
 	// judge, when set, adds the scenario's own figures and checks from what was seen.
 	judge func(r *result, seen seen)
@@ -105,12 +106,14 @@ func (u underLoad) run(ctx context.Context, s *suite, r *result) {
 	}
 	sleep(ctx, u.after)
 	if w != nil {
-		for end := time.Now().Add(maxGCWait); time.Now().Before(end) && ctx.Err() == nil; {
-			if _, ok := heapSettled(w.snapshot(), fault); ok {
-				break
-			}
-			sleep(ctx, 250*time.Millisecond)
-		}
+		pumpCtx, stopPump := context.WithTimeout(ctx, maxGCWait)
+		start := time.Now()
+		sent, failed := pumpGC(pumpCtx, in, func() bool {
+			_, ok := heapSettled(w.snapshot(), fault)
+			return ok
+		})
+		stopPump()
+		r.figure("GC pump", "%d introspection queries (%d answered with an error) over %s, until two GC cycles had run after the burst", sent, failed, time.Since(start).Round(100*time.Millisecond))
 	}
 	loadEnd := time.Now()
 	stopLoad()
