@@ -1,7 +1,12 @@
 package main
 
 import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -176,4 +181,30 @@ func TestChooseRedisDownOnlyOnOneServer(t *testing.T) {
 	if _, err := choose("redis-down,stall-3s", false); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// The pump sends introspection until told it is done, and counts what was refused.
+func TestPumpGCStopsWhenDone(t *testing.T) {
+	t.Parallel()
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if !strings.Contains(string(body), "__schema") {
+			t.Errorf("not an introspection query: %s", body)
+		}
+		if n.Add(1)%4 == 0 {
+			_, _ = io.WriteString(w, `{"errors": [{"message": "no", "extensions": {"code": "INTERNAL"}}]}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"data": {"__schema": {"types": []}}}`)
+	}))
+	defer srv.Close()
+	in := &instance{api: newAPI(srv.URL)}
+	sent, failed := pumpGC(context.Background(), in, func() bool { return n.Load() >= 20 })
+	if sent < 20 || sent > 22 || failed != sent/4 {
+		t.Fatalf("pumpGC sent %d, %d failed; want 20 to 22, a quarter failed", sent, failed)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	pumpGC(ctx, in, func() bool { return false }) // returns when ctx ends
 }

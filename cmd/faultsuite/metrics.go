@@ -254,7 +254,7 @@ func heapSettled(procs []procSample, fault window) (since time.Time, ok bool) {
 }
 
 // gcPumpQuery is GraphQL introspection (dev mode serves it): a query that touches no store and
-// allocates about a megabyte of answer, all of it garbage once answered.
+// allocates about 3 MB (a 70 kB answer), all of it garbage once answered.
 const gcPumpQuery = `{ __schema { types { name kind description fields { name description args { name type { name kind ofType { name kind ofType { name kind } } } } type { name kind ofType { name kind ofType { name kind } } } } } } }`
 
 // pumpGC sends gcPumpQuery, two at a time, until done returns true or ctx ends: after a burst
