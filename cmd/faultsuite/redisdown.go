@@ -55,8 +55,12 @@ const (
 // starts on first use. The heap is the goal the GC set (twice the live heap, GOGC 100), the
 // median over the 3 s before the SIGTERM against the median of the readings once the burst of
 // retries is over and two cycles have run (heapSettled): under the same load, it moves with
-// what is in flight at a cycle's end.
-var downGrowth = growthMargin{goroutines: 16, heapFactor: 1.5, heapBytes: 8 << 20}
+// what is in flight at a cycle's end, and with the load's own history: in five runs here the
+// goal was 39-52 MiB before and 54-71 MiB after, and without a run of the same load with no
+// outage the suite cannot tell how much of that is the outage's. The margin (twice, and 16 MiB)
+// passes those and fails what an outage that kept its burst would leave (the goal at the burst
+// was 150-190 MiB).
+var downGrowth = growthMargin{goroutines: 16, heapFactor: 2, heapBytes: 16 << 20}
 
 func runRedisDown(ctx context.Context, s *suite, r *result) {
 	var gone, back time.Time
