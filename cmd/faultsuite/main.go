@@ -69,11 +69,13 @@ type scenario struct {
 
 // scenarios in the order they run.
 var scenarios = []scenario{
-	{name: "stall", run: runStall},
+	{name: "stall", run: stallScenario(stallFor)},
+	{name: "stall-3s", run: stallScenario(shortStallFor)},
 	{name: "master-kill", cluster: true, run: runMasterKill},
 	{name: "kill-delivery", run: runKillDelivery},
 	{name: "kill-backfill", run: runKillBackfill},
 	{name: "apply-fault", run: runApplyFault},
+	{name: "redis-down", single: true, run: runRedisDown},
 }
 
 func main() {
@@ -87,6 +89,7 @@ func run() int {
 	binary := flag.String("tongban", "", "the tongban binary to run (default: build ./cmd/tongban into a temporary directory)")
 	rate := flag.Int("rate", 150, "requests per second of the mixed load (bounded: the machine runs Redis, two instances and the suite)")
 	reportOnly := flag.Bool("report-only", os.Getenv("FAULTSUITE_REPORT_ONLY") != "", "exit 0 even when checks fail (for local runs before the fixes are in; CI never sets it); also FAULTSUITE_REPORT_ONLY=1")
+	flag.DurationVar(&downFor, "redis-down", downFor, "how long redis-down keeps the server stopped (the issue's row: 20s)")
 	keep := flag.Bool("keep", false, "keep the temporary directory with the instances' logs")
 	flag.Parse()
 	// The suite's own Redis client meets the faults it injects; what it makes of them is in the
@@ -94,6 +97,10 @@ func run() int {
 	redis.SetLogger(quietLogger{})
 	if (*redisURL == "") == (*clusterFlag == "") {
 		fmt.Fprintln(os.Stderr, "faultsuite: give exactly one of -redis and -cluster")
+		return 2
+	}
+	if downFor < time.Second || downFor > 5*time.Minute {
+		fmt.Fprintln(os.Stderr, "faultsuite: -redis-down must be 1s to 5m")
 		return 2
 	}
 	if *rate < 10 || *rate > 2000 {

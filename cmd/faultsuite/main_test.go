@@ -35,14 +35,14 @@ func TestChooseDefaultsToWhatTheRedisAllows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(namesOf(single), ","); got != "stall,kill-delivery,kill-backfill,apply-fault" {
+	if got := strings.Join(namesOf(single), ","); got != "stall,stall-3s,kill-delivery,kill-backfill,apply-fault,redis-down" {
 		t.Fatalf("on one server: %s", got)
 	}
 	cluster, err := choose("", true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(namesOf(cluster), ","); got != "stall,master-kill,kill-delivery,kill-backfill,apply-fault" {
+	if got := strings.Join(namesOf(cluster), ","); got != "stall,stall-3s,master-kill,kill-delivery,kill-backfill,apply-fault" {
 		t.Fatalf("on a cluster: %s", got)
 	}
 }

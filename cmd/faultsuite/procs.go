@@ -35,6 +35,7 @@ func buildTongban(dir string) (string, error) {
 type instance struct {
 	name    string
 	base    string // http://127.0.0.1:port
+	metrics string // http://127.0.0.1:port/metrics, its metrics_listen
 	logPath string
 	api     *api
 	cmd     *exec.Cmd
@@ -58,6 +59,9 @@ type fleet struct {
 type instanceOptions struct {
 	workers int // push.workers; 0: the default
 }
+
+// instanceRequestTimeout is every instance's request_timeout (the default, given explicitly).
+const instanceRequestTimeout = 10 * time.Second
 
 // freePort asks the kernel for a free loopback port. Another process may take it before the
 // instance listens on it; start then fails with a clear message and the suite reports it.
@@ -100,6 +104,9 @@ func (f *fleet) start(ctx context.Context, name string, o instanceOptions) (*ins
 		set("REDIS_URL", f.target.url)
 	}
 	set("SHUTDOWN_TIMEOUT", "5s")
+	// Given rather than left to the default: the longest request of the load is checked
+	// against it (report.go's hangLimit).
+	set("REQUEST_TIMEOUT", instanceRequestTimeout.String())
 	set("PUSH_FCM_PROJECT_ID", fcmProject)
 	set("PUSH_FCM_ENDPOINT", f.world.fcmEndpoint(name))
 	set("PUSH_DAILY_CAP", "100000")
@@ -141,7 +148,7 @@ func (f *fleet) start(ctx context.Context, name string, o instanceOptions) (*ins
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	in := &instance{name: name, base: base, logPath: logPath, api: newAPI(base), cmd: cmd, done: make(chan struct{})}
+	in := &instance{name: name, base: base, metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", mport), logPath: logPath, api: newAPI(base), cmd: cmd, done: make(chan struct{})}
 	go func() {
 		in.exitErr = cmd.Wait()
 		logf.Close()

@@ -10,23 +10,34 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// stallFor is how long Redis is stalled: past go-redis's default read timeout (3 s) and its
-// retries, which is where the issue saw readiness take 5 s and fresh tokens refused as replayed.
-const stallFor = 7 * time.Second
+// The issue stalled Redis for 2 to 7 s. stall is the long end: past go-redis's read timeout
+// (3 s) and its retries, which is where the issue saw readiness take 5 s and fresh tokens
+// refused as replayed. stall-3s is the short end's neighbour, right at the read timeout: replies
+// that arrive as the client gives up. (2 s is shorter than every timeout: a slow answer, which
+// the 3 s stall covers with room.)
+const (
+	stallFor      = 7 * time.Second
+	shortStallFor = 3 * time.Second
+)
 
-// runStall stops the redis-server process (a master of a cluster) with SIGSTOP for stallFor,
-// under the mixed load, then continues it. DEBUG SLEEP would do the same from inside, but Redis
+// stallScenario is the stall of d.
+func stallScenario(d time.Duration) func(context.Context, *suite, *result) {
+	return func(ctx context.Context, s *suite, r *result) { runStall(ctx, s, r, d) }
+}
+
+// runStall stops the redis-server process (a master of a cluster) with SIGSTOP for d, under
+// the mixed load, then continues it. DEBUG SLEEP would do the same from inside, but Redis
 // 7 refuses DEBUG unless enable-debug-command is set. SIGSTOP is what a stalled disk, a VM
 // paused by its host or a long fork looks like to a client: connections open, nothing answers.
-func runStall(ctx context.Context, s *suite, r *result) {
+func runStall(ctx context.Context, s *suite, r *result, stallFor time.Duration) {
 	underLoad{
-		warmup: 5 * time.Second, after: 8 * time.Second, readyBound: 1500 * time.Millisecond,
+		warmup: 5 * time.Second, after: 8 * time.Second, readyBound: 1500 * time.Millisecond, faultFor: stallFor,
 		inject: func(ctx context.Context) (window, error) {
 			n, err := s.target.aMaster(ctx)
 			if err != nil {
 				return window{}, err
 			}
-			if err := stallFitsNodeTimeout(ctx, n); err != nil {
+			if err := stallFitsNodeTimeout(ctx, n, stallFor); err != nil {
 				return window{}, err
 			}
 			r.figure("stalled", "redis-server pid %d at %s for %s (SIGSTOP, then SIGCONT)", n.pid, n.addr, stallFor)
@@ -54,7 +65,7 @@ func runStall(ctx context.Context, s *suite, r *result) {
 // lost (it does not promise strong consistency); no client can close it. Tongban answered those
 // calls with success, so the suite would report as lost what Redis discarded. master-kill is
 // the failover scenario; this one measures a slow master, so the node timeout must be longer.
-func stallFitsNodeTimeout(ctx context.Context, n node) error {
+func stallFitsNodeTimeout(ctx context.Context, n node, stallFor time.Duration) error {
 	if n.id == "" {
 		return nil // a single server has no failover
 	}

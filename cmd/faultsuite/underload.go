@@ -17,7 +17,36 @@ type underLoad struct {
 	inject     func(ctx context.Context) (window, error)
 	// prepare, when set, runs on the instance before the load starts.
 	prepare func(ctx context.Context, in *instance, l *loader) error
+	// faultFor is how long the fault is expected to last, for the ID numbers set aside.
+	faultFor time.Duration
+	// probeEvery is how often readiness is asked; 250 ms when zero.
+	probeEvery time.Duration
+	// watch: read the instance's goroutines and heap (/metrics) every 500 ms from the start of
+	// the load to its end, and its goroutines idle before the load and after the verification,
+	// for judge. The load also goes on past `after` until the heap can be read again
+	// (heapSettled; at most maxGCWait more), with introspection queries to bring the GC cycles
+	// on (pumpGC).
+	watch bool
+	// judge, when set, adds the scenario's own figures and checks from what was seen.
+	judge func(r *result, seen seen)
 }
+
+// seen is what an underLoad scenario saw, for its judge.
+type seen struct {
+	fault         window
+	loadEnd       time.Time // when the load stopped, a stretch `after` past the fault
+	samples       []sample
+	ready         []readySample
+	readyBack     time.Duration // after the fault; -1 never
+	procs         []procSample  // with watch
+	scrapesFailed int
+	// idleBefore and idleAfter: the instance's goroutines with no request in flight, before the
+	// load and after the verification (-1: not read); with watch.
+	idleBefore, idleAfter float64
+}
+
+// maxGCWait bounds how long the load goes on waiting for a GC cycle after the fault.
+const maxGCWait = 30 * time.Second
 
 func (u underLoad) run(ctx context.Context, s *suite, r *result) {
 	in, err := s.fleet.start(ctx, "a", instanceOptions{})
@@ -32,7 +61,7 @@ func (u underLoad) run(ctx context.Context, s *suite, r *result) {
 	}
 	// Enough ID numbers for the whole load, checked while Redis is whole: births take two a
 	// call on average, new sign-ins one.
-	budget := s.rate * int((u.warmup + u.after + 40*time.Second).Seconds())
+	budget := s.rate * int((u.warmup + u.faultFor + u.after + 40*time.Second).Seconds())
 	if err := s.nums.prefill(ctx, budget); err != nil {
 		r.broken = err
 		return
@@ -45,8 +74,23 @@ func (u underLoad) run(ctx context.Context, s *suite, r *result) {
 			return
 		}
 	}
+	var idleBefore float64
+	if u.watch {
+		if idleBefore, err = idleGoroutines(ctx, in); err != nil {
+			r.broken = fmt.Errorf("read %s: %w", in.metrics, err)
+			return
+		}
+	}
 	loadCtx, stopLoad := context.WithCancel(ctx)
-	probes := probeReadiness(loadCtx, in, 250*time.Millisecond)
+	every := u.probeEvery
+	if every == 0 {
+		every = 250 * time.Millisecond
+	}
+	probes := probeReadiness(loadCtx, in, every)
+	var w *watcher
+	if u.watch {
+		w = watchProcess(loadCtx, in, 500*time.Millisecond)
+	}
 	loadDone := make(chan struct{})
 	go func() {
 		defer close(loadDone)
@@ -61,9 +105,25 @@ func (u underLoad) run(ctx context.Context, s *suite, r *result) {
 		return
 	}
 	sleep(ctx, u.after)
+	if w != nil {
+		pumpCtx, stopPump := context.WithTimeout(ctx, maxGCWait)
+		start := time.Now()
+		sent, failed := pumpGC(pumpCtx, in, func() bool {
+			_, ok := heapSettled(w.snapshot(), fault)
+			return ok
+		})
+		stopPump()
+		r.figure("GC pump", "%d introspection queries (%d answered with an error) over %s, until two GC cycles had run after the burst", sent, failed, time.Since(start).Round(100*time.Millisecond))
+	}
+	loadEnd := time.Now()
 	stopLoad()
 	<-loadDone
 	samples := probes()
+	var procSamples []procSample
+	var scrapesFailed int
+	if w != nil {
+		procSamples, scrapesFailed = w.wait()
+	}
 	l.settle(retryDeadline)
 	if ctx.Err() != nil {
 		r.broken = errInterrupted
@@ -71,8 +131,21 @@ func (u underLoad) run(ctx context.Context, s *suite, r *result) {
 	}
 
 	loadFigures(r, l.rec, fault)
-	readinessFigures(r, samples, fault, u.readyBound)
+	back := readinessFigures(r, samples, fault, u.readyBound)
+	l.rec.mu.Lock()
+	loadSamples := append([]sample(nil), l.rec.samples...)
+	l.rec.mu.Unlock()
 	verifyLoad(ctx, r, l, in, rule)
+	if u.judge != nil {
+		seen := seen{fault: fault, loadEnd: loadEnd, samples: loadSamples, ready: samples, readyBack: back,
+			procs: procSamples, scrapesFailed: scrapesFailed, idleBefore: idleBefore, idleAfter: -1}
+		if u.watch {
+			if g, err := idleGoroutines(ctx, in); err == nil {
+				seen.idleAfter = g
+			}
+		}
+		u.judge(r, seen)
+	}
 }
 
 // verifyLoad checks what the load left: no false `replayed`, everyone whose sign-in failed
