@@ -122,6 +122,11 @@ func (s *Service) sendAndRecord(ctx context.Context, r *replica, worker string, 
 		}
 		counts = append(counts, cs...)
 	}
+	if len(counts) > 0 && !r.alive() {
+		// Another worker may have taken the jobs over, made their counts and forgotten
+		// them: counted now, they would count again. The markers stay for it.
+		return errNotAlive
+	}
 	return s.countOnce(ctx, counts)
 }
 
@@ -186,10 +191,11 @@ return 1
 
 // record writes, in one round trip, the outcomes of the devices sent to since the last record,
 // and the status of each job all of whose devices now have one (or that sends nothing), with
-// its count and its lock handed back, before anything is acknowledged: a worker that dies
-// after this point leaves jobs whose devices are recorded, which the next worker acknowledges
-// or finishes without sending to them again. Each job's writes are one script on its person's
-// slot; a pipeline spans the slots.
+// the mark of its count (made by countOnce once this round trip answered, with the counts an
+// earlier attempt marked and may not have made) and its lock handed back, before anything is
+// acknowledged: a worker that dies after this point leaves jobs whose devices are recorded,
+// which the next worker acknowledges or finishes without sending to them again. Each job's
+// writes are one script on its person's slot; a pipeline spans the slots.
 func (s *Service) record(ctx context.Context, worker string, ds []*delivery, now time.Time) ([]toCount, error) {
 	type drop struct {
 		pid string
