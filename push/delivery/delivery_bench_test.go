@@ -52,11 +52,15 @@ func BenchmarkDelivery(b *testing.B) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	const chunk = 500
+	// A few chunks at a time: hundreds of concurrent ingests time out on the embedded store.
+	seeding := make(chan struct{}, 4)
 	for start := 0; start < total; start += chunk {
 		end := min(start+chunk, total)
 		wg.Add(1)
+		seeding <- struct{}{}
 		go func() {
 			defer wg.Done()
+			defer func() { <-seeding }()
 			var nums []idnumber.Number
 			var events []push.Event
 			for i := start; i < end; i++ {
