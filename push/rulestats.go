@@ -189,3 +189,75 @@ func (e *Engine) countPeople(ctx context.Context, p redis.Pipeliner, matches []m
 		p.Eval(ctx, peopleScript, []string{e.Rules.peopleKey(v.id, v.n), e.Rules.ruleKey(v.id)}, args...)
 	}
 }
+
+// countingKey holds the ids of one rule version's delivery outcomes counted while their
+// delivery records still say "to count" (send.go in push/delivery): a zset, id -> when it was
+// counted (ms, Redis's clock). It is what makes the count of an outcome exactly once although
+// the record and the counters live on different slots (and nodes): delivery writes an
+// outcome's status with a marker naming it, in one script on the person's slot; counts it here
+// (QueueCountOnce: an id already here is not counted again, so a count given twice after a
+// crash counts once); then clears the marker, and only then forgets the id
+// (QueueForgetCounted). So the zset holds only the outcomes between those steps, and those of
+// a worker that died between the last two, which the count script trims after
+// countingRetention.
+func (rs *Rules) countingKey(id string, version int) string {
+	return rs.store.Key("{rules}:counting:" + id + ":" + strconv.Itoa(version))
+}
+
+// countingRetention is how long an id stays counted without being forgotten: longer than a
+// delivery record lives (7 days), so that no marker can outlive the memory of its count.
+const countingRetention = 8 * 24 * time.Hour
+
+// countOnceScript adds to one counter of a rule version one per id not counted yet, and keeps
+// those ids as counted; the counters' expiry is as in countScript. Ids counted longer ago than
+// the retention are trimmed first.
+//
+// KEYS: the version's counters, the rule, the version's counted ids. ARGV: version, ttl (ms),
+// retention (ms), field, then ids. Returns how many were counted now.
+var countOnceScript = isCurrentLua + `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[3]))
+local n = 0
+for i = 5, #ARGV do
+  n = n + redis.call('ZADD', KEYS[3], 'NX', now, ARGV[i])
+end
+if n > 0 then
+  local fresh = redis.call('EXISTS', KEYS[1]) == 0
+  redis.call('HINCRBY', KEYS[1], ARGV[4], n)
+  if fresh and not current() then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  end
+end
+if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('PEXPIRE', KEYS[3], ARGV[3]) end
+return n
+`
+
+// QueueCountOnce queues on p one more of a delivery outcome ("delivered", "deferred",
+// "failed") for a rule version per id (an outcome's, unique to it) that is not counted yet, and
+// keeps the ids as counted until QueueForgetCounted forgets them: given again, whether or not
+// the first time's answer arrived, they count nothing. One script on the {rules} slot.
+func (rs *Rules) QueueCountOnce(ctx context.Context, p redis.Pipeliner, id string, version int, field string, ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	args := make([]any, 0, 4+len(ids))
+	args = append(args, version, oldVersionTTL.Milliseconds(), countingRetention.Milliseconds(), field)
+	for _, x := range ids {
+		args = append(args, x)
+	}
+	p.Eval(ctx, countOnceScript, []string{rs.statsKey(id, version), rs.ruleKey(id), rs.countingKey(id, version)}, args...)
+}
+
+// QueueForgetCounted queues on p the forgetting of ids counted by QueueCountOnce, once
+// nothing will give them again (their markers are cleared).
+func (rs *Rules) QueueForgetCounted(ctx context.Context, p redis.Pipeliner, id string, version int, ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	members := make([]any, len(ids))
+	for i, x := range ids {
+		members[i] = x
+	}
+	p.ZRem(ctx, rs.countingKey(id, version), members...)
+}

@@ -95,6 +95,7 @@ func (s *Service) sendAndRecord(ctx context.Context, r *replica, worker string, 
 		}
 	}
 	made := 0
+	var counts []toCount
 	for i := 0; i == 0 || i < len(calls); i++ {
 		toRecord := quiet
 		quiet = nil
@@ -115,11 +116,18 @@ func (s *Service) sendAndRecord(ctx context.Context, r *replica, worker string, 
 				return errDied
 			}
 		}
-		if err := s.record(ctx, worker, toRecord, now); err != nil {
+		cs, err := s.record(ctx, worker, toRecord, now)
+		if err != nil {
 			return err
 		}
+		counts = append(counts, cs...)
 	}
-	return nil
+	if len(counts) > 0 && !r.alive() {
+		// Another worker may have taken the jobs over, made their counts and forgotten
+		// them: counted now, they would count again. The markers stay for it.
+		return errNotAlive
+	}
+	return s.countOnce(ctx, counts)
 }
 
 // send makes one call of a channel's sender and takes in each message's result.
@@ -183,16 +191,19 @@ return 1
 
 // record writes, in one round trip, the outcomes of the devices sent to since the last record,
 // and the status of each job all of whose devices now have one (or that sends nothing), with
-// its count and its lock handed back, before anything is acknowledged: a worker that dies
-// after this point leaves jobs whose devices are recorded, which the next worker acknowledges
-// or finishes without sending to them again. Each job's writes are one script on its person's
-// slot; a pipeline spans the slots.
-func (s *Service) record(ctx context.Context, worker string, ds []*delivery, now time.Time) error {
+// the mark of its count (made by countOnce once this round trip answered, with the counts an
+// earlier attempt marked and may not have made) and its lock handed back, before anything is
+// acknowledged: a worker that dies after this point leaves jobs whose devices are recorded,
+// which the next worker acknowledges or finishes without sending to them again. Each job's
+// writes are one script on its person's slot; a pipeline spans the slots.
+func (s *Service) record(ctx context.Context, worker string, ds []*delivery, now time.Time) ([]toCount, error) {
 	type drop struct {
 		pid string
 		e   channel.Endpoint
 	}
 	var drops []drop
+	var counts []toCount
+	once, _ := s.counter.(onceCounter)
 	err := pipelined(ctx, s.store.Client, func(p redis.Pipeliner, sc *scripted) {
 		for _, d := range ds {
 			if d.disp == leavePending || d.recorded {
@@ -258,6 +269,35 @@ func (s *Service) record(ctx context.Context, worker string, ds []*delivery, now
 			case anyFailed:
 				final = "failed"
 			}
+			// Counted once per notification: by the call that sent (or gave up), not by a
+			// redelivery that found everything recorded. Counted for the version the job
+			// names, which is the notification's, even when the rule has moved on since: a
+			// probe version's deferred push must not land in a crowd version's counts.
+			count := ""
+			switch {
+			case len(d.outcomes) > 0 && final == "delivered":
+				count = "delivered"
+			case len(d.outcomes) > 0 && (final == "failed" || final == "dead_letter"):
+				count = "failed"
+			case strings.HasPrefix(final, "deferred:"):
+				count = "deferred"
+			}
+			// Counts that an earlier attempt recorded but may not have made (its marker is
+			// still there) are made now; made already, they count nothing.
+			mark := j.streamID + ":" + count
+			for f, v := range d.done {
+				if m, ok := strings.CutPrefix(f, countMark); ok && once != nil && (count == "" || m != mark) {
+					counts = append(counts, toCount{j.Rule, j.Version, v, j.Person, j.Note, m})
+				}
+			}
+			if count != "" && once != nil {
+				// The count to make is marked in the record, in the script that writes the
+				// status: see countOnce.
+				fields = append(fields, countMark+mark, count)
+				counts = append(counts, toCount{j.Rule, j.Version, count, j.Person, j.Note, mark})
+			} else if count != "" {
+				s.counter.QueueCount(ctx, p, j.Rule, j.Version, count)
+			}
 			fields = append(fields, "_status", final)
 			keys = append(keys, s.lockKey(j.Person, j.Note))
 			sc.queue(ctx, p, recordScript, keys, append([]any{worker, int64(deliveryRecord.Seconds())}, fields...)...)
@@ -266,22 +306,10 @@ func (s *Service) record(ctx context.Context, worker string, ds []*delivery, now
 				p.HSet(ctx, s.waitingKey(j.Person), j.Note, blob)
 				p.Expire(ctx, s.waitingKey(j.Person), s.opts.WaitingTTL)
 			}
-			// Counted once per notification: by the call that sent (or gave up), not by a
-			// redelivery that found everything recorded. Counted for the version the job
-			// names, which is the notification's, even when the rule has moved on since: a
-			// probe version's deferred push must not land in a crowd version's counts.
-			switch {
-			case len(d.outcomes) > 0 && final == "delivered":
-				s.counter.QueueCount(ctx, p, j.Rule, j.Version, "delivered")
-			case len(d.outcomes) > 0 && (final == "failed" || final == "dead_letter"):
-				s.counter.QueueCount(ctx, p, j.Rule, j.Version, "failed")
-			case strings.HasPrefix(final, "deferred:"):
-				s.counter.QueueCount(ctx, p, j.Rule, j.Version, "deferred")
-			}
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("delivery: record deliveries: %w", err)
+		return nil, fmt.Errorf("delivery: record deliveries: %w", err)
 	}
 	for _, d := range drops {
 		if d.e.Kind.Subscription() {
@@ -295,6 +323,99 @@ func (s *Service) record(ctx context.Context, worker string, ds []*delivery, now
 		if _, err := s.devices.Drop(ctx, d.pid, d.e.ID); err != nil {
 			s.log.Warn("delivery: could not drop a device its push service refused", "channel", d.e.Kind, "err", err)
 		}
+	}
+	return counts, nil
+}
+
+// onceCounter is a Counter that counts an outcome once however often it is given it, by the
+// outcome's id (push's rule stats): QueueCountOnce counts the ids it has not counted yet and
+// keeps them as counted until QueueForgetCounted.
+type onceCounter interface {
+	QueueCountOnce(ctx context.Context, p redis.Pipeliner, rule string, version int, field string, ids []string)
+	QueueForgetCounted(ctx context.Context, p redis.Pipeliner, rule string, version int, ids []string)
+}
+
+// countMark starts the field of a delivery record that marks a count to make: countMark +
+// the job's stream entry id + ":" + the counter -> the counter ("delivered", "failed",
+// "deferred"). One stream entry counts each counter at most once: a redelivery of the entry
+// that decides the same again marks the same; a later entry (a retry, a deferred job
+// released) is a new outcome.
+const countMark = "_c:"
+
+// toCount is a count a record marked: one more of field for a rule version, marked in the
+// record of (pid, nid) by countMark + mark.
+type toCount struct {
+	rule    string
+	version int
+	field   string
+	pid     string
+	nid     string
+	mark    string
+}
+
+// countOnce makes the counts that the records of a batch marked, exactly once each, although
+// a record (on its person's slot) and the rule's counters (on the {rules} slot) cannot be
+// written together, not even on one node, and a round trip may be cut anywhere:
+//
+//  1. record wrote the status with the marker, in one script: a count is never decided
+//     without its marker, and the job is not acknowledged before the steps below ended;
+//  2. the counter counts each outcome by its id (the notification, the stream entry and the
+//     counter): an id it knows already counts nothing;
+//  3. the markers are cleared, once step 2 answered;
+//  4. the counter forgets the ids, once step 3 answered.
+//
+// A batch cut off before step 3 leaves its jobs pending with their markers, and whoever
+// delivers them again (this worker's retry, a worker taking them over) finds every job
+// recorded, sends nothing, and makes the marked counts again from step 2: made already, they
+// count nothing. One cut off between 3 and 4 leaves ids in the counter that nothing gives
+// again; the counter drops them after a while. Each step goes out only once the one before
+// answered, so the order holds on a cluster, where a pipeline's commands for different nodes
+// run in no particular order.
+func (s *Service) countOnce(ctx context.Context, cs []toCount) error {
+	once, ok := s.counter.(onceCounter)
+	if len(cs) == 0 || !ok {
+		return nil
+	}
+	type version struct {
+		rule string
+		n    int
+	}
+	type counter struct {
+		version
+		field string
+	}
+	ids := map[counter][]string{}
+	seen := map[version][]string{}
+	for _, c := range cs {
+		v := version{c.rule, c.version}
+		id := c.nid + "/" + c.mark
+		ids[counter{v, c.field}] = append(ids[counter{v, c.field}], id)
+		seen[v] = append(seen[v], id)
+	}
+	if _, err := s.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for c, ids := range ids {
+			once.QueueCountOnce(ctx, p, c.rule, c.n, c.field, ids)
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("delivery: count deliveries for their rules: %w", err)
+	}
+	if _, err := s.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, c := range cs {
+			p.HDel(ctx, s.deliveredKey(c.pid, c.nid), countMark+c.mark)
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("delivery: clear the counted deliveries' marks: %w", err)
+	}
+	if _, err := s.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for v, ids := range seen {
+			once.QueueForgetCounted(ctx, p, v.rule, v.n, ids)
+		}
+		return nil
+	}); err != nil {
+		// The counts are right; the ids stay in the counter a while for nothing.
+		s.log.Warn("delivery: could not forget counted deliveries", "err", err)
 	}
 	return nil
 }
