@@ -129,6 +129,9 @@
 //	{rules}:stats:<rule>:<version>      hash   that version's matched, notified (delivered, deferred,
 //	                                           failed: delivery); TTL 30 days once the rule has a
 //	                                           newer version, none while current
+//	{rules}:counting:<rule>:<version>   zset   ids of delivery outcomes counted (notification/stream
+//	                                           entry:counter) by when, until delivery forgets them
+//	                                           or 8 days pass: a count given again counts nothing
 //	{rules}:people:<rule>:<version>     set    distinct people who matched that version of the rule,
 //	                                           added only until it holds push.privacy.threshold of
 //	                                           them, and only while it is current; TTL 30 days

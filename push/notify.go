@@ -231,7 +231,14 @@ func (e *Engine) notify(ctx context.Context, matches []match, then func(redis.Pi
 	_, err = e.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, w := range wins {
 			n, r := notes[i], matches[i].rule
-			switch v, _ := w.Result(); v {
+			v, werr := w.Result()
+			if werr != nil {
+				// Failed, or its answer lost with the round trip (a reply can hold a value and
+				// an error then): not counted above, and createErr makes the caller retry, which
+				// finds the slot held and queues the job then.
+				continue
+			}
+			switch v {
 			case int64(1):
 				created++
 				if r.has(ChannelInbox) {

@@ -140,12 +140,6 @@ func (rs *Rules) count(ctx context.Context, p redis.Pipeliner, id string, versio
 	p.Eval(ctx, countScript, []string{rs.statsKey(id, version), rs.ruleKey(id)}, args...)
 }
 
-// QueueCount queues on p one more of a delivery outcome ("delivered", "deferred", "failed")
-// for a rule version: how delivery counts for the rule that created the notification.
-func (rs *Rules) QueueCount(ctx context.Context, p redis.Pipeliner, id string, version int, field string) {
-	rs.count(ctx, p, id, version, field, 1)
-}
-
 // peopleScript adds people to a rule version's set of distinct matched people until it holds k
 // of them, so the set never grows past k: it only has to tell "at least k" from "fewer". Only
 // the current version's set is added to: an old version's is never read by departments, and

@@ -58,7 +58,7 @@ func TestLateCountOfAnOldVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := rc.Pipelined(ctx, func(p redis.Pipeliner) error {
-		e.Rules.QueueCount(ctx, p, r.ID, 1, "delivered")
+		e.Rules.QueueCountOnce(ctx, p, r.ID, 1, "delivered", []string{"n_late/1-0:delivered"})
 		// A stale replica still matching version 1, and a match of version 2.
 		e.countPeople(ctx, p, []match{{rule: &liveRule{Rule: r}, who: &profile{pid: pid}}})
 		e.countPeople(ctx, p, []match{{rule: &liveRule{Rule: r2}, who: &profile{pid: pid}}})

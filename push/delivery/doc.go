@@ -53,6 +53,8 @@
 //	{push}:dead                         stream jobs given up after 8 attempts, with the last reason
 //	{push}:schedule:lease               string the replica releasing due jobs; TTL ~10 polls
 //	{p:<pid>}:dlv:<notification>        hash   endpoint id (device d_…, subscription s_…) -> outcome;
+//	                                           _c:<stream entry>:<counter> (a rule count to make
+//	                                           once, cleared once made: send.go's countOnce);
 //	                                           _status, _sent, _day (daily cap
 //	                                           reservation); TTL 7 days
 //	{push}:hb:<consumer>                string a delivery worker lives; TTL 3 heartbeats

@@ -203,7 +203,6 @@ func (s *Service) record(ctx context.Context, worker string, ds []*delivery, now
 	}
 	var drops []drop
 	var counts []toCount
-	once, _ := s.counter.(onceCounter)
 	err := pipelined(ctx, s.store.Client, func(p redis.Pipeliner, sc *scripted) {
 		for _, d := range ds {
 			if d.disp == leavePending || d.recorded {
@@ -286,17 +285,15 @@ func (s *Service) record(ctx context.Context, worker string, ds []*delivery, now
 			// still there) are made now; made already, they count nothing.
 			mark := j.streamID + ":" + count
 			for f, v := range d.done {
-				if m, ok := strings.CutPrefix(f, countMark); ok && once != nil && (count == "" || m != mark) {
+				if m, ok := strings.CutPrefix(f, countMark); ok && (count == "" || m != mark) {
 					counts = append(counts, toCount{j.Rule, j.Version, v, j.Person, j.Note, m})
 				}
 			}
-			if count != "" && once != nil {
+			if count != "" {
 				// The count to make is marked in the record, in the script that writes the
 				// status: see countOnce.
 				fields = append(fields, countMark+mark, count)
 				counts = append(counts, toCount{j.Rule, j.Version, count, j.Person, j.Note, mark})
-			} else if count != "" {
-				s.counter.QueueCount(ctx, p, j.Rule, j.Version, count)
 			}
 			fields = append(fields, "_status", final)
 			keys = append(keys, s.lockKey(j.Person, j.Note))
@@ -325,14 +322,6 @@ func (s *Service) record(ctx context.Context, worker string, ds []*delivery, now
 		}
 	}
 	return counts, nil
-}
-
-// onceCounter is a Counter that counts an outcome once however often it is given it, by the
-// outcome's id (push's rule stats): QueueCountOnce counts the ids it has not counted yet and
-// keeps them as counted until QueueForgetCounted.
-type onceCounter interface {
-	QueueCountOnce(ctx context.Context, p redis.Pipeliner, rule string, version int, field string, ids []string)
-	QueueForgetCounted(ctx context.Context, p redis.Pipeliner, rule string, version int, ids []string)
 }
 
 // countMark starts the field of a delivery record that marks a count to make: countMark +
@@ -372,8 +361,8 @@ type toCount struct {
 // answered, so the order holds on a cluster, where a pipeline's commands for different nodes
 // run in no particular order.
 func (s *Service) countOnce(ctx context.Context, cs []toCount) error {
-	once, ok := s.counter.(onceCounter)
-	if len(cs) == 0 || !ok {
+	once := s.counter
+	if len(cs) == 0 {
 		return nil
 	}
 	type version struct {

@@ -28,9 +28,15 @@ type Inbox interface {
 }
 
 // Counter counts how a notification's delivery ended for the rule version that created it:
-// push's rule stats. field is "delivered", "deferred" or "failed".
+// push's rule stats. field is "delivered", "deferred" or "failed". It counts an outcome once
+// however often it is given it, by the outcome's id (send.go's countOnce says why): the
+// record of a delivery and the rule's counters live in different slots and cannot be written
+// together.
 type Counter interface {
-	QueueCount(ctx context.Context, p redis.Pipeliner, rule string, version int, field string)
+	// QueueCountOnce counts, for each of ids not counted yet, one more of field, and keeps the
+	// ids as counted until QueueForgetCounted.
+	QueueCountOnce(ctx context.Context, p redis.Pipeliner, rule string, version int, field string, ids []string)
+	QueueForgetCounted(ctx context.Context, p redis.Pipeliner, rule string, version int, ids []string)
 }
 
 // Note is what delivery needs of a notification to push it: what the channels send of it,
