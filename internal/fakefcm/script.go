@@ -8,20 +8,14 @@ import (
 // Fail makes the next n requests that pass authentication and name the server's project answer
 // reply, whatever their target and before their body is judged. Calls queue up in order.
 func (s *Server) Fail(n int, reply Reply) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.next = append(s.next, reply)
-	}
+	s.replies.Fail(n, reply)
 }
 
 // Script queues replies for target: a registration token, a topic name or a condition, as the
 // message names it. Each valid request to that target takes the next reply; when they run
 // out, the target is served as usual. Script takes precedence over Unregister.
 func (s *Server) Script(target string, replies ...Reply) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.scripts[target] = append(s.scripts[target], replies...)
+	s.replies.Script(target, replies...)
 }
 
 // Unregister makes the tokens answer UNREGISTERED from now on, as FCM does once an app is
@@ -63,35 +57,19 @@ func (s *Server) Reset() {
 }
 
 func (s *Server) resetLocked() {
-	s.received, s.attempts, s.next = nil, nil, nil
-	s.scripts = make(map[string][]Reply)
+	s.received, s.attempts = nil, nil
+	s.replies.Reset()
 	s.unregistered = make(map[string]bool)
 }
 
 func (s *Server) popNext() Reply {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.next) == 0 {
-		return Reply{}
-	}
-	r := s.next[0]
-	s.next = s.next[1:]
+	r, _ := s.replies.Next()
 	return r
 }
 
 func (s *Server) popScript(target string) Reply {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q := s.scripts[target]
-	if len(q) == 0 {
-		return Reply{}
-	}
-	if len(q) == 1 {
-		delete(s.scripts, target)
-	} else {
-		s.scripts[target] = q[1:]
-	}
-	return q[0]
+	r, _ := s.replies.NextFor(target)
+	return r
 }
 
 func (s *Server) isUnregistered(token string) bool {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tongban/tongban/internal/fakevendor"
 )
 
 // Keep is how many accepted messages, and how many attempts, the server remembers.
@@ -25,10 +27,9 @@ type Server struct {
 
 	mu           sync.Mutex
 	seq          uint64
-	received     []Received // oldest first
-	attempts     []Attempt  // oldest first
-	next         []Reply    // Fail: for the next requests, whatever their target
-	scripts      map[string][]Reply
+	received     []Received                // oldest first
+	attempts     []Attempt                 // oldest first
+	replies      fakevendor.Replies[Reply] // Fail and Script
 	unregistered map[string]bool
 }
 
