@@ -9,20 +9,14 @@ import (
 // Fail makes the next n authenticated requests for the server's project answer reply, whatever
 // their target and before their body is judged. Calls queue up in order.
 func (s *Server) Fail(n int, reply Reply) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.next = append(s.next, reply)
-	}
+	s.replies.Fail(n, reply)
 }
 
 // Script queues replies for a token. Each valid single-token request to it takes the next
 // reply; when they run out, the token is served as usual. Script takes precedence over
 // Unregister.
 func (s *Server) Script(token string, replies ...Reply) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.scripts[token] = append(s.scripts[token], replies...)
+	s.replies.Script(token, replies...)
 }
 
 // Unregister makes the tokens answer 80300007 from now on, as Push Kit does for a token it no
@@ -75,35 +69,19 @@ func (s *Server) Reset() {
 }
 
 func (s *Server) resetLocked() {
-	s.received, s.attempts, s.next = nil, nil, nil
-	s.scripts = make(map[string][]Reply)
+	s.received, s.attempts = nil, nil
+	s.replies.Reset()
 	s.unregistered = make(map[string]bool)
 	s.jwts = make(map[string]bool)
 	s.windowStart, s.windowCount = time.Time{}, 0
 }
 
 func (s *Server) popNext() Reply {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.next) == 0 {
-		return Reply{}
-	}
-	r := s.next[0]
-	s.next = s.next[1:]
+	r, _ := s.replies.Next()
 	return r
 }
 
 func (s *Server) popScript(token string) Reply {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q := s.scripts[token]
-	if len(q) == 0 {
-		return Reply{}
-	}
-	if len(q) == 1 {
-		delete(s.scripts, token)
-	} else {
-		s.scripts[token] = q[1:]
-	}
-	return q[0]
+	r, _ := s.replies.NextFor(token)
+	return r
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tongban/tongban/internal/fakevendor"
 )
 
 // Keep is how many accepted messages, and how many attempts, the server remembers.
@@ -29,11 +31,10 @@ type Server struct {
 
 	mu           sync.Mutex
 	seq          uint64
-	accounts     map[string]account // by kid
-	received     []Received         // oldest first
-	attempts     []Attempt          // oldest first
-	next         []Reply
-	scripts      map[string][]Reply
+	accounts     map[string]account        // by kid
+	received     []Received                // oldest first
+	attempts     []Attempt                 // oldest first
+	replies      fakevendor.Replies[Reply] // Fail and Script
 	unregistered map[string]bool
 	jwts         map[string]bool // distinct JWTs that passed authentication
 	windowStart  time.Time
