@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tongban/tongban/internal/fakevendor"
 )
 
 // Keep is how many accepted messages, and how many attempts, the server remembers.
@@ -46,8 +48,7 @@ type Server struct {
 	distinctTokens int
 	received       ring[Received]
 	attempts       ring[Attempt]
-	next           []Reply // Fail: for the next requests, whatever their target
-	scripts        map[string][]Reply
+	replies        fakevendor.Replies[Reply] // Fail and Script
 	unregistered   map[string]time.Time
 }
 
