@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tongban/tongban/internal/fakevendor"
 )
 
 // Keep is how many accepted messages, and how many attempts, the server remembers.
@@ -46,11 +48,10 @@ type Server struct {
 	seq      uint64
 	apps     map[string]*app
 	codes    map[string]loginCode
-	subs     map[subKey]bool // → one-time
-	received []Received      // oldest first
-	attempts []Attempt       // oldest first
-	next     []Reply
-	scripts  map[string][]Reply // by user id
+	subs     map[subKey]bool           // → one-time
+	received []Received                // oldest first
+	attempts []Attempt                 // oldest first
+	replies  fakevendor.Replies[Reply] // Fail, and Script by user id
 }
 
 type app struct {
