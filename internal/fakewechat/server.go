@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tongban/tongban/internal/fakevendor"
 )
 
 // Bounds of what the server keeps and reads.
@@ -37,10 +39,9 @@ type Server struct {
 	tokens   map[string]*tokenState // every live token of every app
 	codes    map[string]*codeState
 	seq      int64
-	messages []Message // oldest first
-	next     []Reply
-	scripts  map[string][]Reply
-	counts   map[string]int // requests per endpoint and app ("token wx1")
+	messages []Message                 // oldest first
+	replies  fakevendor.Replies[Reply] // Fail, and Script by openid
+	counts   map[string]int            // requests per endpoint and app ("token wx1")
 }
 
 type appState struct {
@@ -99,7 +100,7 @@ func New(opts ...Option) *Server {
 	s := &Server{
 		now: time.Now, tokenLife: TokenLife,
 		apps: map[string]*appState{}, tokens: map[string]*tokenState{}, codes: map[string]*codeState{},
-		scripts: map[string][]Reply{}, counts: map[string]int{},
+		counts: map[string]int{},
 	}
 	for _, o := range opts {
 		o(s)
