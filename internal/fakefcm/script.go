@@ -2,7 +2,8 @@ package fakefcm
 
 import (
 	"maps"
-	"slices"
+
+	"github.com/tongban/tongban/internal/fakevendor"
 )
 
 // Fail makes the next n requests that pass authentication and name the server's project answer
@@ -33,10 +34,10 @@ func (s *Server) Unregister(tokens ...string) {
 func (s *Server) Messages() []Received {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Received, len(s.received))
-	for i, r := range s.received {
+	out := s.received.Newest()
+	for i, r := range out {
 		r.Message.Data = maps.Clone(r.Message.Data)
-		out[len(out)-1-i] = r
+		out[i] = r
 	}
 	return out
 }
@@ -46,7 +47,7 @@ func (s *Server) Messages() []Received {
 func (s *Server) Requests() []Attempt {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.attempts)
+	return s.attempts.Oldest()
 }
 
 // Reset forgets messages, attempts, scripts and unregistered tokens.
@@ -57,7 +58,7 @@ func (s *Server) Reset() {
 }
 
 func (s *Server) resetLocked() {
-	s.received, s.attempts = nil, nil
+	s.received, s.attempts = fakevendor.NewRing[Received](Keep), fakevendor.NewRing[Attempt](Keep)
 	s.replies.Reset()
 	s.unregistered = make(map[string]bool)
 }
