@@ -2,8 +2,9 @@ package fakehms
 
 import (
 	"maps"
-	"slices"
 	"time"
+
+	"github.com/tongban/tongban/internal/fakevendor"
 )
 
 // Fail makes the next n authenticated requests for the server's project answer reply, whatever
@@ -33,14 +34,14 @@ func (s *Server) Unregister(tokens ...string) {
 func (s *Server) Messages() []Received {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Received, len(s.received))
-	for i, r := range s.received {
+	out := s.received.Newest()
+	for i, r := range out {
 		if r.Message.ClickAction != nil {
 			ca := *r.Message.ClickAction
 			ca.Data = maps.Clone(ca.Data)
 			r.Message.ClickAction = &ca
 		}
-		out[len(out)-1-i] = r
+		out[i] = r
 	}
 	return out
 }
@@ -49,7 +50,7 @@ func (s *Server) Messages() []Received {
 func (s *Server) Requests() []Attempt {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.attempts)
+	return s.attempts.Oldest()
 }
 
 // JWTs counts the distinct JWTs that passed authentication: a client that signs one per send
@@ -69,7 +70,7 @@ func (s *Server) Reset() {
 }
 
 func (s *Server) resetLocked() {
-	s.received, s.attempts = nil, nil
+	s.received, s.attempts = fakevendor.NewRing[Received](Keep), fakevendor.NewRing[Attempt](Keep)
 	s.replies.Reset()
 	s.unregistered = make(map[string]bool)
 	s.jwts = make(map[string]bool)
