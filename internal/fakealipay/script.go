@@ -3,8 +3,9 @@ package fakealipay
 import (
 	"maps"
 	"net/http"
-	"slices"
 	"time"
+
+	"github.com/tongban/tongban/internal/fakevendor"
 )
 
 // Reply is one scripted answer, queued with Fail or Script. The zero Reply answers as the
@@ -73,10 +74,10 @@ func (s *Server) Script(userID string, replies ...Reply) {
 func (s *Server) Messages() []Received {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Received, len(s.received))
-	for i, r := range s.received {
+	out := s.received.Newest()
+	for i, r := range out {
 		r.Data = maps.Clone(r.Data)
-		out[len(out)-1-i] = r
+		out[i] = r
 	}
 	return out
 }
@@ -85,7 +86,7 @@ func (s *Server) Messages() []Received {
 func (s *Server) Requests() []Attempt {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.attempts)
+	return s.attempts.Oldest()
 }
 
 // Reset forgets messages, attempts, scripts, codes and subscriptions; apps and templates stay.
@@ -96,7 +97,7 @@ func (s *Server) Reset() {
 }
 
 func (s *Server) resetLocked() {
-	s.received, s.attempts = nil, nil
+	s.received, s.attempts = fakevendor.NewRing[Received](Keep), fakevendor.NewRing[Attempt](Keep)
 	s.replies.Reset()
 	s.codes = make(map[string]loginCode)
 	s.subs = make(map[subKey]bool)

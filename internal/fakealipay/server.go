@@ -48,9 +48,9 @@ type Server struct {
 	seq      uint64
 	apps     map[string]*app
 	codes    map[string]loginCode
-	subs     map[subKey]bool           // → one-time
-	received []Received                // oldest first
-	attempts []Attempt                 // oldest first
+	subs     map[subKey]bool // → one-time
+	received fakevendor.Ring[Received]
+	attempts fakevendor.Ring[Attempt]
 	replies  fakevendor.Replies[Reply] // Fail, and Script by user id
 }
 
@@ -171,7 +171,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	field, body, reply := s.handle(w, r, &a)
 	a.Code, a.SubCode = body.Code, body.SubCode
 	s.mu.Lock()
-	s.attempts = keepLast(s.attempts, a)
+	s.attempts.Add(a)
 	s.mu.Unlock()
 	if reply.raw != nil {
 		w.Header().Set("Content-Type", reply.rawType)
@@ -397,15 +397,4 @@ func (s *Server) oauthToken(appID string, f url.Values) answer {
 		"re_expires_in": 2592000,
 		"auth_start":    s.now().In(Beijing).Format("2006-01-02 15:04:05"),
 	})
-}
-
-// keepLast appends v and drops the oldest beyond Keep.
-func keepLast[T any](list []T, v T) []T {
-	list = append(list, v)
-	if n := len(list) - Keep; n > 0 {
-		copy(list, list[n:])
-		clear(list[Keep:])
-		list = list[:Keep]
-	}
-	return list
 }
