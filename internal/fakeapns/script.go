@@ -3,6 +3,8 @@ package fakeapns
 import (
 	"bytes"
 	"time"
+
+	"github.com/tongban/tongban/internal/fakevendor"
 )
 
 // Fail makes the next n requests from an authenticated provider with well-formed headers
@@ -34,13 +36,10 @@ func (s *Server) Unregister(tokens ...string) {
 func (s *Server) Messages() []Received {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Received, s.received.len())
-	i := len(out)
-	s.received.each(func(r Received) {
-		i--
-		r.Payload = bytes.Clone(r.Payload)
-		out[i] = r
-	})
+	out := s.received.Newest()
+	for i := range out {
+		out[i].Payload = bytes.Clone(out[i].Payload)
+	}
 	return out
 }
 
@@ -49,9 +48,7 @@ func (s *Server) Messages() []Received {
 func (s *Server) Requests() []Attempt {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Attempt, 0, s.attempts.len())
-	s.attempts.each(func(a Attempt) { out = append(out, a) })
-	return out
+	return append(make([]Attempt, 0, s.attempts.Len()), s.attempts.Oldest()...) // [] rather than nil when empty, as before
 }
 
 // ProviderTokens counts the distinct provider tokens (JWTs) the server has adopted since it
@@ -71,7 +68,7 @@ func (s *Server) Reset() {
 }
 
 func (s *Server) resetLocked() {
-	s.received, s.attempts = ring[Received]{}, ring[Attempt]{}
+	s.received, s.attempts = fakevendor.NewRing[Received](Keep), fakevendor.NewRing[Attempt](Keep)
 	s.replies.Reset()
 	s.unregistered = make(map[string]time.Time)
 	s.tokens = make(map[string]providerToken)
