@@ -190,11 +190,6 @@ func (s *Server) deliver(appID string, req *sendRequest) int64 {
 		MsgID: 2000000000 + s.seq, AppID: appID, ToUser: req.ToUser, TemplateID: req.TemplateID,
 		Page: req.Page, State: req.State, Lang: req.Lang, Data: data, At: s.now(),
 	}
-	s.messages = append(s.messages, m)
-	if n := len(s.messages) - Keep; n > 0 {
-		copy(s.messages, s.messages[n:])
-		clear(s.messages[Keep:])
-		s.messages = s.messages[:Keep]
-	}
+	s.messages.Add(m)
 	return m.MsgID
 }
