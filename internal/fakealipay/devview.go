@@ -5,25 +5,21 @@ import (
 	"net/http"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/tongban/tongban/internal/fakevendor"
 )
 
 // MessagesHandler serves GET with the accepted messages as a JSON array, newest first, for dev
 // mode's /dev/alipay/messages. User ids and open_ids are masked (Mask): the page is for seeing
 // what was sent, not for collecting ids.
 func (s *Server) MessagesHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
+	return fakevendor.JSONView(func() any {
 		msgs := s.Messages()
 		for i := range msgs {
 			msgs[i].ToUserID, msgs[i].ToOpenID = Mask(msgs[i].ToUserID), Mask(msgs[i].ToOpenID)
 		}
-		w.Header().Set("Cache-Control", "no-store")
-		writeJSON(w, http.StatusOK, msgs)
-	})
+		return msgs
+	}, func(w http.ResponseWriter, v any) { writeJSON(w, http.StatusOK, v) })
 }
 
 // DevHandler serves what the Alipay client would do for a dev page, mounted anywhere:

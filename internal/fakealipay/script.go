@@ -3,8 +3,9 @@ package fakealipay
 import (
 	"maps"
 	"net/http"
-	"slices"
 	"time"
+
+	"github.com/tongban/tongban/internal/fakevendor"
 )
 
 // Reply is one scripted answer, queued with Fail or Script. The zero Reply answers as the
@@ -60,29 +61,23 @@ func Slow(d time.Duration) Reply { return Reply{delay: d} }
 
 // Fail makes the next n requests that pass the gateway's checks answer reply, whatever they are.
 func (s *Server) Fail(n int, reply Reply) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.next = append(s.next, reply)
-	}
+	s.replies.Fail(n, reply)
 }
 
 // Script queues replies for sends to userID (by to_user_id, or the user behind to_open_id).
 // Each send takes the next; when they run out the user is served as usual.
 func (s *Server) Script(userID string, replies ...Reply) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.scripts[userID] = append(s.scripts[userID], replies...)
+	s.replies.Script(userID, replies...)
 }
 
 // Messages returns the accepted messages, newest first, at most Keep of them.
 func (s *Server) Messages() []Received {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Received, len(s.received))
-	for i, r := range s.received {
+	out := s.received.Newest()
+	for i, r := range out {
 		r.Data = maps.Clone(r.Data)
-		out[len(out)-1-i] = r
+		out[i] = r
 	}
 	return out
 }
@@ -91,7 +86,7 @@ func (s *Server) Messages() []Received {
 func (s *Server) Requests() []Attempt {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.attempts)
+	return s.attempts.Oldest()
 }
 
 // Reset forgets messages, attempts, scripts, codes and subscriptions; apps and templates stay.
@@ -102,36 +97,20 @@ func (s *Server) Reset() {
 }
 
 func (s *Server) resetLocked() {
-	s.received, s.attempts, s.next = nil, nil, nil
-	s.scripts = make(map[string][]Reply)
+	s.received, s.attempts = fakevendor.NewRing[Received](Keep), fakevendor.NewRing[Attempt](Keep)
+	s.replies.Reset()
 	s.codes = make(map[string]loginCode)
 	s.subs = make(map[subKey]bool)
 }
 
 func (s *Server) popNext() Reply {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.next) == 0 {
-		return Reply{}
-	}
-	r := s.next[0]
-	s.next = s.next[1:]
+	r, _ := s.replies.Next()
 	return r
 }
 
 func (s *Server) popScript(user string) Reply {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q := s.scripts[user]
-	if len(q) == 0 {
-		return Reply{}
-	}
-	if len(q) == 1 {
-		delete(s.scripts, user)
-	} else {
-		s.scripts[user] = q[1:]
-	}
-	return q[0]
+	r, _ := s.replies.NextFor(user)
+	return r
 }
 
 // play waits out a reply's delay; a caller that gives up meanwhile gets a system error (it is

@@ -162,7 +162,7 @@ func (s *Server) deliver(appID, user string, b sendBiz) (answer, Reply) {
 	}
 	s.seq++
 	id := fmt.Sprintf("%d%08d", now.UnixMilli(), s.seq)
-	s.received = keepLast(s.received, Received{ID: id, AppID: appID, ToUserID: b.ToUserID, ToOpenID: b.ToOpenID,
+	s.received.Add(Received{ID: id, AppID: appID, ToUserID: b.ToUserID, ToOpenID: b.ToOpenID,
 		TemplateID: b.UserTemplateID, Page: b.Page, Data: data, OneTime: oneTime, ReceivedAt: now})
 	return success(nil), Reply{}
 }

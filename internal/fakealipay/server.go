@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tongban/tongban/internal/fakevendor"
 )
 
 // Keep is how many accepted messages, and how many attempts, the server remembers.
@@ -47,10 +49,9 @@ type Server struct {
 	apps     map[string]*app
 	codes    map[string]loginCode
 	subs     map[subKey]bool // → one-time
-	received []Received      // oldest first
-	attempts []Attempt       // oldest first
-	next     []Reply
-	scripts  map[string][]Reply // by user id
+	received fakevendor.Ring[Received]
+	attempts fakevendor.Ring[Attempt]
+	replies  fakevendor.Replies[Reply] // Fail, and Script by user id
 }
 
 type app struct {
@@ -170,7 +171,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	field, body, reply := s.handle(w, r, &a)
 	a.Code, a.SubCode = body.Code, body.SubCode
 	s.mu.Lock()
-	s.attempts = keepLast(s.attempts, a)
+	s.attempts.Add(a)
 	s.mu.Unlock()
 	if reply.raw != nil {
 		w.Header().Set("Content-Type", reply.rawType)
@@ -396,15 +397,4 @@ func (s *Server) oauthToken(appID string, f url.Values) answer {
 		"re_expires_in": 2592000,
 		"auth_start":    s.now().In(Beijing).Format("2006-01-02 15:04:05"),
 	})
-}
-
-// keepLast appends v and drops the oldest beyond Keep.
-func keepLast[T any](list []T, v T) []T {
-	list = append(list, v)
-	if n := len(list) - Keep; n > 0 {
-		copy(list, list[n:])
-		clear(list[Keep:])
-		list = list[:Keep]
-	}
-	return list
 }

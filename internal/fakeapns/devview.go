@@ -3,25 +3,21 @@ package fakeapns
 import (
 	"net/http"
 	"strings"
+
+	"github.com/tongban/tongban/internal/fakevendor"
 )
 
 // MessagesHandler serves GET with the accepted notifications as a JSON array, newest first,
 // for dev mode's /dev/apns/messages. Device tokens are masked (MaskToken): the page is for
 // seeing what was pushed, and a full token is enough to push to that device.
 func (s *Server) MessagesHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
+	return fakevendor.JSONView(func() any {
 		msgs := s.Messages()
 		for i := range msgs {
 			msgs[i].Token = MaskToken(msgs[i].Token)
 		}
-		w.Header().Set("Cache-Control", "no-store")
-		writeJSON(w, http.StatusOK, msgs)
-	})
+		return msgs
+	}, func(w http.ResponseWriter, v any) { writeJSON(w, http.StatusOK, v) })
 }
 
 // MaskToken keeps the first 6 and last 4 characters of a device token, enough to tell devices

@@ -3,26 +3,22 @@ package fakeapns
 import (
 	"bytes"
 	"time"
+
+	"github.com/tongban/tongban/internal/fakevendor"
 )
 
 // Fail makes the next n requests from an authenticated provider with well-formed headers
 // answer reply, whatever their device token and before their payload is read. Calls queue up
 // in order.
 func (s *Server) Fail(n int, reply Reply) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.next = append(s.next, reply)
-	}
+	s.replies.Fail(n, reply)
 }
 
 // Script queues replies for one device token. Each otherwise valid request to that token takes
 // the next reply; when they run out, the token is served as usual. Script takes precedence
 // over Unregister.
 func (s *Server) Script(token string, replies ...Reply) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.scripts[token] = append(s.scripts[token], replies...)
+	s.replies.Script(token, replies...)
 }
 
 // Unregister makes the tokens answer 410 Unregistered from now on, with now as the time APNs
@@ -40,13 +36,10 @@ func (s *Server) Unregister(tokens ...string) {
 func (s *Server) Messages() []Received {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Received, s.received.len())
-	i := len(out)
-	s.received.each(func(r Received) {
-		i--
-		r.Payload = bytes.Clone(r.Payload)
-		out[i] = r
-	})
+	out := s.received.Newest()
+	for i := range out {
+		out[i].Payload = bytes.Clone(out[i].Payload)
+	}
 	return out
 }
 
@@ -55,9 +48,7 @@ func (s *Server) Messages() []Received {
 func (s *Server) Requests() []Attempt {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Attempt, 0, s.attempts.len())
-	s.attempts.each(func(a Attempt) { out = append(out, a) })
-	return out
+	return append(make([]Attempt, 0, s.attempts.Len()), s.attempts.Oldest()...) // [] rather than nil when empty, as before
 }
 
 // ProviderTokens counts the distinct provider tokens (JWTs) the server has adopted since it
@@ -77,8 +68,8 @@ func (s *Server) Reset() {
 }
 
 func (s *Server) resetLocked() {
-	s.received, s.attempts, s.next = ring[Received]{}, ring[Attempt]{}, nil
-	s.scripts = make(map[string][]Reply)
+	s.received, s.attempts = fakevendor.NewRing[Received](Keep), fakevendor.NewRing[Attempt](Keep)
+	s.replies.Reset()
 	s.unregistered = make(map[string]time.Time)
 	s.tokens = make(map[string]providerToken)
 	s.lastNewToken = make(map[string]time.Time)
@@ -86,27 +77,11 @@ func (s *Server) resetLocked() {
 }
 
 func (s *Server) popNext() Reply {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.next) == 0 {
-		return Reply{}
-	}
-	r := s.next[0]
-	s.next = s.next[1:]
+	r, _ := s.replies.Next()
 	return r
 }
 
 func (s *Server) popScript(token string) Reply {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q := s.scripts[token]
-	if len(q) == 0 {
-		return Reply{}
-	}
-	if len(q) == 1 {
-		delete(s.scripts, token)
-	} else {
-		s.scripts[token] = q[1:]
-	}
-	return q[0]
+	r, _ := s.replies.NextFor(token)
+	return r
 }

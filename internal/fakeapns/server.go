@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tongban/tongban/internal/fakevendor"
 )
 
 // Keep is how many accepted messages, and how many attempts, the server remembers.
@@ -44,10 +46,9 @@ type Server struct {
 	tokens         map[string]providerToken
 	lastNewToken   map[string]time.Time // team.kid → when its last new token was adopted
 	distinctTokens int
-	received       ring[Received]
-	attempts       ring[Attempt]
-	next           []Reply // Fail: for the next requests, whatever their target
-	scripts        map[string][]Reply
+	received       fakevendor.Ring[Received]
+	attempts       fakevendor.Ring[Attempt]
+	replies        fakevendor.Replies[Reply] // Fail and Script
 	unregistered   map[string]time.Time
 }
 
@@ -152,12 +153,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		a.Status = http.StatusOK
 		m.ID = id
 		s.mu.Lock()
-		s.received.push(m)
+		s.received.Add(m)
 		s.mu.Unlock()
 		w.WriteHeader(http.StatusOK)
 	}
 	s.mu.Lock()
-	s.attempts.push(a)
+	s.attempts.Add(a)
 	s.mu.Unlock()
 }
 
@@ -384,28 +385,3 @@ func newUUID() string {
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%X-%X-%X-%X-%X", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
-
-// ring keeps the last Keep values pushed, overwriting the oldest in place: an accepted push
-// costs the same whether the server has seen ten or a million.
-type ring[T any] struct {
-	buf   []T
-	start int // index of the oldest once buf is full
-}
-
-func (r *ring[T]) push(v T) {
-	if len(r.buf) < Keep {
-		r.buf = append(r.buf, v)
-		return
-	}
-	r.buf[r.start] = v
-	r.start = (r.start + 1) % Keep
-}
-
-// each calls fn on the values, oldest first.
-func (r *ring[T]) each(fn func(T)) {
-	for i := range r.buf {
-		fn(r.buf[(r.start+i)%len(r.buf)])
-	}
-}
-
-func (r *ring[T]) len() int { return len(r.buf) }

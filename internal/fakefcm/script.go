@@ -2,26 +2,21 @@ package fakefcm
 
 import (
 	"maps"
-	"slices"
+
+	"github.com/tongban/tongban/internal/fakevendor"
 )
 
 // Fail makes the next n requests that pass authentication and name the server's project answer
 // reply, whatever their target and before their body is judged. Calls queue up in order.
 func (s *Server) Fail(n int, reply Reply) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.next = append(s.next, reply)
-	}
+	s.replies.Fail(n, reply)
 }
 
 // Script queues replies for target: a registration token, a topic name or a condition, as the
 // message names it. Each valid request to that target takes the next reply; when they run
 // out, the target is served as usual. Script takes precedence over Unregister.
 func (s *Server) Script(target string, replies ...Reply) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.scripts[target] = append(s.scripts[target], replies...)
+	s.replies.Script(target, replies...)
 }
 
 // Unregister makes the tokens answer UNREGISTERED from now on, as FCM does once an app is
@@ -39,10 +34,10 @@ func (s *Server) Unregister(tokens ...string) {
 func (s *Server) Messages() []Received {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Received, len(s.received))
-	for i, r := range s.received {
+	out := s.received.Newest()
+	for i, r := range out {
 		r.Message.Data = maps.Clone(r.Message.Data)
-		out[len(out)-1-i] = r
+		out[i] = r
 	}
 	return out
 }
@@ -52,7 +47,7 @@ func (s *Server) Messages() []Received {
 func (s *Server) Requests() []Attempt {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.attempts)
+	return s.attempts.Oldest()
 }
 
 // Reset forgets messages, attempts, scripts and unregistered tokens.
@@ -63,35 +58,19 @@ func (s *Server) Reset() {
 }
 
 func (s *Server) resetLocked() {
-	s.received, s.attempts, s.next = nil, nil, nil
-	s.scripts = make(map[string][]Reply)
+	s.received, s.attempts = fakevendor.NewRing[Received](Keep), fakevendor.NewRing[Attempt](Keep)
+	s.replies.Reset()
 	s.unregistered = make(map[string]bool)
 }
 
 func (s *Server) popNext() Reply {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.next) == 0 {
-		return Reply{}
-	}
-	r := s.next[0]
-	s.next = s.next[1:]
+	r, _ := s.replies.Next()
 	return r
 }
 
 func (s *Server) popScript(target string) Reply {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q := s.scripts[target]
-	if len(q) == 0 {
-		return Reply{}
-	}
-	if len(q) == 1 {
-		delete(s.scripts, target)
-	} else {
-		s.scripts[target] = q[1:]
-	}
-	return q[0]
+	r, _ := s.replies.NextFor(target)
+	return r
 }
 
 func (s *Server) isUnregistered(token string) bool {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tongban/tongban/internal/fakevendor"
 )
 
 // Keep is how many accepted messages, and how many attempts, the server remembers.
@@ -25,10 +27,9 @@ type Server struct {
 
 	mu           sync.Mutex
 	seq          uint64
-	received     []Received // oldest first
-	attempts     []Attempt  // oldest first
-	next         []Reply    // Fail: for the next requests, whatever their target
-	scripts      map[string][]Reply
+	received     fakevendor.Ring[Received]
+	attempts     fakevendor.Ring[Attempt]
+	replies      fakevendor.Replies[Reply] // Fail and Script
 	unregistered map[string]bool
 }
 
@@ -97,7 +98,7 @@ func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
 		}{name})
 	}
 	s.mu.Lock()
-	s.attempts = keepLast(s.attempts, a)
+	s.attempts.Add(a)
 	s.mu.Unlock()
 }
 
@@ -192,7 +193,7 @@ func (s *Server) accept(project string, m Message) string {
 	// Shaped like FCM's ids ("0:1500415314455276%31bd1c9631bd1c96"), unique per server.
 	id := fmt.Sprintf("0:%d%%%016x", at.UnixMicro(), s.seq)
 	name := fmt.Sprintf("projects/%s/messages/%s", project, id)
-	s.received = keepLast(s.received, Received{Name: name, ID: id, Project: project, ReceivedAt: at, Message: m})
+	s.received.Add(Received{Name: name, ID: id, Project: project, ReceivedAt: at, Message: m})
 	return name
 }
 
@@ -204,16 +205,4 @@ func target(m Message) string {
 		return m.Topic
 	}
 	return m.Condition
-}
-
-// keepLast appends v and drops the oldest beyond Keep, shifting in place so the backing array
-// never grows past Keep+1.
-func keepLast[T any](list []T, v T) []T {
-	list = append(list, v)
-	if n := len(list) - Keep; n > 0 {
-		copy(list, list[n:])
-		clear(list[Keep:])
-		list = list[:Keep]
-	}
-	return list
 }

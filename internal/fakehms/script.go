@@ -2,27 +2,22 @@ package fakehms
 
 import (
 	"maps"
-	"slices"
 	"time"
+
+	"github.com/tongban/tongban/internal/fakevendor"
 )
 
 // Fail makes the next n authenticated requests for the server's project answer reply, whatever
 // their target and before their body is judged. Calls queue up in order.
 func (s *Server) Fail(n int, reply Reply) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.next = append(s.next, reply)
-	}
+	s.replies.Fail(n, reply)
 }
 
 // Script queues replies for a token. Each valid single-token request to it takes the next
 // reply; when they run out, the token is served as usual. Script takes precedence over
 // Unregister.
 func (s *Server) Script(token string, replies ...Reply) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.scripts[token] = append(s.scripts[token], replies...)
+	s.replies.Script(token, replies...)
 }
 
 // Unregister makes the tokens answer 80300007 from now on, as Push Kit does for a token it no
@@ -39,14 +34,14 @@ func (s *Server) Unregister(tokens ...string) {
 func (s *Server) Messages() []Received {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Received, len(s.received))
-	for i, r := range s.received {
+	out := s.received.Newest()
+	for i, r := range out {
 		if r.Message.ClickAction != nil {
 			ca := *r.Message.ClickAction
 			ca.Data = maps.Clone(ca.Data)
 			r.Message.ClickAction = &ca
 		}
-		out[len(out)-1-i] = r
+		out[i] = r
 	}
 	return out
 }
@@ -55,7 +50,7 @@ func (s *Server) Messages() []Received {
 func (s *Server) Requests() []Attempt {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.attempts)
+	return s.attempts.Oldest()
 }
 
 // JWTs counts the distinct JWTs that passed authentication: a client that signs one per send
@@ -75,35 +70,19 @@ func (s *Server) Reset() {
 }
 
 func (s *Server) resetLocked() {
-	s.received, s.attempts, s.next = nil, nil, nil
-	s.scripts = make(map[string][]Reply)
+	s.received, s.attempts = fakevendor.NewRing[Received](Keep), fakevendor.NewRing[Attempt](Keep)
+	s.replies.Reset()
 	s.unregistered = make(map[string]bool)
 	s.jwts = make(map[string]bool)
 	s.windowStart, s.windowCount = time.Time{}, 0
 }
 
 func (s *Server) popNext() Reply {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.next) == 0 {
-		return Reply{}
-	}
-	r := s.next[0]
-	s.next = s.next[1:]
+	r, _ := s.replies.Next()
 	return r
 }
 
 func (s *Server) popScript(token string) Reply {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q := s.scripts[token]
-	if len(q) == 0 {
-		return Reply{}
-	}
-	if len(q) == 1 {
-		delete(s.scripts, token)
-	} else {
-		s.scripts[token] = q[1:]
-	}
-	return q[0]
+	r, _ := s.replies.NextFor(token)
+	return r
 }

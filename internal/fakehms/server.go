@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tongban/tongban/internal/fakevendor"
 )
 
 // Keep is how many accepted messages, and how many attempts, the server remembers.
@@ -30,10 +32,9 @@ type Server struct {
 	mu           sync.Mutex
 	seq          uint64
 	accounts     map[string]account // by kid
-	received     []Received         // oldest first
-	attempts     []Attempt          // oldest first
-	next         []Reply
-	scripts      map[string][]Reply
+	received     fakevendor.Ring[Received]
+	attempts     fakevendor.Ring[Attempt]
+	replies      fakevendor.Replies[Reply] // Fail and Script
 	unregistered map[string]bool
 	jwts         map[string]bool // distinct JWTs that passed authentication
 	windowStart  time.Time
@@ -142,7 +143,7 @@ func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
 		writeAnswer(w, http.StatusOK, Answer{Code: CodeSuccess, Msg: "Success", RequestID: rid}, 0)
 	}
 	s.mu.Lock()
-	s.attempts = keepLast(s.attempts, a)
+	s.attempts.Add(a)
 	s.mu.Unlock()
 }
 
@@ -308,7 +309,7 @@ func (s *Server) requestID() string {
 func (s *Server) record(m Received) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.received = keepLast(s.received, m)
+	s.received.Add(m)
 }
 
 func orDefault(v, d string) string {
@@ -316,16 +317,4 @@ func orDefault(v, d string) string {
 		return d
 	}
 	return v
-}
-
-// keepLast appends v and drops the oldest beyond Keep, shifting in place so the backing array
-// never grows past Keep+1.
-func keepLast[T any](list []T, v T) []T {
-	list = append(list, v)
-	if n := len(list) - Keep; n > 0 {
-		copy(list, list[n:])
-		clear(list[Keep:])
-		list = list[:Keep]
-	}
-	return list
 }

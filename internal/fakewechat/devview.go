@@ -5,24 +5,20 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/tongban/tongban/internal/fakevendor"
 )
 
 // MessagesHandler serves GET with the accepted messages as a JSON array, newest first, for dev
 // mode's /dev/wechat/messages. Openids are masked: the page shows what was sent, not to whom.
 func (s *Server) MessagesHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
+	return fakevendor.JSONView(func() any {
 		msgs := s.Messages()
 		for i := range msgs {
 			msgs[i].ToUser = mask(msgs[i].ToUser)
 		}
-		w.Header().Set("Cache-Control", "no-store")
-		writeJSON(w, msgs)
-	})
+		return msgs
+	}, writeJSON)
 }
 
 // DevHandler serves what the mini-program side does, for dev mode's pages: POST …/login

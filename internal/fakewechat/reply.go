@@ -89,21 +89,17 @@ func Slow(d time.Duration) Reply { return Reply{set: true, delay: d} }
 // Fail makes the next n sends that pass the access token and quota checks answer reply,
 // before their body is read.
 func (s *Server) Fail(n int, reply Reply) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	reply.set = true
-	for range n {
-		s.next = append(s.next, reply)
-	}
+	s.replies.Fail(n, reply)
 }
 
 // Script queues replies for sends to openID: each send to it, once its template and openid
 // pass, takes the next one.
 func (s *Server) Script(openID string, replies ...Reply) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, r := range replies {
+	set := make([]Reply, len(replies))
+	for i, r := range replies {
 		r.set = true
-		s.scripts[openID] = append(s.scripts[openID], r)
+		set[i] = r
 	}
+	s.replies.Script(openID, set...)
 }

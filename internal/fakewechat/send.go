@@ -43,8 +43,8 @@ func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
 		code, msg = s.spendQuota(appID)
 	}
 	var reply Reply
-	if code == 0 && len(s.next) > 0 {
-		reply, s.next = s.next[0], s.next[1:]
+	if code == 0 {
+		reply, _ = s.replies.Next()
 	}
 	s.mu.Unlock()
 	if code != 0 {
@@ -131,13 +131,8 @@ func (s *Server) judge(appID string, req *sendRequest) (Reply, int64, string) {
 	if !a.openids[req.ToUser] {
 		return Reply{}, 40003, "invalid openid"
 	}
-	if q := s.scripts[req.ToUser]; len(q) > 0 {
-		if len(q) == 1 {
-			delete(s.scripts, req.ToUser)
-		} else {
-			s.scripts[req.ToUser] = q[1:]
-		}
-		return q[0], 0, ""
+	if r, ok := s.replies.NextFor(req.ToUser); ok {
+		return r, 0, ""
 	}
 	if req.Page != "" && a.pages != nil {
 		path, _, _ := strings.Cut(req.Page, "?")
@@ -195,11 +190,6 @@ func (s *Server) deliver(appID string, req *sendRequest) int64 {
 		MsgID: 2000000000 + s.seq, AppID: appID, ToUser: req.ToUser, TemplateID: req.TemplateID,
 		Page: req.Page, State: req.State, Lang: req.Lang, Data: data, At: s.now(),
 	}
-	s.messages = append(s.messages, m)
-	if n := len(s.messages) - Keep; n > 0 {
-		copy(s.messages, s.messages[n:])
-		clear(s.messages[Keep:])
-		s.messages = s.messages[:Keep]
-	}
+	s.messages.Add(m)
 	return m.MsgID
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tongban/tongban/internal/fakevendor"
 )
 
 // Bounds of what the server keeps and reads.
@@ -37,10 +39,9 @@ type Server struct {
 	tokens   map[string]*tokenState // every live token of every app
 	codes    map[string]*codeState
 	seq      int64
-	messages []Message // oldest first
-	next     []Reply
-	scripts  map[string][]Reply
-	counts   map[string]int // requests per endpoint and app ("token wx1")
+	messages fakevendor.Ring[Message]
+	replies  fakevendor.Replies[Reply] // Fail, and Script by openid
+	counts   map[string]int            // requests per endpoint and app ("token wx1")
 }
 
 type appState struct {
@@ -99,7 +100,7 @@ func New(opts ...Option) *Server {
 	s := &Server{
 		now: time.Now, tokenLife: TokenLife,
 		apps: map[string]*appState{}, tokens: map[string]*tokenState{}, codes: map[string]*codeState{},
-		scripts: map[string][]Reply{}, counts: map[string]int{},
+		counts: map[string]int{}, messages: fakevendor.NewRing[Message](Keep),
 	}
 	for _, o := range opts {
 		o(s)
@@ -205,11 +206,7 @@ func (s *Server) Subscriptions(appID, openID, templateID string) (oneTime int, l
 func (s *Server) Messages() []Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Message, len(s.messages))
-	for i, m := range s.messages {
-		out[len(out)-1-i] = m
-	}
-	return out
+	return s.messages.Newest()
 }
 
 // Requests answers how many requests reached endpoint ("token", "jscode2session", "send")
