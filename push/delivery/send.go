@@ -96,6 +96,7 @@ func (s *Service) sendAndRecord(ctx context.Context, r *replica, worker string, 
 	}
 	made := 0
 	var counts []toCount
+	reserve := s.recordReserve()
 	for i := 0; i == 0 || i < len(calls); i++ {
 		toRecord := quiet
 		quiet = nil
@@ -103,20 +104,39 @@ func (s *Service) sendAndRecord(ctx context.Context, r *replica, worker string, 
 			if !r.alive() {
 				return errNotAlive
 			}
-			c := calls[i]
-			s.send(ctx, c.sender, c.slots)
-			made++
-			for k, sl := range c.slots {
-				if k == 0 || c.slots[k-1].d != sl.d {
-					toRecord = append(toRecord, sl.d)
+			// A call may take what is left of the batch's time but the part kept for
+			// recording: a slow vendor's call that ran to the batch's end would leave its
+			// outcomes, sends included, unrecorded, and the batch sent again and again.
+			budget := sendTimeout
+			if dl, ok := ctx.Deadline(); ok {
+				if left := time.Until(dl) - reserve; left < reserve {
+					// No time for another call: the jobs not finished stay pending (their
+					// endpoints recorded so far are skipped when they come back).
+					leaveUnfinished(ds)
+					i = len(calls)
+				} else {
+					budget = min(budget, left)
 				}
 			}
-			if s.testHookAfterSend != nil && s.testHookAfterSend(made) {
-				r.die()
-				return errDied
+			if i < len(calls) {
+				c := calls[i]
+				s.send(ctx, c.sender, c.slots, budget)
+				made++
+				for k, sl := range c.slots {
+					if k == 0 || c.slots[k-1].d != sl.d {
+						toRecord = append(toRecord, sl.d)
+					}
+				}
+				if s.testHookAfterSend != nil && s.testHookAfterSend(made) {
+					r.die()
+					return errDied
+				}
 			}
 		}
-		cs, err := s.record(ctx, worker, toRecord, now)
+		// Recorded whatever the batch's deadline says: what was sent must be recorded.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reserve)
+		cs, err := s.record(rctx, worker, toRecord, now)
+		cancel()
 		if err != nil {
 			return err
 		}
@@ -127,11 +147,39 @@ func (s *Service) sendAndRecord(ctx context.Context, r *replica, worker string, 
 		// them: counted now, they would count again. The markers stay for it.
 		return errNotAlive
 	}
-	return s.countOnce(ctx, counts)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reserve)
+	defer cancel()
+	return s.countOnce(cctx, worker, counts)
 }
 
-// send makes one call of a channel's sender and takes in each message's result.
-func (s *Service) send(ctx context.Context, snd channel.Sender, slots []slot) {
+// unmarkScript clears a count's mark from a delivery record and hands the job's lock back if
+// the worker still holds it (record kept it for this step). KEYS: the record, the lock; ARGV:
+// the mark's field, the worker. EVAL: a pipeline cannot fall back on NOSCRIPT.
+const unmarkScript = `
+redis.call('HDEL', KEYS[1], ARGV[1])
+if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
+return 1
+`
+
+// recordReserve is the part of a batch's time (half of ClaimIdle) kept for recording and
+// counting what its calls came to: a tenth of ClaimIdle, between 10 ms and 5 s.
+func (s *Service) recordReserve() time.Duration {
+	return min(max(s.opts.ClaimIdle/10, 10*time.Millisecond), 5*time.Second)
+}
+
+// leaveUnfinished leaves pending, for a later delivery, the jobs of the batch that were to be
+// sent and are not recorded whole.
+func leaveUnfinished(ds []*delivery) {
+	for _, d := range ds {
+		if d.sendsNow() && !d.recorded {
+			d.disp = leavePending
+		}
+	}
+}
+
+// send makes one call of a channel's sender, bounded by budget, and takes in each message's
+// result.
+func (s *Service) send(ctx context.Context, snd channel.Sender, slots []slot, budget time.Duration) {
 	kind := string(snd.Kind())
 	spans := s.traceSend(slots)
 	name := kind + " send"
@@ -148,7 +196,7 @@ func (s *Service) send(ctx context.Context, snd channel.Sender, slots []slot) {
 		msgs[k] = channel.Message{Note: sl.d.note.Note, To: sl.e}
 	}
 	began := time.Now()
-	sctx, cancel := context.WithTimeout(ctx, sendTimeout)
+	sctx, cancel := context.WithTimeout(ctx, budget)
 	res := snd.Send(sctx, msgs)
 	cancel()
 	s.metrics.sendLatency.WithLabelValues(kind).Observe(time.Since(began).Seconds())
@@ -281,6 +329,7 @@ func (s *Service) record(ctx context.Context, worker string, ds []*delivery, now
 			case strings.HasPrefix(final, "deferred:"):
 				count = "deferred"
 			}
+			countsBefore := len(counts)
 			// Counts that an earlier attempt recorded but may not have made (its marker is
 			// still there) are made now; made already, they count nothing.
 			mark := j.streamID + ":" + count
@@ -296,7 +345,12 @@ func (s *Service) record(ctx context.Context, worker string, ds []*delivery, now
 				counts = append(counts, toCount{j.Rule, j.Version, count, j.Person, j.Note, mark})
 			}
 			fields = append(fields, "_status", final)
-			keys = append(keys, s.lockKey(j.Person, j.Note))
+			if len(counts) == countsBefore {
+				keys = append(keys, s.lockKey(j.Person, j.Note))
+			}
+			// else the lock is handed back with the counts' marks (countOnce), not before:
+			// a worker taking the job then would find the marks, and count them again once
+			// this one had forgotten them.
 			sc.queue(ctx, p, recordScript, keys, append([]any{worker, int64(deliveryRecord.Seconds())}, fields...)...)
 			if final == "waiting_for_device" {
 				blob, _ := json.Marshal(j)
@@ -360,7 +414,7 @@ type toCount struct {
 // again; the counter drops them after a while. Each step goes out only once the one before
 // answered, so the order holds on a cluster, where a pipeline's commands for different nodes
 // run in no particular order.
-func (s *Service) countOnce(ctx context.Context, cs []toCount) error {
+func (s *Service) countOnce(ctx context.Context, worker string, cs []toCount) error {
 	once := s.counter
 	if len(cs) == 0 {
 		return nil
@@ -391,7 +445,7 @@ func (s *Service) countOnce(ctx context.Context, cs []toCount) error {
 	}
 	if _, err := s.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, c := range cs {
-			p.HDel(ctx, s.deliveredKey(c.pid, c.nid), countMark+c.mark)
+			p.Eval(ctx, unmarkScript, []string{s.deliveredKey(c.pid, c.nid), s.lockKey(c.pid, c.nid)}, countMark+c.mark, worker)
 		}
 		return nil
 	}); err != nil {

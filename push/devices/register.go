@@ -147,6 +147,10 @@ func (d *Devices) RegisterVendor(ctx context.Context, pid, app, platform, vendor
 	if err := checkPID(pid); err != nil {
 		return Device{}, err
 	}
+	if vendor == VendorAPNs {
+		// Hex in either case is the same token: one device, whatever case the app sends.
+		token = strings.ToLower(token)
+	}
 	if err := d.check(app, platform, vendor, token); err != nil {
 		return Device{}, err
 	}

@@ -106,3 +106,23 @@ func (f fixture) targets(t *testing.T, pid string) []devices.Target {
 	}
 	return out
 }
+
+// An APNs token is hex: the same token in capitals is the same device.
+func TestAPNsTokenCaseIsOneDevice(t *testing.T) {
+	f := newDevices(t, 0)
+	tok := strings.Repeat("0a1b2c3d", 8)
+	a, err := f.RegisterVendor(ctx, "pA", "app-a", "IOS", devices.VendorAPNs, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := f.RegisterVendor(ctx, "pA", "app-a", "IOS", devices.VendorAPNs, strings.ToUpper(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ID != b.ID {
+		t.Fatalf("two devices for one token in two cases: %s %s", a.ID, b.ID)
+	}
+	if ts := f.targets(t, "pA"); len(ts) != 1 || ts[0].Token != tok {
+		t.Fatalf("targets %+v", ts)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -110,6 +111,13 @@ func (b *Bindings) Register(ctx context.Context, pid string, kind channel.Kind, 
 	idx := b.indexKey(kind, app, hash)
 	bf, prefix := bindingField(kind, app), "s|"+string(kind)+"|"+app+"|"
 
+	// The bound first, before the account is claimed from anyone: a person refused for it must
+	// not have taken the account from its owner on the way.
+	if full, err := b.full(ctx, pid, bf); err != nil {
+		return Binding{}, fmt.Errorf("miniprogram: register: %w", err)
+	} else if full {
+		return Binding{}, &InputError{"app", fmt.Sprintf("the person has %d mini-programs registered, the most kept; unregister one first", MaxBindingsPerPerson)}
+	}
 	prev, err := c.SetArgs(ctx, idx, pid, redis.SetArgs{Get: true}).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return Binding{}, fmt.Errorf("miniprogram: register: claim the account: %w", err)
@@ -148,6 +156,24 @@ func (b *Bindings) Register(ctx context.Context, pid string, kind channel.Kind, 
 		return Binding{}, errors.New("miniprogram: register: the account was registered by another person at the same moment")
 	}
 	return Binding{Kind: kind, App: app, BoundAt: time.Unix(now.Unix(), 0).UTC(), Subscriptions: []Subscription{}}, nil
+}
+
+// full reports whether the person holds MaxBindingsPerPerson bindings and none is bf.
+func (b *Bindings) full(ctx context.Context, pid, bf string) (bool, error) {
+	fields, err := b.store.Client.HKeys(ctx, b.key(pid)).Result()
+	if err != nil {
+		return false, fmt.Errorf("read the person's mini-programs: %w", err)
+	}
+	n := 0
+	for _, f := range fields {
+		if f == bf {
+			return false, nil
+		}
+		if strings.HasPrefix(f, "b|") {
+			n++
+		}
+	}
+	return n >= MaxBindingsPerPerson, nil
 }
 
 // Unregister removes the person's binding of app's mini-program on kind, with its
