@@ -75,7 +75,7 @@ func (d *devSinks) serveList(w http.ResponseWriter, r *http.Request) {
 			out = append(out, mp)
 		}
 	}
-	writeDevJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (d *devSinks) serveStep(w http.ResponseWriter, r *http.Request) {
@@ -102,7 +102,7 @@ func (d *devSinks) serveStep(w http.ResponseWriter, r *http.Request) {
 		} else {
 			code = d.Alipay.LoginCode(appID, in.User)
 		}
-		writeDevJSON(w, http.StatusOK, map[string]string{"code": code})
+		writeJSON(w, http.StatusOK, map[string]string{"code": code})
 	case "accept":
 		if len(in.TemplateIDs) == 0 || len(in.TemplateIDs) > 10 {
 			http.Error(w, `want "templateIds": one to ten templates the person allows`, http.StatusBadRequest)
@@ -119,10 +119,4 @@ func (d *devSinks) serveStep(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.Error(w, "want …/login or …/accept", http.StatusNotFound)
 	}
-}
-
-func writeDevJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
 }
