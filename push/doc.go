@@ -1,7 +1,9 @@
 // Package push is 免申即享 ("enjoy without applying"): citizen events and profiles, eligibility
 // rules in CEL, matching and backfill, notifications and the inbox. Its sub-packages hold the
 // rest: the service and fact catalog (push/catalog), the rule language (push/condition),
-// delivery through Firebase Cloud Messaging (push/delivery), devices (push/devices) and
+// delivery to every endpoint a person allowed (push/delivery, over the channels of
+// push/channel: FCM, APNs, HarmonyOS Push Kit, WeChat and Alipay subscription messages),
+// devices (push/devices), mini-program accounts and subscriptions (push/miniprogram) and
 // preferences (push/prefs).
 //
 // Where to find each step: events.go (a call of events), events_check.go (what an event says
@@ -143,7 +145,8 @@
 //	{rules}:bflease:<rule>              string the run of that backfill holding it (an internal/redisx
 //	                                           fenced lease, "<fence>.<holder>"); TTL 30 s, renewed by
 //	                                           each batch's checkpoint, which checks it in the same script
-//	{rules}:bflease:<rule>:fence        string that lease's fencing counter; no TTL//	push:notify                         pub/sub channel of new inbox notifications, for subscribers
+//	{rules}:bflease:<rule>:fence        string that lease's fencing counter; no TTL
+//	push:notify                         pub/sub channel of new inbox notifications, for subscribers
 //	{privacy}:budget:<day>:<department> string micro-epsilon the department spent on estimates on
 //	                                           that day (YYYYMMDD in push.time_zone); TTL 48 h
 //	{privacy}:audit                     stream every preview: department, client, rule_sha256 (of
