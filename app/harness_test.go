@@ -55,7 +55,7 @@ func devConfig(t testing.TB, mutate func(*config.Config)) *config.Config {
 		t.Fatalf("dev config: %v", err)
 	}
 	cfg.Listen, cfg.MetricsListen = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.ShutdownTimeout = config.Duration(5 * time.Second)
+	cfg.ShutdownTimeout = config.Duration(8 * time.Second)
 	if mutate != nil {
 		mutate(cfg)
 	}

@@ -40,7 +40,7 @@ func startIdentityPartial(t testing.TB, mutate func(*config.Config), opts ...Opt
 		t.Fatalf("dev config: %v", err)
 	}
 	cfg.Listen, cfg.MetricsListen = ln.Addr().String(), "127.0.0.1:0"
-	cfg.ShutdownTimeout = config.Duration(5 * time.Second)
+	cfg.ShutdownTimeout = config.Duration(8 * time.Second)
 	if mutate != nil {
 		mutate(cfg)
 	}

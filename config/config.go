@@ -37,6 +37,7 @@ type Config struct {
 	RateLimits     RateLimits      `yaml:"rate_limits"`
 	Telemetry      Telemetry       `yaml:"telemetry"`
 	Logout         Logout          `yaml:"logout"`
+	Federation     Federation      `yaml:"federation"`
 	// TrustedProxies are the CIDRs of proxies whose X-Forwarded-For names the client.
 	TrustedProxies []string `yaml:"trusted_proxies"`
 }
@@ -112,6 +113,10 @@ type Provider struct {
 	// {public_url}/oidc/{id}/backchannel-logout when a login ends there, and Tongban ends the
 	// sessions that login opened (by the ID token's sid, else every session of the account).
 	BackchannelLogout bool `yaml:"backchannel_logout"`
+	// EntityID names the provider by its OpenID Federation entity id instead of issuer and
+	// endpoints: its metadata comes from its trust chain (federation.trust_anchors), and Tongban
+	// registers with it automatically, its own entity id as client_id (no client_secret).
+	EntityID string `yaml:"entity_id"`
 }
 
 // ClaimMap names the provider's claim that carries each normalized claim.
