@@ -12,7 +12,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/tongban/tongban/federation"
-	"github.com/tongban/tongban/federation/internal/fakefed"
+	"github.com/tongban/tongban/internal/fakefed"
 )
 
 const memberMark = "https://alliance.example/trust-marks/member"
