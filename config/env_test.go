@@ -187,10 +187,13 @@ func sampleValue(key string) string {
 	case strings.HasPrefix(key, "shutdown_"), strings.HasSuffix(key, "_ttl"), strings.HasSuffix(key, "_timeout"), key == "logout.timeout":
 		return "1s"
 	case strings.HasSuffix(key, "dev"), strings.HasSuffix(key, "introspection"), strings.HasSuffix(key, "backchannel_logout"),
-		strings.HasSuffix(key, "_required"), strings.HasSuffix(key, ".open_id"), strings.HasSuffix(key, ".long_term"), strings.HasSuffix(key, "_tls"):
+		strings.HasSuffix(key, "_required"), strings.HasSuffix(key, ".open_id"), strings.HasSuffix(key, ".long_term"), strings.HasSuffix(key, "_tls"),
+		strings.HasSuffix(key, "_addresses"):
 		return "true"
 	case strings.HasSuffix(key, "assurance_levels"):
 		return "{a: 1}"
+	case strings.HasSuffix(key, ".metadata_policy"):
+		return "{openid_relying_party: {scope: {subset_of: [openid, profile]}}}"
 	case strings.HasSuffix(key, ".fields"), strings.HasSuffix(key, ".topics"):
 		return "{a: b}"
 	case slices.Contains([]string{"redis.pool_size", "redis.max_retries", "push.daily_cap", "push.workers", "providers[].auto_link_min_assurance", "sessions.max_per_person", "logout.workers", "logout.max_attempts"}, key),

@@ -61,7 +61,7 @@ var (
 	subjectTypes       = []string{"pairwise", "public"}
 	idTokenAlgs        = []string{"ES256", "RS256", "EdDSA"}
 	clientScopes       = []string{"openid", "profile", "phone", "id_number", "offline_access"}
-	machineScopes      = []string{"events", "rules"}
+	machineScopes      = []string{"events", "rules", "federation"}
 	signingAlgorithms  = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 	redisSchemes       = []string{"redis", "rediss", "unix"}
 	minPepperBytes     = 32
@@ -90,6 +90,7 @@ func (c *Config) Validate() error {
 	c.validateRateLimits(&ps)
 	c.validateTelemetry(&ps)
 	c.validateLogout(&ps)
+	c.validateFederation(&ps)
 	if len(ps) == 0 {
 		return nil
 	}
@@ -202,14 +203,31 @@ func (c *Config) validateProviders(ps *Problems) {
 			check{key("id"), appID(p.ID, "providers", seen, i)},
 			check{key("name"), required(p.Name, "")},
 			check{key("region"), required(p.Region, "")},
-			check{key("issuer"), required(p.Issuer, httpsURL(p.Issuer, true))},
-			check{key("client_id"), required(p.ClientID, "")},
-			// The simulated providers of dev mode take any client secret.
-			check{key("client_secret"), when(!c.Dev && p.ClientSecret == "",
-				"missing secret (set client_secret or client_secret_file)")},
 			check{key("scopes"), when(!slices.Contains(p.Scopes, "openid"), "must contain openid")},
-			check{key("algorithms"), when(len(p.Algorithms) == 0, "at least one is required, like [RS256]")},
 		)
+		if p.EntityID != "" {
+			// Known by entity id: issuer, endpoints and keys come from its trust chain, and
+			// Tongban registers with it automatically (its entity id as client_id, private_key_jwt).
+			fed := "with entity_id the provider's trust chain supplies it; remove it"
+			ps.check(
+				check{key("entity_id"), httpsURL(p.EntityID, true)},
+				check{key("issuer"), when(p.Issuer != "", fed)},
+				check{key("client_id"), when(p.ClientID != "", "with entity_id Tongban's entity id is the client_id; remove it")},
+				check{key("client_secret"), when(p.ClientSecret != "" || p.ClientSecretFile != "",
+					"with entity_id Tongban authenticates with private_key_jwt (its relying-party key); remove it")},
+				check{key("entity_id"), when(len(c.Federation.TrustAnchors) == 0 && !c.Dev,
+					"needs federation.trust_anchors to resolve the provider's trust chain")},
+			)
+		} else {
+			ps.check(
+				check{key("issuer"), required(p.Issuer, httpsURL(p.Issuer, true))},
+				check{key("client_id"), required(p.ClientID, "")},
+				// The simulated providers of dev mode take any client secret.
+				check{key("client_secret"), when(!c.Dev && p.ClientSecret == "",
+					"missing secret (set client_secret or client_secret_file)")},
+				check{key("algorithms"), when(len(p.Algorithms) == 0, "at least one is required, like [RS256]")},
+			)
+		}
 		for j, alg := range p.Algorithms {
 			ps.check(check{fmt.Sprintf("providers[%d].algorithms[%d]", i, j), algorithm(alg)})
 		}
@@ -301,7 +319,7 @@ func (c *Config) validateMachineClients(ps *Problems) {
 		}
 		ps.check(check{prefix + ".id", idProblem})
 		ps.check(secretChecks(prefix, m.Secret, m.SecretSHA256, m.SecretFile)...)
-		ps.check(check{prefix + ".scopes", when(len(m.Scopes) == 0, "at least one of events, rules is required")})
+		ps.check(check{prefix + ".scopes", when(len(m.Scopes) == 0, "at least one of events, rules, federation is required")})
 		for j, s := range m.Scopes {
 			ps.check(check{fmt.Sprintf("%s.scopes[%d]", prefix, j), oneOf(s, machineScopes)})
 		}

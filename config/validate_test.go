@@ -194,7 +194,7 @@ func TestValidateRejects(t *testing.T) {
 		{"machine client secret and sha256", func(c *Config) { c.MachineClients[1].Secret = "x" }, "machine_clients[1].secret", "set only one"},
 		{"machine client secret_sha256 bad", func(c *Config) { c.MachineClients[1].SecretSHA256 = "xyz" }, "machine_clients[1].secret_sha256", "64 hex characters"},
 		{"machine client scopes empty", func(c *Config) { c.MachineClients[0].Scopes = nil }, "machine_clients[0].scopes", "at least one of events, rules"},
-		{"machine client scope unknown", func(c *Config) { c.MachineClients[0].Scopes = []string{"admin"} }, "machine_clients[0].scopes[0]", `must be one of events, rules (got "admin")`},
+		{"machine client scope unknown", func(c *Config) { c.MachineClients[0].Scopes = []string{"admin"} }, "machine_clients[0].scopes[0]", `must be one of events, rules, federation (got "admin")`},
 		{"machine client rules without departments", func(c *Config) { c.MachineClients[1].Departments = nil }, "machine_clients[1].departments", "required with scope rules"},
 		{"machine client department empty", func(c *Config) { c.MachineClients[1].Departments = []string{" "} }, "machine_clients[1].departments[0]", "required"},
 
