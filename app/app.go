@@ -210,6 +210,7 @@ func storeOptions(r config.Redis) redisx.Options {
 		URL: r.URL, Cluster: r.Cluster, Username: r.ClusterUsername, Password: r.ClusterPassword, TLS: r.ClusterTLS,
 		DialTimeout: r.DialTimeout.Std(), ReadTimeout: r.ReadTimeout.Std(), WriteTimeout: r.WriteTimeout.Std(),
 		PoolTimeout: r.PoolTimeout.Std(), PoolSize: r.PoolSize, MaxRetries: r.MaxRetries,
+		EmbeddedAddr: r.EmbeddedAddr,
 	}
 }
 

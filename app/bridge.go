@@ -7,7 +7,6 @@ import (
 
 	"github.com/tongban/tongban/bridge"
 	"github.com/tongban/tongban/config"
-	"github.com/tongban/tongban/internal/redisx"
 )
 
 // buildBridge wires the OpenID provider member apps receive switched citizens from: its
@@ -61,14 +60,11 @@ func (a *App) keysReady(context.Context) error {
 // RotateKeys is `tongban keys rotate`: it opens the configured store, loads the bridge's keys
 // and rotates them, saying what it did.
 func RotateKeys(ctx context.Context, cfg *config.Config) (string, error) {
-	store, err := redisx.Open(storeOptions(cfg.Redis))
+	store, err := OpenCommandStore(ctx, cfg)
 	if err != nil {
 		return "", err
 	}
 	defer store.Close()
-	if store.Kind == redisx.KindEmbedded {
-		return "", fmt.Errorf("no redis.url or redis.cluster is configured: the embedded store of a running dev server cannot be reached from here")
-	}
 	clients, err := bridge.NewClients(cfg)
 	if err != nil {
 		return "", err

@@ -70,6 +70,10 @@ type Redis struct {
 	// MaxRetries is how often a failed command is sent again by the client; 0, the default,
 	// never, because a command whose reply timed out may have run (redisx's doc.go).
 	MaxRetries int `yaml:"max_retries"`
+	// EmbeddedAddr is where the embedded store listens (loopback), so that commands run beside
+	// a dev server (`tongban federation add-subordinate`) reach its state; taken, the store
+	// takes a free port. Commands of a configuration without url or cluster connect here.
+	EmbeddedAddr string `yaml:"embedded_addr"`
 }
 
 // Sessions sets the lifetimes of the sessions sign-ins open.

@@ -41,6 +41,7 @@ func Defaults() *Config {
 			PoolTimeout:  Duration(4 * time.Second),
 			PoolSize:     0, // go-redis's 10 per CPU
 			MaxRetries:   0, // never: redisx's doc.go
+			EmbeddedAddr: "127.0.0.1:6390",
 		},
 		Sessions: Sessions{
 			AccessTTL:    Duration(15 * time.Minute),

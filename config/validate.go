@@ -121,6 +121,7 @@ func loopbackURL(raw string) bool {
 }
 
 func (c *Config) validateRedis(ps *Problems) {
+	ps.check(check{"redis.embedded_addr", optional(c.Redis.EmbeddedAddr, loopbackAddr(c.Redis.EmbeddedAddr))})
 	ps.check(
 		check{"redis", when(c.Redis.URL != "" && len(c.Redis.Cluster) > 0,
 			"set url or cluster, not both")},
@@ -606,4 +607,14 @@ func clock(s string) (time.Duration, bool) {
 		return 0, false
 	}
 	return time.Duration(h)*time.Hour + time.Duration(m)*time.Minute, true
+}
+
+// loopbackAddr: host:port on a loopback host. The embedded store has no password; it must not
+// be reachable from another machine.
+func loopbackAddr(addr string) string {
+	if p := hostPort(addr, true); p != "" {
+		return p
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	return when(!isLoopback(host), fmt.Sprintf("must be on a loopback host, like 127.0.0.1:6390: the embedded store has no password (got %q)", addr))
 }

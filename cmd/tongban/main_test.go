@@ -64,7 +64,7 @@ func TestKeysCommandRefusals(t *testing.T) {
 		code int
 		want string
 	}{
-		{"embedded store cannot be reached from another process", []string{"keys", "rotate"}, nil, 1, "no redis.url or redis.cluster"},
+		{"no dev server beside it", []string{"keys", "rotate"}, []string{"TONGBAN_REDIS_EMBEDDED_ADDR=127.0.0.1:1"}, 1, "no dev server is running here"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stderr bytes.Buffer

@@ -84,7 +84,7 @@ func TestCommandLineSurface(t *testing.T) {
 		{name: "config check through TONGBAN_CONFIG", args: []string{"config", "check"}, env: []string{"TONGBAN_CONFIG=" + missing}, code: 1, stderr: "missing.yaml"},
 
 		// keys rotate: the store's failure said once, with what was being done
-		{name: "keys rotate without a real store", args: []string{"keys", "rotate"}, code: 1, stderr: "no redis.url or redis.cluster"},
+		{name: "keys rotate with no dev server beside it", args: []string{"keys", "rotate"}, env: []string{"TONGBAN_REDIS_EMBEDDED_ADDR=127.0.0.1:1"}, code: 1, stderr: "no dev server is running here"},
 		{name: "keys rotate with Redis not answering", args: []string{"keys", "rotate"}, env: noRedis, code: 1,
 			stderr: "tongban keys rotate: ", notStderr: "pool.go", stderrRows: 1},
 	} {

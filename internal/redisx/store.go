@@ -55,6 +55,9 @@ type Options struct {
 	PoolSize int
 	// MaxRetries is how often go-redis sends a failed command again; 0 (the default) never.
 	MaxRetries int
+	// EmbeddedAddr is where the embedded store listens ("" a free loopback port). When it is
+	// taken the store listens on a free port instead and EmbeddedAt says so.
+	EmbeddedAddr string
 }
 
 // The defaults of Options, and of the redis.* configuration keys.
@@ -185,8 +188,12 @@ func openEmbedded(prefix string, opts Options) (*Store, error) {
 		prefix = DefaultPrefix
 	}
 	m := miniredis.NewMiniRedis()
-	if err := m.StartAddr("127.0.0.1:0"); err != nil {
-		return nil, fmt.Errorf("redisx: start embedded store: %w", err)
+	// A second dev server (or a test) may hold the wished-for address; it then gets a free
+	// port, and commands that look for the first one find the first one.
+	if opts.EmbeddedAddr == "" || m.StartAddr(opts.EmbeddedAddr) != nil {
+		if err := m.StartAddr("127.0.0.1:0"); err != nil {
+			return nil, fmt.Errorf("redisx: start embedded store: %w", err)
+		}
 	}
 	ro := &redis.Options{Addr: m.Addr()}
 	opts.withDefaults().apply(ro, nil)
