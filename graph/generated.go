@@ -124,6 +124,14 @@ type ComplexityRoot struct {
 		Message func(childComplexity int) int
 	}
 
+	FederationSubordinate struct {
+		AddedAt    func(childComplexity int) int
+		EntityID   func(childComplexity int) int
+		KeyIds     func(childComplexity int) int
+		Source     func(childComplexity int) int
+		TrustMarks func(childComplexity int) int
+	}
+
 	IngestResult struct {
 		Accepted   func(childComplexity int) int
 		Duplicates func(childComplexity int) int
@@ -153,33 +161,35 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		ArchivePushRule       func(childComplexity int, id string) int
-		BeginSignIn           func(childComplexity int, app string, redirectURI string, codeChallenge *string) int
-		CompleteSignIn        func(childComplexity int, state string, code string, iss *string, codeVerifier *string) int
-		CreatePushRule        func(childComplexity int, input model.PushRuleInput) int
-		DisconnectApp         func(childComplexity int, app string) int
-		EndSession            func(childComplexity int, id string) int
-		GrantConsent          func(childComplexity int, app string, scopes []string) int
-		IngestEvents          func(childComplexity int, events []model.CitizenEventInput) int
-		LinkAccount           func(childComplexity int, app string, idToken string, nonce *string) int
-		MarkNotificationsRead func(childComplexity int, ids []string) int
-		PausePushRule         func(childComplexity int, id string) int
-		PreviewPushRule       func(childComplexity int, input model.PushRuleInput, samples []any) int
-		PublishPushRule       func(childComplexity int, id string) int
-		RecordSubscriptions   func(childComplexity int, app string, platform model.MiniProgramPlatform, templateIds []string, kind model.SubscriptionKind) int
-		RefreshSession        func(childComplexity int, refreshToken string) int
-		RegisterDevice        func(childComplexity int, input model.RegisterDeviceInput) int
-		RegisterMiniProgram   func(childComplexity int, app string, platform model.MiniProgramPlatform, loginCode string) int
-		RevokeConsent         func(childComplexity int, app string) int
-		SignInWithIDToken     func(childComplexity int, app string, idToken string, nonce *string) int
-		SignOut               func(childComplexity int) int
-		SignOutEverywhere     func(childComplexity int) int
-		SwitchApp             func(childComplexity int, target string, serviceID *string) int
-		UnlinkAccount         func(childComplexity int, app string) int
-		UnregisterDevice      func(childComplexity int, id string) int
-		UnregisterMiniProgram func(childComplexity int, app string, platform model.MiniProgramPlatform) int
-		UpdatePreferences     func(childComplexity int, input model.PreferencesInput) int
-		UpdatePushRule        func(childComplexity int, id string, input model.PushRuleInput) int
+		AddFederationSubordinate    func(childComplexity int, input model.FederationSubordinateInput) int
+		ArchivePushRule             func(childComplexity int, id string) int
+		BeginSignIn                 func(childComplexity int, app string, redirectURI string, codeChallenge *string) int
+		CompleteSignIn              func(childComplexity int, state string, code string, iss *string, codeVerifier *string) int
+		CreatePushRule              func(childComplexity int, input model.PushRuleInput) int
+		DisconnectApp               func(childComplexity int, app string) int
+		EndSession                  func(childComplexity int, id string) int
+		GrantConsent                func(childComplexity int, app string, scopes []string) int
+		IngestEvents                func(childComplexity int, events []model.CitizenEventInput) int
+		LinkAccount                 func(childComplexity int, app string, idToken string, nonce *string) int
+		MarkNotificationsRead       func(childComplexity int, ids []string) int
+		PausePushRule               func(childComplexity int, id string) int
+		PreviewPushRule             func(childComplexity int, input model.PushRuleInput, samples []any) int
+		PublishPushRule             func(childComplexity int, id string) int
+		RecordSubscriptions         func(childComplexity int, app string, platform model.MiniProgramPlatform, templateIds []string, kind model.SubscriptionKind) int
+		RefreshSession              func(childComplexity int, refreshToken string) int
+		RegisterDevice              func(childComplexity int, input model.RegisterDeviceInput) int
+		RegisterMiniProgram         func(childComplexity int, app string, platform model.MiniProgramPlatform, loginCode string) int
+		RemoveFederationSubordinate func(childComplexity int, entityID string) int
+		RevokeConsent               func(childComplexity int, app string) int
+		SignInWithIDToken           func(childComplexity int, app string, idToken string, nonce *string) int
+		SignOut                     func(childComplexity int) int
+		SignOutEverywhere           func(childComplexity int) int
+		SwitchApp                   func(childComplexity int, target string, serviceID *string) int
+		UnlinkAccount               func(childComplexity int, app string) int
+		UnregisterDevice            func(childComplexity int, id string) int
+		UnregisterMiniProgram       func(childComplexity int, app string, platform model.MiniProgramPlatform) int
+		UpdatePreferences           func(childComplexity int, input model.PreferencesInput) int
+		UpdatePushRule              func(childComplexity int, id string, input model.PushRuleInput) int
 	}
 
 	Notification struct {
@@ -267,13 +277,14 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		Apps          func(childComplexity int) int
-		Me            func(childComplexity int) int
-		PushRule      func(childComplexity int, id string) int
-		PushRules     func(childComplexity int, first *int, after *string, status *model.RuleStatus) int
-		RuleAuthoring func(childComplexity int) int
-		Service       func(childComplexity int, id string) int
-		Services      func(childComplexity int, first *int, after *string, filter *model.ServiceFilter) int
+		Apps                   func(childComplexity int) int
+		FederationSubordinates func(childComplexity int) int
+		Me                     func(childComplexity int) int
+		PushRule               func(childComplexity int, id string) int
+		PushRules              func(childComplexity int, first *int, after *string, status *model.RuleStatus) int
+		RuleAuthoring          func(childComplexity int) int
+		Service                func(childComplexity int, id string) int
+		Services               func(childComplexity int, first *int, after *string, filter *model.ServiceFilter) int
 	}
 
 	RuleAuthoring struct {
@@ -392,6 +403,8 @@ type MutationResolver interface {
 	UnregisterMiniProgram(ctx context.Context, app string, platform model.MiniProgramPlatform) (bool, error)
 	UnregisterDevice(ctx context.Context, id string) (bool, error)
 	UpdatePreferences(ctx context.Context, input model.PreferencesInput) (*model.NotificationPreferences, error)
+	AddFederationSubordinate(ctx context.Context, input model.FederationSubordinateInput) (*model.FederationSubordinate, error)
+	RemoveFederationSubordinate(ctx context.Context, entityID string) (bool, error)
 	MarkNotificationsRead(ctx context.Context, ids []string) (int, error)
 	CreatePushRule(ctx context.Context, input model.PushRuleInput) (*model.PushRule, error)
 	UpdatePushRule(ctx context.Context, id string, input model.PushRuleInput) (*model.PushRule, error)
@@ -421,6 +434,7 @@ type PushRuleResolver interface {
 type QueryResolver interface {
 	Me(ctx context.Context) (*model.Person, error)
 	Apps(ctx context.Context) ([]model.App, error)
+	FederationSubordinates(ctx context.Context) ([]model.FederationSubordinate, error)
 	PushRules(ctx context.Context, first *int, after *string, status *model.RuleStatus) (*model.PushRuleConnection, error)
 	PushRule(ctx context.Context, id string) (*model.PushRule, error)
 	RuleAuthoring(ctx context.Context) (*model.RuleAuthoring, error)
@@ -759,6 +773,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.EventRejection.Message(childComplexity), true
 
+	case "FederationSubordinate.addedAt":
+		if e.ComplexityRoot.FederationSubordinate.AddedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FederationSubordinate.AddedAt(childComplexity), true
+	case "FederationSubordinate.entityId":
+		if e.ComplexityRoot.FederationSubordinate.EntityID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FederationSubordinate.EntityID(childComplexity), true
+	case "FederationSubordinate.keyIds":
+		if e.ComplexityRoot.FederationSubordinate.KeyIds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FederationSubordinate.KeyIds(childComplexity), true
+	case "FederationSubordinate.source":
+		if e.ComplexityRoot.FederationSubordinate.Source == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FederationSubordinate.Source(childComplexity), true
+	case "FederationSubordinate.trustMarks":
+		if e.ComplexityRoot.FederationSubordinate.TrustMarks == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FederationSubordinate.TrustMarks(childComplexity), true
+
 	case "IngestResult.accepted":
 		if e.ComplexityRoot.IngestResult.Accepted == nil {
 			break
@@ -859,6 +904,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.MiniProgramSubscription.TemplateID(childComplexity), true
 
+	case "Mutation.addFederationSubordinate":
+		if e.ComplexityRoot.Mutation.AddFederationSubordinate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_addFederationSubordinate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AddFederationSubordinate(childComplexity, args["input"].(model.FederationSubordinateInput)), true
 	case "Mutation.archivePushRule":
 		if e.ComplexityRoot.Mutation.ArchivePushRule == nil {
 			break
@@ -1046,6 +1102,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RegisterMiniProgram(childComplexity, args["app"].(string), args["platform"].(model.MiniProgramPlatform), args["loginCode"].(string)), true
+	case "Mutation.removeFederationSubordinate":
+		if e.ComplexityRoot.Mutation.RemoveFederationSubordinate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_removeFederationSubordinate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RemoveFederationSubordinate(childComplexity, args["entityId"].(string)), true
 	case "Mutation.revokeConsent":
 		if e.ComplexityRoot.Mutation.RevokeConsent == nil {
 			break
@@ -1497,6 +1564,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Apps(childComplexity), true
+	case "Query.federationSubordinates":
+		if e.ComplexityRoot.Query.FederationSubordinates == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.FederationSubordinates(childComplexity), true
 
 	case "Query.me":
 		if e.ComplexityRoot.Query.Me == nil {
@@ -1890,6 +1963,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
 			graphql.NewInputUnmarshaler("CitizenEventInput", ec.unmarshalInputCitizenEventInput),
+			graphql.NewInputUnmarshaler("FederationSubordinateInput", ec.unmarshalInputFederationSubordinateInput),
 			graphql.NewInputUnmarshaler("PreferencesInput", ec.unmarshalInputPreferencesInput),
 			graphql.NewInputUnmarshaler("PushRuleInput", ec.unmarshalInputPushRuleInput),
 			graphql.NewInputUnmarshaler("RegisterDeviceInput", ec.unmarshalInputRegisterDeviceInput),
@@ -1986,7 +2060,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "activity.graphqls" "bridge.graphqls" "devices.graphqls" "identity.graphqls" "push.graphqls" "schema.graphqls" "services.graphqls" "sessions.graphqls"
+//go:embed "activity.graphqls" "bridge.graphqls" "devices.graphqls" "federation.graphqls" "identity.graphqls" "push.graphqls" "schema.graphqls" "services.graphqls" "sessions.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -2001,6 +2075,7 @@ var sources = []*ast.Source{
 	{Name: "activity.graphqls", Input: sourceData("activity.graphqls"), BuiltIn: false},
 	{Name: "bridge.graphqls", Input: sourceData("bridge.graphqls"), BuiltIn: false},
 	{Name: "devices.graphqls", Input: sourceData("devices.graphqls"), BuiltIn: false},
+	{Name: "federation.graphqls", Input: sourceData("federation.graphqls"), BuiltIn: false},
 	{Name: "identity.graphqls", Input: sourceData("identity.graphqls"), BuiltIn: false},
 	{Name: "push.graphqls", Input: sourceData("push.graphqls"), BuiltIn: false},
 	{Name: "schema.graphqls", Input: sourceData("schema.graphqls"), BuiltIn: false},
@@ -2175,6 +2250,22 @@ func (ec *executionContext) childFields_EventRejection(ctx context.Context, fiel
 		return ec.fieldContext_EventRejection_message(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type EventRejection", field.Name)
+}
+
+func (ec *executionContext) childFields_FederationSubordinate(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "entityId":
+		return ec.fieldContext_FederationSubordinate_entityId(ctx, field)
+	case "keyIds":
+		return ec.fieldContext_FederationSubordinate_keyIds(ctx, field)
+	case "trustMarks":
+		return ec.fieldContext_FederationSubordinate_trustMarks(ctx, field)
+	case "source":
+		return ec.fieldContext_FederationSubordinate_source(ctx, field)
+	case "addedAt":
+		return ec.fieldContext_FederationSubordinate_addedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FederationSubordinate", field.Name)
 }
 
 func (ec *executionContext) childFields_IngestResult(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2705,6 +2796,20 @@ func (ec *executionContext) field_AppSwitch_consentText_args(ctx context.Context
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_addFederationSubordinate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.FederationSubordinateInput, error) {
+			return ec.unmarshalNFederationSubordinateInput2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐFederationSubordinateInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_archivePushRule_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3052,6 +3157,20 @@ func (ec *executionContext) field_Mutation_registerMiniProgram_args(ctx context.
 		return nil, err
 	}
 	args["loginCode"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_removeFederationSubordinate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "entityId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["entityId"] = arg0
 	return args, nil
 }
 
@@ -4664,6 +4783,121 @@ func (ec *executionContext) fieldContext_EventRejection_message(_ context.Contex
 	return graphql.NewScalarFieldContext("EventRejection", field, false, false, "String")
 }
 
+func (ec *executionContext) _FederationSubordinate_entityId(ctx context.Context, field graphql.CollectedField, obj *model.FederationSubordinate) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FederationSubordinate_entityId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EntityID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FederationSubordinate_entityId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FederationSubordinate", field, false, false, "String")
+}
+
+func (ec *executionContext) _FederationSubordinate_keyIds(ctx context.Context, field graphql.CollectedField, obj *model.FederationSubordinate) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FederationSubordinate_keyIds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.KeyIds, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FederationSubordinate_keyIds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FederationSubordinate", field, false, false, "String")
+}
+
+func (ec *executionContext) _FederationSubordinate_trustMarks(ctx context.Context, field graphql.CollectedField, obj *model.FederationSubordinate) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FederationSubordinate_trustMarks(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TrustMarks, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FederationSubordinate_trustMarks(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FederationSubordinate", field, false, false, "String")
+}
+
+func (ec *executionContext) _FederationSubordinate_source(ctx context.Context, field graphql.CollectedField, obj *model.FederationSubordinate) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FederationSubordinate_source(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Source, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.FederationSubordinateSource) graphql.Marshaler {
+			return ec.marshalNFederationSubordinateSource2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐFederationSubordinateSource(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FederationSubordinate_source(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FederationSubordinate", field, false, false, "FederationSubordinateSource")
+}
+
+func (ec *executionContext) _FederationSubordinate_addedAt(ctx context.Context, field graphql.CollectedField, obj *model.FederationSubordinate) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FederationSubordinate_addedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AddedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_FederationSubordinate_addedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FederationSubordinate", field, false, false, "Time")
+}
+
 func (ec *executionContext) _IngestResult_accepted(ctx context.Context, field graphql.CollectedField, obj *model.IngestResult) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5745,6 +5979,94 @@ func (ec *executionContext) fieldContext_Mutation_updatePreferences(ctx context.
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_updatePreferences_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_addFederationSubordinate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_addFederationSubordinate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().AddFederationSubordinate(ctx, fc.Args["input"].(model.FederationSubordinateInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.FederationSubordinate) graphql.Marshaler {
+			return ec.marshalNFederationSubordinate2ᚖgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐFederationSubordinate(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_addFederationSubordinate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FederationSubordinate(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_addFederationSubordinate_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_removeFederationSubordinate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_removeFederationSubordinate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RemoveFederationSubordinate(ctx, fc.Args["entityId"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_removeFederationSubordinate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_removeFederationSubordinate_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -7701,6 +8023,38 @@ func (ec *executionContext) fieldContext_Query_apps(_ context.Context, field gra
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_App(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_federationSubordinates(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_federationSubordinates(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().FederationSubordinates(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.FederationSubordinate) graphql.Marshaler {
+			return ec.marshalNFederationSubordinate2ᚕgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐFederationSubordinateᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_federationSubordinates(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FederationSubordinate(ctx, field)
 		},
 	}
 	return fc, nil
@@ -10496,6 +10850,76 @@ func UnmarshalCitizenEventInput(ctx context.Context, raw any) (model.CitizenEven
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputFederationSubordinateInput(ctx context.Context, obj any) (model.FederationSubordinateInput, error) {
+	var it model.FederationSubordinateInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"entityId", "jwks", "fetchJwks", "metadataPolicy", "trustMarks"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "entityId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("entityId"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EntityID = data
+		case "jwks":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("jwks"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Jwks = data
+		case "fetchJwks":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("fetchJwks"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.FetchJwks = data
+		case "metadataPolicy":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("metadataPolicy"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MetadataPolicy = data
+		case "trustMarks":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("trustMarks"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TrustMarks = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalFederationSubordinateInput unmarshals raw into the FederationSubordinateInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalFederationSubordinateInput(ctx context.Context, raw any) (model.FederationSubordinateInput, error) {
+	var out model.FederationSubordinateInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "FederationSubordinateInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputPreferencesInput(ctx context.Context, obj any) (model.PreferencesInput, error) {
 	var it model.PreferencesInput
 	if obj == nil {
@@ -11370,6 +11794,59 @@ func (ec *executionContext) _EventRejection(ctx context.Context, sel ast.Selecti
 	return out
 }
 
+var federationSubordinateImplementors = []string{"FederationSubordinate"}
+
+func (ec *executionContext) _FederationSubordinate(ctx context.Context, sel ast.SelectionSet, obj *model.FederationSubordinate) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, federationSubordinateImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("FederationSubordinate")
+		case "entityId":
+			out.Values[i] = ec._FederationSubordinate_entityId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "keyIds":
+			out.Values[i] = ec._FederationSubordinate_keyIds(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "trustMarks":
+			out.Values[i] = ec._FederationSubordinate_trustMarks(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "source":
+			out.Values[i] = ec._FederationSubordinate_source(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "addedAt":
+			out.Values[i] = ec._FederationSubordinate_addedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var ingestResultImplementors = []string{"IngestResult"}
 
 func (ec *executionContext) _IngestResult(ctx context.Context, sel ast.SelectionSet, obj *model.IngestResult) graphql.Marshaler {
@@ -11689,6 +12166,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "updatePreferences":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_updatePreferences(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "addFederationSubordinate":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_addFederationSubordinate(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "removeFederationSubordinate":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_removeFederationSubordinate(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -12377,6 +12868,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_apps(ctx, field)
+				})
+		case "federationSubordinates":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_federationSubordinates(ctx, field)
 				})
 		case "pushRules":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
@@ -13710,6 +14207,49 @@ func (ec *executionContext) marshalNEventRejection2ᚕgithubᚗcomᚋtongbanᚋt
 	}
 
 	return ret
+}
+
+func (ec *executionContext) marshalNFederationSubordinate2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐFederationSubordinate(ctx context.Context, sel ast.SelectionSet, v model.FederationSubordinate) graphql.Marshaler {
+	return ec._FederationSubordinate(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNFederationSubordinate2ᚕgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐFederationSubordinateᚄ(ctx context.Context, sel ast.SelectionSet, v []model.FederationSubordinate) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNFederationSubordinate2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐFederationSubordinate(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNFederationSubordinate2ᚖgithubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐFederationSubordinate(ctx context.Context, sel ast.SelectionSet, v *model.FederationSubordinate) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "FederationSubordinate!")
+		return graphql.Null
+	}
+	return ec._FederationSubordinate(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNFederationSubordinateInput2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐFederationSubordinateInput(ctx context.Context, v any) (model.FederationSubordinateInput, error) {
+	res, err := ec.unmarshalInputFederationSubordinateInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNFederationSubordinateSource2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐFederationSubordinateSource(ctx context.Context, v any) (model.FederationSubordinateSource, error) {
+	var res model.FederationSubordinateSource
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNFederationSubordinateSource2githubᚗcomᚋtongbanᚋtongbanᚋgraphᚋmodelᚐFederationSubordinateSource(ctx context.Context, sel ast.SelectionSet, v model.FederationSubordinateSource) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) unmarshalNFloat2float64(ctx context.Context, v any) (float64, error) {

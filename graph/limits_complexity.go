@@ -80,10 +80,11 @@ func listCosts(apps int) ComplexityRoot {
 	c.Mutation.RecordSubscriptions = func(child int, _ string, _ model.MiniProgramPlatform, _ []string, _ model.SubscriptionKind) int {
 		return fromOneRead(child, miniprogram.MaxTemplatesPerCall) // the call's own templates
 	}
-	c.RulePreview.Problems = oneRead(maxRuleProblems)        // the compiler's, in memory
-	c.IngestResult.Rejected = oneRead(push.MaxEventsPerCall) // the call's own events, in memory
-	c.RuleAuthoring.Services = fromMemory                    // the in-memory catalog, no read
-	c.RuleAuthoring.Facts = fromMemory                       // the catalog's declarations, no read
+	c.RulePreview.Problems = oneRead(maxRuleProblems)               // the compiler's, in memory
+	c.IngestResult.Rejected = oneRead(push.MaxEventsPerCall)        // the call's own events, in memory
+	c.RuleAuthoring.Services = fromMemory                           // the in-memory catalog, no read
+	c.RuleAuthoring.Facts = fromMemory                              // the catalog's declarations, no read
+	c.Query.FederationSubordinates = oneRead(MaxSubordinatesListed) // one read of the registry
 	return c
 }
 

@@ -42,4 +42,6 @@ type Resolver struct {
 	MiniPrograms *miniprogram.Bindings
 	// Limits are the rate limits; nil limits nothing.
 	Limits *ratelimit.Limiter
+	// Alliance is the OpenID Federation subordinates this deployment vouches for; nil: none.
+	Alliance Alliance
 }

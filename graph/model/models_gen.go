@@ -156,6 +156,32 @@ type EventRejection struct {
 	Message string `json:"message"`
 }
 
+// A member of the alliance Tongban runs.
+type FederationSubordinate struct {
+	EntityID string `json:"entityId"`
+	// The kids of its federation keys.
+	KeyIds []string `json:"keyIds"`
+	// Trust-mark types Tongban issues to it.
+	TrustMarks []string `json:"trustMarks"`
+	// CONFIG (from the configuration file) or RUNTIME (added by an operator).
+	Source FederationSubordinateSource `json:"source"`
+	// When it was added at runtime; null for configured ones.
+	AddedAt *time.Time `json:"addedAt,omitempty"`
+}
+
+type FederationSubordinateInput struct {
+	// The member's entity id (https; http on loopback in dev mode).
+	EntityID string `json:"entityId"`
+	// Its federation JWK Set as JSON ({"keys":[…]}), public keys with kids. Or fetchJwks.
+	Jwks *string `json:"jwks,omitempty"`
+	// Take the JWK Set from the member's own entity configuration instead of jwks.
+	FetchJwks *bool `json:"fetchJwks,omitempty"`
+	// The metadata_policy of Tongban's statement about it (JSON, OpenID Federation §6.1).
+	MetadataPolicy *string `json:"metadataPolicy,omitempty"`
+	// Trust-mark types Tongban issues to it (among those it is configured to issue).
+	TrustMarks []string `json:"trustMarks,omitempty"`
+}
+
 // What ingestEvents did.
 type IngestResult struct {
 	// Events applied by this call.
@@ -671,6 +697,61 @@ func (e *Channel) UnmarshalJSON(b []byte) error {
 }
 
 func (e Channel) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type FederationSubordinateSource string
+
+const (
+	FederationSubordinateSourceConfig  FederationSubordinateSource = "CONFIG"
+	FederationSubordinateSourceRuntime FederationSubordinateSource = "RUNTIME"
+)
+
+var AllFederationSubordinateSource = []FederationSubordinateSource{
+	FederationSubordinateSourceConfig,
+	FederationSubordinateSourceRuntime,
+}
+
+func (e FederationSubordinateSource) IsValid() bool {
+	switch e {
+	case FederationSubordinateSourceConfig, FederationSubordinateSourceRuntime:
+		return true
+	}
+	return false
+}
+
+func (e FederationSubordinateSource) String() string {
+	return string(e)
+}
+
+func (e *FederationSubordinateSource) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = FederationSubordinateSource(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid FederationSubordinateSource", str)
+	}
+	return nil
+}
+
+func (e FederationSubordinateSource) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *FederationSubordinateSource) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e FederationSubordinateSource) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
