@@ -36,7 +36,9 @@ type Federation struct {
 	AllowPrivateAddresses bool `yaml:"allow_private_addresses"`
 }
 
-// TrustAnchor is an anchor's entity id and federation JWKS (inline JSON or a file).
+// TrustAnchor is an anchor's entity id and federation JWKS (inline JSON or a file). An anchor
+// whose entity id is Tongban's own (it runs the alliance) takes no keys: its federation keys are
+// the anchor's.
 type TrustAnchor struct {
 	EntityID string `yaml:"entity_id"`
 	JWKS     string `yaml:"jwks"`
@@ -154,7 +156,12 @@ func (c *Config) validateFederation(ps *Problems) {
 			ps.check(check{key + ".entity_id", fmt.Sprintf("duplicate entity id (also trust_anchors[%d])", j)})
 		}
 		seen[a.EntityID] = i
-		if _, err := a.KeySet(); err != nil {
+		// Tongban as its own anchor (it runs the alliance) uses its live federation keys: they
+		// are made and rotated in Redis, so no file could hold them.
+		if a.EntityID == c.FederationEntityID() {
+			ps.check(check{key + ".jwks", when(a.JWKS != "" || a.JWKSFile != "",
+				"Tongban's own entity id: its anchor keys are its federation keys, kept in Redis; remove jwks and jwks_file")})
+		} else if _, err := a.KeySet(); err != nil {
 			ps.check(check{key + ".jwks", err.Error()})
 		}
 	}

@@ -38,6 +38,10 @@ func TestValidateFederationAccepts(t *testing.T) {
 	if err != nil || len(ks.Keys) != 1 || ks.Keys[0].KeyID != "a1" {
 		t.Errorf("anchor key set: %v %v", ks, err)
 	}
+	c.Federation.TrustAnchors = append(c.Federation.TrustAnchors, TrustAnchor{EntityID: c.PublicURL})
+	if err := c.Validate(); err != nil {
+		t.Errorf("Tongban as its own anchor, without keys: %v", err)
+	}
 	if c.FederationEntityID() != c.PublicURL {
 		t.Errorf("entity id defaults to public_url: %q", c.FederationEntityID())
 	}
@@ -76,6 +80,9 @@ func TestValidateFederationRejects(t *testing.T) {
 		{"anchor twice", func(c *Config) {
 			c.Federation.TrustAnchors = append(c.Federation.TrustAnchors, c.Federation.TrustAnchors[0])
 		}, "federation.trust_anchors[1].entity_id", "duplicate entity id (also trust_anchors[0])"},
+		{"own anchor with keys", func(c *Config) {
+			c.Federation.TrustAnchors = append(c.Federation.TrustAnchors, TrustAnchor{EntityID: c.PublicURL, JWKS: anchorJWKS})
+		}, "federation.trust_anchors[1].jwks", "its anchor keys are its federation keys"},
 		{"authority hint relative", func(c *Config) { c.Federation.AuthorityHints = []string{"/ta"} }, "federation.authority_hints[0]", "absolute URL"},
 		{"trust mark not a JWS", func(c *Config) { c.Federation.TrustMarks = []string{"member"} }, "federation.trust_marks[0]", "compact JWS"},
 		{"required trust mark empty", func(c *Config) { c.Federation.RequiredTrustMarks = []string{""} }, "federation.required_trust_marks[0]", "required"},
