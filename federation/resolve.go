@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,6 +70,10 @@ type Resolver struct {
 	closed  bool
 
 	fetches, resolutions atomic.Int64
+
+	// anchors is cfg.TrustAnchors, replaced whole by SetTrustAnchorKeys (an anchor that is
+	// this deployment, whose keys rotate).
+	anchors atomic.Pointer[[]TrustAnchor]
 }
 
 // clockTick is how stale the cache's clock may be: a chain may be served up to this long
@@ -115,6 +120,8 @@ func NewResolver(cfg Config) (*Resolver, error) {
 	}
 	r := &Resolver{cfg: cfg, fetcher: cfg.Fetcher}
 	r.v = &r.cfg.Verifier
+	anchors := slices.Clone(cfg.TrustAnchors)
+	r.anchors.Store(&anchors)
 	r.cache.Store(&map[string]cacheEntry{})
 	if r.fetcher == nil {
 		r.fetcher = NewHTTPFetcher(cfg.Fetch)
@@ -149,7 +156,7 @@ func (r *Resolver) ResolveType(ctx context.Context, entityID, entityType string)
 // trust marks of the subject's configuration in the chain (§7.3). It does not use or fill the
 // cache.
 func (r *Resolver) ValidateChain(ctx context.Context, raw []string) (*TrustChain, error) {
-	tc, err := r.v.ValidateChain(raw, r.cfg.TrustAnchors)
+	tc, err := r.v.ValidateChain(raw, r.trustAnchors())
 	if err != nil {
 		return nil, err
 	}
@@ -191,6 +198,42 @@ func (r *Resolver) Invalidate(entityID string) int {
 		r.sf.Forget(k)
 	}
 	return len(old) - len(next)
+}
+
+func (r *Resolver) trustAnchors() []TrustAnchor { return *r.anchors.Load() }
+
+// SetTrustAnchorKeys replaces the keys of the configured anchor entityID (a deployment that is
+// its own anchor and rotates its federation keys) and empties the cache when they changed. It
+// reports false when entityID is not a configured anchor or jwks is empty.
+func (r *Resolver) SetTrustAnchorKeys(entityID string, jwks jose.JSONWebKeySet) bool {
+	if len(jwks.Keys) == 0 {
+		return false
+	}
+	r.mu.Lock()
+	old := r.trustAnchors()
+	next := slices.Clone(old)
+	i := slices.IndexFunc(next, func(a TrustAnchor) bool { return sameKey(a.EntityID) == sameKey(entityID) })
+	if i < 0 {
+		r.mu.Unlock()
+		return false
+	}
+	same := keySetIDs(next[i].JWKS) == keySetIDs(jwks)
+	next[i].JWKS = jwks
+	r.anchors.Store(&next)
+	r.mu.Unlock()
+	if !same {
+		r.InvalidateAll()
+	}
+	return true
+}
+
+// keySetIDs names a key set by its kids, in order: rotation changes them.
+func keySetIDs(ks jose.JSONWebKeySet) string {
+	ids := make([]string, len(ks.Keys))
+	for i, k := range ks.Keys {
+		ids[i] = k.KeyID
+	}
+	return strings.Join(ids, " ")
 }
 
 // InvalidateAll empties the cache (an anchor's keys or the configuration changed).
@@ -353,7 +396,7 @@ func (x *run) configuration(ctx context.Context, id string) (*EntityStatement, e
 		return nil, err
 	}
 	var ec *EntityStatement
-	if a, ok := findAnchor(x.r.cfg.TrustAnchors, id); ok {
+	if a, ok := findAnchor(x.r.trustAnchors(), id); ok {
 		ec, err = x.r.v.ParseStatement(raw)
 		if err == nil && !(ec.IsConfiguration() && sameEntity(ec.Subject, id)) {
 			err = refuse(ReasonSubjectMismatch, id, "iss %s, sub %s", ec.Issuer, ec.Subject)
@@ -378,7 +421,7 @@ func (x *run) chain(ctx context.Context, entityID string, marks bool) (*TrustCha
 	if err != nil {
 		return nil, err
 	}
-	if a, ok := findAnchor(x.r.cfg.TrustAnchors, entityID); ok {
+	if a, ok := findAnchor(x.r.trustAnchors(), entityID); ok {
 		// The anchor itself: a chain of its configuration alone.
 		tc := &TrustChain{Subject: leaf.Subject, TrustAnchor: a.EntityID, Statements: []*EntityStatement{leaf},
 			Metadata: leaf.Metadata.Clone(), Expiry: leaf.Expiry(), ValidUntil: leaf.Expiry()}
@@ -469,7 +512,7 @@ func (w *walk) up(ctx context.Context, ec *EntityStatement, chain []*EntityState
 			continue
 		}
 		next := append(slices.Clip(chain), st)
-		if a, ok := findAnchor(w.r.cfg.TrustAnchors, h); ok {
+		if a, ok := findAnchor(w.r.trustAnchors(), h); ok {
 			tc, err := w.r.v.validateChain(append(next, sup), a)
 			if err == nil {
 				err = w.trustMarks(ctx, tc, w.marks)

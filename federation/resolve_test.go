@@ -511,3 +511,36 @@ func TestResolverValidateChain(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 }
+
+// An anchor that is this deployment rotates its keys: the resolver takes the new set, and
+// chains verified under the old one are resolved again.
+func TestSetTrustAnchorKeys(t *testing.T) {
+	a := newAlliance(t)
+	r := a.resolver(t)
+	if _, err := r.Resolve(context.Background(), a.leaf.ID); err != nil {
+		t.Fatal(err)
+	}
+	anchor := a.ta
+	if r.SetTrustAnchorKeys(anchor.ID, jose.JSONWebKeySet{}) || r.SetTrustAnchorKeys("https://nobody.example", anchor.JWKS()) {
+		t.Fatal("an empty key set or an unknown anchor was taken")
+	}
+	if !r.SetTrustAnchorKeys(anchor.ID, anchor.JWKS()) || r.Stats().Cached == 0 {
+		t.Fatalf("the same keys emptied the cache: %+v", r.Stats())
+	}
+	// The anchor rotates: its configuration is signed with a key the resolver does not know yet.
+	a.fed.Lock()
+	anchor.Key = fakefed.NewKey("ta-2")
+	a.leaf.TrustMarks = nil
+	a.fed.Unlock()
+	a.fed.IssueTrustMark(anchor, a.leaf, memberMark, time.Hour)
+	r.InvalidateAll()
+	if _, err := r.Resolve(context.Background(), a.leaf.ID); err == nil {
+		t.Fatal("a chain to an anchor signing with an unknown key resolved")
+	}
+	if !r.SetTrustAnchorKeys(anchor.ID, anchor.JWKS()) {
+		t.Fatal("new keys refused")
+	}
+	if _, err := r.Resolve(context.Background(), a.leaf.ID); err != nil {
+		t.Fatalf("after the new keys: %v", err)
+	}
+}
