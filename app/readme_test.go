@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/tongban/tongban/config"
 	"github.com/tongban/tongban/internal/devidp"
+	"github.com/tongban/tongban/internal/redisx"
 	"github.com/tongban/tongban/internal/testenv"
 )
 
@@ -80,7 +82,16 @@ func TestReadmeWalkthroughRuns(t *testing.T) {
 			t.Skipf("the README's shell blocks need %s: %v", tool, err)
 		}
 	}
-	h := startIdentity(t, nil)
+	// The walk-through runs `tongban federation add-subordinate` beside the server, as a reader
+	// does beside `go run ./cmd/tongban`: the command finds the server's embedded store at
+	// redis.embedded_addr, so the server gets an embedded store of its own, under the prefix a
+	// command uses.
+	store, err := redisx.Open(redisx.Options{EmbeddedAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli := buildCommand(t)
+	h := startIdentity(t, nil, WithStore(store))
 	host := strings.TrimPrefix(h.url, "http://")
 	blocks := readmeBlocks(t)
 	if len(blocks) < len(readmeShows) {
@@ -89,8 +100,11 @@ func TestReadmeWalkthroughRuns(t *testing.T) {
 
 	var script strings.Builder
 	script.WriteString("set -u\n")
+	fmt.Fprintf(&script, "export TONGBAN_REDIS_EMBEDDED_ADDR=%s TONGBAN_PUBLIC_URL=http://%s\n", store.Embedded.Addr(), host)
 	for i, b := range blocks {
-		fmt.Fprintf(&script, "printf '\\n@@block %d@@\\n'\n%s\n", i, strings.ReplaceAll(b.text, "localhost:8080", host))
+		text := strings.ReplaceAll(b.text, "localhost:8080", host)
+		text = strings.ReplaceAll(text, "go run ./cmd/tongban", cli)
+		fmt.Fprintf(&script, "printf '\\n@@block %d@@\\n'\n%s\n", i, text)
 	}
 	// The tokens the walk-through handled, for the log check below.
 	script.WriteString(`printf '\n@@tokens@@\n%s\n%s\n%s\n%s\n' "${TOKEN:-}" "${ACCESS:-}" "${REFRESH:-}" "${DATA:-}"` + "\n")
@@ -142,6 +156,17 @@ func TestReadmeWalkthroughRuns(t *testing.T) {
 	}, "FCM to accept the birth notice once, and its batch settled")
 	logHoldsNothingPersonal(t, h.logs.String(), strings.Fields(tokens))
 	logTellsTheStory(t, h.logs.String())
+}
+
+// buildCommand builds cmd/tongban for the walk-through's command lines.
+func buildCommand(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "tongban")
+	cmd := exec.Command("go", "build", "-o", bin, "../cmd/tongban")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/tongban: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // logTellsTheStory fails the test when the walk-through's server log misses one of the lines
