@@ -228,9 +228,13 @@ func TestRejections(t *testing.T) {
 		{"federated callback: another app's state", "GET", "/dev/apps/haining/callback?" + url.Values{"iss": {f.url}, "code": {"c"}, "state": {zhelibanState}}.Encode(), 400, "no login of this app is pending"},
 		{"federated callback: not from the bridge", "GET", "/dev/apps/haining/callback?" + url.Values{"iss": {"https://idp.example"}, "code": {"c"}, "state": {"s"}}.Encode(), 400, "iss is not the bridge"},
 		{"back-channel logout without a token", "POST", "/dev/apps/haining/backchannel-logout", 400, "logout_token is required"},
+		{"too many logins pending", "GET", login("haining", url.Values{"iss": {f.url}, "login_hint": {hint}}), 503, "too many logins pending"},
 		{"back-channel logout with a garbage token", "POST", "/dev/apps/haining/backchannel-logout?logout_token=x.y.z", 400, "does not verify"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if strings.HasPrefix(tc.name, "too many") {
+				fill(f.partners)
+			}
 			var body io.Reader
 			u := f.url + tc.path
 			if tc.method == "POST" {
@@ -271,5 +275,14 @@ func TestKeysPerApp(t *testing.T) {
 	}
 	if fa := f.partners.Federated(); len(fa) != 1 || fa[0].ID != "haining" || fa[0].Region != "zhejiang" {
 		t.Fatalf("Federated() = %+v", fa)
+	}
+}
+
+// fill makes maxPending logins pending, as a flood of launches would.
+func fill(d *Partners) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i := len(d.pending); i < maxPending; i++ {
+		d.pending[devRandom()] = devLogin{app: "haining", at: time.Now()}
 	}
 }

@@ -165,7 +165,12 @@ type devLogin struct {
 
 const devLoginTTL = 5 * time.Minute
 
-func (d *Partners) put(state string, l devLogin) {
+// maxPending bounds the logins pending at once: each launch of a login page adds one, and the
+// page is public.
+const maxPending = 10_000
+
+// put keeps a pending login; false when maxPending are pending already.
+func (d *Partners) put(state string, l devLogin) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for s, old := range d.pending { // a dev fake: prune on write
@@ -173,7 +178,11 @@ func (d *Partners) put(state string, l devLogin) {
 			delete(d.pending, s)
 		}
 	}
+	if len(d.pending) >= maxPending {
+		return false
+	}
 	d.pending[state] = l
+	return true
 }
 
 func (d *Partners) take(state string) (devLogin, bool) {
@@ -250,21 +259,20 @@ func (d *Partners) ServeLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	l := devLogin{app: m.id, verifier: oauth2.GenerateVerifier(), nonce: devRandom(), target: q.Get("target_link_uri"), at: time.Now()}
 	state := devRandom()
+	to := d.oauth(m).AuthCodeURL(state, oauth2.S256ChallengeOption(l.verifier),
+		oauth2.SetAuthURLParam("nonce", l.nonce), oauth2.SetAuthURLParam("login_hint", hint))
 	if m.federated {
-		to, err := d.authorizeURL(m, l, state, hint)
-		if err != nil {
+		var err error
+		if to, err = d.authorizeURL(m, l, state, hint); err != nil {
 			http.Error(w, "the request object could not be signed", http.StatusInternalServerError)
 			return
 		}
-		d.put(state, l)
-		http.Redirect(w, r, to, http.StatusFound)
+	}
+	if !d.put(state, l) {
+		http.Error(w, "too many logins pending; try again in a few minutes", http.StatusServiceUnavailable)
 		return
 	}
-	d.put(state, l)
-	http.Redirect(w, r, d.oauth(m).AuthCodeURL(state,
-		oauth2.S256ChallengeOption(l.verifier),
-		oauth2.SetAuthURLParam("nonce", l.nonce),
-		oauth2.SetAuthURLParam("login_hint", hint)), http.StatusFound)
+	http.Redirect(w, r, to, http.StatusFound)
 }
 
 var devArrived = template.Must(template.New("arrived").Parse(`<!doctype html>
