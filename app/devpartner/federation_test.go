@@ -109,6 +109,33 @@ func TestTrustMarkPresented(t *testing.T) {
 	}
 }
 
+// TestResolvedByTongban: with the anchor vouching for the app with the keys FederationJWKS
+// reports, Tongban's resolver (federation.Resolver, the alliance's mark required) resolves the
+// app's relying-party metadata from its configuration: what automatic registration reads.
+func TestResolvedByTongban(t *testing.T) {
+	t.Parallel()
+	f := newTongban(t, Federation{TrustMarkType: testMarkType})
+	anchor := anchorStatement(t, f)
+	r, err := federation.NewResolver(federation.Config{
+		TrustAnchors:       []federation.TrustAnchor{{EntityID: f.url, JWKS: *anchor.JWKS}},
+		RequiredTrustMarks: []string{testMarkType},
+		Fetch:              federation.FetchOptions{AllowLoopback: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, app := range []string{"haining", "zheliban"} {
+		id := f.partners.EntityID(app)
+		chain, md, err := r.ResolveType(t.Context(), id, "openid_relying_party")
+		if err != nil {
+			t.Fatalf("%s: %v", app, err)
+		}
+		if chain.TrustAnchor != f.url || md["initiate_login_uri"] != id+"/login" || md["token_endpoint_auth_method"] != "private_key_jwt" {
+			t.Fatalf("%s: anchor %q, metadata %v", app, chain.TrustAnchor, md)
+		}
+	}
+}
+
 func anchorStatement(t *testing.T, f *fakeTongban) *federation.EntityStatement {
 	t.Helper()
 	resp, err := http.Get(federation.ConfigurationURL(f.url))

@@ -116,6 +116,7 @@ func newTongban(t *testing.T, fed Federation) *fakeTongban {
 	})
 	mux.HandleFunc("GET /.well-known/openid-federation", f.anchorConfiguration)
 	mux.HandleFunc("GET /federation/trust-mark", f.trustMarkEndpoint)
+	mux.HandleFunc("GET /federation/fetch", f.fetchEndpoint)
 	mux.HandleFunc("GET /oauth2/authorize", f.authorize)
 	mux.HandleFunc("POST /oauth2/token", f.token)
 	mux.HandleFunc("GET /oauth2/userinfo", f.userinfo)
@@ -157,6 +158,24 @@ func (f *fakeTongban) anchorConfiguration(w http.ResponseWriter, _ *http.Request
 		hook(st)
 	}
 	jws, err := federation.SignStatement(st, f.fedKey)
+	if err != nil {
+		f.t.Error(err)
+	}
+	federation.WriteStatement(w, jws)
+}
+
+// fetchEndpoint is the anchor's statement about a simulated app (§8.1), with the keys the app
+// reports through FederationJWKS, as app wiring lists the apps as subordinates.
+func (f *fakeTongban) fetchEndpoint(w http.ResponseWriter, r *http.Request) {
+	sub := r.URL.Query().Get("sub")
+	keys, ok := f.partners.FederationJWKS(strings.TrimPrefix(sub, f.url+"/dev/apps/"))
+	if !ok || f.partners.EntityID(strings.TrimPrefix(sub, f.url+"/dev/apps/")) != sub {
+		federation.WriteError(w, "not_found", "not a subordinate")
+		return
+	}
+	now := time.Now()
+	jws, err := federation.SignStatement(&federation.EntityStatement{Issuer: f.url, Subject: sub,
+		IssuedAt: now.Unix(), ExpiresAt: now.Add(time.Hour).Unix(), JWKS: &keys}, f.fedKey)
 	if err != nil {
 		f.t.Error(err)
 	}
