@@ -56,7 +56,7 @@ func (d *Partners) Logouts(app string) []Logout {
 // accepted (remembered, and shown on the app's page as "signed out by Tongban"), 400 with the
 // reason otherwise, as §2.8 wants.
 func (d *Partners) ServeBackchannelLogout(w http.ResponseWriter, r *http.Request) {
-	c, ok := d.client(r.PathValue("app"))
+	m, ok := d.member(r.PathValue("app"))
 	if !ok {
 		http.NotFound(w, r)
 		return
@@ -78,7 +78,7 @@ func (d *Partners) ServeBackchannelLogout(w http.ResponseWriter, r *http.Request
 		http.Error(w, "the bridge's discovery could not be read", http.StatusServiceUnavailable)
 		return
 	}
-	tok, err := provider.Verifier(&oidc.Config{ClientID: c.ID, SupportedSigningAlgs: []string{c.IDTokenAlg, "ES256", "RS256", "EdDSA"}}).Verify(ctx, raw)
+	tok, err := provider.Verifier(&oidc.Config{ClientID: m.clientID, SupportedSigningAlgs: []string{m.idTokenAlg, "ES256", "RS256", "EdDSA"}}).Verify(ctx, raw)
 	if err != nil {
 		logoutRefused(w, "the logout token does not verify: "+err.Error())
 		return
@@ -109,7 +109,7 @@ func (d *Partners) ServeBackchannelLogout(w http.ResponseWriter, r *http.Request
 		logoutRefused(w, "the logout token names neither sid nor sub")
 		return
 	}
-	d.remember(Logout{App: c.ID, Subject: tok.Subject, SID: claims.SID, At: time.Now()})
+	d.remember(Logout{App: m.id, Subject: tok.Subject, SID: claims.SID, At: time.Now()})
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 }
@@ -125,14 +125,14 @@ func logoutRefused(w http.ResponseWriter, reason string) {
 // accepted, optionally only those of one sid (?sid=): what the arrival page polls to show
 // "signed out by Tongban".
 func (d *Partners) ServeLogouts(w http.ResponseWriter, r *http.Request) {
-	c, ok := d.client(r.PathValue("app"))
+	m, ok := d.member(r.PathValue("app"))
 	if !ok {
 		http.NotFound(w, r)
 		return
 	}
 	sid := r.URL.Query().Get("sid")
 	out := []Logout{}
-	for _, l := range d.Logouts(c.ID) {
+	for _, l := range d.Logouts(m.id) {
 		if sid == "" || l.SID == sid {
 			out = append(out, l)
 		}
@@ -153,23 +153,21 @@ with state <code>{{.State}}</code>{{end}}.</p></body></html>`))
 // ServeSignedOut (GET /dev/apps/{app}/signed-out) is a simulated app's
 // post_logout_redirect_uri.
 func (d *Partners) ServeSignedOut(w http.ResponseWriter, r *http.Request) {
-	c, ok := d.client(r.PathValue("app"))
+	m, ok := d.member(r.PathValue("app"))
 	if !ok {
 		http.NotFound(w, r)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	_ = devSignedOut.Execute(w, map[string]string{"App": c.Name, "State": r.URL.Query().Get("state")})
+	_ = devSignedOut.Execute(w, map[string]string{"App": m.name, "State": r.URL.Query().Get("state")})
 }
 
 // logoutURL is the bridge's end_session_endpoint for an ID token the app holds.
-func (d *Partners) logoutURL(c clientView, idToken string) string {
-	q := url.Values{"id_token_hint": {idToken}, "client_id": {c.id}, "state": {devRandom()}}
-	if c.postLogout != "" {
-		q.Set("post_logout_redirect_uri", c.postLogout)
+func (d *Partners) logoutURL(m *member, idToken string) string {
+	q := url.Values{"id_token_hint": {idToken}, "client_id": {m.clientID}, "state": {devRandom()}}
+	if len(m.postLogouts) > 0 {
+		q.Set("post_logout_redirect_uri", m.postLogouts[0])
 	}
 	return d.issuer + "/oauth2/logout?" + q.Encode()
 }
-
-type clientView struct{ id, postLogout string }
