@@ -77,6 +77,10 @@ func (b *Bridge) SwitchApp(ctx context.Context, sess identity.Session, target, s
 	if !ok {
 		return Switch{}, ErrUnknownClient
 	}
+	if c.InitiateLoginURI == "" {
+		// A federated client's metadata may leave it out; configuration requires it.
+		return Switch{}, fmt.Errorf("%w: %s publishes no initiate_login_uri", ErrUnknownClient, target)
+	}
 	if target == sess.App {
 		return Switch{}, ErrSameApp
 	}
