@@ -1,6 +1,9 @@
 package bridge
 
-import "net/http"
+import (
+	"net/http"
+	"slices"
+)
 
 // serveDiscovery is the OpenID Provider Metadata: exactly what the bridge supports.
 func (b *Bridge) serveDiscovery(w http.ResponseWriter, r *http.Request) {
@@ -58,6 +61,10 @@ func (b *Bridge) ProviderMetadata() map[string]any {
 		doc["introspection_endpoint_auth_signing_alg_values_supported"] = algs
 		doc["client_registration_types_supported"] = []string{registrationAutomatic, registrationExplicit}
 		doc["federation_registration_endpoint"] = b.issuer + RegistrationPath
+		if b.keys != nil {
+			// A federated client may ask for any algorithm the bridge holds keys for.
+			doc["id_token_signing_alg_values_supported"] = slices.Clone(b.keys.algs)
+		}
 	}
 	return doc
 }

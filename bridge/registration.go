@@ -80,6 +80,10 @@ func (b *Bridge) registeredClient(ctx context.Context, id string) (*Client, time
 
 // serveRegistration is the federation_registration_endpoint (§12.2.1–§12.2.3).
 func (b *Bridge) serveRegistration(w http.ResponseWriter, r *http.Request) {
+	if b.fed == nil {
+		http.NotFound(w, r)
+		return
+	}
 	if !b.allowAuthorize(w, r) {
 		return
 	}
