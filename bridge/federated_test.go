@@ -361,3 +361,41 @@ func TestFederatedClientCacheBounded(t *testing.T) {
 		t.Fatalf("forget kept the entry")
 	}
 }
+
+// TestFederatedClientIntrospectsAndLogsOut: private_key_jwt works at introspection too (aud the
+// endpoint's URL), and RP-initiated logout with the federated client's ID token ends the Tongban
+// session and returns to its registered post_logout_redirect_uri.
+func TestFederatedClientIntrospectsAndLogsOut(t *testing.T) {
+	t.Parallel()
+	fw := newFedWorld(t)
+	fw.setUpPerson(t, "p1", "s1")
+	resp := fw.switchFederated(t, "p1", "s1")
+
+	claims := fw.assertionClaims()
+	claims["aud"] = fw.b.Issuer() + "/oauth2/introspect"
+	form := url.Values{"token": {resp["access_token"].(string)}, "client_assertion_type": {clientAssertionType},
+		"client_assertion": {signJWT(t, fw.rpKey, jose.ES256, "", claims)}}
+	r := httptest.NewRequest("POST", "/oauth2/introspect", strings.NewReader(form.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	rec := httptest.NewRecorder()
+	fw.b.serveIntrospect(rec, r)
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"active":true`) {
+		t.Fatalf("introspect: %d %s", rec.Code, rec.Body)
+	}
+
+	q := url.Values{"id_token_hint": {resp["id_token"].(string)}, "post_logout_redirect_uri": {fw.rp.ID + "/signed-out"}, "state": {"bye"}}
+	rec = httptest.NewRecorder()
+	fw.b.serveLogout(rec, httptest.NewRequest("GET", "/oauth2/logout?"+q.Encode(), nil))
+	if rec.Code != http.StatusFound || !strings.HasPrefix(rec.Header().Get("Location"), fw.rp.ID+"/signed-out?state=bye") {
+		t.Fatalf("logout: %d %s %s", rec.Code, rec.Header().Get("Location"), rec.Body)
+	}
+	if n, _ := fw.store.Client.Exists(context.Background(), fw.sessions.key("s1")).Result(); n != 0 {
+		t.Fatalf("the session behind the ID token still exists")
+	}
+	q.Set("post_logout_redirect_uri", "https://evil.example/")
+	rec = httptest.NewRecorder()
+	fw.b.serveLogout(rec, httptest.NewRequest("GET", "/oauth2/logout?"+q.Encode(), nil))
+	if rec.Code != http.StatusBadRequest {
+		t.Fatalf("unregistered post_logout_redirect_uri: %d", rec.Code)
+	}
+}
