@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"html/template"
 	"io"
 	"net/http"
@@ -58,17 +59,49 @@ func (b *Bridge) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.Form
-	for _, p := range []string{"client_id", "redirect_uri", "response_type", "scope", "state", "nonce", "code_challenge", "code_challenge_method", "login_hint"} {
+	for _, p := range []string{"client_id", "redirect_uri", "response_type", "scope", "state", "nonce", "code_challenge", "code_challenge_method", "login_hint", "request", "request_uri"} {
 		if len(q[p]) > 1 {
 			b.badAuthorize(w, "parameter "+p+" is repeated")
 			return
 		}
 	}
+	ctx := r.Context()
 	// Until the client and its redirect URI are known good, errors are shown, never redirected:
 	// redirecting to an unregistered URI would make the bridge an open redirector.
-	c, ok := b.clients.Get(q.Get("client_id"))
-	if !ok || c.Machine {
+	c, ok, err := b.lookupReceiver(ctx, q.Get("client_id"))
+	if err != nil {
+		b.badAuthorize(w, "the client could not be looked up; try again")
+		return
+	}
+	if !ok {
 		b.badAuthorize(w, "unknown client_id")
+		return
+	}
+	if q.Get("request_uri") != "" {
+		b.badAuthorize(w, "request_uri is not supported; send the request object by value (request)")
+		return
+	}
+	// A federated client's request object is its request (RFC 9101 §6.3): its parameters
+	// replace those outside it, which only had to name the same client_id. Its errors are shown,
+	// not redirected: the redirect URI would come from what failed to verify.
+	switch raw := q.Get("request"); {
+	case raw != "":
+		if !c.federated {
+			b.badAuthorize(w, "request objects are accepted only from federated clients (request_not_supported)")
+			return
+		}
+		params, err := b.requestObject(ctx, c, raw)
+		if jerr, ok := errors.AsType[*ClientJWTError](err); ok {
+			b.badAuthorize(w, "invalid_request_object: "+jerr.Reason)
+			return
+		}
+		if err != nil {
+			b.badAuthorize(w, "the request object could not be checked; try again")
+			return
+		}
+		q = params
+	case c.registration == registrationAutomatic:
+		b.badAuthorize(w, "invalid_request: a client that registers automatically sends its authorization request as a request object signed with a key of its metadata (request)")
 		return
 	}
 	redirect := q.Get("redirect_uri")
@@ -111,7 +144,6 @@ func (b *Bridge) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		fail("login_required", "the bridge signs citizens in only through a switch ticket in login_hint")
 		return
 	}
-	ctx := r.Context()
 	tk, ok, err := b.consumeTicket(ctx, hint, c.ID)
 	if err != nil {
 		fail("server_error", "try again")

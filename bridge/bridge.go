@@ -94,6 +94,14 @@ type Options struct {
 	Now    func() time.Time
 	// Limits holds the authorize and client_auth_failures limits; nil limits nothing.
 	Limits *ratelimit.Limiter
+	// Federation lets member apps not under clients use their entity id as client_id, trusted
+	// through their trust chain (federated.go); nil turns federated clients off.
+	Federation Federation
+	// FederationAllowLoopback accepts http entity ids on loopback hosts (dev and tests only).
+	FederationAllowLoopback bool
+	// FederatedClientCache bounds the federated clients held in memory; 0 means
+	// DefaultFederatedClientCache.
+	FederatedClientCache int
 }
 
 // Bridge is the OpenID provider member apps receive switched citizens from.
@@ -112,12 +120,17 @@ type Bridge struct {
 	subject  []byte
 	now      func() time.Time
 	limits   *ratelimit.Limiter
+
+	fed         Federation
+	fedLoopback bool
+	fedCache    *clientCache
 }
 
 // New builds the bridge.
 func New(o Options) *Bridge {
 	b := newBridge(o)
 	b.Consents.endGrants = b.revokeClientGrants
+	b.Consents.lookup = b.lookupReceiver
 	return b
 }
 
@@ -125,11 +138,19 @@ func newBridge(o Options) *Bridge {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Bridge{
+	if o.FederatedClientCache <= 0 {
+		o.FederatedClientCache = DefaultFederatedClientCache
+	}
+	b := &Bridge{
 		issuer: strings.TrimRight(o.Issuer, "/"), store: o.Store, keys: o.Keys, clients: o.Clients,
 		persons: o.Persons, sessions: o.Sessions, ender: o.Ender, logout: o.Logout, catalog: o.Catalog, subject: subjectKey(o.Pepper), now: o.Now, audit: o.Audit, limits: o.Limits,
 		Consents: &Consents{store: o.Store, clients: o.Clients, now: o.Now, audit: o.Audit},
 	}
+	if o.Federation != nil {
+		b.fed, b.fedLoopback = o.Federation, o.FederationAllowLoopback
+		b.fedCache = &clientCache{max: o.FederatedClientCache, entries: map[string]cachedClient{}}
+	}
+	return b
 }
 
 // Issuer is the bridge's issuer identifier.
@@ -148,6 +169,9 @@ func (b *Bridge) Routes(route func(pattern, name string, h http.Handler)) {
 	route("/oauth2/revoke", "oauth2_revoke", http.HandlerFunc(b.serveRevoke))
 	route("/oauth2/introspect", "oauth2_introspect", http.HandlerFunc(b.serveIntrospect))
 	route("/oauth2/logout", "oauth2_logout", http.HandlerFunc(b.serveLogout))
+	if b.fed != nil {
+		route("POST "+RegistrationPath, "oauth2_federation_register", http.HandlerFunc(b.serveRegistration))
+	}
 }
 
 // subjectKey keys the pairwise subjects: the pepper's HMAC of a purpose of its own, so that

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 
+	jose "github.com/go-jose/go-jose/v4"
+
 	"github.com/tongban/tongban/config"
 )
 
@@ -37,7 +39,20 @@ type Client struct {
 	// the redirect URIs' host would give them the same subjects to join their users on.
 	sector     string
 	secretHash [sha256.Size]byte
+	// federated marks a client known by its entity id through Options.Federation (federated.go):
+	// jwks holds the keys of its request objects and client assertions, registration says how
+	// it registered (automatic or explicit), departed that EndClient removed it (its logout
+	// tokens are still delivered).
+	federated    bool
+	registration string
+	departed     bool
+	jwks         *jose.JSONWebKeySet
+	md           map[string]any
 }
+
+// Federated reports whether the client is known by its entity id through the federation rather
+// than from configuration.
+func (c *Client) Federated() bool { return c.federated }
 
 // Clients is the registry of clients from configuration. Secrets are held only as SHA-256.
 type Clients struct {

@@ -30,6 +30,17 @@ type Consents struct {
 	audit   *audit.Trail
 	// endGrants ends the grants a person gave a client; withdrawing consent means that.
 	endGrants func(ctx context.Context, pid, client string) error
+	// lookup finds a client that receives people, federated ones too (Bridge.lookupReceiver);
+	// nil looks in clients only.
+	lookup func(ctx context.Context, id string) (*Client, bool, error)
+}
+
+func (cs *Consents) receiver(ctx context.Context, id string) (*Client, bool, error) {
+	if cs.lookup != nil {
+		return cs.lookup(ctx, id)
+	}
+	c, ok := cs.clients.Get(id)
+	return c, ok && !c.Machine, nil
 }
 
 type storedConsent struct {
@@ -54,8 +65,11 @@ func (e *ScopeError) Error() string {
 
 // Grant adds scopes to the person's consent for a client (consent grows; revoke to shrink).
 func (cs *Consents) Grant(ctx context.Context, pid, clientID string, scopes []string) (Consent, error) {
-	c, ok := cs.clients.Get(clientID)
-	if !ok || c.Machine {
+	c, ok, err := cs.receiver(ctx, clientID)
+	if err != nil {
+		return Consent{}, fmt.Errorf("bridge: look up client: %w", err)
+	}
+	if !ok {
 		return Consent{}, ErrUnknownClient
 	}
 	var bad []string

@@ -1,11 +1,21 @@
 package bridge
 
-import "net/http"
+import (
+	"net/http"
+	"slices"
+)
 
 // serveDiscovery is the OpenID Provider Metadata: exactly what the bridge supports.
 func (b *Bridge) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "public, max-age=3600")
 	w.Header().Set("Content-Type", "application/json")
+	writeDoc(w, b.ProviderMetadata())
+}
+
+// ProviderMetadata is the discovery document as a map: what /.well-known/openid-configuration
+// serves, and the openid_provider metadata of Tongban's entity configuration. With federation
+// on it also says how federated clients register and authenticate (§12, §5.1.3).
+func (b *Bridge) ProviderMetadata() map[string]any {
 	doc := map[string]any{
 		"issuer":                                        b.issuer,
 		"authorization_endpoint":                        b.issuer + "/oauth2/authorize",
@@ -38,7 +48,33 @@ func (b *Bridge) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 		"backchannel_logout_session_supported": true,
 		"end_session_endpoint":                 b.issuer + "/oauth2/logout",
 	}
-	writeDoc(w, doc)
+	if b.fed != nil {
+		algs := joinAlgsList()
+		secrets := []string{"client_secret_basic", "client_secret_post", "private_key_jwt"}
+		doc["request_parameter_supported"] = true
+		doc["request_object_signing_alg_values_supported"] = algs
+		doc["token_endpoint_auth_methods_supported"] = secrets
+		doc["token_endpoint_auth_signing_alg_values_supported"] = algs
+		doc["revocation_endpoint_auth_methods_supported"] = secrets
+		doc["revocation_endpoint_auth_signing_alg_values_supported"] = algs
+		doc["introspection_endpoint_auth_methods_supported"] = secrets
+		doc["introspection_endpoint_auth_signing_alg_values_supported"] = algs
+		doc["client_registration_types_supported"] = []string{registrationAutomatic, registrationExplicit}
+		doc["federation_registration_endpoint"] = b.issuer + RegistrationPath
+		if b.keys != nil {
+			// A federated client may ask for any algorithm the bridge holds keys for.
+			doc["id_token_signing_alg_values_supported"] = slices.Clone(b.keys.algs)
+		}
+	}
+	return doc
+}
+
+func joinAlgsList() []string {
+	out := make([]string, len(clientJWTAlgs))
+	for i, a := range clientJWTAlgs {
+		out[i] = string(a)
+	}
+	return out
 }
 
 func writeDoc(w http.ResponseWriter, v any) {

@@ -39,6 +39,20 @@
 // id_token_hint's sid when that grant is still the hint's client's; it redirects only to the
 // client's registered post_logout_redirect_uris.
 //
+// Federated clients (federated.go, requestobject.go, clientassertion.go, registration.go,
+// endclient.go; OpenID Federation 1.0 §12): with Options.Federation set, a member app not
+// configured under clients uses its entity id as client_id. LookupClient, which every decision
+// about a client goes through with the request's context, finds a configured client first and
+// unchanged; else the client's explicit registration record; else it resolves the entity's trust
+// chain (Federation.RelyingParty) and makes the client of its resolved openid_relying_party
+// metadata (scopes cut to what the bridge offers, pairwise by default, its jwks), kept in memory
+// until the chain expires and re-checked against the record every FederatedRecheck. An
+// automatically registered client sends its authorization request as a request object signed
+// with a key of that jwks (its jti used once); every federated client authenticates with
+// private_key_jwt, counted by the client_auth_failures limit like a secret. RegistrationPath
+// takes explicit registrations. EndClient ends every grant of a client that left the federation
+// (through its grant index), with logout tokens, and keeps only what delivers them.
+//
 // Rate limits (ratelimit.go, counted by internal/ratelimit, whose keys they are): authorize and
 // logout per IP (one bucket), and failed client authentication at every endpoint a client
 // authenticates to, per client id and IP, failures only. A refusal is 429 with Retry-After and temporarily_unavailable.
@@ -68,6 +82,17 @@
 //	{p:<pid>}:grants           set    the index before it was sorted: only read (and emptied) by revoking consent,
 //	                                  until the last expires (30 days after the sorted index is deployed)
 //	{p:<pid>}:consents         hash   client -> {scopes, granted_at}
+//	fr:<sha256(entity id)>     string a federated client's registration record (JSON: the registered
+//	                                  openid_relying_party metadata, its expiry; no secret): written by explicit
+//	                                  registration, TTL the chain's expiry; replaced by EndClient with a departed
+//	                                  record (only logout tokens still find the client), TTL 24 h
+//	jti:<sha256(use, client, jti)> string a federated client's request object (use "ro") or client assertion
+//	                                  ("ca") jti, claimed once (SET NX GET of a claimant fresh to the request, so its
+//	                                  own re-send passes); TTL until the JWT's exp plus 1 min of leeway
+//	cg:{<sha256(client)[:16 hex]>} zset "<pid>|<gid>" of a federated client's grants scored by when each ends
+//	                                  (unix ms), added when a grant is made or refreshed, trimmed by score each
+//	                                  32nd add (and to 2^20 entries), walked and deleted by EndClient; TTL the
+//	                                  refresh lifetime. Configured clients are not indexed
 //	{keys}:set                 hash   signing keys by kid (sealed), written only by a script that checks
 //	                                  {keys}:lease; see keys.go (and keys:set, its name before, read once)
 //	{keys}:lease               string the rotation lease (internal/redisx, fenced): "<fence>.<holder>"; TTL 30 s

@@ -161,7 +161,7 @@ func (b *Bridge) queueEnds(ctx context.Context, p redis.Pipeliner, es []grantEnd
 func (b *Bridge) queueAfterEnd(ctx context.Context, p redis.Pipeliner, e grantEnd) func() {
 	p.ZRem(ctx, b.personGrants(e.pid), indexMember(e.client, e.gid))
 	if b.logout != nil {
-		if c, ok := b.clients.Get(e.client); ok && c.BackchannelLogoutURI != "" {
+		if c, ok := b.lookupForLogout(ctx, e.client); ok && c.BackchannelLogoutURI != "" {
 			b.logout.QueueSend(ctx, p, logout.Job{
 				Client: c.ID, Subject: b.Subject(c, e.pid), SID: e.gid, Reason: e.reason, Check: b.tombstoneKey(e.gid),
 			})
@@ -357,7 +357,7 @@ func (b *Bridge) ConnectedApps(ctx context.Context, pid string) ([]ConnectedApp,
 		app := byClient[e.client]
 		if app == nil {
 			app = &ConnectedApp{Client: e.client, Name: e.client, Since: since, LastUsed: last}
-			if c, ok := b.clients.Get(e.client); ok {
+			if c, ok := b.lookupForLogout(ctx, e.client); ok {
 				app.Name = c.Name
 			}
 			byClient[e.client] = app
@@ -401,7 +401,9 @@ func (b *Bridge) EndClientGrants(ctx context.Context, pid, client string, reason
 // client a logout token per grant, and keeps the consent, so the next switch needs none. It
 // reports how many grants ended; ErrUnknownClient for a client that receives no switches.
 func (b *Bridge) DisconnectApp(ctx context.Context, pid, client string) (int, error) {
-	if c, ok := b.clients.Get(client); !ok || c.Machine {
+	if _, ok, err := b.lookupReceiver(ctx, client); err != nil {
+		return 0, err
+	} else if !ok {
 		return 0, ErrUnknownClient
 	}
 	n, err := b.endClientGrants(ctx, pid, client, reasonAppDisconnected, "")

@@ -276,7 +276,7 @@ func (w *logoutWorld) verifyLogoutToken(t *testing.T, j logout.Job, wantSub stri
 	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
 		t.Fatal(err)
 	}
-	c, _ := w.b.clients.Get(j.Client)
+	c, _ := w.b.lookupForLogout(context.Background(), j.Client)
 	alg := jose.SignatureAlgorithm("ES256")
 	if c.IDTokenAlg != "" {
 		alg = jose.SignatureAlgorithm(c.IDTokenAlg)

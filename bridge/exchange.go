@@ -83,7 +83,10 @@ func (b *Bridge) tokenExchange(r *http.Request, c *Client) (map[string]any, *OAu
 	}
 
 	aud := f.Get("audience")
-	target, ok := b.clients.Get(aud)
+	target, ok, err := b.lookupReceiver(ctx, aud)
+	if err != nil {
+		return nil, serverError()
+	}
 	switch {
 	case !ok || target.Machine:
 		return nil, oauthErr(http.StatusBadRequest, "invalid_target", "audience %q is not an app that can receive people", aud)

@@ -131,6 +131,12 @@ func (b *Bridge) issue(ctx context.Context, g Grant, withRefresh bool) (issued, 
 			_ = b.revoke(ctx, gid)
 			return issued{}, fmt.Errorf("bridge: index grant: %w", err)
 		}
+		if _, configured := b.clients.Get(g.Client); !configured && b.fed != nil {
+			if err := b.indexClientGrant(ctx, g.Client, g.Person, gid, b.now().Add(ttl)); err != nil {
+				_ = b.revoke(ctx, gid)
+				return issued{}, err
+			}
+		}
 	}
 	if g.Parent != "" {
 		// The parent lists its exchanged grants, so revoking it revokes them (same slot).
@@ -385,6 +391,11 @@ func (b *Bridge) refresh(ctx context.Context, c *Client, token string) (issued, 
 		return nil
 	}); err != nil {
 		return issued{}, nil, fmt.Errorf("bridge: reindex refreshed grant: %w", err)
+	}
+	if c.federated {
+		if err := b.indexClientGrant(ctx, c.ID, g.Person, gid, b.now().Add(RefreshTokenTTL)); err != nil {
+			return issued{}, nil, err
+		}
 	}
 	return issued{access: access, refresh: refresh, grant: g}, nil, nil
 }

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -81,8 +82,12 @@ func (b *Bridge) serveLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	var client *Client
 	if id := q.Get("client_id"); id != "" {
-		c, ok := b.clients.Get(id)
-		if !ok || c.Machine {
+		c, ok, err := b.lookupReceiver(r.Context(), id)
+		if err != nil {
+			badLogout(w, "the client could not be looked up; try again")
+			return
+		}
+		if !ok {
 			badLogout(w, "unknown client_id")
 			return
 		}
@@ -90,17 +95,16 @@ func (b *Bridge) serveLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	var sid string
 	if hint := q.Get("id_token_hint"); hint != "" {
-		h, reason := b.checkHint(hint)
+		h, hinted, reason := b.checkHint(r.Context(), hint)
 		if reason != "" {
 			badLogout(w, reason)
 			return
 		}
-		aud, _ := h.audience()
-		if client != nil && client.ID != aud {
+		if client != nil && client.ID != hinted.ID {
 			badLogout(w, "the id_token_hint was issued to another client than client_id")
 			return
 		}
-		client, _ = b.clients.Get(aud) // checkHint made sure it is a client
+		client = hinted
 		sid = h.Sid
 	}
 	redirect := q.Get("post_logout_redirect_uri")
@@ -139,35 +143,39 @@ func (b *Bridge) serveLogout(w http.ResponseWriter, r *http.Request) {
 // checkHint verifies an id_token_hint: an ID token signed by one of our published keys, issued
 // by us to a client that receives switches, expired no longer than HintMaxAge ago, naming a
 // grant (sid). It answers the reason it refuses the hint, or "".
-func (b *Bridge) checkHint(hint string) (hintClaims, string) {
+func (b *Bridge) checkHint(ctx context.Context, hint string) (hintClaims, *Client, string) {
 	payload, err := b.keys.Verify(hint)
 	if err != nil {
-		return hintClaims{}, "the id_token_hint is not an ID token signed by this issuer"
+		return hintClaims{}, nil, "the id_token_hint is not an ID token signed by this issuer"
 	}
 	var h hintClaims
 	if err := json.Unmarshal(payload, &h); err != nil {
-		return hintClaims{}, "the id_token_hint's claims cannot be read"
+		return hintClaims{}, nil, "the id_token_hint's claims cannot be read"
 	}
 	switch aud, ok := h.audience(); {
 	case h.Iss != b.issuer:
-		return h, "the id_token_hint was issued by another issuer"
+		return h, nil, "the id_token_hint was issued by another issuer"
 	case len(h.Events) > 0:
 		// Our logout tokens are signed with the same keys; one is no ID token.
-		return h, "the id_token_hint is not an ID token"
+		return h, nil, "the id_token_hint is not an ID token"
 	case !ok:
-		return h, "the id_token_hint has no single audience"
+		return h, nil, "the id_token_hint has no single audience"
 	case h.Exp == 0:
-		return h, "the id_token_hint has no expiry"
+		return h, nil, "the id_token_hint has no expiry"
 	case b.now().After(time.Unix(h.Exp, 0).Add(HintMaxAge + hintLeeway)):
-		return h, "the id_token_hint is too old"
+		return h, nil, "the id_token_hint is too old"
 	case h.Sid == "":
-		return h, "the id_token_hint names no session (sid)"
+		return h, nil, "the id_token_hint names no session (sid)"
 	default:
-		if c, known := b.clients.Get(aud); !known || c.Machine {
-			return h, "the id_token_hint was issued to an unknown client"
+		c, known, err := b.lookupReceiver(ctx, aud)
+		if err != nil {
+			return h, nil, "the id_token_hint's client could not be looked up; try again"
 		}
+		if !known {
+			return h, nil, "the id_token_hint was issued to an unknown client"
+		}
+		return h, c, ""
 	}
-	return h, ""
 }
 
 // endHintSession ends the Tongban session behind grant sid of client, when the grant still

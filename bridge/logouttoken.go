@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"context"
 	"fmt"
 	"time"
 )
@@ -17,7 +18,9 @@ const backchannelLogoutEvent = "http://schemas.openid.net/event/backchannel-logo
 // sid (the sid its ID tokens carried) and the person by the client's own subject. It never
 // carries a nonce. logout.Minter.
 func (b *Bridge) LogoutToken(client, subject, sid, jti string) (string, error) {
-	c, ok := b.clients.Get(client)
+	ctx, cancel := context.WithTimeout(context.Background(), logoutLookupTimeout)
+	defer cancel()
+	c, ok := b.lookupForLogout(ctx, client)
 	if !ok {
 		return "", fmt.Errorf("bridge: logout token for unknown client %q", client)
 	}

@@ -159,6 +159,14 @@ func (b *Bridge) redeemCode(r *http.Request, c *Client) (map[string]any, *OAuthE
 		_ = b.revoke(ctx, gid)
 		return nil, invalidGrant("the person withdrew consent for this app; ask them to switch again")
 	}
+	if c.federated {
+		// EndClient finds a federated client's grants through this index: a grant it could not
+		// find would outlive the client's removal, so it is not issued.
+		if err := b.indexClientGrant(ctx, c.ID, g.Person, gid, b.now().Add(RefreshTokenTTL)); err != nil {
+			_ = b.revoke(ctx, gid)
+			return nil, serverError()
+		}
+	}
 	if len(scopes) != len(g.Scopes) {
 		if err := b.store.Client.HSet(ctx, b.grantKey(gid), "scopes", strings.Join(scopes, " ")).Err(); err != nil {
 			_ = b.revoke(ctx, gid)

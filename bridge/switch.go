@@ -70,9 +70,16 @@ func (b *Bridge) ticketKey(client, t string) string {
 
 // SwitchApp mints a ticket that opens target already signed in as the session's person.
 func (b *Bridge) SwitchApp(ctx context.Context, sess identity.Session, target, serviceID string) (Switch, error) {
-	c, ok := b.clients.Get(target)
-	if !ok || c.Machine {
+	c, ok, err := b.lookupReceiver(ctx, target)
+	if err != nil {
+		return Switch{}, fmt.Errorf("bridge: look up target: %w", err)
+	}
+	if !ok {
 		return Switch{}, ErrUnknownClient
+	}
+	if c.InitiateLoginURI == "" {
+		// A federated client's metadata may leave it out; configuration requires it.
+		return Switch{}, fmt.Errorf("%w: %s publishes no initiate_login_uri", ErrUnknownClient, target)
 	}
 	if target == sess.App {
 		return Switch{}, ErrSameApp

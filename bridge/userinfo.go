@@ -32,7 +32,11 @@ func (b *Bridge) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": "the access token is invalid or expired"})
 		return
 	}
-	c, ok := b.clients.Get(g.Client)
+	c, ok, err := b.lookupReceiver(r.Context(), g.Client)
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "server_error"})
+		return
+	}
 	if !ok {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token"})
 		return
