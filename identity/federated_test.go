@@ -119,6 +119,9 @@ type resolverFederation struct {
 func (f *resolverFederation) EntityID() string { return f.id }
 
 func (f *resolverFederation) OpenIDProvider(ctx context.Context, entityID string) (map[string]any, time.Time, jose.JSONWebKeySet, error) {
+	// The registry asks only when its last answer is about to expire: resolve afresh, not
+	// from the resolver's cache, which would hand back the chain that is expiring.
+	f.r.Invalidate(entityID)
 	tc, md, err := f.r.ResolveType(ctx, entityID, "openid_provider")
 	if err != nil {
 		return nil, time.Time{}, jose.JSONWebKeySet{}, err
@@ -423,4 +426,53 @@ func TestFederatedSignInRejects(t *testing.T) {
 			t.Fatalf("authorize = %d %q, want 400 for the redirect URI", status, body)
 		}
 	})
+}
+
+// The registry resolves the provider again before its chain expires, so that sign-in never
+// stops; when resolution fails past the expiry, the provider goes missing, and comes back
+// once resolution succeeds again.
+func TestFederatedProviderResolvedAgain(t *testing.T) {
+	e := newFedEnv(t, "jwks")
+	e.fed.Lock()
+	e.anchor.Lifetime = 2 * time.Second
+	e.fed.Unlock()
+	f := e.federation(t)
+	svc := e.service(t, f)
+	p, _ := svc.Registry.Get("zheliban")
+	first, err := p.state()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Past two expiries of the first chain, the provider never was unavailable.
+	for deadline := first.expires.Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err := p.state(); err != nil {
+			t.Fatalf("the provider went missing while its chain was renewed: %v", err)
+		}
+	}
+	if now, _ := p.state(); !now.expires.After(first.expires) {
+		t.Fatalf("the chain expiring at %s was not renewed", first.expires)
+	}
+
+	// The anchor stops vouching for the provider: once the last chain expires, it is missing.
+	e.fed.Lock()
+	sub := e.anchor.Subordinates[e.idp.EntityID()]
+	delete(e.anchor.Subordinates, e.idp.EntityID())
+	e.fed.Unlock()
+	waitFor(t, 6*time.Second, func() bool { return len(svc.Registry.Missing()) == 1 })
+	if _, err := p.state(); err == nil || !strings.Contains(err.Error(), "trust chain") {
+		t.Fatalf("state of the expired provider = %v", err)
+	}
+	e.fed.Lock()
+	e.anchor.Subordinates[e.idp.EntityID()] = sub
+	e.fed.Unlock()
+	waitFor(t, 6*time.Second, func() bool { return len(svc.Registry.Missing()) == 0 })
+}
+
+func waitFor(t *testing.T, d time.Duration, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s", d)
+		}
+	}
 }
