@@ -3,6 +3,7 @@ package devidp
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -404,4 +405,60 @@ func TestNewRejectsFederationOptions(t *testing.T) {
 	if _, err := New(Options{Issuer: "http://127.0.0.1:1", App: testApp, ClientID: "tongban", Federation: &FederationOptions{Resolver: res}}); err == nil {
 		t.Fatal("New accepted a client id without a secret")
 	}
+}
+
+// FuzzAuthorizeFederated feeds arbitrary request objects of a relying party of the
+// federation to /authorize: a page or a redirect to its registered URI, never a panic.
+func FuzzAuthorizeFederated(f *testing.F) {
+	fed := fakefed.New()
+	defer fed.Close()
+	anchor := fed.Add("ta")
+	rp := fed.Add("rp")
+	rpKey := fakefed.NewKey("rp-key")
+	rp.Metadata["openid_relying_party"] = map[string]any{
+		"redirect_uris": []string{testRedirect},
+		"jwks":          jose.JSONWebKeySet{Keys: []jose.JSONWebKey{rpKey.Public()}},
+	}
+	fed.Superior(rp, anchor)
+	res, err := federation.NewResolver(federation.Config{TrustAnchors: []federation.TrustAnchor{anchor.Anchor()}, Fetch: federation.FetchOptions{AllowLoopback: true}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer res.Close()
+	p, err := New(Options{Issuer: "http://127.0.0.1:1/i", App: testApp, Algorithm: "ES256",
+		Federation: &FederationOptions{Resolver: res}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	now := time.Now()
+	claims, _ := json.Marshal(map[string]any{
+		"iss": rp.ID, "aud": p.Issuer(), "client_id": rp.ID, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+		"jti": "j", "response_type": "code", "redirect_uri": testRedirect, "scope": "openid",
+		"code_challenge": challengeOf(testVerifier), "code_challenge_method": "S256", "login_hint": "wang-fang",
+	})
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: rpKey.Key},
+		(&jose.SignerOptions{}).WithType("oauth-authz-req+jwt").WithHeader("kid", rpKey.KeyID))
+	if err != nil {
+		f.Fatal(err)
+	}
+	jws, _ := s.Sign(claims)
+	good, _ := jws.CompactSerialize()
+	f.Add(good)
+	f.Add("e30.e30.")
+	f.Add(strings.Repeat("a", 100))
+	f.Fuzz(func(t *testing.T, request string) {
+		q := url.Values{"client_id": {rp.ID}, "request": {request}}
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "http://127.0.0.1:1/i/authorize?"+q.Encode(), nil)
+		p.ServeHTTP(rec, req)
+		switch rec.Code {
+		case http.StatusOK, http.StatusBadRequest:
+		case http.StatusFound:
+			if loc := rec.Header().Get("Location"); !strings.HasPrefix(loc, "http://127.0.0.1:9/auth/callback?") {
+				t.Errorf("redirected to %q", loc)
+			}
+		default:
+			t.Errorf("status %d", rec.Code)
+		}
+	})
 }
