@@ -17,8 +17,8 @@
 // error that Check and Run report). The provider's issuer, endpoints and keys come from its
 // resolved openid_provider metadata: jwks inline, signed_jwks_uri (a jwk-set+jwt verified with
 // the entity's federation keys from the chain, §5.2.1) or jwks_uri (through the same guard). It
-// is resolved again at three quarters of the chain's remaining life, and while that fails the
-// last resolution serves until it expires. Tongban is its relying party by automatic
+// is resolved again halfway to the chain's expiry, and while that fails the last resolution
+// serves until it expires. Tongban is its relying party by automatic
 // registration (§12.1, requestobject.go): client_id is Tongban's entity id, the authorization
 // request is a request object (RFC 9101) and the code is redeemed with private_key_jwt, both
 // signed by Federation.Sign with Tongban's relying-party key; ID tokens, handed over or from

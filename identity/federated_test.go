@@ -434,7 +434,7 @@ func TestFederatedSignInRejects(t *testing.T) {
 func TestFederatedProviderResolvedAgain(t *testing.T) {
 	e := newFedEnv(t, "jwks")
 	e.fed.Lock()
-	e.anchor.Lifetime = 2 * time.Second
+	e.anchor.Lifetime = 3 * time.Second
 	e.fed.Unlock()
 	f := e.federation(t)
 	svc := e.service(t, f)

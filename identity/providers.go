@@ -210,9 +210,9 @@ func (p *Provider) discoverLoop(ctx context.Context) {
 			if !up.federated {
 				return
 			}
-			// Resolved again well before the chain expires, so that a failing resolution has
+			// Resolved again halfway to the chain's expiry, so that a failing resolution has
 			// time to be retried while the last chain still serves.
-			wait := max(up.expires.Sub(p.opts.Now())*3/4, minBackoff)
+			wait := max(up.expires.Sub(p.opts.Now())/2, minBackoff)
 			select {
 			case <-ctx.Done():
 				return
