@@ -17,6 +17,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/tongban/tongban/config"
+	"github.com/tongban/tongban/federation"
 )
 
 // Providers named by OpenID Federation entity id (config.Provider.EntityID): their metadata
@@ -139,19 +140,19 @@ func parseOPMetadata(entityID string, md map[string]any) (*opMetadata, error) {
 	if m.jwks == nil && m.jwksURI == "" && m.signedJWKSURI == "" {
 		return nil, bad("jwks", "is missing, and so are jwks_uri and signed_jwks_uri: the provider publishes no keys")
 	}
-	if types, ok := strings_(md["client_registration_types_supported"]); !ok || !slices.Contains(types, "automatic") {
+	if types, ok := stringList(md["client_registration_types_supported"]); !ok || !slices.Contains(types, "automatic") {
 		return nil, bad("client_registration_types_supported", "does not list automatic: Tongban registers by automatic registration (§12.1)")
 	}
-	if methods, ok := strings_(md["token_endpoint_auth_methods_supported"]); !ok || !slices.Contains(methods, "private_key_jwt") {
+	if methods, ok := stringList(md["token_endpoint_auth_methods_supported"]); !ok || !slices.Contains(methods, "private_key_jwt") {
 		return nil, bad("token_endpoint_auth_methods_supported", "does not list private_key_jwt, the only way Tongban authenticates to a federated provider")
 	}
 	m.issParam, _ = md["authorization_response_iss_parameter_supported"].(bool)
-	m.idTokenAlgs, _ = strings_(md["id_token_signing_alg_values_supported"])
+	m.idTokenAlgs, _ = stringList(md["id_token_signing_alg_values_supported"])
 	return m, nil
 }
 
-// strings_ reads a JSON array of strings.
-func strings_(v any) ([]string, bool) {
+// stringList reads a JSON array of strings.
+func stringList(v any) ([]string, bool) {
 	list, ok := v.([]any)
 	if !ok {
 		if s, ok := v.([]string); ok {
@@ -187,8 +188,8 @@ func endpointURL(s string) bool {
 	return false
 }
 
-// keySetOf reads a JWK set given as decoded JSON: public signing keys only, each with a kid
-// when there are several, at most maxProviderKeys.
+// keySetOf reads a JWK set given as decoded JSON: public keys only, at most maxProviderKeys,
+// at least one for signatures, each with a kid when there are several.
 func keySetOf(v any) (*jose.JSONWebKeySet, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -201,16 +202,20 @@ func keySetOf(v any) (*jose.JSONWebKeySet, error) {
 	if len(set.Keys) == 0 || len(set.Keys) > maxProviderKeys {
 		return nil, fmt.Errorf("has %d keys, want 1 to %d", len(set.Keys), maxProviderKeys)
 	}
+	signing := 0
 	for _, k := range set.Keys {
 		if !k.IsPublic() {
 			return nil, fmt.Errorf("key %q is not a public key", k.KeyID)
 		}
-		if k.Use != "" && k.Use != "sig" {
-			continue
-		}
 		if len(set.Keys) > 1 && k.KeyID == "" {
 			return nil, errors.New("has several keys, one without kid")
 		}
+		if k.Use == "" || k.Use == "sig" {
+			signing++
+		}
+	}
+	if signing == 0 {
+		return nil, errors.New("has no signing key")
 	}
 	return &set, nil
 }
@@ -381,18 +386,85 @@ func (s staticSet) failing() error               { return nil }
 // staticKeys is go-oidc's static key set of set's signing keys.
 func staticKeys(set *jose.JSONWebKeySet) (oidc.KeySet, keyInfo) {
 	info := staticSet{kids: map[string]bool{}}
-	var pubs []any
+	ks := &oidc.StaticKeySet{}
 	for _, k := range set.Keys {
 		if k.Use != "" && k.Use != "sig" {
 			continue
 		}
-		pubs = append(pubs, k.Key)
+		ks.PublicKeys = append(ks.PublicKeys, k.Key)
 		info.kids[k.KeyID] = true
 		info.nkeys++
 	}
-	ks := &oidc.StaticKeySet{}
-	for _, k := range pubs {
-		ks.PublicKeys = append(ks.PublicKeys, k)
-	}
 	return ks, info
+}
+
+// ChainResolver is what NewFederation needs of a *federation.Resolver.
+type ChainResolver interface {
+	ResolveType(ctx context.Context, entityID, entityType string) (*federation.TrustChain, map[string]any, error)
+	Invalidate(entityID string) int
+}
+
+// NewFederation is the Federation of a trust-chain resolver, Tongban's entity id and a signer
+// with Tongban's relying-party key (JWKSigner makes one of a private JWK).
+func NewFederation(r ChainResolver, entityID string, sign func(typ string, claims any) (string, error)) Federation {
+	return &resolverFederation{r: r, id: entityID, sign: sign}
+}
+
+type resolverFederation struct {
+	r    ChainResolver
+	id   string
+	sign func(typ string, claims any) (string, error)
+}
+
+func (f *resolverFederation) EntityID() string { return f.id }
+
+func (f *resolverFederation) Sign(typ string, claims any) (string, error) { return f.sign(typ, claims) }
+
+// OpenIDProvider resolves afresh, not from the resolver's cache: the registry asks only at
+// start and when its last answer is halfway to expiring, and the cache would hand back the
+// same chain until it expired.
+func (f *resolverFederation) OpenIDProvider(ctx context.Context, entityID string) (map[string]any, time.Time, jose.JSONWebKeySet, error) {
+	f.r.Invalidate(entityID)
+	tc, md, err := f.r.ResolveType(ctx, entityID, "openid_provider")
+	if err != nil {
+		return nil, time.Time{}, jose.JSONWebKeySet{}, err
+	}
+	// The entity's federation keys as its superior vouches for them; its own configuration's
+	// for an entity that is itself the trust anchor.
+	keys := tc.Statements[0].JWKS
+	if len(tc.Statements) > 1 {
+		keys = tc.Statements[1].JWKS
+	}
+	if keys == nil {
+		return nil, time.Time{}, jose.JSONWebKeySet{}, fmt.Errorf("identity: the trust chain of %s carries no keys for it", entityID)
+	}
+	return md, tc.ValidUntil, *keys, nil
+}
+
+// JWKSigner signs with key, a private JWK with a kid, in its own algorithm (ES256 for a P-256
+// key when it names none).
+func JWKSigner(key jose.JSONWebKey) func(typ string, claims any) (string, error) {
+	return func(typ string, claims any) (string, error) {
+		b, err := json.Marshal(claims)
+		if err != nil {
+			return "", fmt.Errorf("identity: sign: %w", err)
+		}
+		alg := jose.SignatureAlgorithm(key.Algorithm)
+		if alg == "" {
+			alg = jose.ES256
+		}
+		opts := (&jose.SignerOptions{}).WithHeader(jose.HeaderKey("kid"), key.KeyID)
+		if typ != "" {
+			opts = opts.WithType(jose.ContentType(typ))
+		}
+		s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key.Key}, opts)
+		if err != nil {
+			return "", fmt.Errorf("identity: sign: %w", err)
+		}
+		jws, err := s.Sign(b)
+		if err != nil {
+			return "", fmt.Errorf("identity: sign: %w", err)
+		}
+		return jws.CompactSerialize()
+	}
 }

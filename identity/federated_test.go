@@ -2,7 +2,6 @@ package identity
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -106,9 +105,9 @@ func (e *fedEnv) resolver(t *testing.T, edit func(*federation.Config)) *federati
 	return r
 }
 
-// resolverFederation is Federation as the app implements it: a federation.Resolver and
-// Tongban's relying-party key. edit and fedKeys let a test change what the chain said.
-type resolverFederation struct {
+// editedFederation is NewFederation's Federation over a resolver, with what the chain said
+// changed by edit and fedKeys, and the relying-party key key.
+type editedFederation struct {
 	r       *federation.Resolver
 	id      string
 	key     jose.JSONWebKey
@@ -116,52 +115,28 @@ type resolverFederation struct {
 	fedKeys *jose.JSONWebKeySet
 }
 
-func (f *resolverFederation) EntityID() string { return f.id }
+func (f *editedFederation) EntityID() string { return f.id }
 
-func (f *resolverFederation) OpenIDProvider(ctx context.Context, entityID string) (map[string]any, time.Time, jose.JSONWebKeySet, error) {
-	// The registry asks only when its last answer is about to expire: resolve afresh, not
-	// from the resolver's cache, which would hand back the chain that is expiring.
-	f.r.Invalidate(entityID)
-	tc, md, err := f.r.ResolveType(ctx, entityID, "openid_provider")
+func (f *editedFederation) OpenIDProvider(ctx context.Context, entityID string) (map[string]any, time.Time, jose.JSONWebKeySet, error) {
+	md, exp, keys, err := NewFederation(f.r, f.id, nil).OpenIDProvider(ctx, entityID)
 	if err != nil {
-		return nil, time.Time{}, jose.JSONWebKeySet{}, err
-	}
-	// The keys the superior vouches for; the entity's own configuration for a chain of one.
-	keys := tc.Statements[0].JWKS
-	if len(tc.Statements) > 1 {
-		keys = tc.Statements[1].JWKS
+		return md, exp, keys, err
 	}
 	if f.edit != nil {
 		f.edit(md)
 	}
 	if f.fedKeys != nil {
-		keys = f.fedKeys
+		keys = *f.fedKeys
 	}
-	return md, tc.Expiry, *keys, nil
+	return md, exp, keys, nil
 }
 
-func (f *resolverFederation) Sign(typ string, claims any) (string, error) {
-	b, err := json.Marshal(claims)
-	if err != nil {
-		return "", err
-	}
-	opts := (&jose.SignerOptions{}).WithHeader(jose.HeaderKey("kid"), f.key.KeyID)
-	if typ != "" {
-		opts = opts.WithType(jose.ContentType(typ))
-	}
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: f.key.Key}, opts)
-	if err != nil {
-		return "", err
-	}
-	jws, err := s.Sign(b)
-	if err != nil {
-		return "", err
-	}
-	return jws.CompactSerialize()
+func (f *editedFederation) Sign(typ string, claims any) (string, error) {
+	return JWKSigner(f.key)(typ, claims)
 }
 
-func (e *fedEnv) federation(t *testing.T) *resolverFederation {
-	return &resolverFederation{r: e.resolver(t, nil), id: e.rpID, key: e.rpKey}
+func (e *fedEnv) federation(t *testing.T) *editedFederation {
+	return &editedFederation{r: e.resolver(t, nil), id: e.rpID, key: e.rpKey}
 }
 
 func (e *fedEnv) provider() config.Provider {
@@ -225,7 +200,7 @@ func TestFederatedProviderSignIn(t *testing.T) {
 	for _, keys := range []string{"jwks", "jwks_uri", "signed_jwks_uri"} {
 		t.Run(keys, func(t *testing.T) {
 			e := newFedEnv(t, keys)
-			svc := e.service(t, e.federation(t))
+			svc := e.service(t, NewFederation(e.resolver(t, nil), e.rpID, JWKSigner(e.rpKey)))
 			ctx := context.Background()
 			p, _ := svc.Registry.Get("zheliban")
 			up, err := p.state()
@@ -272,41 +247,41 @@ func TestFederatedProviderRejects(t *testing.T) {
 	foreign := fakefed.NewKey(e.idp.FederationJWKS().Keys[0].KeyID) // same kid, another key
 	for _, tc := range []struct {
 		name   string
-		fed    func(*resolverFederation)
+		fed    func(*editedFederation)
 		reason federation.Reason // "" when the error is identity's own
 		want   string
 	}{
-		{name: "chain to an unknown anchor", fed: func(f *resolverFederation) {
+		{name: "chain to an unknown anchor", fed: func(f *editedFederation) {
 			f.r = e.resolver(t, func(c *federation.Config) { c.TrustAnchors = []federation.TrustAnchor{other.Anchor()} })
 		}, reason: federation.ReasonUnknownTrustAnchor, want: "trust chain of"},
-		{name: "required trust mark missing", fed: func(f *resolverFederation) {
+		{name: "required trust mark missing", fed: func(f *editedFederation) {
 			f.r = e.resolver(t, func(c *federation.Config) { c.RequiredTrustMarks = []string{"https://gov.example/marks/provincial"} })
 		}, reason: federation.ReasonTrustMarkMissing, want: "trust chain of"},
-		{name: "metadata without issuer", fed: func(f *resolverFederation) {
+		{name: "metadata without issuer", fed: func(f *editedFederation) {
 			f.edit = func(md map[string]any) { delete(md, "issuer") }
 		}, want: "issuer is missing"},
-		{name: "metadata without token endpoint", fed: func(f *resolverFederation) {
+		{name: "metadata without token endpoint", fed: func(f *editedFederation) {
 			f.edit = func(md map[string]any) { delete(md, "token_endpoint") }
 		}, want: "token_endpoint is missing"},
-		{name: "metadata without authorization endpoint", fed: func(f *resolverFederation) {
+		{name: "metadata without authorization endpoint", fed: func(f *editedFederation) {
 			f.edit = func(md map[string]any) { delete(md, "authorization_endpoint") }
 		}, want: "authorization_endpoint is missing"},
-		{name: "endpoint over plain http off loopback", fed: func(f *resolverFederation) {
+		{name: "endpoint over plain http off loopback", fed: func(f *editedFederation) {
 			f.edit = func(md map[string]any) { md["token_endpoint"] = "http://op.example/token" }
 		}, want: "not an https URL"},
-		{name: "no keys", fed: func(f *resolverFederation) {
+		{name: "no keys", fed: func(f *editedFederation) {
 			f.edit = func(md map[string]any) { delete(md, "signed_jwks_uri") }
 		}, want: "publishes no keys"},
-		{name: "no automatic registration", fed: func(f *resolverFederation) {
+		{name: "no automatic registration", fed: func(f *editedFederation) {
 			f.edit = func(md map[string]any) { md["client_registration_types_supported"] = []any{"explicit"} }
 		}, want: "does not list automatic"},
-		{name: "no private_key_jwt", fed: func(f *resolverFederation) {
+		{name: "no private_key_jwt", fed: func(f *editedFederation) {
 			f.edit = func(md map[string]any) { md["token_endpoint_auth_methods_supported"] = []any{"client_secret_basic"} }
 		}, want: "does not list private_key_jwt"},
-		{name: "signed_jwks_uri with a bad signature", fed: func(f *resolverFederation) {
+		{name: "signed_jwks_uri with a bad signature", fed: func(f *editedFederation) {
 			f.fedKeys = &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{foreign.Public()}}
 		}, want: "signature does not verify"},
-		{name: "signed_jwks_uri signed by a key not the entity's", fed: func(f *resolverFederation) {
+		{name: "signed_jwks_uri signed by a key not the entity's", fed: func(f *editedFederation) {
 			k := fakefed.NewKey("someone-else")
 			f.fedKeys = &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{k.Public()}}
 		}, want: "not one of the entity's federation keys"},
@@ -340,7 +315,7 @@ func TestFederatedProviderRejects(t *testing.T) {
 
 // A provider named by entity id needs a federation, and takes no client secret.
 func TestFederatedProviderMisconfigured(t *testing.T) {
-	fed := &resolverFederation{id: "https://tongban.example"}
+	fed := NewFederation(nil, "https://tongban.example", nil)
 	for _, tc := range []struct {
 		name string
 		fed  Federation
