@@ -248,9 +248,13 @@ func TestFederatedProviderRejects(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		fed    func(*editedFederation)
+		cfg    func(*config.Provider)
 		reason federation.Reason // "" when the error is identity's own
 		want   string
 	}{
+		{name: "issuer not the configured one", fed: func(*editedFederation) {}, cfg: func(c *config.Provider) {
+			c.Issuer = "https://op.example"
+		}, want: "is not the configured issuer"},
 		{name: "chain to an unknown anchor", fed: func(f *editedFederation) {
 			f.r = e.resolver(t, func(c *federation.Config) { c.TrustAnchors = []federation.TrustAnchor{other.Anchor()} })
 		}, reason: federation.ReasonUnknownTrustAnchor, want: "trust chain of"},
@@ -289,7 +293,11 @@ func TestFederatedProviderRejects(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := e.federation(t)
 			tc.fed(f)
-			reg := NewRegistry([]config.Provider{e.provider()}, RegistryOptions{Federation: f})
+			c := e.provider()
+			if tc.cfg != nil {
+				tc.cfg(&c)
+			}
+			reg := NewRegistry([]config.Provider{c}, RegistryOptions{Federation: f})
 			p, _ := reg.Get("zheliban")
 			_, err := p.discover(context.Background())
 			t.Log(err)
