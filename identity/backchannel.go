@@ -257,7 +257,7 @@ func (s *Service) endUpstreamAccount(ctx context.Context, provider string, owner
 // answer carries; a forged token is never told which claim gave it away, because claims are
 // judged only once the signature is good.
 func (p *Provider) verifyLogoutToken(ctx context.Context, raw string) (*logoutToken, error) {
-	hdr, c, _, err := p.verifySignature(ctx, raw, "logout token")
+	hdr, c, _, up, err := p.verifySignature(ctx, raw, "logout token")
 	if err != nil {
 		return nil, err
 	}
@@ -268,11 +268,11 @@ func (p *Provider) verifyLogoutToken(ctx context.Context, raw string) (*logoutTo
 			return nil, tokenErr(LogoutWrongTyp, "a logout token's typ must be logout+jwt")
 		}
 	}
-	if iss, _ := c["iss"].(string); iss != p.Config.Issuer {
-		return nil, tokenErr(LogoutIssuerMismatch, "the logout token was not issued by %s", p.Config.Issuer)
+	if iss, _ := c["iss"].(string); iss != up.issuer {
+		return nil, tokenErr(LogoutIssuerMismatch, "the logout token was not issued by %s", up.issuer)
 	}
-	if aud, ok := audience(c["aud"]); !ok || !slices.Contains(aud, p.Config.ClientID) {
-		return nil, tokenErr(LogoutAudMismatch, "the logout token is not for client %q", p.Config.ClientID)
+	if aud, ok := audience(c["aud"]); !ok || !slices.Contains(aud, up.clientID) {
+		return nil, tokenErr(LogoutAudMismatch, "the logout token is not for client %q", up.clientID)
 	}
 	iat, ok := numericDate(c["iat"])
 	if !ok {

@@ -12,6 +12,18 @@
 // its reason (docs/api.md lists them). The JWKS is fetched through a guard: at most one fetch per
 // provider per 10 s, however many unknown kids arrive.
 //
+// Providers named by OpenID Federation entity id (config entity_id, federated.go): the app
+// passes a Federation in RegistryOptions (nil: a provider with entity_id is a configuration
+// error that Check and Run report). The provider's issuer, endpoints and keys come from its
+// resolved openid_provider metadata: jwks inline, signed_jwks_uri (a jwk-set+jwt verified with
+// the entity's federation keys from the chain, §5.2.1) or jwks_uri (through the same guard). It
+// is resolved again halfway to the chain's expiry, and while that fails the last resolution
+// serves until it expires. Tongban is its relying party by automatic
+// registration (§12.1, requestobject.go): client_id is Tongban's entity id, the authorization
+// request is a request object (RFC 9101) and the code is redeemed with private_key_jwt, both
+// signed by Federation.Sign with Tongban's relying-party key; ID tokens, handed over or from
+// the code flow, must carry the entity id as aud and the resolved issuer as iss.
+//
 // Persons: an account joins the person that holds its link key (HMAC-SHA256(pepper, ID
 // number)) when it is at or above its provider's auto-link level, and becomes a person of its
 // own otherwise. Two first sign-ins racing from two apps meet at SET NX on the link key.

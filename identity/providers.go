@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
+	"golang.org/x/oauth2"
 
 	"github.com/tongban/tongban/config"
 )
@@ -32,6 +34,10 @@ type RegistryOptions struct {
 	Now        func() time.Time
 	// RefetchInterval is the least time between two JWKS fetches of one provider.
 	RefetchInterval time.Duration
+	// Federation resolves providers configured by entity_id and signs as Tongban's relying
+	// party (federated.go). Nil: federation is off, and a provider with entity_id is a
+	// configuration error that Check and Run report.
+	Federation Federation
 }
 
 // Registry holds the configured identity providers. Each is discovered in the background and
@@ -52,11 +58,39 @@ type Provider struct {
 	algsOnce sync.Once
 	algs     []jose.SignatureAlgorithm // Config.Algorithms as verify accepts them
 
-	mu    sync.RWMutex
-	disc  *oidc.Provider
-	keys  oidc.KeySet // the provider's JWKS, fetched through guard
-	guard *jwksGuard
-	err   error // last discovery error, while undiscovered
+	// misconfigured is a configuration error found by NewRegistry: the provider is never
+	// discovered, and Run returns the error.
+	misconfigured error
+
+	mu  sync.RWMutex
+	up  *upstream // nil while undiscovered
+	err error     // last discovery error, while undiscovered
+}
+
+// upstream is what discovery, or the provider's trust chain, says about a provider: all that
+// sign-in and verification read, replaced whole by each discovery.
+type upstream struct {
+	issuer   string // what its ID tokens carry as iss
+	clientID string // Tongban's client id there: Config.ClientID, or Tongban's entity id
+	endpoint oauth2.Endpoint
+	issParam bool // announces RFC 9207's iss parameter
+	algs     []jose.SignatureAlgorithm
+	keys     oidc.KeySet // the provider's signing keys
+	keyInfo  keyInfo     // which kids keys holds, and whether fetching them fails
+	guard    *jwksGuard  // nil unless the keys come from a jwks_uri
+	// federated: the provider was resolved through its trust chain; it expires with the
+	// chain (and a signed JWKS's exp), and Tongban authenticates with private_key_jwt and
+	// signed request objects (requestobject.go).
+	federated bool
+	expires   time.Time
+}
+
+// keyInfo answers what verifySignature asks of a key set beyond the signature check.
+type keyInfo interface {
+	// known reports whether kid is in the key set, and how many keys it has.
+	known(kid string) (bool, int)
+	// failing returns why the key set may not be current, nil when it is.
+	failing() error
 }
 
 // NewRegistry returns a registry of the configured providers, none discovered yet: call Start.
@@ -76,21 +110,48 @@ func NewRegistry(providers []config.Provider, o RegistryOptions) *Registry {
 	r := &Registry{providers: map[string]*Provider{}, opts: o}
 	for _, c := range providers {
 		r.order = append(r.order, c.ID)
-		r.providers[c.ID] = &Provider{Config: c, opts: o, err: fmt.Errorf("not discovered yet")}
+		p := &Provider{Config: c, opts: o, err: fmt.Errorf("not discovered yet")}
+		if p.misconfigured = checkFederated(c, o.Federation); p.misconfigured != nil {
+			p.err = p.misconfigured
+		}
+		r.providers[c.ID] = p
 	}
 	return r
 }
 
-// Start runs Run in the background, for callers that do not wait for discovery to end.
+// Check returns the configuration errors NewRegistry found (a provider named by entity_id with
+// no federation configured, …), nil when there are none. Run returns the same error.
+func (r *Registry) Check() error {
+	var errs []error
+	for _, id := range r.order {
+		if err := r.providers[id].misconfigured; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Start runs Run in the background, for callers that do not wait for discovery to end. A
+// configuration error (Check) is logged.
 func (r *Registry) Start(ctx context.Context) {
-	go func() { _ = r.Run(ctx) }()
+	go func() {
+		if err := r.Run(ctx); err != nil {
+			r.opts.Log.Error("identity providers misconfigured", "err", err)
+		}
+	}()
 }
 
 // Run discovers every provider, each retried with backoff until it succeeds, and returns
 // when all have succeeded or ctx ends, with nil: a provider that cannot be discovered is
-// reported by Missing and readiness, and is no reason to stop the process. Only the first
-// call (of Run or Start) discovers; a later Run waits for that discovery to end.
+// reported by Missing and readiness, and is no reason to stop the process. A provider named by
+// entity_id is resolved again before its trust chain expires, for as long as ctx lasts, so
+// with one of them Run returns only when ctx ends. Only the first call (of Run or Start)
+// discovers; a later Run waits for that discovery to end. A configuration error (Check) is
+// returned at once, before any discovery.
 func (r *Registry) Run(ctx context.Context) error {
+	if err := r.Check(); err != nil {
+		return err
+	}
 	r.started.Do(func() {
 		var wg sync.WaitGroup
 		for _, id := range r.order {
@@ -140,17 +201,35 @@ func (r *Registry) Wait(ctx context.Context) error {
 func (p *Provider) discoverLoop(ctx context.Context) {
 	backoff := minBackoff
 	for attempt := 1; ; attempt++ {
-		err := p.discover(ctx)
+		up, err := p.discover(ctx)
 		if err == nil {
-			p.opts.Log.Info("identity provider discovered", "app", p.Config.ID, "issuer", p.Config.Issuer, "attempts", attempt)
-			return
+			p.mu.Lock()
+			p.up, p.err = up, nil
+			p.mu.Unlock()
+			p.opts.Log.Info("identity provider discovered", "app", p.Config.ID, "issuer", up.issuer, "entity_id", p.Config.EntityID, "attempts", attempt)
+			if !up.federated {
+				return
+			}
+			// Resolved again halfway to the chain's expiry, so that a failing resolution has
+			// time to be retried while the last chain still serves.
+			wait := max(up.expires.Sub(p.opts.Now())/2, minBackoff)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			backoff, attempt = minBackoff, 0
+			continue
 		}
 		p.mu.Lock()
+		if p.up == nil || !p.up.federated || !p.opts.Now().Before(p.up.expires) {
+			p.up = nil
+		}
 		p.err = err
 		p.mu.Unlock()
 		wait := backoff/2 + rand.N(backoff/2+1)
 		p.opts.Log.Warn("identity provider missing: sign-in with this app is unavailable until discovery succeeds",
-			"app", p.Config.ID, "issuer", p.Config.Issuer, "attempt", attempt, "retry_in", wait.Round(time.Millisecond).String(), "err", err)
+			"app", p.Config.ID, "issuer", p.Config.Issuer, "entity_id", p.Config.EntityID, "attempt", attempt, "retry_in", wait.Round(time.Millisecond).String(), "err", err)
 		select {
 		case <-ctx.Done():
 			return
@@ -160,51 +239,67 @@ func (p *Provider) discoverLoop(ctx context.Context) {
 	}
 }
 
-// discover fetches the discovery document and builds the guarded key set verify checks
-// signatures against.
-func (p *Provider) discover(ctx context.Context) error {
+// discover fetches the discovery document, or resolves the provider's trust chain, and builds
+// the key set verify checks signatures against.
+func (p *Provider) discover(ctx context.Context) (*upstream, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
+	if p.Config.EntityID != "" {
+		return p.discoverFederated(ctx)
+	}
 	disc, err := oidc.NewProvider(oidc.ClientContext(ctx, p.opts.HTTPClient), p.Config.Issuer)
 	if err != nil {
-		return fmt.Errorf("discovery: %w", err)
+		return nil, fmt.Errorf("discovery: %w", err)
 	}
 	var meta struct {
-		JWKSURI string `json:"jwks_uri"`
+		JWKSURI  string `json:"jwks_uri"`
+		IssParam bool   `json:"authorization_response_iss_parameter_supported"`
 	}
 	if err := disc.Claims(&meta); err != nil || meta.JWKSURI == "" {
-		return fmt.Errorf("discovery document of %s has no jwks_uri", p.Config.Issuer)
+		return nil, fmt.Errorf("discovery document of %s has no jwks_uri", p.Config.Issuer)
 	}
-	guard := newJWKSGuard(p.opts.HTTPClient.Transport, meta.JWKSURI, p.opts.RefetchInterval, p.opts.Now)
+	keys, guard := p.remoteKeys(meta.JWKSURI)
+	return &upstream{
+		issuer: p.Config.Issuer, clientID: p.Config.ClientID, endpoint: disc.Endpoint(), issParam: meta.IssParam,
+		algs: p.algorithms(), keys: keys, keyInfo: guard, guard: guard,
+	}, nil
+}
+
+// remoteKeys is go-oidc's remote key set of uri, fetched through a guard.
+func (p *Provider) remoteKeys(uri string) (oidc.KeySet, *jwksGuard) {
+	guard := newJWKSGuard(p.opts.HTTPClient.Transport, uri, p.opts.RefetchInterval, p.opts.Now)
 	keyClient := &http.Client{Transport: guard, Timeout: p.opts.HTTPClient.Timeout}
-	keys := oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), keyClient), meta.JWKSURI)
-	p.mu.Lock()
-	p.disc, p.keys, p.guard, p.err = disc, keys, guard, nil
-	p.mu.Unlock()
-	return nil
+	return oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), keyClient), uri), guard
 }
 
 func (p *Provider) ready() bool {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	return p.disc != nil
+	_, err := p.state()
+	return err == nil
 }
 
-// state returns the discovered parts, or a ProviderError while the provider is missing.
-func (p *Provider) state() (*oidc.Provider, oidc.KeySet, *jwksGuard, error) {
+// state returns the discovered parts, or a ProviderError while the provider is missing or its
+// trust chain expired.
+func (p *Provider) state() (*upstream, error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	if p.disc == nil {
-		return nil, nil, nil, &ProviderError{App: p.Config.ID, Err: p.err}
+	if p.up == nil {
+		return nil, &ProviderError{App: p.Config.ID, Err: p.err}
 	}
-	return p.disc, p.keys, p.guard, nil
+	if p.up.federated && !p.opts.Now().Before(p.up.expires) {
+		err := fmt.Errorf("the trust chain of %s expired at %s and was not resolved again", p.Config.EntityID, p.up.expires.UTC().Format(time.RFC3339))
+		if p.err != nil {
+			err = fmt.Errorf("%w: %w", err, p.err)
+		}
+		return nil, &ProviderError{App: p.Config.ID, Err: err}
+	}
+	return p.up, nil
 }
 
 // JWKSFetches is the number of real JWKS requests sent to this provider.
 func (p *Provider) JWKSFetches() int {
-	_, _, g, err := p.state()
-	if err != nil {
+	up, err := p.state()
+	if err != nil || up.guard == nil {
 		return 0
 	}
-	return g.Fetches()
+	return up.guard.Fetches()
 }

@@ -86,7 +86,7 @@ func (s *Service) BeginSignIn(ctx context.Context, app, redirectURI, codeChallen
 	if codeChallenge != "" && !pkceValue(codeChallenge) {
 		return Challenge{}, inputErr("codeChallenge", "must be an S256 challenge: base64url of a SHA-256 hash, 43 characters")
 	}
-	disc, _, _, err := p.state()
+	up, err := p.state()
 	if err != nil {
 		return Challenge{}, err
 	}
@@ -102,22 +102,36 @@ func (s *Service) BeginSignIn(ctx context.Context, app, redirectURI, codeChallen
 	if err != nil {
 		return Challenge{}, fmt.Errorf("identity: store sign-in state: %w", err)
 	}
-	challenge := oauth2.S256ChallengeOption(s.derived("pkce", state))
-	if codeChallenge != "" {
-		challenge = oauth2.SetAuthURLParam("code_challenge", codeChallenge)
+	if codeChallenge == "" {
+		codeChallenge = oauth2.S256ChallengeFromVerifier(s.derived("pkce", state))
 	}
-	conf := s.oauth(p, disc.Endpoint(), redirectURI)
-	u := conf.AuthCodeURL(state, challenge,
+	conf := s.oauth(p, up, redirectURI)
+	if up.federated {
+		u, err := s.requestObjectURL(p, up, conf, state, codeChallenge)
+		if err != nil {
+			return Challenge{}, err
+		}
+		return Challenge{AuthorizationURL: u, State: state}, nil
+	}
+	u := conf.AuthCodeURL(state,
+		oauth2.SetAuthURLParam("code_challenge", codeChallenge),
 		oauth2.SetAuthURLParam("code_challenge_method", "S256"),
 		oauth2.SetAuthURLParam("nonce", s.derived("nonce", state)))
 	return Challenge{AuthorizationURL: u, State: state}, nil
 }
 
-func (s *Service) oauth(p *Provider, ep oauth2.Endpoint, redirectURI string) *oauth2.Config {
-	return &oauth2.Config{
-		ClientID: p.Config.ClientID, ClientSecret: p.Config.ClientSecret,
-		Endpoint: ep, RedirectURL: redirectURI, Scopes: p.Config.Scopes,
+// oauth is Tongban's client at the provider. A federated provider gets no secret: Tongban
+// authenticates with a client assertion (private_key_jwt), sent in the form.
+func (s *Service) oauth(p *Provider, up *upstream, redirectURI string) *oauth2.Config {
+	conf := &oauth2.Config{
+		ClientID: up.clientID, ClientSecret: p.Config.ClientSecret,
+		Endpoint: up.endpoint, RedirectURL: redirectURI, Scopes: p.Config.Scopes,
 	}
+	if up.federated {
+		conf.ClientSecret = ""
+		conf.Endpoint.AuthStyle = oauth2.AuthStyleInParams
+	}
+	return conf
 }
 
 // CompleteSignIn redeems the code the provider sent to the redirect URI. iss is the iss
@@ -156,22 +170,27 @@ func (s *Service) CompleteSignIn(ctx context.Context, state, code, iss, codeVeri
 	if err != nil {
 		return Tokens{}, Person{}, err
 	}
-	disc, _, _, err := p.state()
+	up, err := p.state()
 	if err != nil {
 		return Tokens{}, Person{}, err
 	}
-	var meta struct {
-		IssParam bool `json:"authorization_response_iss_parameter_supported"`
-	}
-	_ = disc.Claims(&meta)
 	switch {
-	case iss != "" && iss != p.Config.Issuer:
-		return Tokens{}, Person{}, tokenErr(ReasonIssuerMismatch, "the authorization response names another issuer than %s", p.Config.Issuer)
-	case iss == "" && meta.IssParam:
+	case iss != "" && iss != up.issuer:
+		return Tokens{}, Person{}, tokenErr(ReasonIssuerMismatch, "the authorization response names another issuer than %s", up.issuer)
+	case iss == "" && up.issParam:
 		return Tokens{}, Person{}, inputErr("iss", "%s sends the iss parameter (RFC 9207); pass it from the redirect", app)
 	}
-	tok, err := s.oauth(p, disc.Endpoint(), redirectURI).Exchange(
-		context.WithValue(ctx, oauth2.HTTPClient, s.client), code, oauth2.VerifierOption(verifier))
+	opts := []oauth2.AuthCodeOption{oauth2.VerifierOption(verifier)}
+	if up.federated {
+		assertion, err := s.clientAssertion(p, up)
+		if err != nil {
+			return Tokens{}, Person{}, err
+		}
+		opts = append(opts, oauth2.SetAuthURLParam("client_assertion_type", clientAssertionType),
+			oauth2.SetAuthURLParam("client_assertion", assertion))
+	}
+	tok, err := s.oauth(p, up, redirectURI).Exchange(
+		context.WithValue(ctx, oauth2.HTTPClient, s.client), code, opts...)
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.ErrorCode != "" {

@@ -56,11 +56,11 @@ type verified struct {
 // it; then the algorithm; then the signature; only a token the provider really signed has its
 // claims judged, so that a forged token is never told which claim gave it away.
 func (p *Provider) verify(ctx context.Context, raw string, want expectation) (*verified, error) {
-	hdr, claims, payload, err := p.verifySignature(ctx, raw, "ID token")
+	hdr, claims, payload, up, err := p.verifySignature(ctx, raw, "ID token")
 	if err != nil {
 		return nil, err
 	}
-	if err := p.checkClaims(claims, want); err != nil {
+	if err := p.checkClaims(up, claims, want); err != nil {
 		return nil, err
 	}
 	reg, err := decodeRegistered(payload)
@@ -81,51 +81,51 @@ func (p *Provider) verify(ctx context.Context, raw string, want expectation) (*v
 // verifySignature is the part of verification every JWT this provider signs goes through, ID
 // tokens and logout tokens alike: the size bound, go-jose's parse (the provider's algorithms
 // only), and the signature against the provider's JWKS through the guarded key set. It returns
-// the protected header, the decoded claims and the payload as signed. what names the token in
-// messages ("ID token", "logout token").
-func (p *Provider) verifySignature(ctx context.Context, raw, what string) (jose.Header, map[string]any, []byte, error) {
-	_, keys, guard, err := p.state()
+// the protected header, the decoded claims, the payload as signed and the provider's state it
+// was checked against. what names the token in messages ("ID token", "logout token").
+func (p *Provider) verifySignature(ctx context.Context, raw, what string) (jose.Header, map[string]any, []byte, *upstream, error) {
+	up, err := p.state()
 	if err != nil {
-		return jose.Header{}, nil, nil, err
+		return jose.Header{}, nil, nil, nil, err
 	}
 	if len(raw) > MaxIDTokenBytes {
-		return jose.Header{}, nil, nil, tokenErr(ReasonMalformed, "the %s is larger than %d bytes", what, MaxIDTokenBytes)
+		return jose.Header{}, nil, nil, nil, tokenErr(ReasonMalformed, "the %s is larger than %d bytes", what, MaxIDTokenBytes)
 	}
-	jws, err := p.parse(raw, what)
+	jws, err := p.parse(up.algs, raw, what)
 	if err != nil {
-		return jose.Header{}, nil, nil, err
+		return jose.Header{}, nil, nil, nil, err
 	}
 	hdr := jws.Signatures[0].Header
 	claims, err := decodeClaims(jws.UnsafePayloadWithoutVerification())
 	if err != nil {
-		return jose.Header{}, nil, nil, &TokenError{Reason: ReasonMalformed, Message: "the " + what + " is not a signed JWT", Err: err}
+		return jose.Header{}, nil, nil, nil, &TokenError{Reason: ReasonMalformed, Message: "the " + what + " is not a signed JWT", Err: err}
 	}
 
-	payload, verr := keys.VerifySignature(ctx, raw)
+	payload, verr := up.keys.VerifySignature(ctx, raw)
 	if verr != nil {
-		known, nkeys := guard.known(hdr.KeyID)
+		known, nkeys := up.keyInfo.known(hdr.KeyID)
 		// A key set that could not be fetched says nothing about the token: the provider is
 		// unavailable, not the token bad.
-		if err := guard.failing(); err != nil && (nkeys == 0 || (hdr.KeyID != "" && !known)) {
-			return jose.Header{}, nil, nil, &ProviderError{App: p.Config.ID, Err: fmt.Errorf("JWKS: %w", err)}
+		if err := up.keyInfo.failing(); err != nil && (nkeys == 0 || (hdr.KeyID != "" && !known)) {
+			return jose.Header{}, nil, nil, nil, &ProviderError{App: p.Config.ID, Err: fmt.Errorf("JWKS: %w", err)}
 		}
 		if hdr.KeyID != "" && !known {
-			return jose.Header{}, nil, nil, &TokenError{Reason: ReasonUnknownKey, Message: "the " + what + " is signed with a key the provider does not publish", Err: verr}
+			return jose.Header{}, nil, nil, nil, &TokenError{Reason: ReasonUnknownKey, Message: "the " + what + " is signed with a key the provider does not publish", Err: verr}
 		}
-		return jose.Header{}, nil, nil, &TokenError{Reason: ReasonBadSignature, Message: "the " + what + "'s signature does not verify", Err: verr}
+		return jose.Header{}, nil, nil, nil, &TokenError{Reason: ReasonBadSignature, Message: "the " + what + "'s signature does not verify", Err: verr}
 	}
 	// The signature is good: the claims are the provider's.
 	if hdr.KeyID == "" {
-		if _, n := guard.known(""); n > 1 {
-			return jose.Header{}, nil, nil, tokenErr(ReasonUnknownKey, "the %s names no key (kid) and the provider publishes %d", what, n)
+		if _, n := up.keyInfo.known(""); n > 1 {
+			return jose.Header{}, nil, nil, nil, tokenErr(ReasonUnknownKey, "the %s names no key (kid) and the provider publishes %d", what, n)
 		}
 	}
-	return hdr, claims, payload, nil
+	return hdr, claims, payload, up, nil
 }
 
-// parse parses raw as a compact JWS signed with one of the provider's accepted algorithms.
-func (p *Provider) parse(raw, what string) (*jose.JSONWebSignature, error) {
-	jws, err := jose.ParseSignedCompact(raw, p.algorithms())
+// parse parses raw as a compact JWS signed with one of algs, the provider's accepted algorithms.
+func (p *Provider) parse(algs []jose.SignatureAlgorithm, raw, what string) (*jose.JSONWebSignature, error) {
+	jws, err := jose.ParseSignedCompact(raw, algs)
 	var unexpected *jose.ErrUnexpectedSignatureAlgorithm
 	if errors.As(err, &unexpected) {
 		// A token that is malformed as well is called malformed, whatever its algorithm: parse
@@ -138,7 +138,7 @@ func (p *Provider) parse(raw, what string) (*jose.JSONWebSignature, error) {
 			return nil, &TokenError{Reason: ReasonMalformed, Message: "the " + what + " is not a signed JWT", Err: err}
 		}
 		return nil, tokenErr(ReasonUnsupportedAlgorithm, "algorithm %q is not accepted from %s (accepted: %s)",
-			unexpected.Got, p.Config.ID, strings.Join(p.Config.Algorithms, ", "))
+			unexpected.Got, p.Config.ID, joinAlgs(algs))
 	}
 	if err != nil {
 		return nil, &TokenError{Reason: ReasonMalformed, Message: "the " + what + " is not a signed JWT", Err: err}
@@ -163,21 +163,32 @@ func (p *Provider) algorithms() []jose.SignatureAlgorithm {
 	return p.algs
 }
 
+// joinAlgs lists algorithms for a message.
+func joinAlgs(algs []jose.SignatureAlgorithm) string {
+	names := make([]string, len(algs))
+	for i, a := range algs {
+		names[i] = string(a)
+	}
+	return strings.Join(names, ", ")
+}
+
 // checkClaims runs the checks go-oidc leaves to the caller, plus issuer and audience again so
-// that each refusal gets its own reason.
-func (p *Provider) checkClaims(c map[string]any, want expectation) error {
-	if iss, _ := c["iss"].(string); iss != p.Config.Issuer {
-		return tokenErr(ReasonIssuerMismatch, "the ID token was not issued by %s", p.Config.Issuer)
+// that each refusal gets its own reason. up is the provider's state the signature was checked
+// against: its issuer and Tongban's client id there (for a provider named by entity_id, the
+// issuer of its resolved metadata and Tongban's entity id).
+func (p *Provider) checkClaims(up *upstream, c map[string]any, want expectation) error {
+	if iss, _ := c["iss"].(string); iss != up.issuer {
+		return tokenErr(ReasonIssuerMismatch, "the ID token was not issued by %s", up.issuer)
 	}
 	aud, ok := audience(c["aud"])
-	if !ok || !slices.Contains(aud, p.Config.ClientID) {
-		return tokenErr(ReasonAudienceMismatch, "the ID token is not for client %q", p.Config.ClientID)
+	if !ok || !slices.Contains(aud, up.clientID) {
+		return tokenErr(ReasonAudienceMismatch, "the ID token is not for client %q", up.clientID)
 	}
 	azp, hasAzp := c["azp"].(string)
 	if len(aud) > 1 && !hasAzp {
 		return tokenErr(ReasonAudienceMismatch, "the ID token has several audiences and no azp")
 	}
-	if hasAzp && azp != p.Config.ClientID {
+	if hasAzp && azp != up.clientID {
 		return tokenErr(ReasonAudienceMismatch, "the ID token was issued to another party (azp)")
 	}
 	if sub, _ := c["sub"].(string); sub == "" {

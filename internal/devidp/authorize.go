@@ -42,14 +42,26 @@ func (p *Provider) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.Form
+	// A client_id other than the registered client's is a relying party registering
+	// automatically (federation.go): its parameters are in its signed request object.
+	var rp *relyingParty
+	if p.fed != nil && len(q["client_id"]) == 1 && q.Get("client_id") != p.clientID {
+		params, party, err := p.openRequestObject(r.Context(), q)
+		if err != nil {
+			badRequestPage(w, "Automatic registration refused: "+err.Error())
+			return
+		}
+		q, rp = params, party
+	}
 	// Until client_id and redirect_uri are known good, errors go to the user, never to a
 	// redirect_uri, or the provider would be an open redirector (RFC 6749 §4.1.2.1).
-	if len(q["client_id"]) != 1 || q.Get("client_id") != p.clientID {
+	if len(q["client_id"]) != 1 || (rp == nil && q.Get("client_id") != p.clientID) {
 		badRequestPage(w, "Unknown or repeated client_id.")
 		return
 	}
+	clientID := q.Get("client_id")
 	redirectURI := q.Get("redirect_uri")
-	if len(q["redirect_uri"]) != 1 || !p.redirectAllowed(redirectURI) {
+	if len(q["redirect_uri"]) != 1 || !p.redirectAllowed(rp, redirectURI) {
 		badRequestPage(w, "Missing, repeated or unregistered redirect_uri.")
 		return
 	}
@@ -71,8 +83,8 @@ func (p *Provider) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		fail("invalid_scope", "scope must contain openid")
 		return
 	}
-	if q.Has("request") || q.Has("request_uri") {
-		fail("request_not_supported", "request objects are not supported")
+	if rp == nil && (q.Has("request") || q.Has("request_uri")) {
+		fail("request_not_supported", "request objects are accepted only from relying parties of the federation")
 		return
 	}
 	challenge := q.Get("code_challenge")
@@ -96,7 +108,7 @@ func (p *Provider) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		c, _, err := p.citizenInApp(hint)
 		if err == nil {
 			code, err := p.issueCode(authCode{
-				clientID:    p.clientID,
+				clientID:    clientID,
 				redirectURI: redirectURI,
 				challenge:   challenge,
 				nonce:       q.Get("nonce"),
@@ -116,7 +128,9 @@ func (p *Provider) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		fail("login_required", "prompt=none needs a login_hint of a citizen of this app")
 		return
 	}
-	p.renderLogin(w, q, message)
+	// The page's links repeat the request as it came (with its request object), plus a
+	// login_hint.
+	p.renderLogin(w, r.Form, message)
 }
 
 // redirect sends the authorization response to redirectURI, keeping its own query, adding
@@ -141,8 +155,12 @@ func (p *Provider) redirect(w http.ResponseWriter, r *http.Request, redirectURI,
 	http.Redirect(w, r, u.String(), http.StatusFound)
 }
 
-// redirectAllowed reports whether uri is registered, or, with none registered, a plausible one.
-func (p *Provider) redirectAllowed(uri string) bool {
+// redirectAllowed reports whether uri is registered (for a relying party of the federation, in
+// its metadata), or, with none registered, a plausible one.
+func (p *Provider) redirectAllowed(rp *relyingParty, uri string) bool {
+	if rp != nil {
+		return slices.Contains(rp.redirectURIs, uri)
+	}
 	if len(p.redirectURIs) == 0 {
 		return isHTTPURI(uri)
 	}

@@ -30,6 +30,10 @@ type Options struct {
 	// HTTPClient sends the logout tokens. nil = a client with a 5 s timeout that follows no
 	// redirects.
 	HTTPClient *http.Client
+	// Federation, when set, makes the provider an OpenID Federation OP (federation.go): it
+	// serves its entity configuration and registers relying parties automatically. ClientID
+	// and ClientSecret may then be empty (no registered client, only federation ones).
+	Federation *FederationOptions
 }
 
 // Provider is one app's simulated OpenID Connect provider. It is an http.Handler that matches
@@ -58,6 +62,9 @@ type Provider struct {
 	hook        func(*MintRequest)
 	jwksFetches int
 	logins      map[string][]login // citizen key -> their logins' sids, oldest first (logout.go)
+
+	fed  *fedState            // nil unless a federation OP
+	jtis map[string]time.Time // used request object and assertion jtis, until they expire
 }
 
 // New checks o and returns a provider. Signing keys are generated on first use, not here,
@@ -74,8 +81,14 @@ func New(o Options) (*Provider, error) {
 		// trailing slash here would make every client fail in a way that is hard to trace.
 		return nil, fmt.Errorf("devidp: issuer %q must be an http(s) URL without query, fragment or trailing slash", o.Issuer)
 	}
-	if o.App == "" || o.ClientID == "" || o.ClientSecret == "" {
-		return nil, errors.New("devidp: App, ClientID and ClientSecret are required")
+	if o.App == "" || (o.Federation == nil && (o.ClientID == "" || o.ClientSecret == "")) || (o.ClientID == "") != (o.ClientSecret == "") {
+		return nil, errors.New("devidp: App, ClientID and ClientSecret are required (ClientID and ClientSecret may both be empty for a federation OP)")
+	}
+	var fed *fedState
+	if o.Federation != nil {
+		if fed, err = newFedState(*o.Federation); err != nil {
+			return nil, err
+		}
 	}
 	for _, ru := range o.RedirectURIs {
 		if !isHTTPURI(ru) {
@@ -132,6 +145,8 @@ func New(o Options) (*Provider, error) {
 		foreign:      map[string]*signingKey{},
 		codes:        map[string]*authCode{},
 		tokens:       map[string]*accessGrant{},
+		fed:          fed,
+		jtis:         map[string]time.Time{},
 	}, nil
 }
 
@@ -174,6 +189,18 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if allowMethods(w, r, http.MethodPost) {
 			p.serveLogout(w, r)
 		}
+	case "/.well-known/openid-federation":
+		if p.fed != nil && allowMethods(w, r, http.MethodGet) {
+			p.serveEntityConfiguration(w)
+		} else if p.fed == nil {
+			http.NotFound(w, r)
+		}
+	case "/signed-jwks":
+		if p.fed != nil && allowMethods(w, r, http.MethodGet) {
+			p.serveSignedJWKS(w)
+		} else if p.fed == nil {
+			http.NotFound(w, r)
+		}
 	default:
 		http.NotFound(w, r)
 	}
@@ -203,13 +230,21 @@ type discovery struct {
 }
 
 func (p *Provider) serveDiscovery(w http.ResponseWriter) {
-	algs, err := p.publishedAlgs()
+	d, err := p.discoveryDoc()
 	if err != nil {
 		http.Error(w, "devidp: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Cache-Control", "public, max-age=300")
-	writeJSON(w, http.StatusOK, discovery{
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (p *Provider) discoveryDoc() (discovery, error) {
+	algs, err := p.publishedAlgs()
+	if err != nil {
+		return discovery{}, err
+	}
+	return discovery{
 		Issuer:                   p.issuer,
 		AuthorizationEndpoint:    p.issuer + "/authorize",
 		TokenEndpoint:            p.issuer + "/token",
@@ -227,7 +262,7 @@ func (p *Provider) serveDiscovery(w http.ResponseWriter) {
 		IssParamSupported:        !p.omitIss,
 		BackchannelLogout:        p.logoutURI != "",
 		BackchannelLogoutSession: p.logoutURI != "",
-	})
+	}, nil
 }
 
 // citizenInApp finds the citizen with key and their account in this provider's app.

@@ -69,7 +69,8 @@ func (p *Provider) redeem(w http.ResponseWriter, r *http.Request) (*tokenRespons
 			return nil, &tokenError{status: http.StatusBadRequest, code: "invalid_request", desc: "parameter " + k + " is repeated"}
 		}
 	}
-	if terr := p.authenticateClient(r, f); terr != nil {
+	clientID, terr := p.authenticateClient(r, f)
+	if terr != nil {
 		return nil, terr
 	}
 	switch f.Get("grant_type") {
@@ -87,7 +88,7 @@ func (p *Provider) redeem(w http.ResponseWriter, r *http.Request) (*tokenRespons
 	if err != nil {
 		return nil, &tokenError{status: http.StatusInternalServerError, code: "server_error", desc: "could not issue an access token"}
 	}
-	ac, desc := p.spendCode(code, f, access)
+	ac, desc := p.spendCode(code, clientID, f, access)
 	if ac == nil {
 		return nil, &tokenError{status: http.StatusBadRequest, code: "invalid_grant", desc: desc}
 	}
@@ -98,6 +99,9 @@ func (p *Provider) redeem(w http.ResponseWriter, r *http.Request) (*tokenRespons
 		AccessToken: access,
 		// The user authenticated when the code was issued, not now.
 		Claims: map[string]any{"auth_time": ac.authTime.Unix()},
+	}
+	if clientID != p.clientID {
+		m.Audience = []string{clientID} // a relying party of the federation: its entity id
 	}
 	p.mu.Lock()
 	hook := p.hook
@@ -118,9 +122,26 @@ func (p *Provider) redeem(w http.ResponseWriter, r *http.Request) (*tokenRespons
 	}, nil
 }
 
-// authenticateClient accepts client_secret_basic or client_secret_post, not both
-// (RFC 6749 §2.3: a client must not use more than one method per request).
-func (p *Provider) authenticateClient(r *http.Request, f url.Values) *tokenError {
+// authenticateClient accepts client_secret_basic or client_secret_post from the registered
+// client and, for a federation OP, private_key_jwt from relying parties; not two at once
+// (RFC 6749 §2.3: a client must not use more than one method per request). It returns the
+// client's id.
+func (p *Provider) authenticateClient(r *http.Request, f url.Values) (string, *tokenError) {
+	_, _, basic := r.BasicAuth()
+	if f.Has("client_assertion") || f.Has("client_assertion_type") {
+		if basic {
+			return "", &tokenError{status: http.StatusBadRequest, code: "invalid_request", desc: "use one client authentication method"}
+		}
+		return p.authenticateAssertion(r.Context(), f)
+	}
+	if p.clientID == "" {
+		return "", &tokenError{status: http.StatusUnauthorized, code: "invalid_client", desc: "only relying parties of the federation, by private_key_jwt"}
+	}
+	return p.clientID, p.authenticateSecret(r, f)
+}
+
+// authenticateSecret accepts client_secret_basic or client_secret_post, not both.
+func (p *Provider) authenticateSecret(r *http.Request, f url.Values) *tokenError {
 	id, secret, basic := r.BasicAuth()
 	if basic {
 		// §2.3.1: Basic credentials are form-urlencoded before base64, which x/oauth2 does.
@@ -157,7 +178,7 @@ func equalSecret(a, b string) bool {
 // spendCode redeems code for the request f, recording access as the token it yields. It
 // returns the code's binding, or nil and why not. A code is spent by its first redemption
 // attempt, good or bad, so a stolen code cannot be tried against many verifiers.
-func (p *Provider) spendCode(code string, f url.Values, access string) (*authCode, string) {
+func (p *Provider) spendCode(code, clientID string, f url.Values, access string) (*authCode, string) {
 	now := p.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -174,7 +195,7 @@ func (p *Provider) spendCode(code string, f url.Values, access string) (*authCod
 	switch {
 	case now.After(ac.expires):
 		return nil, "code expired"
-	case ac.clientID != p.clientID:
+	case ac.clientID != clientID:
 		return nil, "code was issued to another client"
 	case f.Get("redirect_uri") != ac.redirectURI:
 		return nil, "redirect_uri differs from the authorization request"
