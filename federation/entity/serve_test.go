@@ -199,7 +199,7 @@ func TestTrustMarkEndpointIssuesVerifiableMarks(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tb := serve(t, s, entity.Options{Subordinates: []entity.Subordinate{held},
 				TrustMarkIssuers: map[string][]string{markType: {}}, // as anchor: anyone may issue it
-				TrustMarkIssuer: &entity.TrustMarkIssuer{Types: []string{markType}, Key: tc.key}})
+				TrustMarkIssuer:  &entity.TrustMarkIssuer{Types: []string{markType}, Key: tc.key}})
 			code, h, body := tb.get(t, entity.TrustMarkPath+"?trust_mark_type="+url.QueryEscape(markType)+"&sub=https://held.example")
 			if code != 200 || h.Get("Content-Type") != entity.ContentTypeTrustMark {
 				t.Fatalf("%d %s %s", code, h.Get("Content-Type"), body)

@@ -121,13 +121,15 @@ func CheckJWKS(set jose.JSONWebKeySet) error {
 			return invalid("key %d of the JWKS has a kid of %d bytes, at most %d", i, len(k.KeyID), MaxKidLen)
 		case seen[k.KeyID]:
 			return invalid("kid %q appears twice in the JWKS", k.KeyID)
-		case !k.Valid():
-			return invalid("key %q of the JWKS is not a valid key", k.KeyID)
-		case !k.IsPublic():
-			return invalid("key %q of the JWKS is a private or symmetric key; give the public key only", k.KeyID)
 		}
 		if _, sym := k.Key.([]byte); sym {
 			return invalid("key %q of the JWKS is a symmetric key", k.KeyID)
+		}
+		switch {
+		case !k.Valid():
+			return invalid("key %q of the JWKS is not a valid key", k.KeyID)
+		case !k.IsPublic():
+			return invalid("key %q of the JWKS is a private key; give the public key only", k.KeyID)
 		}
 		seen[k.KeyID] = true
 	}
