@@ -51,6 +51,7 @@ type tongban struct {
 	ID   string
 	Keys *bridge.KeyManager
 	srv  *httptest.Server
+	now  func() time.Time
 }
 
 // serve starts a loopback server, makes the entity with its URL as entity id (o's Store,
@@ -63,7 +64,7 @@ func serve(t testing.TB, store *redisx.Store, o entity.Options) *tongban {
 	if o.Store == nil {
 		o.Store = store
 	}
-	tb := &tongban{srv: srv}
+	tb := &tongban{srv: srv, now: o.Now}
 	if o.Keys == nil {
 		tb.Keys = fedKeys(t, store, o.Now)
 		o.Keys = tb.Keys
@@ -124,7 +125,7 @@ func (tb *tongban) configuration(t testing.TB) *federation.EntityStatement {
 	if code != 200 || h.Get("Content-Type") != federation.ContentTypeEntityStatement {
 		t.Fatalf("configuration: %d %s %s", code, h.Get("Content-Type"), body)
 	}
-	var v federation.Verifier
+	v := federation.Verifier{Now: tb.now}
 	st, err := v.VerifyConfiguration(body, tb.ID)
 	if err != nil {
 		t.Fatalf("VerifyConfiguration: %v", err)
