@@ -91,23 +91,33 @@ func TestChainThroughTongbanAsIntermediate(t *testing.T) {
 }
 
 // Tongban as the trust anchor itself (no authority hints): a leaf under it resolves with
-// Tongban's configuration keys as the anchor's.
+// Tongban's configuration keys as the anchor's, with a required trust mark Tongban issued.
 func TestChainWithTongbanAsAnchor(t *testing.T) {
 	t.Parallel()
 	s := store(t)
 	fed := fakefed.New()
 	t.Cleanup(fed.Close)
 	leaf := fed.Add("leaf")
-	tb := serve(t, s, entity.Options{})
+	tb := serve(t, s, entity.Options{TrustMarkIssuer: &entity.TrustMarkIssuer{Types: []string{markType}}})
 	fed.Lock()
 	leaf.AuthorityHints = []string{tb.ID}
 	leaf.Metadata["openid_relying_party"] = rpMetadata()
 	fed.Unlock()
-	if err := tb.Add(context.Background(), entity.Subordinate{EntityID: leaf.ID, JWKS: leaf.JWKS()}); err != nil {
+	if err := tb.Add(context.Background(), entity.Subordinate{EntityID: leaf.ID, JWKS: leaf.JWKS(), TrustMarks: []string{markType}}); err != nil {
 		t.Fatal(err)
 	}
-	anchor := federation.TrustAnchor{EntityID: tb.ID, JWKS: *tb.configuration(t).JWKS}
-	r, err := federation.NewResolver(federation.Config{TrustAnchors: []federation.TrustAnchor{anchor}, Fetch: federation.FetchOptions{AllowLoopback: true}})
+	// As the anchor, Tongban recognises itself as the issuer of the types it issues.
+	conf := tb.configuration(t)
+	if got := conf.TrustMarkIssuers[markType]; len(got) != 1 || got[0] != tb.ID {
+		t.Fatalf("trust_mark_issuers %v, want Tongban for its own type", conf.TrustMarkIssuers)
+	}
+	_, _, mark := tb.get(t, entity.TrustMarkPath+"?trust_mark_type="+url.QueryEscape(markType)+"&sub="+url.QueryEscape(leaf.ID))
+	fed.Lock()
+	leaf.TrustMarks = append(leaf.TrustMarks, federation.TrustMarkRef{TrustMarkType: markType, TrustMark: mark})
+	fed.Unlock()
+	anchor := federation.TrustAnchor{EntityID: tb.ID, JWKS: *conf.JWKS}
+	r, err := federation.NewResolver(federation.Config{TrustAnchors: []federation.TrustAnchor{anchor}, RequiredTrustMarks: []string{markType},
+		Fetch: federation.FetchOptions{AllowLoopback: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

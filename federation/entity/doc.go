@@ -12,7 +12,8 @@
 //	                                          overlaps) plus the trust mark issuer's public key,
 //	                                          authority_hints (omitted when Tongban is the anchor),
 //	                                          trust_marks presented (expired ones dropped),
-//	                                          trust_mark_issuers (as anchor), metadata: the
+//	                                          trust_mark_issuers (as anchor: by default Tongban
+//	                                          for each type it issues), metadata: the
 //	                                          caller's types plus federation_entity with the
 //	                                          endpoints below. Signed once a minute at most, and
 //	                                          again as soon as the published keys change.

@@ -50,7 +50,8 @@ type Options struct {
 	// TrustMarks are signed trust marks (trust-mark+jwt) about Tongban that it presents.
 	TrustMarks []string
 	// TrustMarkIssuers is published when Tongban is a trust anchor: type → issuers it
-	// recognises (§3.1.2, §7). Nil when not an anchor.
+	// recognises (§3.1.2, §7). When nil and Tongban is the anchor (no AuthorityHints), it
+	// lists Tongban itself for each type TrustMarkIssuer issues.
 	TrustMarkIssuers map[string][]string
 	// Metadata returns the caller's entity types (openid_provider, openid_relying_party);
 	// federation_entity is added here with the endpoints. Called at each re-signing.
@@ -168,6 +169,12 @@ func New(o Options) (*Entity, error) {
 			if t == "" || len(t) > MaxEntityIDLen || slices.Contains(e.issuer.Types[:i], t) {
 				return nil, fmt.Errorf("federation/entity: trust-mark type %q is empty, too long or given twice", t)
 			}
+		}
+	}
+	if o.TrustMarkIssuers == nil && len(o.AuthorityHints) == 0 && len(e.issuer.Types) > 0 {
+		e.o.TrustMarkIssuers = map[string][]string{}
+		for _, t := range e.issuer.Types {
+			e.o.TrustMarkIssuers[t] = []string{o.EntityID}
 		}
 	}
 	for i, raw := range o.TrustMarks {
