@@ -27,6 +27,11 @@ package bridge
 //	                            expiry, renewed by every write, handed back when the step ends.
 //	{keys}:lease:fence  string  the lease's fencing counter; never expires.
 //
+// A manager made with KeyOptions.Namespace ns (the federation key: ns "fed") keeps a set of its
+// own under the same layout, with the tag {ns-keys}: {fed-keys}:set, {fed-keys}:lease and
+// {fed-keys}:lease:fence, sealed with the AAD "tongban/<ns>/signing-key/v1" + kid (so a record
+// copied from one set to the other does not open), and with no old name to read.
+//
 // Before these names the set was keys:set and the lease keys:lease, in no common slot. A
 // replica that finds {keys}:set absent reads keys:set instead, and the first lease holder
 // copies it into {keys}:set (only while that is still absent); from then on keys:set is
@@ -121,6 +126,30 @@ type KeyOptions struct {
 	// BeforeWrite, when set, is called under the lease before each write of the key set, with
 	// the step's context. Tests hold a rotation mid-way with it (a stall, a shutdown).
 	BeforeWrite func(ctx context.Context)
+	// Namespace, when set, keeps the keys apart from the bridge's token keys: their own set,
+	// lease and seal AAD (see the key table above). Lower-case letters, digits and '-', at
+	// most 32; "" is the bridge's own set, under exactly the names it always had.
+	Namespace string
+	// CacheLifetime is how long a verifier may keep the published keys (default JWKSMaxAge):
+	// PublishAhead must be at least this plus the reload interval. The federation key's keys
+	// are cached as long as the entity configuration that carries them lives.
+	CacheLifetime time.Duration
+}
+
+// keyNames are the Redis keys and seal AAD of one namespace.
+type keyNames struct {
+	set, lease, legacySet, sealAAD string
+}
+
+func namesFor(ns string) (keyNames, error) {
+	if ns == "" {
+		return keyNames{set: keysSetKey, lease: keysLeaseKey, legacySet: keysLegacySet, sealAAD: keySealAAD}, nil
+	}
+	if len(ns) > 32 || strings.Trim(ns, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
+		return keyNames{}, fmt.Errorf("bridge: keys: namespace %q: want at most 32 lower-case letters, digits and '-'", ns)
+	}
+	tag := "{" + ns + "-keys}"
+	return keyNames{set: tag + ":set", lease: tag + ":lease", sealAAD: "tongban/" + ns + "/signing-key/v1"}, nil
 }
 
 // KeyManager holds the signing keys of every algorithm the bridge uses, as loaded from Redis,
@@ -134,6 +163,7 @@ type KeyManager struct {
 	log                               *slog.Logger
 	replica                           string
 	beforeWrite                       func(context.Context)
+	names                             keyNames
 
 	reloadMu sync.Mutex // one reload at a time, so an older read never replaces a newer view
 	view     atomic.Pointer[keyView]
@@ -159,6 +189,10 @@ func NewKeyManager(store *redisx.Store, kek []byte, o KeyOptions) (*KeyManager, 
 	if len(kek) != 32 {
 		return nil, fmt.Errorf("bridge: keys: key-encryption key is %d bytes, want 32", len(kek))
 	}
+	names, err := namesFor(o.Namespace)
+	if err != nil {
+		return nil, err
+	}
 	algs := []string{"ES256"}
 	for _, a := range o.Algorithms {
 		if _, ok := keyAlgs[a]; !ok {
@@ -172,13 +206,17 @@ func NewKeyManager(store *redisx.Store, kek []byte, o KeyOptions) (*KeyManager, 
 		store: store, kek: slices.Clone(kek), algs: algs,
 		rotateEvery: orDefault(o.RotateEvery, 30*24*time.Hour), publishAhead: orDefault(o.PublishAhead, 2*JWKSMaxAge),
 		retain: orDefault(o.Retain, 24*time.Hour), now: o.Now, log: o.Log, replica: o.ReplicaID,
-		beforeWrite: o.BeforeWrite,
+		beforeWrite: o.BeforeWrite, names: names,
+	}
+	cacheLifetime := orDefault(o.CacheLifetime, JWKSMaxAge)
+	if cacheLifetime < 0 {
+		return nil, fmt.Errorf("bridge: keys: CacheLifetime %v is negative", cacheLifetime)
 	}
 	// A replica learns of a new key only at its next reload, so the key must be published that
 	// much longer than a JWKS cache lives before it may sign.
-	if k.publishAhead < JWKSMaxAge+keysReloadEvery {
+	if k.publishAhead < cacheLifetime+keysReloadEvery {
 		return nil, fmt.Errorf("bridge: keys: PublishAhead %v is shorter than the JWKS cache lifetime plus the reload interval (%v)",
-			k.publishAhead, JWKSMaxAge+keysReloadEvery)
+			k.publishAhead, cacheLifetime+keysReloadEvery)
 	}
 	if k.rotateEvery <= k.publishAhead {
 		return nil, fmt.Errorf("bridge: keys: RotateEvery %v must be longer than PublishAhead %v", k.rotateEvery, k.publishAhead)

@@ -37,7 +37,7 @@ type leaseHold struct {
 func (k *KeyManager) leased(ctx context.Context, wait bool, fn func(context.Context, *leaseHold) ([]string, error)) ([]string, error) {
 	// A holder per step: two steps of one process (Run's and a Rotate) must exclude each other
 	// too, and a lease recognises its own holder's retry as the same holding.
-	l, err := redisx.NewLease(k.store.Client, k.store.Key(keysLeaseKey), keysLeaseTTL, k.replica+"/"+randomHex(8))
+	l, err := redisx.NewLease(k.store.Client, k.store.Key(k.names.lease), keysLeaseTTL, k.replica+"/"+randomHex(8))
 	if err != nil {
 		return nil, fmt.Errorf("bridge: keys: %w", err)
 	}
@@ -80,7 +80,7 @@ func (k *KeyManager) fresh(ctx context.Context, h *leaseHold) error {
 	if err := k.write(ctx, h, args); err != nil {
 		return err
 	}
-	k.log.Info("bridge: signing keys copied to their new name", "from", keysLegacySet, "to", keysSetKey, "keys", len(legacy))
+	k.log.Info("bridge: signing keys copied to their new name", "from", k.names.legacySet, "to", k.names.set, "keys", len(legacy))
 	return k.reload(ctx)
 }
 
@@ -137,12 +137,12 @@ func (k *KeyManager) write(ctx context.Context, h *leaseHold, args []any) error 
 	if k.beforeWrite != nil {
 		k.beforeWrite(ctx)
 	}
-	err := h.lease.Run(ctx, writeSetScript, h.tok, []string{k.store.Key(keysSetKey)}, args...).Err()
+	err := h.lease.Run(ctx, writeSetScript, h.tok, []string{k.store.Key(k.names.set)}, args...).Err()
 	switch {
 	case errors.Is(err, redisx.ErrLeaseLost):
-		return fmt.Errorf("bridge: keys: lost %s mid-step; another replica rotates: %w", keysLeaseKey, err)
+		return fmt.Errorf("bridge: keys: lost %s mid-step; another replica rotates: %w", k.names.lease, err)
 	case err != nil:
-		return fmt.Errorf("bridge: keys: write %s: %w", keysSetKey, err)
+		return fmt.Errorf("bridge: keys: write %s: %w", k.names.set, err)
 	}
 	return nil
 }

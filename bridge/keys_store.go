@@ -77,7 +77,7 @@ func (k *KeyManager) newKey(r keyRecord) (string, keyRecord, error) {
 		return "", r, fmt.Errorf("bridge: keys: encode %s key %s: %w", r.Alg, kid, err)
 	}
 	defer clear(plain)
-	if r.Sealed, err = seal.Seal(k.kek, keySealAAD+kid, plain); err != nil {
+	if r.Sealed, err = seal.Seal(k.kek, k.names.sealAAD+kid, plain); err != nil {
 		return "", r, fmt.Errorf("bridge: keys: seal %s key %s: %w", r.Alg, kid, err)
 	}
 	return kid, r, nil
@@ -87,7 +87,7 @@ func (k *KeyManager) newKey(r keyRecord) (string, keyRecord, error) {
 // type, and the key whose thumbprint is kid. Errors name the kid, never the key.
 func (k *KeyManager) open(kid string, r keyRecord) (*keyMaterial, error) {
 	fail := func(why string) error { return fmt.Errorf("%w: kid %s: %s", ErrSealedKey, kid, why) }
-	plain, err := seal.Open(k.kek, keySealAAD+kid, r.Sealed)
+	plain, err := seal.Open(k.kek, k.names.sealAAD+kid, r.Sealed)
 	switch {
 	case errors.Is(err, seal.ErrOpen):
 		return nil, fail("message authentication failed (tampered with, or sealed under another key-encryption key)")
@@ -190,16 +190,16 @@ func randomHex(n int) string {
 // read returns the fields of {keys}:set; when it is absent, those of the set under its old
 // name, as legacy too, for the lease holder to copy over.
 func (k *KeyManager) read(ctx context.Context) (raw, legacy map[string]string, err error) {
-	raw, err = k.store.Client.HGetAll(ctx, k.store.Key(keysSetKey)).Result()
+	raw, err = k.store.Client.HGetAll(ctx, k.store.Key(k.names.set)).Result()
 	if err != nil {
-		return nil, nil, fmt.Errorf("bridge: keys: read %s: %w", keysSetKey, err)
+		return nil, nil, fmt.Errorf("bridge: keys: read %s: %w", k.names.set, err)
 	}
-	if len(raw) > 0 {
+	if len(raw) > 0 || k.names.legacySet == "" {
 		return raw, nil, nil
 	}
-	old, err := k.store.Client.HGetAll(ctx, k.store.Key(keysLegacySet)).Result()
+	old, err := k.store.Client.HGetAll(ctx, k.store.Key(k.names.legacySet)).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, nil, fmt.Errorf("bridge: keys: read %s (the set's old name): %w", keysLegacySet, err)
+		return nil, nil, fmt.Errorf("bridge: keys: read %s (the set's old name): %w", k.names.legacySet, err)
 	}
 	if len(old) == 0 {
 		return raw, nil, nil

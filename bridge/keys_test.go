@@ -223,6 +223,11 @@ func TestNewKeyManagerRejects(t *testing.T) {
 		{"PublishAhead shorter than a JWKS cache lifetime", make([]byte, 32), KeyOptions{PublishAhead: JWKSMaxAge}, "PublishAhead"},
 		{"RotateEvery not longer than PublishAhead", make([]byte, 32), KeyOptions{RotateEvery: time.Hour, PublishAhead: time.Hour}, "RotateEvery"},
 		{"negative Retain", make([]byte, 32), KeyOptions{Retain: -time.Hour}, "Retain"},
+		{"PublishAhead shorter than the caller's cache lifetime", make([]byte, 32), KeyOptions{CacheLifetime: 24 * time.Hour, PublishAhead: 2 * time.Hour, RotateEvery: 30 * 24 * time.Hour}, "PublishAhead"},
+		{"negative CacheLifetime", make([]byte, 32), KeyOptions{CacheLifetime: -time.Hour}, "CacheLifetime"},
+		{"namespace with upper case", make([]byte, 32), KeyOptions{Namespace: "Fed"}, "namespace"},
+		{"namespace with a brace", make([]byte, 32), KeyOptions{Namespace: "fed}x"}, "namespace"},
+		{"namespace too long", make([]byte, 32), KeyOptions{Namespace: strings.Repeat("f", 33)}, "namespace"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := NewKeyManager(store, tc.kek, tc.o); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -306,5 +311,95 @@ func BenchmarkSign(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// A namespaced manager (the federation key) keeps its own set, lease and seal: it never reads
+// or writes {keys}:*, the bridge's manager never sees its keys, and a record copied from one
+// set into the other does not open.
+func TestNamespaceKeepsKeysApart(t *testing.T) {
+	store, clock, kek := testenv.Redis(t), testenv.NewClock(), kmKEK(t)
+	ctx := context.Background()
+	tokens := loadedKM(t, store, kek, clock.Now, KeyOptions{})
+	fed := loadedKM(t, store, kek, clock.Now, KeyOptions{Namespace: "fed"})
+
+	keys := testenv.Keys(t, store)
+	for _, want := range []string{"{keys}:set", "{fed-keys}:set"} {
+		if !slices.Contains(keys, store.Key(want)) {
+			t.Errorf("Redis keys %v: no %s", keys, want)
+		}
+	}
+	tk, fk := kmPublishedKids(tokens), kmPublishedKids(fed)
+	if len(tk) != 1 || len(fk) != 1 || tk[0] == fk[0] {
+		t.Fatalf("token kids %v, federation kids %v: want one each, different", tk, fk)
+	}
+	raw, err := store.Client.HGetAll(ctx, store.Key("{fed-keys}:set")).Result()
+	if err != nil || len(raw) != 1 {
+		t.Fatalf("{fed-keys}:set: %v, %v", raw, err)
+	}
+	tokRaw := store.Client.HGetAll(ctx, store.Key(keysSetKey)).Val()
+	if len(tokRaw) != 1 {
+		t.Fatalf("{keys}:set has %d keys, want 1 (the federation key went elsewhere)", len(tokRaw))
+	}
+
+	// The federation record copied into the token set (a wrong restore) does not open there:
+	// the seal AAD differs.
+	if err := store.Client.HSet(ctx, store.Key(keysSetKey), fk[0], raw[fk[0]]).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tokens.reload(ctx); err == nil {
+		t.Fatal("the token manager opened a federation key")
+	}
+	if _, err := fed.Sign("ES256", "entity-statement+jwt", map[string]string{"iss": "x"}); err != nil {
+		t.Fatalf("federation Sign: %v", err)
+	}
+}
+
+// A namespaced manager never reads the bridge's set under its old name.
+func TestNamespaceReadsNoLegacySet(t *testing.T) {
+	store, clock, kek := testenv.Redis(t), testenv.NewClock(), kmKEK(t)
+	ctx := context.Background()
+	old := loadedKM(t, store, kek, clock.Now, KeyOptions{})
+	// Put the bridge's keys under the old name only.
+	raw := store.Client.HGetAll(ctx, store.Key(keysSetKey)).Val()
+	for kid, v := range raw {
+		store.Client.HSet(ctx, store.Key(keysLegacySet), kid, v)
+	}
+	store.Client.Del(ctx, store.Key(keysSetKey))
+	fed := loadedKM(t, store, kek, clock.Now, KeyOptions{Namespace: "fed"})
+	if slices.Equal(kmPublishedKids(fed), kmPublishedKids(old)) {
+		t.Fatal("the federation manager took the bridge's keys from their old name")
+	}
+	if n := store.Client.Exists(ctx, store.Key(keysSetKey)).Val(); n != 0 {
+		t.Fatal("the federation manager copied the old set into {keys}:set")
+	}
+}
+
+// CacheLifetime moves the publish-ahead floor: an entity configuration cached for a day needs
+// its next key published for a day and a minute; with that, rotation keeps the old key in the
+// set while the new one signs (the overlap).
+func TestCacheLifetimeSetsThePublishAheadFloor(t *testing.T) {
+	store, clock, kek := testenv.Redis(t), testenv.NewClock(), kmKEK(t)
+	day := 24 * time.Hour
+	if _, err := NewKeyManager(store, kek, KeyOptions{Namespace: "fed", CacheLifetime: day, PublishAhead: day}); err == nil {
+		t.Fatal("PublishAhead equal to the cache lifetime was accepted (a replica reloads a minute late)")
+	}
+	o := KeyOptions{Namespace: "fed", CacheLifetime: day, PublishAhead: day + keysReloadEvery, RotateEvery: 7 * day}
+	k := loadedKM(t, store, kek, clock.Now, o)
+	first := kmPublishedKids(k)
+	if _, err := k.Rotate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	both := kmPublishedKids(k)
+	if len(both) != 2 || !slices.Contains(both, first[0]) {
+		t.Fatalf("after Rotate the set is %v, want the old %v and a next key", both, first)
+	}
+	clock.Advance(day + keysReloadEvery)
+	if err := k.step(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	after := kmPublishedKids(k)
+	if !slices.Contains(after, first[0]) || len(after) != 2 {
+		t.Fatalf("after the promotion the set is %v, want the retired %s still in it", after, first[0])
 	}
 }

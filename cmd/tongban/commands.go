@@ -20,12 +20,18 @@ type command struct {
 	// file, when true, lets the command take its configuration file as a plain argument
 	// too: `tongban config check FILE` is `tongban config check --config FILE`.
 	file bool
-	run  func(inv invocation) int
+	// args, when true, lets the command take arguments and flags of its own after its words
+	// (`federation add-subordinate ID --jwks FILE`); they reach run as invocation.args, and
+	// synopsis shows them in its usage line.
+	args     bool
+	synopsis string
+	run      func(inv invocation) int
 }
 
 // invocation is what a command runs with.
 type invocation struct {
-	config  string // --config, "" when not given
+	config  string   // --config, "" when not given
+	args    []string // a command's own arguments, for commands with args
 	environ []string
 	stdout  io.Writer
 	stderr  io.Writer
@@ -48,6 +54,24 @@ environment variables override any key of the file (TONGBAN_REDIS_URL, ...).`},
 			detail: `Publishes a next signing key on the configured Redis (or Redis Cluster), as the scheduled
 rotation would; it signs only once it has been published for a JWKS cache lifetime. Needs
 redis.url or redis.cluster: a dev server's embedded store cannot be reached from here.`},
+		{words: []string{"federation", "add-subordinate"}, summary: "vouch for an entity as the alliance's intermediate or anchor", run: runFederationAdd,
+			args: true, synopsis: "<entity-id> (--jwks FILE | --fetch-jwks) [--trust-mark TYPE]... [--policy FILE]",
+			detail: `Adds (or replaces) a subordinate on the configured Redis: Tongban's fetch endpoint serves a
+statement about it with these keys and metadata policy, and its trust mark endpoint issues it
+the trust-mark types given (federation.trust_mark_issuer.types). --jwks reads its federation
+JWKS (public keys) from FILE; --fetch-jwks takes them from the entity's own configuration at
+<entity-id>/.well-known/openid-federation, checked to be self-signed, and prints the kids and
+thumbprints pinned: compare them with what the entity's operator sent. --policy FILE is a
+metadata_policy JSON object. Every replica serves the change at once.`},
+		{words: []string{"federation", "remove-subordinate"}, summary: "stop vouching for an entity, on every replica at once", run: runFederationRemove,
+			args: true, synopsis: "<entity-id>",
+			detail: `Removes a subordinate, added or configured (a configured one stays removed until added
+again): every replica stops serving statements and trust marks about it at once, drops the
+trust chains through it and ends its grants. Exits 1 when it was not a subordinate.`},
+		{words: []string{"federation", "list"}, summary: "list the subordinates Tongban vouches for", run: runFederationList,
+			args: true,
+			detail: `Prints one line per subordinate: its entity id, then its keys, trust marks, policy and
+whether it is configured or was added (when).`},
 		{words: []string{"config", "check"}, summary: "validate a configuration and list its problems", run: runConfigCheck, file: true,
 			detail: `Loads the configuration as serve would (the file, TONGBAN_* overrides, *_file secrets,
 defaults), validates it and prints one line per problem. Exits 0 when there is none, 1 when
@@ -93,8 +117,21 @@ func parse(args []string, stderr io.Writer) (words []string, config string, help
 			words = append(words, rest[0])
 			rest = rest[1:]
 		}
+		if argsCommand(words) {
+			// The rest is the command's own: it parses its flags (--config among them) itself.
+			words = append(words, rest...)
+			if len(after) > 0 {
+				words = append(append(words, "--"), after...)
+			}
+			return words, config, help, nil
+		}
 	}
 	return append(words, after...), config, help, nil
+}
+
+// argsCommand reports whether words name a command with args.
+func argsCommand(words []string) bool {
+	return slices.ContainsFunc(commands, func(c command) bool { return c.args && slices.Equal(c.words, words) })
 }
 
 // under returns the commands whose words start with words and go on, in usage's order: the
@@ -114,6 +151,13 @@ func under(words []string) []command {
 func find(words []string) (c command, extra []string, ok bool) {
 	for _, c := range commands {
 		if len(words) >= len(c.words) && slices.Equal(words[:len(c.words)], c.words) {
+			if extra := words[len(c.words):]; c.args && len(extra) > 0 {
+				// The arguments are the command's: bind them to its run, so that the caller
+				// sees no extra words.
+				run := c.run
+				c.run = func(inv invocation) int { inv.args = extra; return run(inv) }
+				return c, nil, true
+			}
 			return c, words[len(c.words):], true
 		}
 	}
@@ -130,7 +174,7 @@ Usage:
 Commands:
 `)
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-14s %s\n", c.name(), c.summary)
+		fmt.Fprintf(w, "  %-*s %s\n", nameWidth(commands), c.name(), c.summary)
 	}
 	fmt.Fprint(w, `
 Flags (before or after the command):
@@ -141,6 +185,15 @@ Run 'tongban help <command>' for more about a command.
 `)
 }
 
+// nameWidth is the column of the summaries: the longest name, at least 14.
+func nameWidth(cs []command) int {
+	w := 14
+	for _, c := range cs {
+		w = max(w, len(c.name()))
+	}
+	return w
+}
+
 func commandUsage(w io.Writer, c command) {
 	flags := " [--config FILE]"
 	switch {
@@ -148,6 +201,8 @@ func commandUsage(w io.Writer, c command) {
 		flags = ""
 	case c.file:
 		flags = " [FILE | --config FILE]"
+	case c.synopsis != "":
+		flags = " " + c.synopsis + " [--config FILE]"
 	}
 	fmt.Fprintf(w, "Usage: tongban %s%s\n\n%s\n", c.name(), flags, c.detail)
 }
@@ -158,7 +213,7 @@ func groupUsage(w io.Writer, words []string, cs []command) {
 	group := strings.Join(words, " ")
 	fmt.Fprintf(w, "Usage: tongban %s <command> [--config FILE]\n\nCommands:\n", group)
 	for _, c := range cs {
-		fmt.Fprintf(w, "  %-14s %s\n", c.name(), c.summary)
+		fmt.Fprintf(w, "  %-*s %s\n", nameWidth(cs), c.name(), c.summary)
 	}
 	fmt.Fprintf(w, "\nRun 'tongban help %s <command>' for more about a command.\n", group)
 }
