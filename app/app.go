@@ -69,6 +69,8 @@ type App struct {
 	// DevIdPs are the simulated identity providers of dev mode, by app id.
 	DevIdPs     map[string]*devidp.Provider
 	devPartners *devpartner.Partners
+	// fed is Tongban as an OpenID Federation entity (federation.go).
+	fed *fed
 	// Limits are the rate limits (nil when rate_limits.enabled is false); proxies says whose
 	// X-Forwarded-For names the client.
 	Limits  *ratelimit.Limiter
@@ -143,8 +145,7 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 		log.Warn("the embedded store keeps nothing across restarts; set redis.url or redis.cluster to keep state")
 	}
 
-	a := &App{cfg: cfg, log: log, Store: store, Catalog: catalog, Registry: prometheus.NewRegistry(),
-		devPartners: devpartner.New(cfg.PublicURL, cfg.Clients)}
+	a := &App{cfg: cfg, log: log, Store: store, Catalog: catalog, Registry: prometheus.NewRegistry()}
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.recorder = metrics.New(a.Registry)
 	if err := a.setUpTracing(o); err != nil {
@@ -152,6 +153,12 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 	}
 	a.Audit = audit.New(store, audit.Options{Log: log, Now: o.now})
 	if err := a.buildLimits(o); err != nil {
+		return nil, err
+	}
+	if err := a.buildFederation(o); err != nil {
+		return nil, fmt.Errorf("app: federation: %w", err)
+	}
+	if err := a.buildDevPartners(); err != nil {
 		return nil, err
 	}
 	if err := a.buildIdentity(o); err != nil {
@@ -175,7 +182,7 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.graphql = graph.NewHandler(&graph.Resolver{Directory: o.directory, Identity: a.Identity, Bridge: a.Bridge, Audit: a.Audit, Catalog: a.Catalog, Push: a.Push, Delivery: a.Delivery, Devices: a.Devices, Prefs: a.Prefs, MiniPrograms: a.MiniPrograms, Limits: a.Limits}, graph.Options{
+	a.graphql = graph.NewHandler(&graph.Resolver{Directory: o.directory, Identity: a.Identity, Bridge: a.Bridge, Audit: a.Audit, Catalog: a.Catalog, Push: a.Push, Delivery: a.Delivery, Devices: a.Devices, Prefs: a.Prefs, MiniPrograms: a.MiniPrograms, Limits: a.Limits, Alliance: alliance{a}}, graph.Options{
 		MaxMessageBytes: cfg.GraphQL.MaxBodyBytes,
 		Introspection:   cfg.GraphQL.Introspection,
 		ComplexityLimit: cfg.GraphQL.ComplexityLimit,
@@ -197,7 +204,7 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 		QueryCacheBytes:  cfg.GraphQL.QueryCacheBytes,
 		PersistedQueries: persisted,
 	})
-	a.health = &health{checks: []check{{name: "redis", run: store.Ping}, {name: "signing_keys", run: a.keysReady}}, degraded: a.missingProviders}
+	a.health = &health{checks: []check{{name: "redis", run: store.Ping}, {name: "signing_keys", run: a.keysReady}, {name: "federation_keys", run: a.federationKeysReady}}, degraded: a.missingProviders}
 	a.logSummary()
 	a.handler = a.routes()
 	a.metrics = promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{Registry: a.Registry})
@@ -222,6 +229,7 @@ func (a *App) routes() http.Handler {
 	route("GET /healthz/live", "live", http.HandlerFunc(a.health.live))
 	route("GET /healthz/ready", "ready", http.HandlerFunc(a.health.ready))
 	a.Bridge.Routes(route)
+	a.fed.entity.Routes(route)
 	route("GET /ui/", "ui", webui.Shared("/ui/"))
 	route("GET /console/", "console", console.Handler(a.cfg.Dev))
 	route("GET /console", "console", http.RedirectHandler("/console/", http.StatusFound))
@@ -232,6 +240,7 @@ func (a *App) routes() http.Handler {
 		route("GET /demo/", "demo", demo.Handler())
 		route("GET /demo", "demo", http.RedirectHandler("/demo/", http.StatusFound))
 		route("/dev/idp/{app}/", "dev_idp", http.HandlerFunc(a.serveDevIdP))
+		route("GET /dev/apps/{app}/.well-known/openid-federation", "dev_app_federation", http.HandlerFunc(a.devPartners.ServeEntityConfiguration))
 		route("GET /dev/apps/{app}/callback", "dev_app_callback", http.HandlerFunc(a.devPartners.ServeCallback))
 		route("GET /dev/apps/{app}/login", "dev_app_login", http.HandlerFunc(a.devPartners.ServeLogin))
 		route("POST /dev/apps/{app}/backchannel-logout", "dev_app_backchannel_logout", http.HandlerFunc(a.devPartners.ServeBackchannelLogout))
@@ -333,6 +342,10 @@ func (a *App) Serve(ctx context.Context, ln, mln net.Listener) error {
 	loop("session endings", a.Sessions.Run)
 	loop("logout tokens", a.Logout.Run)
 	loop("signing keys", a.Keys.Run)
+	loop("federation keys", a.fed.keys.Run)
+	loop("relying-party keys", a.fed.rpKeys.Run)
+	loop("federation anchor keys", a.followOwnKeys)
+	loop("federation members", a.fed.entity.Run)
 	loop("push backfills", a.Push.RunBackfills)
 	loop("ready line", a.announceReady)
 	loops.Go(func() error {

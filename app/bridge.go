@@ -35,18 +35,46 @@ func (a *App) buildBridge(o options) error {
 	if err := a.Keys.Load(ctx); err != nil {
 		a.log.Warn("bridge signing keys not loaded yet; readiness fails until they are", "err", err)
 	}
-	if err := a.buildLogout(o, clients); err != nil {
+	// The logout service asks the bridge where a client's logout tokens go (a federated
+	// client's from its resolved metadata); the bridge is made just below.
+	if err := a.buildLogout(o, bridgeEndpoints{a}); err != nil {
 		return fmt.Errorf("app: %w", err)
 	}
-	a.Bridge = bridge.New(bridge.Options{
+	opts := bridge.Options{
 		Issuer: a.cfg.PublicURL, Store: a.Store, Keys: a.Keys, Clients: clients,
 		Persons: a.Identity.Persons, Sessions: a.Sessions, Ender: a.Sessions, Logout: a.Logout,
 		Pepper: a.cfg.Secrets.PepperBytes(), Now: now, Audit: a.Audit,
 		Catalog: catalogAdapter{a.Catalog}, Limits: a.Limits,
+	}
+	if a.fed.resolver != nil {
+		opts.Federation, opts.FederationAllowLoopback = bridgeFederation{a.fed}, a.fed.loopback
+	}
+	a.Bridge = bridge.New(opts)
+	a.fed.entity.OnRemoved(a.memberRemoved)
+	// A member whose keys or policy changed is resolved afresh at its next use.
+	a.fed.entity.OnChanged(func(id string) {
+		a.Bridge.ForgetClient(id)
+		if a.fed.resolver != nil {
+			a.fed.resolver.Invalidate(id)
+		}
 	})
 	// A session that ends ends the grants bound to it, and queues their logout tokens, on the
 	// ending's own round trip.
 	a.Sessions.OnEnd(a.Bridge.SessionsEnded)
+	return nil
+}
+
+// bridgeEndpoints is logout.Endpoints through the bridge, configured and federated clients.
+type bridgeEndpoints struct{ a *App }
+
+func (e bridgeEndpoints) BackchannelLogoutURI(client string) (string, bool) {
+	return e.a.Bridge.BackchannelLogoutURI(client)
+}
+
+func (a *App) federationKeysReady(context.Context) error {
+	if !a.fed.keys.Ready() || !a.fed.rpKeys.Ready() {
+		return fmt.Errorf("federation keys not loaded")
+	}
 	return nil
 }
 

@@ -31,8 +31,11 @@ func (a *App) buildIdentity(o options) error {
 		Log:          a.log,
 	})
 	reg := identity.NewRegistry(a.cfg.Providers, identity.RegistryOptions{
-		Log: a.log, Now: now, HTTPClient: a.tracedClient(),
+		Log: a.log, Now: now, HTTPClient: a.tracedClient(), Federation: a.fed.identityFederation(),
 	})
+	if err := reg.Check(); err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
 	a.Identity = identity.NewService(a.Store, keys, reg, a.Sessions, a.Audit)
 	if !a.cfg.Dev {
 		return nil

@@ -47,7 +47,8 @@ func (r *mutationResolver) DisconnectApp(ctx context.Context, app string) (int, 
 	if err != nil {
 		return 0, err
 	}
-	if _, ok := r.Bridge.Clients().Get(app); !ok {
+	// A federated member app (its entity id) may hold grants as a configured one does.
+	if _, err := r.Bridge.LookupClient(ctx, app); err != nil {
 		return 0, badInput("app", "no member app receives switches under this id")
 	}
 	return r.Bridge.DisconnectApp(ctx, s.PersonID, app)

@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto"
 	"encoding/base64"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -22,6 +21,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/tongban/tongban/app"
 	"github.com/tongban/tongban/config"
 	"github.com/tongban/tongban/federation"
 	"github.com/tongban/tongban/federation/entity"
@@ -102,96 +102,24 @@ func (c *federationCommand) fail(format string, args ...any) int {
 	return 1
 }
 
-// open loads the configuration and opens the registry on its Redis, as `keys rotate` does:
-// a dev server's embedded store is not reachable from here. The returned close must be called.
+// open loads the configuration and opens the alliance's registry on its Redis (with the
+// embedded store of dev mode, the running dev server's, at redis.embedded_addr). The returned
+// close must be called.
 func (c *federationCommand) open() (*config.Config, *entity.Registry, func(), int) {
 	cfg, ok := loadConfig(c.config, c.inv.environ, c.inv.stderr)
 	if !ok {
 		return nil, nil, nil, 2
 	}
-	configured, err := configuredSubordinates(cfg.Federation)
-	if err != nil {
-		fmt.Fprintf(c.inv.stderr, "tongban: the configuration: %v\n", err)
-		return nil, nil, nil, 2
-	}
 	// As in keys rotate: go-redis would log each failed dial itself; the error says it once.
 	redisx.SetLogger(slog.New(slog.DiscardHandler))
-	store, err := redisx.Open(federationStoreOptions(cfg.Redis))
+	ctx, cancel := context.WithTimeout(context.Background(), federationTimeout)
+	defer cancel()
+	reg, closeStore, err := app.AllianceRegistry(ctx, cfg,
+		slog.New(slog.NewTextHandler(c.inv.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return nil, nil, nil, c.fail("%v", err)
 	}
-	if store.Kind == redisx.KindEmbedded {
-		_ = store.Close()
-		return nil, nil, nil, c.fail("no redis.url or redis.cluster is configured: the embedded store of a running dev server cannot be reached from here")
-	}
-	reg, err := entity.NewRegistry(store, entity.RegistryOptions{
-		Configured: configured, IssuerTypes: cfg.Federation.TrustMarkIssuer.Types, AllowLoopback: cfg.Dev,
-		Log: slog.New(slog.NewTextHandler(c.inv.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
-	if err != nil {
-		_ = store.Close()
-		fmt.Fprintf(c.inv.stderr, "tongban: the configuration: %v\n", err)
-		return nil, nil, nil, 2
-	}
-	return cfg, reg, func() { _ = store.Close() }, 0
-}
-
-// federationStoreOptions is app's storeOptions: the same Redis as serve and keys rotate.
-func federationStoreOptions(r config.Redis) redisx.Options {
-	return redisx.Options{
-		URL: r.URL, Cluster: r.Cluster, Username: r.ClusterUsername, Password: r.ClusterPassword, TLS: r.ClusterTLS,
-		DialTimeout: r.DialTimeout.Std(), ReadTimeout: r.ReadTimeout.Std(), WriteTimeout: r.WriteTimeout.Std(),
-		PoolTimeout: r.PoolTimeout.Std(), PoolSize: r.PoolSize, MaxRetries: r.MaxRetries,
-	}
-}
-
-// configuredSubordinates turns federation.subordinates into the registry's: the JWKS inline
-// or from its file, the metadata policy through JSON, each checked by the registry.
-func configuredSubordinates(f config.Federation) ([]entity.Subordinate, error) {
-	var out []entity.Subordinate
-	for i, s := range f.Subordinates {
-		raw := []byte(s.JWKS)
-		if s.JWKSFile != "" {
-			b, err := readBounded(s.JWKSFile, entity.MaxJWKSBytes)
-			if err != nil {
-				return nil, fmt.Errorf("federation.subordinates[%d].jwks_file: %w", i, err)
-			}
-			raw = b
-		}
-		jwks, err := entity.ParseJWKS(raw)
-		if err != nil {
-			return nil, fmt.Errorf("federation.subordinates[%d] (%s): %w", i, s.EntityID, err)
-		}
-		sub := entity.Subordinate{EntityID: s.EntityID, JWKS: jwks, TrustMarks: s.TrustMarks}
-		if len(s.MetadataPolicy) > 0 {
-			b, err := json.Marshal(s.MetadataPolicy)
-			if err != nil {
-				return nil, fmt.Errorf("federation.subordinates[%d].metadata_policy: %w", i, err)
-			}
-			if sub.MetadataPolicy, err = entity.ParsePolicy(b); err != nil {
-				return nil, fmt.Errorf("federation.subordinates[%d] (%s): %w", i, s.EntityID, err)
-			}
-		}
-		out = append(out, sub)
-	}
-	return out, nil
-}
-
-// readBounded reads a file of at most limit bytes.
-func readBounded(path string, limit int) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
-	}
-	return b, nil
+	return cfg, reg, closeStore, 0
 }
 
 func federationContext() (context.Context, func()) {
@@ -243,7 +171,7 @@ func runFederationAdd(inv invocation) int {
 			fmt.Fprintf(inv.stdout, "pinned kid %s (%s, SHA-256 thumbprint %s), from %s's own configuration\n", k.KeyID, keyType(k), thumbprint(k), id)
 		}
 	} else {
-		raw, err := readBounded(*jwksFile, entity.MaxJWKSBytes)
+		raw, err := app.ReadBounded(*jwksFile, entity.MaxJWKSBytes)
 		if err != nil {
 			return c.fail("--jwks: %v", err)
 		}
@@ -252,7 +180,7 @@ func runFederationAdd(inv invocation) int {
 		}
 	}
 	if *policyFile != "" {
-		raw, err := readBounded(*policyFile, entity.MaxPolicyBytes)
+		raw, err := app.ReadBounded(*policyFile, entity.MaxPolicyBytes)
 		if err != nil {
 			return c.fail("--policy: %v", err)
 		}
@@ -335,7 +263,7 @@ func describe(s entity.Subordinate) string {
 	}
 	if s.Configured {
 		parts = append(parts, "configured")
-	} else {
+	} else if !s.AddedAt.IsZero() {
 		parts = append(parts, "added "+s.AddedAt.UTC().Format(time.RFC3339))
 	}
 	return strings.Join(parts, "; ")

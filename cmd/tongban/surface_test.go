@@ -16,6 +16,8 @@ func TestCommandLineSurface(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "missing.yaml")
 	example := "../../tongban.example.yaml"
 	noRedis := []string{"TONGBAN_REDIS_URL=redis://127.0.0.1:1/0"}
+	// A dev configuration's commands work on a running dev server's store; none listens here.
+	noDevServer := []string{"TONGBAN_REDIS_EMBEDDED_ADDR=127.0.0.1:1"}
 	for _, tc := range []struct {
 		name       string
 		args, env  []string
@@ -84,7 +86,7 @@ func TestCommandLineSurface(t *testing.T) {
 		{name: "config check through TONGBAN_CONFIG", args: []string{"config", "check"}, env: []string{"TONGBAN_CONFIG=" + missing}, code: 1, stderr: "missing.yaml"},
 
 		// keys rotate: the store's failure said once, with what was being done
-		{name: "keys rotate with no dev server beside it", args: []string{"keys", "rotate"}, env: []string{"TONGBAN_REDIS_EMBEDDED_ADDR=127.0.0.1:1"}, code: 1, stderr: "no dev server is running here"},
+		{name: "keys rotate with no dev server beside it", args: []string{"keys", "rotate"}, env: noDevServer, code: 1, stderr: "no dev server is running here"},
 		{name: "keys rotate with Redis not answering", args: []string{"keys", "rotate"}, env: noRedis, code: 1,
 			stderr: "tongban keys rotate: ", notStderr: "pool.go", stderrRows: 1},
 
@@ -111,11 +113,11 @@ func TestCommandLineSurface(t *testing.T) {
 			stderr: "missing.yaml"},
 		{name: "add-subordinate with two --config", args: []string{"--config", example, "federation", "add-subordinate", "https://leaf.example", "--fetch-jwks", "--config", missing}, code: 2,
 			stderr: "two configuration files"},
-		{name: "add-subordinate without a real store", args: []string{"federation", "add-subordinate", "https://leaf.example", "--fetch-jwks"}, code: 1,
-			stderr: "no redis.url or redis.cluster"},
+		{name: "add-subordinate with no dev server beside it", args: []string{"federation", "add-subordinate", "https://leaf.example", "--fetch-jwks"},
+			env: noDevServer, code: 1, stderr: "no dev server is running here"},
 		{name: "remove-subordinate without an entity id", args: []string{"federation", "remove-subordinate"}, code: 2, stderr: "Usage: tongban federation remove-subordinate <entity-id>"},
 		{name: "list with an argument", args: []string{"federation", "list", "now"}, code: 2, stderr: `tongban federation list: unexpected argument "now"`},
-		{name: "list without a real store", args: []string{"federation", "list"}, code: 1, stderr: "no redis.url or redis.cluster"},
+		{name: "list with no dev server beside it", args: []string{"federation", "list"}, env: noDevServer, code: 1, stderr: "no dev server is running here"},
 		{name: "list with Redis not answering", args: []string{"federation", "list"}, env: noRedis, code: 1,
 			stderr: "tongban federation list: ", notStderr: "pool.go", stderrRows: 1},
 	} {

@@ -1,0 +1,436 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/tongban/tongban/bridge"
+	"github.com/tongban/tongban/config"
+	"github.com/tongban/tongban/federation"
+	"github.com/tongban/tongban/federation/entity"
+	"github.com/tongban/tongban/identity"
+)
+
+// Federation keys: the federation key signs Tongban's entity configuration, the statements it
+// issues as intermediate or anchor, trust marks (without an issuer key of their own) and
+// explicit-registration answers; the relying-party key signs request objects and client
+// assertions towards providers known by entity id. Both are bridge.KeyManagers in namespaces of
+// their own, apart from the keys that sign tokens, and both are published in the entity
+// configuration, which verifiers cache for its lifetime: a next key is published that long (and
+// a reload) before it signs, and a retired key stays as long again after its last signature.
+const (
+	federationLifetime = 24 * time.Hour
+	federationAhead    = 2 * federationLifetime
+	federationRetain   = 2 * federationLifetime
+	// devTrustMarkPath is the dev alliance's trust-mark type, under Tongban's entity id.
+	devTrustMarkPath = "/trust-marks/csj-member"
+	devAllianceName  = "长三角政务服务联盟"
+)
+
+// fed is what the app holds of the federation: its own entity, its keys, and the resolver of
+// other entities' chains (nil without trust anchors: then no federated client or provider).
+type fed struct {
+	entityID string
+	keys     *bridge.KeyManager // the federation key
+	rpKeys   *bridge.KeyManager // the relying-party key
+	entity   *entity.Entity
+	resolver *federation.Resolver
+	// selfAnchor: Tongban is one of the trust anchors (it runs the alliance); the resolver
+	// follows its federation keys as they rotate.
+	selfAnchor bool
+	markType   string // dev mode's alliance trust mark; "" otherwise
+	loopback   bool   // loopback entity ids are accepted (dev mode, a loopback entity id)
+}
+
+// buildFederation makes Tongban a federation entity: its keys (loaded now when Redis answers),
+// the resolver of trust chains, and the entity served at /.well-known/openid-federation. It
+// runs before identity and the bridge, which consume the resolver; the entity's metadata is
+// read from them when it is signed.
+func (a *App) buildFederation(o options) error {
+	cfg := a.cfg
+	f := &fed{entityID: strings.TrimRight(cfg.FederationEntityID(), "/")}
+	// Loopback entity ids (http, 127.0.0.1, localhost) are dev mode's and tests': a deployment
+	// whose own entity id is one may name and fetch others, as public_url allows it.
+	loopback := cfg.Dev || loopbackURL(f.entityID)
+	kek, err := cfg.Secrets.KEK()
+	if err != nil {
+		return err
+	}
+	now := o.now
+	if now == nil {
+		now = time.Now
+	}
+	keyOpts := func(ns string) bridge.KeyOptions {
+		return bridge.KeyOptions{Namespace: ns, CacheLifetime: federationLifetime, PublishAhead: federationAhead,
+			Retain: federationRetain, Now: now, Log: a.log}
+	}
+	if f.keys, err = bridge.NewKeyManager(a.Store, kek, keyOpts("fed")); err != nil {
+		return err
+	}
+	if f.rpKeys, err = bridge.NewKeyManager(a.Store, kek, keyOpts("rp")); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	for what, k := range map[string]*bridge.KeyManager{"federation": f.keys, "relying-party": f.rpKeys} {
+		if err := k.Load(ctx); err != nil {
+			a.log.Warn("federation: "+what+" key not loaded yet; the rotation loop loads it", "err", err)
+		}
+	}
+
+	fc := cfg.Federation
+	subs, err := ConfiguredSubordinates(fc)
+	if err != nil {
+		return err
+	}
+	types := fc.TrustMarkIssuer.Types
+	anchors := fc.TrustAnchors
+	required := fc.RequiredTrustMarks
+	org := ""
+	if cfg.Dev && len(anchors) == 0 {
+		// Dev mode runs the alliance: Tongban is its anchor and issues its trust mark, which every
+		// member must hold. The member apps are added at start (seedDevAlliance).
+		f.markType = devMarkType(cfg)
+		anchors = []config.TrustAnchor{{EntityID: f.entityID}}
+		types = issuerTypes(cfg)
+		required = append(slices.Clone(required), f.markType)
+		org = devAllianceName
+	}
+	issuerKey, err := fc.TrustMarkIssuer.Key()
+	if err != nil {
+		return err
+	}
+	var issuer *entity.TrustMarkIssuer
+	if len(types) > 0 {
+		issuer = &entity.TrustMarkIssuer{Types: types, Key: issuerKey}
+	}
+	f.entity, err = entity.New(entity.Options{
+		Store: a.Store, Keys: f.keys, EntityID: f.entityID, AuthorityHints: fc.AuthorityHints,
+		TrustMarks: fc.TrustMarks, Metadata: a.federationMetadata, OrganizationName: org,
+		Lifetime: federationLifetime, Subordinates: subs, TrustMarkIssuer: issuer,
+		AllowLoopback: loopback, Now: now, Log: a.log,
+	})
+	if err != nil {
+		return err
+	}
+
+	if len(anchors) > 0 {
+		tas := make([]federation.TrustAnchor, 0, len(anchors))
+		for _, ta := range anchors {
+			if strings.TrimRight(ta.EntityID, "/") == f.entityID {
+				f.selfAnchor = true
+				tas = append(tas, federation.TrustAnchor{EntityID: f.entityID, JWKS: f.publicKeys()})
+				continue
+			}
+			ks, err := ta.KeySet()
+			if err != nil {
+				return fmt.Errorf("federation.trust_anchors %s: %w", ta.EntityID, err)
+			}
+			tas = append(tas, federation.TrustAnchor{EntityID: ta.EntityID, JWKS: ks})
+		}
+		var keys map[string]jose.JSONWebKeySet
+		if issuerKey != nil {
+			// Marks Tongban issues with a key of their own verify with it here too.
+			keys = map[string]jose.JSONWebKeySet{f.entityID: {Keys: []jose.JSONWebKey{issuerKey.Public()}}}
+		}
+		fetch := federation.FetchOptions{AllowLoopback: loopback, AllowPrivate: fc.AllowPrivateAddresses}
+		f.resolver, err = federation.NewResolver(federation.Config{
+			TrustAnchors: tas, RequiredTrustMarks: required, TrustMarkIssuerKeys: keys,
+			Verifier: federation.Verifier{Now: now},
+			Fetcher:  &localFetcher{prefix: f.entityID, h: a.federationRoutes(f.entity), next: federation.NewHTTPFetcher(fetch)},
+		})
+		if err != nil {
+			return err
+		}
+	}
+	f.loopback = loopback
+	a.fed = f
+	return nil
+}
+
+// loopbackURL: an http(s) URL on localhost or a loopback address.
+func loopbackURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	host := u.Hostname()
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// publicKeys are the federation keys as the anchor's keys: before the first load, a placeholder
+// nobody signs with, since a resolver needs some (readiness fails until the keys load).
+func (f *fed) publicKeys() jose.JSONWebKeySet {
+	if ks := f.keys.PublicKeys(); len(ks.Keys) > 0 {
+		return ks
+	}
+	return jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{KeyID: "not-loaded", Key: []byte("x")}}}
+}
+
+// followOwnKeys keeps the resolver's view of Tongban-as-anchor on the federation keys as they
+// rotate (every replica rereads them every minute).
+func (a *App) followOwnKeys(ctx context.Context) error {
+	f := a.fed
+	if f.resolver == nil || !f.selfAnchor {
+		return nil
+	}
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		if ks := f.keys.PublicKeys(); len(ks.Keys) > 0 {
+			f.resolver.SetTrustAnchorKeys(f.entityID, ks)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// federationMetadata is the openid_provider (the bridge's discovery document) and
+// openid_relying_party (Tongban towards providers known by entity id) of Tongban's entity
+// configuration.
+func (a *App) federationMetadata() federation.Metadata {
+	md := federation.Metadata{}
+	if a.Bridge != nil {
+		md["openid_provider"] = a.Bridge.ProviderMetadata()
+	}
+	var redirects []string
+	for _, p := range a.cfg.Providers {
+		redirects = append(redirects, p.RedirectURIs...)
+	}
+	rp := map[string]any{
+		"client_name":                     "Tongban 通办",
+		"application_type":                "web",
+		"response_types":                  []string{"code"},
+		"grant_types":                     []string{"authorization_code"},
+		"token_endpoint_auth_method":      "private_key_jwt",
+		"token_endpoint_auth_signing_alg": "ES256",
+		"request_object_signing_alg":      "ES256",
+		"client_registration_types":       []string{"automatic"},
+		"jwks":                            a.fed.rpKeys.PublicKeys(),
+	}
+	if len(redirects) > 0 {
+		rp["redirect_uris"] = redirects
+	}
+	if a.cfg.Providers != nil {
+		for _, p := range a.cfg.Providers {
+			if p.BackchannelLogout {
+				rp["backchannel_logout_uri"] = strings.TrimRight(a.cfg.PublicURL, "/") + "/oidc/" + p.ID + "/backchannel-logout"
+				break
+			}
+		}
+	}
+	md["openid_relying_party"] = rp
+	return md
+}
+
+// federationRoutes is the entity's endpoints on a mux of their own: served under the app's
+// routes, and read in process by the resolver (localFetcher).
+func (a *App) federationRoutes(e *entity.Entity) http.Handler {
+	mux := http.NewServeMux()
+	e.Routes(func(pattern, _ string, h http.Handler) { mux.Handle(pattern, h) })
+	return mux
+}
+
+// localFetcher answers the fetches of Tongban's own endpoints (its configuration, its
+// statements about members) in process: a replica that is an intermediate or the anchor of a
+// chain need not call itself over the network to resolve it. Any other URL goes to next.
+type localFetcher struct {
+	prefix string
+	h      http.Handler
+	next   federation.Fetcher
+}
+
+var ownPaths = []string{entity.ConfigurationPath, entity.FetchPath, entity.ListPath, entity.TrustMarkPath}
+
+func (l *localFetcher) Fetch(ctx context.Context, url string) ([]byte, error) {
+	rest, ok := strings.CutPrefix(url, l.prefix)
+	path, _, _ := strings.Cut(rest, "?")
+	if !ok || !slices.Contains(ownPaths, path) {
+		return l.next.Fetch(ctx, url)
+	}
+	req := httptest.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	rec := httptest.NewRecorder()
+	l.h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		return nil, &federation.Error{Reason: federation.ReasonFetchFailed, Entity: url,
+			Detail: fmt.Sprintf("status %d: %s", rec.Code, strings.TrimSpace(rec.Body.String()))}
+	}
+	return io.ReadAll(io.LimitReader(bytes.NewReader(rec.Body.Bytes()), 1<<20))
+}
+
+// ConfiguredSubordinates turns federation.subordinates into the registry's: the JWKS inline
+// or from its file, the metadata policy through JSON, each checked as the registry checks an
+// operator's input.
+func ConfiguredSubordinates(f config.Federation) ([]entity.Subordinate, error) {
+	var out []entity.Subordinate
+	for i, s := range f.Subordinates {
+		raw := []byte(s.JWKS)
+		if s.JWKSFile != "" {
+			b, err := ReadBounded(s.JWKSFile, entity.MaxJWKSBytes)
+			if err != nil {
+				return nil, fmt.Errorf("federation.subordinates[%d].jwks_file: %w", i, err)
+			}
+			raw = b
+		}
+		jwks, err := entity.ParseJWKS(raw)
+		if err != nil {
+			return nil, fmt.Errorf("federation.subordinates[%d] (%s): %w", i, s.EntityID, err)
+		}
+		sub := entity.Subordinate{EntityID: s.EntityID, JWKS: jwks, TrustMarks: s.TrustMarks}
+		if len(s.MetadataPolicy) > 0 {
+			b, err := json.Marshal(s.MetadataPolicy)
+			if err != nil {
+				return nil, fmt.Errorf("federation.subordinates[%d].metadata_policy: %w", i, err)
+			}
+			if sub.MetadataPolicy, err = entity.ParsePolicy(b); err != nil {
+				return nil, fmt.Errorf("federation.subordinates[%d] (%s): %w", i, s.EntityID, err)
+			}
+		}
+		out = append(out, sub)
+	}
+	return out, nil
+}
+
+// ReadBounded reads a file of at most limit bytes.
+func ReadBounded(path string, limit int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
+	return b, nil
+}
+
+// bridgeFederation is the bridge's view of the federation: relying parties resolved through
+// the trust chains, registration answers signed with the federation key.
+type bridgeFederation struct{ f *fed }
+
+func (b bridgeFederation) EntityID() string { return b.f.entityID }
+
+func (b bridgeFederation) RelyingParty(ctx context.Context, entityID string) (bridge.RelyingParty, error) {
+	tc, md, err := b.f.resolver.ResolveType(ctx, entityID, "openid_relying_party")
+	if err != nil {
+		return bridge.RelyingParty{}, err
+	}
+	rp := bridge.RelyingParty{Metadata: md, Expires: tc.ValidUntil, TrustAnchor: tc.TrustAnchor}
+	if rp.Expires.IsZero() {
+		rp.Expires = tc.Expiry
+	}
+	if len(tc.Statements) > 1 {
+		rp.Superior = tc.Statements[1].Issuer
+	}
+	if c := tc.Configuration(); c != nil && c.JWKS != nil {
+		rp.Keys = *c.JWKS
+	}
+	return rp, nil
+}
+
+func (b bridgeFederation) SignRegistration(claims map[string]any) (string, error) {
+	return b.f.keys.Sign("ES256", "explicit-registration-response+jwt", claims)
+}
+
+// identityFederation is identity's: providers resolved through the chains, Tongban's requests
+// to them signed with its relying-party key.
+func (f *fed) identityFederation() identity.Federation {
+	if f.resolver == nil {
+		return nil
+	}
+	return identity.NewFederation(f.resolver, f.entityID, func(typ string, claims any) (string, error) {
+		return f.rpKeys.Sign("ES256", typ, claims)
+	})
+}
+
+// memberRemoved runs on every replica when a subordinate is removed anywhere: the replica
+// forgets the member's client and every chain through it at once; one replica (the first to
+// claim the ending) ends its grants, each with a back-channel logout token.
+func (a *App) memberRemoved(entityID string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sum := sha256.Sum256([]byte(entityID))
+	claim := a.Store.Key("fed-ending:" + hex.EncodeToString(sum[:16]))
+	// The client is looked up (from this replica's cache, where it still is) before the chains
+	// are forgotten, so that its logout tokens know where to go.
+	won, err := a.Store.Client.SetNX(ctx, claim, a.fed.entityID, time.Minute).Result()
+	switch {
+	case err != nil:
+		a.log.Warn("federation: member removed; could not claim the ending of its grants", "entity", entityID, "err", err)
+	case won:
+		n, err := a.Bridge.EndClient(ctx, entityID)
+		if err != nil && !errors.Is(err, bridge.ErrUnknownClient) {
+			a.log.Warn("federation: member removed; ending its grants failed", "entity", entityID, "err", err)
+		} else {
+			a.log.Info("federation: member removed; its grants ended", "entity", entityID, "grants", n)
+		}
+	}
+	a.Bridge.ForgetClient(entityID)
+	if a.fed.resolver != nil {
+		a.fed.resolver.Invalidate(entityID)
+	}
+}
+
+// AllianceRegistry opens the subordinates of the alliance this configuration runs, on the
+// store a command works on (OpenCommandStore): what `tongban federation …` changes. The
+// returned close releases the store.
+func AllianceRegistry(ctx context.Context, cfg *config.Config, log *slog.Logger) (*entity.Registry, func(), error) {
+	subs, err := ConfiguredSubordinates(cfg.Federation)
+	if err != nil {
+		return nil, nil, fmt.Errorf("the configuration: %w", err)
+	}
+	store, err := OpenCommandStore(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	reg, err := entity.NewRegistry(store, entity.RegistryOptions{
+		Configured: subs, IssuerTypes: issuerTypes(cfg), AllowLoopback: cfg.Dev || loopbackURL(cfg.FederationEntityID()), Log: log,
+	})
+	if err != nil {
+		store.Close()
+		return nil, nil, fmt.Errorf("the configuration: %w", err)
+	}
+	return reg, func() { store.Close() }, nil
+}
+
+// issuerTypes are the trust-mark types Tongban issues: trust_mark_issuer.types, and in dev
+// mode without anchors of its own, the dev alliance's mark.
+func issuerTypes(cfg *config.Config) []string {
+	types := slices.Clone(cfg.Federation.TrustMarkIssuer.Types)
+	if cfg.Dev && len(cfg.Federation.TrustAnchors) == 0 {
+		types = append(types, devMarkType(cfg))
+	}
+	return types
+}
+
+func devMarkType(cfg *config.Config) string {
+	return strings.TrimRight(cfg.FederationEntityID(), "/") + devTrustMarkPath
+}
