@@ -243,7 +243,7 @@ func absoluteURL(s string) bool {
 // clientCache holds federated clients until their chain (or registration) expires. It is
 // bounded: when full, expired entries go first, then an arbitrary one.
 type clientCache struct {
-	mu      sync.Mutex
+	mu      sync.RWMutex
 	max     int
 	entries map[string]cachedClient
 }
@@ -261,8 +261,8 @@ func (cc *clientCache) get(id string, now time.Time) (*Client, bool) {
 }
 
 func (cc *clientCache) entry(id string, now time.Time) (cachedClient, bool) {
-	cc.mu.Lock()
-	defer cc.mu.Unlock()
+	cc.mu.RLock()
+	defer cc.mu.RUnlock()
 	e, ok := cc.entries[id]
 	if !ok || !now.Before(e.until) {
 		return cachedClient{}, false
@@ -317,13 +317,14 @@ func (b *Bridge) LookupClient(ctx context.Context, id string) (*Client, error) {
 	if b.fed == nil {
 		return nil, ErrUnknownClient
 	}
-	if err := checkEntityID(id, b.fedLoopback); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnknownClient, err)
-	}
+	// The warm path first: a client in memory was checked when it was put there.
 	now := b.now()
 	e, cached := b.fedCache.entry(id, now)
 	if cached && now.Sub(e.checked) < FederatedRecheck {
 		return e.c, nil
+	}
+	if err := checkEntityID(id, b.fedLoopback); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnknownClient, err)
 	}
 	c, until, found, err := b.registeredClient(ctx, id)
 	if err != nil {

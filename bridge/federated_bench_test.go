@@ -66,3 +66,38 @@ func BenchmarkAuthorizeFederatedVsConfigured(b *testing.B) {
 	b.ReportMetric(float64(fed.Nanoseconds())/n, "federated-ns/op")
 	b.ReportMetric(float64(fed)/float64(conf), "ratio")
 }
+
+// BenchmarkClientLookup is the client lookup the authorize endpoint makes first, for a
+// configured client (a map) and for a member app known by entity id whose 3-level chain
+// (leaf → intermediate → anchor) is resolved and cached: the warm path of a federated client.
+// Both are measured in one run; the ratio is what the issue bounds (≤ 2).
+func BenchmarkClientLookup(b *testing.B) {
+	fw := newFedWorld(b)
+	ctx := context.Background()
+	if _, err := fw.b.LookupClient(ctx, fw.rp.ID); err != nil {
+		b.Fatal(err)
+	}
+	var fed, conf time.Duration
+	const batch = 1000
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		for range batch {
+			if _, err := fw.b.LookupClient(ctx, "app"); err != nil {
+				b.Fatal(err)
+			}
+		}
+		conf += time.Since(start)
+		start = time.Now()
+		for range batch {
+			if _, err := fw.b.LookupClient(ctx, fw.rp.ID); err != nil {
+				b.Fatal(err)
+			}
+		}
+		fed += time.Since(start)
+	}
+	n := float64(b.N) * batch
+	b.ReportMetric(float64(conf.Nanoseconds())/n, "configured-ns/lookup")
+	b.ReportMetric(float64(fed.Nanoseconds())/n, "federated-ns/lookup")
+	b.ReportMetric(float64(fed)/float64(conf), "ratio")
+}
