@@ -23,6 +23,28 @@ func (a *App) logSummary() {
 		slog.String("member_apps", strings.Join(apps, ",")), slog.Int("identity_providers", len(a.cfg.Providers)),
 		slog.Int("machine_clients", len(a.cfg.MachineClients)),
 		slog.Int("services", a.Catalog.Len()), slog.Int("facts", len(a.Catalog.Facts())))
+	a.logFederation()
+}
+
+// logFederation says what Tongban is in OpenID Federation: its entity id, its role, the anchors
+// it trusts and the trust marks it requires.
+func (a *App) logFederation() {
+	f := a.fed
+	role := "leaf"
+	switch {
+	case f.selfAnchor:
+		role = "trust anchor"
+	case len(a.cfg.Federation.AuthorityHints) > 0 && len(a.cfg.Federation.Subordinates) > 0:
+		role = "intermediate"
+	}
+	attrs := []slog.Attr{slog.String("entity_id", f.entityID), slog.String("role", role)}
+	if f.resolver == nil {
+		attrs = append(attrs, slog.String("members_by_entity_id", "off (no federation.trust_anchors)"))
+	}
+	if f.markType != "" {
+		attrs = append(attrs, slog.String("alliance", devAllianceName), slog.String("trust_mark", f.markType))
+	}
+	a.log.LogAttrs(context.Background(), slog.LevelInfo, "federation", attrs...)
 }
 
 // announceReady writes the "ready" line once readiness first passes (the store answers and the
