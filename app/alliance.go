@@ -71,11 +71,9 @@ func (al alliance) AddSubordinate(ctx context.Context, in graph.SubordinateInput
 	return subordinateView(got), nil
 }
 
-// RemoveSubordinate removes a member. This replica looks the member's client up first, while
-// its chain still resolves, so that the ending of its grants (memberRemoved, on whichever
-// replica claims it) finds where its logout tokens go.
+// RemoveSubordinate removes a member; its grants end on whichever replica claims the ending
+// (runEndings).
 func (al alliance) RemoveSubordinate(ctx context.Context, entityID string) (bool, error) {
-	_, _ = al.a.Bridge.LookupClient(ctx, entityID)
 	removed, err := al.a.fed.entity.Remove(ctx, entityID)
 	if err != nil {
 		return false, err

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,7 @@ import (
 	"github.com/tongban/tongban/app/devpartner"
 	"github.com/tongban/tongban/bridge"
 	"github.com/tongban/tongban/config"
+	"github.com/tongban/tongban/federation/entity"
 	"github.com/tongban/tongban/graph"
 	"github.com/tongban/tongban/identity"
 	"github.com/tongban/tongban/internal/audit"
@@ -123,7 +125,13 @@ func New(cfg *config.Config, log *slog.Logger, opt ...Option) (*App, error) {
 	store := o.store
 	if store == nil {
 		var err error
-		store, err = redisx.Open(storeOptions(cfg.Redis))
+		opts := storeOptions(cfg.Redis)
+		if cfg.Dev {
+			// Commands run beside a dev server reach its state there; outside dev mode the
+			// embedded store (a single instance's) listens on a free port no one looks for.
+			opts.EmbeddedAddr = cfg.Redis.EmbeddedAddr
+		}
+		store, err = redisx.Open(opts)
 		if err != nil {
 			return nil, fmt.Errorf("app: %w", err)
 		}
@@ -217,7 +225,6 @@ func storeOptions(r config.Redis) redisx.Options {
 		URL: r.URL, Cluster: r.Cluster, Username: r.ClusterUsername, Password: r.ClusterPassword, TLS: r.ClusterTLS,
 		DialTimeout: r.DialTimeout.Std(), ReadTimeout: r.ReadTimeout.Std(), WriteTimeout: r.WriteTimeout.Std(),
 		PoolTimeout: r.PoolTimeout.Std(), PoolSize: r.PoolSize, MaxRetries: r.MaxRetries,
-		EmbeddedAddr: r.EmbeddedAddr,
 	}
 }
 
@@ -229,7 +236,15 @@ func (a *App) routes() http.Handler {
 	route("GET /healthz/live", "live", http.HandlerFunc(a.health.live))
 	route("GET /healthz/ready", "ready", http.HandlerFunc(a.health.ready))
 	a.Bridge.Routes(route)
-	a.fed.entity.Routes(route)
+	// The statements about members and the trust marks are signed per request: under the
+	// per-IP limit of the other open doors that cost a signature. The configuration is signed
+	// once a minute and served from memory.
+	a.fed.entity.Routes(func(pattern, name string, h http.Handler) {
+		if !strings.HasSuffix(pattern, entity.ConfigurationPath) {
+			h = a.limitedPerIP(h)
+		}
+		route(pattern, name, h)
+	})
 	route("GET /ui/", "ui", webui.Shared("/ui/"))
 	route("GET /console/", "console", console.Handler(a.cfg.Dev))
 	route("GET /console", "console", http.RedirectHandler("/console/", http.StatusFound))
@@ -346,6 +361,7 @@ func (a *App) Serve(ctx context.Context, ln, mln net.Listener) error {
 	loop("relying-party keys", a.fed.rpKeys.Run)
 	loop("federation anchor keys", a.followOwnKeys)
 	loop("federation members", a.fed.entity.Run)
+	loop("federation endings", a.runEndings)
 	loop("push backfills", a.Push.RunBackfills)
 	loop("ready line", a.announceReady)
 	loops.Go(func() error {

@@ -16,6 +16,7 @@ import (
 // that dies with it would be lost without a word.
 func OpenCommandStore(ctx context.Context, cfg *config.Config) (*redisx.Store, error) {
 	opts := storeOptions(cfg.Redis)
+	opts.EmbeddedAddr = cfg.Redis.EmbeddedAddr
 	embedded := opts.URL == "" && len(opts.Cluster) == 0
 	if embedded {
 		if !cfg.Dev || opts.EmbeddedAddr == "" {

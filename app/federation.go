@@ -26,6 +26,7 @@ import (
 	"github.com/tongban/tongban/federation"
 	"github.com/tongban/tongban/federation/entity"
 	"github.com/tongban/tongban/identity"
+	"github.com/tongban/tongban/internal/redisx"
 )
 
 // Federation keys: the federation key signs Tongban's entity configuration, the statements it
@@ -55,8 +56,9 @@ type fed struct {
 	// selfAnchor: Tongban is one of the trust anchors (it runs the alliance); the resolver
 	// follows its federation keys as they rotate.
 	selfAnchor bool
-	markType   string // dev mode's alliance trust mark; "" otherwise
-	loopback   bool   // loopback entity ids are accepted (dev mode, a loopback entity id)
+	markType   string      // dev mode's alliance trust mark; "" otherwise
+	loopback   bool        // loopback entity ids are accepted (dev mode, a loopback entity id)
+	removed    chan string // memberRemoved to runEndings
 }
 
 // buildFederation makes Tongban a federation entity: its keys (loaded now when Redis answers),
@@ -65,10 +67,10 @@ type fed struct {
 // read from them when it is signed.
 func (a *App) buildFederation(o options) error {
 	cfg := a.cfg
-	f := &fed{entityID: strings.TrimRight(cfg.FederationEntityID(), "/")}
+	f := &fed{entityID: strings.TrimRight(cfg.FederationEntityID(), "/"), removed: make(chan string, 64)}
 	// Loopback entity ids (http, 127.0.0.1, localhost) are dev mode's and tests': a deployment
 	// whose own entity id is one may name and fetch others, as public_url allows it.
-	loopback := cfg.Dev || loopbackURL(f.entityID)
+	loopback := LoopbackAllowed(cfg)
 	kek, err := cfg.Secrets.KEK()
 	if err != nil {
 		return err
@@ -165,6 +167,12 @@ func (a *App) buildFederation(o options) error {
 	return nil
 }
 
+// LoopbackAllowed says whether this configuration names and fetches entities on loopback
+// (http, localhost, 127.0.0.1): in dev mode, or when Tongban's own entity id is on loopback.
+func LoopbackAllowed(cfg *config.Config) bool {
+	return cfg.Dev || loopbackURL(cfg.FederationEntityID())
+}
+
 // loopbackURL: an http(s) URL on localhost or a loopback address.
 func loopbackURL(raw string) bool {
 	u, err := url.Parse(raw)
@@ -235,14 +243,9 @@ func (a *App) federationMetadata() federation.Metadata {
 	if len(redirects) > 0 {
 		rp["redirect_uris"] = redirects
 	}
-	if a.cfg.Providers != nil {
-		for _, p := range a.cfg.Providers {
-			if p.BackchannelLogout {
-				rp["backchannel_logout_uri"] = strings.TrimRight(a.cfg.PublicURL, "/") + "/oidc/" + p.ID + "/backchannel-logout"
-				break
-			}
-		}
-	}
+	// No backchannel_logout_uri: Tongban's back-channel logout endpoints are per provider
+	// (/oidc/{provider}/backchannel-logout) and one relying-party metadata cannot name them
+	// all; a provider known by entity id does not end Tongban's sessions by back-channel.
 	md["openid_relying_party"] = rp
 	return md
 }
@@ -343,6 +346,11 @@ func (b bridgeFederation) RelyingParty(ctx context.Context, entityID string) (br
 	if err != nil {
 		return bridge.RelyingParty{}, err
 	}
+	// The resolver treats ids that differ by a trailing slash as one entity; a client id is
+	// one string, or a member would have two clients and keep one after its removal.
+	if tc.Subject != entityID {
+		return bridge.RelyingParty{}, fmt.Errorf("federation: the chain is %s's, not %s's", tc.Subject, entityID)
+	}
 	rp := bridge.RelyingParty{Metadata: md, Expires: tc.ValidUntil, TrustAnchor: tc.TrustAnchor}
 	if rp.Expires.IsZero() {
 		rp.Expires = tc.Expiry
@@ -372,31 +380,93 @@ func (f *fed) identityFederation() identity.Federation {
 }
 
 // memberRemoved runs on every replica when a subordinate is removed anywhere: the replica
-// forgets the member's client and every chain through it at once; one replica (the first to
-// claim the ending) ends its grants, each with a back-channel logout token.
+// forgets the member's client and every chain through it (and the clients of members whose
+// chains went through it: an intermediate removed), through runEndings. The grants end on the
+// replica that claims the ending; what no replica finished, runEndings finishes, from the list
+// the removal itself wrote.
 func (a *App) memberRemoved(entityID string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	sum := sha256.Sum256([]byte(entityID))
-	claim := a.Store.Key("fed-ending:" + hex.EncodeToString(sum[:16]))
-	// The client is looked up (from this replica's cache, where it still is) before the chains
-	// are forgotten, so that its logout tokens know where to go.
-	won, err := a.Store.Client.SetNX(ctx, claim, a.fed.entityID, time.Minute).Result()
-	switch {
-	case err != nil:
-		a.log.Warn("federation: member removed; could not claim the ending of its grants", "entity", entityID, "err", err)
-	case won:
-		n, err := a.Bridge.EndClient(ctx, entityID)
-		if err != nil && !errors.Is(err, bridge.ErrUnknownClient) {
-			a.log.Warn("federation: member removed; ending its grants failed", "entity", entityID, "err", err)
-		} else {
-			a.log.Info("federation: member removed; its grants ended", "entity", entityID, "grants", n)
+	// The endings loop tries the ending first, while what this replica holds of the member (its
+	// client in memory) still tells where the logout tokens go, then forgets; another
+	// replica's claim makes that quick. The watcher's goroutine goes on to the next change.
+	select {
+	case a.fed.removed <- entityID:
+	default:
+		a.forgetMember(entityID) // a burst of removals: the sweep ends their grants
+	}
+}
+
+// forgetMember drops what this replica holds of entityID and of the chains through it.
+func (a *App) forgetMember(entityID string) {
+	a.Bridge.ForgetClient(entityID)
+	if a.fed.resolver == nil {
+		return
+	}
+	for _, sub := range a.fed.resolver.Involving(entityID) {
+		a.Bridge.ForgetClient(sub)
+	}
+	a.fed.resolver.Invalidate(entityID)
+}
+
+// endingsEvery is how often every replica looks for removed members whose grants are still to
+// end (a removal it hears of is tried at once): the bound on how long an ending left by a replica that
+// died waits for another.
+const endingsEvery = 15 * time.Second
+
+// runEndings ends the grants of removed members, each on one replica at a time: the removal
+// listed the member in the registry in the same step that removed it, whoever removed it (the
+// admin API, the command line, while no replica ran); a replica claims the ending for two
+// minutes, ends the grants (each with a back-channel logout token) and takes it off the list.
+// A replica that fails or dies leaves it listed; the claim expires and another takes it.
+func (a *App) runEndings(ctx context.Context) error {
+	t := time.NewTicker(endingsEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case id := <-a.fed.removed:
+			a.endMember(ctx, id)
+			a.forgetMember(id)
+		case <-t.C:
+			a.endPending(ctx)
 		}
 	}
-	a.Bridge.ForgetClient(entityID)
-	if a.fed.resolver != nil {
-		a.fed.resolver.Invalidate(entityID)
+}
+
+func (a *App) endPending(ctx context.Context) {
+	reg := a.fed.entity.Registry()
+	ids, err := reg.Endings(ctx)
+	if err != nil {
+		a.log.Warn("federation: cannot read the removed members whose grants are to end; trying again", "err", err)
+		return
 	}
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			return
+		}
+		a.endMember(ctx, id)
+	}
+}
+
+func (a *App) endMember(ctx context.Context, entityID string) {
+	sum := sha256.Sum256([]byte(entityID))
+	claim := a.Store.Key("fed-ending:" + hex.EncodeToString(sum[:16]))
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 90*time.Second)
+	defer cancel()
+	won, err := a.Store.Client.SetNX(cctx, claim, redisx.Claimant(cctx), 2*time.Minute).Result()
+	if err != nil || !won {
+		return // another replica has it, or Redis will answer at the next round
+	}
+	n, err := a.Bridge.EndClient(cctx, entityID)
+	if err != nil && !errors.Is(err, bridge.ErrUnknownClient) {
+		a.log.Warn("federation: ending a removed member's grants failed; trying again", "entity", entityID, "ended", n, "err", err)
+		return // the claim expires; the ending stays listed
+	}
+	if err := a.fed.entity.Registry().EndingDone(cctx, entityID); err != nil {
+		a.log.Warn("federation: a removed member's grants ended, but the list kept it; it is ended again (nothing to end)", "entity", entityID, "err", err)
+		return
+	}
+	a.log.Info("federation: member removed; its grants ended", "entity", entityID, "grants", n)
 }
 
 // AllianceRegistry opens the subordinates of the alliance this configuration runs, on the
@@ -412,7 +482,7 @@ func AllianceRegistry(ctx context.Context, cfg *config.Config, log *slog.Logger)
 		return nil, nil, err
 	}
 	reg, err := entity.NewRegistry(store, entity.RegistryOptions{
-		Configured: subs, IssuerTypes: issuerTypes(cfg), AllowLoopback: cfg.Dev || loopbackURL(cfg.FederationEntityID()), Log: log,
+		Configured: subs, IssuerTypes: issuerTypes(cfg), AllowLoopback: LoopbackAllowed(cfg), Log: log,
 	})
 	if err != nil {
 		store.Close()

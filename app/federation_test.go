@@ -201,6 +201,10 @@ func TestAllianceMemberAddedAndRemovedAcrossReplicas(t *testing.T) {
 	if info := userinfoOf(t, b, tok.str("access_token")); info.status != http.StatusOK {
 		t.Fatalf("userinfo of the county's token: %d %s", info.status, info.raw)
 	}
+	// The same member under a second spelling of its entity id is not a second client.
+	if _, err := (bridgeFederation{b.app.fed}).RelyingParty(t.Context(), haining.e.ID+"/"); err == nil {
+		t.Error("the member's entity id with a trailing slash resolved as a client of its own")
+	}
 	if l := a.gql(listMembers, nil, ops); !strings.Contains(l.Raw, haining.e.ID) {
 		t.Fatalf("federationSubordinates: %s", l.Raw)
 	}

@@ -37,6 +37,12 @@ func (m bridgeMinter) LogoutToken(client, subject, sid, jti string) (string, err
 // anyone, and each token costs a signature check (and, for an unknown kid, a guarded JWKS
 // fetch).
 func (a *App) upstreamLogout() http.Handler {
+	return a.limitedPerIP(http.HandlerFunc(a.Identity.ServeBackchannelLogout))
+}
+
+// limitedPerIP puts h under the authorize limit per IP, for doors open to anyone whose every
+// request costs a signature (a check or a new one), answering as an OAuth endpoint would.
+func (a *App) limitedPerIP(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if a.Limits != nil {
 			d, err := a.Limits.Allow(r.Context(), ratelimit.Authorize, ratelimit.IPKey(ratelimit.IP(r.Context())))
@@ -52,6 +58,6 @@ func (a *App) upstreamLogout() http.Handler {
 				return
 			}
 		}
-		a.Identity.ServeBackchannelLogout(w, r)
+		h.ServeHTTP(w, r)
 	})
 }

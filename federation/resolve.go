@@ -627,3 +627,16 @@ func chainKeys(tc *TrustChain) *jose.JSONWebKeySet {
 	}
 	return tc.Statements[0].JWKS
 }
+
+// Involving lists the subjects of the cached chains that go through entityID (as subject,
+// intermediate or anchor): what a caller holding state per subject forgets with Invalidate.
+func (r *Resolver) Involving(entityID string) []string {
+	var subs []string
+	for k, e := range *r.cache.Load() {
+		if strings.HasPrefix(k, "\x00") || !e.chain.Involves(entityID) {
+			continue
+		}
+		subs = append(subs, e.chain.Subject)
+	}
+	return subs
+}

@@ -429,6 +429,11 @@ func (f *resolverFederation) OpenIDProvider(ctx context.Context, entityID string
 	if err != nil {
 		return nil, time.Time{}, jose.JSONWebKeySet{}, err
 	}
+	// The resolver takes ids differing by a trailing slash for one entity; the configured
+	// entity_id is one string.
+	if tc.Subject != entityID {
+		return nil, time.Time{}, jose.JSONWebKeySet{}, fmt.Errorf("identity: the trust chain is %s's, not %s's", tc.Subject, entityID)
+	}
 	// The entity's federation keys as its superior vouches for them; its own configuration's
 	// for an entity that is itself the trust anchor.
 	keys := tc.Statements[0].JWKS

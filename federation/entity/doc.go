@@ -42,7 +42,7 @@
 //
 // # Redis keys
 //
-// Under the store's prefix; the three keys share the {fed-subs} tag, so that each change is
+// Under the store's prefix; the four keys share the {fed-subs} tag, so that each change is
 // one script on one slot:
 //
 //	{fed-subs}:added    hash    entity id → JSON Subordinate (entity_id, jwks, metadata_policy,
@@ -51,6 +51,10 @@
 //	{fed-subs}:removed  hash    entity id → unix seconds: configured subordinates removed; the
 //	                            mark overrides the configuration until the entity is added again.
 //	{fed-subs}:version  string  counter bumped by every change (Add, a Remove that removed).
+//	{fed-subs}:ending   hash    entity id → unix seconds: removed members whose grants are still
+//	                            to end, written by the removal's own script (so a removal made
+//	                            while no replica runs is ended later), taken off by EndingDone,
+//	                            lifted by Add (Endings; the app's runEndings).
 //	fed-subs:changed    channel "added <id>" / "removed <id>", published after each change.
 //
 // The federation key itself is a bridge.KeyManager with KeyOptions{Namespace: "fed"}: its

@@ -26,29 +26,34 @@ const (
 	addedKey   = "{fed-subs}:added"   // hash entity id → JSON Subordinate
 	removedKey = "{fed-subs}:removed" // hash entity id → unix seconds: a configured subordinate removed
 	versionKey = "{fed-subs}:version" // string: counter bumped by every change
+	endingKey  = "{fed-subs}:ending"  // hash entity id → unix seconds: removed members whose grants are still to end
 	changesCh  = "fed-subs:changed"   // channel: "added <id>" / "removed <id>"
 )
 
 // ErrTooMany is returned by Add when the registry holds MaxSubordinates already.
 var ErrTooMany = errors.New("federation/entity: too many subordinates")
 
-// addScript stores a subordinate, lifts a removal mark, bumps the version. KEYS: added,
-// removed, version; ARGV: id, record, most runtime records allowed. Returns the new version,
-// or -1 when full.
+// addScript stores a subordinate, lifts a removal mark (and the ending a removal left to do),
+// bumps the version. KEYS: added, removed, version, ending; ARGV: id, record, most runtime
+// records allowed. Returns the new version, or -1 when full.
 var addScript = redis.NewScript(`
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return -1 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
 return redis.call('INCR', KEYS[3])
 `)
 
-// removeScript deletes a runtime record and, for a configured subordinate, marks it removed.
-// KEYS: added, removed, version; ARGV: id, "1" when configured, now. Returns the new version,
-// or 0 when there was nothing to remove (a retry of a removal that was done).
+// removeScript deletes a runtime record and, for a configured subordinate, marks it removed,
+// and records that the member's grants are to end (Endings), in the same step: a removal is
+// never stored without the ending it calls for, whoever made it and whatever runs then.
+// KEYS: added, removed, version, ending; ARGV: id, "1" when configured, now. Returns the new
+// version, or 0 when there was nothing to remove (a retry of a removal that was done).
 var removeScript = redis.NewScript(`
 local had = redis.call('HDEL', KEYS[1], ARGV[1])
 if ARGV[2] == '1' and redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[3]) == 1 then had = 1 end
 if had == 0 then return 0 end
+redis.call('HSETNX', KEYS[4], ARGV[1], ARGV[3])
 return redis.call('INCR', KEYS[3])
 `)
 
@@ -105,7 +110,34 @@ func NewRegistry(store *redisx.Store, o RegistryOptions) (*Registry, error) {
 }
 
 func (r *Registry) keys() []string {
-	return []string{r.store.Key(addedKey), r.store.Key(removedKey), r.store.Key(versionKey)}
+	return []string{r.store.Key(addedKey), r.store.Key(removedKey), r.store.Key(versionKey), r.store.Key(endingKey)}
+}
+
+// maxEndings bounds one read of the endings still to do.
+const maxEndings = 1000
+
+// Endings are the removed members whose grants are still to end, oldest first: written by
+// the removal itself, taken off by EndingDone once a replica has ended them. A replica that
+// died mid-way leaves its ending here for the next to take.
+func (r *Registry) Endings(ctx context.Context) ([]string, error) {
+	m, err := r.store.Client.HGetAll(ctx, r.store.Key(endingKey)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("federation/entity: endings: %w", err)
+	}
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b string) int { return strings.Compare(m[a]+a, m[b]+b) })
+	return ids[:min(len(ids), maxEndings)], nil
+}
+
+// EndingDone takes entityID's ending off the list: its grants have ended.
+func (r *Registry) EndingDone(ctx context.Context, entityID string) error {
+	if err := r.store.Client.HDel(ctx, r.store.Key(endingKey), entityID).Err(); err != nil {
+		return fmt.Errorf("federation/entity: ending of %s done: %w", entityID, err)
+	}
+	return nil
 }
 
 // Add stores s (replacing what was said about the same entity id, and lifting its removal

@@ -220,3 +220,42 @@ func TestRemovalReachesEveryReplica(t *testing.T) {
 		t.Errorf("removed: A %v B %v", removedA, removedB)
 	}
 }
+
+// A removal lists the member's ending in the same step, whoever removed it and whether any
+// replica was running; the ending stays listed until done, and adding the member again lifts it.
+func TestRemovalListsItsEnding(t *testing.T) {
+	t.Parallel()
+	s := store(t)
+	ctx := context.Background()
+	reg, _ := entity.NewRegistry(s, entity.RegistryOptions{})
+	one, _ := member("https://one.example")
+	two, _ := member("https://two.example")
+	for _, m := range []entity.Subordinate{one, two} {
+		if err := reg.Add(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if e, err := reg.Endings(ctx); err != nil || len(e) != 0 {
+		t.Fatalf("endings before any removal: %v %v", e, err)
+	}
+	for _, m := range []entity.Subordinate{one, two} {
+		if ok, err := reg.Remove(ctx, m.EntityID); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+	}
+	if ok, _ := reg.Remove(ctx, one.EntityID); ok {
+		t.Fatal("removed twice")
+	}
+	if e, _ := reg.Endings(ctx); len(e) != 2 {
+		t.Fatalf("endings after two removals (one sent twice): %v", e)
+	}
+	if err := reg.EndingDone(ctx, one.EntityID); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Add(ctx, two); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := reg.Endings(ctx); len(e) != 0 {
+		t.Errorf("endings after one done and the other re-added: %v", e)
+	}
+}
