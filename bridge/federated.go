@@ -90,6 +90,29 @@ func checkEntityID(id string, allowLoopback bool) error {
 	default:
 		return fmt.Errorf("%w: the scheme must be https", ErrBadEntityID)
 	}
+	// One entity, one client id: federation's resolver takes "https://a.example/" and
+	// "https://a.example" (and other spellings of one URL) for the same entity, and a member
+	// known under two ids would have two grant indexes, consents and sectors, one of which
+	// outlives its removal. Only the canonical spelling is accepted.
+	if strings.HasSuffix(id, "/") {
+		return fmt.Errorf("%w: a trailing slash (the entity id without it names the same entity)", ErrBadEntityID)
+	}
+	if u.RawPath != "" || strings.Contains(id, "%") {
+		return fmt.Errorf("%w: percent-encoding (another spelling of the same entity id)", ErrBadEntityID)
+	}
+	if u.Path != "" {
+		for _, seg := range strings.Split(u.Path[1:], "/") {
+			if seg == "" || seg == "." || seg == ".." {
+				return fmt.Errorf("%w: an empty, '.' or '..' path segment", ErrBadEntityID)
+			}
+		}
+	}
+	if u.Host != strings.ToLower(u.Host) {
+		return fmt.Errorf("%w: an upper-case host (hosts are case-insensitive: another spelling)", ErrBadEntityID)
+	}
+	if port := u.Port(); port == "443" && u.Scheme == "https" || port == "80" && u.Scheme == "http" || strings.HasSuffix(u.Host, ":") {
+		return fmt.Errorf("%w: the scheme's default port spelled out (another spelling)", ErrBadEntityID)
+	}
 	return nil
 }
 

@@ -261,6 +261,15 @@ func TestCheckEntityID(t *testing.T) {
 		{"not a URL", "rp", false, false},
 		{"non-ASCII", "https://例子.example", false, false},
 		{"empty", "", false, false},
+		{"trailing slash", "https://rp.example/", false, false},
+		{"trailing slash after a path", "https://rp.example/apps/one/", false, false},
+		{"empty path segment", "https://rp.example/apps//one", false, false},
+		{"dot segment", "https://rp.example/apps/./one", false, false},
+		{"dot-dot segment", "https://rp.example/x/../one", false, false},
+		{"percent-encoded", "https://rp.example/%61pps", false, false},
+		{"upper-case host", "https://RP.example", false, false},
+		{"default port", "https://rp.example:443", false, false},
+		{"empty port", "https://rp.example:", false, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
