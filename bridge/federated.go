@@ -13,6 +13,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/redis/go-redis/v9"
 )
 
 // Federated clients (OpenID Federation 1.0 §12): a member app that is not configured under
@@ -361,11 +362,9 @@ func (b *Bridge) LookupClient(ctx context.Context, id string) (*Client, error) {
 		b.fedCache.put(c, until, now)
 		return c, nil
 	}
-	if cached {
-		// No record: the client is still the automatic one this replica resolved.
-		b.fedCache.put(e.c, e.until, now)
-		return e.c, nil
-	}
+	// No record: never resolved, expired, or forgotten (ForgetRegistration) since this replica
+	// resolved it: resolve again.
+	b.fedCache.forget(id)
 	rp, err := b.fed.RelyingParty(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrUnknownClient, id, err)
@@ -376,6 +375,31 @@ func (b *Bridge) LookupClient(ctx context.Context, id string) (*Client, error) {
 	c, err = clientFromMetadata(id, rp.Metadata, b.keys.algs, registrationAutomatic)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnknownClient, err)
+	}
+	// The resolution is recorded like an explicit registration, so that every replica (and
+	// EndClient on any of them) finds the client's metadata, its backchannel_logout_uri and
+	// sector, even once its chain no longer resolves. SET NX GET: a record written meanwhile
+	// (an explicit registration, or EndClient's departed one) wins, and is what is used.
+	blob, err := json.Marshal(registration{Metadata: rp.Metadata, Expires: rp.Expires.Unix(), Type: registrationAutomatic})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: metadata cannot be recorded: %w", ErrUnknownClient, id, err)
+	}
+	prev, err := b.store.Client.SetArgs(ctx, b.registrationKey(id), blob,
+		redis.SetArgs{Mode: "NX", Get: true, TTL: max(rp.Expires.Sub(now), time.Second)}).Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+	case err != nil:
+		return nil, fmt.Errorf("bridge: record the registration of %s: %w", id, err)
+	default:
+		pc, puntil, found, err := b.parseRegistration(id, prev)
+		switch {
+		case err != nil:
+			return nil, err
+		case found && pc.departed:
+			return nil, fmt.Errorf("%w: %s was removed", ErrUnknownClient, id)
+		case found:
+			c, rp.Expires = pc, puntil
+		}
 	}
 	b.fedCache.put(c, rp.Expires, now)
 	return c, nil
