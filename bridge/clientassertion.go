@@ -30,12 +30,17 @@ func (b *Bridge) authenticateAssertion(r *http.Request) (*Client, *OAuthError) {
 		return nil, invalidClient("client_assertion_type must be %s", clientAssertionType)
 	}
 	raw := f.Get("client_assertion")
-	iss, ok := unverifiedIssuer(raw)
+	iss, sub, ok := unverifiedClaims(raw)
 	if !ok {
 		return nil, invalidClient("client_assertion is not a JWT signed with an asymmetric algorithm")
 	}
 	if id := f.Get("client_id"); id != "" && id != iss {
 		return nil, invalidRequest("client_id differs from the client assertion's issuer")
+	}
+	// Checked before the client is looked up, which may resolve a trust chain: an assertion
+	// that cannot be the client's costs no resolution.
+	if sub != iss {
+		return nil, invalidClient("invalid client assertion: sub is not the client_id (iss)")
 	}
 	ctx := r.Context()
 	c, err := b.LookupClient(ctx, iss)

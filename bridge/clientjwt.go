@@ -63,22 +63,24 @@ type clientJWT struct {
 	all map[string]any
 }
 
-// unverifiedIssuer reads iss from a JWT without verifying it: only to find whose keys verify it.
-func unverifiedIssuer(raw string) (string, bool) {
-	if len(raw) > maxClientJWT {
-		return "", false
+// unverifiedClaims reads iss and sub from a JWT without verifying it: only to find whose keys
+// verify it, and to refuse before any chain is resolved what cannot be the client's.
+func unverifiedClaims(raw string) (iss, sub string, ok bool) {
+	if raw == "" || len(raw) > maxClientJWT {
+		return "", "", false
 	}
 	jws, err := jose.ParseSigned(raw, clientJWTAlgs)
 	if err != nil || len(jws.Signatures) != 1 {
-		return "", false
+		return "", "", false
 	}
 	var c struct {
 		Iss string `json:"iss"`
+		Sub string `json:"sub"`
 	}
 	if json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &c) != nil || c.Iss == "" {
-		return "", false
+		return "", "", false
 	}
-	return c.Iss, true
+	return c.Iss, c.Sub, true
 }
 
 // verifyClientJWT verifies raw as a JWT signed by client c, typ one of typs ("" allows none),

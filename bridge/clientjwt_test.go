@@ -29,7 +29,7 @@ func FuzzClientJWT(f *testing.F) {
 	f.Add("a.b.c")
 	f.Add(strings.Repeat(".", 3))
 	f.Fuzz(func(t *testing.T, raw string) {
-		_, _ = unverifiedIssuer(raw)
+		_, _, _ = unverifiedClaims(raw)
 		jwt, err := b.verifyClientJWT(c, raw, requestObjectTyps, []string{b.issuer})
 		if err != nil {
 			return

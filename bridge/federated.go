@@ -335,6 +335,17 @@ func (c *Client) metadata() map[string]any { return c.md }
 // or by resolving its trust chain. It answers an error wrapping ErrUnknownClient for an id that
 // is neither (a federated refusal says why), other errors for a store that failed.
 func (b *Bridge) LookupClient(ctx context.Context, id string) (*Client, error) {
+	return b.lookupClient(ctx, id, true)
+}
+
+// errNotResolved is why a client id that needs resolving is refused where resolve was false.
+var errNotResolved = errors.New("not a registered client, and the request carries no JWT it signed (iss = client_id) to resolve its trust chain for")
+
+// lookupClient is LookupClient, resolving a trust chain only when resolve: an unauthenticated
+// caller must not make the bridge fetch and verify a chain for any id it types, so a public
+// endpoint passes resolve true only when the request carries a JWT whose (unverified) iss is
+// the client id; the signature is verified with the resolved keys after.
+func (b *Bridge) lookupClient(ctx context.Context, id string, resolve bool) (*Client, error) {
 	if c, ok := b.clients.Get(id); ok {
 		return c, nil
 	}
@@ -365,6 +376,9 @@ func (b *Bridge) LookupClient(ctx context.Context, id string) (*Client, error) {
 	// No record: never resolved, expired, or forgotten (ForgetRegistration) since this replica
 	// resolved it: resolve again.
 	b.fedCache.forget(id)
+	if !resolve {
+		return nil, fmt.Errorf("%w: %s: %w", ErrUnknownClient, id, errNotResolved)
+	}
 	rp, err := b.fed.RelyingParty(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrUnknownClient, id, err)
@@ -408,7 +422,12 @@ func (b *Bridge) LookupClient(ctx context.Context, id string) (*Client, error) {
 // lookupReceiver is LookupClient for the decisions about a client that receives people (not a
 // machine client): ok false for an unknown or machine client, err only for a store failure.
 func (b *Bridge) lookupReceiver(ctx context.Context, id string) (*Client, bool, error) {
-	c, err := b.LookupClient(ctx, id)
+	return b.lookupReceiverResolving(ctx, id, true)
+}
+
+// lookupReceiverResolving is lookupReceiver resolving a chain only when resolve (lookupClient).
+func (b *Bridge) lookupReceiverResolving(ctx context.Context, id string, resolve bool) (*Client, bool, error) {
+	c, err := b.lookupClient(ctx, id, resolve)
 	switch {
 	case errors.Is(err, ErrUnknownClient):
 		return nil, false, nil

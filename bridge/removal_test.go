@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tongban/tongban/federation"
@@ -225,5 +228,68 @@ func TestEndClientDrainsIndex(t *testing.T) {
 	}
 	if ex, _ := fw.store.Client.Exists(ctx, key).Result(); ex != 0 {
 		t.Fatal("the index is left")
+	}
+}
+
+// TestUnauthenticatedResolutionRefused: an unauthenticated request naming an entity id that is
+// neither configured nor registered resolves no trust chain unless it carries a JWT claiming to
+// be that entity's (and, at registration, a configuration whose subject is an entity id).
+func TestUnauthenticatedResolutionRefused(t *testing.T) {
+	t.Parallel()
+	fw := newFedWorld(t)
+	cases := []struct {
+		name string
+		do   func(id string) (int, string)
+	}{
+		{"authorize without a request object", func(id string) (int, string) {
+			rec := fw.authorizeWith(url.Values{"client_id": {id}, "redirect_uri": {id + "/cb"}, "response_type": {"code"}})
+			return rec.Code, rec.Body.String()
+		}},
+		{"authorize with a request object of another issuer", func(id string) (int, string) {
+			other := signJWT(t, fw.rpKey, jose.ES256, "", map[string]any{"iss": fw.in.ID, "client_id": id})
+			rec := fw.authorizeWith(url.Values{"client_id": {id}, "request": {other}})
+			return rec.Code, rec.Body.String()
+		}},
+		{"authorize with a request that is not a JWT", func(id string) (int, string) {
+			rec := fw.authorizeWith(url.Values{"client_id": {id}, "request": {"a.b.c"}})
+			return rec.Code, rec.Body.String()
+		}},
+		{"client assertion whose sub is not its iss", func(id string) (int, string) {
+			c := fw.assertionClaims()
+			c["iss"], c["sub"] = id, fw.in.ID
+			status, resp := fw.tokenWith(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"tbq_x"},
+				"client_assertion_type": {clientAssertionType}, "client_assertion": {signJWT(t, fw.rpKey, jose.ES256, "", c)}})
+			return status, fmt.Sprint(resp)
+		}},
+		{"logout naming a client_id", func(id string) (int, string) {
+			rec := httptest.NewRecorder()
+			fw.b.serveLogout(rec, httptest.NewRequest("GET", "/oauth2/logout?"+url.Values{"client_id": {id}}.Encode(), nil))
+			return rec.Code, rec.Body.String()
+		}},
+		{"registration of an entity id with a trailing slash", func(id string) (int, string) {
+			body := fw.registrationRequest(t, fw.rp, fw.rp.Key, func(st *federation.EntityStatement) { st.Issuer, st.Subject = id+"/", id+"/" })
+			rec := fw.postRegistration(body, federation.ContentTypeEntityStatement)
+			return rec.Code, rec.Body.String()
+		}},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := fw.chains.calls.Load()
+			// Each row names an entity never looked up: no record, not in memory.
+			status, body := tc.do(fmt.Sprintf("%s/unseen-%d", fw.fed.URL, i))
+			if status < 400 {
+				t.Fatalf("accepted: %d %s", status, body)
+			}
+			if calls := fw.chains.calls.Load() - before; calls != 0 {
+				t.Fatalf("%d chains resolved for %d %s", calls, status, body)
+			}
+		})
+	}
+	// A request object claiming to be the client's is what a chain is resolved for.
+	id := fw.rp.ID
+	before := fw.chains.calls.Load()
+	fw.authorizeWith(url.Values{"client_id": {id}, "request": {signJWT(t, fw.rpKey, jose.ES256, "", fw.requestClaims("tbk_x"))}})
+	if fw.chains.calls.Load() == before {
+		t.Fatal("a request object of the client's did not resolve its chain")
 	}
 }
