@@ -93,9 +93,10 @@
 //	                                  ForgetRegistration; replaced by EndClient, found or not, with a departed
 //	                                  record (only logout tokens still find the client; nothing registers it
 //	                                  again until Readmit deletes it), TTL 24 h
-//	jti:<sha256(use, client, jti)> string a federated client's request object (use "ro") or client assertion
-//	                                  ("ca") jti, claimed once (SET NX GET of a claimant fresh to the request, so its
-//	                                  own re-send passes); TTL until the JWT's exp plus 1 min of leeway
+//	jti:<sha256(client, jti)>  string a federated client's request object or client assertion jti, one slot for
+//	                                  both uses (a JWT used as one is refused as the other), claimed once (SET NX
+//	                                  GET of a claimant fresh to the request, so its own re-send passes); TTL until
+//	                                  the JWT's exp plus 1 min of leeway
 //	cg:{<sha256(client)[:16 hex]>} zset "<pid>|<gid>" of a federated client's grants scored by when each ends
 //	                                  (unix ms), added when a grant is made or refreshed, trimmed by score each
 //	                                  32nd add (and to 2^20 entries), drained by EndClient a page (256) at a time

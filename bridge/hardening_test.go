@@ -1,0 +1,68 @@
+package bridge
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// TestClientJWTCrossUseRefused: a JWT the client signed is one request object or one client
+// assertion, never both; and what looks like a request object is no assertion.
+func TestClientJWTCrossUseRefused(t *testing.T) {
+	t.Parallel()
+	fw := newFedWorld(t)
+	fw.setUpPerson(t, "p1", "s1")
+	fw.switchFederated(t, "p1", "s1")
+	// both holds the claims valid as either: iss = sub = client_id, aud the issuer.
+	both := func() map[string]any {
+		c := fw.assertionClaims()
+		c["aud"], c["client_id"] = fw.b.Issuer(), fw.rp.ID
+		return c
+	}
+	assertionForm := func(a string) url.Values {
+		return url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"tbq_nothing"}, "client_assertion_type": {clientAssertionType}, "client_assertion": {a}}
+	}
+	asRequest := func(ro string) *http.Response {
+		return fw.authorizeWith(url.Values{"client_id": {fw.rp.ID}, "request": {ro}}).Result()
+	}
+	cases := []struct {
+		name string
+		// first uses the JWT (its outcome does not matter), then the assertion is tried.
+		first  func(jwt string)
+		claims func() map[string]any
+		typ    string
+		reason string
+	}{
+		{"request object reused as an assertion", func(jwt string) { asRequest(jwt) }, both, "", "used before"},
+		{"assertion reused as a request object", nil, both, "", ""},
+		{"assertion typed as a request object", nil, both, "oauth-authz-req+jwt", "typ"},
+		{"assertion holding response_type", nil, func() map[string]any { c := both(); c["response_type"] = "code"; return c }, "", "response_type"},
+		{"assertion holding redirect_uri", nil, func() map[string]any { c := both(); c["redirect_uri"] = fw.rp.ID + "/cb"; return c }, "", "redirect_uri"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			jwt := signJWT(t, fw.rpKey, jose.ES256, tc.typ, tc.claims())
+			if tc.first != nil {
+				tc.first(jwt)
+			}
+			status, resp := fw.tokenWith(t, assertionForm(jwt))
+			if tc.reason == "" { // the assertion was good: its reuse as a request object is refused
+				if resp["error"] != "invalid_grant" {
+					t.Fatalf("a good assertion: %d %v", status, resp)
+				}
+				rec := fw.authorizeWith(url.Values{"client_id": {fw.rp.ID}, "request": {jwt}})
+				if !strings.Contains(rec.Body.String(), "used before") {
+					t.Fatalf("the assertion was taken as a request object: %d %s", rec.Code, rec.Body)
+				}
+				return
+			}
+			desc, _ := resp["error_description"].(string)
+			if resp["error"] != "invalid_client" || !strings.Contains(desc, tc.reason) {
+				t.Fatalf("%d %v, want invalid_client with %q", status, resp, tc.reason)
+			}
+		})
+	}
+}
