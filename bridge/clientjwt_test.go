@@ -56,7 +56,7 @@ func FuzzClientMetadata(f *testing.F) {
 		if json.Unmarshal([]byte(js), &md) != nil {
 			return
 		}
-		c, err := clientFromMetadata("https://rp.example", md, []string{"ES256", "EdDSA"}, registrationAutomatic)
+		c, err := clientFromMetadata("https://rp.example", md, []string{"ES256", "EdDSA"}, registrationAutomatic, false)
 		if err != nil {
 			return
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -140,8 +141,9 @@ func (e *MetadataError) Error() string {
 }
 
 // clientFromMetadata builds a federated client from its resolved openid_relying_party
-// metadata. algs are the ID-token algorithms the bridge holds keys for.
-func clientFromMetadata(id string, md map[string]any, algs []string, registration string) (*Client, error) {
+// metadata. algs are the ID-token algorithms the bridge holds keys for; allowLoopback
+// (Options.FederationAllowLoopback) lets its URIs be http on a loopback host.
+func clientFromMetadata(id string, md map[string]any, algs []string, registration string, allowLoopback bool) (*Client, error) {
 	bad := func(format string, args ...any) error {
 		return &MetadataError{Client: id, Reason: fmt.Sprintf(format, args...)}
 	}
@@ -170,8 +172,11 @@ func clientFromMetadata(id string, md map[string]any, algs []string, registratio
 		out := make([]string, 0, len(raw))
 		for _, v := range raw {
 			s, ok := v.(string)
-			if !ok || !absoluteURL(s) {
-				return nil, bad("%s holds %v, not an absolute http(s) URL without fragment", k, v)
+			if !ok {
+				return nil, bad("%s holds %v, not a string", k, v)
+			}
+			if err := checkClientURL(s, allowLoopback); err != nil {
+				return nil, bad("%s holds %q: %v", k, s, err)
 			}
 			out = append(out, s)
 		}
@@ -189,8 +194,11 @@ func clientFromMetadata(id string, md map[string]any, algs []string, registratio
 		if *dst, err = str(k); err != nil {
 			return nil, err
 		}
-		if *dst != "" && !absoluteURL(*dst) {
-			return nil, bad("%s is not an absolute http(s) URL without fragment", k)
+		if *dst == "" {
+			continue
+		}
+		if err := checkClientURL(*dst, allowLoopback); err != nil {
+			return nil, bad("%s: %v", k, err)
 		}
 	}
 	if name, err := str("client_name"); err != nil {
@@ -259,9 +267,71 @@ func clientFromMetadata(id string, md map[string]any, algs []string, registratio
 	return c, nil
 }
 
-func absoluteURL(s string) bool {
+// cgnat is the shared address space of carrier-grade NAT (RFC 6598), and thisNetwork
+// 0.0.0.0/8 (RFC 1122 "this host on this network"): neither is a public host.
+var (
+	cgnat       = netip.MustParsePrefix("100.64.0.0/10")
+	thisNetwork = netip.MustParsePrefix("0.0.0.0/8")
+)
+
+// checkClientURL checks a URL of a federated client's self-asserted metadata, which the bridge
+// redirects browsers to or (backchannel_logout_uri) POSTs to from inside its network: https
+// (http only on a loopback host with allowLoopback), absolute, no fragment or user info, at most
+// 2048 bytes, and no IP-literal host that is private, link-local, CGNAT, multicast or
+// unspecified (loopback only with allowLoopback). A name that resolves to such an address is
+// the sender's to refuse (logout checks the endpoint it dials).
+func checkClientURL(s string, allowLoopback bool) error {
+	if len(s) > 2048 {
+		return errors.New("longer than 2048 bytes")
+	}
 	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.Fragment == "" && len(s) <= 2048
+	if err != nil || u.Host == "" || u.Opaque != "" {
+		return errors.New("not an absolute URL")
+	}
+	if u.Fragment != "" || strings.Contains(s, "#") {
+		return errors.New("has a fragment")
+	}
+	if u.User != nil {
+		return errors.New("has user information")
+	}
+	host := u.Hostname()
+	loopback := isLoopback(host)
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && loopback && allowLoopback:
+	default:
+		return errors.New("not https")
+	}
+	if loopback && !allowLoopback {
+		return errors.New("a loopback host")
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		if strings.Contains(host, ":") || strings.Contains(host, "%") {
+			return errors.New("a host that is not a name or a plain IP address")
+		}
+		return nil // a name
+	}
+	ip = ip.Unmap()
+	switch {
+	case ip.Zone() != "":
+		return errors.New("an IP address with a zone")
+	case ip.IsLoopback():
+		if !allowLoopback {
+			return errors.New("a loopback address")
+		}
+	case ip.IsUnspecified() || thisNetwork.Contains(ip):
+		return errors.New("an unspecified address")
+	case ip.IsPrivate():
+		return errors.New("a private address")
+	case ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast():
+		return errors.New("a link-local address")
+	case cgnat.Contains(ip):
+		return errors.New("a carrier-grade NAT address")
+	case ip.IsMulticast() || ip.IsInterfaceLocalMulticast():
+		return errors.New("a multicast address")
+	}
+	return nil
 }
 
 // clientCache holds federated clients until their chain (or registration) expires. It is
@@ -386,7 +456,7 @@ func (b *Bridge) lookupClient(ctx context.Context, id string, resolve bool) (*Cl
 	if !now.Before(rp.Expires) {
 		return nil, fmt.Errorf("%w: the trust chain of %s has expired", ErrUnknownClient, id)
 	}
-	c, err = clientFromMetadata(id, rp.Metadata, b.keys.algs, registrationAutomatic)
+	c, err = clientFromMetadata(id, rp.Metadata, b.keys.algs, registrationAutomatic, b.fedLoopback)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnknownClient, err)
 	}

@@ -66,3 +66,33 @@ func TestClientJWTCrossUseRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestClientURLLoopback: loopback hosts (http or https) only with FederationAllowLoopback, and
+// public addresses and names always.
+func TestClientURLLoopback(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, url string
+		loopback  bool
+		ok        bool
+	}{
+		{"public name", "https://rp.example/cb", false, true},
+		{"public IP", "https://8.8.8.8/cb", false, true},
+		{"http loopback in dev", "http://127.0.0.1:8080/cb", true, true},
+		{"http localhost in dev", "http://localhost:8080/cb", true, true},
+		{"https IPv6 loopback in dev", "https://[::1]/cb", true, true},
+		{"http loopback outside dev", "http://127.0.0.1:8080/cb", false, false},
+		{"https loopback outside dev", "https://127.0.0.1/cb", false, false},
+		{"http public host in dev", "http://rp.example/cb", true, false},
+		{"private in dev", "https://10.1.2.3/cb", true, false},
+		{"zone", "https://[fe80::1%25eth0]/cb", true, false},
+		{"javascript", "javascript:alert(1)", true, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := checkClientURL(tc.url, tc.loopback); (err == nil) != tc.ok {
+				t.Fatalf("checkClientURL(%q, %v) = %v", tc.url, tc.loopback, err)
+			}
+		})
+	}
+}

@@ -152,10 +152,14 @@ func (b *Bridge) parseRegistration(id string, raw []byte) (*Client, time.Time, b
 	if reg.Type == registrationAutomatic {
 		kind = registrationAutomatic
 	}
-	c, err := clientFromMetadata(id, reg.Metadata, b.keys.algs, kind)
+	c, err := clientFromMetadata(id, reg.Metadata, b.keys.algs, kind, b.fedLoopback)
 	if err != nil && reg.Departed {
 		c, err = bareFederatedClient(id), nil
 		c.registration = kind
+	}
+	if _, bad := errors.AsType[*MetadataError](err); bad {
+		// Recorded under rules since tightened: not a client any more, not a store failure.
+		return nil, time.Time{}, false, fmt.Errorf("%w: registration of %s: %w", ErrUnknownClient, id, err)
 	}
 	if err != nil {
 		return nil, time.Time{}, false, fmt.Errorf("bridge: registration of %s: %w", id, err)
@@ -231,7 +235,7 @@ func (b *Bridge) register(ctx context.Context, body string) (jws, code, desc str
 	} else if err := st.VerifySignature(&rp.Keys); err != nil {
 		return "", "invalid_request", "the entity configuration is not signed with a federation key of the entity's trust chain"
 	}
-	c, err := clientFromMetadata(id, rp.Metadata, b.keys.algs, registrationExplicit)
+	c, err := clientFromMetadata(id, rp.Metadata, b.keys.algs, registrationExplicit, b.fedLoopback)
 	if err != nil {
 		return "", "invalid_metadata", err.Error()
 	}
