@@ -45,7 +45,7 @@
 // about a client goes through with the request's context, finds a configured client first and
 // unchanged; else the client's explicit registration record; else it resolves the entity's trust
 // chain (Federation.RelyingParty) and makes the client of its resolved openid_relying_party
-// metadata (scopes cut to what the bridge offers, pairwise by default, its jwks), recorded in
+// metadata (scopes cut to what the bridge offers, always pairwise, its jwks), recorded in
 // Redis like an explicit registration (so every replica, and EndClient, finds its metadata after
 // its chain stops resolving), kept in memory until the chain expires and re-checked against the
 // record every FederatedRecheck. An

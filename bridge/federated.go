@@ -216,13 +216,16 @@ func clientFromMetadata(id string, md map[string]any, algs []string, registratio
 			c.Scopes = append(c.Scopes, s)
 		}
 	}
+	// A federated client is always pairwise, in its own sector (its entity id): subject_type
+	// public in its metadata is ignored. That metadata is self-asserted by whoever runs the
+	// entity, and a public subject (the person's id, the same in every app) would let any member
+	// correlate people across the alliance; honouring it would need the anchor's vouching for it
+	// (a metadata_policy value enforced by a superior), which the bridge does not model.
 	switch st, err := str("subject_type"); {
 	case err != nil:
 		return nil, err
-	case st == "" || st == "pairwise":
+	case st == "" || st == "pairwise" || st == "public":
 		c.SubjectType = "pairwise"
-	case st == "public":
-		c.SubjectType = "public"
 	default:
 		return nil, bad("subject_type %q is neither pairwise nor public", st)
 	}

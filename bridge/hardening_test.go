@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -92,6 +93,32 @@ func TestClientURLLoopback(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := checkClientURL(tc.url, tc.loopback); (err == nil) != tc.ok {
 				t.Fatalf("checkClientURL(%q, %v) = %v", tc.url, tc.loopback, err)
+			}
+		})
+	}
+}
+
+// TestFederatedClientAlwaysPairwise: whatever subject_type a federated client's self-asserted
+// metadata names, its subjects are pairwise in its own sector, never the person's id.
+func TestFederatedClientAlwaysPairwise(t *testing.T) {
+	t.Parallel()
+	key := fakefedKey("k1")
+	set, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{key.Public()}})
+	var jwks map[string]any
+	_ = json.Unmarshal(set, &jwks)
+	b := &Bridge{subject: []byte("pepper")}
+	for _, st := range []string{"public", "pairwise", ""} {
+		t.Run("subject_type "+st, func(t *testing.T) {
+			md := map[string]any{"redirect_uris": []any{"https://rp.example/cb"}, "jwks": jwks}
+			if st != "" {
+				md["subject_type"] = st
+			}
+			c, err := clientFromMetadata("https://rp.example", md, []string{"ES256"}, registrationAutomatic, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.SubjectType != "pairwise" || b.Subject(c, "p1") == "p1" {
+				t.Fatalf("subject type %q, subject %q", c.SubjectType, b.Subject(c, "p1"))
 			}
 		})
 	}
