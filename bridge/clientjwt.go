@@ -69,7 +69,7 @@ func unverifiedClaims(raw string) (iss, sub string, ok bool) {
 	if raw == "" || len(raw) > maxClientJWT {
 		return "", "", false
 	}
-	jws, err := jose.ParseSigned(raw, clientJWTAlgs)
+	jws, err := jose.ParseSignedCompact(raw, clientJWTAlgs)
 	if err != nil || len(jws.Signatures) != 1 {
 		return "", "", false
 	}
@@ -95,7 +95,9 @@ func (b *Bridge) verifyClientJWT(c *Client, raw string, typs, audiences []string
 	if strings.Count(raw, ".") != 2 {
 		return nil, jwtRefused("not a compact JWS (encrypted request objects are not supported)")
 	}
-	jws, err := jose.ParseSigned(raw, clientJWTAlgs)
+	// Compact only: the JSON serialization could carry unprotected headers (a kid or typ the
+	// signature does not cover).
+	jws, err := jose.ParseSignedCompact(raw, clientJWTAlgs)
 	if err != nil {
 		return nil, jwtRefused("not a JWS signed with an asymmetric algorithm (%s)", joinAlgs())
 	}

@@ -42,11 +42,12 @@ func (f *resolverFederation) RelyingParty(ctx context.Context, entityID string) 
 		return RelyingParty{}, err
 	}
 	rp := RelyingParty{Metadata: md, Expires: tc.ValidUntil, TrustAnchor: tc.TrustAnchor}
+	// Keys: what the superior vouches for (ES[1]'s jwks), as the integrator's adapter does.
 	if len(tc.Statements) > 1 {
 		rp.Superior = tc.Statements[1].Issuer
-	}
-	if k := tc.Configuration().JWKS; k != nil {
-		rp.Keys = *k
+		if k := tc.Statements[1].JWKS; k != nil {
+			rp.Keys = *k
+		}
 	}
 	return rp, nil
 }

@@ -53,7 +53,9 @@ type RelyingParty struct {
 	// in it (ES[1]'s iss), the authority_hints of a registration response.
 	TrustAnchor string
 	Superior    string
-	// Keys are the entity's federation keys (its configuration's jwks): an explicit
+	// Keys are the entity's federation keys as its immediate superior vouches for them: the
+	// jwks of the subordinate statement about it (federation.TrustChain.Statements[1].JWKS),
+	// not its own configuration's, which whoever posts a registration can write. An explicit
 	// registration request must be signed with one of them.
 	Keys jose.JSONWebKeySet
 }

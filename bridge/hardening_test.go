@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/tongban/tongban/federation"
 )
 
 // TestClientJWTCrossUseRefused: a JWT the client signed is one request object or one client
@@ -122,4 +124,62 @@ func TestFederatedClientAlwaysPairwise(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRegistrationNits: explicit registration trusts only the keys the superior vouches for and
+// tells an unauthenticated caller only the class of a chain's failure; a client JWT in the JSON
+// serialization (unprotected headers) is no JWT, and costs no resolution.
+func TestRegistrationNits(t *testing.T) {
+	t.Parallel()
+	fw := newFedWorld(t)
+	// twokeys's own configuration lists a second key its superior does not vouch for.
+	twokeys := fw.fed.Add("twokeys")
+	fw.fed.Superior(twokeys, fw.in)
+	twokeys.Metadata["openid_relying_party"] = rpMetadata(twokeys, fw.rpKey)
+	extra := fakefedKey("twokeys-extra")
+	twokeys.ConfigHook = func(st *federation.EntityStatement) { st.JWKS.Keys = append(st.JWKS.Keys, extra.Public()) }
+	rogue := fw.fed.Add("rogue")
+	rogue.AuthorityHints = []string{fw.in.ID}
+	rogue.Metadata["openid_relying_party"] = rpMetadata(rogue, fw.rpKey)
+
+	t.Run("configuration signed with a key only its own jwks lists", func(t *testing.T) {
+		body := fw.registrationRequest(t, twokeys, extra, func(st *federation.EntityStatement) {
+			st.JWKS.Keys = append(st.JWKS.Keys, twokeys.Key.Public())
+		})
+		rec := fw.postRegistration(body, federation.ContentTypeEntityStatement)
+		if rec.Code == http.StatusOK || !strings.Contains(rec.Body.String(), "not signed with a federation key") {
+			t.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+	})
+	t.Run("resolver's text not echoed", func(t *testing.T) {
+		rec := fw.postRegistration(fw.registrationRequest(t, rogue, rogue.Key, nil), federation.ContentTypeEntityStatement)
+		var e struct {
+			Error       string `json:"error"`
+			Description string `json:"error_description"`
+		}
+		_ = json.Unmarshal(rec.Body.Bytes(), &e)
+		if e.Error != "invalid_trust_chain" || strings.Contains(e.Description, fw.fed.URL) || strings.Contains(e.Description, "test:") {
+			t.Fatalf("%d %+v", rec.Code, e)
+		}
+	})
+	t.Run("JSON-serialized client assertion", func(t *testing.T) {
+		id := fw.fed.URL + "/unseen-json"
+		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: fw.rpKey}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := fw.assertionClaims()
+		c["iss"], c["sub"] = id, id
+		payload, _ := json.Marshal(c)
+		jws, err := s.Sign(payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := fw.chains.calls.Load()
+		status, resp := fw.tokenWith(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"tbq_x"},
+			"client_assertion_type": {clientAssertionType}, "client_assertion": {jws.FullSerialize()}})
+		if resp["error"] != "invalid_client" || fw.chains.calls.Load() != before {
+			t.Fatalf("%d %v, %d resolutions", status, resp, fw.chains.calls.Load()-before)
+		}
+	})
 }

@@ -222,14 +222,21 @@ func (b *Bridge) register(ctx context.Context, body string) (jws, code, desc str
 	}
 	rp, err := b.fed.RelyingParty(ctx, id)
 	if err != nil {
-		return "", "invalid_trust_chain", "no valid trust chain for the entity: " + err.Error()
+		// Only the reason's class: the resolver's text names the entities and addresses it
+		// fetched, which an unauthenticated caller has no business learning.
+		desc := "no valid trust chain for the entity"
+		if reason := federation.ReasonOf(err); reason != "" {
+			desc += " (" + string(reason) + ")"
+		}
+		return "", "invalid_trust_chain", desc
 	}
 	now := b.now()
 	if !now.Before(rp.Expires) {
 		return "", "invalid_trust_chain", "the trust chain has expired"
 	}
-	// The configuration posted must be the entity's: signed with a key its chain vouches for,
-	// not merely self-signed by whoever typed the entity id.
+	// The configuration posted must be the entity's: signed with a key its superior vouches
+	// for (RelyingParty.Keys, the subordinate statement's jwks), not merely self-signed by
+	// whoever typed the entity id.
 	if keys := rp.Keys.Key(st.KeyID); len(keys) != 1 {
 		return "", "invalid_request", "the entity configuration is not signed with a federation key of the entity's trust chain"
 	} else if err := st.VerifySignature(&rp.Keys); err != nil {
