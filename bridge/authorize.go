@@ -68,13 +68,19 @@ func (b *Bridge) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	// Until the client and its redirect URI are known good, errors are shown, never redirected:
 	// redirecting to an unregistered URI would make the bridge an open redirector.
-	c, ok, err := b.lookupReceiver(ctx, q.Get("client_id"))
+	// A client id that is neither configured nor registered is resolved (a trust chain fetched
+	// and verified) only for a request carrying a request object that claims to be the client's
+	// (its unverified iss is the client_id): cheap checks before the costly one, and the
+	// signature verified with the resolved keys after.
+	id := q.Get("client_id")
+	iss, _, _ := unverifiedClaims(q.Get("request"))
+	c, ok, err := b.lookupReceiverResolving(ctx, id, iss != "" && iss == id)
 	if err != nil {
 		b.badAuthorize(w, "the client could not be looked up; try again")
 		return
 	}
 	if !ok {
-		b.badAuthorize(w, "unknown client_id")
+		b.badAuthorize(w, "unknown client_id (a federated client not registered explicitly sends a request object it signed, iss = client_id)")
 		return
 	}
 	if q.Get("request_uri") != "" {

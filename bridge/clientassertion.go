@@ -12,6 +12,10 @@ import (
 // clientAssertionType is the only client_assertion_type accepted (RFC 7523 §2.2).
 const clientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
+// assertionTyps are the typ headers a client assertion may carry: none, JWT, or
+// client-authentication+jwt; never a request object's oauth-authz-req+jwt.
+var assertionTyps = []string{"", "JWT", "client-authentication+jwt"}
+
 // hasAssertion reports whether a request authenticates with a client assertion.
 func hasAssertion(r *http.Request) bool {
 	return r.PostForm.Get("client_assertion") != "" || r.PostForm.Get("client_assertion_type") != ""
@@ -30,12 +34,17 @@ func (b *Bridge) authenticateAssertion(r *http.Request) (*Client, *OAuthError) {
 		return nil, invalidClient("client_assertion_type must be %s", clientAssertionType)
 	}
 	raw := f.Get("client_assertion")
-	iss, ok := unverifiedIssuer(raw)
+	iss, sub, ok := unverifiedClaims(raw)
 	if !ok {
 		return nil, invalidClient("client_assertion is not a JWT signed with an asymmetric algorithm")
 	}
 	if id := f.Get("client_id"); id != "" && id != iss {
 		return nil, invalidRequest("client_id differs from the client assertion's issuer")
+	}
+	// Checked before the client is looked up, which may resolve a trust chain: an assertion
+	// that cannot be the client's costs no resolution.
+	if sub != iss {
+		return nil, invalidClient("invalid client assertion: sub is not the client_id (iss)")
 	}
 	ctx := r.Context()
 	c, err := b.LookupClient(ctx, iss)
@@ -49,7 +58,7 @@ func (b *Bridge) authenticateAssertion(r *http.Request) (*Client, *OAuthError) {
 	if p := r.URL.Path; p != "" && p != "/oauth2/token" {
 		aud = append(aud, b.issuer+p)
 	}
-	jwt, err := b.verifyClientJWT(c, raw, []string{"", "JWT", "client-authentication+jwt"}, aud)
+	jwt, err := b.verifyClientJWT(c, raw, assertionTyps, aud)
 	if jerr, ok := errors.AsType[*ClientJWTError](err); ok {
 		return nil, invalidClient("invalid client assertion: %s", jerr.Reason)
 	}
@@ -59,7 +68,14 @@ func (b *Bridge) authenticateAssertion(r *http.Request) (*Client, *OAuthError) {
 	if jwt.Sub != c.ID {
 		return nil, invalidClient("invalid client assertion: sub is not the client_id")
 	}
-	if err := b.claimJTI(ctx, "ca", c, jwt); err != nil {
+	// A request object is not an assertion, whatever its claims happen to hold (its typ,
+	// oauth-authz-req+jwt, is not among the accepted above).
+	for _, p := range []string{"response_type", "redirect_uri"} {
+		if _, ok := jwt.all[p]; ok {
+			return nil, invalidClient("invalid client assertion: it holds %s (a request object is not an assertion)", p)
+		}
+	}
+	if err := b.claimJTI(ctx, c, jwt); err != nil {
 		if errors.Is(err, ErrJTIReplayed) {
 			return nil, invalidClient("invalid client assertion: it was used before (jti)")
 		}

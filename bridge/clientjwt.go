@@ -63,22 +63,24 @@ type clientJWT struct {
 	all map[string]any
 }
 
-// unverifiedIssuer reads iss from a JWT without verifying it: only to find whose keys verify it.
-func unverifiedIssuer(raw string) (string, bool) {
-	if len(raw) > maxClientJWT {
-		return "", false
+// unverifiedClaims reads iss and sub from a JWT without verifying it: only to find whose keys
+// verify it, and to refuse before any chain is resolved what cannot be the client's.
+func unverifiedClaims(raw string) (iss, sub string, ok bool) {
+	if raw == "" || len(raw) > maxClientJWT {
+		return "", "", false
 	}
-	jws, err := jose.ParseSigned(raw, clientJWTAlgs)
+	jws, err := jose.ParseSignedCompact(raw, clientJWTAlgs)
 	if err != nil || len(jws.Signatures) != 1 {
-		return "", false
+		return "", "", false
 	}
 	var c struct {
 		Iss string `json:"iss"`
+		Sub string `json:"sub"`
 	}
 	if json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &c) != nil || c.Iss == "" {
-		return "", false
+		return "", "", false
 	}
-	return c.Iss, true
+	return c.Iss, c.Sub, true
 }
 
 // verifyClientJWT verifies raw as a JWT signed by client c, typ one of typs ("" allows none),
@@ -93,7 +95,9 @@ func (b *Bridge) verifyClientJWT(c *Client, raw string, typs, audiences []string
 	if strings.Count(raw, ".") != 2 {
 		return nil, jwtRefused("not a compact JWS (encrypted request objects are not supported)")
 	}
-	jws, err := jose.ParseSigned(raw, clientJWTAlgs)
+	// Compact only: the JSON serialization could carry unprotected headers (a kid or typ the
+	// signature does not cover).
+	jws, err := jose.ParseSignedCompact(raw, clientJWTAlgs)
 	if err != nil {
 		return nil, jwtRefused("not a JWS signed with an asymmetric algorithm (%s)", joinAlgs())
 	}
@@ -170,20 +174,21 @@ func audienceOneOf(aud json.RawMessage, want []string) bool {
 // ErrJTIReplayed means a client JWT's jti was used before.
 var ErrJTIReplayed = errors.New("bridge: jti already used")
 
-// jtiKey is a client JWT's one-time slot: the hash of its use, client and jti (the jti is the
-// client's; hashing keeps any client-chosen bytes out of key names).
-func (b *Bridge) jtiKey(use, client, jti string) string {
-	return b.store.Key("jti:" + opaque.Hash(use+"\x00"+client+"\x00"+jti))
+// jtiKey is a client JWT's one-time slot: the hash of its client and jti (the jti is the
+// client's; hashing keeps any client-chosen bytes out of key names). One slot whatever the JWT
+// is used as: a request object cannot then serve as a client assertion, nor the reverse.
+func (b *Bridge) jtiKey(client, jti string) string {
+	return b.store.Key("jti:" + opaque.Hash("jwt\x00"+client+"\x00"+jti))
 }
 
-// claimJTI claims a client JWT's jti for use ("ro" request objects, "ca" client assertions)
-// until its exp (plus the leeway it is accepted within): SET NX GET of a claimant fresh to this
-// call, so that the same claim sent twice (a reply lost, a cluster redirect) finds its own mark
-// and passes, and any other use finds it taken: ErrJTIReplayed.
-func (b *Bridge) claimJTI(ctx context.Context, use string, c *Client, jwt *clientJWT) error {
+// claimJTI claims a client JWT's jti, whether a request object or a client assertion, until
+// its exp (plus the leeway it is accepted within): SET NX GET of a claimant fresh to this call,
+// so that the same claim sent twice (a reply lost, a cluster redirect) finds its own mark and
+// passes, and any other use, as either, finds it taken: ErrJTIReplayed.
+func (b *Bridge) claimJTI(ctx context.Context, c *Client, jwt *clientJWT) error {
 	ttl := time.Unix(*jwt.Exp, 0).Add(clientJWTLeeway).Sub(b.now())
 	claimant := redisx.Claimant(ctx)
-	prev, err := b.store.Client.SetArgs(ctx, b.jtiKey(use, c.ID, jwt.JTI), claimant,
+	prev, err := b.store.Client.SetArgs(ctx, b.jtiKey(c.ID, jwt.JTI), claimant,
 		redis.SetArgs{Mode: "NX", Get: true, TTL: max(ttl, time.Second)}).Result()
 	switch {
 	case errors.Is(err, redis.Nil):

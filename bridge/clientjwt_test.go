@@ -3,6 +3,7 @@ package bridge
 import (
 	"encoding/json"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
@@ -29,7 +30,7 @@ func FuzzClientJWT(f *testing.F) {
 	f.Add("a.b.c")
 	f.Add(strings.Repeat(".", 3))
 	f.Fuzz(func(t *testing.T, raw string) {
-		_, _ = unverifiedIssuer(raw)
+		_, _, _ = unverifiedClaims(raw)
 		jwt, err := b.verifyClientJWT(c, raw, requestObjectTyps, []string{b.issuer})
 		if err != nil {
 			return
@@ -52,11 +53,24 @@ func FuzzClientMetadata(f *testing.F) {
 	f.Add(`{}`, "http://127.0.0.1/rp")
 	f.Fuzz(func(t *testing.T, js, id string) {
 		_ = checkEntityID(id, true)
+		// A URL accepted outside dev is https on no loopback, private or link-local IP literal.
+		if checkClientURL(id, false) == nil {
+			u, err := url.Parse(id)
+			if err != nil || u.Scheme != "https" {
+				t.Fatalf("checkClientURL accepted %q", id)
+			}
+			if ip, err := netip.ParseAddr(u.Hostname()); err == nil {
+				if ip = ip.Unmap(); ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() {
+					t.Fatalf("checkClientURL accepted %q", id)
+				}
+			}
+		}
+		_ = checkClientURL(id, true)
 		var md map[string]any
 		if json.Unmarshal([]byte(js), &md) != nil {
 			return
 		}
-		c, err := clientFromMetadata("https://rp.example", md, []string{"ES256", "EdDSA"}, registrationAutomatic)
+		c, err := clientFromMetadata("https://rp.example", md, []string{"ES256", "EdDSA"}, registrationAutomatic, false)
 		if err != nil {
 			return
 		}

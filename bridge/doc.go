@@ -45,13 +45,17 @@
 // about a client goes through with the request's context, finds a configured client first and
 // unchanged; else the client's explicit registration record; else it resolves the entity's trust
 // chain (Federation.RelyingParty) and makes the client of its resolved openid_relying_party
-// metadata (scopes cut to what the bridge offers, pairwise by default, its jwks), kept in memory
-// until the chain expires and re-checked against the record every FederatedRecheck. An
+// metadata (scopes cut to what the bridge offers, always pairwise, its jwks), recorded in
+// Redis like an explicit registration (so every replica, and EndClient, finds its metadata after
+// its chain stops resolving), kept in memory until the chain expires and re-checked against the
+// record every FederatedRecheck. An
 // automatically registered client sends its authorization request as a request object signed
 // with a key of that jwks (its jti used once); every federated client authenticates with
 // private_key_jwt, counted by the client_auth_failures limit like a secret. RegistrationPath
 // takes explicit registrations. EndClient ends every grant of a client that left the federation
-// (through its grant index), with logout tokens, and keeps only what delivers them.
+// (through its grant index), with logout tokens, and keeps only what delivers them: a departed
+// record that nothing but Readmit removes. The ending pipeline never resolves a chain: a
+// federated client's logout job is queued by its id, and the sender finds its endpoint.
 //
 // Rate limits (ratelimit.go, counted by internal/ratelimit, whose keys they are): authorize and
 // logout per IP (one bucket), and failed client authentication at every endpoint a client
@@ -82,17 +86,21 @@
 //	{p:<pid>}:grants           set    the index before it was sorted: only read (and emptied) by revoking consent,
 //	                                  until the last expires (30 days after the sorted index is deployed)
 //	{p:<pid>}:consents         hash   client -> {scopes, granted_at}
-//	fr:<sha256(entity id)>     string a federated client's registration record (JSON: the registered
-//	                                  openid_relying_party metadata, its expiry; no secret): written by explicit
-//	                                  registration, TTL the chain's expiry; replaced by EndClient with a departed
-//	                                  record (only logout tokens still find the client), TTL 24 h
-//	jti:<sha256(use, client, jti)> string a federated client's request object (use "ro") or client assertion
-//	                                  ("ca") jti, claimed once (SET NX GET of a claimant fresh to the request, so its
-//	                                  own re-send passes); TTL until the JWT's exp plus 1 min of leeway
+//	fr:<sha256(entity id)>     string a federated client's registration record (JSON: the openid_relying_party
+//	                                  metadata, its expiry, type automatic or explicit; no secret): written by
+//	                                  resolution (SET NX GET: an existing record wins) and explicit registration
+//	                                  (a script: never over a departed record), TTL the chain's expiry; deleted by
+//	                                  ForgetRegistration; replaced by EndClient, found or not, with a departed
+//	                                  record (only logout tokens still find the client; nothing registers it
+//	                                  again until Readmit deletes it), TTL 24 h
+//	jti:<sha256(client, jti)>  string a federated client's request object or client assertion jti, one slot for
+//	                                  both uses (a JWT used as one is refused as the other), claimed once (SET NX
+//	                                  GET of a claimant fresh to the request, so its own re-send passes); TTL until
+//	                                  the JWT's exp plus 1 min of leeway
 //	cg:{<sha256(client)[:16 hex]>} zset "<pid>|<gid>" of a federated client's grants scored by when each ends
 //	                                  (unix ms), added when a grant is made or refreshed, trimmed by score each
-//	                                  32nd add (and to 2^20 entries), walked and deleted by EndClient; TTL the
-//	                                  refresh lifetime. Configured clients are not indexed
+//	                                  32nd add (and to 2^20 entries), drained by EndClient a page (256) at a time
+//	                                  until empty; TTL the refresh lifetime. Configured clients are not indexed
 //	{keys}:set                 hash   signing keys by kid (sealed), written only by a script that checks
 //	                                  {keys}:lease; see keys.go (and keys:set, its name before, read once)
 //	{keys}:lease               string the rotation lease (internal/redisx, fenced): "<fence>.<holder>"; TTL 30 s

@@ -60,15 +60,20 @@ func (b *Bridge) indexClientGrant(ctx context.Context, client, pid, gid string, 
 	return nil
 }
 
-// endClientBatch is how many grants EndClient ends per round trip.
+// endClientBatch is how many grants EndClient ends per round trip, and so the entries of the
+// index it holds in memory at once.
 const endClientBatch = 256
 
 // EndClient removes a federated client: every grant it holds ends (with tombstones, index
 // entries, a logout token per grant to its backchannel_logout_uri, APP_SIGNED_OUT recorded for
-// the person), its registration is replaced by a record that only lets those logout tokens be
-// delivered (for EndedTombstoneTTL), and this replica forgets it. Other replicas stop accepting
-// it within FederatedRecheck. It reports how many grants ended. The integrator calls it when a
-// subordinate is removed, after Resolver.Invalidate; a configured client is refused.
+// the person), its registration is replaced by a departed record that only lets those logout
+// tokens be delivered (for EndedTombstoneTTL) and keeps explicit registration and resolution
+// from making it a client again until Readmit, and this replica forgets it. Other replicas stop
+// accepting it within FederatedRecheck. It reports how many grants ended. The integrator calls
+// it when a subordinate is removed, after Resolver.Invalidate; a configured client is refused.
+//
+// It is idempotent. A replica that had not reread the record yet may still make a grant for
+// FederatedRecheck after the call; calling EndClient again after that ends such grants too.
 func (b *Bridge) EndClient(ctx context.Context, clientID string) (int, error) {
 	if _, configured := b.clients.Get(clientID); configured || b.fed == nil {
 		return 0, fmt.Errorf("bridge: end client %s: %w", clientID, ErrUnknownClient)
@@ -76,48 +81,57 @@ func (b *Bridge) EndClient(ctx context.Context, clientID string) (int, error) {
 	if err := checkEntityID(clientID, b.fedLoopback); err != nil {
 		return 0, fmt.Errorf("bridge: end client: %w", err)
 	}
-	// The client is needed for its logout tokens (backchannel URI, subjects) after it is gone:
-	// the departed record keeps its metadata. Written first, so that no replica switches a
-	// person into it while its grants are being ended.
-	c, _ := b.lookupForLogout(ctx, clientID)
+	// The client is found once (memory, record, or its chain while it still resolves) and its
+	// logout tokens are made from it; the departed record keeps its metadata for their
+	// delivery. The record is written first, whether the client was found or not, so that no
+	// replica switches a person into it (nor registers it again) while its grants are ended.
+	c, found := b.lookupForLogout(ctx, clientID)
 	var md map[string]any
-	if c != nil {
+	if found {
 		md = c.metadata()
+	} else {
+		c = bareFederatedClient(clientID)
 	}
 	blob, err := json.Marshal(registration{Metadata: md, Expires: b.now().Add(EndedTombstoneTTL).Unix(), Departed: true})
 	if err != nil {
 		return 0, fmt.Errorf("bridge: end client: %w", err)
 	}
-	if c != nil {
-		if err := b.store.Client.Set(ctx, b.registrationKey(clientID), blob, EndedTombstoneTTL).Err(); err != nil {
-			return 0, fmt.Errorf("bridge: end client %s: %w", clientID, err)
-		}
-	} else if err := b.store.Client.Del(ctx, b.registrationKey(clientID)).Err(); err != nil {
+	if err := b.store.Client.Set(ctx, b.registrationKey(clientID), blob, EndedTombstoneTTL).Err(); err != nil {
 		return 0, fmt.Errorf("bridge: end client %s: %w", clientID, err)
 	}
 	b.ForgetClient(clientID)
+	// The index is drained a page at a time until it is empty, so that a grant indexed while
+	// the walk goes on (a redemption already past its client check) is ended too; a page's
+	// entries are removed only once their grants have ended, so a failure leaves them for the
+	// next call.
 	key := b.clientGrants(clientID)
-	entries, err := b.store.Client.ZRangeByScore(ctx, key, &redis.ZRangeBy{Min: "(" + msScore(b.now()), Max: "+inf"}).Result()
-	if err != nil {
-		return 0, fmt.Errorf("bridge: list grants of %s: %w", clientID, err)
-	}
 	n := 0
-	var errs []error
-	for from := 0; from < len(entries); from += endClientBatch {
-		batch := entries[from:min(from+endClientBatch, len(entries))]
-		es := make([]grantEnd, 0, len(batch))
-		for _, m := range batch {
+	for {
+		page, err := b.store.Client.ZRangeWithScores(ctx, key, 0, endClientBatch-1).Result()
+		if err != nil {
+			return n, fmt.Errorf("bridge: list grants of %s: %w", clientID, err)
+		}
+		if len(page) == 0 {
+			return n, nil
+		}
+		now := float64(b.now().UnixMilli())
+		es := make([]grantEnd, 0, len(page))
+		members := make([]any, 0, len(page))
+		for _, z := range page {
+			m, _ := z.Member.(string)
+			members = append(members, m)
 			pid, gid, ok := strings.Cut(m, "|")
-			if !ok || pid == "" || gid == "" {
-				continue
+			if !ok || pid == "" || gid == "" || z.Score <= now {
+				continue // an expired grant is gone already
 			}
-			es = append(es, grantEnd{pid: pid, client: clientID, gid: gid, reason: reasonClientRemoved, kind: audit.AppSignedOut})
+			es = append(es, grantEnd{pid: pid, client: clientID, gid: gid, reason: reasonClientRemoved, kind: audit.AppSignedOut, c: c})
 		}
 		var dones []func() (bool, error)
 		_, _ = b.store.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
 			dones = b.queueEnds(ctx, p, es)
 			return nil
 		}) // each queued command reports its own error
+		var errs []error
 		for _, done := range dones {
 			existed, err := done()
 			if existed {
@@ -127,12 +141,11 @@ func (b *Bridge) EndClient(ctx context.Context, clientID string) (int, error) {
 				errs = append(errs, err)
 			}
 		}
+		if err := errors.Join(errs...); err != nil {
+			return n, fmt.Errorf("bridge: end client %s: %w", clientID, err)
+		}
+		if err := b.store.Client.ZRem(ctx, key, members...).Err(); err != nil {
+			return n, fmt.Errorf("bridge: end client %s: drop index entries: %w", clientID, err)
+		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return n, fmt.Errorf("bridge: end client %s: %w", clientID, err)
-	}
-	if err := b.store.Client.Del(ctx, key).Err(); err != nil {
-		return n, fmt.Errorf("bridge: end client %s: drop its index: %w", clientID, err)
-	}
-	return n, nil
 }

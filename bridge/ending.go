@@ -78,6 +78,9 @@ type grantEnd struct {
 	spareOffline bool
 	// kind is recorded for the grant in the person's activity; "" records nothing.
 	kind audit.Kind
+	// c is the client when the caller has found it already (EndClient): nil has queueAfterEnd
+	// work it out without a round trip.
+	c *Client
 }
 
 // queueEnds queues on p the ending of grants: the script on their slots, then of each its index
@@ -161,7 +164,7 @@ func (b *Bridge) queueEnds(ctx context.Context, p redis.Pipeliner, es []grantEnd
 func (b *Bridge) queueAfterEnd(ctx context.Context, p redis.Pipeliner, e grantEnd) func() {
 	p.ZRem(ctx, b.personGrants(e.pid), indexMember(e.client, e.gid))
 	if b.logout != nil {
-		if c, ok := b.lookupForLogout(ctx, e.client); ok && c.BackchannelLogoutURI != "" {
+		if c, ok := b.logoutTarget(e); ok {
 			b.logout.QueueSend(ctx, p, logout.Job{
 				Client: c.ID, Subject: b.Subject(c, e.pid), SID: e.gid, Reason: e.reason, Check: b.tombstoneKey(e.gid),
 			})
@@ -171,6 +174,29 @@ func (b *Bridge) queueAfterEnd(ctx context.Context, p redis.Pipeliner, e grantEn
 		return func() {}
 	}
 	return b.audit.Queue(ctx, p, audit.Activity{Kind: e.kind, Person: e.pid, ToApp: e.client, Reason: e.reason, At: b.now()})
+}
+
+// logoutTarget is the client a grant's logout job is for, found without a round trip: nothing
+// in the ending pipeline resolves a trust chain (one per grant, on a path any sign-out takes).
+// It is the client the caller found, or a configured client (sent only if it has a
+// backchannel_logout_uri), or else, with federation on, a federated client by its id: the job
+// is queued whatever its metadata says, and the sender finds the endpoint when it sends
+// (BackchannelLogoutURI reads the registration record) or drops the job for want of one. Its
+// subject needs no metadata: a federated client is pairwise in its own sector (federated.go).
+func (b *Bridge) logoutTarget(e grantEnd) (*Client, bool) {
+	if e.c != nil {
+		return e.c, e.c.BackchannelLogoutURI != ""
+	}
+	if c, ok := b.clients.Get(e.client); ok {
+		return c, c.BackchannelLogoutURI != ""
+	}
+	if b.fed == nil || checkEntityID(e.client, b.fedLoopback) != nil {
+		return nil, false
+	}
+	if c, ok := b.fedCache.get(e.client, b.now()); ok {
+		return c, true
+	}
+	return bareFederatedClient(e.client), true
 }
 
 // SessionsEnded ends the grants bound to sessions that ended (identity.EndHook): every ref

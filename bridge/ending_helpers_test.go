@@ -144,6 +144,8 @@ type logoutWorld struct {
 	queue    testLogout
 	trail    *audit.Trail
 	jwks     *httptest.Server
+	// opts are the bridge's options, for another replica on the same Redis (fedWorld.replica).
+	opts Options
 }
 
 func newLogoutWorld(t *testing.T) *logoutWorld {

@@ -5,10 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,11 +42,12 @@ func (f *resolverFederation) RelyingParty(ctx context.Context, entityID string) 
 		return RelyingParty{}, err
 	}
 	rp := RelyingParty{Metadata: md, Expires: tc.ValidUntil, TrustAnchor: tc.TrustAnchor}
+	// Keys: what the superior vouches for (ES[1]'s jwks), as the integrator's adapter does.
 	if len(tc.Statements) > 1 {
 		rp.Superior = tc.Statements[1].Issuer
-	}
-	if k := tc.Configuration().JWKS; k != nil {
-		rp.Keys = *k
+		if k := tc.Statements[1].JWKS; k != nil {
+			rp.Keys = *k
+		}
 	}
 	return rp, nil
 }
@@ -101,6 +104,7 @@ type fedWorld struct {
 	fedKey   jose.JSONWebKey // Tongban's federation key
 	entityID string          // Tongban's entity id
 	resolver *federation.Resolver
+	chains   *switchableFederation // the bridge's Federation
 }
 
 // rpMetadata is the relying party's openid_relying_party metadata for entity e with key k.
@@ -136,8 +140,34 @@ func newFedWorld(t testing.TB) *fedWorld {
 		t.Fatal(err)
 	}
 	fw.resolver = r
-	fw.logoutWorld = newWorldWith(t, &resolverFederation{id: fw.entityID, r: r, key: fw.fedKey})
+	fw.chains = &switchableFederation{Federation: &resolverFederation{id: fw.entityID, r: r, key: fw.fedKey}}
+	fw.logoutWorld = newWorldWith(t, fw.chains)
 	return fw
+}
+
+// switchableFederation is the resolver's Federation whose chains can stop resolving (a member
+// removed, its superior unreachable), and which tells how many resolutions were asked of it.
+type switchableFederation struct {
+	Federation
+	off   atomic.Bool
+	calls atomic.Int64
+}
+
+func (f *switchableFederation) RelyingParty(ctx context.Context, id string) (RelyingParty, error) {
+	f.calls.Add(1)
+	if f.off.Load() {
+		return RelyingParty{}, errors.New("test: the trust chain no longer resolves")
+	}
+	return f.Federation.RelyingParty(ctx, id)
+}
+
+// replica is another bridge on the same Redis, its options edited by edit (if not nil).
+func (fw *fedWorld) replica(edit func(*Options)) *Bridge {
+	o := fw.opts
+	if edit != nil {
+		edit(&o)
+	}
+	return New(o)
 }
 
 // newWorldWith is newLogoutWorld with a Federation and a person source.
@@ -155,11 +185,12 @@ func newWorldWith(t testing.TB, fed Federation) *logoutWorld {
 	keys := loadedKM(t, store, kmKEK(t), clock.Now, KeyOptions{Algorithms: []string{"ES256"}})
 	w := &logoutWorld{store: store, clock: clock, sessions: &testSessions{store: store}, queue: testLogout{store: store},
 		trail: audit.New(store, audit.Options{Now: clock.Now})}
-	w.b = New(Options{
+	w.opts = Options{
 		Issuer: "https://tongban.example", Store: store, Keys: keys, Clients: clients, Sessions: w.sessions,
 		Ender: w.sessions, Logout: w.queue, Audit: w.trail, Pepper: []byte("pepper"), Now: clock.Now,
 		Persons: testPersons{w}, Federation: fed, FederationAllowLoopback: true,
-	})
+	}
+	w.b = New(w.opts)
 	w.sessions.hooks = append(w.sessions.hooks, w.b.SessionsEnded)
 	w.jwks = httptest.NewServer(http.HandlerFunc(keys.ServeJWKS))
 	t.Cleanup(w.jwks.Close)

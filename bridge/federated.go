@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/redis/go-redis/v9"
 )
 
 // Federated clients (OpenID Federation 1.0 §12): a member app that is not configured under
@@ -51,7 +53,9 @@ type RelyingParty struct {
 	// in it (ES[1]'s iss), the authority_hints of a registration response.
 	TrustAnchor string
 	Superior    string
-	// Keys are the entity's federation keys (its configuration's jwks): an explicit
+	// Keys are the entity's federation keys as its immediate superior vouches for them: the
+	// jwks of the subordinate statement about it (federation.TrustChain.Statements[1].JWKS),
+	// not its own configuration's, which whoever posts a registration can write. An explicit
 	// registration request must be signed with one of them.
 	Keys jose.JSONWebKeySet
 }
@@ -90,6 +94,29 @@ func checkEntityID(id string, allowLoopback bool) error {
 	default:
 		return fmt.Errorf("%w: the scheme must be https", ErrBadEntityID)
 	}
+	// One entity, one client id: federation's resolver takes "https://a.example/" and
+	// "https://a.example" (and other spellings of one URL) for the same entity, and a member
+	// known under two ids would have two grant indexes, consents and sectors, one of which
+	// outlives its removal. Only the canonical spelling is accepted.
+	if strings.HasSuffix(id, "/") {
+		return fmt.Errorf("%w: a trailing slash (the entity id without it names the same entity)", ErrBadEntityID)
+	}
+	if u.RawPath != "" || strings.Contains(id, "%") {
+		return fmt.Errorf("%w: percent-encoding (another spelling of the same entity id)", ErrBadEntityID)
+	}
+	if u.Path != "" {
+		for _, seg := range strings.Split(u.Path[1:], "/") {
+			if seg == "" || seg == "." || seg == ".." {
+				return fmt.Errorf("%w: an empty, '.' or '..' path segment", ErrBadEntityID)
+			}
+		}
+	}
+	if u.Host != strings.ToLower(u.Host) {
+		return fmt.Errorf("%w: an upper-case host (hosts are case-insensitive: another spelling)", ErrBadEntityID)
+	}
+	if port := u.Port(); port == "443" && u.Scheme == "https" || port == "80" && u.Scheme == "http" || strings.HasSuffix(u.Host, ":") {
+		return fmt.Errorf("%w: the scheme's default port spelled out (another spelling)", ErrBadEntityID)
+	}
 	return nil
 }
 
@@ -116,8 +143,9 @@ func (e *MetadataError) Error() string {
 }
 
 // clientFromMetadata builds a federated client from its resolved openid_relying_party
-// metadata. algs are the ID-token algorithms the bridge holds keys for.
-func clientFromMetadata(id string, md map[string]any, algs []string, registration string) (*Client, error) {
+// metadata. algs are the ID-token algorithms the bridge holds keys for; allowLoopback
+// (Options.FederationAllowLoopback) lets its URIs be http on a loopback host.
+func clientFromMetadata(id string, md map[string]any, algs []string, registration string, allowLoopback bool) (*Client, error) {
 	bad := func(format string, args ...any) error {
 		return &MetadataError{Client: id, Reason: fmt.Sprintf(format, args...)}
 	}
@@ -146,8 +174,11 @@ func clientFromMetadata(id string, md map[string]any, algs []string, registratio
 		out := make([]string, 0, len(raw))
 		for _, v := range raw {
 			s, ok := v.(string)
-			if !ok || !absoluteURL(s) {
-				return nil, bad("%s holds %v, not an absolute http(s) URL without fragment", k, v)
+			if !ok {
+				return nil, bad("%s holds %v, not a string", k, v)
+			}
+			if err := checkClientURL(s, allowLoopback); err != nil {
+				return nil, bad("%s holds %q: %v", k, s, err)
 			}
 			out = append(out, s)
 		}
@@ -165,8 +196,11 @@ func clientFromMetadata(id string, md map[string]any, algs []string, registratio
 		if *dst, err = str(k); err != nil {
 			return nil, err
 		}
-		if *dst != "" && !absoluteURL(*dst) {
-			return nil, bad("%s is not an absolute http(s) URL without fragment", k)
+		if *dst == "" {
+			continue
+		}
+		if err := checkClientURL(*dst, allowLoopback); err != nil {
+			return nil, bad("%s: %v", k, err)
 		}
 	}
 	if name, err := str("client_name"); err != nil {
@@ -184,13 +218,16 @@ func clientFromMetadata(id string, md map[string]any, algs []string, registratio
 			c.Scopes = append(c.Scopes, s)
 		}
 	}
+	// A federated client is always pairwise, in its own sector (its entity id): subject_type
+	// public in its metadata is ignored. That metadata is self-asserted by whoever runs the
+	// entity, and a public subject (the person's id, the same in every app) would let any member
+	// correlate people across the alliance; honouring it would need the anchor's vouching for it
+	// (a metadata_policy value enforced by a superior), which the bridge does not model.
 	switch st, err := str("subject_type"); {
 	case err != nil:
 		return nil, err
-	case st == "" || st == "pairwise":
+	case st == "" || st == "pairwise" || st == "public":
 		c.SubjectType = "pairwise"
-	case st == "public":
-		c.SubjectType = "public"
 	default:
 		return nil, bad("subject_type %q is neither pairwise nor public", st)
 	}
@@ -235,9 +272,71 @@ func clientFromMetadata(id string, md map[string]any, algs []string, registratio
 	return c, nil
 }
 
-func absoluteURL(s string) bool {
+// cgnat is the shared address space of carrier-grade NAT (RFC 6598), and thisNetwork
+// 0.0.0.0/8 (RFC 1122 "this host on this network"): neither is a public host.
+var (
+	cgnat       = netip.MustParsePrefix("100.64.0.0/10")
+	thisNetwork = netip.MustParsePrefix("0.0.0.0/8")
+)
+
+// checkClientURL checks a URL of a federated client's self-asserted metadata, which the bridge
+// redirects browsers to or (backchannel_logout_uri) POSTs to from inside its network: https
+// (http only on a loopback host with allowLoopback), absolute, no fragment or user info, at most
+// 2048 bytes, and no IP-literal host that is private, link-local, CGNAT, multicast or
+// unspecified (loopback only with allowLoopback). A name that resolves to such an address is
+// the sender's to refuse (logout checks the endpoint it dials).
+func checkClientURL(s string, allowLoopback bool) error {
+	if len(s) > 2048 {
+		return errors.New("longer than 2048 bytes")
+	}
 	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.Fragment == "" && len(s) <= 2048
+	if err != nil || u.Host == "" || u.Opaque != "" {
+		return errors.New("not an absolute URL")
+	}
+	if u.Fragment != "" || strings.Contains(s, "#") {
+		return errors.New("has a fragment")
+	}
+	if u.User != nil {
+		return errors.New("has user information")
+	}
+	host := u.Hostname()
+	loopback := isLoopback(host)
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && loopback && allowLoopback:
+	default:
+		return errors.New("not https")
+	}
+	if loopback && !allowLoopback {
+		return errors.New("a loopback host")
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		if strings.Contains(host, ":") || strings.Contains(host, "%") {
+			return errors.New("a host that is not a name or a plain IP address")
+		}
+		return nil // a name
+	}
+	ip = ip.Unmap()
+	switch {
+	case ip.Zone() != "":
+		return errors.New("an IP address with a zone")
+	case ip.IsLoopback():
+		if !allowLoopback {
+			return errors.New("a loopback address")
+		}
+	case ip.IsUnspecified() || thisNetwork.Contains(ip):
+		return errors.New("an unspecified address")
+	case ip.IsPrivate():
+		return errors.New("a private address")
+	case ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast():
+		return errors.New("a link-local address")
+	case cgnat.Contains(ip):
+		return errors.New("a carrier-grade NAT address")
+	case ip.IsMulticast() || ip.IsInterfaceLocalMulticast():
+		return errors.New("a multicast address")
+	}
+	return nil
 }
 
 // clientCache holds federated clients until their chain (or registration) expires. It is
@@ -311,6 +410,17 @@ func (c *Client) metadata() map[string]any { return c.md }
 // or by resolving its trust chain. It answers an error wrapping ErrUnknownClient for an id that
 // is neither (a federated refusal says why), other errors for a store that failed.
 func (b *Bridge) LookupClient(ctx context.Context, id string) (*Client, error) {
+	return b.lookupClient(ctx, id, true)
+}
+
+// errNotResolved is why a client id that needs resolving is refused where resolve was false.
+var errNotResolved = errors.New("not a registered client, and the request carries no JWT it signed (iss = client_id) to resolve its trust chain for")
+
+// lookupClient is LookupClient, resolving a trust chain only when resolve: an unauthenticated
+// caller must not make the bridge fetch and verify a chain for any id it types, so a public
+// endpoint passes resolve true only when the request carries a JWT whose (unverified) iss is
+// the client id; the signature is verified with the resolved keys after.
+func (b *Bridge) lookupClient(ctx context.Context, id string, resolve bool) (*Client, error) {
 	if c, ok := b.clients.Get(id); ok {
 		return c, nil
 	}
@@ -338,10 +448,11 @@ func (b *Bridge) LookupClient(ctx context.Context, id string) (*Client, error) {
 		b.fedCache.put(c, until, now)
 		return c, nil
 	}
-	if cached {
-		// No record: the client is still the automatic one this replica resolved.
-		b.fedCache.put(e.c, e.until, now)
-		return e.c, nil
+	// No record: never resolved, expired, or forgotten (ForgetRegistration) since this replica
+	// resolved it: resolve again.
+	b.fedCache.forget(id)
+	if !resolve {
+		return nil, fmt.Errorf("%w: %s: %w", ErrUnknownClient, id, errNotResolved)
 	}
 	rp, err := b.fed.RelyingParty(ctx, id)
 	if err != nil {
@@ -350,9 +461,34 @@ func (b *Bridge) LookupClient(ctx context.Context, id string) (*Client, error) {
 	if !now.Before(rp.Expires) {
 		return nil, fmt.Errorf("%w: the trust chain of %s has expired", ErrUnknownClient, id)
 	}
-	c, err = clientFromMetadata(id, rp.Metadata, b.keys.algs, registrationAutomatic)
+	c, err = clientFromMetadata(id, rp.Metadata, b.keys.algs, registrationAutomatic, b.fedLoopback)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnknownClient, err)
+	}
+	// The resolution is recorded like an explicit registration, so that every replica (and
+	// EndClient on any of them) finds the client's metadata, its backchannel_logout_uri and
+	// sector, even once its chain no longer resolves. SET NX GET: a record written meanwhile
+	// (an explicit registration, or EndClient's departed one) wins, and is what is used.
+	blob, err := json.Marshal(registration{Metadata: rp.Metadata, Expires: rp.Expires.Unix(), Type: registrationAutomatic})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: metadata cannot be recorded: %w", ErrUnknownClient, id, err)
+	}
+	prev, err := b.store.Client.SetArgs(ctx, b.registrationKey(id), blob,
+		redis.SetArgs{Mode: "NX", Get: true, TTL: max(rp.Expires.Sub(now), time.Second)}).Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+	case err != nil:
+		return nil, fmt.Errorf("bridge: record the registration of %s: %w", id, err)
+	default:
+		pc, puntil, found, err := b.parseRegistration(id, prev)
+		switch {
+		case err != nil:
+			return nil, err
+		case found && pc.departed:
+			return nil, fmt.Errorf("%w: %s was removed", ErrUnknownClient, id)
+		case found:
+			c, rp.Expires = pc, puntil
+		}
 	}
 	b.fedCache.put(c, rp.Expires, now)
 	return c, nil
@@ -361,7 +497,12 @@ func (b *Bridge) LookupClient(ctx context.Context, id string) (*Client, error) {
 // lookupReceiver is LookupClient for the decisions about a client that receives people (not a
 // machine client): ok false for an unknown or machine client, err only for a store failure.
 func (b *Bridge) lookupReceiver(ctx context.Context, id string) (*Client, bool, error) {
-	c, err := b.LookupClient(ctx, id)
+	return b.lookupReceiverResolving(ctx, id, true)
+}
+
+// lookupReceiverResolving is lookupReceiver resolving a chain only when resolve (lookupClient).
+func (b *Bridge) lookupReceiverResolving(ctx context.Context, id string, resolve bool) (*Client, bool, error) {
+	c, err := b.lookupClient(ctx, id, resolve)
 	switch {
 	case errors.Is(err, ErrUnknownClient):
 		return nil, false, nil

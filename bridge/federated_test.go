@@ -261,6 +261,15 @@ func TestCheckEntityID(t *testing.T) {
 		{"not a URL", "rp", false, false},
 		{"non-ASCII", "https://例子.example", false, false},
 		{"empty", "", false, false},
+		{"trailing slash", "https://rp.example/", false, false},
+		{"trailing slash after a path", "https://rp.example/apps/one/", false, false},
+		{"empty path segment", "https://rp.example/apps//one", false, false},
+		{"dot segment", "https://rp.example/apps/./one", false, false},
+		{"dot-dot segment", "https://rp.example/x/../one", false, false},
+		{"percent-encoded", "https://rp.example/%61pps", false, false},
+		{"upper-case host", "https://RP.example", false, false},
+		{"default port", "https://rp.example:443", false, false},
+		{"empty port", "https://rp.example:", false, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -284,7 +293,7 @@ func TestFederatedClientMetadataRefused(t *testing.T) {
 		md["jwks"] = jwks
 		return md
 	}
-	if c, err := clientFromMetadata("https://rp.example", base(), []string{"ES256"}, registrationAutomatic); err != nil ||
+	if c, err := clientFromMetadata("https://rp.example", base(), []string{"ES256"}, registrationAutomatic, false); err != nil ||
 		!slices.Equal(c.Scopes, []string{"openid"}) || c.IDTokenAlg != "" || c.SubjectType != "pairwise" {
 		t.Fatalf("minimal metadata: %+v %v", c, err)
 	}
@@ -307,12 +316,27 @@ func TestFederatedClientMetadataRefused(t *testing.T) {
 		{"ID token alg not held", func(m map[string]any) { m["id_token_signed_response_alg"] = "RS256" }},
 		{"initiate_login_uri not a URL", func(m map[string]any) { m["initiate_login_uri"] = "javascript:alert(1)" }},
 		{"client_name not a string", func(m map[string]any) { m["client_name"] = 7.0 }},
+		{"redirect_uri over http", func(m map[string]any) { m["redirect_uris"] = []any{"http://rp.example/cb"} }},
+		{"redirect_uri on loopback", func(m map[string]any) { m["redirect_uris"] = []any{"https://127.0.0.1/cb"} }},
+		{"redirect_uri on localhost over http", func(m map[string]any) { m["redirect_uris"] = []any{"http://localhost/cb"} }},
+		{"initiate_login_uri over http", func(m map[string]any) { m["initiate_login_uri"] = "http://rp.example/login" }},
+		{"backchannel_logout_uri private", func(m map[string]any) { m["backchannel_logout_uri"] = "https://10.0.0.5/logout" }},
+		{"backchannel_logout_uri private 192.168", func(m map[string]any) { m["backchannel_logout_uri"] = "https://192.168.1.1/logout" }},
+		{"backchannel_logout_uri link-local", func(m map[string]any) { m["backchannel_logout_uri"] = "https://169.254.169.254/latest" }},
+		{"backchannel_logout_uri CGNAT", func(m map[string]any) { m["backchannel_logout_uri"] = "https://100.64.1.1/logout" }},
+		{"backchannel_logout_uri unspecified", func(m map[string]any) { m["backchannel_logout_uri"] = "https://0.0.0.0/logout" }},
+		{"backchannel_logout_uri IPv6 unique local", func(m map[string]any) { m["backchannel_logout_uri"] = "https://[fd00::1]/logout" }},
+		{"backchannel_logout_uri IPv6 link-local", func(m map[string]any) { m["backchannel_logout_uri"] = "https://[fe80::1]/logout" }},
+		{"backchannel_logout_uri IPv4-mapped private", func(m map[string]any) { m["backchannel_logout_uri"] = "https://[::ffff:10.0.0.1]/logout" }},
+		{"backchannel_logout_uri with user info", func(m map[string]any) { m["backchannel_logout_uri"] = "https://u:p@rp.example/logout" }},
+		{"post_logout_redirect_uri over http", func(m map[string]any) { m["post_logout_redirect_uris"] = []any{"http://rp.example/out"} }},
+		{"post_logout_redirect_uri private", func(m map[string]any) { m["post_logout_redirect_uris"] = []any{"https://172.16.0.1/out"} }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			md := base()
 			tc.edit(md)
-			_, err := clientFromMetadata("https://rp.example", md, []string{"ES256"}, registrationAutomatic)
+			_, err := clientFromMetadata("https://rp.example", md, []string{"ES256"}, registrationAutomatic, false)
 			if _, ok := errors.AsType[*MetadataError](err); !ok {
 				t.Fatalf("err = %v, want a MetadataError", err)
 			}

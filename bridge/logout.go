@@ -82,7 +82,9 @@ func (b *Bridge) serveLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	var client *Client
 	if id := q.Get("client_id"); id != "" {
-		c, ok, err := b.lookupReceiver(r.Context(), id)
+		// Anyone can type a client_id here: a federated client is found in memory or by its
+		// record (every client that signed a person in has one), never by resolving a chain.
+		c, ok, err := b.lookupReceiverResolving(r.Context(), id, false)
 		if err != nil {
 			badLogout(w, "the client could not be looked up; try again")
 			return

@@ -77,7 +77,7 @@ func (b *Bridge) claimedClientID(r *http.Request) string {
 	if b.fed != nil && hasAssertion(r) {
 		// A federated client counts as itself once this replica knows it; until then, with the
 		// made-up ids (resolving a chain to pick a bucket would let guesses cost fetches).
-		iss, _ := unverifiedIssuer(r.PostForm.Get("client_assertion"))
+		iss, _, _ := unverifiedClaims(r.PostForm.Get("client_assertion"))
 		if _, ok := b.clients.Get(iss); ok {
 			return iss
 		}

@@ -53,7 +53,7 @@ func (b *Bridge) requestObject(ctx context.Context, c *Client, raw string) (url.
 		}
 		q.Set(p, s)
 	}
-	if err := b.claimJTI(ctx, "ro", c, jwt); err != nil {
+	if err := b.claimJTI(ctx, c, jwt); err != nil {
 		if errors.Is(err, ErrJTIReplayed) {
 			return nil, jwtRefused("the request object was used before (jti)")
 		}
