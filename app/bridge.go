@@ -51,13 +51,10 @@ func (a *App) buildBridge(o options) error {
 	}
 	a.Bridge = bridge.New(opts)
 	a.fed.entity.OnRemoved(a.memberRemoved)
-	// A member whose keys or policy changed is resolved afresh at its next use.
-	a.fed.entity.OnChanged(func(id string) {
-		a.Bridge.ForgetClient(id)
-		if a.fed.resolver != nil {
-			a.fed.resolver.Invalidate(id)
-		}
-	})
+	// A member added (again) or whose keys or policy changed is resolved afresh at its next
+	// use: what any replica stored of its earlier chain goes, and a removed member re-added is
+	// readmitted.
+	a.fed.entity.OnChanged(a.memberChanged)
 	// A session that ends ends the grants bound to it, and queues their logout tokens, on the
 	// ending's own round trip.
 	a.Sessions.OnEnd(a.Bridge.SessionsEnded)

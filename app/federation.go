@@ -358,7 +358,11 @@ func (b bridgeFederation) RelyingParty(ctx context.Context, entityID string) (br
 	if len(tc.Statements) > 1 {
 		rp.Superior = tc.Statements[1].Issuer
 	}
-	if c := tc.Configuration(); c != nil && c.JWKS != nil {
+	// The keys an explicit registration request must verify with: those its superior vouches
+	// for (its own, for an entity that is itself the anchor).
+	if len(tc.Statements) > 1 && tc.Statements[1].JWKS != nil {
+		rp.Keys = *tc.Statements[1].JWKS
+	} else if c := tc.Configuration(); c != nil && c.JWKS != nil {
 		rp.Keys = *c.JWKS
 	}
 	return rp, nil
@@ -395,6 +399,20 @@ func (a *App) memberRemoved(entityID string) {
 	}
 }
 
+// memberChanged runs on every replica when a member is added, added again after a removal, or
+// given new keys, policy or marks.
+func (a *App) memberChanged(entityID string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.Bridge.Readmit(ctx, entityID); err != nil {
+		a.log.Warn("federation: a member added again is still refused as departed until this is retried", "entity", entityID, "err", err)
+	}
+	if err := a.Bridge.ForgetRegistration(ctx, entityID); err != nil && !errors.Is(err, bridge.ErrDeparted) {
+		a.log.Warn("federation: a changed member's stored registration was not dropped; it holds until its chain's expiry", "entity", entityID, "err", err)
+	}
+	a.forgetMember(entityID)
+}
+
 // forgetMember drops what this replica holds of entityID and of the chains through it.
 func (a *App) forgetMember(entityID string) {
 	a.Bridge.ForgetClient(entityID)
@@ -425,7 +443,7 @@ func (a *App) runEndings(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case id := <-a.fed.removed:
-			a.endMember(ctx, id)
+			a.endMember(ctx, id, time.Now())
 			a.forgetMember(id)
 		case <-t.C:
 			a.endPending(ctx)
@@ -435,39 +453,57 @@ func (a *App) runEndings(ctx context.Context) error {
 
 func (a *App) endPending(ctx context.Context) {
 	reg := a.fed.entity.Registry()
-	ids, err := reg.Endings(ctx)
+	endings, err := reg.Endings(ctx)
 	if err != nil {
 		a.log.Warn("federation: cannot read the removed members whose grants are to end; trying again", "err", err)
 		return
 	}
-	for _, id := range ids {
+	for _, e := range endings {
 		if ctx.Err() != nil {
 			return
 		}
-		a.endMember(ctx, id)
+		a.endMember(ctx, e.EntityID, e.RemovedAt)
 	}
 }
 
-func (a *App) endMember(ctx context.Context, entityID string) {
+// endingWindow is how long after a removal its ending is run again: a replica that still held
+// the member's client in memory may make a grant for bridge.FederatedRecheck after it, and
+// EndClient ends what it finds each time (idempotent).
+const endingWindow = bridge.FederatedRecheck + 5*time.Second
+
+// endMember ends a removed member's grants, if this replica claims the ending; once the
+// removal is older than endingWindow, the ending is taken off the list.
+func (a *App) endMember(ctx context.Context, entityID string, removedAt time.Time) {
 	sum := sha256.Sum256([]byte(entityID))
 	claim := a.Store.Key("fed-ending:" + hex.EncodeToString(sum[:16]))
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 90*time.Second)
 	defer cancel()
-	won, err := a.Store.Client.SetNX(cctx, claim, redisx.Claimant(cctx), 2*time.Minute).Result()
+	claimant := redisx.Claimant(cctx)
+	won, err := a.Store.Client.SetNX(cctx, claim, claimant, 2*time.Minute).Result()
 	if err != nil || !won {
 		return // another replica has it, or Redis will answer at the next round
 	}
+	// The claim goes as soon as this pass is over, so that the next pass (here or elsewhere)
+	// need not wait for it to expire; a replica that dies leaves it to expire.
+	defer a.Store.Client.Eval(context.WithoutCancel(cctx), releaseClaim, []string{claim}, claimant)
 	n, err := a.Bridge.EndClient(cctx, entityID)
-	if err != nil && !errors.Is(err, bridge.ErrUnknownClient) {
+	if err != nil {
 		a.log.Warn("federation: ending a removed member's grants failed; trying again", "entity", entityID, "ended", n, "err", err)
-		return // the claim expires; the ending stays listed
+		return // the ending stays listed
+	}
+	if n > 0 {
+		a.log.Info("federation: member removed; its grants ended", "entity", entityID, "grants", n)
+	}
+	if time.Since(removedAt) < endingWindow {
+		return // listed still: ended again at the next passes, until the window is over
 	}
 	if err := a.fed.entity.Registry().EndingDone(cctx, entityID); err != nil {
 		a.log.Warn("federation: a removed member's grants ended, but the list kept it; it is ended again (nothing to end)", "entity", entityID, "err", err)
-		return
 	}
-	a.log.Info("federation: member removed; its grants ended", "entity", entityID, "grants", n)
 }
+
+// releaseClaim deletes a claim only when it is still the caller's.
+const releaseClaim = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`
 
 // AllianceRegistry opens the subordinates of the alliance this configuration runs, on the
 // store a command works on (OpenCommandStore): what `tongban federation …` changes. The

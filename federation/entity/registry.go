@@ -116,20 +116,32 @@ func (r *Registry) keys() []string {
 // maxEndings bounds one read of the endings still to do.
 const maxEndings = 1000
 
+// Ending is a removed member whose grants are still to end, and when it was removed.
+type Ending struct {
+	EntityID  string
+	RemovedAt time.Time
+}
+
 // Endings are the removed members whose grants are still to end, oldest first: written by
 // the removal itself, taken off by EndingDone once a replica has ended them. A replica that
 // died mid-way leaves its ending here for the next to take.
-func (r *Registry) Endings(ctx context.Context) ([]string, error) {
+func (r *Registry) Endings(ctx context.Context) ([]Ending, error) {
 	m, err := r.store.Client.HGetAll(ctx, r.store.Key(endingKey)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("federation/entity: endings: %w", err)
 	}
-	ids := make([]string, 0, len(m))
-	for id := range m {
-		ids = append(ids, id)
+	out := make([]Ending, 0, len(m))
+	for id, at := range m {
+		sec, _ := strconv.ParseInt(at, 10, 64) // unreadable: as old as can be, ended first
+		out = append(out, Ending{EntityID: id, RemovedAt: time.Unix(sec, 0)})
 	}
-	slices.SortFunc(ids, func(a, b string) int { return strings.Compare(m[a]+a, m[b]+b) })
-	return ids[:min(len(ids), maxEndings)], nil
+	slices.SortFunc(out, func(a, b Ending) int {
+		if c := a.RemovedAt.Compare(b.RemovedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.EntityID, b.EntityID)
+	})
+	return out[:min(len(out), maxEndings)], nil
 }
 
 // EndingDone takes entityID's ending off the list: its grants have ended.

@@ -49,6 +49,10 @@ func TestAddRejects(t *testing.T) {
 		{"entity id over http", good(func(s *entity.Subordinate) { s.EntityID = "http://leaf.example" }), "not an https URL"},
 		{"loopback http without AllowLoopback", good(func(s *entity.Subordinate) { s.EntityID = "http://127.0.0.1:8080" }), "not an https URL"},
 		{"entity id with a query", good(func(s *entity.Subordinate) { s.EntityID = "https://leaf.example/?a=b" }), "query"},
+		{"entity id with a trailing slash", good(func(s *entity.Subordinate) { s.EntityID = "https://leaf.example/county/" }), "one spelling"},
+		{"entity id with an empty segment", good(func(s *entity.Subordinate) { s.EntityID = "https://leaf.example//county" }), "one spelling"},
+		{"entity id with an upper-case host", good(func(s *entity.Subordinate) { s.EntityID = "https://Leaf.example/county" }), "one spelling"},
+		{"entity id percent-encoded", good(func(s *entity.Subordinate) { s.EntityID = "https://leaf.example/c%6Funty" }), "one spelling"},
 		{"entity id with an empty query", good(func(s *entity.Subordinate) { s.EntityID = "https://leaf.example/?" }), "query"},
 		{"entity id with a fragment", good(func(s *entity.Subordinate) { s.EntityID = "https://leaf.example/#x" }), "fragment"},
 		{"entity id with userinfo", good(func(s *entity.Subordinate) { s.EntityID = "https://u:p@leaf.example" }), "userinfo"},
@@ -246,7 +250,7 @@ func TestRemovalListsItsEnding(t *testing.T) {
 	if ok, _ := reg.Remove(ctx, one.EntityID); ok {
 		t.Fatal("removed twice")
 	}
-	if e, _ := reg.Endings(ctx); len(e) != 2 {
+	if e, _ := reg.Endings(ctx); len(e) != 2 || e[0].RemovedAt.IsZero() || e[0].RemovedAt.After(time.Now()) {
 		t.Fatalf("endings after two removals (one sent twice): %v", e)
 	}
 	if err := reg.EndingDone(ctx, one.EntityID); err != nil {

@@ -61,7 +61,8 @@ func invalid(format string, args ...any) error {
 }
 
 // CheckEntityID checks an entity id of a subordinate: an https URL with a host, or http on
-// a loopback host when allowLoopback; no userinfo, query or fragment; at most MaxEntityIDLen.
+// a loopback host when allowLoopback; no userinfo, query or fragment, one spelling (no
+// trailing slash, empty segment, percent-encoding or upper-case host); at most MaxEntityIDLen.
 func CheckEntityID(id string, allowLoopback bool) error {
 	if id == "" {
 		return invalid("no entity id")
@@ -84,6 +85,11 @@ func CheckEntityID(id string, allowLoopback bool) error {
 		return invalid("entity id %q has a fragment", id)
 	case u.Opaque != "":
 		return invalid("entity id %q is not a hierarchical URL", id)
+	// One spelling per entity: the bridge takes a member's entity id as its client id, byte
+	// for byte, and a second spelling would be a second client.
+	case strings.HasSuffix(u.Path, "/") || strings.Contains(u.Path, "//") || u.RawPath != "" ||
+		u.Hostname() != strings.ToLower(u.Hostname()) || strings.HasSuffix(u.Host, ":"):
+		return invalid("entity id %q is not in its one spelling: no trailing slash, empty path segment, percent-encoding or upper-case host", id)
 	case u.Scheme == "https":
 		return nil
 	case u.Scheme == "http" && allowLoopback && isLoopback(u.Hostname()):
