@@ -72,7 +72,9 @@ func (f *resolverFederation) SignRegistration(claims map[string]any) (string, er
 // testPersons keeps a person's name in a hash on the bridge's Redis, read as identity does.
 type testPersons struct{ w *logoutWorld }
 
-func (p testPersons) key(pid string) string { return p.w.store.Key("test:person:{" + pid + "}") }
+// key is on the person's tag, as identity's keys are: the token endpoint reads it in one
+// transaction with the person's grant index and consents.
+func (p testPersons) key(pid string) string { return p.w.store.Key("{p:" + pid + "}:test-person") }
 
 func (p testPersons) Claims(ctx context.Context, pid string) (identity.Claims, error) {
 	name, err := p.w.store.Client.HGet(ctx, p.key(pid), "name").Result()
