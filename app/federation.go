@@ -10,10 +10,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -70,7 +68,7 @@ func (a *App) buildFederation(o options) error {
 	f := &fed{entityID: strings.TrimRight(cfg.FederationEntityID(), "/"), removed: make(chan string, 64)}
 	// Loopback entity ids (http, 127.0.0.1, localhost) are dev mode's and tests': a deployment
 	// whose own entity id is one may name and fetch others, as public_url allows it.
-	loopback := LoopbackAllowed(cfg)
+	loopback := cfg.FederationLoopback()
 	kek, err := cfg.Secrets.KEK()
 	if err != nil {
 		return err
@@ -165,26 +163,6 @@ func (a *App) buildFederation(o options) error {
 	f.loopback = loopback
 	a.fed = f
 	return nil
-}
-
-// LoopbackAllowed says whether this configuration names and fetches entities on loopback
-// (http, localhost, 127.0.0.1): in dev mode, or when Tongban's own entity id is on loopback.
-func LoopbackAllowed(cfg *config.Config) bool {
-	return cfg.Dev || loopbackURL(cfg.FederationEntityID())
-}
-
-// loopbackURL: an http(s) URL on localhost or a loopback address.
-func loopbackURL(raw string) bool {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return false
-	}
-	host := u.Hostname()
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // publicKeys are the federation keys as the anchor's keys: before the first load, a placeholder
@@ -518,7 +496,7 @@ func AllianceRegistry(ctx context.Context, cfg *config.Config, log *slog.Logger)
 		return nil, nil, err
 	}
 	reg, err := entity.NewRegistry(store, entity.RegistryOptions{
-		Configured: subs, IssuerTypes: issuerTypes(cfg), AllowLoopback: LoopbackAllowed(cfg), Log: log,
+		Configured: subs, IssuerTypes: issuerTypes(cfg), AllowLoopback: cfg.FederationLoopback(), Log: log,
 	})
 	if err != nil {
 		store.Close()

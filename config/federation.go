@@ -91,6 +91,13 @@ func (c *Config) FederationEntityID() string {
 	return c.PublicURL
 }
 
+// FederationLoopback says whether this configuration names and fetches entities on loopback
+// (http, localhost, 127.0.0.1): in dev mode, or when Tongban's own entity id is on loopback,
+// as public_url may be in any mode.
+func (c *Config) FederationLoopback() bool {
+	return c.Dev || loopbackURL(c.FederationEntityID())
+}
+
 // keySet parses a public JWK Set: every key public, with a kid, kids unique, at most
 // maxFederationKeys keys.
 func keySet(inline, file string) (jose.JSONWebKeySet, error) {

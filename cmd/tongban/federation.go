@@ -163,7 +163,7 @@ func runFederationAdd(inv invocation) int {
 	sub := entity.Subordinate{EntityID: id, TrustMarks: marks}
 	var err error
 	if *fetch {
-		sub.JWKS, err = entity.FetchJWKS(ctx, id, federation.FetchOptions{AllowLoopback: app.LoopbackAllowed(cfg), AllowPrivate: cfg.Federation.AllowPrivateAddresses})
+		sub.JWKS, err = entity.FetchJWKS(ctx, id, federation.FetchOptions{AllowLoopback: cfg.FederationLoopback(), AllowPrivate: cfg.Federation.AllowPrivateAddresses})
 		if err != nil {
 			return c.fail("%v", err)
 		}
