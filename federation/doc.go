@@ -1,6 +1,6 @@
 // Package federation is the core of OpenID Federation 1.0 (final, February 2026) for Tongban:
-// entity statements, metadata policy, trust marks and trust-chain resolution, as a library
-// with no wiring into the app, its configuration or GraphQL yet. Section numbers (§) below and
+// entity statements, metadata policy, trust marks and trust-chain resolution, as a library the
+// rest of Tongban uses (see Elsewhere below). Section numbers (§) below and
 // in the code are those of the final specification, openid-federation-1_0.
 //
 // # Entity statements (§3, §13, §15.1)
@@ -70,15 +70,20 @@
 //
 // Every refusal is an [*Error] whose [Reason] callers switch on with [ReasonOf].
 //
+// # Elsewhere
+//
+// Tongban's own entity configuration, its fetch, list and trust-mark endpoints and the
+// subordinate registry are federation/entity's; automatic and explicit client registration
+// (§12) the bridge's (bridge/federated.go, requestobject.go, registration.go); providers known
+// by entity id and signed_jwks_uri (§5.2.1) identity's (identity/federated.go); the wiring,
+// Tongban as its own anchor and the ending of a removed member's grants app's.
+//
 // # Not covered here
 //
-// Serving Tongban's own endpoints (only [WriteStatement] and [WriteError] helpers; [Verifier].Audience
-// accepts aud for explicit registration and [Resolver.ValidateChain] a handed-over chain), the
-// subordinate listing, resolve, trust mark status, listing and issuance endpoints and
-// historical keys (§8.2–§8.7), client authentication at federation endpoints (§8.8),
-// automatic and explicit client registration (§12), trust_anchor_hints-driven top-down
-// discovery (§17.2.2), signed_jwks_uri (§5.2.1), additional policy operators (§6.1.3.2: they
-// are ignored, or refused when critical), choosing among several valid chains beyond "first
-// found depth first" (§10.3), negative caching, and refusing duplicate JSON member names
-// (§6.1.2; encoding/json keeps the last).
+// The resolve, trust mark status and listing endpoints and historical keys (§8.3–§8.7),
+// client authentication at federation endpoints (§8.8), trust_anchor_hints-driven top-down
+// discovery (§17.2.2), additional policy operators (§6.1.3.2: they are ignored, or refused
+// when critical), choosing among several valid chains beyond "first found depth first"
+// (§10.3), negative caching, and refusing duplicate JSON member names (§6.1.2; encoding/json
+// keeps the last).
 package federation
